@@ -1,0 +1,372 @@
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+use crate::{HostName, PkiError};
+
+/// How long generated certificates live: the CA ten years, leaves 825 days (the longest that
+/// Apple platforms accept for TLS server certificates).
+const CA_LIFETIME: Duration = Duration::days(3650);
+const LEAF_LIFETIME: Duration = Duration::days(825);
+/// Backdating absorbs clock drift between the admin's machine and clients (VIC: one day).
+const BACKDATE: Duration = Duration::days(1);
+
+/// The key algorithm of generated certificates (`--certificate-key-size`: RSA bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySize {
+    /// RSA 2048 (VIC's default).
+    Rsa2048,
+    /// RSA 3072.
+    Rsa3072,
+    /// RSA 4096.
+    Rsa4096,
+    /// ECDSA P-256 (fast; used by tests).
+    EcP256,
+}
+
+impl KeySize {
+    /// Maps `--certificate-key-size` bits to a key size.
+    pub fn from_bits(bits: u32) -> Option<Self> {
+        match bits {
+            2048 => Some(Self::Rsa2048),
+            3072 => Some(Self::Rsa3072),
+            4096 => Some(Self::Rsa4096),
+            _ => None,
+        }
+    }
+
+    fn generate(self) -> Result<KeyPair, PkiError> {
+        use rcgen::RsaKeySize;
+        let gen_err = |e: rcgen::Error| PkiError::Generate {
+            what: "key",
+            reason: e.to_string(),
+        };
+        let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(gen_err);
+        match self {
+            Self::Rsa2048 => rsa(RsaKeySize::_2048),
+            Self::Rsa3072 => rsa(RsaKeySize::_3072),
+            Self::Rsa4096 => rsa(RsaKeySize::_4096),
+            Self::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err),
+        }
+    }
+}
+
+/// A generated certificate and its private key.
+#[derive(Debug)]
+pub struct GeneratedPair {
+    /// PEM of the certificate.
+    pub cert_pem: String,
+    /// DER of the certificate.
+    pub cert_der: CertificateDer<'static>,
+    /// PEM (PKCS#8) of the private key. Secret: write it only with [`crate::write_private`].
+    pub key_pem: String,
+    /// DER (PKCS#8) of the private key.
+    pub key_der: Vec<u8>,
+}
+
+impl GeneratedPair {
+    /// Uses this pair as a CA to sign further certificates.
+    pub fn signer(&self) -> Result<CaSigner, PkiError> {
+        CaSigner::from_pem(&self.cert_pem, &self.key_pem)
+    }
+}
+
+/// A CA certificate and key that can sign leaves.
+pub struct CaSigner {
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl std::fmt::Debug for CaSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CaSigner { .. }")
+    }
+}
+
+impl CaSigner {
+    /// Loads a CA from its certificate and key PEM (e.g. `ca.pem` and `ca-key.pem`).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let err = |e: rcgen::Error| PkiError::Generate {
+            what: "CA signer",
+            reason: e.to_string(),
+        };
+        let key = KeyPair::from_pem(key_pem).map_err(err)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(err)?;
+        Ok(Self { issuer })
+    }
+}
+
+/// Random lower-case hex of `bytes` random bytes.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS RNG failing is not recoverable in any useful way; fall back to the clock so that
+    // uniqueness (not secrecy) still mostly holds for the callers that only need that.
+    if getrandom::fill(&mut buf).is_err() {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    let _ = getrandom::fill(&mut bytes);
+    // Positive and non-zero: Go rejects negative serials.
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    SerialNumber::from_slice(&bytes)
+}
+
+fn base_params(lifetime: Duration) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::default();
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+    params.serial_number = Some(serial());
+    params.distinguished_name = DistinguishedName::new();
+    params.use_authority_key_identifier_extension = true;
+    params
+}
+
+fn finish(
+    what: &'static str,
+    params: CertificateParams,
+    key: KeyPair,
+    issuer: Option<&CaSigner>,
+) -> Result<GeneratedPair, PkiError> {
+    let err = |e: rcgen::Error| PkiError::Generate {
+        what,
+        reason: e.to_string(),
+    };
+    let cert = match issuer {
+        Some(ca) => params.signed_by(&key, &ca.issuer).map_err(err)?,
+        None => params.self_signed(&key).map_err(err)?,
+    };
+    Ok(GeneratedPair {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().clone(),
+        key_pem: key.serialize_pem(),
+        key_der: key.serialize_der(),
+    })
+}
+
+fn push_orgs(dn: &mut DistinguishedName, orgs: &[String]) {
+    for org in orgs {
+        dn.push(DnType::OrganizationName, org.as_str());
+    }
+}
+
+/// Generates the VCH's CA. Its subject carries the VCH name, this host and a random tag, so it
+/// is unique per VCH: Go clients pick the client certificate by the issuer names the server
+/// lists, and two VCHs with the same CA subject would confuse them.
+pub fn generate_ca(vch: &str, orgs: &[String], size: KeySize) -> Result<GeneratedPair, PkiError> {
+    let mut params = base_params(CA_LIFETIME);
+    let host = nix_free_hostname();
+    params.distinguished_name.push(
+        DnType::CommonName,
+        format!("{vch} CA {host} {}", random_hex(4)),
+    );
+    push_orgs(&mut params.distinguished_name, orgs);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = false;
+    finish("CA certificate", params, size.generate()?, None)
+}
+
+fn server_params(
+    cname: &str,
+    names: &[HostName],
+    orgs: &[String],
+) -> Result<CertificateParams, PkiError> {
+    let mut params = base_params(LEAF_LIFETIME);
+    params.distinguished_name.push(DnType::CommonName, cname);
+    push_orgs(&mut params.distinguished_name, orgs);
+    let mut sans = Vec::new();
+    for name in names {
+        let san = match name {
+            HostName::Ip(ip) => SanType::IpAddress(*ip),
+            HostName::Dns(d) => {
+                SanType::DnsName(d.clone().try_into().map_err(|e: rcgen::Error| {
+                    PkiError::Generate {
+                        what: "server certificate",
+                        reason: format!("name {d:?}: {e}"),
+                    }
+                })?)
+            }
+        };
+        if !sans.contains(&san) {
+            sans.push(san);
+        }
+    }
+    params.subject_alt_names = sans;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    Ok(params)
+}
+
+/// Generates the server certificate, signed by `ca`: CN = `cname`, a subjectAltName for every
+/// name in `names`, the seeds' key usages and EKU serverAuth.
+pub fn generate_server(
+    ca: &CaSigner,
+    cname: &str,
+    names: &[HostName],
+    orgs: &[String],
+    size: KeySize,
+) -> Result<GeneratedPair, PkiError> {
+    finish(
+        "server certificate",
+        server_params(cname, names, orgs)?,
+        size.generate()?,
+        Some(ca),
+    )
+}
+
+/// Generates a self-signed server certificate (custom client CAs and no server certificate:
+/// there is no CA key to sign with).
+pub fn generate_self_signed_server(
+    cname: &str,
+    names: &[HostName],
+    orgs: &[String],
+    size: KeySize,
+) -> Result<GeneratedPair, PkiError> {
+    finish(
+        "self-signed server certificate",
+        server_params(cname, names, orgs)?,
+        size.generate()?,
+        None,
+    )
+}
+
+/// Generates the client certificate: EKU clientAuth, subject naming the VCH.
+pub fn generate_client(
+    ca: &CaSigner,
+    vch: &str,
+    orgs: &[String],
+    size: KeySize,
+) -> Result<GeneratedPair, PkiError> {
+    let mut params = base_params(LEAF_LIFETIME);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{vch} client"));
+    push_orgs(&mut params.distinguished_name, orgs);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::KeyAgreement,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    finish("client certificate", params, size.generate()?, Some(ca))
+}
+
+/// Builds `cert.pfx`: the client key, its certificate and the CA, encrypted with 3DES and a
+/// SHA-1 MAC. OpenSSL 3 reads that without `-legacy`, and browsers and the macOS keychain,
+/// which refuse the AES/PBES2 default of newer tools, import it.
+pub fn pfx_bundle(
+    client: &GeneratedPair,
+    ca_der: &CertificateDer<'_>,
+    password: &str,
+) -> Result<Vec<u8>, PkiError> {
+    use p12_keystore::{
+        Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKey,
+        PrivateKeyChain,
+    };
+    let err = |e: p12_keystore::error::Error| PkiError::Generate {
+        what: "PFX bundle",
+        reason: e.to_string(),
+    };
+    let leaf = Certificate::from_der(client.cert_der.as_ref()).map_err(err)?;
+    let ca = Certificate::from_der(ca_der.as_ref()).map_err(err)?;
+    let key = PrivateKey::from_der(&client.key_der).map_err(err)?;
+    let chain = PrivateKeyChain::new(random_hex(8).into_bytes(), key, [leaf, ca]);
+    let mut store = KeyStore::new();
+    store.add_entry("client", KeyStoreEntry::PrivateKeyChain(chain));
+    store
+        .writer(password)
+        .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+        .mac_algorithm(MacAlgorithm::HmacSha1)
+        .write()
+        .map_err(err)
+}
+
+/// The host name for certificate subjects, read without libc.
+fn nix_free_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_subjects_are_unique() {
+        let a = generate_ca("v", &[], KeySize::EcP256).unwrap();
+        let b = generate_ca("v", &[], KeySize::EcP256).unwrap();
+        let subject = |p: &GeneratedPair| {
+            let (_, c) = x509_parser::parse_x509_certificate(p.cert_der.as_ref()).unwrap();
+            c.subject().to_string()
+        };
+        assert_ne!(subject(&a), subject(&b));
+        assert!(subject(&a).contains("v CA"));
+    }
+
+    #[test]
+    fn server_profile() {
+        let ca = generate_ca("v", &["org".into()], KeySize::EcP256).unwrap();
+        let names = [HostName::parse("vch.test"), HostName::parse("127.0.0.2")];
+        let s = generate_server(
+            &ca.signer().unwrap(),
+            "vch.test",
+            &names,
+            &[],
+            KeySize::EcP256,
+        )
+        .unwrap();
+        let (_, c) = x509_parser::parse_x509_certificate(s.cert_der.as_ref()).unwrap();
+        let ku = c.key_usage().unwrap().unwrap().value;
+        assert!(ku.digital_signature() && ku.key_encipherment() && ku.key_agreement());
+        let eku = c.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && !eku.client_auth);
+        assert_eq!(
+            c.subject()
+                .iter_common_name()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap(),
+            "vch.test"
+        );
+        assert!(
+            c.verify_signature(Some(
+                x509_parser::parse_x509_certificate(ca.cert_der.as_ref())
+                    .unwrap()
+                    .1
+                    .public_key()
+            ))
+            .is_ok()
+        );
+        assert!(c.raw_serial()[0] & 0x80 == 0);
+    }
+
+    #[test]
+    fn rsa_key_sizes() {
+        assert_eq!(KeySize::from_bits(2048), Some(KeySize::Rsa2048));
+        assert_eq!(KeySize::from_bits(1024), None);
+        let ca = generate_ca("v", &[], KeySize::Rsa2048).unwrap();
+        assert!(ca.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+}

@@ -1,0 +1,34 @@
+//! The VCH's public-key infrastructure: generate, load, validate and export certificates, and
+//! build the rustls configurations that the endpoint and `vic-machine` use.
+//!
+//! Invariants: this crate touches no network; key material reaches disk only through
+//! [`write_private`] (mode 0600, written atomically); every rejection of a user's file is a
+//! [`PkiError`] that names the file, what is wrong and how to fix it.
+
+mod error;
+mod files;
+mod generate;
+mod inspect;
+mod load;
+mod name;
+mod tls;
+mod validate;
+
+pub use error::PkiError;
+pub use files::{create_private_dir, write_atomic, write_private, write_public};
+pub use generate::{
+    CaSigner, GeneratedPair, KeySize, generate_ca, generate_client, generate_self_signed_server,
+    generate_server, pfx_bundle, random_hex,
+};
+pub use inspect::{CertSummary, summarize};
+pub use load::{Bundle, load_bundle, parse_bundle};
+pub use name::{HostName, covers};
+pub use tls::{
+    ClientAuth, PinnedServer, install_crypto_provider, ping_client_config, server_config,
+};
+pub use validate::{
+    ServerCheck, check_ca_bundle, check_client_cert, check_server_identity, key_matches_cert,
+};
+
+/// Re-exported so that callers name certificate and key types without depending on rustls.
+pub use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -1,0 +1,274 @@
+use std::path::Path;
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::certificate::X509Certificate;
+
+use crate::inspect::{fmt_time, sans_of};
+use crate::load::Bundle;
+use crate::{HostName, PkiError, covers};
+
+/// The outcome of validating a server identity: the chain to serve and its key.
+#[derive(Debug)]
+pub struct ServerCheck {
+    /// Leaf first, then any intermediates from the same file.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The matching private key.
+    pub key: PrivateKeyDer<'static>,
+    /// The names the leaf covers.
+    pub sans: Vec<HostName>,
+    /// The leaf's CN, if any.
+    pub common_name: Option<String>,
+}
+
+fn parse<'a>(path: &Path, index: usize, der: &'a [u8]) -> Result<X509Certificate<'a>, PkiError> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c)
+        .map_err(|e| PkiError::BadCertificate {
+            path: path.to_owned(),
+            index,
+            reason: e.to_string(),
+        })
+}
+
+fn check_validity(path: &Path, cert: &X509Certificate<'_>, now: i64) -> Result<(), PkiError> {
+    let v = cert.validity();
+    if now < v.not_before.timestamp() {
+        return Err(PkiError::NotYetValid {
+            path: path.to_owned(),
+            not_before: fmt_time(v.not_before.timestamp()),
+        });
+    }
+    if now > v.not_after.timestamp() {
+        return Err(PkiError::Expired {
+            path: path.to_owned(),
+            not_after: fmt_time(v.not_after.timestamp()),
+        });
+    }
+    Ok(())
+}
+
+/// The private key of `key`, or the error that says what the file holds instead.
+fn single_key(key: &Bundle) -> Result<PrivateKeyDer<'static>, PkiError> {
+    let path = key.path.clone();
+    if key.pkcs7 {
+        return Err(PkiError::Pkcs7Key { path });
+    }
+    match key.keys.len() {
+        1 => Ok(key.keys[0].clone_key()),
+        0 if key.encrypted_key => Err(PkiError::EncryptedKey { path }),
+        0 if !key.certs.is_empty() => Err(PkiError::CertInsteadOfKey { path }),
+        0 => Err(PkiError::NoData { path }),
+        count => Err(PkiError::SeveralKeys { path, count }),
+    }
+}
+
+/// Whether `key` is the private key of `cert` (compares the public keys).
+pub fn key_matches_cert(
+    cert: &CertificateDer<'_>,
+    key: &PrivateKeyDer<'_>,
+) -> Result<bool, String> {
+    let pair = rcgen::KeyPair::try_from(key).map_err(|e| e.to_string())?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    Ok(parsed.public_key().subject_public_key.data.as_ref() == pair.public_key_raw())
+}
+
+/// Validates a server certificate and key before anything is started: both parse, the key is
+/// unencrypted and matches, the leaf is valid now, carries the seeds' key usages (when it
+/// restricts them) and serverAuth, and covers every name in `required`.
+pub fn check_server_identity(
+    cert: &Bundle,
+    key: &Bundle,
+    required: &[HostName],
+    now: i64,
+) -> Result<ServerCheck, PkiError> {
+    let cert_path = cert.path.clone();
+    if cert.certs.is_empty() {
+        if !cert.keys.is_empty() || cert.encrypted_key {
+            return Err(PkiError::KeyInsteadOfCert {
+                path: cert_path,
+                flag: "--tls-server-cert",
+            });
+        }
+        return Err(PkiError::NoData { path: cert_path });
+    }
+    let key_der = single_key(key)?;
+    for (i, der) in cert.certs.iter().enumerate() {
+        parse(&cert_path, i + 1, der)?;
+    }
+    let leaf = parse(&cert_path, 1, &cert.certs[0])?;
+    match key_matches_cert(&cert.certs[0], &key_der) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(PkiError::KeyMismatch {
+                cert: cert_path,
+                key: key.path.clone(),
+            });
+        }
+        Err(reason) => {
+            return Err(PkiError::BadKey {
+                path: key.path.clone(),
+                reason,
+            });
+        }
+    }
+    check_validity(&cert_path, &leaf, now)?;
+    if let Ok(Some(ku)) = leaf.key_usage() {
+        let ku = ku.value;
+        let have = [
+            ("DigitalSignature", ku.digital_signature()),
+            ("KeyEncipherment", ku.key_encipherment()),
+            ("KeyAgreement", ku.key_agreement()),
+        ];
+        let missing: Vec<_> = have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+        if !missing.is_empty() {
+            return Err(PkiError::MissingKeyUsage {
+                path: cert_path,
+                missing: missing.join(", "),
+                present: ku.to_string(),
+            });
+        }
+    }
+    check_eku(&cert_path, &leaf, "TLS servers", "serverAuth", |e| {
+        e.server_auth
+    })?;
+    let sans = sans_of(&leaf);
+    for name in required {
+        if !covers(&sans, name) {
+            let covered = if sans.is_empty() {
+                "no subjectAltName at all; docker and other Go clients ignore the Common Name"
+                    .to_owned()
+            } else {
+                sans.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(PkiError::NameNotCovered {
+                path: cert_path,
+                name: name.to_string(),
+                covered,
+            });
+        }
+    }
+    let common_name = leaf
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    Ok(ServerCheck {
+        chain: cert.certs.clone(),
+        key: key_der,
+        sans,
+        common_name,
+    })
+}
+
+fn check_eku(
+    path: &Path,
+    cert: &X509Certificate<'_>,
+    purpose: &'static str,
+    eku: &'static str,
+    has: impl Fn(&x509_parser::extensions::ExtendedKeyUsage<'_>) -> bool,
+) -> Result<(), PkiError> {
+    if let Ok(Some(ext)) = cert.extended_key_usage() {
+        let e = ext.value;
+        if !e.any && !has(e) {
+            let mut present = Vec::new();
+            for (name, on) in [
+                ("serverAuth", e.server_auth),
+                ("clientAuth", e.client_auth),
+                ("codeSigning", e.code_signing),
+                ("emailProtection", e.email_protection),
+                ("timeStamping", e.time_stamping),
+                ("OCSPSigning", e.ocsp_signing),
+            ] {
+                if on {
+                    present.push(name.to_owned());
+                }
+            }
+            present.extend(e.other.iter().map(|o| o.to_id_string()));
+            return Err(PkiError::MissingExtendedKeyUsage {
+                path: path.to_owned(),
+                purpose,
+                eku,
+                present: if present.is_empty() {
+                    "nothing".into()
+                } else {
+                    present.join(", ")
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Validates a `--tls-ca` file: at least one certificate, each a CA, each valid now.
+pub fn check_ca_bundle(ca: &Bundle, now: i64) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    if ca.certs.is_empty() {
+        let found = if !ca.keys.is_empty() || ca.encrypted_key {
+            " (it holds a private key)".to_owned()
+        } else if !ca.unknown_labels.is_empty() {
+            format!(" (it holds {})", ca.unknown_labels.join(", "))
+        } else {
+            String::new()
+        };
+        return Err(PkiError::NoCaData {
+            path: ca.path.clone(),
+            found,
+        });
+    }
+    for (i, der) in ca.certs.iter().enumerate() {
+        let cert = parse(&ca.path, i + 1, der)?;
+        if !cert.is_ca() {
+            return Err(PkiError::NotACa {
+                path: ca.path.clone(),
+                subject: cert.subject().to_string(),
+            });
+        }
+        check_validity(&ca.path, &cert, now)?;
+    }
+    Ok(ca.certs.clone())
+}
+
+/// Checks that a client pair found in a certificate folder can be used with `ca`: the key
+/// matches, the CA signed it, it allows clientAuth and is valid now.
+pub fn check_client_cert(
+    cert: &Bundle,
+    key: &Bundle,
+    ca: &Bundle,
+    now: i64,
+) -> Result<(), PkiError> {
+    let leaf_der = cert.certs.first().ok_or_else(|| PkiError::NoData {
+        path: cert.path.clone(),
+    })?;
+    let key_der = single_key(key)?;
+    if !key_matches_cert(leaf_der, &key_der).map_err(|reason| PkiError::BadKey {
+        path: key.path.clone(),
+        reason,
+    })? {
+        return Err(PkiError::KeyMismatch {
+            cert: cert.path.clone(),
+            key: key.path.clone(),
+        });
+    }
+    let leaf = parse(&cert.path, 1, leaf_der)?;
+    let signed = ca.certs.iter().any(|ca_der| {
+        x509_parser::parse_x509_certificate(ca_der.as_ref())
+            .is_ok_and(|(_, ca_cert)| leaf.verify_signature(Some(ca_cert.public_key())).is_ok())
+    });
+    if !signed {
+        return Err(PkiError::NotSignedBy {
+            cert: cert.path.clone(),
+            ca: ca.path.clone(),
+        });
+    }
+    check_eku(&cert.path, &leaf, "TLS clients", "clientAuth", |e| {
+        e.client_auth
+    })?;
+    check_validity(&cert.path, &leaf, now)
+}
+
+#[cfg(test)]
+mod tests;
