@@ -1,1 +1,18 @@
-//! wip
+//! The VCH endpoint: TLS listener (rustls), client identity, Host-header check, Docker Engine
+//! API router.
+//!
+//! This crate converts between the wire and the VCH's services; it holds no business logic.
+//! Every request is logged once, with the client certificate subject that made it.
+
+mod error;
+mod facts;
+mod host_check;
+mod listener;
+mod routes;
+mod service;
+
+pub use error::ApiError;
+pub use facts::VchFacts;
+pub use host_check::AllowedHosts;
+pub use listener::{Endpoint, Security};
+pub use routes::{UNIMPLEMENTED, UnimplementedOp};

@@ -1,0 +1,50 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use vic_docker_api::ErrorResponse;
+
+/// An API failure: the one place where a failure becomes an HTTP status and a JSON
+/// `{"message": ...}` body, the shape the docker CLI prints as `Error response from daemon`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The path names nothing.
+    #[error("page not found")]
+    NotFound,
+    /// A Docker operation this VCH does not implement (yet).
+    #[error("vic does not implement {op} ({method} {path}) yet")]
+    NotImplemented {
+        op: &'static str,
+        method: String,
+        path: String,
+    },
+    /// A bad `/v1.xx` prefix.
+    #[error(transparent)]
+    Version(#[from] vic_docker_api::VersionError),
+    /// The Host header names neither the VCH nor its address (DNS-rebinding defence; VIC's
+    /// wording and status).
+    #[error("invalid host header from {remote} to requested host {host}")]
+    InvalidHost { remote: String, host: String },
+    /// No Host header at all.
+    #[error("empty host header from {remote}")]
+    EmptyHost { remote: String },
+}
+
+impl ApiError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::Version(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidHost { .. } | Self::EmptyHost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorResponse {
+            message: self.to_string(),
+        };
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,14 @@
+/// What the API reports about the VCH it serves (`/info`, `/version`).
+#[derive(Debug, Clone)]
+pub struct VchFacts {
+    /// The VCH name (`Name` in `docker info`).
+    pub name: String,
+    /// A stable random ID.
+    pub id: String,
+    /// The VCH's state folder (`Docker Root Dir`).
+    pub root_dir: String,
+    /// `mutual TLS`, `server-only TLS` or `none`.
+    pub tls_mode: &'static str,
+    /// The address the API listens on, for `docker info`.
+    pub listen: String,
+}

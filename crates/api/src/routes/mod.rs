@@ -1,0 +1,50 @@
+//! The Docker API route table. Handlers are named after Docker's operation ids.
+
+mod system;
+mod unimplemented;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::routing::{MethodFilter, MethodRouter, get};
+
+pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
+
+use crate::{ApiError, VchFacts};
+
+pub(crate) fn router(facts: Arc<VchFacts>) -> Router {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<VchFacts>>> = BTreeMap::new();
+    for op in UNIMPLEMENTED {
+        let filter = match op.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "DELETE" => MethodFilter::DELETE,
+            "HEAD" => MethodFilter::HEAD,
+            _ => continue,
+        };
+        let name = op.operation;
+        let handler = move |method: Method, uri: Uri| async move {
+            ApiError::NotImplemented {
+                op: name,
+                method: method.to_string(),
+                path: uri.path().to_owned(),
+            }
+        };
+        let entry = by_path.remove(op.path).unwrap_or_default();
+        by_path.insert(op.path, entry.on(filter, handler));
+    }
+    let mut router = Router::new()
+        .route(
+            "/_ping",
+            get(system::system_ping).head(system::system_ping_head),
+        )
+        .route("/version", get(system::system_version))
+        .route("/info", get(system::system_info));
+    for (path, methods) in by_path {
+        router = router.route(path, methods);
+    }
+    router.fallback(unimplemented::fallback).with_state(facts)
+}

@@ -1,0 +1,178 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::IntoResponse;
+use vic_docker_api::{
+    ApiVersion, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, SwarmInfo,
+    SystemInfo, SystemVersion,
+};
+
+use crate::VchFacts;
+
+fn ping_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert("Swarm", HeaderValue::from_static("inactive"));
+    h
+}
+
+/// `GET /_ping`.
+pub(crate) async fn system_ping() -> impl IntoResponse {
+    let mut h = ping_headers();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    (h, "OK")
+}
+
+/// `HEAD /_ping`.
+pub(crate) async fn system_ping_head() -> impl IntoResponse {
+    ping_headers()
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn kernel_version() -> String {
+    read_trimmed("/proc/sys/kernel/osrelease")
+}
+
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    (field("PRETTY_NAME"), field("VERSION_ID"))
+}
+
+fn mem_total() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Docker reports `x86_64` as `x86_64` in /info and `amd64` in /version.
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `GET /version`.
+pub(crate) async fn system_version() -> Json<SystemVersion> {
+    let mut details = BTreeMap::new();
+    details.insert("ApiVersion".to_owned(), ApiVersion::CURRENT.to_string());
+    details.insert("MinAPIVersion".to_owned(), ApiVersion::MIN.to_string());
+    details.insert("GitCommit".to_owned(), vic_core::GIT_COMMIT.to_owned());
+    details.insert("Os".to_owned(), "linux".to_owned());
+    details.insert("Arch".to_owned(), go_arch().to_owned());
+    details.insert("KernelVersion".to_owned(), kernel_version());
+    Json(SystemVersion {
+        platform: PlatformName {
+            name: "vic virtual container host".to_owned(),
+        },
+        components: vec![ComponentVersion {
+            name: "Engine".to_owned(),
+            version: vic_core::VERSION.to_owned(),
+            details,
+        }],
+        version: vic_core::VERSION.to_owned(),
+        api_version: ApiVersion::CURRENT.to_string(),
+        min_api_version: ApiVersion::MIN.to_string(),
+        git_commit: vic_core::GIT_COMMIT.to_owned(),
+        go_version: "n/a (Rust)".to_owned(),
+        os: "linux".to_owned(),
+        arch: go_arch().to_owned(),
+        kernel_version: kernel_version(),
+        experimental: false,
+        build_time: String::new(),
+    })
+}
+
+/// `GET /info`.
+pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<SystemInfo> {
+    let (pretty, version_id) = os_release();
+    let mut index_configs = BTreeMap::new();
+    index_configs.insert(
+        "docker.io".to_owned(),
+        IndexInfo {
+            name: "docker.io".to_owned(),
+            mirrors: vec![],
+            secure: true,
+            official: true,
+        },
+    );
+    let mut warnings = Vec::new();
+    let mut security_options = Vec::new();
+    match facts.tls_mode {
+        "none" => warnings.push(format!(
+            "WARNING: API is accessible on http://{} without encryption.\n         Access to the API is equivalent to root access on this VCH: redeploy it without --no-tls.",
+            facts.listen
+        )),
+        "server-only TLS" => {
+            security_options.push("name=tls".to_owned());
+            warnings.push(
+                "WARNING: the API does not verify client certificates (--no-tlsverify): anyone who can reach it can use it."
+                    .to_owned(),
+            );
+        }
+        _ => {
+            security_options.push("name=tls".to_owned());
+            security_options.push("name=client-certificates".to_owned());
+        }
+    }
+    Json(SystemInfo {
+        id: facts.id.clone(),
+        system_status: vec![
+            ["VCH".to_owned(), facts.name.clone()],
+            ["API security".to_owned(), facts.tls_mode.to_owned()],
+            ["API address".to_owned(), facts.listen.clone()],
+        ],
+        kernel_version: kernel_version(),
+        operating_system: format!("vic virtual container host on {pretty}"),
+        os_version: version_id,
+        os_type: "linux".to_owned(),
+        architecture: std::env::consts::ARCH.to_owned(),
+        ncpu: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        mem_total: mem_total(),
+        index_server_address: "https://index.docker.io/v1/".to_owned(),
+        registry_config: RegistryServiceConfig {
+            insecure_registry_cidrs: vec![],
+            index_configs,
+            mirrors: vec![],
+        },
+        docker_root_dir: facts.root_dir.clone(),
+        name: facts.name.clone(),
+        server_version: vic_core::VERSION.to_owned(),
+        swarm: SwarmInfo {
+            local_node_state: "inactive".to_owned(),
+            ..SwarmInfo::default()
+        },
+        cgroup_version: if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "2".to_owned()
+        } else {
+            "1".to_owned()
+        },
+        security_options,
+        warnings,
+        ..SystemInfo::default()
+    })
+}

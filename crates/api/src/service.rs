@@ -1,0 +1,232 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, Uri, header};
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use tower::ServiceExt;
+use vic_docker_api::ApiVersion;
+
+use crate::{AllowedHosts, ApiError, VchFacts};
+
+/// Per-connection facts every request of that connection carries.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub(crate) remote: SocketAddr,
+    /// Certificate subject of the client, `anonymous`, or `none (plain HTTP)`.
+    pub(crate) client: Arc<str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    router: Router,
+    allowed_hosts: Option<AllowedHosts>,
+}
+
+impl State {
+    pub(crate) fn new(facts: VchFacts, allowed_hosts: Option<AllowedHosts>) -> Self {
+        Self {
+            router: crate::routes::router(Arc::new(facts)),
+            allowed_hosts,
+        }
+    }
+}
+
+/// Serves one request: Host check, API version prefix, routing; then the headers every Docker
+/// response carries, and one log line with the client's identity.
+pub(crate) async fn handle(
+    state: Arc<State>,
+    info: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = route(&state, &info, req.map(Body::new)).await;
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    if let Ok(v) = HeaderValue::from_str(&format!("vic/{} (linux)", vic_core::VERSION)) {
+        h.insert(header::SERVER, v);
+    }
+    tracing::info!(
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        client = %info.client,
+        remote = %info.remote,
+        "api request"
+    );
+    resp
+}
+
+const API_VERSION: &str = "1.44";
+
+async fn route(state: &State, info: &ConnInfo, mut req: Request<Body>) -> Response<Body> {
+    if let Some(allowed) = &state.allowed_hosts {
+        let remote = info.remote.to_string();
+        match req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            None | Some("") => return ApiError::EmptyHost { remote }.into_response(),
+            Some(host) if !allowed.allows(host) => {
+                return ApiError::InvalidHost {
+                    remote,
+                    host: host.to_owned(),
+                }
+                .into_response();
+            }
+            Some(_) => {}
+        }
+    }
+    let (version, rest) = split_version(req.uri().path());
+    let version = match version.map(ApiVersion::negotiate) {
+        None => ApiVersion::CURRENT,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return ApiError::from(e).into_response(),
+    };
+    if rest.len() != req.uri().path().len() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        };
+        match pq.parse::<Uri>() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return ApiError::NotFound.into_response(),
+        }
+    }
+    req.extensions_mut().insert(version);
+    match state.router.clone().oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+/// Splits `/v1.44/info` into `(Some("1.44"), "/info")`; other paths are returned whole.
+fn split_version(path: &str) -> (Option<&str>, &str) {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return (None, path);
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let candidate = &rest[..end];
+    if candidate.contains('.') && candidate.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let tail = &rest[end..];
+        (Some(candidate), if tail.is_empty() { "/" } else { tail })
+    } else {
+        (None, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_version;
+
+    #[test]
+    fn version_prefixes() {
+        assert_eq!(split_version("/v1.44/info"), (Some("1.44"), "/info"));
+        assert_eq!(
+            split_version("/v1.41/containers/x/json"),
+            (Some("1.41"), "/containers/x/json")
+        );
+        assert_eq!(split_version("/info"), (None, "/info"));
+        assert_eq!(split_version("/volumes"), (None, "/volumes"));
+        assert_eq!(split_version("/v1.44"), (Some("1.44"), "/"));
+        assert_eq!(split_version("/vx.1/info"), (None, "/vx.1/info"));
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    fn state(plain: bool) -> State {
+        let facts = VchFacts {
+            name: "vch".into(),
+            id: "id".into(),
+            root_dir: "/tmp/vch".into(),
+            tls_mode: if plain { "none" } else { "mutual TLS" },
+            listen: "127.0.0.2:2375".into(),
+        };
+        State::new(
+            facts,
+            plain.then(|| AllowedHosts::new(["127.0.0.2", "vch.test"])),
+        )
+    }
+
+    async fn call(state: &State, method: &str, path: &str, host: Option<&str>) -> (u16, String) {
+        let info = ConnInfo {
+            remote: "127.0.0.9:5000".parse().unwrap(),
+            client: Arc::from("t"),
+        };
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(h) = host {
+            b = b.header(header::HOST, h);
+        }
+        let resp = route(state, &info, b.body(Body::empty()).unwrap()).await;
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn routing_table() {
+        let s = state(false);
+        assert_eq!(call(&s, "GET", "/_ping", None).await, (200, "OK".into()));
+        assert_eq!(call(&s, "HEAD", "/v1.24/_ping", None).await.0, 200);
+        let (status, body) = call(&s, "GET", "/v1.44/info", None).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("\"Name\":\"vch\""), "{body}");
+        let (status, body) = call(&s, "GET", "/v1.12/version", None).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("too old"), "{body}");
+        assert_eq!(
+            call(&s, "GET", "/nothing/here", None).await,
+            (404, r#"{"message":"page not found"}"#.into())
+        );
+        let (status, body) = call(&s, "GET", "/v1.41/containers/json?all=1", None).await;
+        assert_eq!(status, 501);
+        assert_eq!(
+            body,
+            r#"{"message":"vic does not implement ContainerList (GET /containers/json) yet"}"#
+        );
+        let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
+        assert_eq!(status, 501);
+        assert!(body.contains("ImageDelete"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn host_header_in_plain_mode() {
+        let s = state(true);
+        assert_eq!(
+            call(&s, "GET", "/_ping", Some("127.0.0.2:2375")).await.0,
+            200
+        );
+        assert_eq!(
+            call(&s, "GET", "/_ping", Some("VCH.test:2375")).await.0,
+            200
+        );
+        let (status, body) = call(&s, "GET", "/_ping", Some("please.ddos")).await;
+        assert_eq!(status, 500);
+        assert_eq!(
+            body,
+            r#"{"message":"invalid host header from 127.0.0.9:5000 to requested host please.ddos"}"#
+        );
+        assert_eq!(call(&s, "GET", "/_ping", None).await.0, 500);
+        // TLS modes leave the check to the certificate's names.
+        assert_eq!(
+            call(&state(false), "GET", "/_ping", Some("please.ddos"))
+                .await
+                .0,
+            200
+        );
+    }
+}
