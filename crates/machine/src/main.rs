@@ -1,1 +1,44 @@
-fn main() {}
+//! `vic-machine`: deploy and manage virtual container hosts; `vic-machine endpoint` serves one.
+
+mod certs;
+mod cli;
+mod commands;
+mod config;
+mod connect;
+mod endpoint;
+mod error;
+mod host;
+mod output;
+mod ping;
+mod process;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::output::Out;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = Out::new();
+    vic_pki::install_crypto_provider();
+    let (name, result) = match cli.command {
+        Command::Create(args) => ("create", commands::create::run(args, &mut out)),
+        Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
+        Command::Inspect(args) => ("inspect", commands::inspect::run(args, &mut out)),
+        Command::Delete(args) => ("delete", commands::delete::run(args, &mut out)),
+        Command::Version => {
+            out.info(format!("vic-machine version {}", vic_core::short_version()));
+            ("version", Ok(()))
+        }
+        Command::Endpoint(args) => ("endpoint", endpoint::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.failure(name, &e);
+            ExitCode::from(1)
+        }
+    }
+}

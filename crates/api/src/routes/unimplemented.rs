@@ -110,7 +110,7 @@ pub(crate) async fn fallback(method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
     match PREFIXES.iter().find(|(prefix, _)| path.starts_with(prefix)) {
         Some((_, op)) => ApiError::NotImplemented {
-            op: *op,
+            op,
             method: method.to_string(),
             path: path.to_owned(),
         },

@@ -1,0 +1,204 @@
+//! The command line: VIC's command and flag names (with VIC's short aliases), parsed by clap.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vic-machine",
+    version = vic_core::VERSION,
+    about = "Deploy and manage virtual container hosts (VCHs): secured Docker API endpoints"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Deploy VCH
+    Create(CreateArgs),
+    /// List VCHs
+    Ls(RootArgs),
+    /// Show a VCH's configuration and how to connect to it
+    Inspect(InspectArgs),
+    /// Delete VCH and associated resources (the certificate folder is kept)
+    Delete(DeleteArgs),
+    /// Show VIC version information
+    Version,
+    /// Run a VCH's endpoint in the foreground (started by `create`)
+    #[command(hide = true)]
+    Endpoint(EndpointArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RootArgs {
+    /// State root holding every VCH's configuration and data
+    #[arg(long, env = "VIC_ROOT", default_value = crate::config::DEFAULT_ROOT, global = true)]
+    pub(crate) root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    /// Name of the VCH
+    #[arg(long, short = 'n', default_value = "virtual-container-host")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// Common Name of the generated server certificate; clients connect with this name
+    #[arg(long)]
+    pub(crate) tls_cname: Option<String>,
+    /// The path to check for existing certificates and in which to save generated
+    /// certificates. Defaults to './<vch name>/'
+    #[arg(long, visible_alias = "cert-path")]
+    pub(crate) tls_cert_path: Option<PathBuf>,
+    /// Disable authentication via client certificates (server-only TLS: anyone can connect)
+    #[arg(long, visible_alias = "kv")]
+    pub(crate) no_tlsverify: bool,
+    /// Disable TLS support completely (plain HTTP on port 2375: insecure)
+    #[arg(long, short = 'k', conflicts_with_all = ["no_tlsverify", "tls_server_cert", "tls_server_key", "tls_ca", "tls_cname"])]
+    pub(crate) no_tls: bool,
+    /// Virtual Container Host x509 certificate file (server certificate): PEM, DER, PKCS#12 or PKCS#7
+    #[arg(long, visible_alias = "cert")]
+    pub(crate) tls_server_cert: Option<PathBuf>,
+    /// Virtual Container Host private key file (server certificate), unencrypted
+    #[arg(long, visible_alias = "key")]
+    pub(crate) tls_server_key: Option<PathBuf>,
+    /// Certificate authority file used to verify client certificates (repeatable)
+    #[arg(long, visible_alias = "ca")]
+    pub(crate) tls_ca: Vec<PathBuf>,
+    /// Size of the RSA keys of generated certificates: 2048, 3072 or 4096
+    #[arg(long, visible_alias = "ksz", default_value_t = 2048)]
+    pub(crate) certificate_key_size: u32,
+    /// Organization recorded in generated certificates (repeatable). Defaults to the VCH name
+    #[arg(long)]
+    pub(crate) organization: Vec<String>,
+    /// Address the Docker API listens on (VIC's client network address; a /mask is ignored).
+    /// Default: all addresses of this host
+    #[arg(long, value_parser = parse_ip)]
+    pub(crate) client_network_ip: Option<IpAddr>,
+    /// Time allowed for the endpoint to come up, e.g. 30s, 3m
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// Name of the VCH
+    #[arg(
+        long,
+        short = 'n',
+        default_value = "virtual-container-host",
+        global = true
+    )]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// The path to check for client certificates. Defaults to the VCH's certificate folder
+    #[arg(long, global = true)]
+    pub(crate) tls_cert_path: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) what: Option<InspectWhat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InspectWhat {
+    /// Print the vic-machine create command that reproduces this VCH
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// Name of the VCH
+    #[arg(long, short = 'n', default_value = "virtual-container-host")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// Delete even if the endpoint does not respond or does not stop (it is killed)
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
+    /// Time allowed for the endpoint to stop
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EndpointArgs {
+    #[arg(long)]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+}
+
+/// `10.0.0.2` or VIC's CIDR form `10.0.0.2/24` (the mask is dropped).
+fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    let addr = s
+        .split('/')
+        .next()
+        .unwrap_or(s)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    addr.parse()
+        .map_err(|_| format!("{s:?} is not an IP address (e.g. 127.0.0.2 or 10.0.0.2/24)"))
+}
+
+/// `90s`, `3m`, `1h` or plain seconds.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration (e.g. 30s, 3m, 1h)");
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_parsing() {
+        assert_eq!(parse_ip("10.0.0.2/24").unwrap().to_string(), "10.0.0.2");
+        assert!(parse_ip("nope").is_err());
+        assert_eq!(parse_duration("3m").unwrap().as_secs(), 180);
+        assert_eq!(parse_duration("45").unwrap().as_secs(), 45);
+        assert!(parse_duration("3x").is_err());
+        let cli = Cli::try_parse_from([
+            "vic-machine",
+            "create",
+            "--name",
+            "a",
+            "--kv",
+            "--ca",
+            "x.pem",
+            "--ca",
+            "y.pem",
+            "--ksz",
+            "4096",
+        ])
+        .unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!()
+        };
+        assert!(c.no_tlsverify);
+        assert_eq!(c.tls_ca.len(), 2);
+        assert_eq!(c.certificate_key_size, 4096);
+        assert!(
+            Cli::try_parse_from(["vic-machine", "create", "--no-tls", "--tls-cname", "x"]).is_err()
+        );
+        let cli = Cli::try_parse_from(["vic-machine", "inspect", "config", "--name", "a"]).unwrap();
+        let Command::Inspect(i) = cli.command else {
+            panic!()
+        };
+        assert_eq!(i.name, "a");
+        assert!(matches!(i.what, Some(InspectWhat::Config)));
+    }
+}

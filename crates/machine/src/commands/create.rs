@@ -1,0 +1,299 @@
+//! `vic-machine create`: validate everything, write the VCH's state, start its endpoint, wait
+//! until the Docker API answers over the chosen security level, say how to connect.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vic_core::VchName;
+use vic_pki::KeySize;
+
+use crate::certs::{self, CertRequest};
+use crate::cli::CreateArgs;
+use crate::commands::absolute;
+use crate::config::{self, CONFIG_VERSION, CreateOptions, TlsLevel, VchConfig, VchPaths};
+use crate::connect;
+use crate::error::{Error, Result};
+use crate::host;
+use crate::output::Out;
+use crate::ping::{self, Ping};
+use crate::process;
+
+/// Removes a half-created VCH state folder unless the create succeeded.
+struct StateGuard {
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl Drop for StateGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
+    let started = Instant::now();
+    let name = VchName::new(&args.name)?;
+    let key_size = KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
+        Error::Usage(format!(
+            "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
+            args.certificate_key_size
+        ))
+    })?;
+    let root = absolute(&args.root.root)?;
+    std::fs::create_dir_all(&root).map_err(Error::io("cannot create the state root", &root))?;
+    let paths = VchPaths::new(&root, name.as_str());
+    if paths.dir.exists() {
+        return Err(Error::Failed(format!(
+            "A VCH with the name {:?} already exists. Please choose a different name before attempting another install",
+            name.as_str()
+        )));
+    }
+    if let Some(ip) = args.client_network_ip
+        && !host::is_local(ip)
+    {
+        let have: Vec<String> = host::addresses().iter().map(ToString::to_string).collect();
+        return Err(Error::Usage(format!(
+            "--client-network-ip {ip} is not an address of this host (it has {}, and all of 127.0.0.0/8); give one of them",
+            have.join(", ")
+        )));
+    }
+    let level = if args.no_tls {
+        TlsLevel::None
+    } else if args.no_tlsverify {
+        TlsLevel::ServerOnly
+    } else {
+        TlsLevel::Mutual
+    };
+    check_address_free(&root, args.client_network_ip, level.port())?;
+
+    let cert_path = absolute(
+        args.tls_cert_path
+            .as_deref()
+            .unwrap_or_else(|| Path::new(name.as_str())),
+    )?;
+    let orgs = if args.organization.is_empty() {
+        vec![name.to_string()]
+    } else {
+        args.organization.clone()
+    };
+
+    let outcome = if level == TlsLevel::None {
+        out.warn("Configuring without TLS - all communications will be insecure");
+        None
+    } else {
+        let req = CertRequest {
+            name: name.to_string(),
+            cert_path: cert_path.clone(),
+            cname: args.tls_cname.clone(),
+            listen_ip: args.client_network_ip,
+            no_tlsverify: args.no_tlsverify,
+            server_cert: args.tls_server_cert.as_deref().map(absolute).transpose()?,
+            server_key: args.tls_server_key.as_deref().map(absolute).transpose()?,
+            tls_ca: args
+                .tls_ca
+                .iter()
+                .map(|p| absolute(p))
+                .collect::<Result<_>>()?,
+            key_size,
+            orgs: orgs.clone(),
+        };
+        Some(certs::process(&req, out)?)
+    };
+
+    let docker_host = match (&outcome, args.client_network_ip) {
+        (Some(o), _) => o.docker_host.clone(),
+        (None, Some(ip)) => ip.to_string(),
+        (None, None) => host::hostname(),
+    };
+    let allowed_hosts = allowed_hosts(args.client_network_ip, &docker_host, &args.tls_cname);
+
+    // The state folder: created here (not earlier) so that a refused create leaves nothing.
+    let mut builder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&paths.dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Failed(format!(
+                "A VCH with the name {:?} already exists. Please choose a different name before attempting another install",
+                name.as_str()
+            ))
+        } else {
+            Error::io("cannot create", &paths.dir)(e)
+        }
+    })?;
+    let mut guard = StateGuard {
+        dir: paths.dir.clone(),
+        armed: true,
+    };
+    vic_pki::create_private_dir(&paths.tls_dir())?;
+
+    let cfg = VchConfig {
+        version: CONFIG_VERSION,
+        name: name.to_string(),
+        id: vic_pki::random_hex(16),
+        created: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        listen_ip: args.client_network_ip,
+        port: level.port(),
+        tls: outcome.as_ref().map_or(TlsLevel::None, |o| o.level),
+        docker_host,
+        allowed_hosts,
+        cert_path: cert_path.clone(),
+        client_ca: outcome.as_ref().and_then(|o| o.client_ca.clone()),
+        client_cert: outcome.as_ref().and_then(|o| o.client_cert.clone()),
+        client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
+        options: CreateOptions {
+            tls_cname: args.tls_cname.clone(),
+            tls_cert_path: cert_path.clone(),
+            no_tlsverify: args.no_tlsverify,
+            no_tls: args.no_tls,
+            tls_server_cert: args.tls_server_cert.as_deref().map(absolute).transpose()?,
+            tls_server_key: args.tls_server_key.as_deref().map(absolute).transpose()?,
+            tls_ca: args
+                .tls_ca
+                .iter()
+                .map(|p| absolute(p))
+                .collect::<Result<_>>()?,
+            certificate_key_size: args.certificate_key_size,
+            organization: args.organization.clone(),
+            client_network_ip: args.client_network_ip,
+        },
+    };
+    if let Some(o) = &outcome {
+        // The endpoint gets the server pair and the client CAs; CA keys stay in the admin's folder.
+        vic_pki::write_public(&paths.server_cert(), certs::chain_pem(&o.chain).as_bytes())?;
+        vic_pki::write_private(&paths.server_key(), certs::key_pem(&o.key).as_bytes())?;
+        if !o.client_cas.is_empty() {
+            vic_pki::write_public(
+                &paths.client_cas(),
+                certs::chain_pem(&o.client_cas).as_bytes(),
+            )?;
+        }
+    }
+    cfg.save(&paths)?;
+
+    let mut child = process::spawn_endpoint(&root, name.as_str(), &paths)?;
+    let note = match wait_ready(&cfg, &paths, &mut child, args.timeout, out) {
+        Ok(note) => note,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    guard.armed = false;
+
+    let env = connect::env_string(&cfg);
+    vic_pki::create_private_dir(&cert_path)?;
+    let env_file = cert_path.join(format!("{}.env", cfg.name));
+    let env_saved = vic_pki::write_public(&env_file, env.as_bytes());
+
+    out.info(format!(
+        "VCH endpoint started (pid {}) in {} ms: Docker API on {} ({})",
+        child.id(),
+        started.elapsed().as_millis(),
+        cfg.bind_addr(),
+        cfg.tls.describe()
+    ));
+    if let Some(note) = note {
+        out.info(note);
+    }
+    out.blank();
+    out.info(format!("VCH ID: {}", cfg.id));
+    out.blank();
+    out.info("Docker environment variables:");
+    out.info(&env);
+    out.blank();
+    match env_saved {
+        Ok(()) => out.info(format!("Environment saved in {}", env_file.display())),
+        Err(e) => out.warn(format!("environment not saved: {e}")),
+    }
+    out.blank();
+    out.info("Connect to docker:");
+    out.info(connect::docker_command(&cfg));
+    out.blank();
+    out.info("Or create a docker context for it:");
+    out.info(connect::context_command(&cfg));
+    out.info("Installer completed successfully");
+    Ok(())
+}
+
+fn allowed_hosts(ip: Option<IpAddr>, docker_host: &str, cname: &Option<String>) -> Vec<String> {
+    let mut hosts = vec![docker_host.to_owned()];
+    if let Some(c) = cname {
+        hosts.push(c.clone());
+    }
+    match ip {
+        Some(ip) => hosts.push(ip.to_string()),
+        None => {
+            hosts.push(host::hostname());
+            hosts.extend(["localhost", "127.0.0.1", "::1"].map(str::to_owned));
+            hosts.extend(host::addresses().iter().map(ToString::to_string));
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Refuses an address another VCH of this root already serves on.
+fn check_address_free(root: &Path, ip: Option<IpAddr>, port: u16) -> Result<()> {
+    for other in config::list_names(root)? {
+        let Ok(cfg) = VchConfig::load(&VchPaths::new(root, &other)) else {
+            continue;
+        };
+        let clash =
+            cfg.port == port && (cfg.listen_ip.is_none() || ip.is_none() || cfg.listen_ip == ip);
+        if clash {
+            return Err(Error::Failed(format!(
+                "VCH {other:?} already serves a Docker API on {}: give this VCH its own address with --client-network-ip (e.g. another 127.0.0.x)",
+                cfg.bind_addr()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Polls the endpoint until `/_ping` answers; reports the endpoint's own error if it exits.
+fn wait_ready(
+    cfg: &VchConfig,
+    paths: &VchPaths,
+    child: &mut std::process::Child,
+    timeout: Duration,
+    out: &mut Out,
+) -> Result<Option<String>> {
+    let deadline = Instant::now() + timeout;
+    out.progress(format!(
+        "Waiting for the Docker API on {} to answer",
+        ping::target(cfg)
+    ));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Failed(format!(
+                "the VCH endpoint failed to start ({status}): {} (log: {})",
+                process::failure_from_log(&paths.log()),
+                paths.log().display()
+            )));
+        }
+        let last_error = match ping::ping(cfg, paths, Duration::from_secs(2)) {
+            Ok(Ping::Ok) => return Ok(None),
+            Ok(Ping::ClientCertRequired) => {
+                return Ok(Some(
+                    "The endpoint requires a client certificate signed by a --tls-ca CA; vic-machine holds none, so it checked only that the endpoint answers TLS and demands one".to_owned(),
+                ));
+            }
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::Failed(format!(
+                "Creating VCH exceeded time limit of {}s. Please increase the timeout using --timeout: the Docker API did not answer ({last_error}; log: {})",
+                timeout.as_secs(),
+                paths.log().display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(15));
+    }
+}

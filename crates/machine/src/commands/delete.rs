@@ -1,0 +1,41 @@
+//! `vic-machine delete`: stop the endpoint, remove the VCH's state; keep the certificate
+//! folder so that a later create with the same name reuses it.
+
+use std::time::Duration;
+
+use crate::cli::DeleteArgs;
+use crate::commands::absolute;
+use crate::commands::inspect::load;
+use crate::error::{Error, Result};
+use crate::output::Out;
+use crate::{ping, process};
+
+pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (cfg, paths) = load(&root, &args.name)?;
+    if let Some(pid) = process::running_pid(&paths) {
+        if !args.force && ping::ping(&cfg, &paths, Duration::from_secs(3)).is_err() {
+            return Err(Error::Failed(format!(
+                "VCH {:?} is not responding (endpoint pid {pid}); run delete with --force to stop it and remove its state",
+                cfg.name
+            )));
+        }
+        out.info(format!("Stopping the endpoint (pid {pid})"));
+        if !process::stop(pid, args.timeout, args.force) {
+            return Err(Error::Failed(format!(
+                "the endpoint (pid {pid}) did not stop within {}s; run delete with --force to kill it",
+                args.timeout.as_secs()
+            )));
+        }
+    }
+    std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;
+    out.info(format!("Removed the VCH state in {}", paths.dir.display()));
+    if cfg.cert_path.exists() {
+        out.info(format!(
+            "Certificates in {} are kept: a later create with the same name and folder reuses them",
+            cfg.cert_path.display()
+        ));
+    }
+    out.info("Completed successfully");
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! `vic-machine inspect` (configuration, health, how to connect) and `inspect config` (the
+//! create command that reproduces the VCH).
+
+use crate::cli::{InspectArgs, InspectWhat};
+use crate::commands::absolute;
+use crate::commands::ls::{expiry, status};
+use crate::config::{TlsLevel, VchConfig, VchPaths};
+use crate::connect;
+use crate::error::{Error, Result};
+use crate::output::Out;
+
+pub(crate) fn load(root: &std::path::Path, name: &str) -> Result<(VchConfig, VchPaths)> {
+    let name = vic_core::VchName::new(name)?;
+    let paths = VchPaths::new(root, name.as_str());
+    if !paths.config().is_file() {
+        return Err(Error::Failed(format!(
+            "VCH {:?} not found in {} (see `vic-machine ls`, or pass --root)",
+            name.as_str(),
+            root.display()
+        )));
+    }
+    Ok((VchConfig::load(&paths)?, paths))
+}
+
+pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (mut cfg, paths) = load(&root, &args.name)?;
+    if let Some(InspectWhat::Config) = args.what {
+        out.info(create_command(&cfg, &root));
+        return Ok(());
+    }
+    if let Some(dir) = &args.tls_cert_path {
+        let dir = absolute(dir)?;
+        out.info(format!(
+            "--tls-cert-path supplied - only checking for certs in {}/",
+            dir.display()
+        ));
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if cert.is_file() && key.is_file() {
+            cfg.client_cert = Some(cert);
+            cfg.client_key = Some(key);
+            cfg.cert_path = dir.clone();
+            if dir.join("ca.pem").is_file() {
+                cfg.client_ca = Some(dir.join("ca.pem"));
+            }
+        } else {
+            out.warn(format!(
+                "Unable to find valid client certs in {}",
+                dir.display()
+            ));
+            cfg.client_cert = None;
+            cfg.client_key = None;
+        }
+    }
+    out.info(format!("VCH: {}", cfg.name));
+    out.info(format!("VCH ID: {}", cfg.id));
+    out.info(format!("Created: {}", cfg.created));
+    out.info(format!("State folder: {}", paths.dir.display()));
+    out.info(format!("Status: {}", status(&cfg, &paths)));
+    out.info(format!("Installer version: {}", vic_core::short_version()));
+    out.blank();
+    out.info(format!(
+        "Docker API: tcp://{} (listening on {})",
+        cfg.docker_host_port(),
+        cfg.bind_addr()
+    ));
+    out.info(format!("Security: {}", cfg.tls.describe()));
+    out.info(format!("Certificate folder: {}", cfg.cert_path.display()));
+    if cfg.tls != TlsLevel::None {
+        if let Some(s) = vic_pki::load_bundle(&paths.server_cert())
+            .ok()
+            .and_then(|b| b.certs.first().and_then(|c| vic_pki::summarize(c).ok()))
+        {
+            out.info(format!("Server certificate: {}", s.subject));
+            out.info(format!("  issuer: {}", s.issuer));
+            out.info(format!(
+                "  names: {}",
+                s.sans
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            out.info(format!("  expires: {}", expiry(Some(&paths.server_cert()))));
+        }
+        if cfg.tls == TlsLevel::Mutual {
+            let cas = vic_pki::load_bundle(&paths.client_cas())
+                .map(|b| b.certs)
+                .unwrap_or_default();
+            for ca in cas.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
+                out.info(format!("Client CA: {}", ca.subject));
+            }
+        }
+        if let Some(c) = &cfg.client_cert {
+            out.info(format!(
+                "Client certificate: {} (expires {})",
+                c.display(),
+                expiry(Some(c))
+            ));
+        }
+    }
+    out.blank();
+    out.info("Docker environment variables:");
+    out.info(connect::env_string(&cfg));
+    out.blank();
+    out.info("Connect to docker:");
+    out.info(connect::docker_command(&cfg));
+    out.info("Completed successfully");
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The `vic-machine create` command line that reproduces this VCH.
+fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
+    let o = &cfg.options;
+    let mut args = vec![
+        "vic-machine".to_owned(),
+        "create".to_owned(),
+        "--name".to_owned(),
+        shell_quote(&cfg.name),
+    ];
+    if root != std::path::Path::new(crate::config::DEFAULT_ROOT) {
+        args.extend([
+            "--root".to_owned(),
+            shell_quote(&root.display().to_string()),
+        ]);
+    }
+    let mut push = |flag: &str, value: Option<String>| {
+        args.push(flag.to_owned());
+        if let Some(v) = value {
+            args.push(shell_quote(&v));
+        }
+    };
+    if let Some(ip) = o.client_network_ip {
+        push("--client-network-ip", Some(ip.to_string()));
+    }
+    if o.no_tls {
+        push("--no-tls", None);
+    } else {
+        push(
+            "--tls-cert-path",
+            Some(o.tls_cert_path.display().to_string()),
+        );
+        if let Some(c) = &o.tls_cname {
+            push("--tls-cname", Some(c.clone()));
+        }
+        if o.no_tlsverify {
+            push("--no-tlsverify", None);
+        }
+        if let Some(c) = &o.tls_server_cert {
+            push("--tls-server-cert", Some(c.display().to_string()));
+        }
+        if let Some(k) = &o.tls_server_key {
+            push("--tls-server-key", Some(k.display().to_string()));
+        }
+        for ca in &o.tls_ca {
+            push("--tls-ca", Some(ca.display().to_string()));
+        }
+        if o.certificate_key_size != 2048 {
+            push(
+                "--certificate-key-size",
+                Some(o.certificate_key_size.to_string()),
+            );
+        }
+        for org in &o.organization {
+            push("--organization", Some(org.clone()));
+        }
+    }
+    args.join(" ")
+}

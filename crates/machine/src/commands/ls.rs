@@ -1,0 +1,88 @@
+//! `vic-machine ls`: every VCH of the state root with its address, security and health.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::RootArgs;
+use crate::commands::absolute;
+use crate::config::{self, TlsLevel, VchConfig, VchPaths};
+use crate::error::Result;
+use crate::output::Out;
+use crate::{ping, process};
+
+/// `running`, `not responding` or `stopped`.
+pub(crate) fn status(cfg: &VchConfig, paths: &VchPaths) -> &'static str {
+    match process::running_pid(paths) {
+        None => "stopped",
+        Some(_) => match ping::ping(cfg, paths, Duration::from_secs(2)) {
+            Ok(_) => "running",
+            Err(_) => "not responding",
+        },
+    }
+}
+
+/// The notAfter date (YYYY-MM-DD) of the first certificate in `file`.
+pub(crate) fn expiry(file: Option<&Path>) -> String {
+    let Some(file) = file else {
+        return "-".to_owned();
+    };
+    vic_pki::load_bundle(file)
+        .ok()
+        .and_then(|b| b.certs.first().and_then(|c| vic_pki::summarize(c).ok()))
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s.not_after).ok())
+        .map(|t| format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_else(|| "unreadable".to_owned())
+}
+
+pub(crate) fn run(args: RootArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root)?;
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "ADDRESS".to_owned(),
+        "TLS".to_owned(),
+        "STATUS".to_owned(),
+        "SERVER CERT EXPIRES".to_owned(),
+        "CLIENT CERT EXPIRES".to_owned(),
+    ]];
+    for name in config::list_names(&root)? {
+        let paths = VchPaths::new(&root, &name);
+        let row = match VchConfig::load(&paths) {
+            Ok(cfg) => {
+                let tls = cfg.tls != TlsLevel::None;
+                [
+                    name,
+                    format!("tcp://{}", cfg.docker_host_port()),
+                    cfg.tls.to_string(),
+                    status(&cfg, &paths).to_owned(),
+                    if tls {
+                        expiry(Some(&paths.server_cert()))
+                    } else {
+                        "-".to_owned()
+                    },
+                    expiry(cfg.client_cert.as_deref()),
+                ]
+            }
+            Err(e) => [
+                name,
+                "-".into(),
+                "-".into(),
+                format!("broken: {e}"),
+                "-".into(),
+                "-".into(),
+            ],
+        };
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.info(line.join("  ").trim_end());
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod inspect;
+pub(crate) mod ls;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// `path` made absolute against the current directory (without resolving symlinks).
+pub(crate) fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(Error::io("cannot resolve", path))
+}

@@ -1,0 +1,202 @@
+//! The persisted configuration of a VCH and the layout of its state folder.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Default state root (`--root`, `VIC_ROOT`).
+pub(crate) const DEFAULT_ROOT: &str = "/var/lib/vic";
+
+/// How the Docker API is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TlsLevel {
+    /// Mutual TLS: client certificates verified (the default).
+    Mutual,
+    /// Server-only TLS (`--no-tlsverify`).
+    ServerOnly,
+    /// Plain HTTP (`--no-tls`).
+    None,
+}
+
+impl TlsLevel {
+    pub(crate) fn port(self) -> u16 {
+        match self {
+            Self::None => 2375,
+            _ => 2376,
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Mutual => "mutual TLS",
+            Self::ServerOnly => "server-only TLS",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for TlsLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mutual => "tlsverify",
+            Self::ServerOnly => "tls",
+            Self::None => "none",
+        })
+    }
+}
+
+/// The create options as given, to reproduce the VCH (`inspect config`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateOptions {
+    pub(crate) tls_cname: Option<String>,
+    pub(crate) tls_cert_path: PathBuf,
+    pub(crate) no_tlsverify: bool,
+    pub(crate) no_tls: bool,
+    pub(crate) tls_server_cert: Option<PathBuf>,
+    pub(crate) tls_server_key: Option<PathBuf>,
+    pub(crate) tls_ca: Vec<PathBuf>,
+    pub(crate) certificate_key_size: u32,
+    pub(crate) organization: Vec<String>,
+    pub(crate) client_network_ip: Option<IpAddr>,
+}
+
+/// `config.json` in the VCH's state folder: the one source of truth the endpoint reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VchConfig {
+    /// Format version of this file.
+    pub(crate) version: u32,
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) created: String,
+    /// Where the API listens; `None` = all addresses of the host.
+    pub(crate) listen_ip: Option<IpAddr>,
+    pub(crate) port: u16,
+    pub(crate) tls: TlsLevel,
+    /// The host name or address clients put in `DOCKER_HOST`.
+    pub(crate) docker_host: String,
+    /// Host-header allow list (plain HTTP).
+    pub(crate) allowed_hosts: Vec<String>,
+    /// The admin's certificate folder (absolute).
+    pub(crate) cert_path: PathBuf,
+    /// Client files usable with this VCH, when known (absolute paths).
+    pub(crate) client_ca: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    pub(crate) options: CreateOptions,
+}
+
+pub(crate) const CONFIG_VERSION: u32 = 1;
+
+/// Paths inside a VCH's state folder `<root>/<name>/`.
+#[derive(Debug, Clone)]
+pub(crate) struct VchPaths {
+    pub(crate) dir: PathBuf,
+}
+
+impl VchPaths {
+    pub(crate) fn new(root: &Path, name: &str) -> Self {
+        Self {
+            dir: root.join(name),
+        }
+    }
+    pub(crate) fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    pub(crate) fn pid(&self) -> PathBuf {
+        self.dir.join("endpoint.pid")
+    }
+    pub(crate) fn log(&self) -> PathBuf {
+        self.dir.join("endpoint.log")
+    }
+    pub(crate) fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+    pub(crate) fn server_cert(&self) -> PathBuf {
+        self.tls_dir().join("server-cert.pem")
+    }
+    pub(crate) fn server_key(&self) -> PathBuf {
+        self.tls_dir().join("server-key.pem")
+    }
+    pub(crate) fn client_cas(&self) -> PathBuf {
+        self.tls_dir().join("client-ca.pem")
+    }
+}
+
+impl VchConfig {
+    pub(crate) fn load(paths: &VchPaths) -> Result<Self> {
+        let path = paths.config();
+        let text = std::fs::read_to_string(&path).map_err(Error::io("cannot read", &path))?;
+        let cfg: Self = serde_json::from_str(&text).map_err(|e| {
+            Error::Failed(format!(
+                "{} is not a valid VCH configuration: {e}",
+                path.display()
+            ))
+        })?;
+        if cfg.version != CONFIG_VERSION {
+            return Err(Error::Failed(format!(
+                "{} has format version {}, this vic-machine reads version {CONFIG_VERSION}",
+                path.display(),
+                cfg.version
+            )));
+        }
+        Ok(cfg)
+    }
+
+    pub(crate) fn save(&self, paths: &VchPaths) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Failed(format!("cannot encode the VCH configuration: {e}")))?;
+        // The config names certificate paths only, no secrets; 0600 keeps it private anyway.
+        vic_pki::write_private(&paths.config(), &json)?;
+        Ok(())
+    }
+
+    /// `host:port` as the docker CLI dials it.
+    pub(crate) fn docker_host_port(&self) -> String {
+        format!("{}:{}", bracket(&self.docker_host), self.port)
+    }
+
+    /// The address to bind.
+    pub(crate) fn bind_addr(&self) -> std::net::SocketAddr {
+        let ip = self.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        std::net::SocketAddr::new(ip, self.port)
+    }
+
+    /// Where vic-machine reaches its own endpoint.
+    pub(crate) fn local_addr(&self) -> std::net::SocketAddr {
+        let ip = self.listen_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        std::net::SocketAddr::new(ip, self.port)
+    }
+}
+
+/// `[::1]` for IPv6 literals, the name otherwise.
+pub(crate) fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// All VCH names under `root`, sorted.
+pub(crate) fn list_names(root: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(Error::io("cannot list", root)(e)),
+    };
+    for entry in entries.flatten() {
+        if entry.path().join("config.json").is_file() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}

@@ -1,0 +1,118 @@
+//! `vic-machine endpoint` (hidden): the long-lived process that serves one VCH's Docker API.
+//! `create` starts it detached, with stdout and stderr appended to `endpoint.log`.
+
+use vic_api::{AllowedHosts, Endpoint, Security, VchFacts};
+use vic_pki::ClientAuth;
+
+use crate::cli::EndpointArgs;
+use crate::commands::absolute;
+use crate::config::{TlsLevel, VchConfig, VchPaths};
+use crate::error::{Error, Result};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn security(cfg: &VchConfig, paths: &VchPaths) -> Result<Security> {
+    let identity = || -> Result<_> {
+        let chain = vic_pki::load_bundle(&paths.server_cert())?.certs;
+        let key = vic_pki::load_bundle(&paths.server_key())?
+            .keys
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Failed(format!(
+                    "no private key in {}",
+                    paths.server_key().display()
+                ))
+            })?;
+        Ok((chain, key))
+    };
+    Ok(match cfg.tls {
+        TlsLevel::None => Security::Plain {
+            allowed_hosts: AllowedHosts::new(&cfg.allowed_hosts),
+        },
+        TlsLevel::ServerOnly => {
+            let (chain, key) = identity()?;
+            Security::Tls {
+                config: vic_pki::server_config(chain, key, ClientAuth::None)?,
+                verify_clients: false,
+            }
+        }
+        TlsLevel::Mutual => {
+            let (chain, key) = identity()?;
+            let cas = vic_pki::load_bundle(&paths.client_cas())?.certs;
+            if cas.is_empty() {
+                return Err(Error::Failed(format!(
+                    "no client CA in {}: refusing to serve a mutual-TLS VCH without one",
+                    paths.client_cas().display()
+                )));
+            }
+            Security::Tls {
+                config: vic_pki::server_config(chain, key, ClientAuth::Required(cas))?,
+                verify_clients: true,
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the endpoint still serves; SIGKILL stops it.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+pub(crate) fn run(args: EndpointArgs) -> Result<()> {
+    init_tracing();
+    let root = absolute(&args.root.root)?;
+    let paths = VchPaths::new(&root, &args.name);
+    let cfg = VchConfig::load(&paths)?;
+    vic_pki::install_crypto_provider();
+    let security = security(&cfg, &paths)?;
+    let facts = VchFacts {
+        name: cfg.name.clone(),
+        id: cfg.id.clone(),
+        root_dir: paths.dir.display().to_string(),
+        tls_mode: cfg.tls.describe(),
+        listen: cfg.bind_addr().to_string(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let addr = cfg.bind_addr();
+        let endpoint = Endpoint::bind(addr, security, facts)
+            .await
+            .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+        vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;
+        tracing::info!(
+            vch = %cfg.name,
+            %addr,
+            security = cfg.tls.describe(),
+            pid = std::process::id(),
+            "endpoint ready"
+        );
+        endpoint.run(shutdown_signal()).await;
+        let _ = std::fs::remove_file(paths.pid());
+        tracing::info!("endpoint stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,73 @@
+//! What `vic-machine` says to the person running it: plain lines, warnings on stderr, and on a
+//! TTY a progress line that rewrites itself.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug)]
+pub(crate) struct Out {
+    tty: bool,
+    progress_shown: bool,
+}
+
+impl Out {
+    pub(crate) fn new() -> Self {
+        Self {
+            tty: std::io::stdout().is_terminal(),
+            progress_shown: false,
+        }
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress_shown {
+            print!("\r\x1b[2K");
+            self.progress_shown = false;
+        }
+    }
+
+    /// A line for the user.
+    pub(crate) fn info(&mut self, msg: impl AsRef<str>) {
+        self.clear_progress();
+        println!("{}", msg.as_ref());
+    }
+
+    /// Something abnormal but handled.
+    pub(crate) fn warn(&mut self, msg: impl AsRef<str>) {
+        self.clear_progress();
+        let _ = std::io::stdout().flush();
+        if std::io::stderr().is_terminal() {
+            eprintln!("\x1b[33mWARNING\x1b[0m {}", msg.as_ref());
+        } else {
+            eprintln!("WARNING {}", msg.as_ref());
+        }
+    }
+
+    /// A transient status: rewritten in place on a TTY, a plain line otherwise.
+    pub(crate) fn progress(&mut self, msg: impl AsRef<str>) {
+        if self.tty {
+            print!("\r\x1b[2K{}", msg.as_ref());
+            let _ = std::io::stdout().flush();
+            self.progress_shown = true;
+        } else {
+            println!("{}", msg.as_ref());
+        }
+    }
+
+    /// An empty line.
+    pub(crate) fn blank(&mut self) {
+        self.info("");
+    }
+
+    /// The final failure report (VIC's `--------------------` then `<app> <command> failed:`).
+    pub(crate) fn failure(&mut self, command: &str, err: &dyn std::error::Error) {
+        self.clear_progress();
+        let _ = std::io::stdout().flush();
+        eprintln!("--------------------");
+        eprintln!("vic-machine {command} failed: {err}");
+        let mut source = err.source();
+        while let Some(s) = source {
+            eprintln!("  caused by: {s}");
+            source = s.source();
+        }
+    }
+}
