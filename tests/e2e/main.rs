@@ -1,1 +1,34 @@
+//! End-to-end tests: the real docker CLI (and openssl, curl) against real VCHs deployed by
+//! `vic-machine`, each test on a host of its own (a private network namespace).
 
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod certs;
+mod machine;
+mod tls;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use vic_testkit::{Run, TestHost};
+
+/// Deploys `name` with `args` and returns create's output (asserting success).
+fn create(host: &TestHost, name: &str, args: &[&str]) -> Run {
+    let mut all = vec!["create", "--name", name];
+    all.extend_from_slice(args);
+    let run = host.vic_machine(&all).ok();
+    run.says("Installer completed successfully");
+    run
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o777
+}
+
+/// `docker info --format {{.Name}}` with the env create printed.
+fn docker_name(host: &TestHost, env: &[(String, String)]) -> Run {
+    host.docker(env, ["info", "--format", "{{.Name}}"])
+}

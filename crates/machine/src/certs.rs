@@ -414,9 +414,8 @@ fn docker_host(req: &CertRequest, names: &Names, sans: &[HostName], out: &mut Ou
         }
         return ip.to_string();
     }
-    let cname = HostName::parse(&names.cname);
-    if !cname.is_wildcard() && vic_pki::covers(sans, &cname) {
-        return names.cname.clone();
+    if req.cname.is_none() {
+        return host::default_docker_host(|h| vic_pki::covers(sans, &HostName::parse(h)));
     }
     sans.iter()
         .find(|n| !n.is_wildcard())

@@ -40,3 +40,32 @@ pub(crate) fn is_local(ip: IpAddr) -> bool {
         _ => addresses().contains(&ip),
     }
 }
+
+/// Whether `name` resolves (through the system resolver, /etc/hosts included) to an address
+/// of this host.
+pub(crate) fn resolves_locally(name: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    (name, 0u16)
+        .to_socket_addrs()
+        .map(|mut addrs| addrs.any(|a| is_local(a.ip())))
+        .unwrap_or(false)
+}
+
+/// The host clients should dial when the API listens on every address: the host name if it
+/// resolves here, else the first non-loopback address (IPv4 first), else 127.0.0.1.
+pub(crate) fn default_docker_host(covered: impl Fn(&str) -> bool) -> String {
+    let name = hostname();
+    if covered(&name) && resolves_locally(&name) {
+        return name;
+    }
+    let addrs = addresses();
+    let pick = addrs
+        .iter()
+        .filter(|a| !a.is_loopback())
+        .min_by_key(|a| a.is_ipv6())
+        .map(ToString::to_string);
+    match pick {
+        Some(a) if covered(&a) => a,
+        _ => "127.0.0.1".to_owned(),
+    }
+}

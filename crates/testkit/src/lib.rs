@@ -1,1 +1,321 @@
-//! wip
+//! Test-only helpers: a private network namespace per test (its own loopback, so VCHs of
+//! parallel tests never collide on ports), `vic-machine`, `docker` and `openssl` run inside it.
+//!
+//! Black-box only: nothing here reaches into the engine or the API crates.
+
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The docker CLI the tests drive: `/usr/local/bin/docker`, else Debian's `/usr/bin/docker`.
+pub fn docker_bin() -> &'static str {
+    ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("/usr/local/bin/docker")
+}
+
+/// Fails the test with an instruction when not root (network namespaces need it).
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "the end-to-end tests create network namespaces and must run as root (CI runs them via .ci/run)"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Fails the test with an instruction when a binary is missing.
+pub fn require_bin(path: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: run .ci/run (or the README's setup command) to install it"
+    );
+}
+
+/// The `vic-machine` binary under test: `$VIC_MACHINE_BIN`, else the one cargo built next to
+/// this test binary.
+pub fn vic_machine_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIC_MACHINE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/vic-machine
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("vic-machine");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin
+}
+
+/// What a command printed and how it exited.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl fmt::Debug for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    /// Asserts exit 0 and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self
+    }
+
+    /// Asserts a non-zero exit and returns self.
+    #[track_caller]
+    pub fn fails(self) -> Self {
+        assert_ne!(self.code, 0, "command unexpectedly succeeded: {self:?}");
+        self
+    }
+
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts that stdout or stderr contains `needle`.
+    #[track_caller]
+    pub fn says(&self, needle: &str) -> &Self {
+        assert!(
+            self.all().contains(needle),
+            "expected {needle:?} in output: {self:?}"
+        );
+        self
+    }
+
+    /// Asserts that neither stdout nor stderr contains `needle`.
+    #[track_caller]
+    pub fn never_says(&self, needle: &str) -> &Self {
+        assert!(
+            !self.all().contains(needle),
+            "did not expect {needle:?} in output: {self:?}"
+        );
+        self
+    }
+
+    /// The `KEY=VALUE` pairs of the last output line that sets `DOCKER_HOST` (how VIC's test
+    /// harness reads `create`'s output).
+    pub fn docker_env(&self) -> Vec<(String, String)> {
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.contains("DOCKER_HOST="))
+            .unwrap_or_else(|| {
+                panic!("no DOCKER_HOST= line in output: {self:?}");
+            });
+        line.split_whitespace()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+}
+
+fn run(mut cmd: Command) -> Run {
+    cmd.stdin(Stdio::null());
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A host of its own for one test: a network namespace with only `lo` (so all of
+/// 127.0.0.0/8 and ::1, nothing else), a work folder (the current directory of every command,
+/// so `./<vch name>/` cert folders land there) and a VCH state root inside it.
+pub struct TestHost {
+    ns: String,
+    dir: tempfile::TempDir,
+}
+
+impl fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TestHost({}, {})", self.ns, self.dir.path().display())
+    }
+}
+
+impl TestHost {
+    /// Creates the namespace and folder.
+    pub fn new() -> Self {
+        require_root();
+        require_bin(docker_bin());
+        let ns = format!(
+            "vic-e2e-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut add = Command::new("ip");
+        add.args(["netns", "add", &ns]);
+        run(add).ok();
+        let mut up = Command::new("ip");
+        up.args(["-n", &ns, "link", "set", "lo", "up"]);
+        run(up).ok();
+        let dir = tempfile::Builder::new()
+            .prefix("vic-e2e-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(dir.path().join("home")).unwrap();
+        Self { ns, dir }
+    }
+
+    /// The work folder.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the work folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The VCH state root.
+    pub fn root(&self) -> PathBuf {
+        self.path("root")
+    }
+
+    /// A command run inside the namespace, in the work folder, with a private HOME (so the
+    /// docker CLI reads no ~/.docker of the machine).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns]).arg(program);
+        cmd.current_dir(self.dir.path());
+        cmd.env("HOME", self.path("home"));
+        cmd.env("VIC_ROOT", self.root());
+        for var in [
+            "DOCKER_HOST",
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH",
+            "DOCKER_TLS",
+            "DOCKER_CONTEXT",
+            "DOCKER_CONFIG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd
+    }
+
+    /// Runs `vic-machine ARGS`.
+    pub fn vic_machine<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(vic_machine_bin());
+        cmd.args(args);
+        run(cmd)
+    }
+
+    /// Runs `docker ARGS` with `env` set.
+    pub fn docker<I, S>(&self, env: &[(String, String)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(docker_bin());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.args(args);
+        run(cmd)
+    }
+
+    /// Runs any program (openssl, curl, ...) in the namespace and work folder.
+    pub fn sh(&self, script: &str) -> Run {
+        let mut cmd = self.command("sh");
+        cmd.args(["-c", script]);
+        run(cmd)
+    }
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        // Kill every endpoint of this host, then the namespace: nothing outlives the test.
+        if let Ok(entries) = std::fs::read_dir(self.root()) {
+            for e in entries.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(e.path().join("endpoint.pid")) {
+                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                }
+            }
+        }
+        // Endpoints not yet registered in a pid file: anything still in the namespace.
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.ns])
+            .status();
+    }
+}
+
+/// Makes a client certificate signed by the CA in `ca_cert`/`ca_key` (PEM files), valid from
+/// `not_before` to `not_after` (offsets in days from now), with EKU clientAuth. Returns
+/// (cert PEM, key PEM).
+pub fn client_cert_signed_by(
+    ca_cert: &Path,
+    ca_key: &Path,
+    not_before: i64,
+    not_after: i64,
+) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(ca_key).unwrap()).unwrap();
+    let issuer =
+        Issuer::from_ca_cert_pem(&std::fs::read_to_string(ca_cert).unwrap(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "test client");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now + time::Duration::days(not_before);
+    p.not_after = now + time::Duration::days(not_after);
+    (
+        p.signed_by(&key, &issuer).unwrap().pem(),
+        key.serialize_pem(),
+    )
+}

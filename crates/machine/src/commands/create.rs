@@ -106,7 +106,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     let docker_host = match (&outcome, args.client_network_ip) {
         (Some(o), _) => o.docker_host.clone(),
         (None, Some(ip)) => ip.to_string(),
-        (None, None) => host::hostname(),
+        (None, None) => host::default_docker_host(|_| true),
     };
     let allowed_hosts = allowed_hosts(args.client_network_ip, &docker_host, &args.tls_cname);
 
@@ -273,9 +273,8 @@ fn wait_ready(
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(Error::Failed(format!(
-                "the VCH endpoint failed to start ({status}): {} (log: {})",
+                "the VCH endpoint failed to start ({status}): {}",
                 process::failure_from_log(&paths.log()),
-                paths.log().display()
             )));
         }
         let last_error = match ping::ping(cfg, paths, Duration::from_secs(2)) {
@@ -289,9 +288,9 @@ fn wait_ready(
         };
         if Instant::now() >= deadline {
             return Err(Error::Failed(format!(
-                "Creating VCH exceeded time limit of {}s. Please increase the timeout using --timeout: the Docker API did not answer ({last_error}; log: {})",
+                "Creating VCH exceeded time limit of {}s. Please increase the timeout using --timeout: the Docker API did not answer ({last_error}); the endpoint said: {}",
                 timeout.as_secs(),
-                paths.log().display()
+                process::failure_from_log(&paths.log())
             )));
         }
         std::thread::sleep(Duration::from_millis(15));

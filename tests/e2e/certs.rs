@@ -1,0 +1,308 @@
+//! Reusing certificates, custom certificates made with OpenSSL, and every way they are refused.
+
+use vic_testkit::TestHost;
+
+use crate::{create, docker_name};
+
+/// An OpenSSL CA plus a server certificate for `san` with `ext` extra extensions, in `dir`.
+fn openssl_pki(host: &TestHost, dir: &str, san: &str, server_ext: &str) {
+    let script = format!(
+        r#"set -e
+mkdir -p {dir} && cd {dir}
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj "/CN=Stark Enterprises Global CA" -days 30 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server-key.pem -out server.csr -subj "/CN=vch.test" 2>/dev/null
+printf 'subjectAltName={san}\n{server_ext}\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 -extfile server.ext -out server-cert.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout client-key.pem -out client.csr -subj "/CN=alice" 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 -extfile client.ext -out client-cert.pem 2>/dev/null
+"#
+    );
+    host.sh(&script).ok();
+}
+
+const GOOD_EXT: &str =
+    "keyUsage=critical,digitalSignature,keyEncipherment,keyAgreement\nextendedKeyUsage=serverAuth";
+
+#[test]
+fn redeploy_reuses_the_certificate_folder() {
+    let host = TestHost::new();
+    let first = create(&host, "again", &["--client-network-ip", "127.0.0.2"]);
+    let before = std::fs::read(host.path("again/server-cert.pem")).unwrap();
+    host.vic_machine(["delete", "--name", "again"])
+        .ok()
+        .says("Completed successfully");
+    assert!(
+        host.path("again/ca.pem").exists(),
+        "delete keeps the certificate folder"
+    );
+    let second = create(&host, "again", &["--client-network-ip", "127.0.0.2"]);
+    second
+        .says("Loaded server certificate")
+        .says("Loaded CA with default name from certificate path")
+        .says("Loaded client certificate with default name from certificate path")
+        .never_says("Generating");
+    assert_eq!(
+        std::fs::read(host.path("again/server-cert.pem")).unwrap(),
+        before
+    );
+    // Clients keep working with the files they already have.
+    docker_name(&host, &first.docker_env()).ok().says("again");
+}
+
+#[test]
+fn generation_refuses_a_folder_it_cannot_reuse() {
+    let host = TestHost::new();
+    std::fs::create_dir(host.path("busy")).unwrap();
+    std::fs::write(host.path("busy/notes.txt"), "mine").unwrap();
+    let r = host
+        .vic_machine([
+            "create",
+            "--name",
+            "busy",
+            "--client-network-ip",
+            "127.0.0.2",
+        ])
+        .fails();
+    r.says("Specified directory to store certificates is not empty")
+        .says("--tls-cert-path");
+    assert_eq!(
+        std::fs::read_to_string(host.path("busy/notes.txt")).unwrap(),
+        "mine"
+    );
+    // Nothing was deployed, so the name is still free and another folder works.
+    host.vic_machine(["ls"]).ok().never_says("busy");
+    create(
+        &host,
+        "busy",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--tls-cert-path",
+            "elsewhere",
+        ],
+    );
+}
+
+#[test]
+fn custom_server_certificate_and_client_ca_from_openssl() {
+    let host = TestHost::new();
+    openssl_pki(&host, "corp", "DNS:vch.test,IP:127.0.0.2", GOOD_EXT);
+    let run = create(
+        &host,
+        "custom",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--tls-server-cert",
+            "corp/server-cert.pem",
+            "--tls-server-key",
+            "corp/server-key.pem",
+            "--tls-ca",
+            "corp/ca.pem",
+        ],
+    );
+    run.says("Loaded CA from")
+        .says("Loaded server certificate")
+        .never_says("Generating");
+    // The server presents the custom certificate ...
+    host.sh("echo | openssl s_client -connect 127.0.0.2:2376 -showcerts 2>/dev/null")
+        .says("Stark Enterprises Global CA");
+    // ... and accepts clients of the custom CA.
+    let docker = |cert: &str, key: &str| {
+        host.docker(
+            &[],
+            [
+                "-H",
+                "tcp://127.0.0.2:2376",
+                "--tlsverify",
+                "--tlscacert",
+                "corp/ca.pem",
+                "--tlscert",
+                cert,
+                "--tlskey",
+                key,
+                "info",
+                "--format",
+                "{{.Name}}",
+            ],
+        )
+    };
+    docker("corp/client-cert.pem", "corp/client-key.pem")
+        .ok()
+        .says("custom");
+    let log = std::fs::read_to_string(host.root().join("custom/endpoint.log")).unwrap();
+    assert!(log.contains("client=CN=alice"), "{log}");
+}
+
+#[test]
+fn custom_certificates_in_other_formats() {
+    let host = TestHost::new();
+    openssl_pki(&host, "corp", "IP:127.0.0.2", GOOD_EXT);
+    // PKCS#12 bundle holding key + certificate, PKCS#8 key, junk before the PEM blocks.
+    host.sh("cd corp && openssl pkcs12 -export -in server-cert.pem -inkey server-key.pem -certfile ca.pem -passout pass: -out server.p12").ok();
+    create(
+        &host,
+        "p12",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--no-tlsverify",
+            "--tls-server-cert",
+            "corp/server.p12",
+            "--tls-cert-path",
+            "p12-certs",
+        ],
+    )
+    .says("Loaded server certificate bundle");
+    host.vic_machine(["delete", "--name", "p12"]).ok();
+    host.sh("cd corp && (echo 'Bag Attributes: junk'; cat server-cert.pem ca.pem) > junk-chain.pem && openssl rsa -in server-key.pem -traditional -out pkcs1.pem 2>/dev/null").ok();
+    create(
+        &host,
+        "pem",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--no-tlsverify",
+            "--tls-server-cert",
+            "corp/junk-chain.pem",
+            "--tls-server-key",
+            "corp/pkcs1.pem",
+            "--tls-cert-path",
+            "pem-certs",
+        ],
+    );
+    // The chain is served as given: leaf then CA.
+    let shown = host
+        .sh("echo | openssl s_client -connect 127.0.0.2:2376 -showcerts 2>/dev/null")
+        .ok();
+    assert_eq!(
+        shown.stdout.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn custom_certificates_are_validated_before_anything_starts() {
+    let host = TestHost::new();
+    openssl_pki(&host, "corp", "DNS:vch.test,IP:127.0.0.2", GOOD_EXT);
+    openssl_pki(&host, "wrongname", "DNS:other.test", GOOD_EXT);
+    openssl_pki(
+        &host,
+        "clientonly",
+        "IP:127.0.0.2",
+        "keyUsage=critical,digitalSignature,keyEncipherment,keyAgreement\nextendedKeyUsage=clientAuth",
+    );
+    openssl_pki(
+        &host,
+        "fewusages",
+        "IP:127.0.0.2",
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth",
+    );
+    host.sh("openssl pkey -in corp/server-key.pem -aes256 -passout pass:secret -out corp/encrypted-key.pem && openssl crl2pkcs7 -nocrl -certfile corp/server-cert.pem -out corp/server.p7b").ok();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-key.pem",
+                "--tls-server-key",
+                "corp/server-key.pem",
+            ],
+            "PEM inputs may have been switched",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-cert.pem",
+                "--tls-server-key",
+                "corp/ca.pem",
+            ],
+            "found a certificate rather than a key in the PEM for the private key",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-cert.pem",
+                "--tls-server-key",
+                "corp/encrypted-key.pem",
+            ],
+            "the private key is encrypted",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-cert.pem",
+                "--tls-server-key",
+                "corp/server.p7b",
+            ],
+            "openssl pkcs7 -print_certs",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-cert.pem",
+                "--tls-server-key",
+                "wrongname/server-key.pem",
+            ],
+            "does not match certificate",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "wrongname/server-cert.pem",
+                "--tls-server-key",
+                "wrongname/server-key.pem",
+            ],
+            "does not cover \"127.0.0.2\"",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "clientonly/server-cert.pem",
+                "--tls-server-key",
+                "clientonly/server-key.pem",
+            ],
+            "lacks serverAuth",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "fewusages/server-cert.pem",
+                "--tls-server-key",
+                "fewusages/server-key.pem",
+            ],
+            "lacks key usage KeyEncipherment, KeyAgreement",
+        ),
+        (
+            &[
+                "--tls-server-cert",
+                "corp/server-cert.pem",
+                "--tls-server-key",
+                "corp/server-key.pem",
+                "--tls-ca",
+                "corp/client-key.pem",
+            ],
+            "Unable to load certificate authority data",
+        ),
+        (
+            &["--tls-server-cert", "corp/server-cert.pem"],
+            "key and cert should be specified at the same time",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut all = vec![
+            "create",
+            "--name",
+            "bad",
+            "--client-network-ip",
+            "127.0.0.2",
+        ];
+        all.extend_from_slice(args);
+        let r = host.vic_machine(&all).fails();
+        r.says(message).says("vic-machine create failed:");
+    }
+    // None of them deployed anything.
+    assert!(!host.root().join("bad").exists());
+    host.sh("curl -sk https://127.0.0.2:2376/_ping").fails();
+}

@@ -1,0 +1,254 @@
+//! vic-machine's lifecycle commands: several VCHs side by side, ls, inspect, delete, names.
+
+use vic_testkit::TestHost;
+
+use crate::{create, docker_name};
+
+#[test]
+fn two_vchs_side_by_side() {
+    let host = TestHost::new();
+    let a = create(&host, "left", &["--client-network-ip", "127.0.0.2"]);
+    let b = create(&host, "right", &["--client-network-ip", "127.0.0.3"]);
+    docker_name(&host, &a.docker_env()).ok().says("left");
+    docker_name(&host, &b.docker_env()).ok().says("right");
+    // Each VCH trusts only its own CA.
+    host.docker(
+        &[],
+        [
+            "-H",
+            "tcp://127.0.0.3:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "right/ca.pem",
+            "--tlscert",
+            "left/cert.pem",
+            "--tlskey",
+            "left/key.pem",
+            "info",
+        ],
+    )
+    .fails();
+    let ls = host.vic_machine(["ls"]).ok();
+    ls.says("NAME").says("SERVER CERT EXPIRES");
+    assert!(
+        ls.stdout.lines().any(|l| l.starts_with("left ")
+            && l.contains("tcp://127.0.0.2:2376")
+            && l.contains("running")),
+        "{ls:?}"
+    );
+    assert!(
+        ls.stdout.lines().any(|l| l.starts_with("right ")
+            && l.contains("tcp://127.0.0.3:2376")
+            && l.contains("tlsverify")),
+        "{ls:?}"
+    );
+    // A third on an address already served is refused before anything starts.
+    host.vic_machine([
+        "create",
+        "--name",
+        "clash",
+        "--client-network-ip",
+        "127.0.0.2",
+    ])
+    .fails()
+    .says("VCH \"left\" already serves a Docker API on 127.0.0.2:2376");
+}
+
+#[test]
+fn names_are_validated_like_vic() {
+    let host = TestHost::new();
+    host.vic_machine(["create", "--name", "a/b"])
+        .fails()
+        .says("--name contains unsupported characters");
+    host.vic_machine(["create", "--name", &"x".repeat(32)])
+        .fails()
+        .says("exceeds the permitted 31 characters limit");
+    create(
+        &host,
+        "dup",
+        &["--client-network-ip", "127.0.0.2", "--no-tls"],
+    );
+    host.vic_machine([
+        "create",
+        "--name",
+        "dup",
+        "--client-network-ip",
+        "127.0.0.3",
+        "--no-tls",
+    ])
+    .fails()
+    .says("\"dup\" already exists");
+    host.vic_machine(["create", "--name", "k", "--certificate-key-size", "1024"])
+        .fails()
+        .says("use 2048, 3072 or 4096");
+    host.vic_machine([
+        "create",
+        "--name",
+        "far",
+        "--client-network-ip",
+        "198.51.100.7",
+    ])
+    .fails()
+    .says("is not an address of this host");
+}
+
+#[test]
+fn inspect_and_inspect_config_reproduce_the_vch() {
+    let host = TestHost::new();
+    let run = create(
+        &host,
+        "insp",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--no-tlsverify",
+            "--organization",
+            "Acme",
+        ],
+    );
+    let inspect = host.vic_machine(["inspect", "--name", "insp"]).ok();
+    inspect
+        .says("Status: running")
+        .says("Security: server-only TLS")
+        .says("O=Acme")
+        .says("Completed successfully");
+    inspect.says(
+        &run.docker_env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let config = host
+        .vic_machine(["inspect", "config", "--name", "insp"])
+        .ok();
+    let command = config.stdout.trim().to_owned();
+    assert!(
+        command.starts_with("vic-machine create --name insp"),
+        "{command}"
+    );
+    assert!(
+        command.contains("--no-tlsverify") && command.contains("--organization Acme"),
+        "{command}"
+    );
+    // Running it after a delete gives the same VCH back (reusing the certificates).
+    host.vic_machine(["delete", "--name", "insp"]).ok();
+    let again = host
+        .sh(&command.replacen(
+            "vic-machine",
+            &vic_testkit::vic_machine_bin().display().to_string(),
+            1,
+        ))
+        .ok();
+    again
+        .says("Loaded server certificate")
+        .says("Installer completed successfully");
+    docker_name(&host, &run.docker_env()).ok().says("insp");
+}
+
+#[test]
+fn delete_stops_the_endpoint_and_keeps_certificates() {
+    let host = TestHost::new();
+    let run = create(&host, "gone", &["--client-network-ip", "127.0.0.2"]);
+    let pid: i32 = std::fs::read_to_string(host.root().join("gone/endpoint.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    host.vic_machine(["delete", "--name", "gone"])
+        .ok()
+        .says("Completed successfully")
+        .says("are kept");
+    assert!(!host.root().join("gone").exists());
+    assert!(host.path("gone/cert.pem").exists());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap()
+                .contains(" Z ")
+    );
+    docker_name(&host, &run.docker_env()).fails();
+    host.vic_machine(["delete", "--name", "gone"])
+        .fails()
+        .says("VCH \"gone\" not found");
+}
+
+#[test]
+fn delete_force_handles_an_endpoint_that_does_not_respond() {
+    let host = TestHost::new();
+    create(
+        &host,
+        "stuck",
+        &["--client-network-ip", "127.0.0.2", "--no-tls"],
+    );
+    let pid = std::fs::read_to_string(host.root().join("stuck/endpoint.pid")).unwrap();
+    // A stopped process keeps its socket but answers nothing.
+    std::process::Command::new("kill")
+        .args(["-STOP", pid.trim()])
+        .status()
+        .unwrap();
+    let r = host
+        .vic_machine(["delete", "--name", "stuck", "--timeout", "2s"])
+        .fails();
+    r.says("is not responding").says("--force");
+    assert!(
+        host.root().join("stuck").exists(),
+        "a refused delete removes nothing"
+    );
+    host.vic_machine(["ls"]).ok().says("not responding");
+    host.vic_machine(["delete", "--name", "stuck", "--force", "--timeout", "1s"])
+        .ok()
+        .says("Completed successfully");
+    assert!(!host.root().join("stuck").exists());
+}
+
+#[test]
+fn create_reports_the_endpoints_own_error() {
+    let host = TestHost::new();
+    // Something else already listens where the VCH wants to: a VCH of another state root,
+    // which this root's address check cannot see.
+    host.vic_machine([
+        "create",
+        "--name",
+        "squatter",
+        "--root",
+        "other-root",
+        "--no-tlsverify",
+        "--client-network-ip",
+        "127.0.0.4",
+    ])
+    .ok();
+    let r = host
+        .vic_machine([
+            "create",
+            "--name",
+            "late",
+            "--client-network-ip",
+            "127.0.0.4",
+            "--no-tlsverify",
+        ])
+        .fails();
+    r.says("the VCH endpoint failed to start")
+        .says("cannot listen on 127.0.0.4:2376")
+        .says("Address already in use");
+    assert!(
+        !host.root().join("late").exists(),
+        "a failed create leaves no VCH state"
+    );
+    host.vic_machine(["delete", "--name", "squatter", "--root", "other-root"])
+        .ok();
+    // The certificates it generated are reused by the retry.
+    create(
+        &host,
+        "late",
+        &["--client-network-ip", "127.0.0.4", "--no-tlsverify"],
+    )
+    .says("Loaded server certificate");
+}
+
+#[test]
+fn version_names_the_commit() {
+    let host = TestHost::new();
+    let r = host.vic_machine(["version"]).ok();
+    assert!(r.stdout.starts_with("vic-machine version v"), "{r:?}");
+}

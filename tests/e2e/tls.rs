@@ -1,0 +1,335 @@
+//! The three security levels, as the docker CLI sees them.
+
+use vic_testkit::TestHost;
+
+use crate::{create, docker_name, mode};
+
+#[test]
+fn mutual_tls_is_the_default_and_writes_the_pki() {
+    let host = TestHost::new();
+    let run = create(&host, "vch-a", &["--client-network-ip", "127.0.0.2"]);
+    let certs = host.path("vch-a");
+    for line in [
+        format!(
+            "Generating CA certificate/key pair - private key in {}/ca-key.pem",
+            certs.display()
+        ),
+        format!(
+            "Generating server certificate/key pair - private key in {}/server-key.pem",
+            certs.display()
+        ),
+        format!(
+            "Generating client certificate/key pair - private key in {}/key.pem",
+            certs.display()
+        ),
+        format!(
+            "Generated browser friendly PFX client certificate - certificate in {}/cert.pfx",
+            certs.display()
+        ),
+        format!("Environment saved in {}/vch-a.env", certs.display()),
+        "Using client-network-ip as cname where needed - use --tls-cname to override: 127.0.0.2"
+            .to_owned(),
+        format!(
+            "docker -H 127.0.0.2:2376 --tlsverify --tlscacert=\"{0}/ca.pem\" --tlscert=\"{0}/cert.pem\" --tlskey=\"{0}/key.pem\" info",
+            certs.display()
+        ),
+        "docker context create vch-a --docker".to_owned(),
+    ] {
+        run.says(&line);
+    }
+    let env = run.docker_env();
+    let expected = format!(
+        "DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={} DOCKER_HOST=tcp://127.0.0.2:2376",
+        certs.display()
+    );
+    assert!(run.stdout.lines().any(|l| l == expected), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(certs.join("vch-a.env")).unwrap(),
+        expected
+    );
+
+    // Files and modes: keys 0600, certificates 0644, folder 0700.
+    assert_eq!(mode(&certs), 0o700);
+    for key in ["ca-key.pem", "server-key.pem", "key.pem", "cert.pfx"] {
+        assert_eq!(mode(&certs.join(key)), 0o600, "{key}");
+    }
+    for cert in ["ca.pem", "server-cert.pem", "cert.pem"] {
+        assert_eq!(mode(&certs.join(cert)), 0o644, "{cert}");
+    }
+
+    // The docker CLI, configured only by the printed environment.
+    docker_name(&host, &env).ok().says("vch-a");
+    host.docker(&env, ["version", "--format", "{{.Server.APIVersion}}"])
+        .ok()
+        .says("1.44");
+
+    // The certificate profile, read by OpenSSL.
+    let text = host
+        .sh("openssl x509 -in vch-a/server-cert.pem -noout -text")
+        .ok();
+    for needle in [
+        "Subject: CN = 127.0.0.2",
+        "IP Address:127.0.0.2",
+        "DNS:localhost",
+        "IP Address:127.0.0.1",
+        "Digital Signature, Key Encipherment, Key Agreement",
+        "TLS Web Server Authentication",
+    ] {
+        text.says(needle);
+    }
+    host.sh("openssl x509 -in vch-a/cert.pem -noout -text")
+        .ok()
+        .says("TLS Web Client Authentication")
+        .says("CN = vch-a client");
+    host.sh("openssl verify -CAfile vch-a/ca.pem -purpose sslserver vch-a/server-cert.pem")
+        .ok();
+    host.sh("openssl verify -CAfile vch-a/ca.pem -purpose sslclient vch-a/cert.pem")
+        .ok();
+    // cert.pfx opens with OpenSSL 3 defaults and the printed password, and holds key + cert + CA.
+    let password = std::fs::read_to_string(certs.join("cert.pfx.password")).unwrap();
+    run.says(&format!("The PFX import password is {}", password.trim()));
+    let pfx = host
+        .sh(&format!(
+            "openssl pkcs12 -in vch-a/cert.pfx -passin pass:{} -nodes",
+            password.trim()
+        ))
+        .ok();
+    pfx.says("PRIVATE KEY").says("subject=CN = vch-a client");
+    assert_eq!(
+        pfx.stdout.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "{pfx:?}"
+    );
+
+    // Every request is logged once with the client certificate subject.
+    let log = std::fs::read_to_string(host.root().join("vch-a/endpoint.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("api request")
+            && l.contains("path=\"/v1.44/info\"")
+            && l.contains("client=CN=vch-a client")),
+        "{log}"
+    );
+}
+
+#[test]
+fn mutual_tls_refuses_clients_without_a_valid_certificate() {
+    let host = TestHost::new();
+    let a = create(&host, "a", &["--client-network-ip", "127.0.0.2"]);
+    create(&host, "b", &["--client-network-ip", "127.0.0.3"]);
+    let env = a.docker_env();
+    let h = [
+        "-H",
+        "tcp://127.0.0.2:2376",
+        "--tlsverify",
+        "--tlscacert",
+        "a/ca.pem",
+    ];
+
+    // No client certificate.
+    let r = host
+        .docker(&[], h.iter().copied().chain(["version"]))
+        .fails();
+    r.says("certificate required");
+    // A certificate from another VCH's CA: Go does not even offer it.
+    host.docker(
+        &[],
+        h.iter().copied().chain([
+            "--tlscert",
+            "b/cert.pem",
+            "--tlskey",
+            "b/key.pem",
+            "version",
+        ]),
+    )
+    .fails()
+    .says("certificate required");
+    // The server certificate used as a client certificate (no clientAuth).
+    host.docker(
+        &[],
+        h.iter().copied().chain([
+            "--tlscert",
+            "a/server-cert.pem",
+            "--tlskey",
+            "a/server-key.pem",
+            "version",
+        ]),
+    )
+    .fails()
+    .says("unsupported certificate");
+    // An expired certificate from the right CA.
+    let (cert, key) = vic_testkit::client_cert_signed_by(
+        &host.path("a/ca.pem"),
+        &host.path("a/ca-key.pem"),
+        -10,
+        -1,
+    );
+    std::fs::write(host.path("expired.pem"), cert).unwrap();
+    std::fs::write(host.path("expired-key.pem"), key).unwrap();
+    host.docker(
+        &[],
+        h.iter().copied().chain([
+            "--tlscert",
+            "expired.pem",
+            "--tlskey",
+            "expired-key.pem",
+            "version",
+        ]),
+    )
+    .fails()
+    .says("expired certificate");
+    // A valid one signed by the same CA is accepted.
+    let (cert, key) = vic_testkit::client_cert_signed_by(
+        &host.path("a/ca.pem"),
+        &host.path("a/ca-key.pem"),
+        -1,
+        10,
+    );
+    std::fs::write(host.path("fresh.pem"), cert).unwrap();
+    std::fs::write(host.path("fresh-key.pem"), key).unwrap();
+    host.docker(
+        &[],
+        h.iter().copied().chain([
+            "--tlscert",
+            "fresh.pem",
+            "--tlskey",
+            "fresh-key.pem",
+            "info",
+            "--format",
+            "{{.Name}}",
+        ]),
+    )
+    .ok()
+    .says("a");
+    // Plain HTTP to the TLS port.
+    host.docker(&[], ["-H", "tcp://127.0.0.2:2376", "version"])
+        .fails();
+    // The environment still works, and the failures were logged.
+    docker_name(&host, &env).ok();
+    let log = std::fs::read_to_string(host.root().join("a/endpoint.log")).unwrap();
+    assert!(log.contains("tls handshake failed"), "{log}");
+    assert!(log.contains("peer sent no certificates"), "{log}");
+    assert!(log.contains("client=CN=test client"), "{log}");
+}
+
+#[test]
+fn no_tlsverify_serves_tls_without_client_certificates() {
+    let host = TestHost::new();
+    let run = create(
+        &host,
+        "srv",
+        &["--no-tlsverify", "--client-network-ip", "127.0.0.2"],
+    );
+    run.says("Configuring without TLS verify - certificate-based authentication disabled");
+    let env = run.docker_env();
+    assert!(env.iter().all(|(k, _)| k != "DOCKER_TLS_VERIFY"), "{env:?}");
+    assert!(
+        env.contains(&("DOCKER_HOST".into(), "tcp://127.0.0.2:2376".into())),
+        "{env:?}"
+    );
+    assert!(env.contains(&("DOCKER_TLS".into(), "1".into())), "{env:?}");
+    // A client pair is still written for Go SDK tools that need one in DOCKER_CERT_PATH.
+    assert!(host.path("srv/cert.pem").is_file() && host.path("srv/key.pem").is_file());
+    docker_name(&host, &env).ok().says("srv");
+    // Any client: no certificate at all, just TLS.
+    host.docker(
+        &[],
+        [
+            "-H",
+            "tcp://127.0.0.2:2376",
+            "--tls",
+            "--tlscacert",
+            "srv/ca.pem",
+            "info",
+            "--format",
+            "{{.Name}}",
+        ],
+    )
+    .ok()
+    .says("srv");
+    run.says("docker -H 127.0.0.2:2376 --tls --tlscacert=");
+    // Still TLS: plain HTTP is refused.
+    host.docker(&[], ["-H", "tcp://127.0.0.2:2376", "version"])
+        .fails();
+    host.docker(&env, ["info"])
+        .ok()
+        .says("does not verify client certificates");
+}
+
+#[test]
+fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
+    let host = TestHost::new();
+    let run = create(
+        &host,
+        "plain",
+        &["--no-tls", "--client-network-ip", "127.0.0.2"],
+    );
+    run.says("Configuring without TLS - all communications will be insecure");
+    let env = run.docker_env();
+    assert_eq!(
+        env,
+        vec![("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2375".to_owned())]
+    );
+    run.says("docker -H 127.0.0.2:2375 info");
+    assert!(!host.path("plain/ca.pem").exists());
+    docker_name(&host, &env).ok().says("plain");
+    host.docker(&env, ["info"]).ok().says("without encryption");
+    // DNS rebinding defence (VIC 6-13): a foreign Host header gets a 500.
+    let r = host
+        .sh("curl -sS -i -H 'Host: please.ddos' http://127.0.0.2:2375/_ping")
+        .ok();
+    r.says("500 Internal Server Error")
+        .says("invalid host header")
+        .says("to requested host please.ddos")
+        .never_says("200 OK");
+    host.sh("curl -sS -i http://127.0.0.2:2375/_ping")
+        .ok()
+        .says("200 OK")
+        .never_says("500");
+    // Unknown paths and operations not built yet answer in Docker's JSON error shape.
+    host.sh("curl -sS -i http://127.0.0.2:2375/v1.44/nothing")
+        .ok()
+        .says("404 Not Found")
+        .says(r#"{"message":"page not found"}"#);
+    host.sh("curl -sS -i http://127.0.0.2:2375/v1.44/containers/json")
+        .ok()
+        .says("501 Not Implemented")
+        .says("ContainerList");
+    host.docker(&env, ["ps"])
+        .fails()
+        .says("vic does not implement ContainerList");
+    host.sh("curl -sS -i http://127.0.0.2:2375/v1.12/version")
+        .ok()
+        .says("400 Bad Request")
+        .says("too old");
+}
+
+#[test]
+fn bare_create_chooses_names_and_says_so() {
+    let host = TestHost::new();
+    let run = create(&host, "bare", &[]);
+    run.says("No --tls-cname or --client-network-ip given: the API listens on all addresses of this host");
+    let env = run.docker_env();
+    docker_name(&host, &env).ok().says("bare");
+    // Reachable on every loopback name the certificate covers.
+    for h in ["127.0.0.1", "localhost"] {
+        host.docker(
+            &[],
+            [
+                "-H",
+                &format!("tcp://{h}:2376"),
+                "--tlsverify",
+                "--tlscacert",
+                "bare/ca.pem",
+                "--tlscert",
+                "bare/cert.pem",
+                "--tlskey",
+                "bare/key.pem",
+                "info",
+                "--format",
+                "{{.Name}}",
+            ],
+        )
+        .ok()
+        .says("bare");
+    }
+}
