@@ -4,7 +4,7 @@
 # (mutual TLS on port 2376, on every address of this host). Re-running it on a deployed VCH
 # shows how to connect instead.
 #
-#   sudo ./scripts/deploy.sh [NAME] [extra vic-machine create flags...]
+#   ./scripts/deploy.sh [NAME] [extra vic-machine create flags...]
 #
 # Certificates go to $VIC_CERTS (default ~/.vic/NAME); the VCH's state to /var/lib/vic/NAME.
 set -euo pipefail

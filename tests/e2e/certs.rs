@@ -181,6 +181,27 @@ fn custom_certificates_in_other_formats() {
         2,
         "{shown:?}"
     );
+    host.vic_machine(["delete", "--name", "pem"]).ok();
+    // A PKCS#7 certificate bundle (leaf first) with a PKCS#8 key.
+    host.sh("cd corp && openssl crl2pkcs7 -nocrl -certfile server-cert.pem -certfile ca.pem -out chain.p7b && openssl pkcs8 -topk8 -nocrypt -in server-key.pem -out pkcs8.pem").ok();
+    create(
+        &host,
+        "p7",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--no-tlsverify",
+            "--tls-server-cert",
+            "corp/chain.p7b",
+            "--tls-server-key",
+            "corp/pkcs8.pem",
+            "--tls-cert-path",
+            "p7-certs",
+        ],
+    );
+    host.sh("echo | openssl s_client -connect 127.0.0.2:2376 2>/dev/null")
+        .ok()
+        .says("CN = vch.test");
 }
 
 #[test]

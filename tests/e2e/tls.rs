@@ -333,3 +333,62 @@ fn bare_create_chooses_names_and_says_so() {
         .says("bare");
     }
 }
+
+#[test]
+fn tls_cname_names_the_server_certificate() {
+    let host = TestHost::new();
+    let run = create(
+        &host,
+        "named",
+        &[
+            "--tls-cname",
+            "vch.example.test",
+            "--client-network-ip",
+            "127.0.0.2",
+        ],
+    );
+    // Clients are told to use the name; the certificate also covers the address.
+    assert!(
+        run.docker_env()
+            .contains(&("DOCKER_HOST".into(), "tcp://vch.example.test:2376".into())),
+        "{run:?}"
+    );
+    host.sh("openssl x509 -in named/server-cert.pem -noout -text")
+        .ok()
+        .says("Subject: CN = vch.example.test, O = named")
+        .says("DNS:vch.example.test")
+        .says("IP Address:127.0.0.2");
+    host.docker(
+        &[],
+        [
+            "-H",
+            "tcp://127.0.0.2:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "named/ca.pem",
+            "--tlscert",
+            "named/cert.pem",
+            "--tlskey",
+            "named/key.pem",
+            "info",
+            "--format",
+            "{{.Name}}",
+        ],
+    )
+    .ok()
+    .says("named");
+    // A wildcard cname gives a wildcard certificate (RFC 6125: one label).
+    create(
+        &host,
+        "wild",
+        &[
+            "--tls-cname",
+            "*.example.test",
+            "--client-network-ip",
+            "127.0.0.3",
+        ],
+    );
+    host.sh("openssl x509 -in wild/server-cert.pem -noout -text")
+        .ok()
+        .says("DNS:*.example.test");
+}

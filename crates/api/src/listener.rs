@@ -113,8 +113,12 @@ impl Endpoint {
                                 )
                                 .await;
                             }
-                            Ok(Err(e)) => failures.record(remote, &e.to_string()),
-                            Err(_) => failures.record(remote, "handshake timed out"),
+                            Ok(Err(e)) => {
+                                failures.record(remote, &e.to_string());
+                            }
+                            Err(_) => {
+                                failures.record(remote, "handshake timed out");
+                            }
                         }
                     }
                 }
@@ -164,9 +168,10 @@ struct HandshakeLog {
 impl HandshakeLog {
     const PER_MINUTE: u32 = 20;
 
-    fn record(&self, remote: SocketAddr, reason: &str) {
+    /// Logs (or counts) one failure; returns whether it was logged.
+    fn record(&self, remote: SocketAddr, reason: &str) -> bool {
         let Ok(mut w) = self.window.lock() else {
-            return;
+            return false;
         };
         let now = Instant::now();
         let (start, logged, suppressed) = w.get_or_insert((now, 0, 0));
@@ -182,8 +187,23 @@ impl HandshakeLog {
         if *logged < Self::PER_MINUTE {
             *logged += 1;
             tracing::warn!(%remote, reason, "tls handshake failed");
+            true
         } else {
             *suppressed += 1;
+            false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_failures_are_rate_limited() {
+        let log = HandshakeLog::default();
+        let remote: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let logged = (0..50).filter(|_| log.record(remote, "bad")).count();
+        assert_eq!(logged, HandshakeLog::PER_MINUTE as usize);
     }
 }

@@ -206,13 +206,23 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
         vic_pki::create_private_dir(cert_path)?;
     }
 
+    // Make every key needed at once, in parallel.
+    let mut keys = vic_pki::NewKey::generate_many(
+        req.key_size,
+        usize::from(gen_server) + 2 * usize::from(gen_ca),
+    )?
+    .into_iter();
+    let mut next_key = || {
+        keys.next()
+            .map_or(vic_pki::NewKey::Size(req.key_size), |k| k)
+    };
     let generated_ca = if gen_ca {
         let ca_key = cert_path.join("ca-key.pem");
         out.info(format!(
             "Generating CA certificate/key pair - private key in {}",
             ca_key.display()
         ));
-        let ca = vic_pki::generate_ca(&req.name, &req.orgs, req.key_size)?;
+        let ca = vic_pki::generate_ca(&req.name, &req.orgs, next_key())?;
         vic_pki::write_public(&ca_file, ca.cert_pem.as_bytes())?;
         vic_pki::write_private(&ca_key, ca.key_pem.as_bytes())?;
         Some(ca)
@@ -236,7 +246,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
                         &names.cname,
                         &names.generate,
                         &req.orgs,
-                        req.key_size,
+                        next_key(),
                     )?
                 }
                 None => {
@@ -249,7 +259,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
                         &names.cname,
                         &names.generate,
                         &req.orgs,
-                        req.key_size,
+                        next_key(),
                     )?
                 }
             };
@@ -266,7 +276,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
             "Generating client certificate/key pair - private key in {}",
             key_file.display()
         ));
-        let client = vic_pki::generate_client(&ca.signer()?, &req.name, &req.orgs, req.key_size)?;
+        let client = vic_pki::generate_client(&ca.signer()?, &req.name, &req.orgs, next_key())?;
         vic_pki::write_public(&cert_file, client.cert_pem.as_bytes())?;
         vic_pki::write_private(&key_file, client.key_pem.as_bytes())?;
         client_ok = true;

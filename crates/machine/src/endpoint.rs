@@ -99,9 +99,19 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
         let addr = cfg.bind_addr();
-        let endpoint = Endpoint::bind(addr, security, facts)
-            .await
-            .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+        let endpoint = if cfg.listen_ip.is_none() {
+            // All addresses: dual-stack `[::]` covers IPv4 and IPv6; hosts without IPv6 fall
+            // back to 0.0.0.0.
+            let v6 = std::net::SocketAddr::from(([0u16; 8], cfg.port));
+            match Endpoint::bind(v6, security.clone(), facts.clone()).await {
+                Ok(e) => Ok(e),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
+                Err(_) => Endpoint::bind(addr, security, facts).await,
+            }
+        } else {
+            Endpoint::bind(addr, security, facts).await
+        }
+        .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
         vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;
         tracing::info!(
             vch = %cfg.name,

@@ -54,6 +54,58 @@ impl KeySize {
     }
 }
 
+/// The key of a certificate about to be generated: made on demand from a [`KeySize`], or
+/// made ahead of time (see [`NewKey::generate_many`]).
+pub enum NewKey {
+    /// Generate when needed.
+    Size(KeySize),
+    /// Already generated.
+    Ready(KeyPair),
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Size(s) => write!(f, "NewKey::Size({s:?})"),
+            Self::Ready(_) => f.write_str("NewKey::Ready(..)"),
+        }
+    }
+}
+
+impl From<KeySize> for NewKey {
+    fn from(size: KeySize) -> Self {
+        Self::Size(size)
+    }
+}
+
+impl NewKey {
+    /// Generates `n` keys on parallel threads: RSA key generation is most of `create`'s time.
+    pub fn generate_many(size: KeySize, n: usize) -> Result<Vec<NewKey>, PkiError> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| scope.spawn(move || size.generate()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(key) => key.map(NewKey::Ready),
+                    Err(_) => Err(PkiError::Generate {
+                        what: "key",
+                        reason: "key generation thread panicked".into(),
+                    }),
+                })
+                .collect()
+        })
+    }
+
+    fn into_key(self) -> Result<KeyPair, PkiError> {
+        match self {
+            Self::Size(size) => size.generate(),
+            Self::Ready(key) => Ok(key),
+        }
+    }
+}
+
 /// A generated certificate and its private key.
 #[derive(Debug)]
 pub struct GeneratedPair {
@@ -162,7 +214,11 @@ fn push_orgs(dn: &mut DistinguishedName, orgs: &[String]) {
 /// Generates the VCH's CA. Its subject carries the VCH name, this host and a random tag, so it
 /// is unique per VCH: Go clients pick the client certificate by the issuer names the server
 /// lists, and two VCHs with the same CA subject would confuse them.
-pub fn generate_ca(vch: &str, orgs: &[String], size: KeySize) -> Result<GeneratedPair, PkiError> {
+pub fn generate_ca(
+    vch: &str,
+    orgs: &[String],
+    key: impl Into<NewKey>,
+) -> Result<GeneratedPair, PkiError> {
     let mut params = base_params(CA_LIFETIME);
     let host = nix_free_hostname();
     params.distinguished_name.push(
@@ -177,7 +233,7 @@ pub fn generate_ca(vch: &str, orgs: &[String], size: KeySize) -> Result<Generate
         KeyUsagePurpose::DigitalSignature,
     ];
     params.use_authority_key_identifier_extension = false;
-    finish("CA certificate", params, size.generate()?, None)
+    finish("CA certificate", params, key.into().into_key()?, None)
 }
 
 fn server_params(
@@ -222,12 +278,12 @@ pub fn generate_server(
     cname: &str,
     names: &[HostName],
     orgs: &[String],
-    size: KeySize,
+    key: impl Into<NewKey>,
 ) -> Result<GeneratedPair, PkiError> {
     finish(
         "server certificate",
         server_params(cname, names, orgs)?,
-        size.generate()?,
+        key.into().into_key()?,
         Some(ca),
     )
 }
@@ -238,12 +294,12 @@ pub fn generate_self_signed_server(
     cname: &str,
     names: &[HostName],
     orgs: &[String],
-    size: KeySize,
+    key: impl Into<NewKey>,
 ) -> Result<GeneratedPair, PkiError> {
     finish(
         "self-signed server certificate",
         server_params(cname, names, orgs)?,
-        size.generate()?,
+        key.into().into_key()?,
         None,
     )
 }
@@ -253,7 +309,7 @@ pub fn generate_client(
     ca: &CaSigner,
     vch: &str,
     orgs: &[String],
-    size: KeySize,
+    key: impl Into<NewKey>,
 ) -> Result<GeneratedPair, PkiError> {
     let mut params = base_params(LEAF_LIFETIME);
     params
@@ -266,7 +322,12 @@ pub fn generate_client(
         KeyUsagePurpose::KeyAgreement,
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    finish("client certificate", params, size.generate()?, Some(ca))
+    finish(
+        "client certificate",
+        params,
+        key.into().into_key()?,
+        Some(ca),
+    )
 }
 
 /// Builds `cert.pfx`: the client key, its certificate and the CA, encrypted with 3DES and a

@@ -17,8 +17,8 @@ mod validate;
 pub use error::PkiError;
 pub use files::{create_private_dir, write_atomic, write_private, write_public};
 pub use generate::{
-    CaSigner, GeneratedPair, KeySize, generate_ca, generate_client, generate_self_signed_server,
-    generate_server, pfx_bundle, random_hex,
+    CaSigner, GeneratedPair, KeySize, NewKey, generate_ca, generate_client,
+    generate_self_signed_server, generate_server, pfx_bundle, random_hex,
 };
 pub use inspect::{CertSummary, summarize};
 pub use load::{Bundle, load_bundle, parse_bundle};

@@ -96,22 +96,32 @@ pub fn check_server_identity(
     for (i, der) in cert.certs.iter().enumerate() {
         parse(&cert_path, i + 1, der)?;
     }
-    let leaf = parse(&cert_path, 1, &cert.certs[0])?;
-    match key_matches_cert(&cert.certs[0], &key_der) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(PkiError::KeyMismatch {
-                cert: cert_path,
-                key: key.path.clone(),
-            });
-        }
-        Err(reason) => {
-            return Err(PkiError::BadKey {
-                path: key.path.clone(),
-                reason,
-            });
+    // The leaf is the certificate the key belongs to: PKCS#7 sorts its SET of certificates,
+    // and hand-made PEM bundles put the CA first as often as last.
+    let mut leaf_index = None;
+    for (i, der) in cert.certs.iter().enumerate() {
+        match key_matches_cert(der, &key_der) {
+            Ok(true) => {
+                leaf_index = Some(i);
+                break;
+            }
+            Ok(false) => {}
+            Err(reason) => {
+                return Err(PkiError::BadKey {
+                    path: key.path.clone(),
+                    reason,
+                });
+            }
         }
     }
+    let Some(leaf_index) = leaf_index else {
+        return Err(PkiError::KeyMismatch {
+            cert: cert_path,
+            key: key.path.clone(),
+        });
+    };
+    let chain = order_chain(&cert.certs, leaf_index);
+    let leaf = parse(&cert_path, 1, &chain[0])?;
     check_validity(&cert_path, &leaf, now)?;
     if let Ok(Some(ku)) = leaf.key_usage() {
         let ku = ku.value;
@@ -158,11 +168,39 @@ pub fn check_server_identity(
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned);
     Ok(ServerCheck {
-        chain: cert.certs.clone(),
+        chain,
         key: key_der,
         sans,
         common_name,
     })
+}
+
+/// The leaf first, then each issuer found in `certs`, then whatever is left.
+fn order_chain(certs: &[CertificateDer<'static>], leaf: usize) -> Vec<CertificateDer<'static>> {
+    let names = |der: &CertificateDer<'_>| {
+        x509_parser::parse_x509_certificate(der.as_ref())
+            .map(|(_, c)| (c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
+            .unwrap_or_default()
+    };
+    let mut rest: Vec<_> = certs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leaf)
+        .map(|(_, c)| c.clone())
+        .collect();
+    let mut chain = vec![certs[leaf].clone()];
+    while let Some(last) = chain.last() {
+        let (subject, issuer) = names(last);
+        if subject == issuer {
+            break;
+        }
+        match rest.iter().position(|c| names(c).0 == issuer) {
+            Some(pos) => chain.push(rest.remove(pos)),
+            None => break,
+        }
+    }
+    chain.extend(rest);
+    chain
 }
 
 fn check_eku(

@@ -191,11 +191,14 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     let env_file = cert_path.join(format!("{}.env", cfg.name));
     let env_saved = vic_pki::write_public(&env_file, env.as_bytes());
 
+    let listen = match cfg.listen_ip {
+        Some(_) => cfg.bind_addr().to_string(),
+        None => format!("port {} of every address of this host", cfg.port),
+    };
     out.info(format!(
-        "VCH endpoint started (pid {}) in {} ms: Docker API on {} ({})",
+        "VCH endpoint started (pid {}) in {} ms: Docker API on {listen} ({})",
         child.id(),
         started.elapsed().as_millis(),
-        cfg.bind_addr(),
         cfg.tls.describe()
     ));
     if let Some(note) = note {

@@ -300,3 +300,26 @@ fn client_pairs() {
     .unwrap_err();
     assert!(err.to_string().contains("lacks clientAuth"), "{err}");
 }
+
+#[test]
+fn the_leaf_is_found_wherever_it_is() {
+    let ca = crate::generate_ca("v", &[], crate::KeySize::EcP256).unwrap();
+    let server = crate::generate_server(
+        &ca.signer().unwrap(),
+        "a.test",
+        &[HostName::parse("a.test")],
+        &[],
+        crate::KeySize::EcP256,
+    )
+    .unwrap();
+    let ca_first = format!("{}{}", ca.cert_pem, server.cert_pem);
+    let ok = check_server_identity(
+        &bundle("c.pem", &ca_first),
+        &bundle("k.pem", &server.key_pem),
+        &[],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(ok.chain[0], server.cert_der);
+    assert_eq!(ok.chain[1], ca.cert_der);
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Measures what issue #2 promises: `vic-machine create` to a healthy endpoint (the Docker API
+# answering /_ping over mutual TLS) in under a second, with freshly generated certificates and
+# with reused ones, plus the endpoint's resident memory. Release build, in a private network
+# namespace, as root.
+#
+#   ./scripts/bench.sh [runs]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-10}"
+
+cargo build --release --locked -p vic-machine >/dev/null 2>&1 || cargo build --release --locked -p vic-machine
+bin="$PWD/target/release/vic-machine"
+ns="vic-bench-$$"
+work="$(mktemp -d)"
+cleanup() {
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns delete "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+run() { (cd "$work" && VIC_ROOT="$work/root" ip netns exec "$ns" "$bin" "$@"); }
+
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+stats() { sort -n | awk '{a[NR]=$1} END {printf "min %d ms, median %d ms, max %d ms (n=%d)\n", a[1], a[int((NR+1)/2)], a[NR], NR}'; }
+
+gen=(); reuse=(); rss=()
+for i in $(seq "$runs"); do
+    t=$(date +%s%N)
+    run create --name "b$i" --client-network-ip 127.0.0.2 >/dev/null
+    gen+=("$(ms "$t")")
+    pid=$(cat "$work/root/b$i/endpoint.pid")
+    rss+=("$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")")
+    run delete --name "b$i" >/dev/null
+    t=$(date +%s%N)
+    run create --name "b$i" --client-network-ip 127.0.0.2 >/dev/null
+    reuse+=("$(ms "$t")")
+    run delete --name "b$i" >/dev/null
+done
+echo "create, generated RSA-2048 PKI: $(printf '%s\n' "${gen[@]}" | stats)"
+echo "create, reused certificates:    $(printf '%s\n' "${reuse[@]}" | stats)"
+echo "endpoint RSS after create:      $(printf '%s\n' "${rss[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %d KiB\n", a[int((NR+1)/2)]}')"
