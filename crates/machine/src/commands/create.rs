@@ -80,6 +80,13 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         args.organization.clone()
     };
 
+    let server_cert = args.tls_server_cert.as_deref().map(absolute).transpose()?;
+    let server_key = args.tls_server_key.as_deref().map(absolute).transpose()?;
+    let tls_ca = args
+        .tls_ca
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>>>()?;
     let outcome = if level == TlsLevel::None {
         out.warn("Configuring without TLS - all communications will be insecure");
         None
@@ -90,13 +97,9 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             cname: args.tls_cname.clone(),
             listen_ip: args.client_network_ip,
             no_tlsverify: args.no_tlsverify,
-            server_cert: args.tls_server_cert.as_deref().map(absolute).transpose()?,
-            server_key: args.tls_server_key.as_deref().map(absolute).transpose()?,
-            tls_ca: args
-                .tls_ca
-                .iter()
-                .map(|p| absolute(p))
-                .collect::<Result<_>>()?,
+            server_cert: server_cert.clone(),
+            server_key: server_key.clone(),
+            tls_ca: tls_ca.clone(),
             key_size,
             orgs: orgs.clone(),
         };
@@ -150,13 +153,9 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             tls_cert_path: cert_path.clone(),
             no_tlsverify: args.no_tlsverify,
             no_tls: args.no_tls,
-            tls_server_cert: args.tls_server_cert.as_deref().map(absolute).transpose()?,
-            tls_server_key: args.tls_server_key.as_deref().map(absolute).transpose()?,
-            tls_ca: args
-                .tls_ca
-                .iter()
-                .map(|p| absolute(p))
-                .collect::<Result<_>>()?,
+            tls_server_cert: server_cert,
+            tls_server_key: server_key,
+            tls_ca,
             certificate_key_size: args.certificate_key_size,
             organization: args.organization.clone(),
             client_network_ip: args.client_network_ip,
