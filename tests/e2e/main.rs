@@ -5,6 +5,7 @@
 
 mod certs;
 mod machine;
+mod registry;
 mod tls;
 
 use std::os::unix::fs::MetadataExt;

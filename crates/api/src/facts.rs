@@ -11,4 +11,8 @@ pub struct VchFacts {
     pub tls_mode: &'static str,
     /// The address the API listens on, for `docker info`.
     pub listen: String,
+    /// Insecure registries (`host[:port]`).
+    pub insecure_registries: Vec<String>,
+    /// The effective whitelist; empty when whitelist mode is off.
+    pub whitelist: Vec<String>,
 }

@@ -153,6 +153,8 @@ mod route_tests {
             root_dir: "/tmp/vch".into(),
             tls_mode: if plain { "none" } else { "mutual TLS" },
             listen: "127.0.0.2:2375".into(),
+            insecure_registries: vec![],
+            whitelist: vec![],
         };
         State::new(
             facts,

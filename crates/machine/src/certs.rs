@@ -138,7 +138,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
 
     let mut custom_cas = Vec::new();
     for file in &req.tls_ca {
-        custom_cas.extend(check_ca_bundle(&load_bundle(file)?, now)?);
+        custom_cas.extend(check_ca_bundle(&load_bundle(file)?, now, "--tls-ca")?);
         out.info(format!("Loaded CA from {}", file.display()));
     }
     if req.no_tlsverify && !custom_cas.is_empty() {
@@ -154,7 +154,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
     let mut client_ok = false;
     if custom_cas.is_empty() && ca_file.is_file() {
         let ca = load_bundle(&ca_file)?;
-        check_ca_bundle(&ca, now)?;
+        check_ca_bundle(&ca, now, "--tls-cert-path")?;
         out.info(format!(
             "Loaded CA with default name from certificate path {}",
             cert_path.display()

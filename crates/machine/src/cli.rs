@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vic_registry::RegistryPattern;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,7 +20,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Deploy VCH
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List VCHs
     Ls(RootArgs),
     /// Show a VCH's configuration and how to connect to it
@@ -79,6 +80,17 @@ pub(crate) struct CreateArgs {
     /// Default: all addresses of this host
     #[arg(long, value_parser = parse_ip)]
     pub(crate) client_network_ip: Option<IpAddr>,
+    /// CA certificate file trusted, on top of the system roots, to verify registries (repeatable)
+    #[arg(long, visible_alias = "rc")]
+    pub(crate) registry_ca: Vec<PathBuf>,
+    /// Registry (host[:port]) reached over HTTPS without verification, then plain HTTP if HTTPS
+    /// fails (repeatable)
+    #[arg(long, visible_alias = "dir", value_parser = parse_insecure)]
+    pub(crate) insecure_registry: Vec<RegistryPattern>,
+    /// Registry allowed in whitelist mode: FQDN or IP[:port], CIDR, or *.domain (repeatable);
+    /// one entry blocks every other registry, Docker Hub included
+    #[arg(long, visible_alias = "wr", value_parser = parse_whitelist)]
+    pub(crate) whitelist_registry: Vec<RegistryPattern>,
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
@@ -144,6 +156,22 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{s:?} is not an IP address (e.g. 127.0.0.2 or 10.0.0.2/24)"))
 }
 
+fn parse_whitelist(s: &str) -> Result<RegistryPattern, String> {
+    s.parse()
+        .map_err(|e: vic_registry::PatternError| e.to_string())
+}
+
+fn parse_insecure(s: &str) -> Result<RegistryPattern, String> {
+    let p = parse_whitelist(s)?;
+    if p.is_host() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "invalid insecure registry entry {s:?}: name one registry as host[:port] (CIDR and wildcards are for --whitelist-registry)"
+        ))
+    }
+}
+
 /// `90s`, `3m`, `1h` or plain seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("{s:?} is not a duration (e.g. 30s, 3m, 1h)");
@@ -200,5 +228,37 @@ mod tests {
         };
         assert_eq!(i.name, "a");
         assert!(matches!(i.what, Some(InspectWhat::Config)));
+        let cli = Cli::try_parse_from([
+            "vic-machine",
+            "create",
+            "--wr",
+            "10.2.2.1/24",
+            "--wr=*.example.com",
+            "--dir",
+            "reg:5000",
+            "--rc",
+            "ca.pem",
+        ])
+        .unwrap();
+        let Command::Create(c) = cli.command else {
+            panic!()
+        };
+        assert_eq!(c.whitelist_registry.len(), 2);
+        assert_eq!(c.insecure_registry[0].to_string(), "reg:5000");
+        let err = Cli::try_parse_from([
+            "vic-machine",
+            "create",
+            "--whitelist-registry",
+            "10.2.2.1/33",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("--whitelist-registry"), "{err}");
+        let err =
+            Cli::try_parse_from(["vic-machine", "create", "--insecure-registry", "10.0.0.0/8"])
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid insecure registry entry"),
+            "{err}"
+        );
     }
 }

@@ -66,6 +66,33 @@ pub(crate) struct CreateOptions {
     pub(crate) client_network_ip: Option<IpAddr>,
 }
 
+/// The registry policy as configured (entries in their canonical text form).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistrySettings {
+    pub(crate) whitelist: Vec<String>,
+    pub(crate) insecure: Vec<String>,
+    /// The `--registry-ca` files as given (their certificates are copied to the state folder).
+    pub(crate) ca_files: Vec<PathBuf>,
+}
+
+impl RegistrySettings {
+    pub(crate) fn policy(&self) -> Result<vic_registry::RegistryPolicy> {
+        let parse = |v: &Vec<String>| {
+            v.iter()
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e: vic_registry::PatternError| Error::Failed(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(vic_registry::RegistryPolicy {
+            whitelist: parse(&self.whitelist)?,
+            insecure: parse(&self.insecure)?,
+        })
+    }
+}
+
 /// `config.json` in the VCH's state folder: the one source of truth the endpoint reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +117,8 @@ pub(crate) struct VchConfig {
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
     pub(crate) options: CreateOptions,
+    #[serde(default)]
+    pub(crate) registry: RegistrySettings,
 }
 
 pub(crate) const CONFIG_VERSION: u32 = 1;
@@ -126,6 +155,10 @@ impl VchPaths {
     }
     pub(crate) fn client_cas(&self) -> PathBuf {
         self.tls_dir().join("client-ca.pem")
+    }
+    /// The `--registry-ca` certificates, all in one PEM file.
+    pub(crate) fn registry_cas(&self) -> PathBuf {
+        self.tls_dir().join("registry-ca.pem")
     }
 }
 

@@ -91,6 +91,8 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         root_dir: paths.dir.display().to_string(),
         tls_mode: cfg.tls.describe(),
         listen: cfg.bind_addr().to_string(),
+        insecure_registries: cfg.registry.insecure.clone(),
+        whitelist: cfg.registry.policy()?.effective_whitelist(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let mut out = Out::new();
     vic_pki::install_crypto_provider();
     let (name, result) = match cli.command {
-        Command::Create(args) => ("create", commands::create::run(args, &mut out)),
+        Command::Create(args) => ("create", commands::create::run(*args, &mut out)),
         Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
         Command::Inspect(args) => ("inspect", commands::inspect::run(args, &mut out)),
         Command::Delete(args) => ("delete", commands::delete::run(args, &mut out)),

@@ -115,18 +115,26 @@ pub enum PkiError {
     /// The certificate's notBefore date is in the future.
     #[error("certificate {} is not valid before {not_before}; check this host's clock, or wait until then", path.display())]
     NotYetValid { path: PathBuf, not_before: String },
-    /// A `--tls-ca` file without a certificate (VIC's wording kept).
+    /// A CA file (`--tls-ca`, `--registry-ca`) without a certificate (VIC's wording kept).
     #[error(
-        "Unable to load certificate authority data from {}: it holds no certificate{found}; pass --tls-ca a PEM file containing the CA certificate(s) that sign client certificates",
+        "Unable to load certificate authority data from {}: it holds no certificate{found}; pass {flag} a PEM file containing the CA certificate(s)",
         path.display()
     )]
-    NoCaData { path: PathBuf, found: String },
-    /// A `--tls-ca` certificate that is not a CA.
+    NoCaData {
+        path: PathBuf,
+        found: String,
+        flag: &'static str,
+    },
+    /// A CA file whose certificate is not a CA.
     #[error(
-        "{}: certificate {subject:?} is not a certificate authority (basicConstraints CA:TRUE missing), so it cannot sign client certificates; pass the CA certificate instead",
+        "{}: certificate {subject:?} is not a certificate authority (basicConstraints CA:TRUE missing), so it cannot sign certificates; pass {flag} the CA certificate instead",
         path.display()
     )]
-    NotACa { path: PathBuf, subject: String },
+    NotACa {
+        path: PathBuf,
+        subject: String,
+        flag: &'static str,
+    },
     /// A client certificate not signed by the expected CA.
     #[error("client certificate {} is not signed by the CA in {}", cert.display(), ca.display())]
     NotSignedBy { cert: PathBuf, ca: PathBuf },

@@ -242,8 +242,13 @@ fn check_eku(
     Ok(())
 }
 
-/// Validates a `--tls-ca` file: at least one certificate, each a CA, each valid now.
-pub fn check_ca_bundle(ca: &Bundle, now: i64) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+/// Validates a CA file given with `flag` (`--tls-ca`, `--registry-ca`): at least one
+/// certificate, each a CA, each valid now.
+pub fn check_ca_bundle(
+    ca: &Bundle,
+    now: i64,
+    flag: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     if ca.certs.is_empty() {
         let found = if !ca.keys.is_empty() || ca.encrypted_key {
             " (it holds a private key)".to_owned()
@@ -255,6 +260,7 @@ pub fn check_ca_bundle(ca: &Bundle, now: i64) -> Result<Vec<CertificateDer<'stat
         return Err(PkiError::NoCaData {
             path: ca.path.clone(),
             found,
+            flag,
         });
     }
     for (i, der) in ca.certs.iter().enumerate() {
@@ -263,6 +269,7 @@ pub fn check_ca_bundle(ca: &Bundle, now: i64) -> Result<Vec<CertificateDer<'stat
             return Err(PkiError::NotACa {
                 path: ca.path.clone(),
                 subject: cert.subject().to_string(),
+                flag,
             });
         }
         check_validity(&ca.path, &cert, now)?;

@@ -120,6 +120,34 @@ pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<Syst
             official: true,
         },
     );
+    for reg in &facts.insecure_registries {
+        index_configs.insert(
+            reg.clone(),
+            IndexInfo {
+                name: reg.clone(),
+                mirrors: vec![],
+                secure: false,
+                official: false,
+            },
+        );
+    }
+    let mut system_status = vec![
+        ["VCH".to_owned(), facts.name.clone()],
+        ["API security".to_owned(), facts.tls_mode.to_owned()],
+        ["API address".to_owned(), facts.listen.clone()],
+    ];
+    if facts.whitelist.is_empty() {
+        system_status.push([
+            "Registry Whitelist Mode".to_owned(),
+            "disabled.  All registry access allowed.".to_owned(),
+        ]);
+    } else {
+        system_status.push(["Registry Whitelist Mode".to_owned(), "enabled".to_owned()]);
+        system_status.push([
+            "Whitelisted Registries".to_owned(),
+            facts.whitelist.join(", "),
+        ]);
+    }
     let mut warnings = Vec::new();
     let mut security_options = Vec::new();
     match facts.tls_mode {
@@ -141,11 +169,7 @@ pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<Syst
     }
     Json(SystemInfo {
         id: facts.id.clone(),
-        system_status: vec![
-            ["VCH".to_owned(), facts.name.clone()],
-            ["API security".to_owned(), facts.tls_mode.to_owned()],
-            ["API address".to_owned(), facts.listen.clone()],
-        ],
+        system_status,
         kernel_version: kernel_version(),
         operating_system: format!("vic virtual container host on {pretty}"),
         os_version: version_id,

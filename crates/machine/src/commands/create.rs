@@ -11,7 +11,9 @@ use vic_pki::KeySize;
 use crate::certs::{self, CertRequest};
 use crate::cli::CreateArgs;
 use crate::commands::absolute;
-use crate::config::{self, CONFIG_VERSION, CreateOptions, TlsLevel, VchConfig, VchPaths};
+use crate::config::{
+    self, CONFIG_VERSION, CreateOptions, RegistrySettings, TlsLevel, VchConfig, VchPaths,
+};
 use crate::connect;
 use crate::error::{Error, Result};
 use crate::host;
@@ -80,6 +82,47 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         args.organization.clone()
     };
 
+    let registry_ca_files = args
+        .registry_ca
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>>>()?;
+    let mut registry_cas = Vec::new();
+    for file in &registry_ca_files {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        registry_cas.extend(vic_pki::check_ca_bundle(
+            &vic_pki::load_bundle(file)?,
+            now,
+            "--registry-ca",
+        )?);
+        out.info(format!("Loaded registry CA from {}", file.display()));
+    }
+    let registry = RegistrySettings {
+        whitelist: args
+            .whitelist_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        insecure: args
+            .insecure_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ca_files: registry_ca_files,
+    };
+    let policy = registry.policy()?;
+    if !registry.insecure.is_empty() {
+        out.info(format!(
+            "Insecure registries = {}",
+            registry.insecure.join(", ")
+        ));
+    }
+    if policy.whitelist_mode() {
+        out.info(format!(
+            "Whitelist registries = {}",
+            policy.effective_whitelist().join(", ")
+        ));
+    }
     let server_cert = args.tls_server_cert.as_deref().map(absolute).transpose()?;
     let server_key = args.tls_server_key.as_deref().map(absolute).transpose()?;
     let tls_ca = args
@@ -148,6 +191,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         client_ca: outcome.as_ref().and_then(|o| o.client_ca.clone()),
         client_cert: outcome.as_ref().and_then(|o| o.client_cert.clone()),
         client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
+        registry,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
             tls_cert_path: cert_path.clone(),
@@ -171,6 +215,12 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
                 certs::chain_pem(&o.client_cas).as_bytes(),
             )?;
         }
+    }
+    if !registry_cas.is_empty() {
+        vic_pki::write_public(
+            &paths.registry_cas(),
+            certs::chain_pem(&registry_cas).as_bytes(),
+        )?;
     }
     cfg.save(&paths)?;
 

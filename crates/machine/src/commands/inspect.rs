@@ -99,6 +99,11 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
             ));
         }
     }
+    let policy = cfg.registry.policy()?;
+    out.info(format!("Registry policy: {policy}"));
+    for ca in &cfg.registry.ca_files {
+        out.info(format!("Registry CA: {}", ca.display()));
+    }
     out.blank();
     out.info("Docker environment variables:");
     out.info(connect::env_string(&cfg));
@@ -175,6 +180,15 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
         for org in &o.organization {
             push("--organization", Some(org.clone()));
         }
+    }
+    for w in &cfg.registry.whitelist {
+        push("--whitelist-registry", Some(w.clone()));
+    }
+    for i in &cfg.registry.insecure {
+        push("--insecure-registry", Some(i.clone()));
+    }
+    for ca in &cfg.registry.ca_files {
+        push("--registry-ca", Some(ca.display().to_string()));
     }
     args.join(" ")
 }

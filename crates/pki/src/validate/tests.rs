@@ -250,20 +250,24 @@ fn no_data_and_bad_certificate() {
 #[test]
 fn ca_bundles() {
     let made = server(&["a.test"], |_| {});
-    let err = check_ca_bundle(&bundle("key.pem", &made.key), now()).unwrap_err();
+    let err = check_ca_bundle(&bundle("key.pem", &made.key), now(), "--tls-ca").unwrap_err();
     assert!(
         err.to_string()
             .starts_with("Unable to load certificate authority data"),
         "{err}"
     );
     assert!(err.to_string().contains("holds a private key"));
-    let err = check_ca_bundle(&bundle("cert.pem", &made.cert), now()).unwrap_err();
+    let err = check_ca_bundle(&bundle("cert.pem", &made.cert), now(), "--tls-ca").unwrap_err();
     assert!(matches!(err, PkiError::NotACa { .. }), "{err}");
     let (_, _, ca_pem) = ca();
     assert_eq!(
-        check_ca_bundle(&bundle("ca.pem", &format!("junk\n{ca_pem}{ca_pem}")), now())
-            .unwrap()
-            .len(),
+        check_ca_bundle(
+            &bundle("ca.pem", &format!("junk\n{ca_pem}{ca_pem}")),
+            now(),
+            "--tls-ca"
+        )
+        .unwrap()
+        .len(),
         2
     );
 }
