@@ -24,7 +24,8 @@ pub use inspect::{CertSummary, summarize};
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
 pub use tls::{
-    ClientAuth, PinnedServer, install_crypto_provider, ping_client_config, server_config,
+    ClientAuth, PinnedServer, client_config, dangerous_unverified_client_config,
+    install_crypto_provider, ping_client_config, server_config, system_roots,
 };
 pub use validate::{
     ServerCheck, check_ca_bundle, check_client_cert, check_server_identity, key_matches_cert,

@@ -1,0 +1,117 @@
+//! The distribution API on top of the transport: manifests and blobs.
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::client::{Credentials, error_message};
+use crate::manifest::ACCEPT;
+use crate::{Reference, RegistryClient, RegistryError};
+
+/// A manifest as fetched: its bytes, media type and digest (verified).
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in hash {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn pull_scope(r: &Reference) -> String {
+    format!("repository:{}:pull", r.repository)
+}
+
+impl RegistryClient {
+    /// Fetches the manifest `reference` (a tag or digest) of `r`'s repository and checks its
+    /// digest against the digest asked for and the registry's `Docker-Content-Digest`.
+    pub async fn manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<FetchedManifest, RegistryError> {
+        let path = format!("/v2/{}/manifests/{reference}", r.repository);
+        let resp = self.get(&r.registry, &path, &[("Accept", ACCEPT.to_owned())], &pull_scope(r), creds).await?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            let message = error_message(resp).await.unwrap_or_else(|| "manifest unknown".into());
+            return Err(RegistryError::NotFound { what: format!("manifest for {}", r.familiar()), message });
+        }
+        if !status.is_success() {
+            return Err(status_error(r, resp).await);
+        }
+        let media_type = resp
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let header_digest = resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RegistryError::Protocol { registry: r.registry.clone(), reason: e.to_string() })?
+            .to_bytes()
+            .to_vec();
+        let digest = sha256_digest(&bytes);
+        for expected in [Some(reference).filter(|x| x.starts_with("sha256:")), header_digest.as_deref()].into_iter().flatten() {
+            if expected.starts_with("sha256:") && expected != digest {
+                return Err(RegistryError::DigestMismatch {
+                    registry: r.registry.clone(),
+                    expected: expected.to_owned(),
+                    actual: digest,
+                });
+            }
+        }
+        Ok(FetchedManifest { bytes, media_type, digest })
+    }
+
+    /// Starts downloading blob `digest` of `r`'s repository. The caller streams the body and
+    /// verifies the digest.
+    pub async fn blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<Response<Incoming>, RegistryError> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        let resp = self.get(&r.registry, &path, &[], &pull_scope(r), creds).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
+                what: format!("blob {digest} of {}", r.familiar_repository()),
+                message: error_message(resp).await.unwrap_or_default(),
+            }),
+            s if s.is_redirection() => Err(RegistryError::Protocol {
+                registry: r.registry.clone(),
+                reason: format!(
+                    "the registry redirects blob downloads to {}, which this VCH does not follow yet",
+                    resp.headers().get("Location").and_then(|v| v.to_str().ok()).unwrap_or("?")
+                ),
+            }),
+            _ => Err(status_error(r, resp).await),
+        }
+    }
+}
+
+async fn status_error(r: &Reference, resp: Response<Incoming>) -> RegistryError {
+    let status = resp.status().as_u16();
+    let message = error_message(resp).await.unwrap_or_default();
+    RegistryError::Status { registry: r.registry.clone(), status, message }
+}
