@@ -99,3 +99,275 @@ fn bad_registry_flags_are_refused_with_the_flag_named() {
     .says("--registry-ca");
     assert!(!host.root().join("x").exists());
 }
+
+/// A CA and a server certificate for a TLS registry on 127.0.0.1 / reg.example.test.
+fn registry_pki(host: &TestHost) {
+    host.sh(
+        r#"set -e
+mkdir -p regpki && cd regpki
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj "/CN=Test Registry CA" -days 30 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.csr -subj "/CN=reg.example.test" 2>/dev/null
+printf 'subjectAltName=DNS:reg.example.test,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > ext
+openssl x509 -req -in req.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 -extfile ext -out cert.pem 2>/dev/null
+"#,
+    )
+    .ok();
+}
+
+fn pull(host: &TestHost, env: &[(String, String)], image: &str) -> vic_testkit::Run {
+    host.docker(env, ["pull", image])
+}
+
+#[test]
+fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None);
+    let id = host.push_busybox("127.0.0.1:5000", "test/busybox");
+    let vch = create(
+        &host,
+        "imgs",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    );
+    let env = vch.docker_env();
+    let r = pull(&host, &env, "127.0.0.1:5000/test/busybox").ok();
+    r.says("latest: Pulling from test/busybox")
+        .says("Pull complete")
+        .says("Digest: sha256:")
+        .says("Status: Downloaded newer image for 127.0.0.1:5000/test/busybox:latest");
+    pull(&host, &env, "127.0.0.1:5000/test/busybox:latest")
+        .ok()
+        .says("Status: Image is up to date");
+    let log = std::fs::read_to_string(host.root().join("imgs/endpoint.log")).unwrap();
+    assert!(
+        log.contains("using plain http for this insecure registry"),
+        "{log}"
+    );
+
+    let images = host.docker(&env, ["images"]).ok();
+    images.says("127.0.0.1:5000/test/busybox").says(&id[7..19]);
+    host.docker(&env, ["images", "-q"]).ok().says(&id[7..19]);
+    host.docker(&env, ["images", "--digests"])
+        .ok()
+        .says("sha256:");
+    host.docker(&env, ["images", "--filter", "reference=*/test/bus*"])
+        .ok()
+        .says("test/busybox");
+    host.docker(&env, ["images", "--filter", "reference=nothing*", "-q"])
+        .ok()
+        .never_says(&id[7..19]);
+    let inspect = host
+        .docker(
+            &env,
+            [
+                "image",
+                "inspect",
+                "127.0.0.1:5000/test/busybox",
+                "--format",
+                "{{.Id}} {{.Config.Cmd}} {{.Os}}/{{.Architecture}} {{len .RootFS.Layers}}",
+            ],
+        )
+        .ok();
+    inspect.says(&format!("{id} [sh] linux/amd64 1"));
+    host.docker(&env, ["image", "inspect", "nope"])
+        .fails()
+        .says("No such image: nope");
+
+    host.docker(&env, ["tag", "127.0.0.1:5000/test/busybox", "mine:1"])
+        .ok();
+    host.docker(&env, ["images"]).ok().says("mine");
+    host.docker(&env, ["rmi", "mine:1"])
+        .ok()
+        .says("Untagged: mine:1");
+    host.docker(&env, ["rmi", "127.0.0.1:5000/test/busybox"])
+        .ok()
+        .says(&format!("Deleted: {id}"));
+    assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
+    // The blobs went with the image; a new pull fetches them again.
+    pull(&host, &env, "127.0.0.1:5000/test/busybox")
+        .ok()
+        .says("Pull complete");
+    // By digest.
+    let digest = host
+        .docker(
+            &env,
+            [
+                "image",
+                "inspect",
+                "127.0.0.1:5000/test/busybox",
+                "--format",
+                "{{index .RepoDigests 0}}",
+            ],
+        )
+        .ok();
+    pull(&host, &env, digest.stdout.trim()).ok().says("Digest:");
+    host.docker(&env, ["pull", "127.0.0.1:5000/test/none"])
+        .fails()
+        .says("not found");
+}
+
+#[test]
+fn https_registries_need_a_trusted_ca_or_insecure() {
+    let host = TestHost::new();
+    registry_pki(&host);
+    host.start_registry(
+        "127.0.0.1:5443",
+        Some(("regpki/cert.pem", "regpki/key.pem")),
+    );
+    host.start_registry("127.0.0.1:5000", None);
+    host.push_busybox("127.0.0.1:5443", "busybox");
+    host.push_busybox("127.0.0.1:5000", "busybox");
+
+    // No CA: refused, with the fix named.
+    let plain = create(
+        &host,
+        "noca",
+        &["--no-tls", "--client-network-ip", "127.0.0.2"],
+    );
+    pull(&host, &plain.docker_env(), "127.0.0.1:5443/busybox")
+        .fails()
+        .says("--registry-ca");
+    // A plain-HTTP registry that is not insecure: never downgraded.
+    pull(&host, &plain.docker_env(), "127.0.0.1:5000/busybox")
+        .fails()
+        .says("does not speak HTTPS");
+
+    // With the CA.
+    let ca = create(
+        &host,
+        "ca",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.3",
+            "--registry-ca",
+            "regpki/ca.pem",
+        ],
+    );
+    pull(&host, &ca.docker_env(), "127.0.0.1:5443/busybox")
+        .ok()
+        .says("Pull complete");
+
+    // Insecure: HTTPS without verification (the handshake works, so no HTTP fallback).
+    let insecure = create(
+        &host,
+        "ins",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.4",
+            "--insecure-registry",
+            "127.0.0.1:5443",
+        ],
+    );
+    pull(&host, &insecure.docker_env(), "127.0.0.1:5443/busybox")
+        .ok()
+        .says("Pull complete");
+    let log = std::fs::read_to_string(host.root().join("ins/endpoint.log")).unwrap();
+    assert!(!log.contains("using plain http"), "{log}");
+
+    // certs.d is read too: /etc/docker/certs.d/<host:port>/ca.crt is the standard layout; this
+    // test does not write to /etc, the --registry-ca path covers the same trust store.
+}
+
+#[test]
+fn whitelist_rules_of_the_seed() {
+    let host = TestHost::new();
+    registry_pki(&host);
+    host.add_host("127.0.0.1", "reg.example.test");
+    host.start_registry(
+        "127.0.0.1:5443",
+        Some(("regpki/cert.pem", "regpki/key.pem")),
+    );
+    host.start_registry("127.0.0.1:5000", None);
+    host.push_busybox("127.0.0.1:5443", "busybox");
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let ca = ["--registry-ca", "regpki/ca.pem"];
+    let vch = |name: &str, ip: &str, extra: &[&str]| {
+        let mut args = vec!["--no-tls", "--client-network-ip", ip];
+        args.extend_from_slice(extra);
+        create(&host, name, &args).docker_env()
+    };
+
+    // FQDN entry: that registry only; Docker Hub refused without any DNS (none here).
+    let env = vch(
+        "fqdn",
+        "127.0.0.2",
+        &[
+            "--whitelist-registry",
+            "reg.example.test:5443",
+            ca[0],
+            ca[1],
+        ],
+    );
+    pull(&host, &env, "reg.example.test:5443/busybox")
+        .ok()
+        .says("Pull complete");
+    pull(&host, &env, "busybox")
+        .fails()
+        .says("Access denied to unauthorized registry (docker.io) while VCH is in whitelist mode");
+    pull(&host, &env, "127.0.0.1:5443/busybox")
+        .fails()
+        .says("Access denied to unauthorized registry (127.0.0.1:5443)");
+
+    // CIDR: decided on the address connected to, whatever the name.
+    let env = vch(
+        "cidr",
+        "127.0.0.3",
+        &["--whitelist-registry", "127.0.0.0/8", ca[0], ca[1]],
+    );
+    pull(&host, &env, "reg.example.test:5443/busybox").ok();
+    let env = vch(
+        "cidr2",
+        "127.0.0.4",
+        &["--whitelist-registry", "10.0.0.0/8", ca[0], ca[1]],
+    );
+    // A CA without a whitelist entry grants nothing.
+    pull(&host, &env, "reg.example.test:5443/busybox")
+        .fails()
+        .says("Access denied to unauthorized registry (reg.example.test:5443)");
+
+    // Wildcard domain.
+    let env = vch(
+        "wild",
+        "127.0.0.5",
+        &["--whitelist-registry", "*.example.test", ca[0], ca[1]],
+    );
+    pull(&host, &env, "reg.example.test:5443/busybox").ok();
+    pull(&host, &env, "127.0.0.1:5443/busybox")
+        .fails()
+        .says("Access denied");
+
+    // Whitelisted but no trusted CA: refused unless insecure.
+    let env = vch(
+        "noca",
+        "127.0.0.6",
+        &["--whitelist-registry", "reg.example.test:5443"],
+    );
+    pull(&host, &env, "reg.example.test:5443/busybox")
+        .fails()
+        .says("--registry-ca");
+
+    // Insecure registries join the whitelist in whitelist mode.
+    let env = vch(
+        "ins",
+        "127.0.0.7",
+        &[
+            "--whitelist-registry",
+            "10.0.0.0/8",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    );
+    pull(&host, &env, "127.0.0.1:5000/busybox")
+        .ok()
+        .says("Pull complete");
+    host.docker(&env, ["info"])
+        .ok()
+        .says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
+}

@@ -1,6 +1,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use vic_docker_api::ErrorResponse;
+use vic_engine::ErrorKind;
 
 /// An API failure: the one place where a failure becomes an HTTP status and a JSON
 /// `{"message": ...}` body, the shape the docker CLI prints as `Error response from daemon`.
@@ -26,6 +27,12 @@ pub enum ApiError {
     /// No Host header at all.
     #[error("empty host header from {remote}")]
     EmptyHost { remote: String },
+    /// A malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Engine(#[from] vic_engine::EngineError),
 }
 
 impl ApiError {
@@ -36,6 +43,15 @@ impl ApiError {
             Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             Self::Version(_) => StatusCode::BAD_REQUEST,
             Self::InvalidHost { .. } | Self::EmptyHost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Engine(e) => match e.kind() {
+                ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                ErrorKind::Conflict => StatusCode::CONFLICT,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+                ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::Upstream | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 }

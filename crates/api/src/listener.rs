@@ -46,13 +46,18 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 impl Endpoint {
     /// Binds `addr`. Binding first lets the caller report "address in use" before it says the
     /// VCH is up.
-    pub async fn bind(addr: SocketAddr, security: Security, facts: VchFacts) -> io::Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        security: Security,
+        facts: VchFacts,
+        images: Arc<vic_engine::ImageService>,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let (tls, allowed_hosts) = match security {
             Security::Plain { allowed_hosts } => (None, Some(allowed_hosts)),
             Security::Tls { config, .. } => (Some(TlsAcceptor::from(config)), None),
         };
-        let state = Arc::new(State::new(facts, allowed_hosts));
+        let state = Arc::new(State::new(facts, images, allowed_hosts));
         Ok(Self {
             listener,
             state,

@@ -27,9 +27,13 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(facts: VchFacts, allowed_hosts: Option<AllowedHosts>) -> Self {
+    pub(crate) fn new(
+        facts: VchFacts,
+        images: Arc<vic_engine::ImageService>,
+        allowed_hosts: Option<AllowedHosts>,
+    ) -> Self {
         Self {
-            router: crate::routes::router(Arc::new(facts)),
+            router: crate::routes::router(Arc::new(crate::routes::AppState { facts, images })),
             allowed_hosts,
         }
     }
@@ -156,8 +160,11 @@ mod route_tests {
             insecure_registries: vec![],
             whitelist: vec![],
         };
+        let dir = tempfile::tempdir().unwrap().keep();
+        let images = vic_engine::ImageService::open(&dir, Default::default()).unwrap();
         State::new(
             facts,
+            Arc::new(images),
             plain.then(|| AllowedHosts::new(["127.0.0.2", "vch.test"])),
         )
     }
@@ -201,8 +208,11 @@ mod route_tests {
             r#"{"message":"vic does not implement ContainerList (GET /containers/json) yet"}"#
         );
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
+        assert_eq!(status, 404);
+        assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);
+        let (status, body) = call(&s, "POST", "/images/x/push", None).await;
         assert_eq!(status, 501);
-        assert!(body.contains("ImageDelete"), "{body}");
+        assert!(body.contains("ImagePush"), "{body}");
     }
 
     #[tokio::test]

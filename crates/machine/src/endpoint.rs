@@ -94,6 +94,24 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         insecure_registries: cfg.registry.insecure.clone(),
         whitelist: cfg.registry.policy()?.effective_whitelist(),
     };
+    let extra_cas = if paths.registry_cas().is_file() {
+        vic_pki::load_bundle(&paths.registry_cas())?.certs
+    } else {
+        Vec::new()
+    };
+    let settings = vic_registry::ClientSettings {
+        policy: cfg.registry.policy()?,
+        extra_cas,
+        certs_d: vec![
+            "/etc/docker/certs.d".into(),
+            "/etc/containers/certs.d".into(),
+        ],
+        user_agent: format!("vic/{} (VCH {})", vic_core::VERSION, cfg.name),
+    };
+    let images = std::sync::Arc::new(
+        vic_engine::ImageService::open(&paths.dir, settings)
+            .map_err(|e| Error::Failed(format!("cannot open the image store: {e}")))?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,13 +123,13 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             // All addresses: dual-stack `[::]` covers IPv4 and IPv6; hosts without IPv6 fall
             // back to 0.0.0.0.
             let v6 = std::net::SocketAddr::from(([0u16; 8], cfg.port));
-            match Endpoint::bind(v6, security.clone(), facts.clone()).await {
+            match Endpoint::bind(v6, security.clone(), facts.clone(), images.clone()).await {
                 Ok(e) => Ok(e),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
-                Err(_) => Endpoint::bind(addr, security, facts).await,
+                Err(_) => Endpoint::bind(addr, security, facts, images).await,
             }
         } else {
-            Endpoint::bind(addr, security, facts).await
+            Endpoint::bind(addr, security, facts, images).await
         }
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
         vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;

@@ -146,11 +146,14 @@ pub fn ping_client_config(
 
 /// The system's trusted roots (Debian's bundle), or none when it is missing.
 pub fn system_roots() -> Vec<CertificateDer<'static>> {
-    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
-        .iter()
-        .find_map(|p| crate::load_bundle(std::path::Path::new(p)).ok())
-        .map(|b| b.certs)
-        .unwrap_or_default()
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ]
+    .iter()
+    .find_map(|p| crate::load_bundle(std::path::Path::new(p)).ok())
+    .map(|b| b.certs)
+    .unwrap_or_default()
 }
 
 /// A verifying client configuration trusting `roots` (HTTP/1.1, optional client identity).
@@ -207,7 +210,12 @@ impl ServerCertVerifier for DangerousAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -216,11 +224,18 @@ impl ServerCertVerifier for DangerousAnyServer {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -35,7 +35,11 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: <redacted> }}", self.username)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: <redacted> }}",
+            self.username
+        )
     }
 }
 
@@ -75,13 +79,19 @@ pub struct RegistryClient {
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryClient").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("RegistryClient")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 /// The host to dial for a registry name (Docker Hub's API lives at registry-1.docker.io).
 fn api_host(host: &str) -> &str {
-    if host == crate::DOCKER_HUB { "registry-1.docker.io" } else { host }
+    if host == crate::DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        host
+    }
 }
 
 impl RegistryClient {
@@ -102,22 +112,36 @@ impl RegistryClient {
 
     /// Resolves `registry` and returns the addresses the policy allows, with whether the
     /// registry is insecure; refuses with the policy's denial when none is allowed.
-    async fn admitted(&self, registry: &str) -> Result<(Vec<SocketAddr>, bool, RegistryTarget), RegistryError> {
+    async fn admitted(
+        &self,
+        registry: &str,
+    ) -> Result<(Vec<SocketAddr>, bool, RegistryTarget), RegistryError> {
         let (host, port) = crate::reference::split_host_port(registry);
         let target = RegistryTarget::new(&host, port);
         // Decide before touching the network when the answer cannot depend on addresses.
         let policy = &self.settings.policy;
-        if !policy.needs_resolution() {
-            if let Decision::Deny(d) = policy.decide(&target) {
-                return Err(d.into());
-            }
+        if !policy.needs_resolution()
+            && let Decision::Deny(d) = policy.decide(&target)
+        {
+            return Err(d.into());
         }
         let dial_port = port.unwrap_or(443);
         let dial_host = api_host(&target.host).to_owned();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((dial_host.as_str(), dial_port))
-            .await
-            .map_err(|source| RegistryError::Resolve { registry: registry.to_owned(), source })?
-            .collect();
+        let addrs: Vec<SocketAddr> =
+            match tokio::net::lookup_host((dial_host.as_str(), dial_port)).await {
+                Ok(a) => a.collect(),
+                Err(source) => {
+                    // Unresolvable: the name alone decides, so a refused registry is reported as
+                    // refused, not as a DNS failure.
+                    if let Decision::Deny(d) = policy.decide(&target) {
+                        return Err(d.into());
+                    }
+                    return Err(RegistryError::Resolve {
+                        registry: registry.to_owned(),
+                        source,
+                    });
+                }
+            };
         let confirmed = if target.host.parse::<IpAddr>().is_ok() && policy.needs_resolution() {
             confirmed_names(target.host.parse().ok()).await
         } else {
@@ -148,7 +172,11 @@ impl RegistryClient {
         }
     }
 
-    fn tls_config(&self, registry: &str, insecure: bool) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
+    fn tls_config(
+        &self,
+        registry: &str,
+        insecure: bool,
+    ) -> Result<Arc<rustls::ClientConfig>, RegistryError> {
         let mut roots = self.system_roots.clone();
         roots.extend(self.settings.extra_cas.iter().cloned());
         let mut identity = None;
@@ -156,7 +184,9 @@ impl RegistryClient {
         let dir_name = registry.strip_suffix(":443").unwrap_or(registry);
         for base in &self.settings.certs_d {
             let dir = base.join(dir_name);
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             files.sort();
             for f in &files {
@@ -167,10 +197,15 @@ impl RegistryClient {
                     }
                 } else if ext == "cert" {
                     let key = f.with_extension("key");
-                    let (Ok(c), Ok(k)) = (vic_pki::load_bundle(f), vic_pki::load_bundle(&key)) else {
+                    let (Ok(c), Ok(k)) = (vic_pki::load_bundle(f), vic_pki::load_bundle(&key))
+                    else {
                         return Err(RegistryError::Tls {
                             registry: registry.to_owned(),
-                            reason: format!("client certificate {} has no readable key {}", f.display(), key.display()),
+                            reason: format!(
+                                "client certificate {} has no readable key {}",
+                                f.display(),
+                                key.display()
+                            ),
                             hint: "put the matching .key next to the .cert".into(),
                         });
                     };
@@ -185,27 +220,45 @@ impl RegistryClient {
         } else {
             vic_pki::client_config(&roots, identity)
         };
-        config.map_err(|e| RegistryError::Tls { registry: registry.to_owned(), reason: e.to_string(), hint: String::new() })
+        config.map_err(|e| RegistryError::Tls {
+            registry: registry.to_owned(),
+            reason: e.to_string(),
+            hint: String::new(),
+        })
     }
 
     /// Opens a connection to `registry`, choosing the scheme.
-    async fn connect(&self, registry: &str) -> Result<(Box<dyn Io>, Scheme, String), RegistryError> {
+    async fn connect(
+        &self,
+        registry: &str,
+    ) -> Result<(Box<dyn Io>, Scheme, String), RegistryError> {
         let (addrs, insecure, target) = self.admitted(registry).await?;
         let host = api_host(&target.host).to_owned();
-        let known = self.schemes.lock().ok().and_then(|m| m.get(registry).copied());
+        let known = self
+            .schemes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(registry).copied());
         let mut last = None;
         for addr in addrs {
             let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    last = Some(RegistryError::Connect { registry: registry.to_owned(), addr, source: e });
+                    last = Some(RegistryError::Connect {
+                        registry: registry.to_owned(),
+                        addr,
+                        source: e,
+                    });
                     continue;
                 }
                 Err(_) => {
                     last = Some(RegistryError::Connect {
                         registry: registry.to_owned(),
                         addr,
-                        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connection timed out"),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connection timed out",
+                        ),
                     });
                     continue;
                 }
@@ -238,9 +291,13 @@ impl RegistryClient {
                         if let Ok(mut m) = self.schemes.lock() {
                             m.insert(registry.to_owned(), Scheme::Http);
                         }
-                        let tcp = TcpStream::connect(addr)
-                            .await
-                            .map_err(|source| RegistryError::Connect { registry: registry.to_owned(), addr, source })?;
+                        let tcp = TcpStream::connect(addr).await.map_err(|source| {
+                            RegistryError::Connect {
+                                registry: registry.to_owned(),
+                                addr,
+                                source,
+                            }
+                        })?;
                         return Ok((Box::new(tcp), Scheme::Http, host));
                     }
                     return Err(tls_error(registry, &e, insecure, transport_level));
@@ -272,7 +329,10 @@ impl RegistryClient {
         let (io, scheme, host) = self.connect(registry).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
-            .map_err(|e| RegistryError::Protocol { registry: registry.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| RegistryError::Protocol {
+                registry: registry.to_owned(),
+                reason: e.to_string(),
+            })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -296,11 +356,17 @@ impl RegistryClient {
         }
         let req = req
             .body(Empty::<Bytes>::new())
-            .map_err(|e| RegistryError::Protocol { registry: registry.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| RegistryError::Protocol {
+                registry: registry.to_owned(),
+                reason: e.to_string(),
+            })?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| RegistryError::Protocol { registry: registry.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| RegistryError::Protocol {
+                registry: registry.to_owned(),
+                reason: e.to_string(),
+            })?;
         Ok((resp, scheme))
     }
 
@@ -313,7 +379,8 @@ impl RegistryClient {
         scope: &str,
         creds: Option<&Credentials>,
     ) -> Result<Response<Incoming>, RegistryError> {
-        self.request(registry, Method::GET, path, headers, scope, creds).await
+        self.request(registry, Method::GET, path, headers, scope, creds)
+            .await
     }
 
     /// An authenticated request of any method.
@@ -329,7 +396,9 @@ impl RegistryClient {
         let key = format!("{registry}|{scope}");
         let cached = self.tokens.lock().ok().and_then(|m| m.get(&key).cloned());
         let auth = cached.map(|t| format!("Bearer {t}"));
-        let (resp, _) = self.send_once(registry, &method, path, headers, auth.as_deref()).await?;
+        let (resp, _) = self
+            .send_once(registry, &method, path, headers, auth.as_deref())
+            .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -341,7 +410,9 @@ impl RegistryClient {
             .to_owned();
         let auth = match parse_challenge(&challenge) {
             Some(Challenge::Bearer { realm, service }) => {
-                let token = self.fetch_token(registry, &realm, service.as_deref(), scope, creds).await?;
+                let token = self
+                    .fetch_token(registry, &realm, service.as_deref(), scope, creds)
+                    .await?;
                 if let Ok(mut m) = self.tokens.lock() {
                     m.insert(key, token.clone());
                 }
@@ -349,7 +420,12 @@ impl RegistryClient {
             }
             Some(Challenge::Basic) => match creds {
                 Some(c) => basic(c),
-                None => return Err(RegistryError::Unauthorized { registry: registry.to_owned(), detail: "authentication required".into() }),
+                None => {
+                    return Err(RegistryError::Unauthorized {
+                        registry: registry.to_owned(),
+                        detail: "authentication required".into(),
+                    });
+                }
             },
             None => {
                 return Err(RegistryError::Unauthorized {
@@ -358,11 +434,15 @@ impl RegistryClient {
                 });
             }
         };
-        let (resp, _) = self.send_once(registry, &method, path, headers, Some(&auth)).await?;
+        let (resp, _) = self
+            .send_once(registry, &method, path, headers, Some(&auth))
+            .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(RegistryError::Unauthorized {
                 registry: registry.to_owned(),
-                detail: error_message(resp).await.unwrap_or_else(|| "unauthorized".into()),
+                detail: error_message(resp)
+                    .await
+                    .unwrap_or_else(|| "unauthorized".into()),
             });
         }
         Ok(resp)
@@ -376,7 +456,10 @@ impl RegistryClient {
         scope: &str,
         creds: Option<&Credentials>,
     ) -> Result<String, RegistryError> {
-        let bad = |reason: String| RegistryError::Unauthorized { registry: registry.to_owned(), detail: reason };
+        let bad = |reason: String| RegistryError::Unauthorized {
+            registry: registry.to_owned(),
+            detail: reason,
+        };
         let (scheme, rest) = realm
             .split_once("://")
             .ok_or_else(|| bad(format!("token realm {realm:?} is not a URL")))?;
@@ -392,27 +475,52 @@ impl RegistryClient {
             query.push(format!("scope={}", encode(scope)));
         }
         let sep = if path.contains('?') { '&' } else { '?' };
-        let target = if query.is_empty() { path.to_owned() } else { format!("{path}{sep}{}", query.join("&")) };
+        let target = if query.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}{sep}{}", query.join("&"))
+        };
         // The realm is the registry's own auth service: it is reached under the registry's
         // admission, with the registry's insecure setting only when it is the same host.
         let same_host = authority == registry || authority == api_host(registry);
-        if scheme == "http" && !(same_host && self.settings.policy.is_insecure(&RegistryTarget::new(&crate::reference::split_host_port(registry).0, crate::reference::split_host_port(registry).1))) {
-            return Err(bad(format!("token realm {realm} is plain HTTP: refusing to send credentials there")));
+        if scheme == "http"
+            && !(same_host
+                && self.settings.policy.is_insecure(&RegistryTarget::new(
+                    &crate::reference::split_host_port(registry).0,
+                    crate::reference::split_host_port(registry).1,
+                )))
+        {
+            return Err(bad(format!(
+                "token realm {realm} is plain HTTP: refusing to send credentials there"
+            )));
         }
         let auth = creds.map(basic);
-        let (resp, _) = self.send_once(authority, &Method::GET, &target, &[], auth.as_deref()).await?;
+        let (resp, _) = self
+            .send_once(authority, &Method::GET, &target, &[], auth.as_deref())
+            .await?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if !status.is_success() {
-            return Err(bad(format!("token service answered {status}: {}", String::from_utf8_lossy(&body).trim())));
+            return Err(bad(format!(
+                "token service answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            )));
         }
         #[derive(serde::Deserialize)]
         struct Token {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let t: Token = serde_json::from_slice(&body).map_err(|e| bad(format!("bad token response: {e}")))?;
-        t.token.or(t.access_token).ok_or_else(|| bad("token response without a token".into()))
+        let t: Token =
+            serde_json::from_slice(&body).map_err(|e| bad(format!("bad token response: {e}")))?;
+        t.token
+            .or(t.access_token)
+            .ok_or_else(|| bad("token response without a token".into()))
     }
 
     /// Checks credentials against a registry (`docker login`): `GET /v2/` with them.
@@ -431,7 +539,10 @@ impl RegistryClient {
 }
 
 enum Challenge {
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
     Basic,
 }
 
@@ -440,11 +551,17 @@ fn parse_challenge(h: &str) -> Option<Challenge> {
     let mut map = HashMap::new();
     for part in split_params(params) {
         if let Some((k, v)) = part.split_once('=') {
-            map.insert(k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_owned());
+            map.insert(
+                k.trim().to_ascii_lowercase(),
+                v.trim().trim_matches('"').to_owned(),
+            );
         }
     }
     match kind.to_ascii_lowercase().as_str() {
-        "bearer" => Some(Challenge::Bearer { realm: map.remove("realm")?, service: map.remove("service") }),
+        "bearer" => Some(Challenge::Bearer {
+            realm: map.remove("realm")?,
+            service: map.remove("service"),
+        }),
         "basic" => Some(Challenge::Basic),
         _ => None,
     }
@@ -474,7 +591,9 @@ fn split_params(s: &str) -> Vec<String> {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -482,7 +601,10 @@ fn encode(s: &str) -> String {
 
 fn basic(c: &Credentials) -> String {
     let raw = format!("{}:{}", c.username, c.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// The message of a registry error body (`{"errors":[{"code","message"}]}`), if any.
@@ -503,7 +625,13 @@ pub(crate) async fn error_message(resp: Response<Incoming>) -> Option<String> {
         Ok(e) => Some(
             e.errors
                 .iter()
-                .map(|i| format!("{}: {}", i.code.to_ascii_lowercase().replace('_', " "), i.message))
+                .map(|i| {
+                    format!(
+                        "{}: {}",
+                        i.code.to_ascii_lowercase().replace('_', " "),
+                        i.message
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
@@ -515,25 +643,39 @@ pub(crate) async fn error_message(resp: Response<Incoming>) -> Option<String> {
 /// plain HTTP, or closed/reset the connection during the handshake.
 fn is_plain_http_or_refused(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    if matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted) {
+    if matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted
+    ) {
         return true;
     }
     let text = format!("{e} {e:?}");
     text.contains("InvalidContentType") || text.contains("corrupt message")
 }
 
-fn tls_error(registry: &str, e: &std::io::Error, insecure: bool, transport_level: bool) -> RegistryError {
+fn tls_error(
+    registry: &str,
+    e: &std::io::Error,
+    insecure: bool,
+    transport_level: bool,
+) -> RegistryError {
     let text = e.to_string();
     let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
         format!(
             "the registry's certificate is not signed by a trusted CA: add its CA with --registry-ca (or /etc/docker/certs.d/{registry}/ca.crt), or, if you accept an unverified registry, make it an --insecure-registry"
         )
     } else if transport_level && !insecure {
-        format!("{registry} does not speak HTTPS; a VCH reaches such a registry only if it is an --insecure-registry")
+        format!(
+            "{registry} does not speak HTTPS; a VCH reaches such a registry only if it is an --insecure-registry"
+        )
     } else {
         String::new()
     };
-    RegistryError::Tls { registry: registry.to_owned(), reason: text, hint }
+    RegistryError::Tls {
+        registry: registry.to_owned(),
+        reason: text,
+        hint,
+    }
 }
 
 /// Forward-confirmed reverse DNS of `ip`: PTR names that resolve back to it.
@@ -570,10 +712,16 @@ mod tests {
         };
         assert_eq!(realm, "https://auth.docker.io/token");
         assert_eq!(service.as_deref(), Some("registry.docker.io"));
-        assert!(matches!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic)));
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        ));
         assert!(parse_challenge("Negotiate").is_none());
         assert_eq!(encode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
-        let c = Credentials { username: "u".into(), password: "p".into() };
+        let c = Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
         assert_eq!(basic(&c), "Basic dTpw");
         assert!(!format!("{c:?}").contains('p') || format!("{c:?}").contains("redacted"));
     }

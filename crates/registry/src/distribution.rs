@@ -42,11 +42,24 @@ impl RegistryClient {
         creds: Option<&Credentials>,
     ) -> Result<FetchedManifest, RegistryError> {
         let path = format!("/v2/{}/manifests/{reference}", r.repository);
-        let resp = self.get(&r.registry, &path, &[("Accept", ACCEPT.to_owned())], &pull_scope(r), creds).await?;
+        let resp = self
+            .get(
+                &r.registry,
+                &path,
+                &[("Accept", ACCEPT.to_owned())],
+                &pull_scope(r),
+                creds,
+            )
+            .await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
-            let message = error_message(resp).await.unwrap_or_else(|| "manifest unknown".into());
-            return Err(RegistryError::NotFound { what: format!("manifest for {}", r.familiar()), message });
+            let message = error_message(resp)
+                .await
+                .unwrap_or_else(|| "manifest unknown".into());
+            return Err(RegistryError::NotFound {
+                what: format!("manifest for {}", r.familiar()),
+                message,
+            });
         }
         if !status.is_success() {
             return Err(status_error(r, resp).await);
@@ -66,11 +79,20 @@ impl RegistryClient {
             .into_body()
             .collect()
             .await
-            .map_err(|e| RegistryError::Protocol { registry: r.registry.clone(), reason: e.to_string() })?
+            .map_err(|e| RegistryError::Protocol {
+                registry: r.registry.clone(),
+                reason: e.to_string(),
+            })?
             .to_bytes()
             .to_vec();
         let digest = sha256_digest(&bytes);
-        for expected in [Some(reference).filter(|x| x.starts_with("sha256:")), header_digest.as_deref()].into_iter().flatten() {
+        for expected in [
+            Some(reference).filter(|x| x.starts_with("sha256:")),
+            header_digest.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if expected.starts_with("sha256:") && expected != digest {
                 return Err(RegistryError::DigestMismatch {
                     registry: r.registry.clone(),
@@ -79,7 +101,11 @@ impl RegistryClient {
                 });
             }
         }
-        Ok(FetchedManifest { bytes, media_type, digest })
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
     }
 
     /// Starts downloading blob `digest` of `r`'s repository. The caller streams the body and
@@ -91,7 +117,9 @@ impl RegistryClient {
         creds: Option<&Credentials>,
     ) -> Result<Response<Incoming>, RegistryError> {
         let path = format!("/v2/{}/blobs/{digest}", r.repository);
-        let resp = self.get(&r.registry, &path, &[], &pull_scope(r), creds).await?;
+        let resp = self
+            .get(&r.registry, &path, &[], &pull_scope(r), creds)
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(resp),
             StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
@@ -102,7 +130,10 @@ impl RegistryClient {
                 registry: r.registry.clone(),
                 reason: format!(
                     "the registry redirects blob downloads to {}, which this VCH does not follow yet",
-                    resp.headers().get("Location").and_then(|v| v.to_str().ok()).unwrap_or("?")
+                    resp.headers()
+                        .get("Location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("?")
                 ),
             }),
             _ => Err(status_error(r, resp).await),
@@ -113,5 +144,9 @@ impl RegistryClient {
 async fn status_error(r: &Reference, resp: Response<Incoming>) -> RegistryError {
     let status = resp.status().as_u16();
     let message = error_message(resp).await.unwrap_or_default();
-    RegistryError::Status { registry: r.registry.clone(), status, message }
+    RegistryError::Status {
+        registry: r.registry.clone(),
+        status,
+        message,
+    }
 }

@@ -80,20 +80,32 @@ impl Manifest {
             #[serde(default)]
             manifests: Option<serde_json::Value>,
         }
-        let probe: Probe = serde_json::from_slice(body).map_err(|e| format!("manifest is not JSON: {e}"))?;
+        let probe: Probe =
+            serde_json::from_slice(body).map_err(|e| format!("manifest is not JSON: {e}"))?;
         if probe.schema_version == 1 {
             return Err("schema 1 manifests are not supported (deprecated by Docker); push the image again with a current client".into());
         }
         let mt = if media_type.is_empty() || media_type == "application/json" {
             probe.media_type.clone().unwrap_or_default()
         } else {
-            media_type.split(';').next().unwrap_or_default().trim().to_owned()
+            media_type
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
         };
-        let is_index = mt == DOCKER_MANIFEST_LIST || mt == OCI_INDEX || (mt.is_empty() && probe.manifests.is_some());
+        let is_index = mt == DOCKER_MANIFEST_LIST
+            || mt == OCI_INDEX
+            || (mt.is_empty() && probe.manifests.is_some());
         if is_index {
-            serde_json::from_slice(body).map(Self::Index).map_err(|e| format!("bad image index: {e}"))
+            serde_json::from_slice(body)
+                .map(Self::Index)
+                .map_err(|e| format!("bad image index: {e}"))
         } else {
-            serde_json::from_slice(body).map(Self::Image).map_err(|e| format!("bad image manifest: {e}"))
+            serde_json::from_slice(body)
+                .map(Self::Image)
+                .map_err(|e| format!("bad image manifest: {e}"))
         }
     }
 }
@@ -166,14 +178,23 @@ pub struct History {
 }
 
 /// Picks the manifest for `os/arch[/variant]` from an index (exact variant first, then any).
-pub fn select_platform<'a>(index: &'a ImageIndex, os: &str, arch: &str, variant: Option<&str>) -> Option<&'a Descriptor> {
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    os: &str,
+    arch: &str,
+    variant: Option<&str>,
+) -> Option<&'a Descriptor> {
     let candidates = || {
         index.manifests.iter().filter(move |d| {
-            d.platform.as_ref().is_some_and(|p| p.os == os && p.architecture == arch)
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.os == os && p.architecture == arch)
         })
     };
     candidates()
-        .find(|d| variant.is_none() || d.platform.as_ref().and_then(|p| p.variant.as_deref()) == variant)
+        .find(|d| {
+            variant.is_none() || d.platform.as_ref().and_then(|p| p.variant.as_deref()) == variant
+        })
         .or_else(|| candidates().next())
 }
 
@@ -186,11 +207,23 @@ mod tests {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,"platform":{"architecture":"arm64","os":"linux"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":1,"platform":{"architecture":"amd64","os":"linux"}}]}"#;
-        let Manifest::Index(i) = Manifest::parse("", index).unwrap() else { panic!() };
-        assert_eq!(select_platform(&i, "linux", "amd64", None).unwrap().digest, "sha256:bb");
+        let Manifest::Index(i) = Manifest::parse("", index).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            select_platform(&i, "linux", "amd64", None).unwrap().digest,
+            "sha256:bb"
+        );
         assert!(select_platform(&i, "linux", "s390x", None).is_none());
         let m = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:cc","size":2},"layers":[]}"#;
-        assert!(matches!(Manifest::parse(DOCKER_MANIFEST, m).unwrap(), Manifest::Image(_)));
-        assert!(Manifest::parse("", br#"{"schemaVersion":1}"#).unwrap_err().contains("schema 1"));
+        assert!(matches!(
+            Manifest::parse(DOCKER_MANIFEST, m).unwrap(),
+            Manifest::Image(_)
+        ));
+        assert!(
+            Manifest::parse("", br#"{"schemaVersion":1}"#)
+                .unwrap_err()
+                .contains("schema 1")
+        );
     }
 }

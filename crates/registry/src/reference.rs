@@ -52,7 +52,10 @@ fn path_component_ok(c: &str) -> bool {
             }
             _ => return false,
         }
-        if !bytes.get(i).is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+        if !bytes
+            .get(i)
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
             return false;
         }
     }
@@ -63,14 +66,25 @@ fn tag_ok(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
         && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
 }
 
 /// A digest `algorithm:hex` with a known algorithm and the right length.
 pub fn digest_ok(d: &str) -> bool {
     match d.split_once(':') {
-        Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
-        Some(("sha512", hex)) => hex.len() == 128 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        Some(("sha256", hex)) => {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }
+        Some(("sha512", hex)) => {
+            hex.len() == 128
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }
         _ => false,
     }
 }
@@ -79,7 +93,10 @@ impl FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| ReferenceError { input: input.to_owned(), reason };
+        let err = |reason| ReferenceError {
+            input: input.to_owned(),
+            reason,
+        };
         if input.is_empty() || input.len() > 512 {
             return Err(err("empty or too long"));
         }
@@ -106,7 +123,10 @@ impl FromStr for Reference {
         };
         let (registry, path) = match name.split_once('/') {
             Some((first, path))
-                if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') =>
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.starts_with('[') =>
             {
                 (first.to_ascii_lowercase(), path.to_owned())
             }
@@ -118,14 +138,27 @@ impl FromStr for Reference {
         if !path.split('/').all(path_component_ok) {
             return Err(err("invalid repository name"));
         }
-        let registry = if crate::is_docker_hub(&registry) { crate::DOCKER_HUB.to_owned() } else { registry };
+        let registry = if crate::is_docker_hub(&registry) {
+            crate::DOCKER_HUB.to_owned()
+        } else {
+            registry
+        };
         let repository = if registry == crate::DOCKER_HUB && !path.contains('/') {
             format!("library/{path}")
         } else {
             path
         };
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_owned()) } else { tag };
-        Ok(Self { registry, repository, tag, digest })
+        let tag = if tag.is_none() && digest.is_none() {
+            Some("latest".to_owned())
+        } else {
+            tag
+        };
+        Ok(Self {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 }
 
@@ -138,7 +171,10 @@ impl Reference {
     /// The repository as Docker shows it: without `docker.io/` and `library/`.
     pub fn familiar_repository(&self) -> String {
         if self.registry == crate::DOCKER_HUB {
-            self.repository.strip_prefix("library/").unwrap_or(&self.repository).to_owned()
+            self.repository
+                .strip_prefix("library/")
+                .unwrap_or(&self.repository)
+                .to_owned()
         } else {
             format!("{}/{}", self.registry, self.repository)
         }
@@ -160,16 +196,22 @@ impl Reference {
 
     /// What to ask the registry for: the digest if pinned, else the tag.
     pub fn manifest_ref(&self) -> &str {
-        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
     }
 }
 
 /// Splits `host[:port]` (and `[v6]:port`).
 pub fn split_host_port(s: &str) -> (String, Option<u16>) {
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some((h, after)) = rest.split_once(']') {
-            return (h.to_owned(), after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
+    if let Some(rest) = s.strip_prefix('[')
+        && let Some((h, after)) = rest.split_once(']')
+    {
+        return (
+            h.to_owned(),
+            after.strip_prefix(':').and_then(|p| p.parse().ok()),
+        );
     }
     match s.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => match p.parse() {
@@ -207,18 +249,39 @@ mod tests {
         assert_eq!(p("busybox").familiar(), "busybox:latest");
         assert_eq!(p("user/app:1.0").to_string(), "docker.io/user/app:1.0");
         assert_eq!(p("index.docker.io/library/busybox").registry, "docker.io");
-        assert_eq!(p("127.0.0.1:5000/busybox").to_string(), "127.0.0.1:5000/busybox:latest");
-        assert_eq!(p("127.0.0.1:5000/busybox").familiar(), "127.0.0.1:5000/busybox:latest");
+        assert_eq!(
+            p("127.0.0.1:5000/busybox").to_string(),
+            "127.0.0.1:5000/busybox:latest"
+        );
+        assert_eq!(
+            p("127.0.0.1:5000/busybox").familiar(),
+            "127.0.0.1:5000/busybox:latest"
+        );
         assert_eq!(p("localhost/a/b:c").registry, "localhost");
-        assert_eq!(p("reg.example.com:8443/a/b-c_d.e__f").host_port(), ("reg.example.com".to_owned(), Some(8443)));
+        assert_eq!(
+            p("reg.example.com:8443/a/b-c_d.e__f").host_port(),
+            ("reg.example.com".to_owned(), Some(8443))
+        );
         let d = format!("sha256:{}", "a".repeat(64));
         let r = p(&format!("busybox@{d}"));
         assert_eq!(r.tag, None);
         assert_eq!(r.manifest_ref(), d);
         let r = p(&format!("busybox:1@{d}"));
         assert_eq!(r.tag.as_deref(), Some("1"));
-        assert_eq!(p("[::1]:5000/x").host_port(), ("::1".to_owned(), Some(5000)));
-        for bad in ["", "Busybox", "a//b", "a:", "a@sha256:xyz", "-a", "a/b:-t", "a b"] {
+        assert_eq!(
+            p("[::1]:5000/x").host_port(),
+            ("::1".to_owned(), Some(5000))
+        );
+        for bad in [
+            "",
+            "Busybox",
+            "a//b",
+            "a:",
+            "a@sha256:xyz",
+            "-a",
+            "a/b:-t",
+            "a b",
+        ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
     }

@@ -164,6 +164,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct TestHost {
     ns: String,
     dir: tempfile::TempDir,
+    /// Fixtures (registries) started in the namespace, stopped on drop.
+    children: std::sync::Mutex<Vec<std::process::Child>>,
 }
 
 impl fmt::Debug for TestHost {
@@ -193,7 +195,21 @@ impl TestHost {
             .tempdir()
             .unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
-        Self { ns, dir }
+        // `ip netns exec` mounts /etc/netns/<ns>/hosts over /etc/hosts: names of the test's
+        // own hosts go there (see `add_host`).
+        let etc = Path::new("/etc/netns").join(&ns);
+        std::fs::create_dir_all(&etc).unwrap();
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        std::fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1 localhost {}\n::1 localhost\n", hostname.trim()),
+        )
+        .unwrap();
+        Self {
+            ns,
+            dir,
+            children: std::sync::Mutex::default(),
+        }
     }
 
     /// The work folder.
@@ -230,6 +246,78 @@ impl TestHost {
             cmd.env_remove(var);
         }
         cmd
+    }
+
+    /// Makes `name` resolve to `ip` inside this host.
+    pub fn add_host(&self, ip: &str, name: &str) {
+        use std::io::Write;
+        let path = Path::new("/etc/netns").join(&self.ns).join("hosts");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        writeln!(f, "{ip} {name}").unwrap();
+    }
+
+    /// Starts Debian's `docker-registry` on `addr` inside this host: plain HTTP, or TLS with
+    /// `tls` = (certificate, key) files. Returns once `/v2/` answers.
+    pub fn start_registry(&self, addr: &str, tls: Option<(&str, &str)>) {
+        require_bin("/usr/bin/docker-registry");
+        let data = self.path(&format!("registry-{}", addr.replace([':', '.'], "-")));
+        std::fs::create_dir_all(&data).unwrap();
+        let mut yml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            data.join("data").display()
+        );
+        if let Some((cert, key)) = tls {
+            yml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                self.path(cert).display(),
+                self.path(key).display()
+            ));
+        }
+        let config = data.join("config.yml");
+        std::fs::write(&config, yml).unwrap();
+        let log = std::fs::File::create(data.join("registry.log")).unwrap();
+        let mut cmd = self.command("/usr/bin/docker-registry");
+        cmd.arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
+        let child = cmd.spawn().unwrap();
+        self.children.lock().unwrap().push(child);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        for _ in 0..200 {
+            if self
+                .sh(&format!("curl -sk -o /dev/null {scheme}://{addr}/v2/"))
+                .code
+                == 0
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!(
+            "registry on {addr} did not start: {}",
+            std::fs::read_to_string(data.join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// Builds a busybox image (Debian's busybox-static) and pushes it with skopeo to
+    /// `registry/repo:latest` (TLS unverified: the fixture's own registry). Returns the image ID.
+    pub fn push_busybox(&self, registry: &str, repo: &str) -> String {
+        require_bin("/usr/bin/skopeo");
+        require_bin("/bin/busybox");
+        let script = include_str!("../scripts/oci-image.sh");
+        let layout = self.path(&format!("oci-{}", repo.replace('/', "-")));
+        let mut cmd = self.command("sh");
+        cmd.arg("-c").arg(script).arg("oci-image.sh").arg(&layout);
+        let built = run(cmd).ok();
+        let id = built.stdout.trim().to_owned();
+        self.sh(&format!(
+            "skopeo copy --dest-tls-verify=false oci:{}:latest docker://{registry}/{repo}:latest",
+            layout.display()
+        ))
+        .ok();
+        id
     }
 
     /// Runs `vic-machine ARGS`.
@@ -271,6 +359,12 @@ impl Default for TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
+        if let Ok(mut children) = self.children.lock() {
+            for c in children.iter_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
         // Kill every endpoint of this host, then the namespace: nothing outlives the test.
         if let Ok(entries) = std::fs::read_dir(self.root()) {
             for e in entries.flatten() {
@@ -291,6 +385,7 @@ impl Drop for TestHost {
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.ns])
             .status();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.ns));
     }
 }
 

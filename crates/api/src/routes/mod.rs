@@ -1,5 +1,6 @@
 //! The Docker API route table. Handlers are named after Docker's operation ids.
 
+mod images;
 mod system;
 mod unimplemented;
 
@@ -8,14 +9,23 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::routing::{MethodFilter, MethodRouter, get};
+use axum::routing::{MethodFilter, MethodRouter, get, post};
 
 pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
 
 use crate::{ApiError, VchFacts};
 
-pub(crate) fn router(facts: Arc<VchFacts>) -> Router {
-    let mut by_path: BTreeMap<&'static str, MethodRouter<Arc<VchFacts>>> = BTreeMap::new();
+/// What every handler can reach.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) facts: VchFacts,
+    pub(crate) images: Arc<vic_engine::ImageService>,
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<Shared>> = BTreeMap::new();
     for op in UNIMPLEMENTED {
         let filter = match op.method {
             "GET" => MethodFilter::GET,
@@ -42,9 +52,18 @@ pub(crate) fn router(facts: Arc<VchFacts>) -> Router {
             get(system::system_ping).head(system::system_ping_head),
         )
         .route("/version", get(system::system_version))
-        .route("/info", get(system::system_info));
+        .route("/info", get(system::system_info))
+        .route("/auth", post(system::system_auth))
+        .route("/images/json", get(images::image_list))
+        .route("/images/create", post(images::image_create))
+        .route(
+            "/images/{*name}",
+            get(images::image_get)
+                .post(images::image_post)
+                .delete(images::image_delete),
+        );
     for (path, methods) in by_path {
         router = router.route(path, methods);
     }
-    router.fallback(unimplemented::fallback).with_state(facts)
+    router.fallback(unimplemented::fallback).with_state(state)
 }

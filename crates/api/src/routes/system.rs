@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -9,8 +8,6 @@ use vic_docker_api::{
     ApiVersion, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, SwarmInfo,
     SystemInfo, SystemVersion,
 };
-
-use crate::VchFacts;
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -108,7 +105,8 @@ pub(crate) async fn system_version() -> Json<SystemVersion> {
 }
 
 /// `GET /info`.
-pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<SystemInfo> {
+pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<SystemInfo> {
+    let facts = &state.facts;
     let (pretty, version_id) = os_release();
     let mut index_configs = BTreeMap::new();
     index_configs.insert(
@@ -167,8 +165,10 @@ pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<Syst
             security_options.push("name=client-certificates".to_owned());
         }
     }
+    let images = state.images.list().map(|l| l.len() as u64).unwrap_or(0);
     Json(SystemInfo {
         id: facts.id.clone(),
+        images,
         system_status,
         kernel_version: kernel_version(),
         operating_system: format!("vic virtual container host on {pretty}"),
@@ -199,4 +199,49 @@ pub(crate) async fn system_info(State(facts): State<Arc<VchFacts>>) -> Json<Syst
         warnings,
         ..SystemInfo::default()
     })
+}
+
+/// `POST /auth` (`docker login`): checks the credentials with the registry, under the policy,
+/// and keeps them for this VCH's pulls.
+pub(crate) async fn system_auth(
+    State(state): State<super::Shared>,
+    Json(body): Json<AuthConfig>,
+) -> Result<Json<serde_json::Value>, crate::ApiError> {
+    let server = body
+        .serveraddress
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .trim_end_matches("/v2")
+        .to_owned();
+    let creds = vic_engine::Credentials {
+        username: body.username,
+        password: body.password,
+    };
+    state.images.login(&server, creds).await?;
+    Ok(Json(
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
+}
+
+/// The body of `POST /auth` and of `X-Registry-Auth`.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct AuthConfig {
+    #[serde(default)]
+    pub(crate) username: String,
+    #[serde(default)]
+    pub(crate) password: String,
+    #[serde(default)]
+    pub(crate) serveraddress: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "AuthConfig {{ username: {:?}, serveraddress: {:?} }}",
+            self.username, self.serveraddress
+        )
+    }
 }

@@ -1,0 +1,363 @@
+//! `/images/...`: pull (`ImageCreate`), list, inspect, tag, remove.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use vic_engine::{Credentials, ImageSummary, PullEvent, Reference, Removed};
+
+use super::Shared;
+use super::system::AuthConfig;
+use crate::ApiError;
+
+/// Credentials from `X-Registry-Auth` (base64url JSON), if any.
+fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
+    let raw = headers.get("X-Registry-Auth")?.to_str().ok()?.trim();
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
+        .ok()?;
+    let a: AuthConfig = serde_json::from_slice(&bytes).ok()?;
+    (!a.username.is_empty()).then_some(Credentials {
+        username: a.username,
+        password: a.password,
+    })
+}
+
+fn progress_json(ev: &PullEvent) -> Value {
+    match ev {
+        PullEvent::Status {
+            id: Some(id),
+            status,
+        } => json!({"status": status, "id": id}),
+        PullEvent::Status { id: None, status } => json!({"status": status}),
+        PullEvent::Progress { id, current, total } => json!({
+            "status": "Downloading",
+            "progressDetail": {"current": current, "total": total},
+            "id": id,
+        }),
+    }
+}
+
+fn line(v: &Value) -> Vec<u8> {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    b
+}
+
+/// `POST /images/create?fromImage=...&tag=...&platform=...`: streams pull progress.
+pub(crate) async fn image_create(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
+        return Err(ApiError::NotImplemented {
+            op: "ImageCreate from a source (docker import)",
+            method: "POST".into(),
+            path: "/images/create".into(),
+        });
+    };
+    let name = match q.get("tag").map(String::as_str).filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None => from.clone(),
+    };
+    let reference: Reference = name.parse().map_err(vic_engine::EngineError::from)?;
+    let platform = q.get("platform").filter(|p| !p.is_empty()).cloned();
+    let creds = registry_auth(&headers);
+    let (tx, mut rx) = mpsc::channel::<PullEvent>(64);
+    let images = state.images.clone();
+    let mut task = tokio::spawn(async move {
+        images
+            .pull(&reference, platform.as_deref(), creds, &tx)
+            .await
+    });
+    // Failures before the first event (policy, authentication, unknown image) are the
+    // request's status; later ones go into the stream, as Docker does.
+    let first = match rx.recv().await {
+        Some(ev) => Some(ev),
+        // The pull ended without a word: it failed before the registry answered.
+        None => match (&mut task).await {
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(())) => None,
+            Err(e) => return Err(ApiError::BadRequest(format!("pull task failed: {e}"))),
+        },
+    };
+    let first = first.map(|ev| line(&progress_json(&ev)));
+    let task = Some(task);
+    let stream =
+        futures_util::stream::unfold((first, rx, task), |(first, mut rx, task)| async move {
+            if let Some(bytes) = first {
+                return Some((Ok::<_, std::convert::Infallible>(bytes), (None, rx, task)));
+            }
+            if let Some(ev) = rx.recv().await {
+                return Some((Ok(line(&progress_json(&ev))), (None, rx, task)));
+            }
+            let task = task?;
+            match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
+                    tracing::warn!(error = %msg, "pull failed");
+                    Some((
+                        Ok(line(
+                            &json!({"errorDetail": {"message": msg}, "error": msg}),
+                        )),
+                        (None, rx, None),
+                    ))
+                }
+                Err(e) => {
+                    let msg = format!("pull task failed: {e}");
+                    Some((
+                        Ok(line(
+                            &json!({"errorDetail": {"message": msg}, "error": msg}),
+                        )),
+                        (None, rx, None),
+                    ))
+                }
+            }
+        });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn labels(s: &ImageSummary) -> Value {
+    s.config
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.clone())
+        .map_or(Value::Null, |l| json!(l))
+}
+
+fn summary_json(s: &ImageSummary) -> Value {
+    json!({
+        "Id": s.id,
+        "ParentId": "",
+        "RepoTags": s.tags,
+        "RepoDigests": s.digests,
+        "Created": s.created,
+        "Size": s.size,
+        "SharedSize": -1,
+        "VirtualSize": s.size,
+        "Labels": labels(s),
+        "Containers": -1,
+    })
+}
+
+/// `filters` of `GET /images/json`: `{"reference":{"busybox":true}}` or the old list form.
+fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?;
+    let mut out = BTreeMap::new();
+    if let Value::Object(map) = v {
+        for (k, vals) in map {
+            let list = match vals {
+                Value::Object(m) => m
+                    .into_iter()
+                    .filter(|(_, b)| b.as_bool() != Some(false))
+                    .map(|(k, _)| k)
+                    .collect(),
+                Value::Array(a) => a
+                    .into_iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            };
+            out.insert(k, list);
+        }
+    }
+    Ok(out)
+}
+
+/// Shell-style match of `pattern` (with `*`) against `s`.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, tail)) => {
+            s.starts_with(head)
+                && (0..=s.len() - head.len()).any(|i| glob(tail, &s[head.len() + i..]))
+        }
+    }
+}
+
+/// `GET /images/json`.
+pub(crate) async fn image_list(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let filters = parse_filters(q.get("filters"))?;
+    for key in filters.keys() {
+        if !["reference", "dangling", "label"].contains(&key.as_str()) {
+            return Err(ApiError::BadRequest(format!("invalid filter '{key}'")));
+        }
+    }
+    let mut out = Vec::new();
+    for s in state.images.list()? {
+        if let Some(refs) = filters.get("reference") {
+            let ok = refs.iter().any(|r| {
+                s.tags.iter().any(|t| {
+                    let repo = t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r);
+                    glob(r, t) || glob(r, repo)
+                })
+            });
+            if !ok {
+                continue;
+            }
+        }
+        if let Some(d) = filters.get("dangling") {
+            let dangling = s.tags.is_empty();
+            if d.iter().any(|v| v == "true") != dangling {
+                continue;
+            }
+        }
+        if let Some(ls) = filters.get("label") {
+            let have = s
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
+            let ok = ls.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => have.get(k).is_some_and(|x| x == v),
+                None => have.contains_key(l),
+            });
+            if !ok {
+                continue;
+            }
+        }
+        out.push(summary_json(&s));
+    }
+    Ok(Json(out))
+}
+
+fn inspect_json(s: &ImageSummary) -> Value {
+    let c = &s.config_json;
+    json!({
+        "Id": s.id,
+        "RepoTags": s.tags,
+        "RepoDigests": s.digests,
+        "Parent": "",
+        "Comment": c.get("comment").cloned().unwrap_or(json!("")),
+        "Created": c.get("created").cloned().unwrap_or(json!("")),
+        "DockerVersion": c.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": c.get("author").cloned().unwrap_or(json!("")),
+        "Config": c.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": s.config.architecture,
+        "Variant": s.config.variant,
+        "Os": s.config.os,
+        "Size": s.size,
+        "VirtualSize": s.size,
+        "GraphDriver": {"Name": "vic", "Data": {}},
+        "RootFS": {"Type": "layers", "Layers": s.config.rootfs.diff_ids},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    })
+}
+
+/// `GET /images/{name}/json` (names contain `/`, hence one wildcard route).
+pub(crate) async fn image_get(
+    State(state): State<Shared>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/json") {
+        return Ok(Json(inspect_json(&state.images.inspect(name)?)).into_response());
+    }
+    let (op, name) = if let Some(n) = rest.strip_suffix("/history") {
+        ("ImageHistory", n)
+    } else if let Some(n) = rest.strip_suffix("/get") {
+        ("ImageGet", n)
+    } else {
+        return Err(ApiError::NotFound);
+    };
+    // Existence first, so that a typo says "No such image".
+    state.images.inspect(name)?;
+    Err(ApiError::NotImplemented {
+        op,
+        method: "GET".into(),
+        path: format!("/images/{rest}"),
+    })
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`, and `push` (not yet).
+pub(crate) async fn image_post(
+    State(state): State<Shared>,
+    Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q
+            .get("repo")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::BadRequest("repository name (repo) required".into()))?;
+        let target = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.clone(),
+        };
+        state.images.tag(name, &target)?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if rest.ends_with("/push") {
+        return Err(ApiError::NotImplemented {
+            op: "ImagePush",
+            method: "POST".into(),
+            path: format!("/images/{rest}"),
+        });
+    }
+    Err(ApiError::NotFound)
+}
+
+/// `DELETE /images/{name}?force=`.
+pub(crate) async fn image_delete(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+    let removed = state.images.remove(&name, force)?;
+    Ok(Json(
+        removed
+            .into_iter()
+            .map(|r| match r {
+                Removed::Untagged(n) => json!({"Untagged": n}),
+                Removed::Deleted(id) => json!({"Deleted": id}),
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_and_globs() {
+        let f = parse_filters(Some(
+            &r#"{"reference":{"busy*":true},"dangling":["false"]}"#.to_owned(),
+        ))
+        .unwrap();
+        assert_eq!(f["reference"], vec!["busy*"]);
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*box:latest", "busybox:latest"));
+        assert!(!glob("busy*", "alpine"));
+        let mut h = HeaderMap::new();
+        let enc =
+            base64::engine::general_purpose::URL_SAFE.encode(r#"{"username":"u","password":"p"}"#);
+        h.insert("X-Registry-Auth", enc.parse().unwrap());
+        assert_eq!(registry_auth(&h).unwrap().username, "u");
+        h.insert("X-Registry-Auth", "e30=".parse().unwrap());
+        assert!(registry_auth(&h).is_none());
+    }
+}

@@ -1,0 +1,64 @@
+/// The class of an engine failure, for the API to map to a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The named thing does not exist.
+    NotFound,
+    /// The request is malformed.
+    InvalidArgument,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The registry policy or the registry refused.
+    Forbidden,
+    /// Credentials were refused.
+    Unauthorized,
+    /// A registry failed.
+    Upstream,
+    /// Anything else.
+    Internal,
+}
+
+/// An engine failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No such image (Docker's wording).
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// A bad reference.
+    #[error(transparent)]
+    Reference(#[from] vic_registry::ReferenceError),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] vic_registry::RegistryError),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] vic_image::ContentError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Meta(#[from] vic_image::MetaError),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// A bad argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something else failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The class of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        use vic_registry::RegistryError as R;
+        match self {
+            Self::NoSuchImage(_) => ErrorKind::NotFound,
+            Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Registry(R::Denied(_)) => ErrorKind::Forbidden,
+            Self::Registry(R::Unauthorized { .. }) => ErrorKind::Unauthorized,
+            Self::Registry(R::NotFound { .. }) => ErrorKind::NotFound,
+            Self::Registry(_) => ErrorKind::Upstream,
+            Self::Content(_) | Self::Meta(_) | Self::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}

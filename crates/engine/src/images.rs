@@ -1,0 +1,466 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+use vic_image::{ContentStore, ImageRecord, ImageStore};
+use vic_registry::manifest::{ImageConfig, Manifest, select_platform};
+use vic_registry::{ClientSettings, Credentials, Reference, RegistryClient};
+
+use crate::EngineError;
+
+/// Progress of a pull, in the order it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// A status line, about a layer (`id` = short digest) or the whole pull.
+    Status { id: Option<String>, status: String },
+    /// Bytes of a layer downloaded so far.
+    Progress {
+        id: String,
+        current: u64,
+        total: u64,
+    },
+}
+
+/// An image as `docker images` lists it.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub id: String,
+    /// `repo:tag`, familiar form.
+    pub tags: Vec<String>,
+    /// `repo@digest`, familiar form.
+    pub digests: Vec<String>,
+    /// Unix seconds, from the config's `created`.
+    pub created: i64,
+    pub size: u64,
+    /// The config JSON.
+    pub config: ImageConfig,
+    /// The raw config JSON.
+    pub config_json: serde_json::Value,
+}
+
+/// What `remove` did, in Docker's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    Untagged(String),
+    Deleted(String),
+}
+
+/// Images: content store, metadata, and the registry client that enforces the policy.
+#[derive(Debug)]
+pub struct ImageService {
+    content: ContentStore,
+    meta: ImageStore,
+    registry: Arc<RegistryClient>,
+    auth_file: PathBuf,
+    auths: Mutex<HashMap<String, Credentials>>,
+}
+
+fn familiar(canonical: &str) -> String {
+    canonical
+        .parse::<Reference>()
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| canonical.to_owned())
+}
+
+fn short(digest: &str) -> String {
+    digest
+        .strip_prefix("sha256:")
+        .unwrap_or(digest)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// Unix seconds of an RFC 3339 timestamp (0 when absent or unreadable).
+fn unix(created: Option<&str>) -> i64 {
+    let Some(s) = created else { return 0 };
+    // YYYY-MM-DDTHH:MM:SS...
+    let num = |a: usize, b: usize| s.get(a..b).and_then(|x| x.parse::<i64>().ok());
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+        num(0, 4),
+        num(5, 7),
+        num(8, 10),
+        num(11, 13),
+        num(14, 16),
+        num(17, 19),
+    ) else {
+        return 0;
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + h * 3600 + mi * 60 + sec
+}
+
+impl ImageService {
+    /// Opens the image store under `state_dir` with a registry client for `settings`.
+    pub fn open(state_dir: &Path, settings: ClientSettings) -> Result<Self, EngineError> {
+        let content = ContentStore::open(&state_dir.join("content"))?;
+        let meta = ImageStore::open(&state_dir.join("images.db"))?;
+        let auth_file = state_dir.join("auths.json");
+        let auths = std::fs::read(&auth_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<String, (String, String)>>(&b).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, (username, password))| (k, Credentials { username, password }))
+            .collect();
+        Ok(Self {
+            content,
+            meta,
+            registry: Arc::new(RegistryClient::new(settings)),
+            auth_file,
+            auths: Mutex::new(auths),
+        })
+    }
+
+    /// The registry client (its policy, for reporting).
+    pub fn registry(&self) -> &RegistryClient {
+        &self.registry
+    }
+
+    fn stored_creds(&self, registry: &str) -> Option<Credentials> {
+        self.auths
+            .lock()
+            .ok()
+            .and_then(|m| m.get(registry).cloned())
+    }
+
+    /// Pulls `reference` for `platform` (`os/arch[/variant]`, default linux/amd64), sending
+    /// progress to `events`. Blobs are verified before they are stored; the image is recorded
+    /// only once all of them are, so an interrupted pull leaves no image behind.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        platform: Option<&str>,
+        creds: Option<Credentials>,
+        events: &mpsc::Sender<PullEvent>,
+    ) -> Result<(), EngineError> {
+        let send = |id: Option<String>, status: String| {
+            let events = events.clone();
+            async move {
+                let _ = events.send(PullEvent::Status { id, status }).await;
+            }
+        };
+        let creds = creds.or_else(|| self.stored_creds(&reference.registry));
+        let creds = creds.as_ref();
+        let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;
+        let top = self
+            .registry
+            .manifest(reference, reference.manifest_ref(), creds)
+            .await?;
+        // The first event goes out only once the registry answered: failures before it (policy,
+        // authentication, unknown image) become the HTTP status of the request.
+        send(
+            reference.tag.clone().or(reference.digest.clone()),
+            format!("Pulling from {}", reference.repository),
+        )
+        .await;
+        let mut manifest =
+            Manifest::parse(&top.media_type, &top.bytes).map_err(EngineError::Internal)?;
+        let mut manifest_digest = top.digest.clone();
+        if let Manifest::Index(index) = &manifest {
+            let chosen =
+                select_platform(index, &os, &arch, variant.as_deref()).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "no matching manifest for {} in the manifest list entries",
+                        platform.unwrap_or("linux/amd64")
+                    ))
+                })?;
+            let child = self
+                .registry
+                .manifest(reference, &chosen.digest, creds)
+                .await?;
+            manifest_digest = child.digest.clone();
+            manifest =
+                Manifest::parse(&child.media_type, &child.bytes).map_err(EngineError::Internal)?;
+        }
+        let Manifest::Image(image) = manifest else {
+            return Err(EngineError::Internal(format!(
+                "{} is an index of indexes",
+                reference.familiar()
+            )));
+        };
+        for layer in &image.layers {
+            let mt = layer.media_type.as_str();
+            let known = mt.is_empty() || mt.contains("tar");
+            if !known {
+                return Err(EngineError::Invalid(format!(
+                    "layer {} has unsupported media type {mt}",
+                    layer.digest
+                )));
+            }
+        }
+        let already = self.meta.resolve(None, &image.config.digest).ok().flatten();
+        // Config.
+        if !self.content.has(&image.config.digest) {
+            self.download(
+                reference,
+                &image.config.digest,
+                image.config.size,
+                creds,
+                None,
+            )
+            .await?;
+        }
+        let config_bytes = self.content.read(&image.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+            EngineError::Internal(format!(
+                "image config of {} is not valid: {e}",
+                reference.familiar()
+            ))
+        })?;
+        if config.os != os || config.architecture != arch {
+            return Err(EngineError::Invalid(format!(
+                "image {} is for {}/{}, not {os}/{arch}",
+                reference.familiar(),
+                config.os,
+                config.architecture
+            )));
+        }
+        // Layers.
+        for layer in &image.layers {
+            let id = short(&layer.digest);
+            if self.content.has(&layer.digest) {
+                send(Some(id), "Already exists".into()).await;
+            } else {
+                send(Some(id), "Pulling fs layer".into()).await;
+            }
+        }
+        for layer in &image.layers {
+            if self.content.has(&layer.digest) {
+                continue;
+            }
+            let id = short(&layer.digest);
+            self.download(
+                reference,
+                &layer.digest,
+                layer.size,
+                creds,
+                Some((&id, events)),
+            )
+            .await?;
+            send(Some(id.clone()), "Verifying Checksum".into()).await;
+            send(Some(id.clone()), "Download complete".into()).await;
+            send(Some(id), "Pull complete".into()).await;
+        }
+        let record = ImageRecord {
+            id: image.config.digest.clone(),
+            config: config_bytes,
+            manifest_digest: manifest_digest.clone(),
+            layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+            size: image.layers.iter().map(|l| l.size).sum(),
+            tags: vec![],
+            digests: vec![],
+        };
+        let tag = reference
+            .tag
+            .as_ref()
+            .map(|t| format!("{}/{}:{t}", reference.registry, reference.repository));
+        let repo_digest = format!(
+            "{}/{}@{}",
+            reference.registry, reference.repository, top.digest
+        );
+        let up_to_date = already
+            .as_ref()
+            .is_some_and(|a| tag.as_ref().is_none_or(|t| a.tags.contains(t)));
+        self.meta.put(&record, tag.as_deref(), Some(&repo_digest))?;
+        send(None, format!("Digest: {}", top.digest)).await;
+        let name = reference.familiar();
+        if up_to_date {
+            send(None, format!("Status: Image is up to date for {name}")).await;
+        } else {
+            send(None, format!("Status: Downloaded newer image for {name}")).await;
+        }
+        tracing::info!(image = %name, id = %record.id, "image pulled");
+        Ok(())
+    }
+
+    async fn download(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        creds: Option<&Credentials>,
+        progress: Option<(&str, &mpsc::Sender<PullEvent>)>,
+    ) -> Result<(), EngineError> {
+        let resp = self.registry.blob(reference, digest, creds).await?;
+        let mut ingest = self.content.ingest(digest, Some(size))?;
+        let mut body = resp.into_body();
+        let mut last_report = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                EngineError::Registry(vic_registry::RegistryError::Protocol {
+                    registry: reference.registry.clone(),
+                    reason: format!("download of {digest} broke off: {e}"),
+                })
+            })?;
+            if let Ok(data) = frame.into_data() {
+                ingest.write(&data)?;
+                if let Some((id, tx)) = progress {
+                    let written = ingest.written();
+                    // About a hundred updates per layer at most.
+                    if written - last_report >= (size / 100).max(64 * 1024) || written == size {
+                        last_report = written;
+                        let _ = tx
+                            .send(PullEvent::Progress {
+                                id: id.to_owned(),
+                                current: written,
+                                total: size,
+                            })
+                            .await;
+                    }
+                }
+            }
+        }
+        ingest.commit()?;
+        Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<ImageRecord, EngineError> {
+        let canonical = name.parse::<Reference>().ok().map(|r| r.to_string());
+        self.meta
+            .resolve(canonical.as_deref(), name)?
+            .ok_or_else(|| EngineError::NoSuchImage(name.to_owned()))
+    }
+
+    fn summary(&self, rec: ImageRecord) -> ImageSummary {
+        let config_json: serde_json::Value =
+            serde_json::from_slice(&rec.config).unwrap_or_default();
+        let config: ImageConfig = serde_json::from_slice(&rec.config).unwrap_or_default();
+        ImageSummary {
+            created: unix(config.created.as_deref()),
+            tags: rec.tags.iter().map(|t| familiar(t)).collect(),
+            digests: rec.digests.iter().map(|d| familiar(d)).collect(),
+            id: rec.id,
+            size: rec.size,
+            config,
+            config_json,
+        }
+    }
+
+    /// Every image.
+    pub fn list(&self) -> Result<Vec<ImageSummary>, EngineError> {
+        Ok(self
+            .meta
+            .list()?
+            .into_iter()
+            .map(|r| self.summary(r))
+            .collect())
+    }
+
+    /// One image by name, `name@digest`, ID or ID prefix.
+    pub fn inspect(&self, name: &str) -> Result<ImageSummary, EngineError> {
+        Ok(self.summary(self.find(name)?))
+    }
+
+    /// `docker tag`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        let image = self.find(source)?;
+        let target: Reference = target.parse()?;
+        if target.digest.is_some() {
+            return Err(EngineError::Invalid(
+                "refusing to create a tag with a digest reference".into(),
+            ));
+        }
+        Ok(self.meta.tag(&image.id, &target.to_string())?)
+    }
+
+    /// `docker rmi`: untags a name; deletes the image (and its unshared blobs) once no name is
+    /// left, or when removed by ID.
+    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>, EngineError> {
+        let image = self.find(name)?;
+        let mut out = Vec::new();
+        let canonical = name.parse::<Reference>().ok().map(|r| r.to_string());
+        let by_name = canonical
+            .as_ref()
+            .is_some_and(|c| image.tags.contains(c) || image.digests.contains(c));
+        if by_name {
+            let c = canonical.unwrap_or_default();
+            if image.tags.len() > 1 || (image.tags.len() == 1 && !image.tags.contains(&c)) {
+                self.meta.untag(&c)?;
+                return Ok(vec![Removed::Untagged(familiar(&c))]);
+            }
+        } else if image.tags.len() > 1 && !force {
+            return Err(EngineError::Conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                short(&image.id)
+            )));
+        }
+        for t in image.tags.iter().chain(&image.digests) {
+            out.push(Removed::Untagged(familiar(t)));
+        }
+        let unused = self.meta.delete(&image.id)?;
+        for blob in unused.iter().chain([&image.id]) {
+            self.content.remove(blob)?;
+        }
+        out.push(Removed::Deleted(image.id));
+        Ok(out)
+    }
+
+    /// `docker login`: checks the credentials against the registry (under the policy) and
+    /// keeps them (0600) for this VCH's later pulls.
+    pub async fn login(&self, registry: &str, creds: Credentials) -> Result<(), EngineError> {
+        let registry = if vic_registry::is_docker_hub(registry) || registry.is_empty() {
+            vic_registry::DOCKER_HUB.to_owned()
+        } else {
+            registry.to_owned()
+        };
+        self.registry.login(&registry, &creds).await?;
+        let snapshot: HashMap<String, (String, String)> = {
+            let mut m = self
+                .auths
+                .lock()
+                .map_err(|_| EngineError::Internal("credential store lock poisoned".into()))?;
+            m.insert(registry, creds);
+            m.iter()
+                .map(|(k, c)| (k.clone(), (c.username.clone(), c.password.clone())))
+                .collect()
+        };
+        let json =
+            serde_json::to_vec(&snapshot).map_err(|e| EngineError::Internal(e.to_string()))?;
+        vic_pki::write_private(&self.auth_file, &json)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn parse_platform(p: &str) -> Result<(String, String, Option<String>), EngineError> {
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => Err(EngineError::Invalid(format!(
+            "invalid platform {p:?}: expected os/arch[/variant], e.g. linux/amd64"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(unix(Some("1970-01-02T00:00:01Z")), 86_401);
+        assert_eq!(unix(Some("2024-02-29T12:00:00.123456789Z")), 1_709_208_000);
+        assert_eq!(unix(None), 0);
+        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert!(parse_platform("linux").is_err());
+        assert_eq!(
+            parse_platform("linux/arm64/v8").unwrap().2.as_deref(),
+            Some("v8")
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! The VCH's services. Only images so far: pull (under the registry policy), list, inspect,
+//! tag, remove, and registry logins.
+//!
+//! Invariant: this crate knows nothing about HTTP status codes or Docker's JSON; errors leave
+//! it with an [`ErrorKind`] that the API maps, and progress leaves it as [`PullEvent`]s.
+
+mod error;
+mod images;
+
+pub use error::{EngineError, ErrorKind};
+pub use images::{ImageService, ImageSummary, PullEvent, Removed};
+pub use vic_registry::{Credentials, Reference};
