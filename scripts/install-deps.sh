@@ -13,6 +13,7 @@ dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 # Test fixtures: a real registry, a pusher, and a static busybox to build test images from.
 have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
+have htpasswd || need+=(apache2-utils)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then
     need+=(docker.io)

@@ -121,7 +121,7 @@ fn pull(host: &TestHost, env: &[(String, String)], image: &str) -> vic_testkit::
 #[test]
 fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None);
+    host.start_registry("127.0.0.1:5000", None, None);
     let id = host.push_busybox("127.0.0.1:5000", "test/busybox");
     let vch = create(
         &host,
@@ -178,6 +178,10 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
         .fails()
         .says("No such image: nope");
 
+    let history = host
+        .docker(&env, ["history", "127.0.0.1:5000/test/busybox"])
+        .ok();
+    history.says("busybox-static").says(&id[7..19]);
     host.docker(&env, ["tag", "127.0.0.1:5000/test/busybox", "mine:1"])
         .ok();
     host.docker(&env, ["images"]).ok().says("mine");
@@ -209,6 +213,99 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
     host.docker(&env, ["pull", "127.0.0.1:5000/test/none"])
         .fails()
         .says("not found");
+    // Prune: untagged images only, then everything with -a.
+    host.docker(&env, ["image", "prune", "-f"])
+        .ok()
+        .says("Total reclaimed space: 0B");
+    host.docker(&env, ["image", "prune", "-a", "-f"])
+        .ok()
+        .says("deleted: sha256:");
+    assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
+}
+
+#[test]
+fn login_checks_credentials_and_the_vch_keeps_them() {
+    let host = TestHost::new();
+    registry_pki(&host);
+    host.start_registry(
+        "127.0.0.1:5443",
+        Some(("regpki/cert.pem", "regpki/key.pem")),
+        Some(("alice", "s3cret-pass")),
+    );
+    host.push_busybox_as(
+        "127.0.0.1:5443",
+        "private/busybox",
+        Some("alice:s3cret-pass"),
+    );
+    let env = create(
+        &host,
+        "auth",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--registry-ca",
+            "regpki/ca.pem",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5443/private/busybox")
+        .fails()
+        .says("pull access denied for 127.0.0.1:5443/private/busybox");
+    host.docker(
+        &env,
+        ["login", "127.0.0.1:5443", "-u", "alice", "-p", "wrong"],
+    )
+    .fails()
+    .says("unauthorized");
+    host.docker(
+        &env,
+        [
+            "login",
+            "127.0.0.1:5443",
+            "-u",
+            "alice",
+            "-p",
+            "s3cret-pass",
+        ],
+    )
+    .ok()
+    .says("Login Succeeded");
+    // The VCH kept the credentials (0600): a client without any now pulls.
+    std::fs::remove_dir_all(host.path("home/.docker")).unwrap();
+    pull(&host, &env, "127.0.0.1:5443/private/busybox")
+        .ok()
+        .says("Pull complete");
+    let auths = host.root().join("auth/auths.json");
+    assert_eq!(crate::mode(&auths), 0o600);
+    let log = std::fs::read_to_string(host.root().join("auth/endpoint.log")).unwrap();
+    assert!(!log.contains("s3cret-pass"), "a password reached the log");
+    // Login goes through the policy too.
+    let wl = create(
+        &host,
+        "wl",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.3",
+            "--whitelist-registry",
+            "10.0.0.0/8",
+        ],
+    )
+    .docker_env();
+    host.docker(
+        &wl,
+        [
+            "login",
+            "127.0.0.1:5443",
+            "-u",
+            "alice",
+            "-p",
+            "s3cret-pass",
+        ],
+    )
+    .fails()
+    .says("Access denied to unauthorized registry (127.0.0.1:5443) while VCH is in whitelist mode");
 }
 
 #[test]
@@ -218,8 +315,9 @@ fn https_registries_need_a_trusted_ca_or_insecure() {
     host.start_registry(
         "127.0.0.1:5443",
         Some(("regpki/cert.pem", "regpki/key.pem")),
+        None,
     );
-    host.start_registry("127.0.0.1:5000", None);
+    host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5443", "busybox");
     host.push_busybox("127.0.0.1:5000", "busybox");
 
@@ -283,8 +381,9 @@ fn whitelist_rules_of_the_seed() {
     host.start_registry(
         "127.0.0.1:5443",
         Some(("regpki/cert.pem", "regpki/key.pem")),
+        None,
     );
-    host.start_registry("127.0.0.1:5000", None);
+    host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5443", "busybox");
     host.push_busybox("127.0.0.1:5000", "busybox");
     let ca = ["--registry-ca", "regpki/ca.pem"];

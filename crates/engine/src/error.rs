@@ -23,6 +23,11 @@ pub enum EngineError {
     /// No such image (Docker's wording).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// The registry refused a pull for lack of (valid) credentials (Docker's wording).
+    #[error(
+        "pull access denied for {repository}, repository does not exist or may require 'docker login': {detail}"
+    )]
+    PullAccessDenied { repository: String, detail: String },
     /// A bad reference.
     #[error(transparent)]
     Reference(#[from] vic_registry::ReferenceError),
@@ -51,7 +56,7 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         use vic_registry::RegistryError as R;
         match self {
-            Self::NoSuchImage(_) => ErrorKind::NotFound,
+            Self::NoSuchImage(_) | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
             Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Registry(R::Denied(_)) => ErrorKind::Forbidden,

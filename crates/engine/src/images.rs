@@ -40,6 +40,20 @@ pub struct ImageSummary {
     pub config_json: serde_json::Value,
 }
 
+/// One line of `docker history`, newest first.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The image ID on the newest line, `<missing>` below it (as Docker shows pulled images).
+    pub id: String,
+    pub created: i64,
+    pub created_by: String,
+    pub comment: String,
+    /// Tags, on the newest line only.
+    pub tags: Vec<String>,
+    /// Size of the layer the step made (compressed, as stored); 0 for empty layers.
+    pub size: u64,
+}
+
 /// What `remove` did, in Docker's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
@@ -152,10 +166,19 @@ impl ImageService {
         let creds = creds.or_else(|| self.stored_creds(&reference.registry));
         let creds = creds.as_ref();
         let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;
-        let top = self
+        let top = match self
             .registry
             .manifest(reference, reference.manifest_ref(), creds)
-            .await?;
+            .await
+        {
+            Err(vic_registry::RegistryError::Unauthorized { detail, .. }) => {
+                return Err(EngineError::PullAccessDenied {
+                    repository: reference.familiar_repository(),
+                    detail,
+                });
+            }
+            other => other?,
+        };
         // The first event goes out only once the registry answered: failures before it (policy,
         // authentication, unknown image) become the HTTP status of the request.
         send(
@@ -403,6 +426,63 @@ impl ImageService {
         }
         out.push(Removed::Deleted(image.id));
         Ok(out)
+    }
+
+    /// `docker history`: the config's history, newest first, each step with its layer size.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, EngineError> {
+        let rec = self.find(name)?;
+        let config: ImageConfig = serde_json::from_slice(&rec.config).unwrap_or_default();
+        let mut layers = rec.layers.iter();
+        let mut out = Vec::new();
+        let steps: Vec<_> = if config.history.is_empty() {
+            // No history recorded: one line per layer.
+            rec.layers
+                .iter()
+                .map(|_| vic_registry::manifest::History::default())
+                .collect()
+        } else {
+            config.history.clone()
+        };
+        for step in &steps {
+            let size = if step.empty_layer {
+                0
+            } else {
+                layers
+                    .next()
+                    .and_then(|d| self.content.path(d).ok())
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map_or(0, |m| m.len())
+            };
+            out.push(HistoryEntry {
+                id: "<missing>".to_owned(),
+                created: unix(step.created.as_deref()),
+                created_by: step.created_by.clone().unwrap_or_default(),
+                comment: step.comment.clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size,
+            });
+        }
+        out.reverse();
+        if let Some(first) = out.first_mut() {
+            first.id = rec.id.clone();
+            first.tags = rec.tags.iter().map(|t| familiar(t)).collect();
+        }
+        Ok(out)
+    }
+
+    /// `docker image prune`: removes untagged images, or with `all` every image (no container
+    /// uses images yet). Returns what was removed and the bytes freed.
+    pub fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), EngineError> {
+        let mut removed = Vec::new();
+        let mut freed = 0;
+        for rec in self.meta.list()? {
+            if !all && !rec.tags.is_empty() {
+                continue;
+            }
+            freed += rec.size;
+            removed.extend(self.remove(&rec.id, true)?);
+        }
+        Ok((removed, freed))
     }
 
     /// `docker login`: checks the credentials against the registry (under the policy) and

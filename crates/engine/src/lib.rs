@@ -8,5 +8,5 @@ mod error;
 mod images;
 
 pub use error::{EngineError, ErrorKind};
-pub use images::{ImageService, ImageSummary, PullEvent, Removed};
+pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use vic_registry::{Credentials, Reference};

@@ -257,8 +257,14 @@ impl TestHost {
     }
 
     /// Starts Debian's `docker-registry` on `addr` inside this host: plain HTTP, or TLS with
-    /// `tls` = (certificate, key) files. Returns once `/v2/` answers.
-    pub fn start_registry(&self, addr: &str, tls: Option<(&str, &str)>) {
+    /// `tls` = (certificate, key) files; with `user` = (name, password), htpasswd basic auth.
+    /// Returns once `/v2/` answers.
+    pub fn start_registry(
+        &self,
+        addr: &str,
+        tls: Option<(&str, &str)>,
+        user: Option<(&str, &str)>,
+    ) {
         require_bin("/usr/bin/docker-registry");
         let data = self.path(&format!("registry-{}", addr.replace([':', '.'], "-")));
         std::fs::create_dir_all(&data).unwrap();
@@ -271,6 +277,19 @@ impl TestHost {
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 self.path(cert).display(),
                 self.path(key).display()
+            ));
+        }
+        if let Some((name, password)) = user {
+            require_bin("/usr/bin/htpasswd");
+            let file = data.join("htpasswd");
+            self.sh(&format!(
+                "htpasswd -Bbc {} {name} {password}",
+                file.display()
+            ))
+            .ok();
+            yml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: vic-test\n    path: {}\n",
+                file.display()
             ));
         }
         let config = data.join("config.yml");
@@ -304,6 +323,11 @@ impl TestHost {
     /// Builds a busybox image (Debian's busybox-static) and pushes it with skopeo to
     /// `registry/repo:latest` (TLS unverified: the fixture's own registry). Returns the image ID.
     pub fn push_busybox(&self, registry: &str, repo: &str) -> String {
+        self.push_busybox_as(registry, repo, None)
+    }
+
+    /// [`TestHost::push_busybox`] with registry credentials `user:password`.
+    pub fn push_busybox_as(&self, registry: &str, repo: &str, creds: Option<&str>) -> String {
         require_bin("/usr/bin/skopeo");
         require_bin("/bin/busybox");
         let script = include_str!("../scripts/oci-image.sh");
@@ -313,7 +337,8 @@ impl TestHost {
         let built = run(cmd).ok();
         let id = built.stdout.trim().to_owned();
         self.sh(&format!(
-            "skopeo copy --dest-tls-verify=false oci:{}:latest docker://{registry}/{repo}:latest",
+            "skopeo copy --dest-tls-verify=false {} oci:{}:latest docker://{registry}/{repo}:latest",
+            creds.map(|c| format!("--dest-creds {c}")).unwrap_or_default(),
             layout.display()
         ))
         .ok();

@@ -275,9 +275,22 @@ pub(crate) async fn image_get(
     if let Some(name) = rest.strip_suffix("/json") {
         return Ok(Json(inspect_json(&state.images.inspect(name)?)).into_response());
     }
-    let (op, name) = if let Some(n) = rest.strip_suffix("/history") {
-        ("ImageHistory", n)
-    } else if let Some(n) = rest.strip_suffix("/get") {
+    if let Some(name) = rest.strip_suffix("/history") {
+        let lines: Vec<Value> = state
+            .images
+            .history(name)?
+            .into_iter()
+            .map(|h| {
+                json!({
+                    "Id": h.id, "Created": h.created, "CreatedBy": h.created_by,
+                    "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
+                    "Size": h.size, "Comment": h.comment,
+                })
+            })
+            .collect();
+        return Ok(Json(lines).into_response());
+    }
+    let (op, name) = if let Some(n) = rest.strip_suffix("/get") {
         ("ImageGet", n)
     } else {
         return Err(ApiError::NotFound);
@@ -360,4 +373,26 @@ mod tests {
         h.insert("X-Registry-Auth", "e30=".parse().unwrap());
         assert!(registry_auth(&h).is_none());
     }
+}
+
+/// `POST /images/prune?filters={"dangling":["false"]}`.
+pub(crate) async fn image_prune(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let filters = parse_filters(q.get("filters"))?;
+    let all = filters
+        .get("dangling")
+        .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
+    let (removed, freed) = state.images.prune(all)?;
+    let deleted: Vec<Value> = removed
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(n) => json!({"Untagged": n}),
+            Removed::Deleted(id) => json!({"Deleted": id}),
+        })
+        .collect();
+    Ok(Json(
+        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": freed}),
+    ))
 }

@@ -56,6 +56,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/auth", post(system::system_auth))
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))
+        .route("/images/prune", post(images::image_prune))
         .route(
             "/images/{*name}",
             get(images::image_get)

@@ -59,7 +59,6 @@ pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/exec/{id}/resize", "ExecResize"),
     op("GET", "/exec/{id}/json", "ExecInspect"),
     op("GET", "/images/search", "ImageSearch"),
-    op("POST", "/images/prune", "ImagePrune"),
     op("GET", "/images/get", "ImageGetAll"),
     op("POST", "/images/load", "ImageLoad"),
     op("POST", "/build", "ImageBuild"),
