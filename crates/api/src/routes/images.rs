@@ -351,6 +351,28 @@ pub(crate) async fn image_delete(
     ))
 }
 
+/// `POST /images/prune?filters={"dangling":["false"]}`.
+pub(crate) async fn image_prune(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let filters = parse_filters(q.get("filters"))?;
+    let all = filters
+        .get("dangling")
+        .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
+    let (removed, freed) = state.images.prune(all)?;
+    let deleted: Vec<Value> = removed
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(n) => json!({"Untagged": n}),
+            Removed::Deleted(id) => json!({"Deleted": id}),
+        })
+        .collect();
+    Ok(Json(
+        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": freed}),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,26 +395,4 @@ mod tests {
         h.insert("X-Registry-Auth", "e30=".parse().unwrap());
         assert!(registry_auth(&h).is_none());
     }
-}
-
-/// `POST /images/prune?filters={"dangling":["false"]}`.
-pub(crate) async fn image_prune(
-    State(state): State<Shared>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let filters = parse_filters(q.get("filters"))?;
-    let all = filters
-        .get("dangling")
-        .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
-    let (removed, freed) = state.images.prune(all)?;
-    let deleted: Vec<Value> = removed
-        .into_iter()
-        .map(|r| match r {
-            Removed::Untagged(n) => json!({"Untagged": n}),
-            Removed::Deleted(id) => json!({"Deleted": id}),
-        })
-        .collect();
-    Ok(Json(
-        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": freed}),
-    ))
 }
