@@ -143,6 +143,13 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
     pull(&host, &env, "127.0.0.1:5000/test/busybox:latest")
         .ok()
         .says("Status: Image is up to date");
+    // The layer was unpacked once, checked against its diff ID, ready for overlayfs.
+    let layers: Vec<_> = std::fs::read_dir(host.root().join("imgs/layers"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(layers.len(), 1, "{layers:?}");
+    assert!(layers[0].path().join("bin/busybox").is_file());
     let log = std::fs::read_to_string(host.root().join("imgs/endpoint.log")).unwrap();
     assert!(
         log.contains("using plain http for this insecure registry"),
@@ -192,6 +199,13 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
         .ok()
         .says(&format!("Deleted: {id}"));
     assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
+    assert_eq!(
+        std::fs::read_dir(host.root().join("imgs/layers"))
+            .unwrap()
+            .count(),
+        0,
+        "unpacked layer removed with the image"
+    );
     // The blobs went with the image; a new pull fetches them again.
     pull(&host, &env, "127.0.0.1:5000/test/busybox")
         .ok()

@@ -37,6 +37,9 @@ pub enum EngineError {
     /// The content store failed.
     #[error(transparent)]
     Content(#[from] vic_image::ContentError),
+    /// A layer could not be unpacked (or was hostile).
+    #[error(transparent)]
+    Unpack(#[from] vic_image::UnpackError),
     /// The metadata store failed.
     #[error(transparent)]
     Meta(#[from] vic_image::MetaError),
@@ -63,7 +66,9 @@ impl EngineError {
             Self::Registry(R::Unauthorized { .. }) => ErrorKind::Unauthorized,
             Self::Registry(R::NotFound { .. }) => ErrorKind::NotFound,
             Self::Registry(_) => ErrorKind::Upstream,
-            Self::Content(_) | Self::Meta(_) | Self::Internal(_) => ErrorKind::Internal,
+            Self::Content(_) | Self::Meta(_) | Self::Unpack(_) | Self::Internal(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

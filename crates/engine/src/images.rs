@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
-use vic_image::{ContentStore, ImageRecord, ImageStore};
+use vic_image::{ContentStore, ImageRecord, ImageStore, LayerStore};
 use vic_registry::manifest::{ImageConfig, Manifest, select_platform};
 use vic_registry::{ClientSettings, Credentials, Reference, RegistryClient};
 
@@ -65,6 +65,7 @@ pub enum Removed {
 #[derive(Debug)]
 pub struct ImageService {
     content: ContentStore,
+    layers: LayerStore,
     meta: ImageStore,
     registry: Arc<RegistryClient>,
     auth_file: PathBuf,
@@ -118,6 +119,7 @@ impl ImageService {
     pub fn open(state_dir: &Path, settings: ClientSettings) -> Result<Self, EngineError> {
         let content = ContentStore::open(&state_dir.join("content"))?;
         let meta = ImageStore::open(&state_dir.join("images.db"))?;
+        let layers = LayerStore::open(&state_dir.join("layers"))?;
         let auth_file = state_dir.join("auths.json");
         let auths = std::fs::read(&auth_file)
             .ok()
@@ -128,6 +130,7 @@ impl ImageService {
             .collect();
         Ok(Self {
             content,
+            layers,
             meta,
             registry: Arc::new(RegistryClient::new(settings)),
             auth_file,
@@ -272,6 +275,28 @@ impl ImageService {
             .await?;
             send(Some(id.clone()), "Verifying Checksum".into()).await;
             send(Some(id.clone()), "Download complete".into()).await;
+        }
+        // Unpack every layer not unpacked yet, checking each against its diff ID.
+        if config.rootfs.diff_ids.len() != image.layers.len() {
+            return Err(EngineError::Invalid(format!(
+                "image {} has {} layers but its config lists {} diff IDs",
+                reference.familiar(),
+                image.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        for (layer, diff_id) in image.layers.iter().zip(&config.rootfs.diff_ids) {
+            if self.layers.has(diff_id) {
+                continue;
+            }
+            let id = short(&layer.digest);
+            send(Some(id.clone()), "Extracting".into()).await;
+            let blob = self.content.path(&layer.digest)?;
+            let store = self.layers.clone();
+            let diff = diff_id.clone();
+            tokio::task::spawn_blocking(move || store.ensure(&blob, &diff))
+                .await
+                .map_err(|e| EngineError::Internal(format!("unpack task failed: {e}")))??;
             send(Some(id), "Pull complete".into()).await;
         }
         let record = ImageRecord {
@@ -423,6 +448,22 @@ impl ImageService {
         let unused = self.meta.delete(&image.id)?;
         for blob in unused.iter().chain([&image.id]) {
             self.content.remove(blob)?;
+        }
+        let gone: ImageConfig = serde_json::from_slice(&image.config).unwrap_or_default();
+        let still_used: std::collections::HashSet<String> = self
+            .meta
+            .list()?
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<ImageConfig>(&r.config).ok())
+            .flat_map(|c| c.rootfs.diff_ids)
+            .collect();
+        for diff in gone
+            .rootfs
+            .diff_ids
+            .iter()
+            .filter(|d| !still_used.contains(*d))
+        {
+            self.layers.remove(diff)?;
         }
         out.push(Removed::Deleted(image.id));
         Ok(out)

@@ -7,6 +7,8 @@
 
 mod content;
 mod meta;
+mod unpack;
 
 pub use content::{ContentError, ContentStore, Ingest};
 pub use meta::{ImageRecord, ImageStore, MetaError};
+pub use unpack::{LayerStore, UnpackError, UnpackStats, clean_entry_path, unpack_layer};
