@@ -29,7 +29,9 @@ fn registry_policy_is_parsed_stored_and_reported() {
     );
     run.says("Loaded registry CA from")
         .says("Insecure registries = 127.0.0.1:5000")
-        .says("Whitelist registries = 10.2.2.0/24, *.example.test, reg.example.test:5000, 127.0.0.1:5000");
+        .says("Whitelist registries = 10.2.2.0/24, *.example.test, reg.example.test:5000, 127.0.0.1:5000")
+        .says("Unable to confirm secure registry reg.example.test:5000 is a valid registry at this time")
+        .says("Unable to confirm insecure registry 127.0.0.1:5000 is a valid registry at this time");
     let env = run.docker_env();
     let info = host.docker(&env, ["info"]).ok();
     info.says("Registry Whitelist Mode: enabled")
@@ -377,6 +379,7 @@ fn https_registries_need_a_trusted_ca_or_insecure() {
             "127.0.0.1:5443",
         ],
     );
+    insecure.says("Confirmed insecure registry 127.0.0.1:5443");
     pull(&host, &insecure.docker_env(), "127.0.0.1:5443/busybox")
         .ok()
         .says("Pull complete");

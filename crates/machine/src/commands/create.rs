@@ -123,6 +123,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             policy.effective_whitelist().join(", ")
         ));
     }
+    probe_registries(&policy, &registry_cas, out);
     let server_cert = args.tls_server_cert.as_deref().map(absolute).transpose()?;
     let server_key = args.tls_server_key.as_deref().map(absolute).transpose()?;
     let tls_ca = args
@@ -346,5 +347,65 @@ fn wait_ready(
             )));
         }
         std::thread::sleep(Duration::from_millis(15));
+    }
+}
+
+/// Checks that the single-registry entries answer as registries (`GET /v2/` with the
+/// `Docker-Distribution-API-Version` header), through the same client and policy the VCH uses.
+/// Warnings only: a registry may be down now and up later (VIC does the same).
+fn probe_registries(
+    policy: &vic_registry::RegistryPolicy,
+    cas: &[vic_pki::CertificateDer<'static>],
+    out: &mut Out,
+) {
+    let hosts: Vec<(String, bool)> = policy
+        .whitelist
+        .iter()
+        .filter(|p| p.is_host() && !policy.insecure.contains(p))
+        .map(|p| (p.to_string(), false))
+        .chain(policy.insecure.iter().map(|p| (p.to_string(), true)))
+        .collect();
+    if hosts.is_empty() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let client = vic_registry::RegistryClient::new(vic_registry::ClientSettings {
+        policy: policy.clone(),
+        extra_cas: cas.to_vec(),
+        certs_d: vec![
+            "/etc/docker/certs.d".into(),
+            "/etc/containers/certs.d".into(),
+        ],
+        user_agent: format!("vic-machine/{}", vic_core::VERSION),
+    });
+    for (registry, insecure) in hosts {
+        let kind = if insecure { "insecure" } else { "secure" };
+        let probe = rt.block_on(async {
+            let get = client.get(&registry, "/v2/", &[], "", None);
+            tokio::time::timeout(Duration::from_secs(5), get).await
+        });
+        let unconfirmed = format!(
+            "Unable to confirm {kind} registry {registry} is a valid registry at this time"
+        );
+        match probe {
+            Ok(Ok(resp))
+                if resp
+                    .headers()
+                    .contains_key("Docker-Distribution-API-Version") =>
+            {
+                out.info(format!("Confirmed {kind} registry {registry}"));
+            }
+            Ok(Ok(resp)) => out.warn(format!(
+                "{unconfirmed}: it answered {} without a Docker-Distribution-API-Version header",
+                resp.status()
+            )),
+            Ok(Err(e)) => out.warn(format!("{unconfirmed}: {e}")),
+            Err(_) => out.warn(format!("{unconfirmed}: no answer within 5s")),
+        }
     }
 }
