@@ -487,3 +487,62 @@ fn whitelist_rules_of_the_seed() {
         .ok()
         .says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
 }
+
+#[test]
+fn configure_changes_the_policy_of_a_running_vch() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        &host,
+        "cfg",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--whitelist-registry",
+            "10.0.0.0/8",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5000/busybox")
+        .fails()
+        .says("Access denied to unauthorized registry (127.0.0.1:5000)");
+    host.vic_machine(["configure", "--name", "cfg"])
+        .ok()
+        .says("No registry changes requested");
+
+    let r = host
+        .vic_machine([
+            "configure",
+            "--name",
+            "cfg",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ])
+        .ok();
+    r.says("Registry policy: whitelist mode: 10.0.0.0/8, 127.0.0.1:5000")
+        .says("The endpoint applies the new registry policy")
+        .says("Completed successfully");
+    pull(&host, &env, "127.0.0.1:5000/busybox")
+        .ok()
+        .says("Pull complete");
+    host.docker(&env, ["info"])
+        .ok()
+        .says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
+
+    host.vic_machine(["configure", "--name", "cfg", "--clear-whitelist-registry"])
+        .ok();
+    host.docker(&env, ["info"])
+        .ok()
+        .says("Registry Whitelist Mode: disabled.  All registry access allowed.");
+    host.vic_machine(["inspect", "config", "--name", "cfg"])
+        .ok()
+        .says("--insecure-registry 127.0.0.1:5000")
+        .never_says("--whitelist-registry");
+    // Bad input changes nothing.
+    host.vic_machine(["configure", "--name", "cfg", "--registry-ca", "nothing.pem"])
+        .fails()
+        .says("nothing.pem");
+    host.docker(&env, ["info"]).ok().says("127.0.0.1:5000");
+}

@@ -14,5 +14,5 @@ mod service;
 pub use error::ApiError;
 pub use facts::VchFacts;
 pub use host_check::AllowedHosts;
-pub use listener::{Endpoint, Security};
+pub use listener::{Endpoint, EndpointHandle, Security};
 pub use routes::{UNIMPLEMENTED, UnimplementedOp};

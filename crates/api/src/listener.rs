@@ -12,6 +12,22 @@ use tokio_rustls::TlsAcceptor;
 use crate::service::{ConnInfo, State};
 use crate::{AllowedHosts, VchFacts};
 
+/// Changes a serving endpoint's reported facts (after `vic-machine configure`).
+#[derive(Debug, Clone)]
+pub struct EndpointHandle {
+    app: crate::routes::Shared,
+}
+
+impl EndpointHandle {
+    /// Replaces the facts `/info` and `/version` report.
+    pub fn set_facts(&self, facts: VchFacts) {
+        match self.app.facts.write() {
+            Ok(mut f) => *f = facts,
+            Err(p) => *p.into_inner() = facts,
+        }
+    }
+}
+
 /// How the Docker API is secured: the three levels of the seeds.
 #[derive(Debug, Clone)]
 pub enum Security {
@@ -63,6 +79,13 @@ impl Endpoint {
             state,
             tls,
         })
+    }
+
+    /// A handle to change what the endpoint reports while it serves.
+    pub fn handle(&self) -> EndpointHandle {
+        EndpointHandle {
+            app: self.state.app.clone(),
+        }
     }
 
     /// The bound address.

@@ -23,6 +23,7 @@ pub(crate) struct ConnInfo {
 #[derive(Debug)]
 pub(crate) struct State {
     router: Router,
+    pub(crate) app: crate::routes::Shared,
     allowed_hosts: Option<AllowedHosts>,
 }
 
@@ -32,8 +33,13 @@ impl State {
         images: Arc<vic_engine::ImageService>,
         allowed_hosts: Option<AllowedHosts>,
     ) -> Self {
+        let app = Arc::new(crate::routes::AppState {
+            facts: std::sync::RwLock::new(facts),
+            images,
+        });
         Self {
-            router: crate::routes::router(Arc::new(crate::routes::AppState { facts, images })),
+            router: crate::routes::router(app.clone()),
+            app,
             allowed_hosts,
         }
     }

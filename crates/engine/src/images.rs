@@ -67,7 +67,8 @@ pub struct ImageService {
     content: ContentStore,
     layers: LayerStore,
     meta: ImageStore,
-    registry: Arc<RegistryClient>,
+    /// Swapped whole when `vic-machine configure` changes the registry policy.
+    registry: std::sync::RwLock<Arc<RegistryClient>>,
     auth_file: PathBuf,
     auths: Mutex<HashMap<String, Credentials>>,
 }
@@ -132,15 +133,27 @@ impl ImageService {
             content,
             layers,
             meta,
-            registry: Arc::new(RegistryClient::new(settings)),
+            registry: std::sync::RwLock::new(Arc::new(RegistryClient::new(settings))),
             auth_file,
             auths: Mutex::new(auths),
         })
     }
 
     /// The registry client (its policy, for reporting).
-    pub fn registry(&self) -> &RegistryClient {
-        &self.registry
+    pub fn registry(&self) -> Arc<RegistryClient> {
+        self.registry
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies a new registry policy and trust (pulls already running finish with the old).
+    pub fn set_registry(&self, settings: ClientSettings) {
+        let client = Arc::new(RegistryClient::new(settings));
+        match self.registry.write() {
+            Ok(mut r) => *r = client,
+            Err(p) => *p.into_inner() = client,
+        }
     }
 
     fn stored_creds(&self, registry: &str) -> Option<Credentials> {
@@ -170,7 +183,7 @@ impl ImageService {
         let creds = creds.as_ref();
         let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;
         let top = match self
-            .registry
+            .registry()
             .manifest(reference, reference.manifest_ref(), creds)
             .await
         {
@@ -201,7 +214,7 @@ impl ImageService {
                     ))
                 })?;
             let child = self
-                .registry
+                .registry()
                 .manifest(reference, &chosen.digest, creds)
                 .await?;
             manifest_digest = child.digest.clone();
@@ -339,7 +352,7 @@ impl ImageService {
         creds: Option<&Credentials>,
         progress: Option<(&str, &mpsc::Sender<PullEvent>)>,
     ) -> Result<(), EngineError> {
-        let resp = self.registry.blob(reference, digest, creds).await?;
+        let resp = self.registry().blob(reference, digest, creds).await?;
         let mut ingest = self.content.ingest(digest, Some(size))?;
         let mut body = resp.into_body();
         let mut last_report = 0u64;
@@ -534,7 +547,7 @@ impl ImageService {
         } else {
             registry.to_owned()
         };
-        self.registry.login(&registry, &creds).await?;
+        self.registry().login(&registry, &creds).await?;
         let snapshot: HashMap<String, (String, String)> = {
             let mut m = self
                 .auths

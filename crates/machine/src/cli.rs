@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Ls(RootArgs),
     /// Show a VCH's configuration and how to connect to it
     Inspect(InspectArgs),
+    /// Update VCH configuration (registry policy) while it runs
+    Configure(ConfigureArgs),
     /// Delete VCH and associated resources (the certificate folder is kept)
     Delete(DeleteArgs),
     /// Show VIC version information
@@ -93,6 +95,36 @@ pub(crate) struct CreateArgs {
     pub(crate) whitelist_registry: Vec<RegistryPattern>,
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigureArgs {
+    /// Name of the VCH
+    #[arg(long, short = 'n', default_value = "virtual-container-host")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// Replace the registry CAs with these files (repeatable)
+    #[arg(long, visible_alias = "rc")]
+    pub(crate) registry_ca: Vec<PathBuf>,
+    /// Replace the insecure registries with these (repeatable)
+    #[arg(long, visible_alias = "dir", value_parser = parse_insecure)]
+    pub(crate) insecure_registry: Vec<RegistryPattern>,
+    /// Replace the whitelist with these entries (repeatable)
+    #[arg(long, visible_alias = "wr", value_parser = parse_whitelist)]
+    pub(crate) whitelist_registry: Vec<RegistryPattern>,
+    /// Remove every registry CA
+    #[arg(long, conflicts_with = "registry_ca")]
+    pub(crate) clear_registry_ca: bool,
+    /// Remove every insecure registry
+    #[arg(long, conflicts_with = "insecure_registry")]
+    pub(crate) clear_insecure_registry: bool,
+    /// Remove the whitelist (every registry allowed again)
+    #[arg(long, conflicts_with = "whitelist_registry")]
+    pub(crate) clear_whitelist_registry: bool,
+    /// Time allowed for the endpoint to apply the change
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
 }
 

@@ -119,6 +119,9 @@ pub(crate) struct VchConfig {
     pub(crate) options: CreateOptions,
     #[serde(default)]
     pub(crate) registry: RegistrySettings,
+    /// Bumped by every `configure`; the endpoint records which one it applies.
+    #[serde(default)]
+    pub(crate) generation: u64,
 }
 
 pub(crate) const CONFIG_VERSION: u32 = 1;
@@ -155,6 +158,10 @@ impl VchPaths {
     }
     pub(crate) fn client_cas(&self) -> PathBuf {
         self.tls_dir().join("client-ca.pem")
+    }
+    /// The configuration generation the endpoint applies.
+    pub(crate) fn applied(&self) -> PathBuf {
+        self.dir.join("applied-generation")
     }
     /// The `--registry-ca` certificates, all in one PEM file.
     pub(crate) fn registry_cas(&self) -> PathBuf {

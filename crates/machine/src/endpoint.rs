@@ -1,6 +1,8 @@
 //! `vic-machine endpoint` (hidden): the long-lived process that serves one VCH's Docker API.
 //! `create` starts it detached, with stdout and stderr appended to `endpoint.log`.
 
+use std::sync::Arc;
+
 use vic_api::{AllowedHosts, Endpoint, Security, VchFacts};
 use vic_pki::ClientAuth;
 
@@ -78,14 +80,8 @@ async fn shutdown_signal() {
     }
 }
 
-pub(crate) fn run(args: EndpointArgs) -> Result<()> {
-    init_tracing();
-    let root = absolute(&args.root.root)?;
-    let paths = VchPaths::new(&root, &args.name);
-    let cfg = VchConfig::load(&paths)?;
-    vic_pki::install_crypto_provider();
-    let security = security(&cfg, &paths)?;
-    let facts = VchFacts {
+fn facts(cfg: &VchConfig, paths: &VchPaths) -> Result<VchFacts> {
+    Ok(VchFacts {
         name: cfg.name.clone(),
         id: cfg.id.clone(),
         root_dir: paths.dir.display().to_string(),
@@ -93,13 +89,20 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         listen: cfg.bind_addr().to_string(),
         insecure_registries: cfg.registry.insecure.clone(),
         whitelist: cfg.registry.policy()?.effective_whitelist(),
-    };
+    })
+}
+
+/// The registry client settings of a VCH: its policy, its `--registry-ca`s, the certs.d trees.
+pub(crate) fn registry_settings(
+    cfg: &VchConfig,
+    paths: &VchPaths,
+) -> Result<vic_registry::ClientSettings> {
     let extra_cas = if paths.registry_cas().is_file() {
         vic_pki::load_bundle(&paths.registry_cas())?.certs
     } else {
         Vec::new()
     };
-    let settings = vic_registry::ClientSettings {
+    Ok(vic_registry::ClientSettings {
         policy: cfg.registry.policy()?,
         extra_cas,
         certs_d: vec![
@@ -107,8 +110,57 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             "/etc/containers/certs.d".into(),
         ],
         user_agent: format!("vic/{} (VCH {})", vic_core::VERSION, cfg.name),
+    })
+}
+
+/// Records which configuration generation the endpoint applies (`configure` waits for it).
+fn mark_applied(paths: &VchPaths, generation: u64) {
+    if let Err(e) = vic_pki::write_public(&paths.applied(), format!("{generation}\n").as_bytes()) {
+        tracing::warn!(error = %e, "cannot record the applied configuration");
+    }
+}
+
+/// Re-reads the configuration on SIGHUP and applies what can change while serving: the
+/// registry policy and trust.
+async fn reload_on_hangup(
+    paths: VchPaths,
+    images: Arc<vic_engine::ImageService>,
+    handle: vic_api::EndpointHandle,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
     };
-    let images = std::sync::Arc::new(
+    while hup.recv().await.is_some() {
+        let applied = VchConfig::load(&paths).and_then(|cfg| {
+            let settings = registry_settings(&cfg, &paths)?;
+            let facts = facts(&cfg, &paths)?;
+            Ok((cfg, settings, facts))
+        });
+        match applied {
+            Ok((cfg, settings, facts)) => {
+                tracing::info!(policy = %settings.policy, "configuration reloaded");
+                images.set_registry(settings);
+                handle.set_facts(facts);
+                mark_applied(&paths, cfg.generation);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration reload failed; the previous one stays in force")
+            }
+        }
+    }
+}
+
+pub(crate) fn run(args: EndpointArgs) -> Result<()> {
+    init_tracing();
+    let root = absolute(&args.root.root)?;
+    let paths = VchPaths::new(&root, &args.name);
+    let cfg = VchConfig::load(&paths)?;
+    vic_pki::install_crypto_provider();
+    let security = security(&cfg, &paths)?;
+    let facts = facts(&cfg, &paths)?;
+    let settings = registry_settings(&cfg, &paths)?;
+    let images = Arc::new(
         vic_engine::ImageService::open(&paths.dir, settings)
             .map_err(|e| Error::Failed(format!("cannot open the image store: {e}")))?,
     );
@@ -126,12 +178,14 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             match Endpoint::bind(v6, security.clone(), facts.clone(), images.clone()).await {
                 Ok(e) => Ok(e),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
-                Err(_) => Endpoint::bind(addr, security, facts, images).await,
+                Err(_) => Endpoint::bind(addr, security, facts, images.clone()).await,
             }
         } else {
-            Endpoint::bind(addr, security, facts, images).await
+            Endpoint::bind(addr, security, facts, images.clone()).await
         }
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+        tokio::spawn(reload_on_hangup(paths.clone(), images, endpoint.handle()));
+        mark_applied(&paths, cfg.generation);
         vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;
         tracing::info!(
             vch = %cfg.name,

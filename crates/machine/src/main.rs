@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Create(args) => ("create", commands::create::run(*args, &mut out)),
         Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
         Command::Inspect(args) => ("inspect", commands::inspect::run(args, &mut out)),
+        Command::Configure(args) => ("configure", commands::configure::run(args, &mut out)),
         Command::Delete(args) => ("delete", commands::delete::run(args, &mut out)),
         Command::Version => {
             out.info(format!("vic-machine version {}", vic_core::short_version()));

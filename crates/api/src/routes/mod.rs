@@ -18,11 +18,21 @@ use crate::{ApiError, VchFacts};
 /// What every handler can reach.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub(crate) facts: VchFacts,
+    /// Replaced when `vic-machine configure` changes what `/info` reports.
+    pub(crate) facts: std::sync::RwLock<VchFacts>,
     pub(crate) images: Arc<vic_engine::ImageService>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
+
+impl AppState {
+    pub(crate) fn facts(&self) -> VchFacts {
+        self.facts
+            .read()
+            .map(|f| f.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
 
 pub(crate) fn router(state: Shared) -> Router {
     let mut by_path: BTreeMap<&'static str, MethodRouter<Shared>> = BTreeMap::new();

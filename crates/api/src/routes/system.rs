@@ -106,7 +106,7 @@ pub(crate) async fn system_version() -> Json<SystemVersion> {
 
 /// `GET /info`.
 pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<SystemInfo> {
-    let facts = &state.facts;
+    let facts = &state.facts();
     let (pretty, version_id) = os_release();
     let mut index_configs = BTreeMap::new();
     index_configs.insert(

@@ -193,6 +193,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         client_cert: outcome.as_ref().and_then(|o| o.client_cert.clone()),
         client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
         registry,
+        generation: 0,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
             tls_cert_path: cert_path.clone(),
@@ -353,7 +354,7 @@ fn wait_ready(
 /// Checks that the single-registry entries answer as registries (`GET /v2/` with the
 /// `Docker-Distribution-API-Version` header), through the same client and policy the VCH uses.
 /// Warnings only: a registry may be down now and up later (VIC does the same).
-fn probe_registries(
+pub(crate) fn probe_registries(
     policy: &vic_registry::RegistryPolicy,
     cas: &[vic_pki::CertificateDer<'static>],
     out: &mut Out,

@@ -1,0 +1,126 @@
+//! `vic-machine configure`: change a running VCH's registry policy and trust. The new
+//! configuration is written atomically, the endpoint is told with SIGHUP, and the command
+//! waits until the endpoint says it applies it.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::cli::ConfigureArgs;
+use crate::commands::absolute;
+use crate::commands::create::probe_registries;
+use crate::commands::inspect::load;
+use crate::error::{Error, Result};
+use crate::output::Out;
+use crate::{certs, process};
+
+pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (mut cfg, paths) = load(&root, &args.name)?;
+    let wants = !args.registry_ca.is_empty()
+        || !args.insecure_registry.is_empty()
+        || !args.whitelist_registry.is_empty()
+        || args.clear_registry_ca
+        || args.clear_insecure_registry
+        || args.clear_whitelist_registry;
+    if !wants {
+        out.info("No registry changes requested. Configuration left unchanged.");
+        out.info("Completed successfully");
+        return Ok(());
+    }
+    // Validate everything before changing anything.
+    let mut cas = None;
+    if !args.registry_ca.is_empty() {
+        let files = args
+            .registry_ca
+            .iter()
+            .map(|p| absolute(p))
+            .collect::<Result<Vec<_>>>()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut certs = Vec::new();
+        for f in &files {
+            certs.extend(vic_pki::check_ca_bundle(
+                &vic_pki::load_bundle(f)?,
+                now,
+                "--registry-ca",
+            )?);
+            out.info(format!("Loaded registry CA from {}", f.display()));
+        }
+        cas = Some((files, certs));
+    }
+    if !args.whitelist_registry.is_empty() {
+        cfg.registry.whitelist = args
+            .whitelist_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    } else if args.clear_whitelist_registry {
+        cfg.registry.whitelist.clear();
+    }
+    if !args.insecure_registry.is_empty() {
+        cfg.registry.insecure = args
+            .insecure_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    } else if args.clear_insecure_registry {
+        cfg.registry.insecure.clear();
+    }
+    let policy = cfg.registry.policy()?;
+    out.info(format!("Registry policy: {policy}"));
+    let current_cas = if paths.registry_cas().is_file() {
+        vic_pki::load_bundle(&paths.registry_cas())?.certs
+    } else {
+        Vec::new()
+    };
+    let probe_cas = match &cas {
+        Some((_, c)) => c.clone(),
+        None if args.clear_registry_ca => Vec::new(),
+        None => current_cas,
+    };
+    probe_registries(&policy, &probe_cas, out);
+
+    // Apply: CA file, then the config (the endpoint reads both on SIGHUP).
+    match cas {
+        Some((files, certs)) => {
+            vic_pki::write_public(&paths.registry_cas(), certs::chain_pem(&certs).as_bytes())?;
+            cfg.registry.ca_files = files;
+        }
+        None if args.clear_registry_ca => {
+            let _ = std::fs::remove_file(paths.registry_cas());
+            cfg.registry.ca_files.clear();
+        }
+        None => {}
+    }
+    cfg.generation += 1;
+    cfg.save(&paths)?;
+
+    match process::running_pid(&paths) {
+        None => out.info("The endpoint is not running: the change applies when it starts"),
+        Some(pid) => {
+            kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| {
+                Error::Failed(format!("cannot signal the endpoint (pid {pid}): {e}"))
+            })?;
+            let deadline = Instant::now() + args.timeout;
+            loop {
+                let applied = std::fs::read_to_string(paths.applied())
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                if applied == Some(cfg.generation) {
+                    out.info("The endpoint applies the new registry policy");
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Failed(format!(
+                        "Configure timed out: use --timeout to add more time (the endpoint did not confirm the change; see {})",
+                        paths.log().display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    out.info("Completed successfully");
+    Ok(())
+}
