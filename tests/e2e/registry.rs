@@ -546,3 +546,76 @@ fn configure_changes_the_policy_of_a_running_vch() {
         .says("nothing.pem");
     host.docker(&env, ["info"]).ok().says("127.0.0.1:5000");
 }
+
+#[test]
+fn push_uploads_what_the_registry_lacks_under_the_policy() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "source/busybox");
+    let env = create(
+        &host,
+        "push",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5000/source/busybox").ok();
+    host.docker(
+        &env,
+        [
+            "tag",
+            "127.0.0.1:5000/source/busybox",
+            "127.0.0.1:5000/pushed/busybox:v1",
+        ],
+    )
+    .ok();
+    let r = host
+        .docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
+        .ok();
+    r.says("The push refers to repository [127.0.0.1:5000/pushed/busybox]")
+        .says("v1: digest: sha256:");
+    host.sh("curl -s http://127.0.0.1:5000/v2/pushed/busybox/tags/list")
+        .ok()
+        .says(r#""tags":["v1"]"#);
+    // Pushing again: everything already there.
+    host.docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
+        .ok()
+        .says("Layer already exists");
+    // Another VCH pulls what was pushed.
+    let other = create(
+        &host,
+        "other",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.3",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    pull(&host, &other, "127.0.0.1:5000/pushed/busybox:v1")
+        .ok()
+        .says("Pull complete");
+    host.docker(&env, ["push", "127.0.0.1:5000/nothing:v1"])
+        .fails()
+        .says("An image does not exist locally with the tag: 127.0.0.1:5000/nothing");
+    // The policy applies to pushes.
+    host.vic_machine([
+        "configure",
+        "--name",
+        "push",
+        "--whitelist-registry",
+        "10.0.0.0/8",
+        "--clear-insecure-registry",
+    ])
+    .ok();
+    host.docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
+        .fails()
+        .says("Access denied to unauthorized registry (127.0.0.1:5000) while VCH is in whitelist mode");
+}

@@ -217,8 +217,11 @@ mod route_tests {
         assert_eq!(status, 404);
         assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);
         let (status, body) = call(&s, "POST", "/images/x/push", None).await;
-        assert_eq!(status, 501);
-        assert!(body.contains("ImagePush"), "{body}");
+        assert_eq!(status, 404);
+        assert!(
+            body.contains("An image does not exist locally with the tag: x"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -23,6 +23,9 @@ pub enum EngineError {
     /// No such image (Docker's wording).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No image under the tag to push (Docker's wording).
+    #[error("An image does not exist locally with the tag: {0}")]
+    NotTagged(String),
     /// The registry refused a pull for lack of (valid) credentials (Docker's wording).
     #[error(
         "pull access denied for {repository}, repository does not exist or may require 'docker login': {detail}"
@@ -59,7 +62,9 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         use vic_registry::RegistryError as R;
         match self {
-            Self::NoSuchImage(_) | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
+            Self::NoSuchImage(_) | Self::NotTagged(_) | Self::PullAccessDenied { .. } => {
+                ErrorKind::NotFound
+            }
             Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Registry(R::Denied(_)) => ErrorKind::Forbidden,

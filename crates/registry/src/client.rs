@@ -24,6 +24,52 @@ use crate::{Decision, RegistryError, RegistryPolicy, RegistryTarget};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A request body.
+pub type ReqBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// An empty request body.
+pub fn empty_body() -> ReqBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body holding `bytes`.
+pub fn bytes_body(bytes: Bytes) -> ReqBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body streamed from the file at `path`, in 64 KiB frames.
+pub fn file_body(path: std::path::PathBuf) -> ReqBody {
+    use tokio::io::AsyncReadExt;
+    let stream =
+        futures_util::stream::unfold(Some((path, None::<tokio::fs::File>)), |state| async move {
+            let (path, file) = state?;
+            let mut file = match file {
+                Some(f) => f,
+                None => match tokio::fs::File::open(&path).await {
+                    Ok(f) => f,
+                    Err(e) => return Some((Err(e), None)),
+                },
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((
+                        Ok(hyper::body::Frame::data(Bytes::from(buf))),
+                        Some((path, Some(file))),
+                    ))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        });
+    http_body_util::StreamBody::new(stream).boxed()
+}
+
 /// Registry credentials. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -325,6 +371,7 @@ impl RegistryClient {
         path: &str,
         headers: &[(&str, String)],
         auth: Option<&str>,
+        body: ReqBody,
     ) -> Result<(Response<Incoming>, Scheme), RegistryError> {
         let (io, scheme, host) = self.connect(registry).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
@@ -354,12 +401,10 @@ impl RegistryClient {
             // an HTTP connection at all).
             req = req.header("Authorization", a);
         }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| RegistryError::Protocol {
-                registry: registry.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let req = req.body(body).map_err(|e| RegistryError::Protocol {
+            registry: registry.to_owned(),
+            reason: e.to_string(),
+        })?;
         let resp = sender
             .send_request(req)
             .await
@@ -383,7 +428,7 @@ impl RegistryClient {
             .await
     }
 
-    /// An authenticated request of any method.
+    /// An authenticated request of any method, without a body.
     pub async fn request(
         &self,
         registry: &str,
@@ -393,11 +438,27 @@ impl RegistryClient {
         scope: &str,
         creds: Option<&Credentials>,
     ) -> Result<Response<Incoming>, RegistryError> {
+        self.request_with_body(registry, method, path, headers, scope, creds, &empty_body)
+            .await
+    }
+
+    /// An authenticated request whose body `body` makes (twice when a challenge must be
+    /// answered first).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request_with_body(
+        &self,
+        registry: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        scope: &str,
+        creds: Option<&Credentials>,
+        body: &(dyn Fn() -> ReqBody + Sync),
+    ) -> Result<Response<Incoming>, RegistryError> {
         let key = format!("{registry}|{scope}");
-        let cached = self.tokens.lock().ok().and_then(|m| m.get(&key).cloned());
-        let auth = cached.map(|t| format!("Bearer {t}"));
+        let auth = self.tokens.lock().ok().and_then(|m| m.get(&key).cloned());
         let (resp, _) = self
-            .send_once(registry, &method, path, headers, auth.as_deref())
+            .send_once(registry, &method, path, headers, auth.as_deref(), body())
             .await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
@@ -413,9 +474,6 @@ impl RegistryClient {
                 let token = self
                     .fetch_token(registry, &realm, service.as_deref(), scope, creds)
                     .await?;
-                if let Ok(mut m) = self.tokens.lock() {
-                    m.insert(key, token.clone());
-                }
                 format!("Bearer {token}")
             }
             Some(Challenge::Basic) => match creds {
@@ -434,8 +492,13 @@ impl RegistryClient {
                 });
             }
         };
+        // Kept for this registry and scope: later requests (uploads with bodies) skip the
+        // challenge round trip.
+        if let Ok(mut m) = self.tokens.lock() {
+            m.insert(key, auth.clone());
+        }
         let (resp, _) = self
-            .send_once(registry, &method, path, headers, Some(&auth))
+            .send_once(registry, &method, path, headers, Some(&auth), body())
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(RegistryError::Unauthorized {
@@ -496,7 +559,14 @@ impl RegistryClient {
         }
         let auth = creds.map(basic);
         let (resp, _) = self
-            .send_once(authority, &Method::GET, &target, &[], auth.as_deref())
+            .send_once(
+                authority,
+                &Method::GET,
+                &target,
+                &[],
+                auth.as_deref(),
+                empty_body(),
+            )
             .await?;
         let status = resp.status();
         let body = resp

@@ -150,3 +150,129 @@ async fn status_error(r: &Reference, resp: Response<Incoming>) -> RegistryError 
         message,
     }
 }
+
+fn push_scope(r: &Reference) -> String {
+    format!("repository:{}:pull,push", r.repository)
+}
+
+impl RegistryClient {
+    /// Whether the registry already has blob `digest` in `r`'s repository.
+    pub async fn blob_exists(
+        &self,
+        r: &Reference,
+        digest: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<bool, RegistryError> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        let resp = self
+            .request(
+                &r.registry,
+                hyper::Method::HEAD,
+                &path,
+                &[],
+                &push_scope(r),
+                creds,
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_error(r, resp).await),
+        }
+    }
+
+    /// Uploads the blob stored at `file` (monolithic upload: POST, then PUT with the digest).
+    pub async fn upload_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: u64,
+        file: std::path::PathBuf,
+        creds: Option<&Credentials>,
+    ) -> Result<(), RegistryError> {
+        let scope = push_scope(r);
+        let start = format!("/v2/{}/blobs/uploads/", r.repository);
+        let resp = self
+            .request(&r.registry, hyper::Method::POST, &start, &[], &scope, creds)
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error(r, resp).await);
+        }
+        let location = resp
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Protocol {
+                registry: r.registry.clone(),
+                reason: "upload started without a Location".into(),
+            })?
+            .to_owned();
+        // Absolute or relative; only its path and query matter (same registry).
+        let path = match location.split_once("://") {
+            Some((_, rest)) => rest
+                .find('/')
+                .map_or("/".to_owned(), |i| rest[i..].to_owned()),
+            None => location,
+        };
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let put = format!("{path}{sep}digest={}", digest.replace(':', "%3A"));
+        let headers = [
+            ("Content-Type", "application/octet-stream".to_owned()),
+            ("Content-Length", size.to_string()),
+        ];
+        let body = move || crate::client::file_body(file.clone());
+        let resp = self
+            .request_with_body(
+                &r.registry,
+                hyper::Method::PUT,
+                &put,
+                &headers,
+                &scope,
+                creds,
+                &body,
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(status_error(r, resp).await);
+        }
+        Ok(())
+    }
+
+    /// Puts a manifest under `reference` (a tag) and returns the digest the registry reports.
+    pub async fn put_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+        creds: Option<&Credentials>,
+    ) -> Result<String, RegistryError> {
+        let path = format!("/v2/{}/manifests/{reference}", r.repository);
+        let headers = [
+            ("Content-Type", media_type.to_owned()),
+            ("Content-Length", bytes.len().to_string()),
+        ];
+        let bytes = hyper::body::Bytes::from(bytes);
+        let body = move || crate::client::bytes_body(bytes.clone());
+        let resp = self
+            .request_with_body(
+                &r.registry,
+                hyper::Method::PUT,
+                &path,
+                &headers,
+                &push_scope(r),
+                creds,
+                &body,
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(status_error(r, resp).await);
+        }
+        Ok(resp
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned())
+    }
+}

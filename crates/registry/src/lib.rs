@@ -15,7 +15,9 @@ mod pattern;
 mod policy;
 mod reference;
 
-pub use client::{ClientSettings, Credentials, RegistryClient};
+pub use client::{
+    ClientSettings, Credentials, RegistryClient, ReqBody, bytes_body, empty_body, file_body,
+};
 pub use distribution::{FetchedManifest, sha256_digest};
 pub use error::RegistryError;
 pub use pattern::{PatternError, RegistryPattern};

@@ -38,8 +38,13 @@ fn progress_json(ev: &PullEvent) -> Value {
             status,
         } => json!({"status": status, "id": id}),
         PullEvent::Status { id: None, status } => json!({"status": status}),
-        PullEvent::Progress { id, current, total } => json!({
-            "status": "Downloading",
+        PullEvent::Progress {
+            id,
+            action,
+            current,
+            total,
+        } => json!({
+            "status": action,
             "progressDetail": {"current": current, "total": total},
             "id": id,
         }),
@@ -73,15 +78,23 @@ pub(crate) async fn image_create(
     let reference: Reference = name.parse().map_err(vic_engine::EngineError::from)?;
     let platform = q.get("platform").filter(|p| !p.is_empty()).cloned();
     let creds = registry_auth(&headers);
-    let (tx, mut rx) = mpsc::channel::<PullEvent>(64);
+    let (tx, rx) = mpsc::channel::<PullEvent>(64);
     let images = state.images.clone();
-    let mut task = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         images
             .pull(&reference, platform.as_deref(), creds, &tx)
             .await
     });
-    // Failures before the first event (policy, authentication, unknown image) are the
-    // request's status; later ones go into the stream, as Docker does.
+    progress_response(rx, task).await
+}
+
+/// Streams a pull's or push's progress as Docker's JSON messages. Failures before the first
+/// event (policy, authentication, unknown image) are the request's status; later ones go into
+/// the stream, as Docker does.
+async fn progress_response(
+    mut rx: mpsc::Receiver<PullEvent>,
+    mut task: tokio::task::JoinHandle<Result<(), vic_engine::EngineError>>,
+) -> Result<Response, ApiError> {
     let first = match rx.recv().await {
         Some(ev) => Some(ev),
         // The pull ended without a word: it failed before the registry answered.
@@ -309,6 +322,7 @@ pub(crate) async fn image_post(
     State(state): State<Shared>,
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q
@@ -322,12 +336,16 @@ pub(crate) async fn image_post(
         state.images.tag(name, &target)?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(ApiError::NotImplemented {
-            op: "ImagePush",
-            method: "POST".into(),
-            path: format!("/images/{rest}"),
-        });
+    if let Some(name) = rest.strip_suffix("/push") {
+        let name = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_owned(),
+        };
+        let creds = registry_auth(&headers);
+        let (tx, rx) = mpsc::channel::<PullEvent>(64);
+        let images = state.images.clone();
+        let task = tokio::spawn(async move { images.push(&name, creds, &tx).await });
+        return progress_response(rx, task).await;
     }
     Err(ApiError::NotFound)
 }
