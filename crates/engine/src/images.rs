@@ -584,28 +584,6 @@ fn parse_platform(p: &str) -> Result<(String, String, Option<String>), EngineErr
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn helpers() {
-        assert_eq!(unix(Some("1970-01-02T00:00:01Z")), 86_401);
-        assert_eq!(unix(Some("2024-02-29T12:00:00.123456789Z")), 1_709_208_000);
-        assert_eq!(unix(None), 0);
-        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
-        assert_eq!(
-            familiar("docker.io/library/busybox:latest"),
-            "busybox:latest"
-        );
-        assert!(parse_platform("linux").is_err());
-        assert_eq!(
-            parse_platform("linux/arm64/v8").unwrap().2.as_deref(),
-            Some("v8")
-        );
-    }
-}
-
 impl ImageService {
     /// `docker push`: uploads the image's blobs that the registry lacks, then its manifest
     /// under the reference's tag. The registry policy applies as for pulls.
@@ -710,5 +688,27 @@ impl ImageService {
         send(None, format!("{tag}: digest: {digest} size: {size}")).await;
         tracing::info!(image = %reference.familiar(), %digest, "image pushed");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(unix(Some("1970-01-02T00:00:01Z")), 86_401);
+        assert_eq!(unix(Some("2024-02-29T12:00:00.123456789Z")), 1_709_208_000);
+        assert_eq!(unix(None), 0);
+        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            familiar("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert!(parse_platform("linux").is_err());
+        assert_eq!(
+            parse_platform("linux/arm64/v8").unwrap().2.as_deref(),
+            Some("v8")
+        );
     }
 }
