@@ -619,3 +619,77 @@ fn push_uploads_what_the_registry_lacks_under_the_policy() {
         .fails()
         .says("Access denied to unauthorized registry (127.0.0.1:5000) while VCH is in whitelist mode");
 }
+
+#[test]
+fn save_and_load_round_trip_between_vchs() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    let id = host.push_busybox("127.0.0.1:5000", "busybox");
+    let a = create(
+        &host,
+        "a",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    let b = create(
+        &host,
+        "b",
+        &["--no-tls", "--client-network-ip", "127.0.0.3"],
+    )
+    .docker_env();
+    pull(&host, &a, "127.0.0.1:5000/busybox").ok();
+    host.docker(&a, ["save", "-o", "busybox.tar", "127.0.0.1:5000/busybox"])
+        .ok();
+    host.sh("tar -tf busybox.tar")
+        .ok()
+        .says("manifest.json")
+        .says("blobs/sha256/");
+    host.docker(&b, ["load", "-i", "busybox.tar"])
+        .ok()
+        .says("Loaded image: 127.0.0.1:5000/busybox:latest");
+    host.docker(
+        &b,
+        [
+            "image",
+            "inspect",
+            "127.0.0.1:5000/busybox",
+            "--format",
+            "{{.Id}}",
+        ],
+    )
+    .ok()
+    .says(&id);
+    assert!(
+        host.root().join("b/layers").read_dir().unwrap().count() == 1,
+        "loaded layer unpacked"
+    );
+    // A loaded image can be pushed again.
+    host.docker(
+        &b,
+        ["tag", "127.0.0.1:5000/busybox", "127.0.0.1:5000/reloaded:1"],
+    )
+    .ok();
+    host.vic_machine([
+        "configure",
+        "--name",
+        "b",
+        "--insecure-registry",
+        "127.0.0.1:5000",
+    ])
+    .ok();
+    host.docker(&b, ["push", "127.0.0.1:5000/reloaded:1"])
+        .ok()
+        .says("1: digest:");
+    // Garbage is refused without side effects.
+    std::fs::write(host.path("junk.tar"), b"not a tar at all").unwrap();
+    host.docker(&b, ["load", "-i", "junk.tar"]).fails();
+    host.docker(&a, ["save", "nothing"])
+        .fails()
+        .says("No such image: nothing");
+}

@@ -4,6 +4,7 @@
 //! Invariant: this crate knows nothing about HTTP status codes or Docker's JSON; errors leave
 //! it with an [`ErrorKind`] that the API maps, and progress leaves it as [`PullEvent`]s.
 
+mod archive;
 mod error;
 mod images;
 

@@ -303,18 +303,10 @@ pub(crate) async fn image_get(
             .collect();
         return Ok(Json(lines).into_response());
     }
-    let (op, name) = if let Some(n) = rest.strip_suffix("/get") {
-        ("ImageGet", n)
-    } else {
-        return Err(ApiError::NotFound);
-    };
-    // Existence first, so that a typo says "No such image".
-    state.images.inspect(name)?;
-    Err(ApiError::NotImplemented {
-        op,
-        method: "GET".into(),
-        path: format!("/images/{rest}"),
-    })
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save_response(&state, vec![name.to_owned()]).await;
+    }
+    Err(ApiError::NotFound)
 }
 
 /// `POST /images/{name}/tag?repo=&tag=`, and `push` (not yet).
@@ -391,6 +383,134 @@ pub(crate) async fn image_prune(
     ))
 }
 
+/// Streams a file of the scratch folder and removes it (unlinked once open).
+async fn stream_file(path: std::path::PathBuf) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("archive vanished: {e}")))?;
+    let _ = tokio::fs::remove_file(&path).await;
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(buf), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn save_response(state: &Shared, names: Vec<String>) -> Result<Response, ApiError> {
+    // Existence first, so that a typo is a 404 before any byte is sent.
+    for n in &names {
+        state.images.inspect(n)?;
+    }
+    let images = state.images.clone();
+    let out = images.scratch_path("save");
+    let path = out.clone();
+    tokio::task::spawn_blocking(move || images.save(&names, &out))
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("save task failed: {e}")))??;
+    stream_file(path).await
+}
+
+/// `GET /images/get?names=a&names=b` (`docker save a b`).
+pub(crate) async fn image_get_all(
+    State(state): State<Shared>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("names="))
+        .map(percent_decode)
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::BadRequest("no image named (names=...)".into()));
+    }
+    save_response(&state, names).await
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let h = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `POST /images/load` (`docker load`): the body is a docker-archive.
+pub(crate) async fn image_load(
+    State(state): State<Shared>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let images = state.images.clone();
+    let archive = images.scratch_path("load.tar");
+    let scratch = images.scratch_path("load");
+    let mut file = tokio::fs::File::create(&archive)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("archive upload broke off: {e}")))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    drop(file);
+    let (a, sc) = (archive.clone(), scratch.clone());
+    let loaded = tokio::task::spawn_blocking(move || images.load(&a, &sc)).await;
+    let _ = tokio::fs::remove_file(&archive).await;
+    let _ = tokio::fs::remove_dir_all(&scratch).await;
+    let lines = loaded.map_err(|e| ApiError::BadRequest(format!("load task failed: {e}")))??;
+    let body: Vec<u8> = lines
+        .iter()
+        .flat_map(|l| line(&json!({"stream": format!("{l}\n")})))
+        .collect();
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +532,6 @@ mod tests {
         assert_eq!(registry_auth(&h).unwrap().username, "u");
         h.insert("X-Registry-Auth", "e30=".parse().unwrap());
         assert!(registry_auth(&h).is_none());
+        assert_eq!(percent_decode("a%3Ab%2Fc+d%"), "a:b/c d%");
     }
 }

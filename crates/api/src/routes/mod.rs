@@ -67,6 +67,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))
         .route("/images/prune", post(images::image_prune))
+        .route("/images/get", get(images::image_get_all))
+        .route("/images/load", post(images::image_load))
         .route(
             "/images/{*name}",
             get(images::image_get)

@@ -59,8 +59,6 @@ pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/exec/{id}/resize", "ExecResize"),
     op("GET", "/exec/{id}/json", "ExecInspect"),
     op("GET", "/images/search", "ImageSearch"),
-    op("GET", "/images/get", "ImageGetAll"),
-    op("POST", "/images/load", "ImageLoad"),
     op("POST", "/build", "ImageBuild"),
     op("POST", "/build/prune", "BuildPrune"),
     op("POST", "/commit", "ImageCommit"),

@@ -1,0 +1,241 @@
+//! `docker save` and `docker load`: images as tar archives in Docker's format (the
+//! `manifest.json` of docker-archive, with blobs in an OCI layout, as Docker 25+ writes).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vic_registry::manifest::{Descriptor, ImageConfig, ImageManifest, OCI_MANIFEST};
+
+use crate::EngineError;
+use crate::images::ImageService;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{what}: {e}"))
+}
+
+fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+impl ImageService {
+    /// Writes the images `names` (tags or IDs) as one archive to `out`.
+    pub fn save(&self, names: &[String], out: &Path) -> Result<(), EngineError> {
+        let file =
+            std::fs::File::create(out).map_err(|e| io_err("cannot create the archive", e))?;
+        let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
+        let mut entries = Vec::new();
+        let mut written = std::collections::HashSet::new();
+        let mut index = Vec::new();
+        for name in names {
+            let img = self.find_record(name)?;
+            let manifest_bytes = self.content_read(&img.manifest_digest).map_err(|_| {
+                EngineError::Invalid(format!(
+                    "image {name} has no stored manifest: pull it again, then save"
+                ))
+            })?;
+            let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+                .map_err(|e| io_err("stored manifest", e))?;
+            let mut blobs: Vec<(String, u64)> = vec![
+                (img.manifest_digest.clone(), manifest_bytes.len() as u64),
+                (manifest.config.digest.clone(), manifest.config.size),
+            ];
+            blobs.extend(manifest.layers.iter().map(|l| (l.digest.clone(), l.size)));
+            for (digest, _) in &blobs {
+                if written.insert(digest.clone()) {
+                    let path = self.content_path(digest)?;
+                    tar.append_path_with_name(&path, format!("blobs/sha256/{}", hex(digest)))
+                        .map_err(|e| io_err("cannot write the archive", e))?;
+                }
+            }
+            let wanted = name
+                .parse::<vic_registry::Reference>()
+                .ok()
+                .map(|r| r.to_string());
+            let tags: Vec<String> = img
+                .tags
+                .iter()
+                .filter(|t| {
+                    wanted.as_ref().is_none_or(|w| w == *t)
+                        || !img.tags.iter().any(|x| Some(x) == wanted.as_ref())
+                })
+                .filter_map(|t| {
+                    t.parse::<vic_registry::Reference>()
+                        .ok()
+                        .map(|r| r.familiar())
+                })
+                .collect();
+            entries.push(ArchiveEntry {
+                config: format!("blobs/sha256/{}", hex(&manifest.config.digest)),
+                repo_tags: Some(tags.clone()),
+                layers: manifest
+                    .layers
+                    .iter()
+                    .map(|l| format!("blobs/sha256/{}", hex(&l.digest)))
+                    .collect(),
+            });
+            let mut desc = serde_json::json!({
+                "mediaType": OCI_MANIFEST, "digest": img.manifest_digest, "size": manifest_bytes.len(),
+            });
+            if let Some(t) = tags.first() {
+                desc["annotations"] = serde_json::json!({"io.containerd.image.name": t});
+            }
+            index.push(desc);
+        }
+        let mut add = |name: &str, bytes: &[u8]| -> Result<(), EngineError> {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, bytes)
+                .map_err(|e| io_err("cannot write the archive", e))
+        };
+        add(
+            "manifest.json",
+            &serde_json::to_vec(&entries).map_err(|e| io_err("manifest.json", e))?,
+        )?;
+        add(
+            "index.json",
+            &serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": index}))
+                .map_err(|e| io_err("index.json", e))?,
+        )?;
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let mut inner = tar
+            .into_inner()
+            .map_err(|e| io_err("cannot finish the archive", e))?;
+        inner
+            .flush()
+            .map_err(|e| io_err("cannot finish the archive", e))?;
+        Ok(())
+    }
+
+    /// Loads every image of a docker-archive (plain or gzip-compressed) at `archive`; returns
+    /// Docker's `Loaded image: ...` lines. Entries are read through the same path checks as
+    /// layers; nothing is recorded unless every blob of an image verified.
+    pub fn load(&self, archive: &Path, scratch: &Path) -> Result<Vec<String>, EngineError> {
+        let mut file =
+            std::fs::File::open(archive).map_err(|e| io_err("cannot read the archive", e))?;
+        let mut magic = [0u8; 2];
+        let n = file
+            .read(&mut magic)
+            .map_err(|e| io_err("cannot read the archive", e))?;
+        let file =
+            std::fs::File::open(archive).map_err(|e| io_err("cannot read the archive", e))?;
+        let reader: Box<dyn Read> = if n == 2 && magic == [0x1f, 0x8b] {
+            Box::new(flate2::read::GzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        std::fs::create_dir_all(scratch).map_err(|e| io_err("scratch", e))?;
+        let mut tar = tar::Archive::new(reader);
+        for entry in tar
+            .entries()
+            .map_err(|e| EngineError::Invalid(format!("not a tar archive: {e}")))?
+        {
+            let mut entry =
+                entry.map_err(|e| EngineError::Invalid(format!("broken archive: {e}")))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let raw = entry
+                .path()
+                .map_err(|e| EngineError::Invalid(format!("broken archive: {e}")))?
+                .into_owned();
+            let rel = vic_image::clean_entry_path(&raw).map_err(|reason| {
+                EngineError::Invalid(format!("archive entry {raw:?} refused: {reason}"))
+            })?;
+            let dest = scratch.join(&rel);
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_err("scratch", e))?;
+            }
+            let mut out = std::fs::File::create(&dest).map_err(|e| io_err("scratch", e))?;
+            std::io::copy(&mut entry, &mut out)
+                .map_err(|e| io_err("cannot read the archive", e))?;
+        }
+        let manifest = std::fs::read(scratch.join("manifest.json")).map_err(|_| {
+            EngineError::Invalid(
+                "the archive has no manifest.json: is it from `docker save`?".into(),
+            )
+        })?;
+        let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest)
+            .map_err(|e| EngineError::Invalid(format!("manifest.json: {e}")))?;
+        let mut said = Vec::new();
+        for entry in entries {
+            let read = |rel: &str| -> Result<std::path::PathBuf, EngineError> {
+                let rel = vic_image::clean_entry_path(Path::new(rel)).map_err(|reason| {
+                    EngineError::Invalid(format!("manifest.json names {rel:?}: {reason}"))
+                })?;
+                let p = scratch.join(rel);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(EngineError::Invalid(format!(
+                        "the archive lacks {}",
+                        p.display()
+                    )))
+                }
+            };
+            let config_bytes =
+                std::fs::read(read(&entry.config)?).map_err(|e| io_err("config", e))?;
+            let config: ImageConfig = serde_json::from_slice(&config_bytes)
+                .map_err(|e| EngineError::Invalid(format!("image config: {e}")))?;
+            let config_digest = self.content_put(&config_bytes)?;
+            let mut layers = Vec::new();
+            for (i, rel) in entry.layers.iter().enumerate() {
+                let path = read(rel)?;
+                let (digest, size, media_type) = self.content_put_file(&path)?;
+                let diff_id = config.rootfs.diff_ids.get(i).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "{} has more layers than its config lists",
+                        entry.config
+                    ))
+                })?;
+                self.unpack(&digest, diff_id)?;
+                layers.push(Descriptor {
+                    media_type,
+                    digest,
+                    size,
+                    platform: None,
+                });
+            }
+            let manifest = ImageManifest {
+                schema_version: 2,
+                media_type: Some(OCI_MANIFEST.to_owned()),
+                config: Descriptor {
+                    media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
+                    digest: config_digest.clone(),
+                    size: config_bytes.len() as u64,
+                    platform: None,
+                },
+                layers,
+            };
+            let manifest_bytes =
+                serde_json::to_vec(&manifest).map_err(|e| io_err("manifest", e))?;
+            let manifest_digest = self.content_put(&manifest_bytes)?;
+            let tags: Vec<String> = entry.repo_tags.unwrap_or_default();
+            self.record_loaded(
+                &config_digest,
+                config_bytes,
+                manifest_digest,
+                &manifest,
+                &tags,
+            )?;
+            if tags.is_empty() {
+                said.push(format!("Loaded image ID: {config_digest}"));
+            }
+            for t in tags {
+                said.push(format!("Loaded image: {t}"));
+            }
+        }
+        Ok(said)
+    }
+}
