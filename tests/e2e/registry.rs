@@ -693,3 +693,63 @@ fn save_and_load_round_trip_between_vchs() {
         .fails()
         .says("No such image: nothing");
 }
+
+#[test]
+fn image_indexes_pick_the_platform() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    let (amd, arm) = host.push_busybox_index("127.0.0.1:5000", "multi");
+    let env = create(
+        &host,
+        "plat",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    // linux/amd64 by default, although arm64 is listed first.
+    pull(&host, &env, "127.0.0.1:5000/multi")
+        .ok()
+        .says("Pull complete");
+    host.docker(
+        &env,
+        [
+            "image",
+            "inspect",
+            "127.0.0.1:5000/multi",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+        ],
+    )
+    .ok()
+    .says(&format!("{amd} amd64"));
+    host.docker(&env, ["rmi", "127.0.0.1:5000/multi"]).ok();
+    host.docker(
+        &env,
+        ["pull", "--platform", "linux/arm64", "127.0.0.1:5000/multi"],
+    )
+    .ok()
+    .says("Digest:");
+    host.docker(
+        &env,
+        [
+            "image",
+            "inspect",
+            "127.0.0.1:5000/multi",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+        ],
+    )
+    .ok()
+    .says(&format!("{arm} arm64"));
+    host.docker(
+        &env,
+        ["pull", "--platform", "linux/s390x", "127.0.0.1:5000/multi"],
+    )
+    .fails()
+    .says("no matching manifest for linux/s390x");
+}

@@ -345,6 +345,30 @@ impl TestHost {
         id
     }
 
+    /// Pushes a two-platform image index (linux/arm64 listed first, then linux/amd64) to
+    /// `registry/repo:latest`. Returns (amd64 image ID, arm64 image ID).
+    pub fn push_busybox_index(&self, registry: &str, repo: &str) -> (String, String) {
+        let layout = self.path(&format!("oci-index-{}", repo.replace('/', "-")));
+        let mut cmd = self.command("sh");
+        cmd.arg("-c")
+            .arg(include_str!("../scripts/oci-image.sh"))
+            .arg("oci-image.sh")
+            .arg(&layout);
+        let amd = run(cmd).ok().stdout.trim().to_owned();
+        let mut cmd = self.command("sh");
+        cmd.arg("-c")
+            .arg(include_str!("../scripts/oci-index.sh"))
+            .arg("oci-index.sh")
+            .arg(&layout);
+        let arm = run(cmd).ok().stdout.trim().to_owned();
+        self.sh(&format!(
+            "skopeo copy --all --dest-tls-verify=false oci:{}:latest docker://{registry}/{repo}:latest",
+            layout.display()
+        ))
+        .ok();
+        (amd, arm)
+    }
+
     /// Runs `vic-machine ARGS`.
     pub fn vic_machine<I, S>(&self, args: I) -> Run
     where
