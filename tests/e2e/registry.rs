@@ -753,3 +753,89 @@ fn image_indexes_pick_the_platform() {
     .fails()
     .says("no matching manifest for linux/s390x");
 }
+
+#[test]
+fn an_endpoint_killed_mid_pull_leaves_no_half_image() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    // A 40 MB incompressible layer takes long enough to kill the endpoint during it.
+    host.sh(
+        r#"set -e
+mkdir -p big/blobs/sha256 l && head -c 40M /dev/urandom > l/blob
+tar -C l -cf l.tar . && diff="sha256:$(sha256sum l.tar | cut -d' ' -f1)" && gzip -1 -n l.tar
+b() { h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" big/blobs/sha256/$h; echo "sha256:$h $(stat -c %s "$1")"; }
+set -- $(b l.tar.gz); layer=$1; lsize=$2
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff" > c.json
+set -- $(b c.json); cfg=$1; csize=$2
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' $cfg $csize $layer $lsize > m.json
+set -- $(b m.json)
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}' $1 $2 > big/index.json
+printf '{"imageLayoutVersion":"1.0.0"}' > big/oci-layout
+skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/big:latest
+"#,
+    )
+    .ok();
+    create(
+        &host,
+        "kill",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    );
+    let state = host.root().join("kill");
+    let pid = std::fs::read_to_string(state.join("endpoint.pid"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // Pull through the API and kill -9 the endpoint at the first download progress.
+    let r = host.sh(&format!(
+        "curl -sN -X POST 'http://127.0.0.2:2375/v1.44/images/create?fromImage=127.0.0.1:5000/big&tag=latest' | \
+         while read -r line; do case \"$line\" in *Downloading*) kill -9 {pid}; echo killed; break;; esac; done"
+    ));
+    r.says("killed");
+    // Restart the endpoint the way create does, and look.
+    let mut endpoint = host
+        .command(vic_testkit::vic_machine_bin())
+        .args(["endpoint", "--name", "kill"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let env = vec![("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2375".to_owned())];
+    let mut up = false;
+    for _ in 0..200 {
+        if host.docker(&env, ["version"]).code == 0 {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(up, "endpoint did not restart");
+    assert_eq!(
+        host.docker(&env, ["images", "-q"]).ok().stdout.trim(),
+        "",
+        "no half image"
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("content/ingest"))
+            .unwrap()
+            .count(),
+        0,
+        "no partial blob"
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("layers")).unwrap().count(),
+        0,
+        "no partial layer"
+    );
+    // The next pull starts over and completes.
+    pull(&host, &env, "127.0.0.1:5000/big")
+        .ok()
+        .says("Pull complete");
+    let _ = endpoint.kill();
+    let _ = endpoint.wait();
+}
