@@ -14,6 +14,7 @@ dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
 have htpasswd || need+=(apache2-utils)
+have getfattr || need+=(attr)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then
     need+=(docker.io)

@@ -839,3 +839,107 @@ skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/bi
     let _ = endpoint.kill();
     let _ = endpoint.wait();
 }
+
+#[test]
+fn multi_layer_images_with_whiteouts_unpack_for_overlayfs() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.sh(
+        r#"set -e
+mkdir -p wl/blobs/sha256 l1/etc l1/keep l2/etc l2/keep l3
+echo old > l1/etc/removed; echo data > l1/keep/file
+: > l2/etc/.wh.removed; : > l2/keep/.wh..wh..opq; echo new > l2/keep/other
+printf 'zstd layer\n' > l3/zfile
+b() { h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" wl/blobs/sha256/$h; echo "sha256:$h $(stat -c %s "$1")"; }
+layers=""; diffs=""
+for l in l1 l2 l3; do
+  tar --sort=name --mtime=@0 --owner=0 --group=0 -C $l -cf $l.tar .
+  diffs="$diffs\"sha256:$(sha256sum $l.tar | cut -d' ' -f1)\","
+  if [ $l = l3 ]; then mt=application/vnd.oci.image.layer.v1.tar; f=$l.tar; else gzip -n $l.tar; mt=application/vnd.oci.image.layer.v1.tar+gzip; f=$l.tar.gz; fi
+  set -- $(b $f); layers="$layers{\"mediaType\":\"$mt\",\"digest\":\"$1\",\"size\":$2},"
+done
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}' "${diffs%,}" > c.json
+set -- $(b c.json)
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' $1 $2 "${layers%,}" > m.json
+set -- $(b m.json)
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}' $1 $2 > wl/index.json
+printf '{"imageLayoutVersion":"1.0.0"}' > wl/oci-layout
+skopeo copy -q --dest-tls-verify=false oci:wl:latest docker://127.0.0.1:5000/layered:latest
+"#,
+    )
+    .ok();
+    let env = create(
+        &host,
+        "wh",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5000/layered")
+        .ok()
+        .says("Pull complete");
+    host.docker(
+        &env,
+        [
+            "image",
+            "inspect",
+            "127.0.0.1:5000/layered",
+            "--format",
+            "{{len .RootFS.Layers}}",
+        ],
+    )
+    .ok()
+    .says("3");
+    // Each layer unpacked on its own; the second one's whiteouts in overlayfs form.
+    let layers = host.root().join("wh/layers");
+    let dirs: Vec<_> = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 3);
+    let second = dirs
+        .iter()
+        .find(|d| d.join("keep/other").exists())
+        .expect("second layer");
+    let wh = std::fs::symlink_metadata(second.join("etc/removed")).unwrap();
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "whiteout as a 0/0 char device"
+    );
+    host.sh(&format!(
+        "getfattr -n trusted.overlay.opaque --only-values {}",
+        second.join("keep").display()
+    ))
+    .ok()
+    .says("y");
+    // What overlayfs makes of the three, read-only: the removed file is gone, the opaque
+    // directory shows only the upper layer's file, the uncompressed layer is there.
+    let mnt = host.path("merged");
+    std::fs::create_dir(&mnt).unwrap();
+    let first = dirs
+        .iter()
+        .find(|d| d.join("etc/removed").is_file())
+        .unwrap();
+    let third = dirs.iter().find(|d| d.join("zfile").exists()).unwrap();
+    // (One shell: each command of the test host has a mount namespace of its own.)
+    let seen = host
+        .sh(&format!(
+            "mount -t overlay overlay -o lowerdir={}:{}:{} {m} && ls -R {m}; umount {m}",
+            third.display(),
+            second.display(),
+            first.display(),
+            m = mnt.display()
+        ))
+        .ok();
+    seen.says("other")
+        .says("zfile")
+        .never_says("removed")
+        .never_says("\nfile\n");
+}
