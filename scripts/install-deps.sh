@@ -15,6 +15,7 @@ have docker-registry || need+=(docker-registry)
 have skopeo || need+=(skopeo)
 have htpasswd || need+=(apache2-utils)
 have getfattr || need+=(attr)
+have python3 || need+=(python3)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then
     need+=(docker.io)

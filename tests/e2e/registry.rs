@@ -943,3 +943,52 @@ skopeo copy -q --dest-tls-verify=false oci:wl:latest docker://127.0.0.1:5000/lay
         .never_says("removed")
         .never_says("\nfile\n");
 }
+
+#[test]
+fn token_auth_registries_work_through_the_bearer_challenge() {
+    let host = TestHost::new();
+    registry_pki(&host);
+    host.start_token_registry(
+        "127.0.0.1:5443",
+        "127.0.0.1:5001",
+        ("regpki/cert.pem", "regpki/key.pem"),
+        ("bob", "t0ken-pass"),
+    );
+    host.push_busybox_as("127.0.0.1:5443", "team/busybox", Some("bob:t0ken-pass"));
+    let env = create(
+        &host,
+        "tok",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--registry-ca",
+            "regpki/ca.pem",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5443/team/busybox")
+        .fails()
+        .says("pull access denied");
+    host.docker(
+        &env,
+        ["login", "127.0.0.1:5443", "-u", "bob", "-p", "t0ken-pass"],
+    )
+    .ok()
+    .says("Login Succeeded");
+    pull(&host, &env, "127.0.0.1:5443/team/busybox")
+        .ok()
+        .says("Pull complete");
+    host.docker(
+        &env,
+        [
+            "tag",
+            "127.0.0.1:5443/team/busybox",
+            "127.0.0.1:5443/team/copy:1",
+        ],
+    )
+    .ok();
+    host.docker(&env, ["push", "127.0.0.1:5443/team/copy:1"])
+        .ok()
+        .says("1: digest:");
+}

@@ -156,6 +156,13 @@ fn run(mut cmd: Command) -> Run {
     }
 }
 
+/// How a test registry authenticates.
+enum RegistryAuth<'a> {
+    None,
+    Basic { name: &'a str, password: &'a str },
+    Token { realm: &'a str, bundle: &'a str },
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A host of its own for one test: a network namespace with only `lo` (so all of
@@ -265,6 +272,65 @@ impl TestHost {
         tls: Option<(&str, &str)>,
         user: Option<(&str, &str)>,
     ) {
+        let auth = match user {
+            Some((name, password)) => RegistryAuth::Basic { name, password },
+            None => RegistryAuth::None,
+        };
+        self.start_registry_with(addr, tls, auth);
+    }
+
+    /// Starts a token service on `token_addr` (TLS with the registry's `tls` pair) for one
+    /// user, and a registry on `addr` that defers to it (Docker's token auth).
+    pub fn start_token_registry(
+        &self,
+        addr: &str,
+        token_addr: &str,
+        tls: (&str, &str),
+        user: (&str, &str),
+    ) {
+        let dir = self.path("token-service");
+        std::fs::create_dir_all(&dir).unwrap();
+        self.sh(&format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/key.pem -out {d}/cert.pem -subj /CN=vic-test-token-signer -days 2 2>/dev/null",
+            d = dir.display()
+        ))
+        .ok();
+        let (host, port) = token_addr.rsplit_once(':').unwrap();
+        let log = std::fs::File::create(dir.join("token.log")).unwrap();
+        let mut cmd = self.command("python3");
+        cmd.arg("-c")
+            .arg(include_str!("../scripts/token-server.py"))
+            .args([host, port])
+            .arg(self.path(tls.0))
+            .arg(self.path(tls.1))
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"))
+            .args([user.0, user.1])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "token service did not start");
+        self.children.lock().unwrap().push(child);
+        let realm = format!("https://{token_addr}/token");
+        let bundle = dir.join("cert.pem").display().to_string();
+        self.start_registry_with(
+            addr,
+            Some(tls),
+            RegistryAuth::Token {
+                realm: &realm,
+                bundle: &bundle,
+            },
+        );
+    }
+
+    fn start_registry_with(&self, addr: &str, tls: Option<(&str, &str)>, auth: RegistryAuth<'_>) {
         require_bin("/usr/bin/docker-registry");
         let data = self.path(&format!("registry-{}", addr.replace([':', '.'], "-")));
         std::fs::create_dir_all(&data).unwrap();
@@ -279,18 +345,26 @@ impl TestHost {
                 self.path(key).display()
             ));
         }
-        if let Some((name, password)) = user {
-            require_bin("/usr/bin/htpasswd");
-            let file = data.join("htpasswd");
-            self.sh(&format!(
-                "htpasswd -Bbc {} {name} {password}",
-                file.display()
-            ))
-            .ok();
-            yml.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: vic-test\n    path: {}\n",
-                file.display()
-            ));
+        match auth {
+            RegistryAuth::None => {}
+            RegistryAuth::Basic { name, password } => {
+                require_bin("/usr/bin/htpasswd");
+                let file = data.join("htpasswd");
+                self.sh(&format!(
+                    "htpasswd -Bbc {} {name} {password}",
+                    file.display()
+                ))
+                .ok();
+                yml.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: vic-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            RegistryAuth::Token { realm, bundle } => {
+                yml.push_str(&format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: vic-test-registry\n    issuer: vic-test-issuer\n    rootcertbundle: {bundle}\n"
+                ));
+            }
         }
         let config = data.join("config.yml");
         std::fs::write(&config, yml).unwrap();
