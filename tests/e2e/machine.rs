@@ -252,3 +252,36 @@ fn version_names_the_commit() {
     let r = host.vic_machine(["version"]).ok();
     assert!(r.stdout.starts_with("vic-machine version v"), "{r:?}");
 }
+
+#[test]
+fn stop_start_and_restart_keep_the_vch() {
+    let host = TestHost::new();
+    let run = create(&host, "life", &["--client-network-ip", "127.0.0.2"]);
+    let env = run.docker_env();
+    host.vic_machine(["stop", "--name", "life"])
+        .ok()
+        .says("Completed successfully");
+    docker_name(&host, &env).fails();
+    host.vic_machine(["ls"]).ok().says("stopped");
+    host.vic_machine(["stop", "--name", "life"])
+        .ok()
+        .says("is not running");
+    host.vic_machine(["start", "--name", "life"])
+        .ok()
+        .says("started")
+        .says("Completed successfully");
+    docker_name(&host, &env).ok().says("life");
+    host.vic_machine(["start", "--name", "life"])
+        .ok()
+        .says("already running");
+    let before = std::fs::read_to_string(host.root().join("life/endpoint.pid")).unwrap();
+    host.vic_machine(["restart", "--name", "life"])
+        .ok()
+        .says("Completed successfully");
+    let after = std::fs::read_to_string(host.root().join("life/endpoint.pid")).unwrap();
+    assert_ne!(before, after, "a new endpoint process");
+    docker_name(&host, &env).ok().says("life");
+    host.vic_machine(["start", "--name", "nope"])
+        .fails()
+        .says("VCH \"nope\" not found");
+}

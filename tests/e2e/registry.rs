@@ -797,24 +797,9 @@ skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/bi
          while read -r line; do case \"$line\" in *Downloading*) kill -9 {pid}; echo killed; break;; esac; done"
     ));
     r.says("killed");
-    // Restart the endpoint the way create does, and look.
-    let mut endpoint = host
-        .command(vic_testkit::vic_machine_bin())
-        .args(["endpoint", "--name", "kill"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Bring the endpoint back, and look.
+    host.vic_machine(["start", "--name", "kill"]).ok();
     let env = vec![("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2375".to_owned())];
-    let mut up = false;
-    for _ in 0..200 {
-        if host.docker(&env, ["version"]).code == 0 {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    assert!(up, "endpoint did not restart");
     assert_eq!(
         host.docker(&env, ["images", "-q"]).ok().stdout.trim(),
         "",
@@ -836,8 +821,6 @@ skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/bi
     pull(&host, &env, "127.0.0.1:5000/big")
         .ok()
         .says("Pull complete");
-    let _ = endpoint.kill();
-    let _ = endpoint.wait();
 }
 
 #[test]

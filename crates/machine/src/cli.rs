@@ -27,6 +27,12 @@ pub(crate) enum Command {
     Inspect(InspectArgs),
     /// Update VCH configuration (registry policy) while it runs
     Configure(ConfigureArgs),
+    /// Start a stopped VCH's endpoint
+    Start(LifecycleArgs),
+    /// Stop a VCH's endpoint (its state is kept)
+    Stop(LifecycleArgs),
+    /// Stop and start a VCH's endpoint
+    Restart(LifecycleArgs),
     /// Delete VCH and associated resources (the certificate folder is kept)
     Delete(DeleteArgs),
     /// Show VIC version information
@@ -164,6 +170,21 @@ pub(crate) struct DeleteArgs {
     #[arg(long, short = 'f')]
     pub(crate) force: bool,
     /// Time allowed for the endpoint to stop
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LifecycleArgs {
+    /// Name of the VCH
+    #[arg(long, short = 'n', default_value = "virtual-container-host")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// Kill the endpoint if it does not stop in time
+    #[arg(long, short = 'f')]
+    pub(crate) force: bool,
+    /// Time allowed for the endpoint to stop or to answer
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
 }

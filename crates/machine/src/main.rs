@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
         Command::Inspect(args) => ("inspect", commands::inspect::run(args, &mut out)),
         Command::Configure(args) => ("configure", commands::configure::run(args, &mut out)),
+        Command::Start(args) => ("start", commands::lifecycle::start(args, &mut out)),
+        Command::Stop(args) => ("stop", commands::lifecycle::stop(args, &mut out)),
+        Command::Restart(args) => ("restart", commands::lifecycle::restart(args, &mut out)),
         Command::Delete(args) => ("delete", commands::delete::run(args, &mut out)),
         Command::Version => {
             out.info(format!("vic-machine version {}", vic_core::short_version()));

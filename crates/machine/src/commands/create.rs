@@ -312,7 +312,7 @@ fn check_address_free(root: &Path, ip: Option<IpAddr>, port: u16) -> Result<()> 
 }
 
 /// Polls the endpoint until `/_ping` answers; reports the endpoint's own error if it exits.
-fn wait_ready(
+pub(crate) fn wait_ready(
     cfg: &VchConfig,
     paths: &VchPaths,
     child: &mut std::process::Child,

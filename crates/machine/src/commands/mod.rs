@@ -2,6 +2,7 @@ pub(crate) mod configure;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod inspect;
+pub(crate) mod lifecycle;
 pub(crate) mod ls;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,73 @@
+//! `vic-machine start`, `stop`, `restart`: the endpoint process of an existing VCH.
+
+use crate::cli::LifecycleArgs;
+use crate::commands::absolute;
+use crate::commands::create::wait_ready;
+use crate::commands::inspect::load;
+use crate::error::{Error, Result};
+use crate::output::Out;
+use crate::process;
+
+pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (cfg, paths) = load(&root, &args.name)?;
+    if let Some(pid) = process::running_pid(&paths) {
+        out.info(format!(
+            "VCH {:?} is already running (endpoint pid {pid})",
+            cfg.name
+        ));
+        out.info("Completed successfully");
+        return Ok(());
+    }
+    let mut child = process::spawn_endpoint(&root, &cfg.name, &paths)?;
+    match wait_ready(&cfg, &paths, &mut child, args.timeout, out) {
+        Ok(note) => {
+            if let Some(n) = note {
+                out.info(n);
+            }
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    }
+    out.info(format!(
+        "VCH {:?} started (endpoint pid {}): tcp://{}",
+        cfg.name,
+        child.id(),
+        cfg.docker_host_port()
+    ));
+    out.info("Completed successfully");
+    Ok(())
+}
+
+fn stop_endpoint(args: &LifecycleArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (cfg, paths) = load(&root, &args.name)?;
+    match process::running_pid(&paths) {
+        None => out.info(format!("VCH {:?} is not running", cfg.name)),
+        Some(pid) => {
+            out.info(format!("Stopping the endpoint (pid {pid})"));
+            if !process::stop(pid, args.timeout, args.force) {
+                return Err(Error::Failed(format!(
+                    "the endpoint (pid {pid}) did not stop within {}s; use --force to kill it",
+                    args.timeout.as_secs()
+                )));
+            }
+            let _ = std::fs::remove_file(paths.pid());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn stop(args: LifecycleArgs, out: &mut Out) -> Result<()> {
+    stop_endpoint(&args, out)?;
+    out.info("Completed successfully");
+    Ok(())
+}
+
+pub(crate) fn restart(args: LifecycleArgs, out: &mut Out) -> Result<()> {
+    stop_endpoint(&args, out)?;
+    start(args, out)
+}
