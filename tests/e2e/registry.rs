@@ -975,3 +975,38 @@ fn token_auth_registries_work_through_the_bearer_challenge() {
         .ok()
         .says("1: digest:");
 }
+
+#[test]
+fn blob_redirects_are_followed() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    let id = host.push_busybox("127.0.0.1:5000", "busybox");
+    host.start_redirecting_registry("127.0.0.1:5002", "127.0.0.1:5000");
+    let env = create(
+        &host,
+        "redir",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5002",
+        ],
+    )
+    .docker_env();
+    pull(&host, &env, "127.0.0.1:5002/busybox")
+        .ok()
+        .says("Pull complete");
+    host.docker(
+        &env,
+        [
+            "image",
+            "inspect",
+            "127.0.0.1:5002/busybox",
+            "--format",
+            "{{.Id}}",
+        ],
+    )
+    .ok()
+    .says(&id);
+}

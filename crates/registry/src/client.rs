@@ -593,6 +593,94 @@ impl RegistryClient {
             .ok_or_else(|| bad("token response without a token".into()))
     }
 
+    /// Follows a blob redirect (registries hand blob downloads to their storage, Docker Hub to
+    /// its CDN). The target is the admitted registry's storage, not another registry: it is
+    /// fetched without credentials, over verified HTTPS, or over plain HTTP only when the
+    /// registry itself is insecure. A relative location stays on the registry.
+    pub(crate) async fn follow_blob_redirect(
+        &self,
+        registry: &str,
+        location: &str,
+    ) -> Result<Response<Incoming>, RegistryError> {
+        let bad = |reason: String| RegistryError::Protocol {
+            registry: registry.to_owned(),
+            reason,
+        };
+        let Some((scheme, rest)) = location.split_once("://") else {
+            // Relative: same registry, same rules.
+            return self.get(registry, location, &[], "", None).await;
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = crate::reference::split_host_port(authority);
+        let (origin_host, origin_port) = crate::reference::split_host_port(registry);
+        let insecure = self
+            .settings
+            .policy
+            .is_insecure(&RegistryTarget::new(&origin_host, origin_port));
+        let tls = match scheme {
+            "https" => true,
+            "http" if insecure => false,
+            other => {
+                return Err(bad(format!(
+                    "refusing to follow a blob redirect to {other}:// ({location}): only HTTPS, or HTTP from an insecure registry"
+                )));
+            }
+        };
+        let port = port.unwrap_or(if tls { 443 } else { 80 });
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|source| RegistryError::Resolve {
+                registry: authority.to_owned(),
+                source,
+            })?
+            .next()
+            .ok_or_else(|| bad(format!("{authority} has no address")))?;
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| bad(format!("connecting to {authority} timed out")))?
+            .map_err(|source| RegistryError::Connect {
+                registry: authority.to_owned(),
+                addr,
+                source,
+            })?;
+        let io: Box<dyn Io> = if tls {
+            let mut roots = self.system_roots.clone();
+            roots.extend(self.settings.extra_cas.iter().cloned());
+            let config = vic_pki::client_config(&roots, None).map_err(|e| bad(e.to_string()))?;
+            let name = match host.parse::<IpAddr>() {
+                Ok(ip) => ServerName::IpAddress(ip.into()),
+                Err(_) => ServerName::try_from(host.clone()).map_err(|e| bad(e.to_string()))?,
+            };
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| tls_error(authority, &e, false, false))?;
+            Box::new(tls)
+        } else {
+            Box::new(tcp)
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header("Host", authority)
+            .header("User-Agent", self.settings.user_agent.clone())
+            .body(empty_body())
+            .map_err(|e| bad(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| bad(e.to_string()))
+    }
+
     /// Checks credentials against a registry (`docker login`): `GET /v2/` with them.
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
         let resp = self.get(registry, "/v2/", &[], "", Some(creds)).await?;

@@ -126,16 +126,20 @@ impl RegistryClient {
                 what: format!("blob {digest} of {}", r.familiar_repository()),
                 message: error_message(resp).await.unwrap_or_default(),
             }),
-            s if s.is_redirection() => Err(RegistryError::Protocol {
-                registry: r.registry.clone(),
-                reason: format!(
-                    "the registry redirects blob downloads to {}, which this VCH does not follow yet",
-                    resp.headers()
-                        .get("Location")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("?")
-                ),
-            }),
+            s if s.is_redirection() => {
+                let location = resp
+                    .headers()
+                    .get("Location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let resp = self.follow_blob_redirect(&r.registry, &location).await?;
+                if resp.status().is_success() {
+                    Ok(resp)
+                } else {
+                    Err(status_error(r, resp).await)
+                }
+            }
             _ => Err(status_error(r, resp).await),
         }
     }

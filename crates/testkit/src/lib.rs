@@ -279,6 +279,28 @@ impl TestHost {
         self.start_registry_with(addr, tls, auth);
     }
 
+    /// Starts a registry front on `addr` that serves `backend`'s API but redirects every blob
+    /// download to `backend` (plain HTTP), as registries redirect to their storage.
+    pub fn start_redirecting_registry(&self, addr: &str, backend: &str) {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let mut cmd = self.command("python3");
+        cmd.arg("-c")
+            .arg(include_str!("../scripts/redirecting-registry.py"))
+            .args([host, port, backend])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "redirecting registry did not start");
+        self.children.lock().unwrap().push(child);
+    }
+
     /// Starts a token service on `token_addr` (TLS with the registry's `tls` pair) for one
     /// user, and a registry on `addr` that defers to it (Docker's token auth).
     pub fn start_token_registry(
