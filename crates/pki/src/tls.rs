@@ -58,11 +58,13 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// Trusts exactly one server certificate: the one the VCH was deployed with. `vic-machine`
-/// uses it to check its own endpoint, whatever CA (if any) signed that certificate.
+/// A server check other than webpki's: exactly one pinned certificate (the one the VCH was
+/// deployed with: `vic-machine` checks its own endpoint whatever CA signed it), or, for
+/// `--insecure-registry` only, any certificate. The handshake signature is checked either way.
 #[derive(Debug)]
 pub struct PinnedServer {
-    cert: CertificateDer<'static>,
+    /// `None`: accept any certificate (insecure registries).
+    cert: Option<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -75,7 +77,11 @@ impl ServerCertVerifier for PinnedServer {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
+        let matches = self
+            .cert
+            .as_ref()
+            .is_none_or(|c| c.as_ref() == end_entity.as_ref());
+        if matches {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
@@ -127,7 +133,7 @@ pub fn ping_client_config(
 ) -> Result<Arc<ClientConfig>, PkiError> {
     let provider = provider();
     let verifier = Arc::new(PinnedServer {
-        cert: server_cert,
+        cert: Some(server_cert),
         provider: provider.clone(),
     });
     let builder = ClientConfig::builder_with_provider(provider)
@@ -185,60 +191,6 @@ fn finish_client(
     Ok(Arc::new(config))
 }
 
-/// Accepts any server certificate: for `--insecure-registry` only, whose whole point is that
-/// the registry's certificate is not verified. The handshake signature is still checked.
-#[derive(Debug)]
-struct DangerousAnyServer {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for DangerousAnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// A client configuration that does not verify the server: insecure registries only.
 pub fn dangerous_unverified_client_config(
     identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
@@ -248,6 +200,9 @@ pub fn dangerous_unverified_client_config(
         .with_safe_default_protocol_versions()
         .map_err(|e| PkiError::Tls(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(DangerousAnyServer { provider }));
+        .with_custom_certificate_verifier(Arc::new(PinnedServer {
+            cert: None,
+            provider,
+        }));
     finish_client(builder, identity)
 }
