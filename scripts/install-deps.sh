@@ -16,6 +16,8 @@ have skopeo || need+=(skopeo)
 have htpasswd || need+=(apache2-utils)
 have getfattr || need+=(attr)
 have python3 || need+=(python3)
+# Containers: the OCI runtime.
+[ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || need+=(runc)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ! -x /usr/local/bin/docker ] && [ ! -x /usr/bin/docker ]; then
     need+=(docker.io)

@@ -1,0 +1,14 @@
+//! Containers on an OCI runtime binary (runc by default): the bundle (the OCI runtime spec made
+//! from an image's defaults and the user's options, and the overlayfs root made from unpacked
+//! layers) and the driver that runs the runtime binary.
+//!
+//! Invariant: the runtime is driven as a binary, never linked; specs are made by a pure
+//! function ([`runtime_spec`]) and applied by the thin [`Runc`] driver.
+
+mod rootfs;
+mod runc;
+mod spec;
+
+pub use rootfs::{RootfsError, mount_overlay, unmount};
+pub use runc::{ContainerState, Runc, RuncError};
+pub use spec::{ContainerSpec, SpecError, runtime_spec, write_bundle};

@@ -1,0 +1,72 @@
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+/// Why a container root could not be mounted or unmounted.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}: {source}", path.display())]
+pub struct RootfsError {
+    what: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// Mounts an overlayfs at `target`: `layers` bottom first (as an image lists them), with
+/// `upper` and `work` (same filesystem) for the container's changes.
+pub fn mount_overlay(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), RootfsError> {
+    for dir in [upper, work, target] {
+        std::fs::create_dir_all(dir).map_err(|source| RootfsError {
+            what: "cannot create",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    // overlayfs lists lower dirs top first.
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| RootfsError {
+        what: "cannot mount overlayfs at",
+        path: target.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// Unmounts `target` (lazily if busy); absent mounts are fine.
+pub fn unmount(target: &Path) -> Result<(), RootfsError> {
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(nix::errno::Errno::EBUSY) => {
+            umount2(target, MntFlags::MNT_DETACH).map_err(|e| RootfsError {
+                what: "cannot unmount",
+                path: target.to_owned(),
+                source: e.into(),
+            })
+        }
+        Err(e) => Err(RootfsError {
+            what: "cannot unmount",
+            path: target.to_owned(),
+            source: e.into(),
+        }),
+    }
+}

@@ -1,0 +1,181 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Why the runtime failed; the message is the runtime's own.
+#[derive(Debug, thiserror::Error)]
+pub enum RuncError {
+    /// The binary could not be started.
+    #[error("cannot run {}: {source} (install it: apt-get install runc)", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    /// The runtime refused or failed.
+    #[error("{op} {id}: {message}")]
+    Failed {
+        op: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+/// What the runtime reports about a container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    /// `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    pub pid: i64,
+    pub bundle: PathBuf,
+}
+
+/// An OCI runtime binary (runc, crun) with its own state root.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    binary: PathBuf,
+    root: PathBuf,
+}
+
+impl Runc {
+    /// `binary` keeps its state under `root` (one per VCH, so VCHs never see each other's).
+    pub fn new(binary: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        Self {
+            binary: binary.into(),
+            root: root.into(),
+        }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    fn output(&self, op: &'static str, id: &str, mut cmd: Command) -> Result<Output, RuncError> {
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| RuncError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(RuncError::Failed {
+                op,
+                id: id.to_owned(),
+                message: message(&out.stderr),
+            })
+        }
+    }
+
+    /// Creates container `id` from `bundle`; its stdio are the given files (no terminal).
+    pub fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.args(["create", "--bundle"])
+            .arg(bundle)
+            .arg(id)
+            .stdout(stdout)
+            .stderr(stderr)
+            .stdin(Stdio::null());
+        let status = c.status().map_err(|source| RuncError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(RuncError::Failed {
+                op: "create",
+                id: id.to_owned(),
+                message: format!("runtime exited with {status}"),
+            })
+        }
+    }
+
+    /// Starts a created container.
+    pub fn start(&self, id: &str) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.args(["start", id]);
+        self.output("start", id, c).map(|_| ())
+    }
+
+    /// The container's state.
+    pub fn state(&self, id: &str) -> Result<ContainerState, RuncError> {
+        let mut c = self.cmd();
+        c.args(["state", id]);
+        let out = self.output("state", id, c)?;
+        serde_json::from_slice(&out.stdout).map_err(|e| RuncError::Failed {
+            op: "state",
+            id: id.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `KILL`) to the container's init.
+    pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.args(["kill", id, signal]);
+        self.output("kill", id, c).map(|_| ())
+    }
+
+    /// Deletes the container (`force`: even if running).
+    pub fn delete(&self, id: &str, force: bool) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.arg("delete");
+        if force {
+            c.arg("--force");
+        }
+        c.arg(id);
+        self.output("delete", id, c).map(|_| ())
+    }
+
+    /// Runs a container in the foreground and returns its exit code and output.
+    pub fn run(&self, id: &str, bundle: &Path) -> Result<(i32, Vec<u8>, Vec<u8>), RuncError> {
+        let mut c = self.cmd();
+        c.args(["run", "--bundle"]).arg(bundle).arg(id);
+        let out = c
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| RuncError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        Ok((out.status.code().unwrap_or(-1), out.stdout, out.stderr))
+    }
+}
+
+/// runc logs JSON-ish lines (`level=error msg="..."`); keep the message.
+fn message(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    match line.split_once("msg=") {
+        Some((_, m)) => m.trim().trim_matches('"').replace("\\\"", "\""),
+        None => line.trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_messages() {
+        assert_eq!(
+            message(b"time=\"x\" level=error msg=\"container \\\"c\\\" does not exist\"\n"),
+            "container \"c\" does not exist"
+        );
+        assert_eq!(message(b"plain failure\n"), "plain failure");
+    }
+}

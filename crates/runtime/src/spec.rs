@@ -1,0 +1,312 @@
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec, UserBuilder, get_default_namespaces,
+};
+
+/// What a container runs and how: the image's defaults merged with the user's options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Entrypoint + command, already merged.
+    pub args: Vec<String>,
+    /// `KEY=value` entries.
+    pub env: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    /// Allocate a terminal.
+    pub terminal: bool,
+    pub hostname: String,
+    /// Mount the root read-only (`--read-only`).
+    pub readonly_rootfs: bool,
+    /// Join this network namespace; `None` gives the container a new, empty one (loopback).
+    pub netns: Option<PathBuf>,
+    /// `--privileged`: every capability, no masked paths.
+    pub privileged: bool,
+    /// `--cap-add` / `--cap-drop`, by Docker's names (`NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+}
+
+/// Why a spec could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A capability name Docker does not know.
+    #[error("unknown capability {0:?}: use names such as NET_ADMIN or SYS_TIME")]
+    UnknownCapability(String),
+    /// No command to run.
+    #[error("no command specified: the image has no Cmd or Entrypoint and none was given")]
+    NoCommand,
+    /// The spec library refused a value.
+    #[error("invalid runtime spec: {0}")]
+    Invalid(String),
+    /// Writing the bundle failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Docker's default capability set.
+const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+fn capability(name: &str) -> Result<Capability, SpecError> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    serde_json::from_value(serde_json::Value::String(format!("CAP_{bare}")))
+        .map_err(|_| SpecError::UnknownCapability(name.to_owned()))
+}
+
+fn all_capabilities() -> HashSet<Capability> {
+    // Every capability the spec library knows, found by name.
+    const ALL: &[&str] = &[
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETGID",
+        "SETFCAP",
+        "SETPCAP",
+        "SETUID",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "SYSLOG",
+        "WAKE_ALARM",
+    ];
+    ALL.iter().filter_map(|n| capability(n).ok()).collect()
+}
+
+fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> {
+    if spec.privileged {
+        return Ok(all_capabilities());
+    }
+    let mut caps: HashSet<Capability> = DEFAULT_CAPS
+        .iter()
+        .map(|c| capability(c))
+        .collect::<Result<_, _>>()?;
+    for add in &spec.cap_add {
+        if add.eq_ignore_ascii_case("ALL") {
+            caps = all_capabilities();
+        } else {
+            caps.insert(capability(add)?);
+        }
+    }
+    for drop in &spec.cap_drop {
+        if drop.eq_ignore_ascii_case("ALL") {
+            caps.clear();
+        } else {
+            caps.remove(&capability(drop)?);
+        }
+    }
+    Ok(caps)
+}
+
+/// The OCI runtime spec for `spec` with its root at `rootfs`.
+pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecError> {
+    let invalid = |e: oci_spec::OciSpecError| SpecError::Invalid(e.to_string());
+    if spec.args.is_empty() {
+        return Err(SpecError::NoCommand);
+    }
+    let caps = capabilities(spec)?;
+    let user = UserBuilder::default()
+        .uid(spec.uid)
+        .gid(spec.gid)
+        .additional_gids(spec.additional_gids.clone())
+        .build()
+        .map_err(invalid)?;
+    let process = ProcessBuilder::default()
+        .terminal(spec.terminal)
+        .args(spec.args.clone())
+        .env(spec.env.clone())
+        .cwd(if spec.cwd.is_empty() {
+            "/".to_owned()
+        } else {
+            spec.cwd.clone()
+        })
+        .user(user)
+        .capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .permitted(caps)
+                .inheritable(HashSet::new())
+                .ambient(HashSet::new())
+                .build()
+                .map_err(invalid)?,
+        )
+        .no_new_privileges(false)
+        .build()
+        .map_err(invalid)?;
+    let mut namespaces: Vec<LinuxNamespace> = get_default_namespaces();
+    if let Some(path) = &spec.netns {
+        for ns in namespaces.iter_mut() {
+            if ns.typ() == LinuxNamespaceType::Network {
+                *ns = LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::Network)
+                    .path(path.clone())
+                    .build()
+                    .map_err(invalid)?;
+            }
+        }
+    }
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if spec.privileged {
+        linux = linux
+            .masked_paths(Vec::<String>::new())
+            .readonly_paths(Vec::<String>::new());
+    } else {
+        linux = linux
+            .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+            .readonly_paths(oci_spec::runtime::get_default_readonly_paths());
+    }
+    let linux = linux.build().map_err(invalid)?;
+    let mut out = Spec::default();
+    out.set_process(Some(process));
+    out.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs)
+            .readonly(spec.readonly_rootfs)
+            .build()
+            .map_err(invalid)?,
+    ));
+    out.set_hostname(Some(spec.hostname.clone()));
+    out.set_linux(Some(linux));
+    Ok(out)
+}
+
+/// Writes `config.json` for `spec` into `bundle` (rootfs given as an absolute path).
+pub fn write_bundle(spec: &ContainerSpec, bundle: &Path, rootfs: &Path) -> Result<(), SpecError> {
+    let s = runtime_spec(spec, rootfs)?;
+    let path = bundle.join("config.json");
+    let json = serde_json::to_vec_pretty(&s).map_err(|e| SpecError::Invalid(e.to_string()))?;
+    std::fs::write(&path, json).map_err(|source| SpecError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> ContainerSpec {
+        ContainerSpec {
+            args: vec!["sh".into()],
+            hostname: "c1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn caps_of(s: &Spec) -> HashSet<Capability> {
+        s.process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn docker_defaults_and_options() {
+        let s = runtime_spec(&base(), Path::new("/r")).unwrap();
+        let caps = caps_of(&s);
+        assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        assert!(caps.contains(&capability("NET_RAW").unwrap()));
+        assert!(!caps.contains(&capability("SYS_ADMIN").unwrap()));
+        assert!(
+            !s.linux()
+                .as_ref()
+                .unwrap()
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.hostname().as_deref(), Some("c1"));
+        let mut o = base();
+        o.cap_add = vec!["net_admin".into()];
+        o.cap_drop = vec!["CAP_NET_RAW".into()];
+        let caps = caps_of(&runtime_spec(&o, Path::new("/r")).unwrap());
+        assert!(caps.contains(&capability("NET_ADMIN").unwrap()));
+        assert!(!caps.contains(&capability("NET_RAW").unwrap()));
+        o.privileged = true;
+        let s = runtime_spec(&o, Path::new("/r")).unwrap();
+        assert!(caps_of(&s).contains(&capability("SYS_ADMIN").unwrap()));
+        assert!(
+            s.linux()
+                .as_ref()
+                .unwrap()
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .is_empty()
+        );
+        o.cap_add = vec!["NOPE".into()];
+        o.privileged = false;
+        assert!(matches!(
+            runtime_spec(&o, Path::new("/r")),
+            Err(SpecError::UnknownCapability(_))
+        ));
+        assert!(matches!(
+            runtime_spec(&ContainerSpec::default(), Path::new("/r")),
+            Err(SpecError::NoCommand)
+        ));
+        let mut n = base();
+        n.netns = Some("/run/netns/x".into());
+        let s = runtime_spec(&n, Path::new("/r")).unwrap();
+        let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        assert!(
+            ns.iter()
+                .any(|x| x.typ() == LinuxNamespaceType::Network && x.path().is_some())
+        );
+    }
+}
