@@ -11,7 +11,7 @@ runs="${1:-3}"
 
 ./scripts/install-deps.sh
 command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
-cargo build --release --locked -p vic-machine >/dev/null 2>&1 || cargo build --release --locked -p vic-machine
+cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 || cargo build --release --locked -p vic-machine -p vic-monitor
 bin="$PWD/target/release/vic-machine"
 docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
 

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-10}"
 
-cargo build --release --locked -p vic-machine >/dev/null 2>&1 || cargo build --release --locked -p vic-machine
+cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 || cargo build --release --locked -p vic-machine -p vic-monitor
 bin="$PWD/target/release/vic-machine"
 ns="vic-bench-$$"
 work="$(mktemp -d)"

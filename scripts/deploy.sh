@@ -14,8 +14,8 @@ name="${1:-vch1}"
 [ $# -gt 0 ] && shift
 
 ./scripts/install-deps.sh
-cargo build --release --locked -p vic-machine
-install -m 0755 target/release/vic-machine /usr/local/bin/vic-machine
+cargo build --release --locked -p vic-machine -p vic-monitor
+install -m 0755 target/release/vic-machine target/release/vic-monitor /usr/local/bin/
 
 certs="${VIC_CERTS:-$HOME/.vic/$name}"
 if vic-machine inspect --name "$name" >/dev/null 2>&1; then

@@ -290,13 +290,13 @@ fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
         .ok()
         .says("404 Not Found")
         .says(r#"{"message":"page not found"}"#);
-    host.sh("curl -sS -i http://127.0.0.2:2375/v1.44/containers/json")
+    host.sh("curl -sS -i http://127.0.0.2:2375/v1.44/volumes")
         .ok()
         .says("501 Not Implemented")
-        .says("ContainerList");
-    host.docker(&env, ["ps"])
+        .says("VolumeList");
+    host.docker(&env, ["volume", "ls"])
         .fails()
-        .says("vic does not implement ContainerList");
+        .says("vic does not implement VolumeList");
     host.sh("curl -sS -i http://127.0.0.2:2375/v1.12/version")
         .ok()
         .says("400 Bad Request")

@@ -50,6 +50,7 @@ impl ApiError {
                 ErrorKind::Conflict => StatusCode::CONFLICT,
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                 ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+                ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
                 ErrorKind::Upstream | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

@@ -67,13 +67,14 @@ impl Endpoint {
         security: Security,
         facts: VchFacts,
         images: Arc<vic_engine::ImageService>,
+        containers: Arc<vic_engine::ContainerService>,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let (tls, allowed_hosts) = match security {
             Security::Plain { allowed_hosts } => (None, Some(allowed_hosts)),
             Security::Tls { config, .. } => (Some(TlsAcceptor::from(config)), None),
         };
-        let state = Arc::new(State::new(facts, images, allowed_hosts));
+        let state = Arc::new(State::new(facts, images, containers, allowed_hosts));
         Ok(Self {
             listener,
             state,

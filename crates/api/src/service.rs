@@ -31,11 +31,13 @@ impl State {
     pub(crate) fn new(
         facts: VchFacts,
         images: Arc<vic_engine::ImageService>,
+        containers: Arc<vic_engine::ContainerService>,
         allowed_hosts: Option<AllowedHosts>,
     ) -> Self {
         let app = Arc::new(crate::routes::AppState {
             facts: std::sync::RwLock::new(facts),
             images,
+            containers,
         });
         Self {
             router: crate::routes::router(app.clone()),
@@ -167,10 +169,18 @@ mod route_tests {
             whitelist: vec![],
         };
         let dir = tempfile::tempdir().unwrap().keep();
-        let images = vic_engine::ImageService::open(&dir, Default::default()).unwrap();
+        let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());
+        let containers = vic_engine::ContainerService::open(
+            &dir,
+            images.clone(),
+            "/usr/sbin/runc".into(),
+            "/nonexistent/vic-monitor".into(),
+        )
+        .unwrap();
         State::new(
             facts,
-            Arc::new(images),
+            images,
+            Arc::new(containers),
             plain.then(|| AllowedHosts::new(["127.0.0.2", "vch.test"])),
         )
     }
@@ -207,11 +217,11 @@ mod route_tests {
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
         );
-        let (status, body) = call(&s, "GET", "/v1.41/containers/json?all=1", None).await;
+        let (status, body) = call(&s, "GET", "/v1.41/volumes", None).await;
         assert_eq!(status, 501);
         assert_eq!(
             body,
-            r#"{"message":"vic does not implement ContainerList (GET /containers/json) yet"}"#
+            r#"{"message":"vic does not implement VolumeList (GET /volumes) yet"}"#
         );
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
         assert_eq!(status, 404);

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// A registry failed.
     Upstream,
+    /// Not built yet.
+    NotImplemented,
     /// Anything else.
     Internal,
 }
@@ -23,6 +25,12 @@ pub enum EngineError {
     /// No such image (Docker's wording).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No such container (Docker's wording).
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// A feature not built yet.
+    #[error("{0}")]
+    NotImplemented(String),
     /// No image under the tag to push (Docker's wording).
     #[error("An image does not exist locally with the tag: {0}")]
     NotTagged(String),
@@ -62,11 +70,13 @@ impl EngineError {
     pub fn kind(&self) -> ErrorKind {
         use vic_registry::RegistryError as R;
         match self {
-            Self::NoSuchImage(_) | Self::NotTagged(_) | Self::PullAccessDenied { .. } => {
-                ErrorKind::NotFound
-            }
+            Self::NoSuchImage(_)
+            | Self::NoSuchContainer(_)
+            | Self::NotTagged(_)
+            | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
             Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,
             Self::Conflict(_) => ErrorKind::Conflict,
+            Self::NotImplemented(_) => ErrorKind::NotImplemented,
             Self::Registry(R::Denied(_)) => ErrorKind::Forbidden,
             Self::Registry(R::Unauthorized { .. }) => ErrorKind::Unauthorized,
             Self::Registry(R::NotFound { .. }) => ErrorKind::NotFound,

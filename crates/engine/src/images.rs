@@ -540,11 +540,15 @@ impl ImageService {
 
     /// `docker image prune`: removes untagged images, or with `all` every image (no container
     /// uses images yet). Returns what was removed and the bytes freed.
-    pub fn prune(&self, all: bool) -> Result<(Vec<Removed>, u64), EngineError> {
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<Removed>, u64), EngineError> {
         let mut removed = Vec::new();
         let mut freed = 0;
         for rec in self.meta.list()? {
-            if !all && !rec.tags.is_empty() {
+            if (!all && !rec.tags.is_empty()) || in_use(&rec.id) {
                 continue;
             }
             freed += rec.size;
@@ -699,6 +703,20 @@ impl ImageService {
 }
 
 impl ImageService {
+    /// The unpacked layer folders of image `name`, bottom first (unpacking any that is not yet).
+    pub fn layer_paths(&self, name: &str) -> Result<(ImageSummary, Vec<PathBuf>), EngineError> {
+        let rec = self.find(name)?;
+        let summary = self.summary(rec.clone());
+        let mut out = Vec::new();
+        for (digest, diff_id) in rec.layers.iter().zip(&summary.config.rootfs.diff_ids) {
+            if !self.layers.has(diff_id) {
+                self.layers.ensure(&self.content.path(digest)?, diff_id)?;
+            }
+            out.push(self.layers.path(diff_id));
+        }
+        Ok((summary, out))
+    }
+
     /// A fresh path in the scratch folder (nothing is created).
     pub fn scratch_path(&self, what: &str) -> PathBuf {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -5,9 +5,13 @@
 //! it with an [`ErrorKind`] that the API maps, and progress leaves it as [`PullEvent`]s.
 
 mod archive;
+mod containers;
 mod error;
 mod images;
 
+pub use containers::{
+    ContainerRecord, ContainerService, ContainerView, CreateRequest, LogLine, Status, WaitTicket,
+};
 pub use error::{EngineError, ErrorKind};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use vic_registry::{Credentials, Reference};

@@ -80,6 +80,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// The OCI runtime binary (Debian's runc).
+pub(crate) fn runtime_binary() -> std::path::PathBuf {
+    ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "runc".into())
+}
+
+/// `vic-monitor`, installed next to `vic-machine`.
+fn monitor_binary() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Failed(format!("cannot find vic-machine's own path: {e}")))?;
+    let monitor = exe.with_file_name("vic-monitor");
+    if monitor.exists() {
+        Ok(monitor)
+    } else {
+        Err(Error::Failed(format!(
+            "{} is missing: install vic-monitor next to vic-machine (cargo build builds both)",
+            monitor.display()
+        )))
+    }
+}
+
 fn facts(cfg: &VchConfig, paths: &VchPaths) -> Result<VchFacts> {
     Ok(VchFacts {
         name: cfg.name.clone(),
@@ -164,6 +188,15 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         vic_engine::ImageService::open(&paths.dir, settings)
             .map_err(|e| Error::Failed(format!("cannot open the image store: {e}")))?,
     );
+    let containers = Arc::new(
+        vic_engine::ContainerService::open(
+            &paths.dir,
+            images.clone(),
+            runtime_binary(),
+            monitor_binary()?,
+        )
+        .map_err(|e| Error::Failed(format!("cannot open the container store: {e}")))?,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -175,13 +208,21 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             // All addresses: dual-stack `[::]` covers IPv4 and IPv6; hosts without IPv6 fall
             // back to 0.0.0.0.
             let v6 = std::net::SocketAddr::from(([0u16; 8], cfg.port));
-            match Endpoint::bind(v6, security.clone(), facts.clone(), images.clone()).await {
+            match Endpoint::bind(
+                v6,
+                security.clone(),
+                facts.clone(),
+                images.clone(),
+                containers.clone(),
+            )
+            .await
+            {
                 Ok(e) => Ok(e),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(e),
-                Err(_) => Endpoint::bind(addr, security, facts, images.clone()).await,
+                Err(_) => Endpoint::bind(addr, security, facts, images.clone(), containers).await,
             }
         } else {
-            Endpoint::bind(addr, security, facts, images.clone()).await
+            Endpoint::bind(addr, security, facts, images.clone(), containers).await
         }
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
         tokio::spawn(reload_on_hangup(paths.clone(), images, endpoint.handle()));

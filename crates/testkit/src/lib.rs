@@ -170,6 +170,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// so `./<vch name>/` cert folders land there) and a VCH state root inside it.
 pub struct TestHost {
     ns: String,
+    /// `/proc/<holder>/ns/mnt` of the test's mount namespace.
+    mount_ns: String,
     dir: tempfile::TempDir,
     /// Fixtures (registries) started in the namespace, stopped on drop.
     children: std::sync::Mutex<Vec<std::process::Child>>,
@@ -212,10 +214,36 @@ impl TestHost {
             format!("127.0.0.1 localhost {}\n::1 localhost\n", hostname.trim()),
         )
         .unwrap();
+        // A mount namespace of the test's own, holding /etc/hosts bound to the file above. (Not
+        // `ip netns exec`: it also remounts /sys, which hides the cgroups runc needs.)
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount --bind {} /etc/hosts && echo ready && exec sleep 100000",
+                etc.join("hosts").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "cannot make the test's mount namespace"
+        );
+        let mount_ns = format!("/proc/{}/ns/mnt", holder.id());
+        let children = std::sync::Mutex::new(vec![holder]);
         Self {
             ns,
+            mount_ns,
             dir,
-            children: std::sync::Mutex::default(),
+            children,
         }
     }
 
@@ -237,8 +265,15 @@ impl TestHost {
     /// A command run inside the namespace, in the work folder, with a private HOME (so the
     /// docker CLI reads no ~/.docker of the machine).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns]).arg(program);
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/var/run/netns/{}", self.ns))
+            .arg(format!("--mount={}", self.mount_ns))
+            // Entering a mount namespace resets the working directory: go back to the test's
+            // folder from inside it (nsenter's --wd keeps a handle from outside, which Go
+            // programs such as docker cannot resolve).
+            .args(["--", "sh", "-c", "cd \"$0\" && exec \"$@\""])
+            .arg(self.dir.path())
+            .arg(program);
         cmd.current_dir(self.dir.path());
         cmd.env("HOME", self.path("home"));
         cmd.env("VIC_ROOT", self.root());
@@ -504,21 +539,35 @@ impl Default for TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        if let Ok(mut children) = self.children.lock() {
-            for c in children.iter_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+        // Delete every VCH first: that kills its containers (which live in namespaces of their
+        // own) and unmounts their roots. Other state roots a test used are found the same way.
+        let mut roots = vec![self.root()];
+        if let Ok(entries) = std::fs::read_dir(self.dir()) {
+            roots.extend(
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p != &self.root()),
+            );
         }
-        // Kill every endpoint of this host, then the namespace: nothing outlives the test.
-        if let Ok(entries) = std::fs::read_dir(self.root()) {
+        for root in roots {
+            let Ok(entries) = std::fs::read_dir(&root) else {
+                continue;
+            };
             for e in entries.flatten() {
-                if let Ok(pid) = std::fs::read_to_string(e.path().join("endpoint.pid")) {
-                    let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+                if e.path().join("config.json").is_file() {
+                    let mut cmd = self.command(vic_machine_bin());
+                    cmd.args(["delete", "--force", "--timeout", "2s", "--name"])
+                        .arg(e.file_name())
+                        .env("VIC_ROOT", &root)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let _ = cmd.status();
                 }
             }
         }
-        // Endpoints not yet registered in a pid file: anything still in the namespace.
+        // Then everything still in the network namespace (endpoints not yet registered, the
+        // fixtures), and the mount namespace holder.
         let _ = Command::new("ip")
             .args(["netns", "pids", &self.ns])
             .output()
@@ -527,6 +576,12 @@ impl Drop for TestHost {
                     let _ = Command::new("kill").args(["-9", pid]).status();
                 }
             });
+        if let Ok(mut children) = self.children.lock() {
+            for c in children.iter_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.ns])
             .status();

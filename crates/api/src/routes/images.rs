@@ -349,6 +349,16 @@ pub(crate) async fn image_delete(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+    let image = state.images.inspect(&name)?;
+    // Removing one name of several never affects containers; removing the image does.
+    let only_a_name = image.tags.len() > 1
+        && image
+            .tags
+            .iter()
+            .any(|t| t == &name || t.starts_with(&format!("{name}:")));
+    if !only_a_name {
+        state.containers.check_image_unused(&image.id, force)?;
+    }
     let removed = state.images.remove(&name, force)?;
     Ok(Json(
         removed
@@ -370,7 +380,10 @@ pub(crate) async fn image_prune(
     let all = filters
         .get("dangling")
         .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
-    let (removed, freed) = state.images.prune(all)?;
+    let containers = state.containers.clone();
+    let (removed, freed) = state
+        .images
+        .prune(all, &|id| !containers.using_image(id).is_empty())?;
     let deleted: Vec<Value> = removed
         .into_iter()
         .map(|r| match r {

@@ -1,5 +1,6 @@
 //! The Docker API route table. Handlers are named after Docker's operation ids.
 
+mod containers;
 mod images;
 mod system;
 mod unimplemented;
@@ -21,6 +22,7 @@ pub(crate) struct AppState {
     /// Replaced when `vic-machine configure` changes what `/info` reports.
     pub(crate) facts: std::sync::RwLock<VchFacts>,
     pub(crate) images: Arc<vic_engine::ImageService>,
+    pub(crate) containers: Arc<vic_engine::ContainerService>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -64,6 +66,14 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/version", get(system::system_version))
         .route("/info", get(system::system_info))
         .route("/auth", post(system::system_auth))
+        .route("/containers/create", post(containers::container_create))
+        .route("/containers/json", get(containers::container_list))
+        .route(
+            "/containers/{*rest}",
+            get(containers::container_get)
+                .post(containers::container_post)
+                .delete(containers::container_delete),
+        )
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))
         .route("/images/prune", post(images::image_prune))

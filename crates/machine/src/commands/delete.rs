@@ -28,6 +28,7 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
             )));
         }
     }
+    remove_containers(&paths.dir, out);
     std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;
     out.info(format!("Removed the VCH state in {}", paths.dir.display()));
     if cfg.cert_path.exists() {
@@ -38,4 +39,29 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
     }
     out.info("Completed successfully");
     Ok(())
+}
+
+/// Kills and deletes every container of the VCH and unmounts its root, so that nothing (no
+/// process, mount or runtime state) outlives the VCH.
+fn remove_containers(state: &std::path::Path, out: &mut Out) {
+    let runc = vic_runtime::Runc::new(crate::endpoint::runtime_binary(), state.join("runtime"));
+    let Ok(entries) = std::fs::read_dir(state.join("containers")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let _ = runc.kill(&id, "KILL");
+        // The monitor records the exit; give it a moment, then remove the runtime's state.
+        for _ in 0..50 {
+            if e.path().join("exit.json").exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = runc.delete(&id, true);
+        if let Err(err) = vic_runtime::unmount(&e.path().join("rootfs")) {
+            out.warn(format!("container {id}: {err}"));
+        }
+        out.info(format!("Removed container {}", &id[..id.len().min(12)]));
+    }
 }

@@ -1,0 +1,562 @@
+//! `/containers/...`: create, start, wait, list, inspect, logs, attach (output only), stop,
+//! kill, remove.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vic_docker_api::ApiVersion;
+use vic_engine::{ContainerView, CreateRequest, LogLine, Status};
+
+use super::Shared;
+use crate::ApiError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct CreateBody {
+    image: String,
+    cmd: Option<Vec<String>>,
+    entrypoint: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: Option<String>,
+    user: Option<String>,
+    hostname: Option<String>,
+    labels: Option<HashMap<String, String>>,
+    tty: bool,
+    open_stdin: bool,
+    exposed_ports: Option<HashMap<String, Value>>,
+    volumes: Option<HashMap<String, Value>>,
+    host_config: HostConfigBody,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct HostConfigBody {
+    binds: Option<Vec<String>>,
+    port_bindings: Option<HashMap<String, Value>>,
+    publish_all_ports: bool,
+    network_mode: Option<String>,
+    privileged: bool,
+    cap_add: Option<Vec<String>>,
+    cap_drop: Option<Vec<String>>,
+    readonly_rootfs: bool,
+    auto_remove: bool,
+    memory: i64,
+    nano_cpus: i64,
+    cpu_shares: i64,
+    pids_limit: Option<i64>,
+    mounts: Option<Vec<Value>>,
+    tmpfs: Option<HashMap<String, String>>,
+    init: Option<bool>,
+    restart_policy: Option<Value>,
+}
+
+fn not_yet(what: &str) -> ApiError {
+    ApiError::Engine(vic_engine::EngineError::NotImplemented(format!(
+        "{what} not implemented yet"
+    )))
+}
+
+/// `POST /containers/create?name=`.
+pub(crate) async fn container_create(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(body): Json<CreateBody>,
+) -> Result<Response, ApiError> {
+    let h = &body.host_config;
+    // Refuse what would otherwise be silently ignored.
+    if h.binds.as_ref().is_some_and(|b| !b.is_empty())
+        || h.mounts.as_ref().is_some_and(|m| !m.is_empty())
+        || body.volumes.as_ref().is_some_and(|v| !v.is_empty())
+    {
+        return Err(not_yet("volumes and mounts (-v, --mount) are"));
+    }
+    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports {
+        return Err(not_yet("published ports (-p, -P) are"));
+    }
+    if h.memory != 0 || h.nano_cpus != 0 || h.cpu_shares != 0 || h.pids_limit.is_some_and(|p| p > 0)
+    {
+        return Err(not_yet(
+            "resource limits (-m, --cpus, --cpu-shares, --pids-limit) are",
+        ));
+    }
+    if h.tmpfs.as_ref().is_some_and(|t| !t.is_empty()) || h.init == Some(true) {
+        return Err(not_yet("--tmpfs and --init are"));
+    }
+    if h.restart_policy
+        .as_ref()
+        .and_then(|r| r.get("Name"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty() && n != "no")
+    {
+        return Err(not_yet("restart policies (--restart) are"));
+    }
+    let mut warnings = Vec::new();
+    match h.network_mode.as_deref().unwrap_or("default") {
+        "" | "default" | "bridge" => warnings.push(
+            "container networking is not implemented yet: the container has a loopback interface only".to_owned(),
+        ),
+        "none" => {}
+        other => return Err(not_yet(&format!("network mode {other:?} is"))),
+    }
+    let _ = &body.exposed_ports;
+    let req = CreateRequest {
+        name: q.get("name").filter(|n| !n.is_empty()).cloned(),
+        image: body.image.clone(),
+        cmd: body.cmd.clone(),
+        entrypoint: body.entrypoint.clone(),
+        env: body.env.clone().unwrap_or_default(),
+        working_dir: body.working_dir.clone(),
+        user: body.user.clone(),
+        hostname: body.hostname.clone(),
+        labels: body.labels.clone().unwrap_or_default(),
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        privileged: h.privileged,
+        cap_add: h.cap_add.clone().unwrap_or_default(),
+        cap_drop: h.cap_drop.clone().unwrap_or_default(),
+        readonly_rootfs: h.readonly_rootfs,
+        auto_remove: h.auto_remove,
+    };
+    let id = state.containers.create(req)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": id, "Warnings": warnings})),
+    )
+        .into_response())
+}
+
+fn split(rest: &str) -> (&str, &str) {
+    rest.split_once('/').unwrap_or((rest, ""))
+}
+
+/// `POST /containers/{id}/{action}`.
+pub(crate) async fn container_post(
+    State(state): State<Shared>,
+    Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (id, action) = split(&rest);
+    let c = state.containers.clone();
+    match action {
+        "start" => {
+            let started = c.start(id)?;
+            let view = c.inspect(id)?;
+            if started && view.record.auto_remove {
+                let c2 = c.clone();
+                let ticket = c.wait_ticket(id, false)?;
+                let rid = view.record.id.clone();
+                tokio::spawn(async move {
+                    if c2.wait(ticket).await.is_ok() {
+                        // Give the client's log/attach readers a moment to drain first.
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        if let Err(e) = c2.remove(&rid, true).await {
+                            tracing::warn!(container = %rid, error = %e, "auto-remove failed");
+                        }
+                    }
+                });
+            }
+            Ok(if started {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::NOT_MODIFIED
+            }
+            .into_response())
+        }
+        "wait" => {
+            let next = q.get("condition").is_some_and(|c| c == "next-exit");
+            let ticket = c.wait_ticket(id, next)?;
+            // Headers now, body at exit: the CLI starts the container once the wait is
+            // registered.
+            let stream = futures_util::stream::once(async move {
+                let body = match c.wait(ticket).await {
+                    Ok(code) => json!({"StatusCode": code, "Error": null}),
+                    Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+                };
+                Ok::<_, std::convert::Infallible>(format!("{body}\n"))
+            });
+            Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        "stop" => {
+            let t = q.get("t").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10);
+            let stopped = c.stop(id, Duration::from_secs(t)).await?;
+            Ok(if stopped {
+                StatusCode::NO_CONTENT
+            } else {
+                StatusCode::NOT_MODIFIED
+            }
+            .into_response())
+        }
+        "kill" => {
+            c.kill(id, q.get("signal").map_or("KILL", String::as_str))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "attach" => attach(state, id, &q, req).await,
+        other => Err(ApiError::NotImplemented {
+            op: "this container operation",
+            method: "POST".into(),
+            path: format!("/containers/{id}/{other}"),
+        }),
+    }
+}
+
+fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
+    let stream = if line.stream == "stderr" { 2u8 } else { 1u8 };
+    let mut payload = Vec::new();
+    if timestamps {
+        payload.extend_from_slice(line.time.as_bytes());
+        payload.push(b' ');
+    }
+    payload.extend_from_slice(line.log.as_bytes());
+    let mut out = vec![stream, 0, 0, 0];
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Streams log lines as multiplexed frames from `offset`, following until the container ends
+/// when `follow`.
+fn log_stream(
+    state: Shared,
+    id: String,
+    want_out: bool,
+    want_err: bool,
+    timestamps: bool,
+    follow: bool,
+    tail: Option<usize>,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures_util::stream::unfold((0u64, true), move |(offset, first)| {
+        let state = state.clone();
+        let id = id.clone();
+        async move {
+            let (mut offset, mut first) = (offset, first);
+            loop {
+                let finished = state.containers.finished(&id);
+                let (mut lines, next) = state.containers.read_log(&id, offset).ok()?;
+                if first && let Some(n) = tail {
+                    let skip = lines.len().saturating_sub(n);
+                    lines.drain(..skip);
+                }
+                let bytes: Vec<u8> = lines
+                    .iter()
+                    .filter(|l| {
+                        if l.stream == "stderr" {
+                            want_err
+                        } else {
+                            want_out
+                        }
+                    })
+                    .flat_map(|l| frame(l, timestamps))
+                    .collect();
+                if !bytes.is_empty() {
+                    return Some((Ok(bytes), (next, false)));
+                }
+                if !follow || (finished && next == offset) {
+                    return None;
+                }
+                (offset, first) = (next, false);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
+}
+
+fn stream_content_type(version: ApiVersion) -> &'static str {
+    if version
+        >= (ApiVersion {
+            major: 1,
+            minor: 42,
+        })
+    {
+        "application/vnd.docker.multiplexed-stream"
+    } else {
+        "application/vnd.docker.raw-stream"
+    }
+}
+
+/// `GET /containers/{id}/logs`.
+async fn logs(
+    state: Shared,
+    id: &str,
+    q: &HashMap<String, String>,
+    version: ApiVersion,
+) -> Result<Response, ApiError> {
+    let view = state.containers.inspect(id)?;
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    let (out, err) = (flag("stdout"), flag("stderr"));
+    if !out && !err {
+        return Err(ApiError::BadRequest(
+            "Bad parameters: you must choose at least one stream".into(),
+        ));
+    }
+    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
+    let s = log_stream(
+        state.clone(),
+        view.record.id,
+        out,
+        err,
+        flag("timestamps"),
+        flag("follow"),
+        tail,
+    );
+    Ok((
+        [(header::CONTENT_TYPE, stream_content_type(version))],
+        Body::from_stream(s),
+    )
+        .into_response())
+}
+
+/// `POST /containers/{id}/attach`: the container's output until it ends (stdin not yet).
+async fn attach(
+    state: Shared,
+    id: &str,
+    q: &HashMap<String, String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let view = state.containers.inspect(id)?;
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    if flag("stdin") {
+        return Err(not_yet(
+            "attaching stdin (docker run -i, docker attach with input) is",
+        ));
+    }
+    let version = req
+        .extensions()
+        .get::<ApiVersion>()
+        .copied()
+        .unwrap_or(ApiVersion::CURRENT);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let (out, err) = (flag("stdout"), flag("stderr"));
+    // Output from now on: what the container writes after the attach.
+    let (_, offset) = state.containers.read_log(&view.record.id, 0)?;
+    let cid = view.record.id.clone();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut offset = offset;
+        let mut sent = 0usize;
+        loop {
+            let finished = state.containers.finished(&cid);
+            let Ok((lines, next)) = state.containers.read_log(&cid, offset) else {
+                break;
+            };
+            for l in lines
+                .iter()
+                .filter(|l| if l.stream == "stderr" { err } else { out })
+            {
+                if io.write_all(&frame(l, false)).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+            offset = next;
+            if finished && lines.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        tracing::debug!(container = %cid, lines = sent, "attach stream ended");
+        let _ = io.flush().await;
+        let _ = io.shutdown().await;
+        let _ = futures_util::stream::empty::<()>().next().await;
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        "Upgrade".parse().map_err(|_| ApiError::NotFound)?,
+    );
+    h.insert(
+        header::UPGRADE,
+        "tcp".parse().map_err(|_| ApiError::NotFound)?,
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        stream_content_type(version)
+            .parse()
+            .map_err(|_| ApiError::NotFound)?,
+    );
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    Ok(resp)
+}
+
+fn status_text(v: &ContainerView) -> String {
+    match &v.status {
+        Status::Created => "Created".into(),
+        Status::Running { .. } => "Up".into(),
+        Status::Exited { code, .. } => format!("Exited ({code})"),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn unix(ts: &str) -> i64 {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .map_or(0, |t| t.unix_timestamp())
+}
+
+fn command(v: &ContainerView) -> String {
+    std::iter::once(v.record.path.clone())
+        .chain(v.record.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `GET /containers/json`.
+pub(crate) async fn container_list(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
+    let filters: HashMap<String, Vec<String>> = match q.get("filters").filter(|f| !f.is_empty()) {
+        None => HashMap::new(),
+        Some(raw) => {
+            let v: Value = serde_json::from_str(raw)
+                .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?;
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            let vals = match v {
+                                Value::Object(o) => o.keys().cloned().collect(),
+                                Value::Array(a) => a
+                                    .iter()
+                                    .filter_map(|x| x.as_str().map(str::to_owned))
+                                    .collect(),
+                                _ => vec![],
+                            };
+                            (k.clone(), vals)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    };
+    let any_filter = !filters.is_empty();
+    let mut out = Vec::new();
+    for v in state.containers.list(all || any_filter) {
+        let ok = filters.iter().all(|(k, vals)| {
+            vals.iter().any(|val| match k.as_str() {
+                "status" => v.status.word() == val,
+                "name" => v.record.name.contains(val.trim_start_matches('/')),
+                "id" => v.record.id.starts_with(val),
+                "ancestor" => v.record.image == *val || v.record.image_id.contains(val),
+                "exited" => {
+                    matches!(&v.status, Status::Exited { code, .. } if code.to_string() == *val)
+                }
+                "label" => match val.split_once('=') {
+                    Some((lk, lv)) => v.record.labels.get(lk).is_some_and(|x| x == lv),
+                    None => v.record.labels.contains_key(val),
+                },
+                _ => false,
+            })
+        });
+        if !ok {
+            continue;
+        }
+        out.push(json!({
+            "Id": v.record.id,
+            "Names": [format!("/{}", v.record.name)],
+            "Image": v.record.image,
+            "ImageID": v.record.image_id,
+            "Command": command(&v),
+            "Created": unix(&v.record.created),
+            "State": v.status.word(),
+            "Status": status_text(&v),
+            "Ports": [],
+            "Labels": v.record.labels,
+            "HostConfig": {"NetworkMode": "none"},
+            "NetworkSettings": {"Networks": {}},
+            "Mounts": [],
+        }));
+    }
+    Ok(Json(out))
+}
+
+/// `GET /containers/{id}/json` and `.../logs`.
+pub(crate) async fn container_get(
+    State(state): State<Shared>,
+    Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (id, action) = split(&rest);
+    match action {
+        "json" => {
+            let v = state.containers.inspect(id)?;
+            let (running, pid, code, finished) = match &v.status {
+                Status::Running { pid } => (true, *pid, 0, String::new()),
+                Status::Exited { code, finished } => (false, 0, *code, finished.clone()),
+                _ => (false, 0, 0, String::new()),
+            };
+            let zero = "0001-01-01T00:00:00Z".to_owned();
+            Ok(Json(json!({
+                "Id": v.record.id,
+                "Created": v.record.created,
+                "Path": v.record.path,
+                "Args": v.record.args,
+                "State": {
+                    "Status": v.status.word(), "Running": running, "Paused": false, "Restarting": false,
+                    "OOMKilled": false, "Dead": v.status == Status::Dead, "Pid": pid, "ExitCode": code, "Error": "",
+                    "StartedAt": v.record.started_at.clone().unwrap_or_else(|| zero.clone()),
+                    "FinishedAt": if finished.is_empty() { zero } else { finished },
+                },
+                "Image": v.record.image_id,
+                "Name": format!("/{}", v.record.name),
+                "RestartCount": 0,
+                "Driver": "overlay",
+                "Platform": "linux",
+                "HostConfig": {
+                    "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
+                    "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
+                },
+                "Mounts": [],
+                "Config": {
+                    "Hostname": v.record.hostname, "User": v.record.user, "Env": v.record.env,
+                    "Cmd": v.record.cmd, "Entrypoint": v.record.entrypoint, "Image": v.record.image,
+                    "WorkingDir": v.record.working_dir, "Labels": v.record.labels, "Tty": false, "OpenStdin": false,
+                },
+                "NetworkSettings": {"Networks": {}},
+            }))
+            .into_response())
+        }
+        "logs" => {
+            let version = req
+                .extensions()
+                .get::<ApiVersion>()
+                .copied()
+                .unwrap_or(ApiVersion::CURRENT);
+            logs(state, id, &q, version).await
+        }
+        other => Err(ApiError::NotImplemented {
+            op: "this container operation",
+            method: "GET".into(),
+            path: format!("/containers/{id}/{other}"),
+        }),
+    }
+}
+
+/// `DELETE /containers/{id}?force=`.
+pub(crate) async fn container_delete(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+    state.containers.remove(&id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,736 @@
+//! Containers: create from an image, start under a monitor (which outlives the endpoint),
+//! wait, logs, stop, kill, remove. Each container lives in `<state>/containers/<id>/`:
+//! `container.json` (what was asked, written atomically), the overlayfs dirs, the bundle, and
+//! the monitor's `container.log`, `monitor.pid` and `exit.json`.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vic_runtime::{ContainerSpec, Runc};
+
+use crate::{EngineError, ImageService};
+
+/// What `docker create` asks for (already parsed from Docker's JSON by the API).
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub image: String,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub labels: HashMap<String, String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub readonly_rootfs: bool,
+    pub auto_remove: bool,
+}
+
+/// A container as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub hostname: String,
+    pub labels: HashMap<String, String>,
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    #[serde(default)]
+    pub auto_remove: bool,
+}
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running {
+        pid: i64,
+    },
+    Exited {
+        code: i32,
+        finished: String,
+    },
+    /// The monitor is gone without recording an exit.
+    Dead,
+}
+
+impl Status {
+    /// Docker's `State.Status` word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running { .. } => "running",
+            Self::Exited { .. } => "exited",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// One container with its status.
+#[derive(Debug, Clone)]
+pub struct ContainerView {
+    pub record: ContainerRecord,
+    pub status: Status,
+}
+
+/// A registered wait (see [`ContainerService::wait_ticket`]).
+#[derive(Debug, Clone)]
+pub struct WaitTicket {
+    id: String,
+    started_at: Option<String>,
+    was_running: bool,
+    next_exit: bool,
+}
+
+/// A line of a container's log.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogLine {
+    pub log: String,
+    pub stream: String,
+    pub time: String,
+}
+
+/// The containers of a VCH.
+#[derive(Debug)]
+pub struct ContainerService {
+    root: PathBuf,
+    images: Arc<ImageService>,
+    runc: Runc,
+    runtime: PathBuf,
+    runtime_root: PathBuf,
+    monitor: PathBuf,
+}
+
+const ADJECTIVES: &[&str] = &[
+    "brave", "calm", "eager", "fond", "happy", "keen", "lucid", "merry", "nifty", "quiet", "sharp",
+    "tender", "vivid", "wise", "zen",
+];
+const NOUNS: &[&str] = &[
+    "ada", "babbage", "curie", "darwin", "euler", "fermat", "gauss", "hopper", "knuth", "lovelace",
+    "noether", "pascal", "turing", "volta", "wozniak",
+];
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_err()
+    {
+        let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The exit the monitor recorded in `dir/exit.json`, if any.
+fn read_exit(dir: &Path) -> Option<Status> {
+    let bytes = std::fs::read(dir.join("exit.json")).ok()?;
+    let v = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
+    Some(Status::Exited {
+        code: v["code"].as_i64().unwrap_or(-1) as i32,
+        finished: v["finished"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+fn valid_name(n: &str) -> bool {
+    let n = n.strip_prefix('/').unwrap_or(n);
+    n.len() >= 2
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{what}: {e}"))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| internal("cannot write container state", e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| internal("cannot write container state", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| internal("cannot write container state", e))
+}
+
+impl ContainerService {
+    /// Containers under `state_dir/containers`, run by `runtime` (e.g. `/usr/sbin/runc`) under
+    /// monitors at `monitor`.
+    pub fn open(
+        state_dir: &Path,
+        images: Arc<ImageService>,
+        runtime: PathBuf,
+        monitor: PathBuf,
+    ) -> Result<Self, EngineError> {
+        let root = state_dir.join("containers");
+        let runtime_root = state_dir.join("runtime");
+        for d in [&root, &runtime_root] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| internal("cannot create the container store", e))?;
+        }
+        Ok(Self {
+            runc: Runc::new(&runtime, &runtime_root),
+            root,
+            images,
+            runtime,
+            runtime_root,
+            monitor,
+        })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn load(&self, id: &str) -> Result<ContainerRecord, EngineError> {
+        let bytes = std::fs::read(self.dir(id).join("container.json"))
+            .map_err(|_| EngineError::NoSuchContainer(id.to_owned()))?;
+        serde_json::from_slice(&bytes).map_err(|e| internal("container state unreadable", e))
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let bytes = serde_json::to_vec_pretty(rec).map_err(|e| internal("encode", e))?;
+        write_atomic(&self.dir(&rec.id).join("container.json"), &bytes)
+    }
+
+    fn all(&self) -> Vec<ContainerRecord> {
+        let mut out: Vec<ContainerRecord> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.load(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out
+    }
+
+    /// The ID of the container `name_or_id` names (full ID, unique prefix, or name).
+    pub fn resolve(&self, name_or_id: &str) -> Result<String, EngineError> {
+        let key = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        let all = self.all();
+        if let Some(c) = all.iter().find(|c| c.id == key || c.name == key) {
+            return Ok(c.id.clone());
+        }
+        let matches: Vec<_> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok(one.id.clone()),
+            [] | [_] => Err(EngineError::NoSuchContainer(name_or_id.to_owned())),
+            _ => Err(EngineError::Invalid(format!(
+                "multiple IDs found with provided prefix: {name_or_id}"
+            ))),
+        }
+    }
+
+    /// Where a container is in its life, from the monitor's files.
+    pub fn status(&self, rec: &ContainerRecord) -> Status {
+        let dir = self.dir(&rec.id);
+        if let Some(exited) = read_exit(&dir) {
+            return exited;
+        }
+        if rec.started_at.is_none() {
+            return Status::Created;
+        }
+        // One read of the pid file decides: absent means the monitor is just starting.
+        let monitor_pid = std::fs::read_to_string(dir.join("monitor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let Some(monitor_pid) = monitor_pid else {
+            return match self.runc.state(&rec.id) {
+                Ok(s) => Status::Running { pid: s.pid },
+                Err(_) => Status::Running { pid: 0 },
+            };
+        };
+        let monitor_alive =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor_pid), None).is_ok();
+        if !monitor_alive {
+            // The monitor records the exit just before it ends: look again, or this read could
+            // fall between the two.
+            return read_exit(&dir).unwrap_or(Status::Dead);
+        }
+        match self.runc.state(&rec.id) {
+            Ok(s) => Status::Running { pid: s.pid },
+            Err(_) => Status::Running { pid: 0 },
+        }
+    }
+
+    /// One container.
+    pub fn inspect(&self, name_or_id: &str) -> Result<ContainerView, EngineError> {
+        let rec = self.load(&self.resolve(name_or_id)?)?;
+        Ok(ContainerView {
+            status: self.status(&rec),
+            record: rec,
+        })
+    }
+
+    /// Every container (running ones only unless `all`).
+    pub fn list(&self, all: bool) -> Vec<ContainerView> {
+        self.all()
+            .into_iter()
+            .map(|r| ContainerView {
+                status: self.status(&r),
+                record: r,
+            })
+            .filter(|v| all || matches!(v.status, Status::Running { .. }))
+            .collect()
+    }
+
+    /// Containers using image `image_id` (for `rmi`).
+    pub fn using_image(&self, image_id: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.image_id == image_id)
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// `docker create`.
+    pub fn create(&self, req: CreateRequest) -> Result<String, EngineError> {
+        if req.tty || req.open_stdin {
+            return Err(EngineError::NotImplemented(
+                "containers with a TTY or stdin (-t, -i) are not implemented yet".into(),
+            ));
+        }
+        let image = self.images.inspect(&req.image)?;
+        let name = match &req.name {
+            Some(n) if !valid_name(n) => {
+                return Err(EngineError::Invalid(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            Some(n) => n.trim_start_matches('/').to_owned(),
+            None => {
+                let taken: std::collections::HashSet<String> =
+                    self.all().into_iter().map(|c| c.name).collect();
+                let pick = |l: &[&'static str]| {
+                    l[(u8::from_str_radix(&random_hex(1), 16).unwrap_or(0) as usize) % l.len()]
+                };
+                let mut n = format!("{}_{}", pick(ADJECTIVES), pick(NOUNS));
+                for _ in 0..20 {
+                    if !taken.contains(&n) {
+                        break;
+                    }
+                    n = format!("{}_{}", pick(ADJECTIVES), pick(NOUNS));
+                }
+                if taken.contains(&n) {
+                    n = format!("{n}_{}", random_hex(3));
+                }
+                n
+            }
+        };
+        if self.all().iter().any(|c| c.name == name) {
+            let other = self
+                .all()
+                .into_iter()
+                .find(|c| c.name == name)
+                .map(|c| c.id)
+                .unwrap_or_default();
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        let cfg = image.config.config.clone().unwrap_or_default();
+        let entrypoint = req
+            .entrypoint
+            .clone()
+            .or(cfg.entrypoint.clone())
+            .filter(|e| !e.is_empty());
+        let cmd = match (&req.cmd, &req.entrypoint) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(_)) => None,
+            (None, None) => cfg.cmd.clone(),
+        };
+        let args: Vec<String> = entrypoint
+            .iter()
+            .flatten()
+            .chain(cmd.iter().flatten())
+            .cloned()
+            .collect();
+        if args.is_empty() {
+            return Err(EngineError::Invalid("No command specified".into()));
+        }
+        let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();
+        for e in &req.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        }
+        let id = random_hex(32);
+        let mut labels = cfg
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<HashMap<_, _>>();
+        labels.extend(req.labels.clone());
+        let rec = ContainerRecord {
+            hostname: req
+                .hostname
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| id[..12].to_owned()),
+            path: args[0].clone(),
+            args: args[1..].to_vec(),
+            entrypoint,
+            cmd,
+            env,
+            working_dir: req
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .or(cfg.working_dir.clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user: req
+                .user
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or(cfg.user.clone())
+                .unwrap_or_default(),
+            labels,
+            image: req.image.clone(),
+            image_id: image.id.clone(),
+            created: now(),
+            name,
+            id: id.clone(),
+            started_at: None,
+            privileged: req.privileged,
+            cap_add: req.cap_add.clone(),
+            cap_drop: req.cap_drop.clone(),
+            readonly_rootfs: req.readonly_rootfs,
+            auto_remove: req.auto_remove,
+        };
+        // Capability names are checked now, not at start.
+        vic_runtime::runtime_spec(
+            &ContainerSpec {
+                args: vec!["x".into()],
+                cap_add: rec.cap_add.clone(),
+                cap_drop: rec.cap_drop.clone(),
+                ..Default::default()
+            },
+            Path::new("/"),
+        )
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        std::fs::create_dir_all(self.dir(&id))
+            .map_err(|e| internal("cannot create the container", e))?;
+        self.save(&rec)?;
+        tracing::info!(container = %id, image = %rec.image, "container created");
+        Ok(id)
+    }
+
+    /// `uid[:gid]` for the user spec, names looked up in the image's /etc/passwd and /etc/group.
+    fn user_ids(&self, user: &str, layers: &[PathBuf]) -> Result<(u32, u32), EngineError> {
+        if user.is_empty() {
+            return Ok((0, 0));
+        }
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let file = |name: &str| {
+            layers
+                .iter()
+                .rev()
+                .find_map(|l| std::fs::read_to_string(l.join(name)).ok())
+                .unwrap_or_default()
+        };
+        let lookup = |text: &str, key: &str, field: usize| {
+            text.lines().find_map(|l| {
+                let parts: Vec<&str> = l.split(':').collect();
+                (parts.first() == Some(&key))
+                    .then(|| parts.get(field).and_then(|v| v.parse::<u32>().ok()))
+                    .flatten()
+            })
+        };
+        let passwd = file("etc/passwd");
+        let (uid, primary) = match u.parse::<u32>() {
+            Ok(n) => (n, lookup(&passwd, u, 3).unwrap_or(n)),
+            Err(_) => {
+                let uid = lookup(&passwd, u, 2).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "unable to find user {u}: no matching entries in passwd file"
+                    ))
+                })?;
+                (uid, lookup(&passwd, u, 3).unwrap_or(0))
+            }
+        };
+        let gid = match g {
+            None => primary,
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => lookup(&file("etc/group"), g, 2).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+            },
+        };
+        Ok((uid, gid))
+    }
+
+    /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
+    pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let mut rec = self.load(&id)?;
+        if let Status::Running { .. } = self.status(&rec) {
+            return Ok(false);
+        }
+        let dir = self.dir(&id);
+        let (_, layers) = self.images.layer_paths(&rec.image_id)?;
+        let (uid, gid) = self.user_ids(&rec.user, &layers)?;
+        let rootfs = dir.join("rootfs");
+        vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
+        vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
+            .map_err(|e| internal("cannot mount the root", e))?;
+        let spec = ContainerSpec {
+            args: std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            env: rec.env.clone(),
+            cwd: rec.working_dir.clone(),
+            uid,
+            gid,
+            hostname: rec.hostname.clone(),
+            privileged: rec.privileged,
+            cap_add: rec.cap_add.clone(),
+            cap_drop: rec.cap_drop.clone(),
+            readonly_rootfs: rec.readonly_rootfs,
+            ..Default::default()
+        };
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).map_err(|e| internal("bundle", e))?;
+        vic_runtime::write_bundle(&spec, &bundle, &rootfs)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // A new run: the previous exit and monitor are history.
+        let _ = std::fs::remove_file(dir.join("exit.json"));
+        let _ = std::fs::remove_file(dir.join("monitor.pid"));
+        let _ = self.runc.delete(&id, true);
+        rec.started_at = Some(now());
+        self.save(&rec)?;
+        let mut monitor = Command::new(&self.monitor);
+        monitor
+            .arg(&self.runtime)
+            .arg(&self.runtime_root)
+            .arg(&id)
+            .arg(&bundle)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("monitor.err")).map_err(|e| internal("monitor log", e))?,
+            ))
+            // Its own process group: signals to the endpoint do not reach it.
+            .process_group(0);
+        let mut child = monitor.spawn().map_err(|e| {
+            internal(
+                &format!("cannot start the monitor {}", self.monitor.display()),
+                e,
+            )
+        })?;
+        // Reap it when it ends (it records the exit itself); no zombie stays behind.
+        std::thread::spawn(move || child.wait());
+        tracing::info!(container = %id, "container started");
+        Ok(true)
+    }
+
+    /// Registers a wait: what the container is doing now decides what "next exit" means.
+    /// Separate from [`ContainerService::wait`] so the API can answer the request's headers
+    /// (the docker CLI starts the container once they arrive) before the wait ends.
+    pub fn wait_ticket(
+        &self,
+        name_or_id: &str,
+        next_exit: bool,
+    ) -> Result<WaitTicket, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let first = self.load(&id)?;
+        let was_running = matches!(self.status(&first), Status::Running { .. });
+        Ok(WaitTicket {
+            id,
+            started_at: first.started_at,
+            was_running,
+            next_exit,
+        })
+    }
+
+    /// Waits until the container is not running (polling the monitor's files). With
+    /// `next_exit`, waits for the end of the current run, or of the next one if it is not
+    /// running when the ticket was taken.
+    pub async fn wait(&self, ticket: WaitTicket) -> Result<i32, EngineError> {
+        loop {
+            let Ok(rec) = self.load(&ticket.id) else {
+                // Removed (auto-remove): its exit was recorded before.
+                return Ok(0);
+            };
+            let new_run = rec.started_at != ticket.started_at;
+            let code = match self.status(&rec) {
+                Status::Exited { code, .. } => Some(code),
+                Status::Dead => Some(-1),
+                Status::Created if !ticket.next_exit => return Ok(0),
+                _ => None,
+            };
+            if let Some(code) = code
+                && (!ticket.next_exit || ticket.was_running || new_run)
+            {
+                return Ok(code);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Refuses to remove image `image_id` while a container uses it: a container's root is
+    /// made of the image's layers. `force` does not override this (Docker untags instead; here
+    /// the container must go first).
+    pub fn check_image_unused(&self, image_id: &str, force: bool) -> Result<(), EngineError> {
+        if let Some(rec) = self.all().into_iter().find(|c| c.image_id == image_id) {
+            let running = matches!(self.status(&rec), Status::Running { .. });
+            let short: String = image_id
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect();
+            let how = match (running, force) {
+                (true, _) => "cannot be forced",
+                (false, false) => "must be forced",
+                (false, true) => "remove the container first",
+            };
+            return Err(EngineError::Conflict(format!(
+                "conflict: unable to delete {short} ({how}) - image is being used by {} container {}",
+                if running { "running" } else { "stopped" },
+                &rec.id[..12]
+            )));
+        }
+        Ok(())
+    }
+
+    /// The log lines so far, from byte `offset`; returns the new offset.
+    pub fn read_log(&self, id: &str, offset: u64) -> Result<(Vec<LogLine>, u64), EngineError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.dir(id).join("container.log");
+        let Ok(mut f) = std::fs::File::open(&path) else {
+            return Ok((Vec::new(), offset));
+        };
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| internal("log", e))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf).map_err(|e| internal("log", e))?;
+        // Only whole lines: the monitor may be in the middle of one.
+        let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let lines = buf[..end]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice::<LogLine>(l).ok())
+            .collect();
+        Ok((lines, offset + end as u64))
+    }
+
+    /// Whether the container has finished (exit recorded or monitor gone).
+    pub fn finished(&self, id: &str) -> bool {
+        self.load(id)
+            .is_ok_and(|r| matches!(self.status(&r), Status::Exited { .. } | Status::Dead))
+    }
+
+    /// `docker kill`.
+    pub fn kill(&self, name_or_id: &str, signal: &str) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if !matches!(self.status(&rec), Status::Running { .. }) {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        let sig = signal.trim_start_matches("SIG");
+        self.runc
+            .kill(&id, if sig.is_empty() { "KILL" } else { sig })
+            .map_err(|e| internal("kill", e))
+    }
+
+    /// `docker stop`: TERM, then KILL after `timeout`. Returns false if it was not running.
+    pub async fn stop(&self, name_or_id: &str, timeout: Duration) -> Result<bool, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        if !matches!(self.status(&self.load(&id)?), Status::Running { .. }) {
+            return Ok(false);
+        }
+        let _ = self.runc.kill(&id, "TERM");
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.finished(&id) {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = self.runc.kill(&id, "KILL");
+        for _ in 0..100 {
+            if self.finished(&id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(true)
+    }
+
+    /// `docker rm`: refuses a running container unless `force`; unmounts and removes all.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if matches!(self.status(&rec), Status::Running { .. }) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            let _ = self.runc.kill(&id, "KILL");
+            for _ in 0..100 {
+                if self.finished(&id) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let _ = self.runc.delete(&id, true);
+        let dir = self.dir(&id);
+        vic_runtime::unmount(&dir.join("rootfs"))
+            .map_err(|e| internal("cannot unmount the root", e))?;
+        std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
+        tracing::info!(container = %id, "container removed");
+        Ok(())
+    }
+}

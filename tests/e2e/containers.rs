@@ -1,0 +1,251 @@
+//! Containers through the docker CLI: run (foreground and detached), logs, wait, ps, stop,
+//! kill, rm, and surviving an endpoint killed with SIGKILL.
+
+use vic_testkit::TestHost;
+
+use crate::create;
+
+const IMG: &str = "127.0.0.1:5000/busybox";
+
+/// A VCH (plain HTTP) with the busybox image pulled.
+fn vch_with_busybox(host: &TestHost) -> Vec<(String, String)> {
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        host,
+        "ctr",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+    env
+}
+
+#[test]
+fn run_in_the_foreground_prints_output_and_exit_codes() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    let r = host
+        .docker(&env, ["run", IMG, "echo", "hello from a container"])
+        .ok();
+    r.says("hello from a container")
+        .says("loopback interface only");
+    let r = host.docker(
+        &env,
+        ["run", IMG, "sh", "-c", "echo out; echo err >&2; exit 3"],
+    );
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stdout.contains("out") && r.stderr.contains("err"),
+        "{r:?}"
+    );
+    // The image's Cmd, Env and the user's -e, -w, -u, --hostname.
+    let r = host
+        .docker(
+            &env,
+            [
+                "run",
+                "-e",
+                "GREETING=hi",
+                "-w",
+                "/tmp",
+                "-u",
+                "1000:1000",
+                "--hostname",
+                "box",
+                IMG,
+                "sh",
+                "-c",
+                "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname) $PATH",
+            ],
+        )
+        .ok();
+    r.says("hi /tmp 1000:1000 box /bin");
+    // --rm: gone afterwards.
+    host.docker(&env, ["run", "--rm", "--name", "ephemeral", IMG, "true"])
+        .ok();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    host.docker(&env, ["ps", "-a"]).ok().never_says("ephemeral");
+    // Refusals are clear and create nothing.
+    host.docker(&env, ["run", "-p", "80:80", IMG, "true"])
+        .fails()
+        .says("published ports (-p, -P) are not implemented yet");
+    host.docker(&env, ["run", "-m", "64m", IMG, "true"])
+        .fails()
+        .says("resource limits");
+    host.docker(&env, ["run", "nothing:here", "true"])
+        .fails()
+        .says("Unable to find image 'nothing:here' locally");
+}
+
+#[test]
+fn detached_containers_logs_stop_kill_rm() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    let id = host
+        .docker(
+            &env,
+            [
+                "run",
+                "-d",
+                "--name",
+                "ticker",
+                IMG,
+                "sh",
+                "-c",
+                "echo started; while true; do sleep 0.1; done",
+            ],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = host.docker(&env, ["ps"]).ok();
+    ps.says("ticker").says("Up");
+    host.docker(&env, ["ps", "-q", "--filter", "name=tick"])
+        .ok()
+        .says(&id[..12]);
+    for _ in 0..50 {
+        if host
+            .docker(&env, ["logs", "ticker"])
+            .ok()
+            .stdout
+            .contains("started")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    host.docker(&env, ["logs", "ticker"]).ok().says("started");
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Name}} {{.Config.Image}}",
+            "ticker",
+        ],
+    )
+    .ok()
+    .says(&format!("running /ticker {IMG}"));
+    host.docker(&env, ["rm", "ticker"])
+        .fails()
+        .says("You cannot remove a running container");
+    host.docker(&env, ["rmi", IMG])
+        .fails()
+        .says("image is being used by running container");
+    host.docker(&env, ["stop", "-t", "1", "ticker"]).ok();
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "ticker",
+        ],
+    )
+    .ok()
+    .says("exited 137");
+    host.docker(&env, ["ps", "-a", "--filter", "status=exited"])
+        .ok()
+        .says("ticker");
+    host.docker(&env, ["ps"]).ok().never_says("ticker");
+    host.docker(&env, ["start", "ticker"]).ok();
+    host.docker(&env, ["kill", "ticker"]).ok();
+    assert_eq!(
+        host.docker(&env, ["wait", "ticker"]).ok().stdout.trim(),
+        "137"
+    );
+    host.docker(&env, ["rm", "ticker"]).ok();
+    host.docker(&env, ["ps", "-a"]).ok().never_says("ticker");
+    // create + start + wait.
+    host.docker(
+        &env,
+        ["create", "--name", "once", IMG, "sh", "-c", "exit 7"],
+    )
+    .ok();
+    host.docker(&env, ["start", "once"]).ok();
+    assert_eq!(host.docker(&env, ["wait", "once"]).ok().stdout.trim(), "7");
+    host.docker(&env, ["create", "--name", "once", IMG, "true"])
+        .fails()
+        .says("is already in use");
+    host.docker(&env, ["rm", "-f", "once"]).ok();
+    host.docker(&env, ["exec", "x", "true"]).fails();
+    // No runtime state or mount is left behind.
+    let runtime = host.root().join("ctr/runtime");
+    assert_eq!(
+        std::fs::read_dir(&runtime).map(|d| d.count()).unwrap_or(0),
+        0,
+        "runc state left"
+    );
+    host.sh("grep -c /containers/ /proc/self/mountinfo || true")
+        .ok()
+        .says("0");
+}
+
+#[test]
+fn containers_survive_an_endpoint_killed_with_sigkill() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            IMG,
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+        ],
+    )
+    .ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "short",
+            IMG,
+            "sh",
+            "-c",
+            "sleep 1; echo done; exit 5",
+        ],
+    )
+    .ok();
+    let pid = std::fs::read_to_string(host.root().join("ctr/endpoint.pid")).unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    // While the endpoint is down: still running, still logging; "short" exits.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    host.docker(&env, ["ps"]).fails();
+    host.vic_machine(["start", "--name", "ctr"]).ok();
+    host.docker(&env, ["ps"]).ok().says("survivor").says("Up");
+    host.docker(&env, ["inspect", "-f", "{{.State.ExitCode}}", "short"])
+        .ok()
+        .says("5");
+    host.docker(&env, ["logs", "short"]).ok().says("done");
+    let ticks = host
+        .docker(&env, ["logs", "survivor"])
+        .ok()
+        .stdout
+        .lines()
+        .count();
+    assert!(
+        ticks >= 10,
+        "output kept flowing while the endpoint was down: {ticks} lines"
+    );
+    host.docker(&env, ["stop", "-t", "1", "survivor"]).ok();
+    host.docker(&env, ["rm", "survivor", "short"]).ok();
+}
