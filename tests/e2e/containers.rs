@@ -249,3 +249,60 @@ fn containers_survive_an_endpoint_killed_with_sigkill() {
     host.docker(&env, ["stop", "-t", "1", "survivor"]).ok();
     host.docker(&env, ["rm", "survivor", "short"]).ok();
 }
+
+#[test]
+fn exec_runs_in_a_running_container() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "-e",
+            "FROM_RUN=1",
+            IMG,
+            "sleep",
+            "30",
+        ],
+    )
+    .ok();
+    let r = host.docker(
+        &env,
+        [
+            "exec",
+            "-e",
+            "X=2",
+            "-w",
+            "/etc",
+            "box",
+            "sh",
+            "-c",
+            "echo $FROM_RUN $X $(pwd); echo oops >&2; exit 4",
+        ],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stdout.contains("1 2 /etc") && r.stderr.contains("oops"),
+        "{r:?}"
+    );
+    host.docker(&env, ["exec", "-u", "1000", "box", "id", "-u"])
+        .ok()
+        .says("1000");
+    host.docker(
+        &env,
+        ["exec", "-d", "box", "sh", "-c", "echo x > /tmp/detached"],
+    )
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    host.docker(&env, ["exec", "box", "ls", "/tmp"])
+        .ok()
+        .says("detached");
+    host.docker(&env, ["exec", "-it", "box", "sh"]).fails();
+    host.docker(&env, ["exec", "nope", "true"])
+        .fails()
+        .says("No such container: nope");
+    host.docker(&env, ["rm", "-f", "box"]).ok();
+}

@@ -118,9 +118,24 @@ pub struct LogLine {
     pub time: String,
 }
 
+/// An exec instance (`docker exec`): created, then started once.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub id: String,
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: u32,
+}
+
 /// The containers of a VCH.
 #[derive(Debug)]
 pub struct ContainerService {
+    execs: std::sync::Mutex<HashMap<String, ExecRecord>>,
     root: PathBuf,
     images: Arc<ImageService>,
     runc: Runc,
@@ -206,6 +221,7 @@ impl ContainerService {
                 .map_err(|e| internal("cannot create the container store", e))?;
         }
         Ok(Self {
+            execs: std::sync::Mutex::default(),
             runc: Runc::new(&runtime, &runtime_root),
             root,
             images,
@@ -666,6 +682,104 @@ impl ContainerService {
     pub fn finished(&self, id: &str) -> bool {
         self.load(id)
             .is_ok_and(|r| matches!(self.status(&r), Status::Exited { .. } | Status::Dead))
+    }
+
+    /// `docker exec` (create): records what to run in a running container.
+    pub fn exec_create(
+        &self,
+        name_or_id: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        user: Option<String>,
+        working_dir: Option<String>,
+    ) -> Result<String, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if !matches!(self.status(&rec), Status::Running { .. }) {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        if cmd.is_empty() {
+            return Err(EngineError::Invalid("No exec command specified".into()));
+        }
+        let exec_id = random_hex(32);
+        let mut all_env = rec.env.clone();
+        all_env.extend(env);
+        let record = ExecRecord {
+            id: exec_id.clone(),
+            container: id,
+            cmd,
+            env: all_env,
+            user: user.filter(|u| !u.is_empty()).unwrap_or(rec.user.clone()),
+            working_dir: working_dir
+                .filter(|w| !w.is_empty())
+                .unwrap_or(rec.working_dir.clone()),
+            running: false,
+            exit_code: None,
+            pid: 0,
+        };
+        self.execs
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?
+            .insert(exec_id.clone(), record);
+        Ok(exec_id)
+    }
+
+    /// An exec instance.
+    pub fn exec_inspect(&self, exec_id: &str) -> Result<ExecRecord, EngineError> {
+        self.execs
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NoSuchExec(exec_id.to_owned()))
+    }
+
+    /// Starts an exec instance with `runc exec`; the caller reads its stdout and stderr and
+    /// reports the exit with [`ContainerService::exec_finished`].
+    pub fn exec_start(&self, exec_id: &str) -> Result<tokio::process::Child, EngineError> {
+        let rec = self.exec_inspect(exec_id)?;
+        if rec.running || rec.exit_code.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "exec {exec_id} has already run"
+            )));
+        }
+        let (_, layers) = self
+            .images
+            .layer_paths(&self.load(&rec.container)?.image_id)?;
+        let (uid, gid) = self.user_ids(&rec.user, &layers)?;
+        let mut cmd = tokio::process::Command::new(&self.runtime);
+        cmd.arg("--root").arg(&self.runtime_root).arg("exec");
+        cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
+        for e in &rec.env {
+            cmd.args(["--env", e]);
+        }
+        cmd.arg(&rec.container).args(&rec.cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+        let child = cmd
+            .spawn()
+            .map_err(|e| internal("cannot run the exec", e))?;
+        if let Ok(mut t) = self.execs.lock()
+            && let Some(r) = t.get_mut(exec_id)
+        {
+            r.running = true;
+            r.pid = child.id().unwrap_or(0);
+        }
+        Ok(child)
+    }
+
+    /// Records an exec's exit code.
+    pub fn exec_finished(&self, exec_id: &str, code: i32) {
+        if let Ok(mut t) = self.execs.lock()
+            && let Some(r) = t.get_mut(exec_id)
+        {
+            r.running = false;
+            r.exit_code = Some(code);
+        }
     }
 
     /// `docker kill`.

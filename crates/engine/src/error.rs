@@ -28,6 +28,9 @@ pub enum EngineError {
     /// No such container (Docker's wording).
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No such exec instance (Docker's wording).
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
     /// A feature not built yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -72,6 +75,7 @@ impl EngineError {
         match self {
             Self::NoSuchImage(_)
             | Self::NoSuchContainer(_)
+            | Self::NoSuchExec(_)
             | Self::NotTagged(_)
             | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
             Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,

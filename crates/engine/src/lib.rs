@@ -10,7 +10,8 @@ mod error;
 mod images;
 
 pub use containers::{
-    ContainerRecord, ContainerService, ContainerView, CreateRequest, LogLine, Status, WaitTicket,
+    ContainerRecord, ContainerService, ContainerView, CreateRequest, ExecRecord, LogLine, Status,
+    WaitTicket,
 };
 pub use error::{EngineError, ErrorKind};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};

@@ -203,6 +203,24 @@ pub(crate) async fn container_post(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "attach" => attach(state, id, &q, req).await,
+        "exec" => {
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
+            let body: ExecBody = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("invalid exec request: {e}")))?;
+            if body.attach_stdin || body.tty {
+                return Err(not_yet("exec with a TTY or stdin (-i, -t) is"));
+            }
+            let exec_id = c.exec_create(
+                id,
+                body.cmd,
+                body.env.unwrap_or_default(),
+                body.user,
+                body.working_dir,
+            )?;
+            Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))).into_response())
+        }
         other => Err(ApiError::NotImplemented {
             op: "this container operation",
             method: "POST".into(),
@@ -559,4 +577,164 @@ pub(crate) async fn container_delete(
     let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
     state.containers.remove(&id, force).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecBody {
+    cmd: Vec<String>,
+    env: Option<Vec<String>>,
+    user: Option<String>,
+    working_dir: Option<String>,
+    attach_stdin: bool,
+    tty: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartBody {
+    detach: bool,
+    tty: bool,
+}
+
+/// Copies an exec's stdout and stderr as multiplexed frames until both end, then records the
+/// exit code.
+async fn pump_exec<W: tokio::io::AsyncWrite + Unpin>(
+    state: Shared,
+    exec_id: String,
+    mut child: tokio::process::Child,
+    mut out: Option<W>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let (mut buf_o, mut buf_e) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    while stdout.is_some() || stderr.is_some() {
+        let (stream, n) = tokio::select! {
+            r = read_some(&mut stdout, &mut buf_o), if stdout.is_some() => (1u8, r),
+            r = read_some(&mut stderr, &mut buf_e), if stderr.is_some() => (2u8, r),
+        };
+        match n {
+            Ok(0) | Err(_) => {
+                if stream == 1 {
+                    stdout = None
+                } else {
+                    stderr = None
+                }
+            }
+            Ok(n) => {
+                if let Some(w) = out.as_mut() {
+                    let data = if stream == 1 {
+                        &buf_o[..n]
+                    } else {
+                        &buf_e[..n]
+                    };
+                    let mut frame = vec![stream, 0, 0, 0];
+                    frame.extend_from_slice(&(n as u32).to_be_bytes());
+                    frame.extend_from_slice(data);
+                    if w.write_all(&frame).await.is_err() {
+                        out = None;
+                    }
+                }
+            }
+        }
+    }
+    let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
+    state.containers.exec_finished(&exec_id, code);
+    if let Some(mut w) = out {
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    }
+}
+
+/// Reads from a stream that may be closed already (then: end of file).
+async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    use tokio::io::AsyncReadExt;
+    match r.as_mut() {
+        Some(r) => r.read(buf).await,
+        None => Ok(0),
+    }
+}
+
+/// `POST /exec/{id}/start`.
+pub(crate) async fn exec_start(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let version = req
+        .extensions()
+        .get::<ApiVersion>()
+        .copied()
+        .unwrap_or(ApiVersion::CURRENT);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 16)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
+    let body: ExecStartBody = if bytes.is_empty() {
+        ExecStartBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid exec start: {e}")))?
+    };
+    if body.tty {
+        return Err(not_yet("exec with a TTY (-t) is"));
+    }
+    let child = state.containers.exec_start(&id)?;
+    if body.detach {
+        tokio::spawn(pump_exec::<tokio::io::Sink>(state, id, child, None));
+        return Ok(StatusCode::OK.into_response());
+    }
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                pump_exec(
+                    state,
+                    id,
+                    child,
+                    Some(hyper_util::rt::TokioIo::new(upgraded)),
+                )
+                .await
+            }
+            Err(_) => pump_exec::<tokio::io::Sink>(state, id, child, None).await,
+        }
+    });
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(stream_content_type(version)),
+    );
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    Ok(resp)
+}
+
+/// `GET /exec/{id}/json`.
+pub(crate) async fn exec_inspect(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let e = state.containers.exec_inspect(&id)?;
+    Ok(Json(json!({
+        "ID": e.id,
+        "Running": e.running,
+        "ExitCode": e.exit_code,
+        "ContainerID": e.container,
+        "Pid": e.pid,
+        "OpenStdin": false, "OpenStdout": true, "OpenStderr": true,
+        "ProcessConfig": {
+            "entrypoint": e.cmd.first(), "arguments": e.cmd.get(1..).unwrap_or_default(),
+            "tty": false, "user": e.user, "privileged": false,
+        },
+    })))
 }

@@ -74,6 +74,8 @@ pub(crate) fn router(state: Shared) -> Router {
                 .post(containers::container_post)
                 .delete(containers::container_delete),
         )
+        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))
         .route("/images/prune", post(images::image_prune))

@@ -26,9 +26,7 @@ const fn op(method: &'static str, path: &'static str, operation: &'static str) -
 /// success.
 pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/containers/prune", "ContainerPrune"),
-    op("POST", "/exec/{id}/start", "ExecStart"),
     op("POST", "/exec/{id}/resize", "ExecResize"),
-    op("GET", "/exec/{id}/json", "ExecInspect"),
     op("GET", "/images/search", "ImageSearch"),
     op("POST", "/build", "ImageBuild"),
     op("POST", "/build/prune", "BuildPrune"),
