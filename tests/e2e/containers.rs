@@ -306,3 +306,49 @@ fn exec_runs_in_a_running_container() {
         .says("No such container: nope");
     host.docker(&env, ["rm", "-f", "box"]).ok();
 }
+
+#[test]
+fn pause_top_rename_and_prune() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    host.docker(&env, ["run", "-d", "--name", "worker", IMG, "sleep", "30"])
+        .ok();
+    host.docker(&env, ["top", "worker"])
+        .ok()
+        .says("sleep 30")
+        .says("PID");
+    host.docker(&env, ["pause", "worker"]).ok();
+    host.docker(&env, ["ps"]).ok().says("Paused");
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "worker",
+        ],
+    )
+    .ok()
+    .says("paused true");
+    host.docker(&env, ["pause", "worker"])
+        .fails()
+        .says("already paused");
+    host.docker(&env, ["unpause", "worker"]).ok();
+    host.docker(&env, ["inspect", "-f", "{{.State.Status}}", "worker"])
+        .ok()
+        .says("running");
+    host.docker(&env, ["rename", "worker", "renamed"]).ok();
+    host.docker(&env, ["ps"])
+        .ok()
+        .says("renamed")
+        .never_says("worker");
+    host.docker(&env, ["run", "--name", "done1", IMG, "true"])
+        .ok();
+    host.docker(&env, ["create", "--name", "never", IMG, "true"])
+        .ok();
+    let pruned = host.docker(&env, ["container", "prune", "-f"]).ok();
+    pruned.says("Total reclaimed space");
+    let all = host.docker(&env, ["ps", "-a"]).ok();
+    all.says("renamed").never_says("done1").never_says("never");
+    host.docker(&env, ["rm", "-f", "renamed"]).ok();
+}

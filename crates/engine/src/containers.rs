@@ -74,6 +74,10 @@ pub enum Status {
     Running {
         pid: i64,
     },
+    /// Frozen (`docker pause`).
+    Paused {
+        pid: i64,
+    },
     Exited {
         code: i32,
         finished: String,
@@ -88,6 +92,7 @@ impl Status {
         match self {
             Self::Created => "created",
             Self::Running { .. } => "running",
+            Self::Paused { .. } => "paused",
             Self::Exited { .. } => "exited",
             Self::Dead => "dead",
         }
@@ -301,6 +306,7 @@ impl ContainerService {
             return read_exit(&dir).unwrap_or(Status::Dead);
         }
         match self.runc.state(&rec.id) {
+            Ok(s) if s.status == "paused" => Status::Paused { pid: s.pid },
             Ok(s) => Status::Running { pid: s.pid },
             Err(_) => Status::Running { pid: 0 },
         }
@@ -323,7 +329,7 @@ impl ContainerService {
                 status: self.status(&r),
                 record: r,
             })
-            .filter(|v| all || matches!(v.status, Status::Running { .. }))
+            .filter(|v| all || matches!(v.status, Status::Running { .. } | Status::Paused { .. }))
             .collect()
     }
 
@@ -782,6 +788,78 @@ impl ContainerService {
         }
     }
 
+    /// `docker pause` / `docker unpause`.
+    pub fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let st = self.status(&self.load(&id)?);
+        match (pause, &st) {
+            (true, Status::Running { .. }) => {
+                self.runc.pause(&id).map_err(|e| internal("pause", e))
+            }
+            (false, Status::Paused { .. }) => {
+                self.runc.resume(&id).map_err(|e| internal("unpause", e))
+            }
+            (true, Status::Paused { .. }) => Err(EngineError::Conflict(format!(
+                "Container {id} is already paused"
+            ))),
+            (false, _) => Err(EngineError::Conflict(format!(
+                "Container {id} is not paused"
+            ))),
+            (true, _) => Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            ))),
+        }
+    }
+
+    /// `docker top`.
+    pub fn top(&self, name_or_id: &str) -> Result<(Vec<String>, Vec<Vec<String>>), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        if !matches!(
+            self.status(&self.load(&id)?),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        self.runc.ps(&id).map_err(|e| internal("top", e))
+    }
+
+    /// `docker rename`.
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let new = new_name.trim_start_matches('/');
+        if !valid_name(new) {
+            return Err(EngineError::Invalid(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self.all().into_iter().find(|c| c.name == new && c.id != id) {
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        let mut rec = self.load(&id)?;
+        rec.name = new.to_owned();
+        self.save(&rec)
+    }
+
+    /// `docker container prune`: removes stopped containers; returns their IDs.
+    pub async fn prune(&self) -> Result<Vec<String>, EngineError> {
+        let mut gone = Vec::new();
+        for rec in self.all() {
+            if matches!(
+                self.status(&rec),
+                Status::Exited { .. } | Status::Dead | Status::Created
+            ) {
+                self.remove(&rec.id, false).await?;
+                gone.push(rec.id);
+            }
+        }
+        Ok(gone)
+    }
+
     /// `docker kill`.
     pub fn kill(&self, name_or_id: &str, signal: &str) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
@@ -825,7 +903,10 @@ impl ContainerService {
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
-        if matches!(self.status(&rec), Status::Running { .. }) {
+        if matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"

@@ -126,6 +126,55 @@ impl Runc {
         self.output("kill", id, c).map(|_| ())
     }
 
+    /// Freezes the container's processes (cgroup freezer).
+    pub fn pause(&self, id: &str) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.args(["pause", id]);
+        self.output("pause", id, c).map(|_| ())
+    }
+
+    /// Thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.args(["resume", id]);
+        self.output("resume", id, c).map(|_| ())
+    }
+
+    /// The container's processes as `ps -ef` shows them: (titles, rows).
+    pub fn ps(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
+        let mut c = self.cmd();
+        c.args(["ps", id, "-ef"]);
+        let out = self.output("ps", id, c)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let n = titles.len().max(1);
+        let rows = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                // The last column (CMD) keeps its spaces.
+                let mut row: Vec<String> = l
+                    .split_whitespace()
+                    .take(n - 1)
+                    .map(str::to_owned)
+                    .collect();
+                row.push(
+                    l.split_whitespace()
+                        .skip(n - 1)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+                row
+            })
+            .collect();
+        Ok((titles, rows))
+    }
+
     /// Deletes the container (`force`: even if running).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), RuncError> {
         let mut c = self.cmd();

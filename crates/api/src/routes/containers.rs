@@ -203,6 +203,18 @@ pub(crate) async fn container_post(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "attach" => attach(state, id, &q, req).await,
+        "pause" | "unpause" => {
+            c.pause(id, action == "pause")?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "rename" => {
+            let name = q
+                .get("name")
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| ApiError::BadRequest("new name (name=) required".into()))?;
+            c.rename(id, name)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         "exec" => {
             let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
                 .await
@@ -417,6 +429,7 @@ fn status_text(v: &ContainerView) -> String {
     match &v.status {
         Status::Created => "Created".into(),
         Status::Running { .. } => "Up".into(),
+        Status::Paused { .. } => "Up (Paused)".into(),
         Status::Exited { code, .. } => format!("Exited ({code})"),
         Status::Dead => "Dead".into(),
     }
@@ -517,7 +530,7 @@ pub(crate) async fn container_get(
         "json" => {
             let v = state.containers.inspect(id)?;
             let (running, pid, code, finished) = match &v.status {
-                Status::Running { pid } => (true, *pid, 0, String::new()),
+                Status::Running { pid } | Status::Paused { pid } => (true, *pid, 0, String::new()),
                 Status::Exited { code, finished } => (false, 0, *code, finished.clone()),
                 _ => (false, 0, 0, String::new()),
             };
@@ -528,7 +541,7 @@ pub(crate) async fn container_get(
                 "Path": v.record.path,
                 "Args": v.record.args,
                 "State": {
-                    "Status": v.status.word(), "Running": running, "Paused": false, "Restarting": false,
+                    "Status": v.status.word(), "Running": running, "Paused": matches!(v.status, Status::Paused { .. }), "Restarting": false,
                     "OOMKilled": false, "Dead": v.status == Status::Dead, "Pid": pid, "ExitCode": code, "Error": "",
                     "StartedAt": v.record.started_at.clone().unwrap_or_else(|| zero.clone()),
                     "FinishedAt": if finished.is_empty() { zero } else { finished },
@@ -551,6 +564,10 @@ pub(crate) async fn container_get(
                 "NetworkSettings": {"Networks": {}},
             }))
             .into_response())
+        }
+        "top" => {
+            let (titles, processes) = state.containers.top(id)?;
+            Ok(Json(json!({"Titles": titles, "Processes": processes})).into_response())
         }
         "logs" => {
             let version = req
@@ -737,4 +754,12 @@ pub(crate) async fn exec_inspect(
             "tty": false, "user": e.user, "privileged": false,
         },
     })))
+}
+
+/// `POST /containers/prune`.
+pub(crate) async fn container_prune(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let gone = state.containers.prune().await?;
+    Ok(Json(
+        json!({"ContainersDeleted": gone, "SpaceReclaimed": 0}),
+    ))
 }

@@ -68,6 +68,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/auth", post(system::system_auth))
         .route("/containers/create", post(containers::container_create))
         .route("/containers/json", get(containers::container_list))
+        .route("/containers/prune", post(containers::container_prune))
         .route(
             "/containers/{*rest}",
             get(containers::container_get)
