@@ -226,6 +226,9 @@ mod route_tests {
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
         assert_eq!(status, 404);
         assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);
+        let (status, body) = call(&s, "PUT", "/containers/abc/archive?path=/", None).await;
+        assert_eq!(status, 501);
+        assert!(body.contains("PutContainerArchive"), "{body}");
         let (status, body) = call(&s, "POST", "/images/x/push", None).await;
         assert_eq!(status, 404);
         assert!(

@@ -763,3 +763,18 @@ pub(crate) async fn container_prune(State(state): State<Shared>) -> Result<Json<
         json!({"ContainersDeleted": gone, "SpaceReclaimed": 0}),
     ))
 }
+
+/// `PUT /containers/{id}/archive` (`docker cp` into a container): not built yet.
+pub(crate) async fn container_put(Path(rest): Path<String>) -> ApiError {
+    let (id, action) = split(&rest);
+    let op = if action == "archive" {
+        "PutContainerArchive (docker cp)"
+    } else {
+        "this container operation"
+    };
+    ApiError::NotImplemented {
+        op,
+        method: "PUT".into(),
+        path: format!("/containers/{id}/{action}"),
+    }
+}

@@ -73,6 +73,7 @@ pub(crate) fn router(state: Shared) -> Router {
             "/containers/{*rest}",
             get(containers::container_get)
                 .post(containers::container_post)
+                .put(containers::container_put)
                 .delete(containers::container_delete),
         )
         .route("/exec/{id}/start", post(containers::exec_start))
