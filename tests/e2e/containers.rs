@@ -70,8 +70,20 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
     // --rm: gone afterwards.
     host.docker(&env, ["run", "--rm", "--name", "ephemeral", IMG, "true"])
         .ok();
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    host.docker(&env, ["ps", "-a"]).ok().never_says("ephemeral");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !host
+            .docker(&env, ["ps", "-a"])
+            .ok()
+            .stdout
+            .contains("ephemeral")
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "--rm left the container behind");
     // Refusals are clear and create nothing.
     host.docker(&env, ["run", "-p", "80:80", IMG, "true"])
         .fails()
