@@ -322,9 +322,13 @@ impl TestHost {
         cmd.arg("-c")
             .arg(include_str!("../scripts/redirecting-registry.py"))
             .args([host, port, backend])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null());
+            .stderr(Stdio::null());
+        self.spawn_until_ready(cmd, "redirecting registry");
+    }
+
+    /// Spawns a fixture that prints `ready` once it serves; it is stopped with the host.
+    fn spawn_until_ready(&self, mut cmd: Command, what: &str) {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(
@@ -332,7 +336,7 @@ impl TestHost {
             &mut line,
         )
         .unwrap();
-        assert_eq!(line.trim(), "ready", "redirecting registry did not start");
+        assert_eq!(line.trim(), "ready", "{what} did not start");
         self.children.lock().unwrap().push(child);
     }
 
@@ -363,18 +367,8 @@ impl TestHost {
             .arg(dir.join("cert.pem"))
             .arg(dir.join("key.pem"))
             .args([user.0, user.1])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(line.trim(), "ready", "token service did not start");
-        self.children.lock().unwrap().push(child);
+            .stderr(log);
+        self.spawn_until_ready(cmd, "token service");
         let realm = format!("https://{token_addr}/token");
         let bundle = dir.join("cert.pem").display().to_string();
         self.start_registry_with(
