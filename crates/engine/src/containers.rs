@@ -4,7 +4,6 @@
 //! the monitor's `container.log`, `monitor.pid` and `exit.json`.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -164,20 +163,6 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_err()
-    {
-        let t = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t >> ((i % 16) * 8)) as u8;
-        }
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The exit the monitor recorded in `dir/exit.json`, if any.
 fn read_exit(dir: &Path) -> Option<Status> {
     let bytes = std::fs::read(dir.join("exit.json")).ok()?;
@@ -198,16 +183,6 @@ fn valid_name(n: &str) -> bool {
 
 fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("{what}: {e}"))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| internal("cannot write container state", e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| internal("cannot write container state", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| internal("cannot write container state", e))
 }
 
 impl ContainerService {
@@ -248,7 +223,8 @@ impl ContainerService {
 
     fn save(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
         let bytes = serde_json::to_vec_pretty(rec).map_err(|e| internal("encode", e))?;
-        write_atomic(&self.dir(&rec.id).join("container.json"), &bytes)
+        vic_pki::write_public(&self.dir(&rec.id).join("container.json"), &bytes)
+            .map_err(|e| internal("cannot write container state", e))
     }
 
     fn all(&self) -> Vec<ContainerRecord> {
@@ -361,7 +337,7 @@ impl ContainerService {
                 let taken: std::collections::HashSet<String> =
                     self.all().into_iter().map(|c| c.name).collect();
                 let pick = |l: &[&'static str]| {
-                    l[(u8::from_str_radix(&random_hex(1), 16).unwrap_or(0) as usize) % l.len()]
+                    l[(usize::from_str_radix(&vic_pki::random_hex(2), 16).unwrap_or(0)) % l.len()]
                 };
                 let mut n = format!("{}_{}", pick(ADJECTIVES), pick(NOUNS));
                 for _ in 0..20 {
@@ -371,7 +347,7 @@ impl ContainerService {
                     n = format!("{}_{}", pick(ADJECTIVES), pick(NOUNS));
                 }
                 if taken.contains(&n) {
-                    n = format!("{n}_{}", random_hex(3));
+                    n = format!("{n}_{}", vic_pki::random_hex(3));
                 }
                 n
             }
@@ -416,7 +392,7 @@ impl ContainerService {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
-        let id = random_hex(32);
+        let id = vic_pki::random_hex(32);
         let mut labels = cfg
             .labels
             .clone()
@@ -709,7 +685,7 @@ impl ContainerService {
         if cmd.is_empty() {
             return Err(EngineError::Invalid("No exec command specified".into()));
         }
-        let exec_id = random_hex(32);
+        let exec_id = vic_pki::random_hex(32);
         let mut all_env = rec.env.clone();
         all_env.extend(env);
         let record = ExecRecord {

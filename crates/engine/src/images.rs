@@ -91,6 +91,11 @@ fn short(digest: &str) -> String {
         .collect()
 }
 
+/// Sends a status line; a client that went away does not stop the work.
+async fn say(events: &mpsc::Sender<PullEvent>, id: Option<String>, status: String) {
+    let _ = events.send(PullEvent::Status { id, status }).await;
+}
+
 /// Unix seconds of an RFC 3339 timestamp (0 when absent or unreadable).
 fn unix(created: Option<&str>) -> i64 {
     let Some(s) = created else { return 0 };
@@ -181,12 +186,6 @@ impl ImageService {
         creds: Option<Credentials>,
         events: &mpsc::Sender<PullEvent>,
     ) -> Result<(), EngineError> {
-        let send = |id: Option<String>, status: String| {
-            let events = events.clone();
-            async move {
-                let _ = events.send(PullEvent::Status { id, status }).await;
-            }
-        };
         let creds = creds.or_else(|| self.stored_creds(&reference.registry));
         let creds = creds.as_ref();
         let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;
@@ -205,7 +204,8 @@ impl ImageService {
         };
         // The first event goes out only once the registry answered: failures before it (policy,
         // authentication, unknown image) become the HTTP status of the request.
-        send(
+        say(
+            events,
             reference.tag.clone().or(reference.digest.clone()),
             format!("Pulling from {}", reference.repository),
         )
@@ -281,9 +281,9 @@ impl ImageService {
         for layer in &image.layers {
             let id = short(&layer.digest);
             if self.content.has(&layer.digest) {
-                send(Some(id), "Already exists".into()).await;
+                say(events, Some(id), "Already exists".into()).await;
             } else {
-                send(Some(id), "Pulling fs layer".into()).await;
+                say(events, Some(id), "Pulling fs layer".into()).await;
             }
         }
         for layer in &image.layers {
@@ -299,8 +299,8 @@ impl ImageService {
                 Some((&id, events)),
             )
             .await?;
-            send(Some(id.clone()), "Verifying Checksum".into()).await;
-            send(Some(id.clone()), "Download complete".into()).await;
+            say(events, Some(id.clone()), "Verifying Checksum".into()).await;
+            say(events, Some(id.clone()), "Download complete".into()).await;
         }
         // Unpack every layer not unpacked yet, checking each against its diff ID.
         if config.rootfs.diff_ids.len() != image.layers.len() {
@@ -316,14 +316,14 @@ impl ImageService {
                 continue;
             }
             let id = short(&layer.digest);
-            send(Some(id.clone()), "Extracting".into()).await;
+            say(events, Some(id.clone()), "Extracting".into()).await;
             let blob = self.content.path(&layer.digest)?;
             let store = self.layers.clone();
             let diff = diff_id.clone();
             tokio::task::spawn_blocking(move || store.ensure(&blob, &diff))
                 .await
                 .map_err(|e| EngineError::Internal(format!("unpack task failed: {e}")))??;
-            send(Some(id), "Pull complete".into()).await;
+            say(events, Some(id), "Pull complete".into()).await;
         }
         let record = ImageRecord {
             id: image.config.digest.clone(),
@@ -346,12 +346,22 @@ impl ImageService {
             .as_ref()
             .is_some_and(|a| tag.as_ref().is_none_or(|t| a.tags.contains(t)));
         self.meta.put(&record, tag.as_deref(), Some(&repo_digest))?;
-        send(None, format!("Digest: {}", top.digest)).await;
+        say(events, None, format!("Digest: {}", top.digest)).await;
         let name = reference.familiar();
         if up_to_date {
-            send(None, format!("Status: Image is up to date for {name}")).await;
+            say(
+                events,
+                None,
+                format!("Status: Image is up to date for {name}"),
+            )
+            .await;
         } else {
-            send(None, format!("Status: Downloaded newer image for {name}")).await;
+            say(
+                events,
+                None,
+                format!("Status: Downloaded newer image for {name}"),
+            )
+            .await;
         }
         tracing::info!(image = %name, id = %record.id, "image pulled");
         Ok(())
@@ -604,12 +614,6 @@ impl ImageService {
         creds: Option<Credentials>,
         events: &mpsc::Sender<PullEvent>,
     ) -> Result<(), EngineError> {
-        let send = |id: Option<String>, status: String| {
-            let events = events.clone();
-            async move {
-                let _ = events.send(PullEvent::Status { id, status }).await;
-            }
-        };
         let reference: Reference = name.parse()?;
         let rec = self
             .meta
@@ -636,7 +640,8 @@ impl ImageService {
             .first()
             .map_or(manifest.config.digest.clone(), |l| l.digest.clone());
         client.blob_exists(&reference, &first, creds).await?;
-        send(
+        say(
+            events,
             None,
             format!(
                 "The push refers to repository [{}/{}]",
@@ -645,12 +650,12 @@ impl ImageService {
         )
         .await;
         for layer in manifest.layers.iter().rev() {
-            send(Some(short(&layer.digest)), "Preparing".into()).await;
+            say(events, Some(short(&layer.digest)), "Preparing".into()).await;
         }
         for layer in manifest.layers.iter().rev() {
             let id = short(&layer.digest);
             if client.blob_exists(&reference, &layer.digest, creds).await? {
-                send(Some(id), "Layer already exists".into()).await;
+                say(events, Some(id), "Layer already exists".into()).await;
                 continue;
             }
             let _ = events
@@ -670,7 +675,7 @@ impl ImageService {
                     creds,
                 )
                 .await?;
-            send(Some(id), "Pushed".into()).await;
+            say(events, Some(id), "Pushed".into()).await;
         }
         if !client
             .blob_exists(&reference, &manifest.config.digest, creds)
@@ -696,7 +701,12 @@ impl ImageService {
         } else {
             digest
         };
-        send(None, format!("{tag}: digest: {digest} size: {size}")).await;
+        say(
+            events,
+            None,
+            format!("{tag}: digest: {digest} size: {size}"),
+        )
+        .await;
         tracing::info!(image = %reference.familiar(), %digest, "image pushed");
         Ok(())
     }

@@ -88,6 +88,16 @@ pub(crate) struct CreateArgs {
     /// Default: all addresses of this host
     #[arg(long, value_parser = parse_ip)]
     pub(crate) client_network_ip: Option<IpAddr>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+    /// Time allowed for the endpoint to come up, e.g. 30s, 3m
+    #[arg(long, default_value = "3m", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+}
+
+/// The registry policy flags, shared by `create` and `configure`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct RegistryArgs {
     /// CA certificate file trusted, on top of the system roots, to verify registries (repeatable)
     #[arg(long, visible_alias = "rc")]
     pub(crate) registry_ca: Vec<PathBuf>,
@@ -99,9 +109,24 @@ pub(crate) struct CreateArgs {
     /// one entry blocks every other registry, Docker Hub included
     #[arg(long, visible_alias = "wr", value_parser = parse_whitelist)]
     pub(crate) whitelist_registry: Vec<RegistryPattern>,
-    /// Time allowed for the endpoint to come up, e.g. 30s, 3m
-    #[arg(long, default_value = "3m", value_parser = parse_duration)]
-    pub(crate) timeout: std::time::Duration,
+}
+
+impl RegistryArgs {
+    /// The whitelist entries in canonical text form.
+    pub(crate) fn whitelist(&self) -> Vec<String> {
+        self.whitelist_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// The insecure entries in canonical text form.
+    pub(crate) fn insecure(&self) -> Vec<String> {
+        self.insecure_registry
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,15 +136,9 @@ pub(crate) struct ConfigureArgs {
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) root: RootArgs,
-    /// Replace the registry CAs with these files (repeatable)
-    #[arg(long, visible_alias = "rc")]
-    pub(crate) registry_ca: Vec<PathBuf>,
-    /// Replace the insecure registries with these (repeatable)
-    #[arg(long, visible_alias = "dir", value_parser = parse_insecure)]
-    pub(crate) insecure_registry: Vec<RegistryPattern>,
-    /// Replace the whitelist with these entries (repeatable)
-    #[arg(long, visible_alias = "wr", value_parser = parse_whitelist)]
-    pub(crate) whitelist_registry: Vec<RegistryPattern>,
+    /// The lists given replace the VCH's (see --clear-* to empty one)
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
     /// Remove every registry CA
     #[arg(long, conflicts_with = "registry_ca")]
     pub(crate) clear_registry_ca: bool,
@@ -296,8 +315,8 @@ mod tests {
         let Command::Create(c) = cli.command else {
             panic!()
         };
-        assert_eq!(c.whitelist_registry.len(), 2);
-        assert_eq!(c.insecure_registry[0].to_string(), "reg:5000");
+        assert_eq!(c.registry.whitelist_registry.len(), 2);
+        assert_eq!(c.registry.insecure(), vec!["reg:5000"]);
         let err = Cli::try_parse_from([
             "vic-machine",
             "create",

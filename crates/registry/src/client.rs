@@ -881,6 +881,13 @@ mod tests {
             password: "p".into(),
         };
         assert_eq!(basic(&c), "Basic dTpw");
-        assert!(!format!("{c:?}").contains('p') || format!("{c:?}").contains("redacted"));
+        let secret = Credentials {
+            username: "u".into(),
+            password: "s3cret-pass".into(),
+        };
+        assert!(
+            !format!("{secret:?}").contains("s3cret-pass"),
+            "Debug shows the password"
+        );
     }
 }

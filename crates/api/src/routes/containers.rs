@@ -372,7 +372,6 @@ async fn attach(
     let (_, offset) = state.containers.read_log(&view.record.id, 0)?;
     let cid = view.record.id.clone();
     tokio::spawn(async move {
-        use futures_util::StreamExt;
         use tokio::io::AsyncWriteExt;
         let Ok(upgraded) = upgrade.await else { return };
         let mut io = hyper_util::rt::TokioIo::new(upgraded);
@@ -401,7 +400,6 @@ async fn attach(
         tracing::debug!(container = %cid, lines = sent, "attach stream ended");
         let _ = io.flush().await;
         let _ = io.shutdown().await;
-        let _ = futures_util::stream::empty::<()>().next().await;
     });
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

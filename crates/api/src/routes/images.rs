@@ -439,52 +439,18 @@ async fn save_response(state: &Shared, names: Vec<String>) -> Result<Response, A
 /// `GET /images/get?names=a&names=b` (`docker save a b`).
 pub(crate) async fn image_get_all(
     State(state): State<Shared>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let names: Vec<String> = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.strip_prefix("names="))
-        .map(percent_decode)
+    // `names` repeats, so the query is read as pairs rather than a map.
+    let names: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
         .collect();
     if names.is_empty() {
         return Err(ApiError::BadRequest("no image named (names=...)".into()));
     }
     save_response(&state, names).await
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let h = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match h {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `POST /images/load` (`docker load`): the body is a docker-archive.
@@ -545,6 +511,5 @@ mod tests {
         assert_eq!(registry_auth(&h).unwrap().username, "u");
         h.insert("X-Registry-Auth", "e30=".parse().unwrap());
         assert!(registry_auth(&h).is_none());
-        assert_eq!(percent_decode("a%3Ab%2Fc+d%"), "a:b/c d%");
     }
 }

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 
 use crate::cli::ConfigureArgs;
 use crate::commands::absolute;
-use crate::commands::create::probe_registries;
+use crate::commands::create::{load_registry_cas, probe_registries};
 use crate::commands::inspect::load;
 use crate::error::{Error, Result};
 use crate::output::Out;
@@ -18,9 +18,10 @@ use crate::{certs, process};
 pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.root.root)?;
     let (mut cfg, paths) = load(&root, &args.name)?;
-    let wants = !args.registry_ca.is_empty()
-        || !args.insecure_registry.is_empty()
-        || !args.whitelist_registry.is_empty()
+    let r = &args.registry;
+    let wants = !r.registry_ca.is_empty()
+        || !r.insecure_registry.is_empty()
+        || !r.whitelist_registry.is_empty()
         || args.clear_registry_ca
         || args.clear_insecure_registry
         || args.clear_whitelist_registry;
@@ -30,40 +31,18 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         return Ok(());
     }
     // Validate everything before changing anything.
-    let mut cas = None;
-    if !args.registry_ca.is_empty() {
-        let files = args
-            .registry_ca
-            .iter()
-            .map(|p| absolute(p))
-            .collect::<Result<Vec<_>>>()?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let mut certs = Vec::new();
-        for f in &files {
-            certs.extend(vic_pki::check_ca_bundle(
-                &vic_pki::load_bundle(f)?,
-                now,
-                "--registry-ca",
-            )?);
-            out.info(format!("Loaded registry CA from {}", f.display()));
-        }
-        cas = Some((files, certs));
-    }
-    if !args.whitelist_registry.is_empty() {
-        cfg.registry.whitelist = args
-            .whitelist_registry
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    let cas = if r.registry_ca.is_empty() {
+        None
+    } else {
+        Some(load_registry_cas(&r.registry_ca, out)?)
+    };
+    if !r.whitelist_registry.is_empty() {
+        cfg.registry.whitelist = r.whitelist();
     } else if args.clear_whitelist_registry {
         cfg.registry.whitelist.clear();
     }
-    if !args.insecure_registry.is_empty() {
-        cfg.registry.insecure = args
-            .insecure_registry
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    if !r.insecure_registry.is_empty() {
+        cfg.registry.insecure = r.insecure();
     } else if args.clear_insecure_registry {
         cfg.registry.insecure.clear();
     }

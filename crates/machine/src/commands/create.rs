@@ -82,32 +82,10 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         args.organization.clone()
     };
 
-    let registry_ca_files = args
-        .registry_ca
-        .iter()
-        .map(|p| absolute(p))
-        .collect::<Result<Vec<_>>>()?;
-    let mut registry_cas = Vec::new();
-    for file in &registry_ca_files {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        registry_cas.extend(vic_pki::check_ca_bundle(
-            &vic_pki::load_bundle(file)?,
-            now,
-            "--registry-ca",
-        )?);
-        out.info(format!("Loaded registry CA from {}", file.display()));
-    }
+    let (registry_ca_files, registry_cas) = load_registry_cas(&args.registry.registry_ca, out)?;
     let registry = RegistrySettings {
-        whitelist: args
-            .whitelist_registry
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        insecure: args
-            .insecure_registry
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
+        whitelist: args.registry.whitelist(),
+        insecure: args.registry.insecure(),
         ca_files: registry_ca_files,
     };
     let policy = registry.policy()?;
@@ -349,6 +327,31 @@ pub(crate) fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(15));
     }
+}
+
+/// Reads and validates `--registry-ca` files: their absolute paths and their certificates.
+pub(crate) fn load_registry_cas(
+    files: &[std::path::PathBuf],
+    out: &mut Out,
+) -> Result<(
+    Vec<std::path::PathBuf>,
+    Vec<vic_pki::CertificateDer<'static>>,
+)> {
+    let files = files
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>>>()?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut certs = Vec::new();
+    for file in &files {
+        certs.extend(vic_pki::check_ca_bundle(
+            &vic_pki::load_bundle(file)?,
+            now,
+            "--registry-ca",
+        )?);
+        out.info(format!("Loaded registry CA from {}", file.display()));
+    }
+    Ok((files, certs))
 }
 
 /// Checks that the single-registry entries answer as registries (`GET /v2/` with the
