@@ -438,16 +438,8 @@ impl ContainerService {
             auto_remove: req.auto_remove,
         };
         // Capability names are checked now, not at start.
-        vic_runtime::runtime_spec(
-            &ContainerSpec {
-                args: vec!["x".into()],
-                cap_add: rec.cap_add.clone(),
-                cap_drop: rec.cap_drop.clone(),
-                ..Default::default()
-            },
-            Path::new("/"),
-        )
-        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         std::fs::create_dir_all(self.dir(&id))
             .map_err(|e| internal("cannot create the container", e))?;
         self.save(&rec)?;

@@ -11,4 +11,4 @@ mod spec;
 
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError};
-pub use spec::{ContainerSpec, SpecError, runtime_spec, write_bundle};
+pub use spec::{ContainerSpec, SpecError, check_capabilities, runtime_spec, write_bundle};

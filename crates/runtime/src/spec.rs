@@ -150,6 +150,18 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> 
     Ok(caps)
 }
 
+/// Checks `--cap-add`/`--cap-drop` names (at create, so a typo fails before start).
+pub fn check_capabilities(add: &[String], drop: &[String]) -> Result<(), SpecError> {
+    for name in add
+        .iter()
+        .chain(drop)
+        .filter(|n| !n.eq_ignore_ascii_case("ALL"))
+    {
+        capability(name)?;
+    }
+    Ok(())
+}
+
 /// The OCI runtime spec for `spec` with its root at `rootfs`.
 pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecError> {
     let invalid = |e: oci_spec::OciSpecError| SpecError::Invalid(e.to_string());
@@ -294,6 +306,13 @@ mod tests {
         o.privileged = false;
         assert!(matches!(
             runtime_spec(&o, Path::new("/r")),
+            Err(SpecError::UnknownCapability(_))
+        ));
+        assert!(
+            check_capabilities(&["all".into(), "NET_ADMIN".into()], &["cap_chown".into()]).is_ok()
+        );
+        assert!(matches!(
+            check_capabilities(&[], &["NOPE".into()]),
             Err(SpecError::UnknownCapability(_))
         ));
         assert!(matches!(
