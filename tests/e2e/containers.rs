@@ -94,6 +94,17 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
     host.docker(&env, ["run", "nothing:here", "true"])
         .fails()
         .says("Unable to find image 'nothing:here' locally");
+    // A command that is not there: the start fails with the runtime's reason, the CLI exits
+    // 127 as with Docker, and the container stays created with an empty log.
+    let r = host.docker(&env, ["run", "--name", "missing", IMG, "no-such-command"]);
+    assert_eq!(r.code, 127, "{r:?}");
+    r.says("executable file not found");
+    host.docker(&env, ["inspect", "-f", "{{.State.Status}}", "missing"])
+        .ok()
+        .says("created");
+    host.docker(&env, ["logs", "missing"])
+        .ok()
+        .never_says("executable");
 }
 
 #[test]

@@ -65,3 +65,17 @@ impl IntoResponse for ApiError {
         (self.status(), axum::Json(body)).into_response()
     }
 }
+
+/// Runs blocking engine work (runtime calls, archive building) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, vic_engine::EngineError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| {
+            ApiError::Engine(vic_engine::EngineError::Internal(format!(
+                "background task failed: {e}"
+            )))
+        })?
+        .map_err(ApiError::from)
+}

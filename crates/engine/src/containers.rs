@@ -534,8 +534,6 @@ impl ContainerService {
         let _ = std::fs::remove_file(dir.join("exit.json"));
         let _ = std::fs::remove_file(dir.join("monitor.pid"));
         let _ = self.runc.delete(&id, true);
-        rec.started_at = Some(now());
-        self.save(&rec)?;
         let mut monitor = Command::new(&self.monitor);
         monitor
             .arg(&self.runtime)
@@ -544,7 +542,7 @@ impl ContainerService {
             .arg(&bundle)
             .arg(&dir)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.join("monitor.err")).map_err(|e| internal("monitor log", e))?,
             ))
@@ -556,8 +554,35 @@ impl ContainerService {
                 e,
             )
         })?;
+        // The monitor answers once the container runs (or could not start): `docker start`
+        // returns only then, so what follows it (kill, exec, top) finds a running container.
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
         // Reap it when it ends (it records the exit itself); no zombie stays behind.
         std::thread::spawn(move || child.wait());
+        match line
+            .trim_end()
+            .split_once(' ')
+            .unwrap_or((line.trim_end(), ""))
+        {
+            ("started", _) => {}
+            ("error", message) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(EngineError::Invalid(message.to_owned()));
+            }
+            _ => {
+                let _ = vic_runtime::unmount(&rootfs);
+                let why = std::fs::read_to_string(dir.join("monitor.err")).unwrap_or_default();
+                return Err(EngineError::Internal(format!(
+                    "the container monitor ended without starting the container: {}",
+                    why.trim()
+                )));
+            }
+        }
+        rec.started_at = Some(now());
+        self.save(&rec)?;
         tracing::info!(container = %id, "container started");
         Ok(true)
     }

@@ -16,6 +16,7 @@ use vic_engine::{ContainerView, CreateRequest, LogLine, Status};
 
 use super::Shared;
 use crate::ApiError;
+use crate::error::blocking;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -147,7 +148,8 @@ pub(crate) async fn container_post(
     let c = state.containers.clone();
     match action {
         "start" => {
-            let started = c.start(id)?;
+            let (c2, id2) = (c.clone(), id.to_owned());
+            let started = blocking(move || c2.start(&id2)).await?;
             let view = c.inspect(id)?;
             if started && view.record.auto_remove {
                 let c2 = c.clone();

@@ -15,6 +15,7 @@ use vic_engine::{Credentials, ImageSummary, PullEvent, Reference, Removed};
 use super::Shared;
 use super::system::AuthConfig;
 use crate::ApiError;
+use crate::error::blocking;
 
 /// Credentials from `X-Registry-Auth` (base64url JSON), if any.
 fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
@@ -430,9 +431,7 @@ async fn save_response(state: &Shared, names: Vec<String>) -> Result<Response, A
     let images = state.images.clone();
     let out = images.scratch_path("save");
     let path = out.clone();
-    tokio::task::spawn_blocking(move || images.save(&names, &out))
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("save task failed: {e}")))??;
+    blocking(move || images.save(&names, &out)).await?;
     stream_file(path).await
 }
 
@@ -479,10 +478,10 @@ pub(crate) async fn image_load(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     drop(file);
     let (a, sc) = (archive.clone(), scratch.clone());
-    let loaded = tokio::task::spawn_blocking(move || images.load(&a, &sc)).await;
+    let loaded = blocking(move || images.load(&a, &sc)).await;
     let _ = tokio::fs::remove_file(&archive).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
-    let lines = loaded.map_err(|e| ApiError::BadRequest(format!("load task failed: {e}")))??;
+    let lines = loaded?;
     let body: Vec<u8> = lines
         .iter()
         .flat_map(|l| line(&json!({"stream": format!("{l}\n")})))
