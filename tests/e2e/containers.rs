@@ -375,3 +375,78 @@ fn pause_top_rename_and_prune() {
     all.says("renamed").never_says("done1").never_says("never");
     host.docker(&env, ["rm", "-f", "renamed"]).ok();
 }
+
+#[test]
+fn stdin_and_terminals() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    // -i: the client's input reaches the container; its end closes the container's stdin.
+    host.docker_with_input(
+        &env,
+        [
+            "run",
+            "-i",
+            "--rm",
+            IMG,
+            "sh",
+            "-c",
+            "read a; read b; echo got:$a:$b; cat >/dev/null; echo eof",
+        ],
+        b"one\ntwo\nthree\n",
+    )
+    .ok()
+    .says("got:one:two")
+    .says("eof");
+    // -t: a terminal, its size, TERM; output raw.
+    let r = host.docker_in_terminal(
+        &env,
+        &["run", "-t", "--rm", IMG, "sh", "-c", "tty; echo TERM=$TERM"],
+        b"",
+    );
+    r.says("/dev/pts/0").says("TERM=xterm");
+    // -it: an interactive shell.
+    let r = host.docker_in_terminal(
+        &env,
+        &["run", "-it", "--name", "shell", IMG, "sh"],
+        b"echo sum=$((40+2))\nexit 7\n",
+    );
+    assert_eq!(r.code, 7, "{r:?}");
+    r.says("sum=42");
+    // exec -i and exec -it.
+    host.docker(&env, ["run", "-d", "--name", "box", IMG, "sleep", "60"])
+        .ok();
+    host.docker_with_input(
+        &env,
+        ["exec", "-i", "box", "sh", "-c", "cat; echo done"],
+        b"piped in\n",
+    )
+    .ok()
+    .says("piped in")
+    .says("done");
+    let r = host.docker_in_terminal(&env, &["exec", "-it", "box", "sh"], b"tty; exit 3\n");
+    assert_eq!(r.code, 3, "{r:?}");
+    r.says("/dev/pts/");
+    // attach to a running shell with a terminal and type into it.
+    host.docker(&env, ["run", "-dit", "--name", "keeper", IMG, "sh"])
+        .ok();
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.Config.Tty}} {{.Config.OpenStdin}}",
+            "keeper",
+        ],
+    )
+    .ok()
+    .says("running true true");
+    let r = host.docker_in_terminal(
+        &env,
+        &["attach", "keeper"],
+        b"echo attached=$((6*7)); exit 5\n",
+    );
+    assert_eq!(r.code, 5, "{r:?}");
+    r.says("attached=42");
+    host.docker(&env, ["rm", "-f", "box", "keeper", "shell"])
+        .ok();
+}

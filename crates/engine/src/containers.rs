@@ -29,11 +29,30 @@ pub struct CreateRequest {
     pub labels: HashMap<String, String>,
     pub tty: bool,
     pub open_stdin: bool,
+    /// Close stdin when the first attached client closes its input (`docker run -i`).
+    pub stdin_once: bool,
     pub privileged: bool,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub readonly_rootfs: bool,
     pub auto_remove: bool,
+}
+
+/// What a frame to a container's monitor carries (see `vic-monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    Input = 0,
+    CloseInput = 1,
+    Resize = 2,
+}
+
+/// One frame for a monitor's control socket: `[kind][length: u32 BE][payload]`.
+pub fn control_frame(kind: ControlKind, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(5 + payload.len());
+    f.push(kind as u8);
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
 }
 
 /// A container as stored.
@@ -64,6 +83,12 @@ pub struct ContainerRecord {
     pub readonly_rootfs: bool,
     #[serde(default)]
     pub auto_remove: bool,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// Where a container is in its life.
@@ -134,12 +159,54 @@ pub struct ExecRecord {
     pub running: bool,
     pub exit_code: Option<i32>,
     pub pid: u32,
+    /// `docker exec -t`: the process gets a terminal.
+    pub tty: bool,
+    /// `docker exec -i`: the process reads what the client sends.
+    pub open_stdin: bool,
+}
+
+/// What `docker exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+/// A started exec.
+#[derive(Debug)]
+pub enum ExecProcess {
+    /// `runc exec` in the foreground with the process's pipes (stdin only when the exec keeps
+    /// it open).
+    Pipes(tokio::process::Child),
+    /// A process with a terminal: its pid (ours to wait for, see [`wait_orphan`]) and the
+    /// terminal's master (input and output).
+    Terminal { pid: i32, master: std::fs::File },
+}
+
+/// Waits (blocking) for `pid`, a process re-parented to this one, and returns its exit code
+/// (128 + signal when killed).
+pub fn wait_orphan(pid: i32) -> i32 {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return -1,
+        }
+    }
 }
 
 /// The containers of a VCH.
 #[derive(Debug)]
 pub struct ContainerService {
     execs: std::sync::Mutex<HashMap<String, ExecRecord>>,
+    /// The terminals of running execs, for resizing.
+    terminals: std::sync::Mutex<HashMap<String, std::fs::File>>,
     root: PathBuf,
     images: Arc<ImageService>,
     runc: Runc,
@@ -194,6 +261,10 @@ impl ContainerService {
         runtime: PathBuf,
         monitor: PathBuf,
     ) -> Result<Self, EngineError> {
+        // `runc exec --tty` must detach; its process then becomes ours (not init's) when runc
+        // exits, so its exit code can be read. Only this process's own orphans are affected.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| internal("cannot become a subreaper", e))?;
         let root = state_dir.join("containers");
         let runtime_root = state_dir.join("runtime");
         for d in [&root, &runtime_root] {
@@ -202,6 +273,7 @@ impl ContainerService {
         }
         Ok(Self {
             execs: std::sync::Mutex::default(),
+            terminals: std::sync::Mutex::default(),
             runc: Runc::new(&runtime, &runtime_root),
             root,
             images,
@@ -320,11 +392,6 @@ impl ContainerService {
 
     /// `docker create`.
     pub fn create(&self, req: CreateRequest) -> Result<String, EngineError> {
-        if req.tty || req.open_stdin {
-            return Err(EngineError::NotImplemented(
-                "containers with a TTY or stdin (-t, -i) are not implemented yet".into(),
-            ));
-        }
         let image = self.images.inspect(&req.image)?;
         let name = match &req.name {
             Some(n) if !valid_name(n) => {
@@ -392,6 +459,10 @@ impl ContainerService {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
         }
+        // As Docker: a container with a terminal says what kind it is.
+        if req.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
         let id = vic_pki::random_hex(32);
         let mut labels = cfg
             .labels
@@ -436,6 +507,9 @@ impl ContainerService {
             cap_drop: req.cap_drop.clone(),
             readonly_rootfs: req.readonly_rootfs,
             auto_remove: req.auto_remove,
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
         };
         // Capability names are checked now, not at start.
         vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
@@ -524,6 +598,7 @@ impl ContainerService {
             cap_add: rec.cap_add.clone(),
             cap_drop: rec.cap_drop.clone(),
             readonly_rootfs: rec.readonly_rootfs,
+            terminal: rec.tty,
             ..Default::default()
         };
         let bundle = dir.join("bundle");
@@ -535,6 +610,12 @@ impl ContainerService {
         let _ = std::fs::remove_file(dir.join("monitor.pid"));
         let _ = self.runc.delete(&id, true);
         let mut monitor = Command::new(&self.monitor);
+        if rec.tty {
+            monitor.arg("--tty");
+        }
+        if rec.open_stdin {
+            monitor.arg("--stdin");
+        }
         monitor
             .arg(&self.runtime)
             .arg(&self.runtime_root)
@@ -587,6 +668,31 @@ impl ContainerService {
         Ok(true)
     }
 
+    /// A connection to the monitor of running container `id`, for its input and terminal size
+    /// (frames made by [`control_frame`]).
+    pub fn control(&self, id: &str) -> Result<std::os::unix::net::UnixStream, EngineError> {
+        vic_runtime::ShortPath::new(&self.dir(id), "control.sock")
+            .and_then(|at| at.connect())
+            .map_err(|e| EngineError::Conflict(format!("Container {id} is not running ({e})")))
+    }
+
+    /// `docker resize` / the CLI's terminal size: reaches the container's terminal through its
+    /// monitor.
+    pub fn resize(&self, name_or_id: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if !rec.tty {
+            return Ok(());
+        }
+        let mut size = rows.to_be_bytes().to_vec();
+        size.extend_from_slice(&cols.to_be_bytes());
+        std::io::Write::write_all(
+            &mut self.control(&id)?,
+            &control_frame(ControlKind::Resize, &size),
+        )
+        .map_err(|e| internal("resize", e))
+    }
+
     /// Registers a wait: what the container is doing now decides what "next exit" means.
     /// Separate from [`ContainerService::wait`] so the API can answer the request's headers
     /// (the docker CLI starts the container once they arrive) before the wait ends.
@@ -611,24 +717,27 @@ impl ContainerService {
     /// running when the ticket was taken.
     pub async fn wait(&self, ticket: WaitTicket) -> Result<i32, EngineError> {
         loop {
-            let Ok(rec) = self.load(&ticket.id) else {
-                // Removed (auto-remove): its exit was recorded before.
-                return Ok(0);
-            };
-            let new_run = rec.started_at != ticket.started_at;
-            let code = match self.status(&rec) {
-                Status::Exited { code, .. } => Some(code),
-                Status::Dead => Some(-1),
-                Status::Created if !ticket.next_exit => return Ok(0),
-                _ => None,
-            };
-            if let Some(code) = code
-                && (!ticket.next_exit || ticket.was_running || new_run)
-            {
+            if let Some(code) = self.run_over(&ticket) {
                 return Ok(code);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The exit code once the run a ticket waits for is over, `None` while it is not.
+    pub fn run_over(&self, ticket: &WaitTicket) -> Option<i32> {
+        let Ok(rec) = self.load(&ticket.id) else {
+            // Removed (auto-remove): its exit was recorded before.
+            return Some(0);
+        };
+        let new_run = rec.started_at != ticket.started_at;
+        let code = match self.status(&rec) {
+            Status::Exited { code, .. } => Some(code),
+            Status::Dead => Some(-1),
+            Status::Created if !ticket.next_exit => return Some(0),
+            _ => None,
+        };
+        code.filter(|_| !ticket.next_exit || ticket.was_running || new_run)
     }
 
     /// Refuses to remove image `image_id` while a container uses it: a container's root is
@@ -684,14 +793,15 @@ impl ContainerService {
     }
 
     /// `docker exec` (create): records what to run in a running container.
-    pub fn exec_create(
-        &self,
-        name_or_id: &str,
-        cmd: Vec<String>,
-        env: Vec<String>,
-        user: Option<String>,
-        working_dir: Option<String>,
-    ) -> Result<String, EngineError> {
+    pub fn exec_create(&self, name_or_id: &str, req: ExecRequest) -> Result<String, EngineError> {
+        let ExecRequest {
+            cmd,
+            env,
+            user,
+            working_dir,
+            tty,
+            open_stdin,
+        } = req;
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
         if !matches!(self.status(&rec), Status::Running { .. }) {
@@ -717,6 +827,8 @@ impl ContainerService {
             running: false,
             exit_code: None,
             pid: 0,
+            tty,
+            open_stdin,
         };
         self.execs
             .lock()
@@ -735,9 +847,10 @@ impl ContainerService {
             .ok_or_else(|| EngineError::NoSuchExec(exec_id.to_owned()))
     }
 
-    /// Starts an exec instance with `runc exec`; the caller reads its stdout and stderr and
-    /// reports the exit with [`ContainerService::exec_finished`].
-    pub fn exec_start(&self, exec_id: &str) -> Result<tokio::process::Child, EngineError> {
+    /// Starts an exec instance with `runc exec`; the caller moves its input and output and
+    /// reports the exit with [`ContainerService::exec_finished`]. Blocking: a terminal is
+    /// received from the runtime before this returns.
+    pub fn exec_start(&self, exec_id: &str) -> Result<ExecProcess, EngineError> {
         let rec = self.exec_inspect(exec_id)?;
         if rec.running || rec.exit_code.is_some() {
             return Err(EngineError::Conflict(format!(
@@ -754,21 +867,106 @@ impl ContainerService {
         for e in &rec.env {
             cmd.args(["--env", e]);
         }
-        cmd.arg(&rec.container).args(&rec.cmd);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(false);
+        if rec.tty {
+            return self.exec_start_terminal(exec_id, &rec, cmd);
+        }
+        cmd.stdin(if rec.open_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .arg(&rec.container)
+        .args(&rec.cmd)
+        .kill_on_drop(false);
         let child = cmd
             .spawn()
             .map_err(|e| internal("cannot run the exec", e))?;
+        self.exec_running(exec_id, child.id().unwrap_or(0), None);
+        Ok(ExecProcess::Pipes(child))
+    }
+
+    /// `runc exec --tty` (which must detach): receives the terminal, reads the pid.
+    fn exec_start_terminal(
+        &self,
+        exec_id: &str,
+        rec: &ExecRecord,
+        mut cmd: tokio::process::Command,
+    ) -> Result<ExecProcess, EngineError> {
+        let dir = self.dir(&rec.container);
+        let name = &exec_id[..12];
+        let console = vic_runtime::ConsoleSocket::bind(&dir, &format!("exec-{name}.sock"))
+            .map_err(|e| internal("cannot listen for the exec's terminal", e))?;
+        let pid_file = dir.join(format!("exec-{name}.pid"));
+        cmd.args(["--tty", "--detach", "--console-socket"])
+            .arg(console.path())
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&rec.container)
+            .args(&rec.cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = tokio::runtime::Handle::current().block_on(async move {
+            // Called on a blocking thread of the runtime.
+            let child = cmd.spawn()?;
+            std::thread::spawn(move || {
+                let _ = tx.send(console.receive_master());
+            });
+            child.wait_with_output().await
+        });
+        let out = out.map_err(|e| internal("cannot run the exec", e))?;
+        if !out.status.success() {
+            // Wake the receiving thread so it ends.
+            let _ = vic_runtime::ShortPath::new(&dir, &format!("exec-{name}.sock"))
+                .and_then(|p| p.connect());
+            return Err(EngineError::Invalid(format!(
+                "exec failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let master = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| internal("the runtime sent no terminal", e))?
+            .map_err(|e| internal("exec terminal", e))?;
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .ok_or_else(|| internal("exec", "the runtime recorded no pid"))?;
+        let _ = std::fs::remove_file(&pid_file);
+        self.exec_running(exec_id, pid as u32, master.try_clone().ok());
+        Ok(ExecProcess::Terminal { pid, master })
+    }
+
+    fn exec_running(&self, exec_id: &str, pid: u32, terminal: Option<std::fs::File>) {
         if let Ok(mut t) = self.execs.lock()
             && let Some(r) = t.get_mut(exec_id)
         {
             r.running = true;
-            r.pid = child.id().unwrap_or(0);
+            r.pid = pid;
         }
-        Ok(child)
+        if let Some(master) = terminal
+            && let Ok(mut t) = self.terminals.lock()
+        {
+            t.insert(exec_id.to_owned(), master);
+        }
+    }
+
+    /// `POST /exec/{id}/resize`: the exec's terminal size.
+    pub fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        self.exec_inspect(exec_id)?;
+        let t = self
+            .terminals
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?;
+        match t.get(exec_id) {
+            Some(master) => {
+                vic_runtime::resize(master, rows, cols).map_err(|e| internal("resize", e))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Records an exec's exit code.
@@ -778,6 +976,9 @@ impl ContainerService {
         {
             r.running = false;
             r.exit_code = Some(code);
+        }
+        if let Ok(mut t) = self.terminals.lock() {
+            t.remove(exec_id);
         }
     }
 

@@ -10,8 +10,8 @@ mod error;
 mod images;
 
 pub use containers::{
-    ContainerRecord, ContainerService, ContainerView, CreateRequest, ExecRecord, LogLine, Status,
-    WaitTicket,
+    ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest, ExecProcess,
+    ExecRecord, ExecRequest, LogLine, Status, WaitTicket, control_frame, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};

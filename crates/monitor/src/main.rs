@@ -1,20 +1,34 @@
-//! `vic-monitor RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`: creates and starts one container with
-//! the OCI runtime (`runc create` + `runc start`, as its subreaper), reports on stdout whether
-//! the start worked (`started` or `error MESSAGE`), appends its output to `STATE_DIR/container.log` in Docker's
-//! json-file format, and records its exit in `STATE_DIR/exit.json`. It is started detached by
-//! the endpoint and does not depend on it, so a container keeps running, logging and reporting
-//! its exit while the endpoint is down.
+//! `vic-monitor [--tty] [--stdin] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`: creates and starts
+//! one container with the OCI runtime (`runc create` + `runc start`, as its subreaper), reports
+//! on stdout whether the start worked (`started` or `error MESSAGE`), appends the container's
+//! output to `STATE_DIR/container.log` in Docker's json-file format, feeds it the input that
+//! attached clients send to `STATE_DIR/control.sock`, and records its exit in
+//! `STATE_DIR/exit.json`. It is started detached by the endpoint and does not depend on it, so a
+//! container keeps running, logging and reporting its exit while the endpoint is down.
 //!
-//! Small on purpose: std, nix, serde_json and time only, so it starts fast and costs little per
-//! container.
+//! `--tty` gives the container a terminal (runc's console socket hands the master to us);
+//! `--stdin` keeps its standard input open (a pipe) instead of `/dev/null`.
+//!
+//! The control socket takes frames of `[kind: u8][length: u32 big-endian][payload]`:
+//! kind 0 is input, 1 closes the input (a terminal gets an end-of-file character), 2 resizes the
+//! terminal (payload: rows and columns, two big-endian u16).
+//!
+//! Small on purpose: std, nix, serde_json, time and the runtime crate's console helpers, so it
+//! starts fast and costs little per container.
 
 #![allow(clippy::print_stderr)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Log = Arc<Mutex<File>>;
+/// Where input for the container goes: its stdin pipe, its terminal, or nowhere.
+type Input = Arc<Mutex<Option<File>>>;
 
 fn now() -> String {
     time::OffsetDateTime::now_utc()
@@ -31,26 +45,93 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+fn append(log: &Log, stream: &str, text: &str) {
+    let entry = serde_json::json!({"log": text, "stream": stream, "time": now()});
+    if let Ok(mut f) = log.lock() {
+        let mut bytes = serde_json::to_vec(&entry).unwrap_or_default();
+        bytes.push(b'\n');
+        let _ = f.write_all(&bytes);
+    }
+}
+
 /// Copies one stream into the shared log, a JSON object per line, as Docker's json-file does.
-fn pump(reader: impl Read, stream: &'static str, log: Arc<Mutex<File>>) {
+fn pump_lines(reader: impl Read, stream: &'static str, log: Log) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let entry = serde_json::json!({
-                    "log": String::from_utf8_lossy(&line),
-                    "stream": stream,
-                    "time": now(),
-                });
-                if let Ok(mut f) = log.lock() {
-                    let mut bytes = serde_json::to_vec(&entry).unwrap_or_default();
-                    bytes.push(b'\n');
-                    let _ = f.write_all(&bytes);
+            Ok(_) => append(&log, stream, &String::from_utf8_lossy(&line)),
+        }
+    }
+}
+
+/// Copies a terminal into the log as it comes (a prompt has no newline), one entry per read;
+/// a character split between two reads waits for its end.
+fn pump_chunks(mut reader: impl Read, log: Log) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        // A terminal whose other side is closed reads as an error (EIO): the end.
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let keep = match std::str::from_utf8(&pending) {
+            Ok(_) => 0,
+            Err(e) if e.error_len().is_none() => pending.len() - e.valid_up_to(),
+            Err(_) => 0,
+        };
+        let ready: Vec<u8> = pending.drain(..pending.len() - keep).collect();
+        if !ready.is_empty() {
+            append(&log, "stdout", &String::from_utf8_lossy(&ready));
+        }
+    }
+    if !pending.is_empty() {
+        append(&log, "stdout", &String::from_utf8_lossy(&pending));
+    }
+}
+
+/// Serves one control connection until it closes.
+fn control(mut conn: UnixStream, input: Input, terminal: Option<Arc<File>>) {
+    let mut header = [0u8; 5];
+    while conn.read_exact(&mut header).is_ok() {
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut payload = vec![0u8; len.min(1 << 20)];
+        if conn.read_exact(&mut payload).is_err() {
+            break;
+        }
+        match header[0] {
+            0 => {
+                if let Ok(mut sink) = input.lock()
+                    && let Some(f) = sink.as_mut()
+                    && f.write_all(&payload).is_err()
+                {
+                    *sink = None;
                 }
             }
+            1 => {
+                if let Ok(mut sink) = input.lock() {
+                    if terminal.is_some()
+                        && let Some(f) = sink.as_mut()
+                    {
+                        let _ = f.write_all(&[0x04]);
+                    } else {
+                        // Dropping the pipe's write end: the container reads end-of-file.
+                        *sink = None;
+                    }
+                }
+            }
+            2 if payload.len() == 4 => {
+                if let Some(t) = &terminal {
+                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
+                    let cols = u16::from_be_bytes([payload[2], payload[3]]);
+                    let _ = vic_runtime::resize(t.as_ref(), rows, cols);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -76,80 +157,156 @@ fn report(line: &str) {
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
-    let [runtime, root, id, bundle, state] = args else {
-        return Err("usage: vic-monitor RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR".into());
-    };
-    let state = PathBuf::from(state);
+struct Args {
+    tty: bool,
+    stdin: bool,
+    runtime: String,
+    root: String,
+    id: String,
+    bundle: String,
+    state: PathBuf,
+}
+
+fn parse(args: Vec<String>) -> Result<Args, String> {
+    let (flags, rest): (Vec<String>, Vec<String>) =
+        args.into_iter().partition(|a| a.starts_with("--"));
+    let [runtime, root, id, bundle, state] = <[String; 5]>::try_from(rest).map_err(|_| {
+        "usage: vic-monitor [--tty] [--stdin] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR".to_owned()
+    })?;
+    if let Some(f) = flags.iter().find(|f| *f != "--tty" && *f != "--stdin") {
+        return Err(format!("unknown flag {f}"));
+    }
+    Ok(Args {
+        tty: flags.iter().any(|f| f == "--tty"),
+        stdin: flags.iter().any(|f| f == "--stdin"),
+        runtime,
+        root,
+        id,
+        bundle,
+        state: PathBuf::from(state),
+    })
+}
+
+fn run(a: &Args) -> Result<(), String> {
     // The container's init is runc's child; once `runc create` exits it is re-parented to us,
     // so we can wait for it and read its real exit status.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a subreaper: {e}"))?;
+    let state = &a.state;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(state.join("container.log"))
         .map_err(|e| format!("cannot open the container log: {e}"))?;
-    let log_len = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let log = Arc::new(Mutex::new(log));
+    let log: Log = Arc::new(Mutex::new(log));
     let runc_log = state.join("runc.log");
     let _ = std::fs::remove_file(&runc_log);
     let pid_file = state.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
     let runc = |args: &[&str]| {
-        let mut c = Command::new(runtime);
-        c.args(["--root", root, "--log"])
+        let mut c = Command::new(&a.runtime);
+        c.args(["--root", &a.root, "--log"])
             .arg(&runc_log)
             .args(["--log-format", "json"])
             .args(args)
             .stdin(Stdio::null());
         c
     };
+    let control_at = vic_runtime::ShortPath::new(state, "control.sock")
+        .map_err(|e| format!("cannot open the state folder: {e}"))?;
+    let listener = control_at
+        .bind()
+        .map_err(|e| format!("cannot listen for attach clients: {e}"))?;
 
-    // The container inherits these pipes (runc's "pass-through" stdio).
-    let (out_r, out_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (err_r, err_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
-    let mut create = runc(&["create", "--bundle", bundle, "--pid-file"]);
-    create.arg(&pid_file).arg(id).stdout(out_w).stderr(err_w);
+    let mut create = runc(&["create", "--bundle", &a.bundle]);
+    let input: Input = Arc::new(Mutex::new(None));
+    let mut pumps = Vec::new();
+    let (console, outputs) = if a.tty {
+        let console = vic_runtime::ConsoleSocket::bind(state, "console.sock")
+            .map_err(|e| format!("cannot listen for the terminal: {e}"))?;
+        create
+            .arg("--console-socket")
+            .arg(console.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        (Some(console), None)
+    } else {
+        // The container inherits these pipes (runc's "pass-through" stdio).
+        let (out_r, out_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+        create.stdout(out_w).stderr(err_w);
+        if a.stdin {
+            let (in_r, in_w) = std::io::pipe().map_err(|e| format!("pipe: {e}"))?;
+            create.stdin(in_r);
+            *input.lock().map_err(|_| "poisoned")? =
+                Some(File::from(std::os::fd::OwnedFd::from(in_w)));
+        }
+        (None, Some((out_r, err_r)))
+    };
+    // The terminal arrives while `runc create` runs; receive it on the side so a failing
+    // create cannot leave us waiting.
+    let (master_tx, master_rx) = std::sync::mpsc::channel();
+    if let Some(console) = console {
+        std::thread::spawn(move || {
+            let _ = master_tx.send(console.receive_master());
+        });
+    }
+    create.arg("--pid-file").arg(&pid_file).arg(&a.id);
     let created = create.status();
     drop(create);
-    let pumps = [
-        {
-            let log = log.clone();
-            std::thread::spawn(move || pump(out_r, "stdout", log))
-        },
-        {
-            let log = log.clone();
-            std::thread::spawn(move || pump(err_r, "stderr", log))
-        },
-    ];
+    let mut created_ok = matches!(created, Ok(s) if s.success());
+    let mut terminal = None;
+    if created_ok && a.tty {
+        match master_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(master)) => {
+                *input.lock().map_err(|_| "poisoned")? =
+                    Some(master.try_clone().map_err(|e| format!("terminal: {e}"))?);
+                terminal = Some(Arc::new(master));
+            }
+            _ => created_ok = false,
+        }
+    }
     let failed = |what: &str| {
         let why = runtime_error(&runc_log).unwrap_or_else(|| what.to_owned());
-        let _ = runc(&["delete", "--force", id])
+        let _ = runc(&["delete", "--force", &a.id])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
         format!("OCI runtime {what} failed: {why}")
     };
-    let created_ok = matches!(created, Ok(s) if s.success());
     let started_ok = created_ok
-        && matches!(runc(&["start", id]).stdout(Stdio::null()).stderr(Stdio::null()).status(), Ok(s) if s.success());
+        && matches!(runc(&["start", &a.id]).stdout(Stdio::null()).stderr(Stdio::null()).status(), Ok(s) if s.success());
     if !started_ok {
+        // What runc printed about its failure is in the pipes, unread: not the container's
+        // output.
         let message = failed(if created_ok { "start" } else { "create" });
-        for t in pumps {
-            let _ = t.join();
-        }
-        // What runc printed about its failure is not the container's output.
-        if let Ok(f) = log.lock() {
-            let _ = f.set_len(log_len);
-        }
         report(&format!("error {message}"));
         return Err(message);
+    }
+    // Output is read from here on: the container's own, from its first byte.
+    if let Some((out_r, err_r)) = outputs {
+        let (l1, l2) = (log.clone(), log.clone());
+        pumps.push(std::thread::spawn(move || pump_lines(out_r, "stdout", l1)));
+        pumps.push(std::thread::spawn(move || pump_lines(err_r, "stderr", l2)));
+    }
+    if let Some(t) = &terminal {
+        let reader = t.try_clone().map_err(|e| format!("terminal: {e}"))?;
+        let l = log.clone();
+        pumps.push(std::thread::spawn(move || pump_chunks(reader, l)));
     }
     let init: i32 = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|p| p.trim().parse().ok())
         .ok_or("the runtime did not record the container's pid")?;
+    {
+        let (input, terminal) = (input.clone(), terminal.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (input, terminal) = (input.clone(), terminal.clone());
+                std::thread::spawn(move || control(conn, input, terminal));
+            }
+        });
+    }
     write_atomic(
         &state.join("monitor.pid"),
         format!("{}\n", std::process::id()).as_bytes(),
@@ -165,18 +322,20 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == init => {
                 break 128 + sig as i32;
             }
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("waiting for the container: {e}")),
         }
     };
+    let _ = std::fs::remove_file(control_at.path());
+    *input.lock().map_err(|_| "poisoned")? = None;
+    drop(terminal);
     for t in pumps {
         let _ = t.join();
     }
     if let Ok(f) = log.lock() {
         let _ = f.sync_all();
     }
-    let _ = runc(&["delete", "--force", id])
+    let _ = runc(&["delete", "--force", &a.id])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -186,8 +345,8 @@ fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let result = parse(std::env::args().skip(1).collect()).and_then(|a| run(&a));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vic-monitor: {e}");

@@ -5,10 +5,12 @@
 //! Invariant: the runtime is driven as a binary, never linked; specs are made by a pure
 //! function ([`runtime_spec`]) and applied by the thin [`Runc`] driver.
 
+mod console;
 mod rootfs;
 mod runc;
 mod spec;
 
+pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError};
 pub use spec::{ContainerSpec, SpecError, check_capabilities, runtime_spec, write_bundle};

@@ -156,6 +156,29 @@ fn run(mut cmd: Command) -> Run {
     }
 }
 
+fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot wait for {cmd:?}: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// How a test registry authenticates.
 enum RegistryAuth<'a> {
     None,
@@ -515,6 +538,31 @@ impl TestHost {
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.args(args);
         run(cmd)
+    }
+
+    /// Runs `docker ARGS` with `env` set and `input` on its stdin.
+    pub fn docker_with_input<I, S>(&self, env: &[(String, String)], args: I, input: &[u8]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(docker_bin());
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.args(args);
+        run_with_input(cmd, input)
+    }
+
+    /// Runs `docker ARGS` in a terminal (util-linux `script`), typing `input` into it: for
+    /// `-t`, which the CLI refuses without one. Output arrives as the terminal shows it.
+    pub fn docker_in_terminal(&self, env: &[(String, String)], args: &[&str], input: &[u8]) -> Run {
+        let quoted: Vec<String> = std::iter::once(docker_bin())
+            .chain(args.iter().copied())
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
+        let mut cmd = self.command("script");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.args(["-qec", &quoted.join(" "), "/dev/null"]);
+        run_with_input(cmd, input)
     }
 
     /// Runs any program (openssl, curl, ...) in the namespace and work folder.

@@ -1,5 +1,5 @@
-//! `/containers/...`: create, start, wait, list, inspect, logs, attach (output only), stop,
-//! kill, remove.
+//! `/containers/...`: create, start, wait, list, inspect, logs, stop, kill, remove, exec
+//! create (attach and exec start are in `stdio`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,6 +31,7 @@ pub(crate) struct CreateBody {
     labels: Option<HashMap<String, String>>,
     tty: bool,
     open_stdin: bool,
+    stdin_once: bool,
     exposed_ports: Option<HashMap<String, Value>>,
     volumes: Option<HashMap<String, Value>>,
     host_config: HostConfigBody,
@@ -58,7 +59,7 @@ struct HostConfigBody {
     restart_policy: Option<Value>,
 }
 
-fn not_yet(what: &str) -> ApiError {
+pub(crate) fn not_yet(what: &str) -> ApiError {
     ApiError::Engine(vic_engine::EngineError::NotImplemented(format!(
         "{what} not implemented yet"
     )))
@@ -119,6 +120,7 @@ pub(crate) async fn container_create(
         labels: body.labels.clone().unwrap_or_default(),
         tty: body.tty,
         open_stdin: body.open_stdin,
+        stdin_once: body.stdin_once,
         privileged: h.privileged,
         cap_add: h.cap_add.clone().unwrap_or_default(),
         cap_drop: h.cap_drop.clone().unwrap_or_default(),
@@ -204,7 +206,12 @@ pub(crate) async fn container_post(
             c.kill(id, q.get("signal").map_or("KILL", String::as_str))?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        "attach" => attach(state, id, &q, req).await,
+        "attach" => super::stdio::attach(state, id, &q, req).await,
+        "resize" => {
+            let (h, w) = super::stdio::size(&q)?;
+            c.resize(id, h, w)?;
+            Ok(StatusCode::OK.into_response())
+        }
         "pause" | "unpause" => {
             c.pause(id, action == "pause")?;
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -223,15 +230,16 @@ pub(crate) async fn container_post(
                 .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
             let body: ExecBody = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("invalid exec request: {e}")))?;
-            if body.attach_stdin || body.tty {
-                return Err(not_yet("exec with a TTY or stdin (-i, -t) is"));
-            }
             let exec_id = c.exec_create(
                 id,
-                body.cmd,
-                body.env.unwrap_or_default(),
-                body.user,
-                body.working_dir,
+                vic_engine::ExecRequest {
+                    cmd: body.cmd,
+                    env: body.env.unwrap_or_default(),
+                    user: body.user,
+                    working_dir: body.working_dir,
+                    tty: body.tty,
+                    open_stdin: body.attach_stdin,
+                },
             )?;
             Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))).into_response())
         }
@@ -243,7 +251,7 @@ pub(crate) async fn container_post(
     }
 }
 
-fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
+pub(crate) fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
     let stream = if line.stream == "stderr" { 2u8 } else { 1u8 };
     let mut payload = Vec::new();
     if timestamps {
@@ -304,7 +312,7 @@ fn log_stream(
     })
 }
 
-fn stream_content_type(version: ApiVersion) -> &'static str {
+pub(crate) fn stream_content_type(version: ApiVersion) -> &'static str {
     if version
         >= (ApiVersion {
             major: 1,
@@ -347,82 +355,6 @@ async fn logs(
         Body::from_stream(s),
     )
         .into_response())
-}
-
-/// `POST /containers/{id}/attach`: the container's output until it ends (stdin not yet).
-async fn attach(
-    state: Shared,
-    id: &str,
-    q: &HashMap<String, String>,
-    mut req: Request,
-) -> Result<Response, ApiError> {
-    let view = state.containers.inspect(id)?;
-    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
-    if flag("stdin") {
-        return Err(not_yet(
-            "attaching stdin (docker run -i, docker attach with input) is",
-        ));
-    }
-    let version = req
-        .extensions()
-        .get::<ApiVersion>()
-        .copied()
-        .unwrap_or(ApiVersion::CURRENT);
-    let upgrade = hyper::upgrade::on(&mut req);
-    let (out, err) = (flag("stdout"), flag("stderr"));
-    // Output from now on: what the container writes after the attach.
-    let (_, offset) = state.containers.read_log(&view.record.id, 0)?;
-    let cid = view.record.id.clone();
-    tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let Ok(upgraded) = upgrade.await else { return };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        let mut offset = offset;
-        let mut sent = 0usize;
-        loop {
-            let finished = state.containers.finished(&cid);
-            let Ok((lines, next)) = state.containers.read_log(&cid, offset) else {
-                break;
-            };
-            for l in lines
-                .iter()
-                .filter(|l| if l.stream == "stderr" { err } else { out })
-            {
-                if io.write_all(&frame(l, false)).await.is_err() {
-                    return;
-                }
-                sent += 1;
-            }
-            offset = next;
-            if finished && lines.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        tracing::debug!(container = %cid, lines = sent, "attach stream ended");
-        let _ = io.flush().await;
-        let _ = io.shutdown().await;
-    });
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONNECTION,
-        "Upgrade".parse().map_err(|_| ApiError::NotFound)?,
-    );
-    h.insert(
-        header::UPGRADE,
-        "tcp".parse().map_err(|_| ApiError::NotFound)?,
-    );
-    h.insert(
-        header::CONTENT_TYPE,
-        stream_content_type(version)
-            .parse()
-            .map_err(|_| ApiError::NotFound)?,
-    );
-    resp.extensions_mut()
-        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
-    Ok(resp)
 }
 
 fn status_text(v: &ContainerView) -> String {
@@ -559,7 +491,7 @@ pub(crate) async fn container_get(
                 "Config": {
                     "Hostname": v.record.hostname, "User": v.record.user, "Env": v.record.env,
                     "Cmd": v.record.cmd, "Entrypoint": v.record.entrypoint, "Image": v.record.image,
-                    "WorkingDir": v.record.working_dir, "Labels": v.record.labels, "Tty": false, "OpenStdin": false,
+                    "WorkingDir": v.record.working_dir, "Labels": v.record.labels, "Tty": v.record.tty, "OpenStdin": v.record.open_stdin, "StdinOnce": v.record.stdin_once,
                 },
                 "NetworkSettings": {"Networks": {}},
             }))
@@ -607,135 +539,6 @@ struct ExecBody {
     tty: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ExecStartBody {
-    detach: bool,
-    tty: bool,
-}
-
-/// Copies an exec's stdout and stderr as multiplexed frames until both end, then records the
-/// exit code.
-async fn pump_exec<W: tokio::io::AsyncWrite + Unpin>(
-    state: Shared,
-    exec_id: String,
-    mut child: tokio::process::Child,
-    mut out: Option<W>,
-) {
-    use tokio::io::AsyncWriteExt;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let (mut buf_o, mut buf_e) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
-    while stdout.is_some() || stderr.is_some() {
-        let (stream, n) = tokio::select! {
-            r = read_some(&mut stdout, &mut buf_o), if stdout.is_some() => (1u8, r),
-            r = read_some(&mut stderr, &mut buf_e), if stderr.is_some() => (2u8, r),
-        };
-        match n {
-            Ok(0) | Err(_) => {
-                if stream == 1 {
-                    stdout = None
-                } else {
-                    stderr = None
-                }
-            }
-            Ok(n) => {
-                if let Some(w) = out.as_mut() {
-                    let data = if stream == 1 {
-                        &buf_o[..n]
-                    } else {
-                        &buf_e[..n]
-                    };
-                    let mut frame = vec![stream, 0, 0, 0];
-                    frame.extend_from_slice(&(n as u32).to_be_bytes());
-                    frame.extend_from_slice(data);
-                    if w.write_all(&frame).await.is_err() {
-                        out = None;
-                    }
-                }
-            }
-        }
-    }
-    let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
-    state.containers.exec_finished(&exec_id, code);
-    if let Some(mut w) = out {
-        let _ = w.flush().await;
-        let _ = w.shutdown().await;
-    }
-}
-
-/// Reads from a stream that may be closed already (then: end of file).
-async fn read_some<R: tokio::io::AsyncRead + Unpin>(
-    r: &mut Option<R>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    use tokio::io::AsyncReadExt;
-    match r.as_mut() {
-        Some(r) => r.read(buf).await,
-        None => Ok(0),
-    }
-}
-
-/// `POST /exec/{id}/start`.
-pub(crate) async fn exec_start(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    mut req: Request,
-) -> Result<Response, ApiError> {
-    let version = req
-        .extensions()
-        .get::<ApiVersion>()
-        .copied()
-        .unwrap_or(ApiVersion::CURRENT);
-    let upgrade = hyper::upgrade::on(&mut req);
-    let bytes = axum::body::to_bytes(req.into_body(), 1 << 16)
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
-    let body: ExecStartBody = if bytes.is_empty() {
-        ExecStartBody::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid exec start: {e}")))?
-    };
-    if body.tty {
-        return Err(not_yet("exec with a TTY (-t) is"));
-    }
-    let child = state.containers.exec_start(&id)?;
-    if body.detach {
-        tokio::spawn(pump_exec::<tokio::io::Sink>(state, id, child, None));
-        return Ok(StatusCode::OK.into_response());
-    }
-    tokio::spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                pump_exec(
-                    state,
-                    id,
-                    child,
-                    Some(hyper_util::rt::TokioIo::new(upgraded)),
-                )
-                .await
-            }
-            Err(_) => pump_exec::<tokio::io::Sink>(state, id, child, None).await,
-        }
-    });
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(stream_content_type(version)),
-    );
-    resp.extensions_mut()
-        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
-    Ok(resp)
-}
-
 /// `GET /exec/{id}/json`.
 pub(crate) async fn exec_inspect(
     State(state): State<Shared>,
@@ -748,10 +551,10 @@ pub(crate) async fn exec_inspect(
         "ExitCode": e.exit_code,
         "ContainerID": e.container,
         "Pid": e.pid,
-        "OpenStdin": false, "OpenStdout": true, "OpenStderr": true,
+        "OpenStdin": e.open_stdin, "OpenStdout": true, "OpenStderr": true,
         "ProcessConfig": {
             "entrypoint": e.cmd.first(), "arguments": e.cmd.get(1..).unwrap_or_default(),
-            "tty": false, "user": e.user, "privileged": false,
+            "tty": e.tty, "user": e.user, "privileged": false,
         },
     })))
 }

@@ -2,6 +2,7 @@
 
 mod containers;
 mod images;
+mod stdio;
 mod system;
 mod unimplemented;
 
@@ -76,7 +77,8 @@ pub(crate) fn router(state: Shared) -> Router {
                 .put(containers::container_put)
                 .delete(containers::container_delete),
         )
-        .route("/exec/{id}/start", post(containers::exec_start))
+        .route("/exec/{id}/start", post(stdio::exec_start))
+        .route("/exec/{id}/resize", post(stdio::exec_resize))
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))

@@ -25,7 +25,6 @@ const fn op(method: &'static str, path: &'static str, operation: &'static str) -
 /// volumes) removes its rows as it implements them; nothing here ever answers with a fake
 /// success.
 pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
-    op("POST", "/exec/{id}/resize", "ExecResize"),
     op("GET", "/images/search", "ImageSearch"),
     op("POST", "/build", "ImageBuild"),
     op("POST", "/build/prune", "BuildPrune"),

@@ -1,0 +1,418 @@
+//! Hijacked streams: `POST /containers/{id}/attach` and `POST /exec/{id}/start`.
+//!
+//! After `101 UPGRADED` the connection carries the process's output one way (multiplexed
+//! frames, or raw bytes when there is a terminal) and its input the other. A container's output
+//! is read from its log (which the monitor writes from the first byte, so an attach made before
+//! the start misses nothing); its input goes to the monitor's control socket. An exec's input
+//! and output are its own pipes or terminal.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use vic_docker_api::ApiVersion;
+use vic_engine::{ControlKind, ExecProcess, control_frame};
+
+use super::Shared;
+use super::containers::{frame, stream_content_type};
+use crate::ApiError;
+use crate::error::blocking;
+
+type Client = TokioIo<hyper::upgrade::Upgraded>;
+
+/// The `101 UPGRADED` answer to a hijack request.
+fn upgraded(version: ApiVersion) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(stream_content_type(version)),
+    );
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
+    resp
+}
+
+fn version_of(req: &Request) -> ApiVersion {
+    req.extensions()
+        .get::<ApiVersion>()
+        .copied()
+        .unwrap_or(ApiVersion::CURRENT)
+}
+
+/// Docker's detach keys (`--detach-keys`, default `ctrl-p,ctrl-q`): the sequence ends the attach
+/// and is not passed on; a partial match is held back until it is decided.
+#[derive(Debug, Clone)]
+pub(crate) struct DetachKeys {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachKeys {
+    /// Parses `ctrl-p,ctrl-q` style specs (Docker's grammar: `ctrl-<a-z@[\]^_>` or one
+    /// character per comma-separated item).
+    pub(crate) fn parse(spec: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for item in spec.split(',') {
+            let key = match item.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => {
+                    let c = c.as_bytes()[0].to_ascii_lowercase();
+                    match c {
+                        b'a'..=b'z' => c - b'a' + 1,
+                        b'@' => 0,
+                        b'[' => 27,
+                        b'\\' => 28,
+                        b']' => 29,
+                        b'^' => 30,
+                        b'_' => 31,
+                        _ => return Err(format!("Unknown character: '{}'", c as char)),
+                    }
+                }
+                None if item.len() == 1 => item.as_bytes()[0],
+                _ => return Err(format!("Unknown character: '{item}'")),
+            };
+            keys.push(key);
+        }
+        Ok(Self { keys, matched: 0 })
+    }
+
+    /// Feeds input; returns what to pass on, and whether the sequence was typed.
+    pub(crate) fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.get(self.matched) == Some(&b) {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    self.matched = 0;
+                    return (out, true);
+                }
+                continue;
+            }
+            // A broken partial match: what was held back was ordinary input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if self.keys.first() == Some(&b) {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+/// `POST /containers/{id}/attach`.
+pub(crate) async fn attach(
+    state: Shared,
+    id: &str,
+    q: &HashMap<String, String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let view = state.containers.inspect(id)?;
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    let (want_in, out, err) = (
+        flag("stdin") && view.record.open_stdin,
+        flag("stdout"),
+        flag("stderr"),
+    );
+    let mut detach = DetachKeys::parse(
+        q.get("detachKeys")
+            .map(String::as_str)
+            .filter(|k| !k.is_empty())
+            .unwrap_or("ctrl-p,ctrl-q"),
+    )
+    .map_err(ApiError::BadRequest)?;
+    let version = version_of(&req);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let cid = view.record.id.clone();
+    let (tty, stdin_once) = (view.record.tty, view.record.stdin_once);
+    // Output from now on (what the container writes after the attach), until the run that is
+    // current, or the next one if none is, ends.
+    let (_, offset) = state.containers.read_log(&cid, 0)?;
+    let ticket = state.containers.wait_ticket(&cid, true)?;
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
+        if want_in {
+            let (state, cid, ticket) = (state.clone(), cid.clone(), ticket.clone());
+            let detached = detached.clone();
+            tokio::spawn(async move {
+                // The monitor's socket appears when the container starts; until then the
+                // client's input waits in the connection.
+                let ctl = loop {
+                    if let Ok(s) = state.containers.control(&cid)
+                        && s.set_nonblocking(true).is_ok()
+                        && let Ok(s) = tokio::net::UnixStream::from_std(s)
+                    {
+                        break s;
+                    }
+                    if state.containers.run_over(&ticket).is_some() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                let mut ctl = ctl;
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    let n = match from_client.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            if stdin_once {
+                                let _ = ctl
+                                    .write_all(&control_frame(ControlKind::CloseInput, &[]))
+                                    .await;
+                            }
+                            return;
+                        }
+                        Ok(n) => n,
+                    };
+                    let (data, done) = detach.feed(&buf[..n]);
+                    if !data.is_empty()
+                        && ctl
+                            .write_all(&control_frame(ControlKind::Input, &data))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                    if done {
+                        tracing::info!(container = %cid, "client detached");
+                        detached.notify_one();
+                        return;
+                    }
+                }
+            });
+        }
+        let mut offset = offset;
+        loop {
+            let over = state.containers.run_over(&ticket).is_some();
+            let Ok((lines, next)) = state.containers.read_log(&cid, offset) else {
+                break;
+            };
+            for l in lines
+                .iter()
+                .filter(|l| if l.stream == "stderr" { err } else { out })
+            {
+                let bytes = if tty {
+                    l.log.as_bytes().to_vec()
+                } else {
+                    frame(l, false)
+                };
+                if to_client.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+            offset = next;
+            if over && lines.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                () = detached.notified() => break,
+            }
+        }
+        let _ = to_client.flush().await;
+        let _ = to_client.shutdown().await;
+    });
+    Ok(upgraded(version))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartBody {
+    detach: bool,
+}
+
+/// `POST /exec/{id}/start`.
+pub(crate) async fn exec_start(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let version = version_of(&req);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 16)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
+    let body: ExecStartBody = if bytes.is_empty() {
+        ExecStartBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid exec start: {e}")))?
+    };
+    let containers = state.containers.clone();
+    let eid = id.clone();
+    let process = blocking(move || containers.exec_start(&eid)).await?;
+    if body.detach {
+        tokio::spawn(run_exec(state, id, process, None));
+        return Ok(StatusCode::OK.into_response());
+    }
+    tokio::spawn(async move {
+        let client = upgrade.await.ok().map(TokioIo::new);
+        run_exec(state, id, process, client).await;
+    });
+    Ok(upgraded(version))
+}
+
+/// Moves an exec's input and output until it ends, then records its exit code and closes the
+/// client's stream (the CLI reads the code once the stream ends).
+async fn run_exec(state: Shared, exec_id: String, process: ExecProcess, client: Option<Client>) {
+    let (from_client, mut to_client) = match client {
+        Some(c) => {
+            let (r, w) = tokio::io::split(c);
+            (Some(r), Some(w))
+        }
+        None => (None, None),
+    };
+    let code = match process {
+        ExecProcess::Terminal { pid, master } => {
+            let input = master.try_clone().ok().map(tokio::fs::File::from_std);
+            if let (Some(r), Some(w)) = (from_client, input) {
+                tokio::spawn(copy_input(r, w));
+            }
+            let mut output = tokio::fs::File::from_std(master);
+            let mut buf = vec![0u8; 32 * 1024];
+            // The terminal reads as an error (EIO) once the process and its children are gone.
+            while let Ok(n) = output.read(&mut buf).await
+                && n > 0
+            {
+                if let Some(w) = to_client.as_mut()
+                    && w.write_all(&buf[..n]).await.is_err()
+                {
+                    to_client = None;
+                }
+            }
+            tokio::task::spawn_blocking(move || vic_engine::wait_orphan(pid))
+                .await
+                .unwrap_or(-1)
+        }
+        ExecProcess::Pipes(mut child) => {
+            if let (Some(r), Some(w)) = (from_client, child.stdin.take()) {
+                tokio::spawn(copy_input(r, w));
+            }
+            pump_frames(&mut child, to_client.as_mut()).await;
+            child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1)
+        }
+    };
+    state.containers.exec_finished(&exec_id, code);
+    if let Some(mut w) = to_client {
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    }
+}
+
+/// Client input to a process; its end closes the process's input.
+async fn copy_input(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) {
+    let _ = tokio::io::copy(&mut from, &mut to).await;
+    let _ = to.shutdown().await;
+}
+
+/// A child's stdout and stderr as multiplexed frames until both end.
+async fn pump_frames<W: AsyncWrite + Unpin>(
+    child: &mut tokio::process::Child,
+    mut out: Option<&mut W>,
+) {
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let (mut buf_o, mut buf_e) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+    while stdout.is_some() || stderr.is_some() {
+        let (stream, n) = tokio::select! {
+            r = read_some(&mut stdout, &mut buf_o), if stdout.is_some() => (1u8, r),
+            r = read_some(&mut stderr, &mut buf_e), if stderr.is_some() => (2u8, r),
+        };
+        match n {
+            Ok(0) | Err(_) => {
+                if stream == 1 {
+                    stdout = None
+                } else {
+                    stderr = None
+                }
+            }
+            Ok(n) => {
+                if let Some(w) = out.as_mut() {
+                    let data = if stream == 1 {
+                        &buf_o[..n]
+                    } else {
+                        &buf_e[..n]
+                    };
+                    let mut frame = vec![stream, 0, 0, 0];
+                    frame.extend_from_slice(&(n as u32).to_be_bytes());
+                    frame.extend_from_slice(data);
+                    if w.write_all(&frame).await.is_err() {
+                        out = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads from a stream that may be closed already (then: end of file).
+async fn read_some<R: AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match r.as_mut() {
+        Some(r) => r.read(buf).await,
+        None => Ok(0),
+    }
+}
+
+/// `h` and `w` of a resize request.
+pub(crate) fn size(q: &HashMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| {
+        q.get(k).and_then(|v| v.parse::<u16>().ok()).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid or missing {k} (a number of {})",
+                if k == "h" { "rows" } else { "columns" }
+            ))
+        })
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+/// `POST /exec/{id}/resize`.
+pub(crate) async fn exec_resize(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    let (h, w) = size(&q)?;
+    state.containers.exec_resize(&id, h, w)?;
+    Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys() {
+        let mut d = DetachKeys::parse("ctrl-p,ctrl-q").unwrap();
+        assert_eq!(d.feed(b"ab"), (b"ab".to_vec(), false));
+        // A partial match waits, then turns out to be input.
+        assert_eq!(d.feed(&[16]), (vec![], false));
+        assert_eq!(d.feed(b"x"), (vec![16, b'x'], false));
+        // Split across reads.
+        assert_eq!(d.feed(&[b'1', 16]), (b"1".to_vec(), false));
+        assert_eq!(d.feed(&[17, b'z']), (vec![], true));
+        // ctrl-p ctrl-p ctrl-q: the first ctrl-p is input.
+        let mut d = DetachKeys::parse("ctrl-p,ctrl-q").unwrap();
+        assert_eq!(d.feed(&[16, 16, 17]), (vec![16], true));
+        assert_eq!(DetachKeys::parse("a,ctrl-[").unwrap().keys, vec![b'a', 27]);
+        assert!(DetachKeys::parse("ctrl-1").is_err());
+        assert!(DetachKeys::parse("shift-a").is_err());
+    }
+}
