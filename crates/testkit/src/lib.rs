@@ -144,16 +144,22 @@ impl Run {
     }
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 fn run(mut cmd: Command) -> Run {
     cmd.stdin(Stdio::null());
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
@@ -172,11 +178,7 @@ fn run_with_input(mut cmd: Command, input: &[u8]) -> Run {
     let out = child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("cannot wait for {cmd:?}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// How a test registry authenticates.
@@ -534,10 +536,18 @@ impl TestHost {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        run(self.docker_command(env, args))
+    }
+
+    fn docker_command<I, S>(&self, env: &[(String, String)], args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut cmd = self.command(docker_bin());
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.args(args);
-        run(cmd)
+        cmd
     }
 
     /// Runs `docker ARGS` with `env` set and `input` on its stdin.
@@ -546,10 +556,7 @@ impl TestHost {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = self.command(docker_bin());
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        cmd.args(args);
-        run_with_input(cmd, input)
+        run_with_input(self.docker_command(env, args), input)
     }
 
     /// Runs `docker ARGS` in a terminal (util-linux `script`), typing `input` into it: for
