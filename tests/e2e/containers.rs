@@ -45,6 +45,9 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
         r.stdout.contains("out") && r.stderr.contains("err"),
         "{r:?}"
     );
+    // With --rm the CLI waits for the removal; the exit code still comes through.
+    let r = host.docker(&env, ["run", "--rm", IMG, "sh", "-c", "exit 4"]);
+    assert_eq!(r.code, 4, "{r:?}");
     // The image's Cmd, Env and the user's -e, -w, -u, --hostname.
     let r = host
         .docker(

@@ -8,6 +8,7 @@ mod containers;
 mod machine;
 mod registry;
 mod tls;
+mod volumes;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

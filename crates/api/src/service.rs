@@ -170,9 +170,11 @@ mod route_tests {
         };
         let dir = tempfile::tempdir().unwrap().keep();
         let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());
+        let volumes = Arc::new(vic_engine::VolumeService::open(&dir, &[]).unwrap());
         let containers = vic_engine::ContainerService::open(
             &dir,
             images.clone(),
+            volumes,
             "/usr/sbin/runc".into(),
             "/nonexistent/vic-monitor".into(),
         )
@@ -217,18 +219,21 @@ mod route_tests {
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
         );
-        let (status, body) = call(&s, "GET", "/v1.41/volumes", None).await;
+        let (status, body) = call(&s, "GET", "/v1.41/networks", None).await;
         assert_eq!(status, 501);
         assert_eq!(
             body,
-            r#"{"message":"vic does not implement VolumeList (GET /volumes) yet"}"#
+            r#"{"message":"vic does not implement NetworkList (GET /networks) yet"}"#
         );
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
         assert_eq!(status, 404);
         assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);
         let (status, body) = call(&s, "PUT", "/containers/abc/archive?path=/", None).await;
+        assert_eq!(status, 404);
+        assert!(body.contains("No such container: abc"), "{body}");
+        let (status, body) = call(&s, "PUT", "/v1.44/volumes/x", None).await;
         assert_eq!(status, 501);
-        assert!(body.contains("PutContainerArchive"), "{body}");
+        assert!(body.contains("VolumeUpdate"), "{body}");
         let (status, body) = call(&s, "POST", "/images/x/push", None).await;
         assert_eq!(status, 404);
         assert!(

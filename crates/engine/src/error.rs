@@ -31,6 +31,15 @@ pub enum EngineError {
     /// No such exec instance (Docker's wording).
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
+    /// No such volume (Docker's wording).
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
+    /// Something else that does not exist, said in full.
+    #[error("{0}")]
+    NotFound(String),
+    /// Refused by the VCH's policy, said in full.
+    #[error("{0}")]
+    Forbidden(String),
     /// A feature not built yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -76,12 +85,14 @@ impl EngineError {
             Self::NoSuchImage(_)
             | Self::NoSuchContainer(_)
             | Self::NoSuchExec(_)
+            | Self::NoSuchVolume(_)
+            | Self::NotFound(_)
             | Self::NotTagged(_)
             | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
             Self::Reference(_) | Self::Invalid(_) => ErrorKind::InvalidArgument,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::NotImplemented(_) => ErrorKind::NotImplemented,
-            Self::Registry(R::Denied(_)) => ErrorKind::Forbidden,
+            Self::Registry(R::Denied(_)) | Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::Registry(R::Unauthorized { .. }) => ErrorKind::Unauthorized,
             Self::Registry(R::NotFound { .. }) => ErrorKind::NotFound,
             Self::Registry(_) => ErrorKind::Upstream,

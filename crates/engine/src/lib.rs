@@ -8,11 +8,19 @@ mod archive;
 mod containers;
 mod error;
 mod images;
+mod mounts;
+mod volumes;
 
 pub use containers::{
     ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest, ExecProcess,
-    ExecRecord, ExecRequest, LogLine, Status, WaitTicket, control_frame, wait_orphan,
+    ExecRecord, ExecRequest, LogLine, Status, WaitCondition, WaitTicket, control_frame,
+    wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
+pub use mounts::{MountRecord, MountRequest, MountType};
 pub use vic_registry::{Credentials, Reference};
+pub use vic_runtime::{ExtractOptions, PathStat};
+pub use volumes::{
+    DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
+};

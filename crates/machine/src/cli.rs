@@ -56,6 +56,12 @@ pub(crate) struct CreateArgs {
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) root: RootArgs,
+    /// Host folder for volumes, as PATH:LABEL (repeatable). `docker volume create --opt
+    /// VolumeStore=LABEL` puts a volume there, and host folders under PATH may be bind-mounted
+    /// (`-v PATH/sub:/in/container`); no other host folder may. Without a store labelled
+    /// `default`, volumes go to the VCH's own state folder.
+    #[arg(long, visible_alias = "vs", value_parser = parse_volume_store)]
+    pub(crate) volume_store: Vec<(PathBuf, String)>,
     /// Common Name of the generated server certificate; clients connect with this name
     #[arg(long)]
     pub(crate) tls_cname: Option<String>,
@@ -93,6 +99,29 @@ pub(crate) struct CreateArgs {
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
+}
+
+/// `PATH:LABEL` of `--volume-store`.
+fn parse_volume_store(s: &str) -> std::result::Result<(PathBuf, String), String> {
+    let (path, label) = s.rsplit_once(':').ok_or_else(|| {
+        format!("{s:?} has no label: use PATH:LABEL, e.g. /srv/vic-volumes:default")
+    })?;
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} is not an absolute path"));
+    }
+    if !vic_engine_label(label) {
+        return Err(format!(
+            "volume store label {label:?} is invalid: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        ));
+    }
+    Ok((PathBuf::from(path), label.to_owned()))
+}
+
+fn vic_engine_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && l.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// The registry policy flags, shared by `create` and `configure`.

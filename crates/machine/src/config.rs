@@ -119,9 +119,20 @@ pub(crate) struct VchConfig {
     pub(crate) options: CreateOptions,
     #[serde(default)]
     pub(crate) registry: RegistrySettings,
+    /// `--volume-store` entries: label and host folder.
+    #[serde(default)]
+    pub(crate) volume_stores: Vec<VolumeStoreSetting>,
     /// Bumped by every `configure`; the endpoint records which one it applies.
     #[serde(default)]
     pub(crate) generation: u64,
+}
+
+/// One `--volume-store`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VolumeStoreSetting {
+    pub(crate) label: String,
+    pub(crate) path: PathBuf,
 }
 
 pub(crate) const CONFIG_VERSION: u32 = 1;

@@ -188,10 +188,20 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         vic_engine::ImageService::open(&paths.dir, settings)
             .map_err(|e| Error::Failed(format!("cannot open the image store: {e}")))?,
     );
+    let stores: Vec<(String, std::path::PathBuf)> = cfg
+        .volume_stores
+        .iter()
+        .map(|s| (s.label.clone(), s.path.clone()))
+        .collect();
+    let volumes = Arc::new(
+        vic_engine::VolumeService::open(&paths.dir, &stores)
+            .map_err(|e| Error::Failed(format!("cannot open the volume stores: {e}")))?,
+    );
     let containers = Arc::new(
         vic_engine::ContainerService::open(
             &paths.dir,
             images.clone(),
+            volumes,
             runtime_binary(),
             monitor_binary()?,
         )

@@ -5,12 +5,16 @@
 //! Invariant: the runtime is driven as a binary, never linked; specs are made by a pure
 //! function ([`runtime_spec`]) and applied by the thin [`Runc`] driver.
 
+mod confined;
 mod console;
 mod rootfs;
 mod runc;
 mod spec;
 
+pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError};
-pub use spec::{ContainerSpec, SpecError, check_capabilities, runtime_spec, write_bundle};
+pub use spec::{
+    ContainerSpec, MountKind, MountSpec, SpecError, check_capabilities, runtime_spec, write_bundle,
+};

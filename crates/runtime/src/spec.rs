@@ -3,7 +3,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec, UserBuilder, get_default_namespaces,
+    LinuxNamespaceType, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    get_default_namespaces,
 };
 
 /// What a container runs and how: the image's defaults merged with the user's options.
@@ -30,6 +31,25 @@ pub struct ContainerSpec {
     /// `--cap-add` / `--cap-drop`, by Docker's names (`NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`).
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// Volumes, permitted host folders and tmpfs mounts, in order.
+    pub mounts: Vec<MountSpec>,
+}
+
+/// One mount into the container besides the runtime's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub kind: MountKind,
+}
+
+/// What is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host folder (a volume's data, or a permitted host folder), bound recursively.
+    Bind { source: PathBuf, read_only: bool },
+    /// A tmpfs, with mount options (`size=64m`, `mode=1777`, `noexec`, ...).
+    Tmpfs { options: Vec<String> },
 }
 
 /// Why a spec could not be made.
@@ -231,6 +251,35 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
             .map_err(invalid)?,
     ));
     out.set_hostname(Some(spec.hostname.clone()));
+    let mut mounts = out.mounts().clone().unwrap_or_default();
+    for m in &spec.mounts {
+        let mount = match &m.kind {
+            MountKind::Bind { source, read_only } => MountBuilder::default()
+                .destination(&m.destination)
+                .typ("bind")
+                .source(source)
+                .options(
+                    ["rbind", "rprivate", if *read_only { "ro" } else { "rw" }]
+                        .map(String::from)
+                        .to_vec(),
+                ),
+            MountKind::Tmpfs { options } => MountBuilder::default()
+                .destination(&m.destination)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(
+                    ["nosuid", "nodev"]
+                        .into_iter()
+                        .map(String::from)
+                        .chain(options.iter().cloned())
+                        .collect::<Vec<_>>(),
+                ),
+        };
+        // A user mount over a default one (e.g. a tmpfs on /dev/shm) replaces it.
+        mounts.retain(|d| d.destination() != Path::new(&m.destination));
+        mounts.push(mount.build().map_err(invalid)?);
+    }
+    out.set_mounts(Some(mounts));
     out.set_linux(Some(linux));
     Ok(out)
 }
@@ -326,6 +375,41 @@ mod tests {
         assert!(
             ns.iter()
                 .any(|x| x.typ() == LinuxNamespaceType::Network && x.path().is_some())
+        );
+        let mut m = base();
+        m.mounts = vec![
+            MountSpec {
+                destination: "/data".into(),
+                kind: MountKind::Bind {
+                    source: "/v/_data".into(),
+                    read_only: true,
+                },
+            },
+            MountSpec {
+                destination: "/dev/shm".into(),
+                kind: MountKind::Tmpfs {
+                    options: vec!["size=1m".into()],
+                },
+            },
+        ];
+        let s = runtime_spec(&m, Path::new("/r")).unwrap();
+        let mounts = s.mounts().as_ref().unwrap();
+        let data = mounts
+            .iter()
+            .find(|x| x.destination() == Path::new("/data"))
+            .unwrap();
+        assert!(data.options().as_ref().unwrap().contains(&"ro".to_owned()));
+        let shm: Vec<_> = mounts
+            .iter()
+            .filter(|x| x.destination() == Path::new("/dev/shm"))
+            .collect();
+        assert_eq!(shm.len(), 1);
+        assert!(
+            shm[0]
+                .options()
+                .as_ref()
+                .unwrap()
+                .contains(&"size=1m".to_owned())
         );
     }
 }

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vic_docker_api::ApiVersion;
-use vic_engine::{ContainerView, CreateRequest, LogLine, Status};
+use vic_engine::{
+    ContainerView, CreateRequest, LogLine, MountRequest, MountType, Status, WaitCondition,
+};
 
 use super::Shared;
 use crate::ApiError;
@@ -72,13 +74,8 @@ pub(crate) async fn container_create(
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
     let h = &body.host_config;
+    let mounts = mount_requests(&body)?;
     // Refuse what would otherwise be silently ignored.
-    if h.binds.as_ref().is_some_and(|b| !b.is_empty())
-        || h.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || body.volumes.as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return Err(not_yet("volumes and mounts (-v, --mount) are"));
-    }
     if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports {
         return Err(not_yet("published ports (-p, -P) are"));
     }
@@ -88,8 +85,8 @@ pub(crate) async fn container_create(
             "resource limits (-m, --cpus, --cpu-shares, --pids-limit) are",
         ));
     }
-    if h.tmpfs.as_ref().is_some_and(|t| !t.is_empty()) || h.init == Some(true) {
-        return Err(not_yet("--tmpfs and --init are"));
+    if h.init == Some(true) {
+        return Err(not_yet("--init is"));
     }
     if h.restart_policy
         .as_ref()
@@ -126,6 +123,7 @@ pub(crate) async fn container_create(
         cap_drop: h.cap_drop.clone().unwrap_or_default(),
         readonly_rootfs: h.readonly_rootfs,
         auto_remove: h.auto_remove,
+        mounts,
     };
     let id = state.containers.create(req)?;
     Ok((
@@ -133,6 +131,145 @@ pub(crate) async fn container_create(
         Json(json!({"Id": id, "Warnings": warnings})),
     )
         .into_response())
+}
+
+/// `-v` (`HostConfig.Binds`, and `Config.Volumes` for anonymous ones), `--mount`
+/// (`HostConfig.Mounts`) and `--tmpfs` (`HostConfig.Tmpfs`) as mount requests.
+fn mount_requests(body: &CreateBody) -> Result<Vec<MountRequest>, ApiError> {
+    let h = &body.host_config;
+    let mut out = Vec::new();
+    for b in h.binds.iter().flatten() {
+        out.push(MountRequest::bind(b)?);
+    }
+    for m in h.mounts.iter().flatten() {
+        let m: MountBody = serde_json::from_value(m.clone())
+            .map_err(|e| ApiError::BadRequest(format!("invalid mount config: {e}")))?;
+        let mut r = match m.typ.as_str() {
+            "volume" => {
+                MountRequest::bind(&format!("{}:{}", m.source, m.target)).or_else(|_| {
+                    Ok::<_, vic_engine::EngineError>(MountRequest::anonymous(&m.target))
+                })?
+            }
+            "bind" => {
+                if m.source.is_empty() {
+                    return Err(ApiError::BadRequest(
+                        "invalid mount config for type \"bind\": field Source must not be empty"
+                            .into(),
+                    ));
+                }
+                MountRequest::bind(&format!("{}:{}", m.source, m.target))?
+            }
+            "tmpfs" => {
+                let mut opts = Vec::new();
+                if let Some(size) = m.tmpfs_options.size_bytes.filter(|s| *s > 0) {
+                    opts.push(format!("size={size}"));
+                }
+                if let Some(mode) = m.tmpfs_options.mode.filter(|m| *m > 0) {
+                    opts.push(format!("mode={mode:o}"));
+                }
+                MountRequest::tmpfs(&m.target, &opts.join(","))?
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid mount config: mount type {other:?} is not supported (use volume, bind or tmpfs)"
+                )));
+            }
+        };
+        if m.typ == "volume" && m.source.is_empty() {
+            r.source = None;
+        }
+        r.read_only = m.read_only;
+        r.no_copy = m.volume_options.no_copy;
+        r.labels = m.volume_options.labels.clone().unwrap_or_default();
+        out.push(r);
+    }
+    for (target, opts) in h.tmpfs.iter().flatten() {
+        out.push(MountRequest::tmpfs(target, opts)?);
+    }
+    for target in body.volumes.iter().flat_map(|v| v.keys()) {
+        out.push(MountRequest::anonymous(target));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct MountBody {
+    #[serde(rename = "Type")]
+    typ: String,
+    source: String,
+    target: String,
+    read_only: bool,
+    volume_options: VolumeOptionsBody,
+    tmpfs_options: TmpfsOptionsBody,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct VolumeOptionsBody {
+    no_copy: bool,
+    labels: Option<HashMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct TmpfsOptionsBody {
+    size_bytes: Option<i64>,
+    mode: Option<u32>,
+}
+
+/// A container's mounts in Docker's `Mounts` shape.
+pub(crate) fn mounts_json(state: &Shared, v: &ContainerView) -> Vec<Value> {
+    v.record
+        .mounts
+        .iter()
+        .map(|m| {
+            let source = match (&m.kind, &m.name) {
+                (MountType::Volume, Some(n)) => state
+                    .containers
+                    .volumes()
+                    .get(n)
+                    .map(|v| v.mountpoint.display().to_string())
+                    .unwrap_or_default(),
+                _ => m.source.display().to_string(),
+            };
+            let mut j = json!({
+                "Type": m.kind.word(), "Source": source, "Destination": m.destination,
+                "Mode": if m.read_only { "ro" } else { "" }, "RW": !m.read_only,
+                "Propagation": if m.kind == MountType::Bind { "rprivate" } else { "" },
+            });
+            if let Some(n) = &m.name {
+                j["Name"] = json!(n);
+                j["Driver"] = json!("local");
+            }
+            j
+        })
+        .collect()
+}
+
+/// `HostConfig.Binds`: the `-v` entries that name a volume or a host folder.
+fn binds(state: &Shared, v: &ContainerView) -> Vec<String> {
+    v.record
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let source = match (&m.kind, &m.name) {
+                (MountType::Bind, _) => m.source.display().to_string(),
+                (MountType::Volume, Some(n))
+                    if state
+                        .containers
+                        .volumes()
+                        .get(n)
+                        .is_ok_and(|v| !v.anonymous) =>
+                {
+                    n.clone()
+                }
+                _ => return None,
+            };
+            let ro = if m.read_only { ":ro" } else { "" };
+            Some(format!("{source}:{}{ro}", m.destination))
+        })
+        .collect()
 }
 
 fn split(rest: &str) -> (&str, &str) {
@@ -155,13 +292,13 @@ pub(crate) async fn container_post(
             let view = c.inspect(id)?;
             if started && view.record.auto_remove {
                 let c2 = c.clone();
-                let ticket = c.wait_ticket(id, false)?;
+                let ticket = c.wait_ticket(id, WaitCondition::NotRunning)?;
                 let rid = view.record.id.clone();
                 tokio::spawn(async move {
                     if c2.wait(ticket).await.is_ok() {
                         // Give the client's log/attach readers a moment to drain first.
                         tokio::time::sleep(Duration::from_millis(500)).await;
-                        if let Err(e) = c2.remove(&rid, true).await {
+                        if let Err(e) = c2.remove(&rid, true, true).await {
                             tracing::warn!(container = %rid, error = %e, "auto-remove failed");
                         }
                     }
@@ -175,8 +312,17 @@ pub(crate) async fn container_post(
             .into_response())
         }
         "wait" => {
-            let next = q.get("condition").is_some_and(|c| c == "next-exit");
-            let ticket = c.wait_ticket(id, next)?;
+            let condition = match q.get("condition").map(String::as_str) {
+                None | Some("" | "not-running") => WaitCondition::NotRunning,
+                Some("next-exit") => WaitCondition::NextExit,
+                Some("removed") => WaitCondition::Removed,
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "invalid condition: {other:?} (use not-running, next-exit or removed)"
+                    )));
+                }
+            };
+            let ticket = c.wait_ticket(id, condition)?;
             // Headers now, body at exit: the CLI starts the container once the wait is
             // registered.
             let stream = futures_util::stream::once(async move {
@@ -444,7 +590,7 @@ pub(crate) async fn container_list(
             "Labels": v.record.labels,
             "HostConfig": {"NetworkMode": "none"},
             "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "Mounts": mounts_json(&state, &v),
         }));
     }
     Ok(Json(out))
@@ -486,8 +632,11 @@ pub(crate) async fn container_get(
                 "HostConfig": {
                     "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
                     "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
+                    "Binds": binds(&state, &v),
+                    "Tmpfs": v.record.mounts.iter().filter(|m| m.kind == MountType::Tmpfs)
+                        .map(|m| (m.destination.clone(), m.options.join(","))).collect::<HashMap<_, _>>(),
                 },
-                "Mounts": [],
+                "Mounts": mounts_json(&state, &v),
                 "Config": {
                     "Hostname": v.record.hostname, "User": v.record.user, "Env": v.record.env,
                     "Cmd": v.record.cmd, "Entrypoint": v.record.entrypoint, "Image": v.record.image,
@@ -496,6 +645,10 @@ pub(crate) async fn container_get(
                 "NetworkSettings": {"Networks": {}},
             }))
             .into_response())
+        }
+        "archive" => {
+            let head = req.method() == axum::http::Method::HEAD;
+            super::archive::archive_get(state, id, &q, head).await
         }
         "top" => {
             let (titles, processes) = state.containers.top(id)?;
@@ -523,8 +676,11 @@ pub(crate) async fn container_delete(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
-    state.containers.remove(&id, force).await?;
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
+    state
+        .containers
+        .remove(&id, flag("force"), flag("v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -567,17 +723,20 @@ pub(crate) async fn container_prune(State(state): State<Shared>) -> Result<Json<
     ))
 }
 
-/// `PUT /containers/{id}/archive` (`docker cp` into a container): not built yet.
-pub(crate) async fn container_put(Path(rest): Path<String>) -> ApiError {
+/// `PUT /containers/{id}/archive` (`docker cp` into a container).
+pub(crate) async fn container_put(
+    State(state): State<Shared>,
+    Path(rest): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (id, action) = split(&rest);
-    let op = if action == "archive" {
-        "PutContainerArchive (docker cp)"
-    } else {
-        "this container operation"
-    };
-    ApiError::NotImplemented {
-        op,
-        method: "PUT".into(),
-        path: format!("/containers/{id}/{action}"),
+    if action != "archive" {
+        return Err(ApiError::NotImplemented {
+            op: "this container operation",
+            method: "PUT".into(),
+            path: format!("/containers/{id}/{action}"),
+        });
     }
+    super::archive::archive_put(state, id, &q, body).await
 }

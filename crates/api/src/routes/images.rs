@@ -170,7 +170,9 @@ fn summary_json(s: &ImageSummary) -> Value {
 }
 
 /// `filters` of `GET /images/json`: `{"reference":{"busybox":true}}` or the old list form.
-fn parse_filters(raw: Option<&String>) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+pub(super) fn parse_filters(
+    raw: Option<&String>,
+) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(BTreeMap::new());
     };

@@ -1,10 +1,12 @@
 //! The Docker API route table. Handlers are named after Docker's operation ids.
 
+mod archive;
 mod containers;
 mod images;
 mod stdio;
 mod system;
 mod unimplemented;
+mod volumes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -76,6 +78,13 @@ pub(crate) fn router(state: Shared) -> Router {
                 .post(containers::container_post)
                 .put(containers::container_put)
                 .delete(containers::container_delete),
+        )
+        .route("/volumes", get(volumes::volume_list))
+        .route("/volumes/create", post(volumes::volume_create))
+        .route("/volumes/prune", post(volumes::volume_prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::volume_inspect).delete(volumes::volume_delete),
         )
         .route("/exec/{id}/start", post(stdio::exec_start))
         .route("/exec/{id}/resize", post(stdio::exec_resize))

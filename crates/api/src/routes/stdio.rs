@@ -141,7 +141,9 @@ pub(crate) async fn attach(
     // Output from now on (what the container writes after the attach), until the run that is
     // current, or the next one if none is, ends.
     let (_, offset) = state.containers.read_log(&cid, 0)?;
-    let ticket = state.containers.wait_ticket(&cid, true)?;
+    let ticket = state
+        .containers
+        .wait_ticket(&cid, vic_engine::WaitCondition::NextExit)?;
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));

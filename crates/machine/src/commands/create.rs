@@ -82,6 +82,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         args.organization.clone()
     };
 
+    let volume_stores = volume_stores(&args.volume_store, out)?;
     let (registry_ca_files, registry_cas) = load_registry_cas(&args.registry.registry_ca, out)?;
     let registry = RegistrySettings {
         whitelist: args.registry.whitelist(),
@@ -171,6 +172,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         client_cert: outcome.as_ref().and_then(|o| o.client_cert.clone()),
         client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
         registry,
+        volume_stores,
         generation: 0,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
@@ -327,6 +329,29 @@ pub(crate) fn wait_ready(
         }
         std::thread::sleep(Duration::from_millis(15));
     }
+}
+
+/// Checks `--volume-store` entries: one path per label, each a folder (made if missing).
+fn volume_stores(
+    given: &[(PathBuf, String)],
+    out: &mut Out,
+) -> Result<Vec<config::VolumeStoreSetting>> {
+    let mut stores: Vec<config::VolumeStoreSetting> = Vec::new();
+    for (path, label) in given {
+        if stores.iter().any(|s| &s.label == label) {
+            return Err(Error::Usage(format!(
+                "--volume-store label {label:?} is given twice: each store needs its own label"
+            )));
+        }
+        std::fs::create_dir_all(path).map_err(Error::io("cannot create volume store", path))?;
+        let path = std::fs::canonicalize(path).map_err(Error::io("cannot resolve", path))?;
+        out.info(format!("Volume store {label} = {}", path.display()));
+        stores.push(config::VolumeStoreSetting {
+            label: label.clone(),
+            path,
+        });
+    }
+    Ok(stores)
 }
 
 /// Reads and validates `--registry-ca` files: their absolute paths and their certificates.

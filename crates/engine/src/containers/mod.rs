@@ -3,6 +3,8 @@
 //! `container.json` (what was asked, written atomically), the overlayfs dirs, the bundle, and
 //! the monitor's `container.log`, `monitor.pid` and `exit.json`.
 
+mod copy;
+
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vic_runtime::{ContainerSpec, Runc};
 
-use crate::{EngineError, ImageService};
+use crate::mounts::{MountRecord, MountRequest, MountType};
+use crate::{EngineError, ImageService, VolumeService};
 
 /// What `docker create` asks for (already parsed from Docker's JSON by the API).
 #[derive(Debug, Clone, Default)]
@@ -36,6 +39,8 @@ pub struct CreateRequest {
     pub cap_drop: Vec<String>,
     pub readonly_rootfs: bool,
     pub auto_remove: bool,
+    /// `-v`, `--mount`, `--tmpfs` (the image's `VOLUME`s are added at create).
+    pub mounts: Vec<MountRequest>,
 }
 
 /// What a frame to a container's monitor carries (see `vic-monitor`).
@@ -89,6 +94,8 @@ pub struct ContainerRecord {
     pub open_stdin: bool,
     #[serde(default)]
     pub stdin_once: bool,
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
 }
 
 /// Where a container is in its life.
@@ -136,7 +143,18 @@ pub struct WaitTicket {
     id: String,
     started_at: Option<String>,
     was_running: bool,
-    next_exit: bool,
+    condition: WaitCondition,
+}
+
+/// What `docker wait` (`POST /containers/{id}/wait?condition=`) waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Not running (a created container qualifies at once).
+    NotRunning,
+    /// The end of the current run, or of the next one.
+    NextExit,
+    /// Removal (`run --rm`): answers with the last run's exit code.
+    Removed,
 }
 
 /// A line of a container's log.
@@ -205,10 +223,13 @@ pub fn wait_orphan(pid: i32) -> i32 {
 #[derive(Debug)]
 pub struct ContainerService {
     execs: std::sync::Mutex<HashMap<String, ExecRecord>>,
+    /// Exit codes of the last removed containers, for `wait?condition=removed`.
+    removed: std::sync::Mutex<std::collections::VecDeque<(String, i32)>>,
     /// The terminals of running execs, for resizing.
     terminals: std::sync::Mutex<HashMap<String, std::fs::File>>,
     root: PathBuf,
     images: Arc<ImageService>,
+    volumes: Arc<VolumeService>,
     runc: Runc,
     runtime: PathBuf,
     runtime_root: PathBuf,
@@ -224,10 +245,27 @@ const NOUNS: &[&str] = &[
     "noether", "pascal", "turing", "volta", "wozniak",
 ];
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// Bytes used by the files under `dir` (not following symlinks; hard links counted once per
+/// name).
+pub(crate) fn disk_usage(dir: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| disk_usage(&e.path()))
+        .sum()
 }
 
 /// The exit the monitor recorded in `dir/exit.json`, if any.
@@ -258,6 +296,7 @@ impl ContainerService {
     pub fn open(
         state_dir: &Path,
         images: Arc<ImageService>,
+        volumes: Arc<VolumeService>,
         runtime: PathBuf,
         monitor: PathBuf,
     ) -> Result<Self, EngineError> {
@@ -274,9 +313,11 @@ impl ContainerService {
         Ok(Self {
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
+            removed: std::sync::Mutex::default(),
             runc: Runc::new(&runtime, &runtime_root),
             root,
             images,
+            volumes,
             runtime,
             runtime_root,
             monitor,
@@ -471,7 +512,7 @@ impl ContainerService {
             .into_iter()
             .collect::<HashMap<_, _>>();
         labels.extend(req.labels.clone());
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             hostname: req
                 .hostname
                 .clone()
@@ -510,13 +551,26 @@ impl ContainerService {
             tty: req.tty,
             open_stdin: req.open_stdin,
             stdin_once: req.stdin_once,
+            mounts: Vec::new(),
         };
         // Capability names are checked now, not at start.
         vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        std::fs::create_dir_all(self.dir(&id))
-            .map_err(|e| internal("cannot create the container", e))?;
-        self.save(&rec)?;
+        let image_volumes: Vec<String> = cfg
+            .volumes
+            .clone()
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
+        rec.mounts = crate::mounts::resolve(&self.volumes, &req.mounts, &image_volumes)?;
+        let saved = std::fs::create_dir_all(self.dir(&id))
+            .map_err(|e| internal("cannot create the container", e))
+            .and_then(|()| self.save(&rec));
+        if let Err(e) = saved {
+            self.remove_anonymous_volumes(&rec);
+            let _ = std::fs::remove_dir_all(self.dir(&id));
+            return Err(e);
+        }
         tracing::info!(container = %id, image = %rec.image, "container created");
         Ok(id)
     }
@@ -585,7 +639,15 @@ impl ContainerService {
         vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
         vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
             .map_err(|e| internal("cannot mount the root", e))?;
+        let mounts = match self.runtime_mounts(&rec, &rootfs) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
         let spec = ContainerSpec {
+            mounts,
             args: std::iter::once(rec.path.clone())
                 .chain(rec.args.iter().cloned())
                 .collect(),
@@ -668,6 +730,123 @@ impl ContainerService {
         Ok(true)
     }
 
+    /// The runtime mounts of `rec`; a volume still empty gets the image's content at its path
+    /// first (once: Docker's copy-up), read from the container's root `rootfs`.
+    fn runtime_mounts(
+        &self,
+        rec: &ContainerRecord,
+        rootfs: &Path,
+    ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
+        let mut out = Vec::new();
+        for m in &rec.mounts {
+            let kind = match m.kind {
+                MountType::Volume => {
+                    let name = m.name.clone().unwrap_or_default();
+                    let v = self.volumes.get(&name)?;
+                    let empty = std::fs::read_dir(&v.mountpoint)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false);
+                    if !v.initialized && !m.no_copy && empty {
+                        let root = vic_runtime::Root::open(rootfs)
+                            .map_err(|e| internal("cannot open the container's root", e))?;
+                        let n = vic_runtime::copy_into_volume(&root, &m.destination, &v.mountpoint)
+                            .map_err(|e| {
+                                internal(
+                                    &format!(
+                                        "cannot copy the image's {} into volume {name}",
+                                        m.destination
+                                    ),
+                                    e,
+                                )
+                            })?;
+                        tracing::debug!(volume = %name, entries = n, "image content copied into volume");
+                    }
+                    self.volumes.mark_initialized(&name)?;
+                    vic_runtime::MountKind::Bind {
+                        source: v.mountpoint,
+                        read_only: m.read_only,
+                    }
+                }
+                MountType::Bind => {
+                    // Checked again: the store's folders may have changed since create.
+                    let source = self.volumes.check_bind(&m.source.to_string_lossy())?;
+                    vic_runtime::MountKind::Bind {
+                        source,
+                        read_only: m.read_only,
+                    }
+                }
+                MountType::Tmpfs => vic_runtime::MountKind::Tmpfs {
+                    options: m.options.clone(),
+                },
+            };
+            out.push(vic_runtime::MountSpec {
+                destination: m.destination.clone(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the anonymous volumes of `rec` that no other container uses.
+    fn remove_anonymous_volumes(&self, rec: &ContainerRecord) {
+        for name in rec.mounts.iter().filter_map(|m| m.name.as_ref()) {
+            let anonymous = self.volumes.get(name).is_ok_and(|v| v.anonymous);
+            if anonymous
+                && self.volume_users(name).iter().all(|u| *u == rec.id)
+                && let Err(e) = self.volumes.remove(name)
+            {
+                tracing::warn!(volume = %name, error = %e, "cannot remove anonymous volume");
+            }
+        }
+    }
+
+    /// The containers that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.mounts.iter().any(|m| m.name.as_deref() == Some(name)))
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// `docker volume rm`: refused while a container uses the volume.
+    pub fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let v = self.volumes.get(name)?;
+        let users = self.volume_users(&v.name);
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.volumes.remove(&v.name)
+    }
+
+    /// `docker volume prune`: unused volumes (anonymous ones only unless `all`); returns the
+    /// names and the bytes freed. Only volumes `keep` selects are considered.
+    pub fn prune_volumes(
+        &self,
+        all: bool,
+        keep: &dyn Fn(&crate::Volume) -> bool,
+    ) -> Result<(Vec<String>, u64), EngineError> {
+        let mut gone = Vec::new();
+        let mut freed = 0;
+        for v in self.volumes.list() {
+            if (all || v.anonymous) && keep(&v) && self.volume_users(&v.name).is_empty() {
+                let size = self.volumes.size(&v);
+                self.volumes.remove(&v.name)?;
+                freed += size;
+                gone.push(v.name);
+            }
+        }
+        Ok((gone, freed))
+    }
+
+    /// The volume service.
+    pub fn volumes(&self) -> &VolumeService {
+        &self.volumes
+    }
+
     /// A connection to the monitor of running container `id`, for its input and terminal size
     /// (frames made by [`control_frame`]).
     pub fn control(&self, id: &str) -> Result<std::os::unix::net::UnixStream, EngineError> {
@@ -699,7 +878,7 @@ impl ContainerService {
     pub fn wait_ticket(
         &self,
         name_or_id: &str,
-        next_exit: bool,
+        condition: WaitCondition,
     ) -> Result<WaitTicket, EngineError> {
         let id = self.resolve(name_or_id)?;
         let first = self.load(&id)?;
@@ -708,13 +887,11 @@ impl ContainerService {
             id,
             started_at: first.started_at,
             was_running,
-            next_exit,
+            condition,
         })
     }
 
-    /// Waits until the container is not running (polling the monitor's files). With
-    /// `next_exit`, waits for the end of the current run, or of the next one if it is not
-    /// running when the ticket was taken.
+    /// Waits until the ticket's condition holds (polling the monitor's files).
     pub async fn wait(&self, ticket: WaitTicket) -> Result<i32, EngineError> {
         loop {
             if let Some(code) = self.run_over(&ticket) {
@@ -727,17 +904,29 @@ impl ContainerService {
     /// The exit code once the run a ticket waits for is over, `None` while it is not.
     pub fn run_over(&self, ticket: &WaitTicket) -> Option<i32> {
         let Ok(rec) = self.load(&ticket.id) else {
-            // Removed (auto-remove): its exit was recorded before.
-            return Some(0);
+            // Removed: the exit code its removal kept.
+            return Some(self.removed_exit(&ticket.id).unwrap_or(0));
         };
+        if ticket.condition == WaitCondition::Removed {
+            return None;
+        }
+        let next_exit = ticket.condition == WaitCondition::NextExit;
         let new_run = rec.started_at != ticket.started_at;
         let code = match self.status(&rec) {
             Status::Exited { code, .. } => Some(code),
             Status::Dead => Some(-1),
-            Status::Created if !ticket.next_exit => return Some(0),
+            Status::Created if !next_exit => return Some(0),
             _ => None,
         };
-        code.filter(|_| !ticket.next_exit || ticket.was_running || new_run)
+        code.filter(|_| !next_exit || ticket.was_running || new_run)
+    }
+
+    /// The last exit code of a container removed lately (for waits on its removal).
+    fn removed_exit(&self, id: &str) -> Option<i32> {
+        self.removed
+            .lock()
+            .ok()
+            .and_then(|m| m.iter().find(|(i, _)| i == id).map(|(_, c)| *c))
     }
 
     /// Refuses to remove image `image_id` while a container uses it: a container's root is
@@ -1047,7 +1236,7 @@ impl ContainerService {
                 self.status(&rec),
                 Status::Exited { .. } | Status::Dead | Status::Created
             ) {
-                self.remove(&rec.id, false).await?;
+                self.remove(&rec.id, false, false).await?;
                 gone.push(rec.id);
             }
         }
@@ -1093,8 +1282,14 @@ impl ContainerService {
         Ok(true)
     }
 
-    /// `docker rm`: refuses a running container unless `force`; unmounts and removes all.
-    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), EngineError> {
+    /// `docker rm`: refuses a running container unless `force`; unmounts and removes all, and
+    /// its anonymous volumes with `volumes` (`rm -v`, `run --rm`).
+    pub async fn remove(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
         if matches!(
@@ -1116,9 +1311,21 @@ impl ContainerService {
         }
         let _ = self.runc.delete(&id, true);
         let dir = self.dir(&id);
+        if let (Some(Status::Exited { code, .. }), Ok(mut removed)) =
+            (read_exit(&dir), self.removed.lock())
+        {
+            removed.push_back((id.clone(), code));
+            // A waiter polls every 50 ms; a short memory is enough.
+            while removed.len() > 64 {
+                removed.pop_front();
+            }
+        }
         vic_runtime::unmount(&dir.join("rootfs"))
             .map_err(|e| internal("cannot unmount the root", e))?;
         std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
         tracing::info!(container = %id, "container removed");
         Ok(())
     }

@@ -1,0 +1,156 @@
+//! `docker cp`: files in and out of a container, resolved inside its root by the kernel
+//! (see `vic_runtime::Root`), so no path or symlink in the container can reach the host.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use vic_runtime::{ConfinedError, ExtractOptions, PathStat, Root};
+
+use super::{ContainerRecord, ContainerService, Status, internal};
+use crate::EngineError;
+use crate::mounts::MountType;
+
+impl From<ConfinedError> for EngineError {
+    fn from(e: ConfinedError) -> Self {
+        match e {
+            ConfinedError::NotFound(_) => EngineError::NotFound(e.to_string()),
+            ConfinedError::NotDirectory(_) | ConfinedError::Refused { .. } => {
+                EngineError::Invalid(e.to_string())
+            }
+            ConfinedError::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+            {
+                EngineError::Forbidden(format!("{e} (the container's file system is read-only)"))
+            }
+            ConfinedError::Io { .. } => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// `path` without `.` and `..` (lexically, as seen from `/`).
+fn lexical(path: &str) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl ContainerService {
+    /// The root that `path` of container `name_or_id` is resolved in, and the path inside it.
+    /// A running container's live root (`/proc/PID/root`, which shows its volumes too); a
+    /// stopped one's root file system, mounted if needed, or the folder of the volume the path
+    /// lies in.
+    fn cp_root(&self, name_or_id: &str, path: &str) -> Result<(Root, String), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if let Status::Running { pid } | Status::Paused { pid } = self.status(&rec)
+            && pid > 0
+        {
+            let root = Root::open(Path::new(&format!("/proc/{pid}/root")))?;
+            return Ok((root, path.to_owned()));
+        }
+        let clean = lexical(path);
+        // The deepest mount that holds the path.
+        let mount = rec
+            .mounts
+            .iter()
+            .filter(|m| clean.starts_with(&m.destination))
+            .max_by_key(|m| m.destination.len());
+        if let Some(m) = mount {
+            let rest = clean
+                .strip_prefix(&m.destination)
+                .map(|r| format!("/{}", r.display()))
+                .unwrap_or_else(|_| "/".into());
+            let rest = if path.ends_with("/.") {
+                format!("{}/.", rest.trim_end_matches('/'))
+            } else {
+                rest
+            };
+            let folder = match m.kind {
+                MountType::Volume => {
+                    self.volumes
+                        .get(m.name.as_deref().unwrap_or_default())?
+                        .mountpoint
+                }
+                MountType::Bind => m.source.clone(),
+                MountType::Tmpfs => {
+                    return Err(EngineError::Conflict(format!(
+                        "{} is a tmpfs, which exists only while the container runs",
+                        m.destination
+                    )));
+                }
+            };
+            return Ok((Root::open(&folder)?, rest));
+        }
+        Ok((Root::open(&self.mounted_rootfs(&rec)?)?, path.to_owned()))
+    }
+
+    /// The root file system of a stopped container, mounted if it is not.
+    fn mounted_rootfs(&self, rec: &ContainerRecord) -> Result<PathBuf, EngineError> {
+        let dir = self.dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let mounted = match (std::fs::metadata(&rootfs), std::fs::metadata(&dir)) {
+            (Ok(r), Ok(d)) => r.dev() != d.dev(),
+            _ => false,
+        };
+        if !mounted {
+            let (_, layers) = self.images.layer_paths(&rec.image_id)?;
+            vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
+                .map_err(|e| internal("cannot mount the container's root", e))?;
+        }
+        Ok(rootfs)
+    }
+
+    /// `HEAD /containers/{id}/archive`: what is at `path`.
+    pub fn archive_stat(&self, name_or_id: &str, path: &str) -> Result<PathStat, EngineError> {
+        let (root, inner) = self.cp_root(name_or_id, path)?;
+        Ok(root.stat(&inner)?)
+    }
+
+    /// `GET /containers/{id}/archive`: `path` as a tar stream into `out`.
+    pub fn archive_get(
+        &self,
+        name_or_id: &str,
+        path: &str,
+        out: impl Write,
+    ) -> Result<PathStat, EngineError> {
+        let (root, inner) = self.cp_root(name_or_id, path)?;
+        Ok(root.archive(&inner, out)?)
+    }
+
+    /// `PUT /containers/{id}/archive`: unpacks tar stream `input` into folder `path`.
+    pub fn archive_put(
+        &self,
+        name_or_id: &str,
+        path: &str,
+        input: impl Read,
+        opts: ExtractOptions,
+    ) -> Result<u64, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if rec.readonly_rootfs {
+            let clean = lexical(path);
+            let in_mount = rec
+                .mounts
+                .iter()
+                .any(|m| clean.starts_with(&m.destination) && !m.read_only);
+            if !in_mount {
+                return Err(EngineError::Forbidden(
+                    "container rootfs is marked read-only".into(),
+                ));
+            }
+        }
+        let (root, inner) = self.cp_root(&id, path)?;
+        let n = root.extract(&inner, input, opts)?;
+        tracing::info!(container = %id, path, entries = n, "files copied into container");
+        Ok(n)
+    }
+}
