@@ -453,3 +453,219 @@ fn stdin_and_terminals() {
     host.docker(&env, ["rm", "-f", "box", "keeper", "shell"])
         .ok();
 }
+
+#[test]
+fn limits_update_stats_restart_policies_and_init() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    // Limits reach the container's cgroup, and are enforced.
+    let mem = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes";
+    host.docker(&env, ["run", "--rm", "-m", "64m", IMG, "sh", "-c", mem])
+        .ok()
+        .says("67108864");
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "--pids-limit",
+            "5",
+            IMG,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ],
+    )
+    .says("can't fork");
+    host.docker(&env, ["run", "--rm", "-m", "1k", IMG, "true"])
+        .fails()
+        .says("Minimum memory limit allowed is 6MB");
+    host.docker(&env, ["run", "--rm", "--cpus", "1000", IMG, "true"])
+        .fails()
+        .says("Range of CPUs");
+    // docker update on a running container; inspect shows it; stats reads the cgroup.
+    host.docker(
+        &env,
+        [
+            "run", "-d", "--name", "lim", "-m", "64m", "--cpus", "0.5", IMG, "sleep", "60",
+        ],
+    )
+    .ok();
+    host.docker(&env, ["update", "-m", "96m", "--pids-limit", "50", "lim"])
+        .ok();
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "--format",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+            "lim",
+        ],
+    )
+    .ok()
+    .says("100663296 500000000 50");
+    host.docker(&env, ["exec", "lim", "sh", "-c", mem])
+        .ok()
+        .says("100663296");
+    host.docker(
+        &env,
+        [
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "lim",
+        ],
+    )
+    .ok()
+    .says("lim ")
+    .says("/ 96MiB 1");
+    // restart: a new run.
+    let before = host
+        .docker(&env, ["inspect", "--format", "{{.State.StartedAt}}", "lim"])
+        .ok()
+        .stdout;
+    host.docker(&env, ["restart", "-t", "1", "lim"]).ok();
+    let after = host
+        .docker(
+            &env,
+            [
+                "inspect",
+                "--format",
+                "{{.State.StartedAt}} {{.State.Status}}",
+                "lim",
+            ],
+        )
+        .ok()
+        .stdout;
+    assert!(
+        after.ends_with("running\n") && after != before,
+        "{before} {after}"
+    );
+    host.docker(&env, ["rm", "-f", "lim"]).ok();
+    // Restart policies: on-failure:2 restarts twice, then stays exited.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            IMG,
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    )
+    .ok();
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = host
+            .docker(
+                &env,
+                [
+                    "inspect",
+                    "--format",
+                    "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}",
+                    "flaky",
+                ],
+            )
+            .ok()
+            .stdout;
+        if seen.starts_with("2 exited") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen.trim(), "2 exited 3");
+    // always: restarted after exit, left alone once stopped by docker stop.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "steady",
+            "--restart",
+            "always",
+            IMG,
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ],
+    )
+    .ok();
+    let mut count = 0;
+    for _ in 0..100 {
+        count = host
+            .docker(&env, ["inspect", "--format", "{{.RestartCount}}", "steady"])
+            .ok()
+            .stdout
+            .trim()
+            .parse()
+            .unwrap();
+        if count >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(count >= 2);
+    host.docker(&env, ["stop", "-t", "1", "steady"]).ok();
+    let stopped = host
+        .docker(&env, ["inspect", "--format", "{{.RestartCount}}", "steady"])
+        .ok()
+        .stdout;
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "steady",
+        ],
+    )
+    .ok()
+    .says(&format!("{} exited", stopped.trim()));
+    host.docker(&env, ["run", "--rm", "--restart", "always", IMG, "true"])
+        .fails();
+    // --init runs the command under tini; the exit code comes through.
+    let r = host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "--init",
+            IMG,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline; exit 5",
+        ],
+    );
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stdout.contains("/sbin/docker-init"), "{r:?}");
+    // --stop-signal: the container sees it (trap), so stop is quick and clean.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "sig",
+            "--stop-signal",
+            "USR1",
+            IMG,
+            "sh",
+            "-c",
+            "trap 'echo got-usr1; exit 0' USR1; while true; do sleep 0.1; done",
+        ],
+    )
+    .ok();
+    host.docker(&env, ["stop", "sig"]).ok();
+    host.docker(&env, ["logs", "sig"]).ok().says("got-usr1");
+    host.docker(&env, ["inspect", "--format", "{{.State.ExitCode}}", "sig"])
+        .ok()
+        .says("0");
+}

@@ -13,14 +13,14 @@ mod volumes;
 
 pub use containers::{
     ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest, ExecProcess,
-    ExecRecord, ExecRequest, LogLine, Status, WaitCondition, WaitTicket, control_frame,
-    wait_orphan,
+    ExecRecord, ExecRequest, LogLine, RestartPolicy, Status, UpdateRequest, WaitCondition,
+    WaitTicket, control_frame, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
 pub use vic_registry::{Credentials, Reference};
-pub use vic_runtime::{ExtractOptions, PathStat};
+pub use vic_runtime::{ExtractOptions, Limits, PathStat};
 pub use volumes::{
     DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
 };

@@ -213,6 +213,8 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .build()
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
+        // Restart policies, including for containers that exited while the endpoint was down.
+        tokio::spawn(containers.clone().supervise());
         let addr = cfg.bind_addr();
         let endpoint = if cfg.listen_ip.is_none() {
             // All addresses: dual-stack `[::]` covers IPv4 and IPv6; hosts without IPv6 fall

@@ -16,5 +16,6 @@ pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError};
 pub use spec::{
-    ContainerSpec, MountKind, MountSpec, SpecError, check_capabilities, runtime_spec, write_bundle,
+    CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, check_capabilities,
+    runtime_spec, write_bundle,
 };

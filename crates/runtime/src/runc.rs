@@ -126,6 +126,42 @@ impl Runc {
         self.output("kill", id, c).map(|_| ())
     }
 
+    /// Changes the cgroup limits of a running container (`docker update`).
+    pub fn update(&self, id: &str, limits: &crate::Limits) -> Result<(), RuncError> {
+        let mut c = self.cmd();
+        c.arg("update");
+        if limits.memory > 0 {
+            c.arg("--memory").arg(limits.memory.to_string());
+        }
+        if let Some(q) = limits.cpu_quota_us() {
+            c.arg("--cpu-quota").arg(q.to_string());
+            c.arg("--cpu-period").arg(crate::CPU_PERIOD_US.to_string());
+        }
+        if limits.cpu_shares > 0 {
+            c.arg("--cpu-share").arg(limits.cpu_shares.to_string());
+        }
+        if limits.pids != 0 {
+            c.arg("--pids-limit").arg(limits.pids.to_string());
+        }
+        c.arg(id);
+        self.output("update", id, c).map(|_| ())
+    }
+
+    /// One sample of the container's cgroup statistics (`runc events --stats`), as runc's
+    /// JSON `data` object (cpu, memory, pids, blkio).
+    pub fn stats(&self, id: &str) -> Result<serde_json::Value, RuncError> {
+        let mut c = self.cmd();
+        c.args(["events", "--stats", id]);
+        let out = self.output("events", id, c)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuncError::Failed {
+                op: "events",
+                id: id.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(v["data"].clone())
+    }
+
     /// Freezes the container's processes (cgroup freezer).
     pub fn pause(&self, id: &str) -> Result<(), RuncError> {
         let mut c = self.cmd();

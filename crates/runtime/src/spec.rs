@@ -33,6 +33,35 @@ pub struct ContainerSpec {
     pub cap_drop: Vec<String>,
     /// Volumes, permitted host folders and tmpfs mounts, in order.
     pub mounts: Vec<MountSpec>,
+    /// cgroup limits (`-m`, `--cpus`, `--cpu-shares`, `--pids-limit`).
+    pub limits: Limits,
+}
+
+/// cgroup limits; zero means none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes.
+    pub memory: i64,
+    /// CPUs in billionths (`--cpus 1.5` = 1_500_000_000).
+    pub nano_cpus: i64,
+    /// Relative weight.
+    pub cpu_shares: i64,
+    /// Processes; a negative value means unlimited.
+    pub pids: i64,
+}
+
+/// The CFS period used for `--cpus` (Docker's).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The CFS quota for `nano_cpus`, in microseconds per [`CPU_PERIOD_US`].
+    pub fn cpu_quota_us(&self) -> Option<i64> {
+        (self.nano_cpus > 0).then(|| self.nano_cpus * CPU_PERIOD_US as i64 / 1_000_000_000)
+    }
 }
 
 /// One mount into the container besides the runtime's defaults.
@@ -240,6 +269,32 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
             .masked_paths(oci_spec::runtime::get_default_maskedpaths())
             .readonly_paths(oci_spec::runtime::get_default_readonly_paths());
     }
+    let l = &spec.limits;
+    if !l.is_empty() {
+        let mut r = oci_spec::runtime::LinuxResources::default();
+        if l.memory > 0 {
+            let mut m = oci_spec::runtime::LinuxMemory::default();
+            m.set_limit(Some(l.memory));
+            r.set_memory(Some(m));
+        }
+        if l.nano_cpus > 0 || l.cpu_shares > 0 {
+            let mut c = oci_spec::runtime::LinuxCpu::default();
+            if let Some(q) = l.cpu_quota_us() {
+                c.set_quota(Some(q));
+                c.set_period(Some(CPU_PERIOD_US));
+            }
+            if l.cpu_shares > 0 {
+                c.set_shares(Some(l.cpu_shares as u64));
+            }
+            r.set_cpu(Some(c));
+        }
+        if l.pids != 0 {
+            let mut p = oci_spec::runtime::LinuxPids::default();
+            p.set_limit(l.pids);
+            r.set_pids(Some(p));
+        }
+        linux = linux.resources(r);
+    }
     let linux = linux.build().map_err(invalid)?;
     let mut out = Spec::default();
     out.set_process(Some(process));
@@ -392,7 +447,17 @@ mod tests {
                 },
             },
         ];
+        m.limits = Limits {
+            memory: 64 << 20,
+            nano_cpus: 1_500_000_000,
+            cpu_shares: 0,
+            pids: 10,
+        };
         let s = runtime_spec(&m, Path::new("/r")).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
         let mounts = s.mounts().as_ref().unwrap();
         let data = mounts
             .iter()

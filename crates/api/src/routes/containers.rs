@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vic_docker_api::ApiVersion;
 use vic_engine::{
-    ContainerView, CreateRequest, LogLine, MountRequest, MountType, Status, WaitCondition,
+    ContainerView, CreateRequest, LogLine, MountRequest, MountType, RestartPolicy, Status,
+    WaitCondition,
 };
 
 use super::Shared;
@@ -36,6 +37,8 @@ pub(crate) struct CreateBody {
     stdin_once: bool,
     exposed_ports: Option<HashMap<String, Value>>,
     volumes: Option<HashMap<String, Value>>,
+    stop_signal: Option<String>,
+    stop_timeout: Option<i64>,
     host_config: HostConfigBody,
 }
 
@@ -79,23 +82,7 @@ pub(crate) async fn container_create(
     if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports {
         return Err(not_yet("published ports (-p, -P) are"));
     }
-    if h.memory != 0 || h.nano_cpus != 0 || h.cpu_shares != 0 || h.pids_limit.is_some_and(|p| p > 0)
-    {
-        return Err(not_yet(
-            "resource limits (-m, --cpus, --cpu-shares, --pids-limit) are",
-        ));
-    }
-    if h.init == Some(true) {
-        return Err(not_yet("--init is"));
-    }
-    if h.restart_policy
-        .as_ref()
-        .and_then(|r| r.get("Name"))
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty() && n != "no")
-    {
-        return Err(not_yet("restart policies (--restart) are"));
-    }
+    let restart = restart_policy(h.restart_policy.as_ref())?;
     let mut warnings = Vec::new();
     match h.network_mode.as_deref().unwrap_or("default") {
         "" | "default" | "bridge" => warnings.push(
@@ -124,6 +111,16 @@ pub(crate) async fn container_create(
         readonly_rootfs: h.readonly_rootfs,
         auto_remove: h.auto_remove,
         mounts,
+        limits: vic_engine::Limits {
+            memory: h.memory,
+            nano_cpus: h.nano_cpus,
+            cpu_shares: h.cpu_shares,
+            pids: h.pids_limit.unwrap_or(0),
+        },
+        restart,
+        stop_signal: body.stop_signal.clone(),
+        stop_timeout: body.stop_timeout,
+        init: h.init == Some(true),
     };
     let id = state.containers.create(req)?;
     Ok((
@@ -272,6 +269,38 @@ fn binds(state: &Shared, v: &ContainerView) -> Vec<String> {
         .collect()
 }
 
+/// `HostConfig.RestartPolicy` (`{"Name": "on-failure", "MaximumRetryCount": 3}`).
+fn restart_policy(v: Option<&Value>) -> Result<RestartPolicy, ApiError> {
+    let name = v
+        .and_then(|r| r.get("Name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let count = v
+        .and_then(|r| r.get("MaximumRetryCount"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Ok(RestartPolicy::new(
+        name,
+        u32::try_from(count).unwrap_or(u32::MAX),
+    )?)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UpdateBody {
+    memory: Option<i64>,
+    nano_cpus: Option<i64>,
+    cpu_shares: Option<i64>,
+    pids_limit: Option<i64>,
+    restart_policy: Option<Value>,
+    cpu_quota: Option<i64>,
+    cpu_period: Option<i64>,
+    memory_swap: Option<i64>,
+    kernel_memory: Option<i64>,
+    cpuset_cpus: Option<String>,
+    blkio_weight: Option<i64>,
+}
+
 fn split(rest: &str) -> (&str, &str) {
     rest.split_once('/').unwrap_or((rest, ""))
 }
@@ -288,7 +317,12 @@ pub(crate) async fn container_post(
     match action {
         "start" => {
             let (c2, id2) = (c.clone(), id.to_owned());
-            let started = blocking(move || c2.start(&id2)).await?;
+            let started = blocking(move || {
+                let id = c2.resolve(&id2)?;
+                c2.reset_restarts(&id)?;
+                c2.start(&id)
+            })
+            .await?;
             let view = c.inspect(id)?;
             if started && view.record.auto_remove {
                 let c2 = c.clone();
@@ -339,14 +373,64 @@ pub(crate) async fn container_post(
                 .into_response())
         }
         "stop" => {
-            let t = q.get("t").and_then(|t| t.parse::<u64>().ok()).unwrap_or(10);
-            let stopped = c.stop(id, Duration::from_secs(t)).await?;
+            let stopped = c.stop(id, timeout(&q)).await?;
             Ok(if stopped {
                 StatusCode::NO_CONTENT
             } else {
                 StatusCode::NOT_MODIFIED
             }
             .into_response())
+        }
+        "restart" => {
+            c.restart(id, timeout(&q)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "update" => {
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
+            let body: UpdateBody = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("invalid update request: {e}")))?;
+            let unsupported = [
+                (
+                    "--cpu-quota/--cpu-period (use --cpus)",
+                    body.cpu_quota.is_some_and(|v| v != 0)
+                        || body.cpu_period.is_some_and(|v| v != 0),
+                ),
+                ("--memory-swap", body.memory_swap.is_some_and(|v| v != 0)),
+                (
+                    "--kernel-memory",
+                    body.kernel_memory.is_some_and(|v| v != 0),
+                ),
+                (
+                    "--cpuset-cpus",
+                    body.cpuset_cpus.as_ref().is_some_and(|v| !v.is_empty()),
+                ),
+                ("--blkio-weight", body.blkio_weight.is_some_and(|v| v != 0)),
+            ];
+            if let Some((what, _)) = unsupported.iter().find(|(_, given)| *given) {
+                return Err(not_yet(&format!("updating {what} is")));
+            }
+            let restart = match &body.restart_policy {
+                Some(r)
+                    if r.get("Name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| !n.is_empty()) =>
+                {
+                    Some(restart_policy(Some(r))?)
+                }
+                _ => None,
+            };
+            let (c2, id2) = (c.clone(), id.to_owned());
+            let upd = vic_engine::UpdateRequest {
+                memory: body.memory.filter(|v| *v != 0),
+                nano_cpus: body.nano_cpus.filter(|v| *v != 0),
+                cpu_shares: body.cpu_shares.filter(|v| *v != 0),
+                pids_limit: body.pids_limit.filter(|v| *v != 0),
+                restart,
+            };
+            blocking(move || c2.update(&id2, upd)).await?;
+            Ok(Json(json!({"Warnings": []})).into_response())
         }
         "kill" => {
             c.kill(id, q.get("signal").map_or("KILL", String::as_str))?;
@@ -395,6 +479,13 @@ pub(crate) async fn container_post(
             path: format!("/containers/{id}/{other}"),
         }),
     }
+}
+
+/// `t=` of stop and restart (none: the container's own stop timeout).
+fn timeout(q: &HashMap<String, String>) -> Option<Duration> {
+    q.get("t")
+        .and_then(|t| t.parse::<i64>().ok())
+        .map(|t| Duration::from_secs(t.max(0) as u64))
 }
 
 pub(crate) fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
@@ -626,13 +717,16 @@ pub(crate) async fn container_get(
                 },
                 "Image": v.record.image_id,
                 "Name": format!("/{}", v.record.name),
-                "RestartCount": 0,
+                "RestartCount": v.record.restart_count,
                 "Driver": "overlay",
                 "Platform": "linux",
                 "HostConfig": {
                     "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
                     "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
                     "Binds": binds(&state, &v),
+                    "Init": v.record.init, "Memory": v.record.memory, "NanoCpus": v.record.nano_cpus, "CpuShares": v.record.cpu_shares,
+                    "PidsLimit": if v.record.pids_limit == 0 { Value::Null } else { json!(v.record.pids_limit) },
+                    "RestartPolicy": {"Name": if v.record.restart.name.is_empty() { "no" } else { v.record.restart.name.as_str() }, "MaximumRetryCount": v.record.restart.maximum_retry_count},
                     "Tmpfs": v.record.mounts.iter().filter(|m| m.kind == MountType::Tmpfs)
                         .map(|m| (m.destination.clone(), m.options.join(","))).collect::<HashMap<_, _>>(),
                 },
@@ -641,6 +735,7 @@ pub(crate) async fn container_get(
                     "Hostname": v.record.hostname, "User": v.record.user, "Env": v.record.env,
                     "Cmd": v.record.cmd, "Entrypoint": v.record.entrypoint, "Image": v.record.image,
                     "WorkingDir": v.record.working_dir, "Labels": v.record.labels, "Tty": v.record.tty, "OpenStdin": v.record.open_stdin, "StdinOnce": v.record.stdin_once,
+                    "StopSignal": v.record.stop_signal, "StopTimeout": v.record.stop_timeout,
                 },
                 "NetworkSettings": {"Networks": {}},
             }))
@@ -650,6 +745,7 @@ pub(crate) async fn container_get(
             let head = req.method() == axum::http::Method::HEAD;
             super::archive::archive_get(state, id, &q, head).await
         }
+        "stats" => super::stats::container_stats(state, id, &q).await,
         "top" => {
             let (titles, processes) = state.containers.top(id)?;
             Ok(Json(json!({"Titles": titles, "Processes": processes})).into_response())

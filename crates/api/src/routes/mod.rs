@@ -3,6 +3,7 @@
 mod archive;
 mod containers;
 mod images;
+mod stats;
 mod stdio;
 mod system;
 mod unimplemented;

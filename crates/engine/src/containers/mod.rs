@@ -4,6 +4,9 @@
 //! the monitor's `container.log`, `monitor.pid` and `exit.json`.
 
 mod copy;
+mod lifecycle;
+
+pub use lifecycle::{RestartPolicy, UpdateRequest};
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -41,7 +44,20 @@ pub struct CreateRequest {
     pub auto_remove: bool,
     /// `-v`, `--mount`, `--tmpfs` (the image's `VOLUME`s are added at create).
     pub mounts: Vec<MountRequest>,
+    /// `-m`, `--cpus`, `--cpu-shares`, `--pids-limit`.
+    pub limits: vic_runtime::Limits,
+    pub restart: RestartPolicy,
+    /// `--stop-signal` (default: the image's, else TERM).
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (default 10).
+    pub stop_timeout: Option<i64>,
+    /// `--init`: a small init (tini) runs the command and reaps orphans.
+    pub init: bool,
 }
+
+/// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
+/// any image).
+pub(crate) const INIT_BINARY: &str = "/usr/bin/tini-static";
 
 /// What a frame to a container's monitor carries (see `vic-monitor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +112,40 @@ pub struct ContainerRecord {
     pub stdin_once: bool,
     #[serde(default)]
     pub mounts: Vec<MountRecord>,
+    #[serde(default)]
+    pub memory: i64,
+    #[serde(default)]
+    pub nano_cpus: i64,
+    #[serde(default)]
+    pub cpu_shares: i64,
+    #[serde(default)]
+    pub pids_limit: i64,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Restarts by the restart policy since the last `docker start`.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped by `docker stop` (the restart policy leaves it alone until started again).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+    #[serde(default)]
+    pub init: bool,
+}
+
+impl ContainerRecord {
+    /// The cgroup limits.
+    pub fn limits(&self) -> vic_runtime::Limits {
+        vic_runtime::Limits {
+            memory: self.memory,
+            nano_cpus: self.nano_cpus,
+            cpu_shares: self.cpu_shares,
+            pids: self.pids_limit,
+        }
+    }
 }
 
 /// Where a container is in its life.
@@ -552,7 +602,32 @@ impl ContainerService {
             open_stdin: req.open_stdin,
             stdin_once: req.stdin_once,
             mounts: Vec::new(),
+            memory: req.limits.memory,
+            nano_cpus: req.limits.nano_cpus,
+            cpu_shares: req.limits.cpu_shares,
+            pids_limit: req.limits.pids,
+            restart: req.restart.clone(),
+            restart_count: 0,
+            manually_stopped: false,
+            stop_signal: req
+                .stop_signal
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or(cfg.stop_signal.clone()),
+            stop_timeout: req.stop_timeout,
+            init: req.init,
         };
+        if rec.init && !Path::new(INIT_BINARY).is_file() {
+            return Err(EngineError::Invalid(format!(
+                "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
+            )));
+        }
+        lifecycle::check_limits(&rec.limits())?;
+        if rec.auto_remove && rec.restart.restarts() {
+            return Err(EngineError::Invalid(
+                "Conflicting options: --restart and --rm: a container removed when it exits cannot be restarted".into(),
+            ));
+        }
         // Capability names are checked now, not at start.
         vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -640,7 +715,18 @@ impl ContainerService {
         vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
             .map_err(|e| internal("cannot mount the root", e))?;
         let mounts = match self.runtime_mounts(&rec, &rootfs) {
-            Ok(m) => m,
+            Ok(mut m) => {
+                if rec.init {
+                    m.push(vic_runtime::MountSpec {
+                        destination: "/sbin/docker-init".into(),
+                        kind: vic_runtime::MountKind::Bind {
+                            source: INIT_BINARY.into(),
+                            read_only: true,
+                        },
+                    });
+                }
+                m
+            }
             Err(e) => {
                 let _ = vic_runtime::unmount(&rootfs);
                 return Err(e);
@@ -648,7 +734,13 @@ impl ContainerService {
         };
         let spec = ContainerSpec {
             mounts,
-            args: std::iter::once(rec.path.clone())
+            limits: rec.limits(),
+            args: rec
+                .init
+                .then(|| ["/sbin/docker-init".to_owned(), "--".to_owned()])
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(rec.path.clone()))
                 .chain(rec.args.iter().cloned())
                 .collect(),
             env: rec.env.clone(),
@@ -725,6 +817,7 @@ impl ContainerService {
             }
         }
         rec.started_at = Some(now());
+        rec.manually_stopped = false;
         self.save(&rec)?;
         tracing::info!(container = %id, "container started");
         Ok(true)
@@ -1258,13 +1351,27 @@ impl ContainerService {
             .map_err(|e| internal("kill", e))
     }
 
-    /// `docker stop`: TERM, then KILL after `timeout`. Returns false if it was not running.
-    pub async fn stop(&self, name_or_id: &str, timeout: Duration) -> Result<bool, EngineError> {
+    /// `docker stop`: returns false if it was not running.
+    /// The container's stop signal, then KILL after `timeout` (default: its `--stop-timeout`,
+    /// else 10 s). The restart policy leaves a stopped container alone.
+    pub async fn stop(
+        &self,
+        name_or_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<bool, EngineError> {
         let id = self.resolve(name_or_id)?;
-        if !matches!(self.status(&self.load(&id)?), Status::Running { .. }) {
+        let mut rec = self.load(&id)?;
+        rec.manually_stopped = true;
+        self.save(&rec)?;
+        if !matches!(self.status(&rec), Status::Running { .. }) {
             return Ok(false);
         }
-        let _ = self.runc.kill(&id, "TERM");
+        let signal = rec.stop_signal.clone().unwrap_or_else(|| "TERM".into());
+        let signal = signal.trim_start_matches("SIG");
+        let _ = self.runc.kill(&id, signal);
+        let timeout = timeout.unwrap_or_else(|| {
+            Duration::from_secs(rec.stop_timeout.filter(|t| *t >= 0).unwrap_or(10) as u64)
+        });
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if self.finished(&id) {
@@ -1291,7 +1398,7 @@ impl ContainerService {
         volumes: bool,
     ) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
-        let rec = self.load(&id)?;
+        let mut rec = self.load(&id)?;
         if matches!(
             self.status(&rec),
             Status::Running { .. } | Status::Paused { .. }
@@ -1301,6 +1408,9 @@ impl ContainerService {
                     "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
                 )));
             }
+            // Not to be restarted by its policy while it goes.
+            rec.manually_stopped = true;
+            self.save(&rec)?;
             let _ = self.runc.kill(&id, "KILL");
             for _ in 0..100 {
                 if self.finished(&id) {

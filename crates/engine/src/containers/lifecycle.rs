@@ -1,0 +1,303 @@
+//! Limits (`-m`, `--cpus`, `--pids-limit`, `docker update`), restart policies and the
+//! supervisor that applies them, and resource statistics (`docker stats`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContainerService, Status, internal};
+use crate::EngineError;
+
+/// `--restart`: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// Docker's name (empty = `no`).
+    pub name: String,
+    /// For `on-failure`: at most this many restarts (0 = no limit).
+    pub maximum_retry_count: u32,
+}
+
+impl RestartPolicy {
+    /// Checks a policy given by name and count.
+    pub fn new(name: &str, count: u32) -> Result<Self, EngineError> {
+        match name {
+            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid restart policy '{other}': use no, always, unless-stopped or on-failure[:N]"
+                )));
+            }
+        }
+        if count > 0 && name != "on-failure" {
+            return Err(EngineError::Invalid(format!(
+                "maximum retry count cannot be used with restart policy '{name}'"
+            )));
+        }
+        Ok(Self {
+            name: if name.is_empty() {
+                "no".into()
+            } else {
+                name.to_owned()
+            },
+            maximum_retry_count: count,
+        })
+    }
+
+    /// Whether the policy ever restarts.
+    pub fn restarts(&self) -> bool {
+        !matches!(self.name.as_str(), "" | "no")
+    }
+
+    /// Whether a container that exited with `code` after `restarts` restarts is started again.
+    fn wants(&self, code: i32, restarts: u32, manually_stopped: bool) -> bool {
+        if manually_stopped {
+            return false;
+        }
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0 && (self.maximum_retry_count == 0 || restarts < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Checks limits as Docker does.
+pub(super) fn check_limits(l: &vic_runtime::Limits) -> Result<(), EngineError> {
+    if l.memory > 0 && l.memory < 6 * 1024 * 1024 {
+        return Err(EngineError::Invalid(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    if l.nano_cpus < 0 || l.nano_cpus > cpus * 1_000_000_000 {
+        return Err(EngineError::Invalid(format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )));
+    }
+    if l.nano_cpus > 0 && l.nano_cpus < 10_000_000 {
+        return Err(EngineError::Invalid(format!(
+            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )));
+    }
+    if l.cpu_shares < 0 || l.memory < 0 {
+        return Err(EngineError::Invalid(
+            "limits cannot be negative (use 0 for no limit)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What `docker update` changes; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateRequest {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub restart: Option<RestartPolicy>,
+}
+
+impl ContainerService {
+    /// `docker update`: new limits apply at once to a running container, and to its next runs.
+    pub fn update(&self, name_or_id: &str, req: UpdateRequest) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let mut rec = self.load(&id)?;
+        if let Some(v) = req.memory {
+            rec.memory = v;
+        }
+        if let Some(v) = req.nano_cpus {
+            rec.nano_cpus = v;
+        }
+        if let Some(v) = req.cpu_shares {
+            rec.cpu_shares = v;
+        }
+        if let Some(v) = req.pids_limit {
+            rec.pids_limit = v;
+        }
+        if let Some(r) = req.restart {
+            if rec.auto_remove && r.restarts() {
+                return Err(EngineError::Invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
+                ));
+            }
+            rec.restart = r;
+        }
+        check_limits(&rec.limits())?;
+        if matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) && !rec.limits().is_empty()
+        {
+            self.runc
+                .update(&id, &rec.limits())
+                .map_err(|e| EngineError::Invalid(format!("Cannot update container {id}: {e}")))?;
+        }
+        self.save(&rec)?;
+        tracing::info!(container = %id, "container updated");
+        Ok(())
+    }
+
+    /// `docker restart`: stop (if running), then start.
+    pub async fn restart(
+        &self,
+        name_or_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        self.stop(&id, timeout).await?;
+        self.start(&id).map(drop)
+    }
+
+    /// Applies restart policies for as long as the endpoint runs: a container that exited
+    /// (also while the endpoint was down) and whose policy asks for it is started again, after
+    /// a delay that doubles from 100 ms up to a minute with each restart, as Docker does.
+    pub async fn supervise(self: Arc<Self>) {
+        let mut next_try: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let svc = self.clone();
+            let due = tokio::task::spawn_blocking(move || svc.restarts_due()).await;
+            for (id, restarts) in due.unwrap_or_default() {
+                let delay = Duration::from_millis(100)
+                    .saturating_mul(1u32 << restarts.min(10))
+                    .min(Duration::from_secs(60));
+                let at = *next_try
+                    .entry(id.clone())
+                    .or_insert_with(|| Instant::now() + delay);
+                if Instant::now() < at {
+                    continue;
+                }
+                next_try.remove(&id);
+                let svc = self.clone();
+                let started = tokio::task::spawn_blocking(move || svc.restart_by_policy(&id)).await;
+                if let Ok(Err(e)) = started {
+                    tracing::warn!(error = %e, "restart by policy failed");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Exited containers that their policy wants running, with their restart counts.
+    fn restarts_due(&self) -> Vec<(String, u32)> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.restart.restarts() && r.started_at.is_some())
+            .filter_map(|r| match self.status(&r) {
+                Status::Exited { code, .. }
+                    if r.restart.wants(code, r.restart_count, r.manually_stopped) =>
+                {
+                    Some((r.id, r.restart_count))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn restart_by_policy(&self, id: &str) -> Result<(), EngineError> {
+        // Looked at again: it may have been stopped, started or removed meanwhile.
+        let rec = self.load(id)?;
+        let Status::Exited { code, .. } = self.status(&rec) else {
+            return Ok(());
+        };
+        if !rec
+            .restart
+            .wants(code, rec.restart_count, rec.manually_stopped)
+        {
+            return Ok(());
+        }
+        self.start(id)?;
+        let mut rec = self.load(id)?;
+        rec.restart_count += 1;
+        self.save(&rec)?;
+        tracing::info!(container = %id, exit = code, count = rec.restart_count, "restarted by its restart policy");
+        Ok(())
+    }
+
+    /// One sample of a running container's resource use: runc's cgroup statistics, with the
+    /// host's CPU time (`system`, ns) for the CLI's percentage.
+    pub fn stats(&self, name_or_id: &str) -> Result<Option<serde_json::Value>, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if !matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            return Ok(None);
+        }
+        let mut data = self
+            .runc
+            .stats(&id)
+            .map_err(|e| internal("cannot read the container's statistics", e))?;
+        data["system"] = serde_json::json!(system_cpu_ns());
+        data["limits"] = serde_json::json!({"memory": rec.memory, "pids": rec.pids_limit});
+        Ok(Some(data))
+    }
+
+    /// Marks a container's restart count back to zero (a user's `docker start`).
+    pub fn reset_restarts(&self, id: &str) -> Result<(), EngineError> {
+        let mut rec = self.load(id)?;
+        if rec.restart_count != 0 {
+            rec.restart_count = 0;
+            self.save(&rec)?;
+        }
+        Ok(())
+    }
+}
+
+/// The host's total CPU time in nanoseconds (first line of /proc/stat, in USER_HZ = 100).
+fn system_cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum::<u64>()
+        * 10_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies() {
+        let on = RestartPolicy::new("on-failure", 2).unwrap();
+        assert!(on.wants(1, 0, false) && on.wants(1, 1, false));
+        assert!(!on.wants(1, 2, false) && !on.wants(0, 0, false));
+        assert!(!on.wants(1, 0, true));
+        let always = RestartPolicy::new("always", 0).unwrap();
+        assert!(always.wants(0, 100, false) && !always.wants(0, 0, true));
+        assert!(!RestartPolicy::new("no", 0).unwrap().restarts());
+        assert!(RestartPolicy::new("sometimes", 0).is_err());
+        assert!(RestartPolicy::new("always", 3).is_err());
+        assert!(
+            check_limits(&vic_runtime::Limits {
+                memory: 1024,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            check_limits(&vic_runtime::Limits {
+                nano_cpus: 1_000 * 1_000_000_000,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            check_limits(&vic_runtime::Limits {
+                memory: 64 << 20,
+                nano_cpus: 500_000_000,
+                pids: -1,
+                ..Default::default()
+            })
+            .is_ok()
+        );
+    }
+}
