@@ -91,9 +91,6 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
     host.docker(&env, ["run", "-p", "80:80", IMG, "true"])
         .fails()
         .says("published ports (-p, -P) are not implemented yet");
-    host.docker(&env, ["run", "-m", "64m", IMG, "true"])
-        .fails()
-        .says("resource limits");
     host.docker(&env, ["run", "nothing:here", "true"])
         .fails()
         .says("Unable to find image 'nothing:here' locally");
@@ -211,9 +208,13 @@ fn detached_containers_logs_stop_kill_rm() {
         0,
         "runc state left"
     );
-    host.sh("grep -c /containers/ /proc/self/mountinfo || true")
-        .ok()
-        .says("0");
+    // This VCH's mounts only (the namespace is a copy of the host's, mounts and all).
+    host.sh(&format!(
+        "grep -c {}/ /proc/self/mountinfo || true",
+        host.root().display()
+    ))
+    .ok()
+    .says("0");
 }
 
 #[test]
@@ -668,4 +669,101 @@ fn limits_update_stats_restart_policies_and_init() {
     host.docker(&env, ["inspect", "--format", "{{.State.ExitCode}}", "sig"])
         .ok()
         .says("0");
+}
+
+#[test]
+fn events_diff_export_and_disk_usage() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    let since = host.sh("date +%s").ok().stdout.trim().to_owned();
+    host.docker(
+        &env,
+        [
+            "run",
+            "--name",
+            "changer",
+            "-v",
+            "dfvol:/data",
+            IMG,
+            "sh",
+            "-c",
+            "echo hi > /new.txt; rm /bin/id; mkdir /etc/extra; echo 1 > /data/f; exit 2",
+        ],
+    );
+    // diff: added, changed and deleted paths; runtime mount points and volumes left out.
+    let diff = host.docker(&env, ["diff", "changer"]).ok().stdout;
+    for want in ["A /new.txt", "D /bin/id", "C /bin", "A /etc/extra"] {
+        assert!(diff.lines().any(|l| l == want), "{want} missing in {diff}");
+    }
+    assert!(!diff.contains("/proc") && !diff.contains("/data"), "{diff}");
+    // export: the root file system as a tar, with the change in it and no volume content.
+    let tar = host.path("changer.tar");
+    host.docker(&env, ["export", "-o", tar.to_str().unwrap(), "changer"])
+        .ok();
+    let listing = host.sh(&format!("tar -tf {}", tar.display())).ok().stdout;
+    assert!(listing.lines().any(|l| l == "new.txt"), "{listing}");
+    assert!(!listing.lines().any(|l| l == "bin/id"), "{listing}");
+    assert!(!listing.contains("data/f"), "{listing}");
+    // system df counts what exists.
+    host.docker(&env, ["system", "df"])
+        .ok()
+        .says("Images          1")
+        .says("Containers      1")
+        .says("Local Volumes   1");
+    host.docker(&env, ["rm", "changer"]).ok();
+    // events: the container's life, in order, with die's exit code; filters apply.
+    // One second ahead: `--until` has whole seconds.
+    let until = host
+        .sh("echo $(( $(date +%s) + 1 ))")
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let events = host
+        .docker(
+            &env,
+            [
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &until,
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+            ],
+        )
+        .ok()
+        .stdout;
+    let actions: Vec<&str> = events.lines().collect();
+    let pos = |a: &str| {
+        actions
+            .iter()
+            .position(|l| l.starts_with(a))
+            .unwrap_or_else(|| panic!("{a} missing in {events}"))
+    };
+    assert!(pos("create changer") < pos("start changer"));
+    assert!(pos("start changer") < pos("die changer 2"));
+    assert!(pos("die changer") < pos("destroy changer"));
+    host.docker(
+        &env,
+        [
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}}",
+        ],
+    )
+    .ok()
+    .says("create dfvol")
+    .never_says("changer");
+    host.docker(&env, ["events", "--filter", "bogus=1", "--until", &until])
+        .fails()
+        .says("Invalid filter 'bogus'");
 }

@@ -233,6 +233,8 @@ impl ImageService {
                 said.push(format!("Loaded image ID: {config_digest}"));
             }
             for t in tags {
+                self.events()
+                    .publish(crate::Event::new("image", "load", &t).with("name", &t));
                 said.push(format!("Loaded image: {t}"));
             }
         }

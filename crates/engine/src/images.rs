@@ -73,6 +73,8 @@ pub struct ImageService {
     auth_file: PathBuf,
     auths: Mutex<HashMap<String, Credentials>>,
     scratch: PathBuf,
+    /// The VCH's event stream (shared with the container service).
+    events: crate::EventBus,
 }
 
 fn familiar(canonical: &str) -> String {
@@ -149,7 +151,18 @@ impl ImageService {
             auth_file,
             auths: Mutex::new(auths),
             scratch,
+            events: crate::EventBus::default(),
         })
+    }
+
+    /// The VCH's event stream.
+    pub fn events(&self) -> &crate::EventBus {
+        &self.events
+    }
+
+    fn emit(&self, action: &str, id: &str, name: &str) {
+        self.events
+            .publish(crate::Event::new("image", action, id).with("name", name));
     }
 
     /// The registry client (its policy, for reporting).
@@ -364,6 +377,7 @@ impl ImageService {
             .await;
         }
         tracing::info!(image = %name, id = %record.id, "image pulled");
+        self.emit("pull", &name.to_string(), &name.to_string());
         Ok(())
     }
 
@@ -455,12 +469,25 @@ impl ImageService {
                 "refusing to create a tag with a digest reference".into(),
             ));
         }
-        Ok(self.meta.tag(&image.id, &target.to_string())?)
+        self.meta.tag(&image.id, &target.to_string())?;
+        self.emit("tag", &image.id, &target.familiar());
+        Ok(())
     }
 
     /// `docker rmi`: untags a name; deletes the image (and its unshared blobs) once no name is
     /// left, or when removed by ID.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removed>, EngineError> {
+        let removed = self.remove_image(name, force)?;
+        for r in &removed {
+            match r {
+                Removed::Untagged(n) => self.emit("untag", n, n),
+                Removed::Deleted(id) => self.emit("delete", id, name),
+            }
+        }
+        Ok(removed)
+    }
+
+    fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Removed>, EngineError> {
         let image = self.find(name)?;
         let mut out = Vec::new();
         let canonical = name.parse::<Reference>().ok().map(|r| r.to_string());
@@ -708,6 +735,7 @@ impl ImageService {
         )
         .await;
         tracing::info!(image = %reference.familiar(), %digest, "image pushed");
+        self.emit("push", &reference.familiar(), &reference.familiar());
         Ok(())
     }
 }

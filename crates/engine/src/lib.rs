@@ -7,6 +7,7 @@
 mod archive;
 mod containers;
 mod error;
+mod events;
 mod images;
 mod mounts;
 mod volumes;
@@ -17,6 +18,7 @@ pub use containers::{
     WaitTicket, control_frame, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
+pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
 pub use vic_registry::{Credentials, Reference};

@@ -228,6 +228,41 @@ impl Root {
         Ok(stat)
     }
 
+    /// Writes everything in the root as a tar stream, with names relative to it and no mount
+    /// crossed (`docker export`).
+    pub fn export<W: Write>(&self, out: W) -> Result<(), ConfinedError> {
+        let fd = self.resolve("/", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let dev = rustix::fs::fstat(&fd)
+            .map_err(io_err("cannot stat", "/"))?
+            .st_dev;
+        let mut tar = tar::Builder::new(out);
+        let mut names = dir_names(&fd, "/")?;
+        names.sort();
+        for n in names {
+            let name = OsStr::from_bytes(&n);
+            let st =
+                statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err("cannot stat", "/"))?;
+            // Another file system mounted here (a volume, /proc) is not the container's.
+            if st.st_dev != dev {
+                continue;
+            }
+            add_entry(&mut tar, &fd, name, Path::new(name))?;
+        }
+        tar.into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(std_err("cannot write the archive of", "/"))?;
+        Ok(())
+    }
+
+    /// Every entry under the root (`docker diff` over a container's upper layer): its path
+    /// (from `/`), type and device number (whiteouts are 0/0 character devices).
+    pub fn walk(&self) -> Result<Vec<(String, FileType, u64)>, ConfinedError> {
+        let fd = self.resolve("/", OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let mut out = Vec::new();
+        walk_dir(&fd, "", &mut out)?;
+        Ok(out)
+    }
+
     /// Unpacks tar stream `input` into folder `dir` inside the root.
     pub fn extract<R: Read>(
         &self,
@@ -526,12 +561,7 @@ fn add_dir<W: Write>(
     name.push(b'/');
     append_raw(tar, &mut h, &name, None, std::io::empty())
         .map_err(std_err("cannot archive", &shown))?;
-    let mut names: Vec<Vec<u8>> = Dir::read_from(&fd)
-        .map_err(io_err("cannot list", &shown))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_bytes().to_vec())
-        .filter(|n| n != b"." && n != b"..")
-        .collect();
+    let mut names = dir_names(&fd, &shown)?;
     names.sort();
     for n in names {
         let name = OsStr::from_bytes(&n);
@@ -578,6 +608,43 @@ fn append_raw<W: Write>(
     }
     h.set_cksum();
     tar.append(h, data)
+}
+
+fn dir_names(fd: &OwnedFd, shown: &str) -> Result<Vec<Vec<u8>>, ConfinedError> {
+    Ok(Dir::read_from(fd)
+        .map_err(io_err("cannot list", shown))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_bytes().to_vec())
+        .filter(|n| n != b"." && n != b"..")
+        .collect())
+}
+
+fn walk_dir(
+    fd: &OwnedFd,
+    prefix: &str,
+    out: &mut Vec<(String, FileType, u64)>,
+) -> Result<(), ConfinedError> {
+    let mut names = dir_names(fd, prefix)?;
+    names.sort();
+    for n in names {
+        let name = OsStr::from_bytes(&n);
+        let path = format!("{prefix}/{}", name.to_string_lossy());
+        let st =
+            statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err("cannot stat", &path))?;
+        let kind = FileType::from_raw_mode(st.st_mode);
+        out.push((path.clone(), kind, st.st_rdev));
+        if kind == FileType::Directory {
+            let sub = openat(
+                fd,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io_err("cannot open", &path))?;
+            walk_dir(&sub, &path, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn header(st: &Stat, kind: tar::EntryType) -> tar::Header {
@@ -813,6 +880,28 @@ mod tests {
             ),
             Err(ConfinedError::Refused { .. })
         ));
+    }
+
+    #[test]
+    fn export_and_walk() {
+        let t = tree();
+        let root = Root::open(t.path()).unwrap();
+        let mut out = Vec::new();
+        root.export(&mut out).unwrap();
+        let n = names(&out);
+        assert!(
+            n.contains(&"etc/hosts".to_owned()) && n.contains(&"up".to_owned()),
+            "{n:?}"
+        );
+        let all = root.walk().unwrap();
+        assert!(
+            all.iter()
+                .any(|(p, k, _)| p == "/etc/conf.d/a" && *k == FileType::RegularFile)
+        );
+        assert!(
+            all.iter()
+                .any(|(p, k, _)| p == "/link" && *k == FileType::Symlink)
+        );
     }
 
     #[test]

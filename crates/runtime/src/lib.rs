@@ -15,6 +15,7 @@ pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, copy_into_volu
 pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError};
+pub use rustix::fs::FileType;
 pub use spec::{
     CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, check_capabilities,
     runtime_spec, write_bundle,

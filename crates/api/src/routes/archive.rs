@@ -112,7 +112,7 @@ pub(crate) async fn archive_put(
 
 /// A response body written by `work` on a blocking thread. An error after the first bytes
 /// can only cut the stream (the status is sent); it is logged.
-fn stream_from(
+pub(super) fn stream_from(
     work: impl FnOnce(ChannelWriter) -> Result<(), vic_engine::EngineError> + Send + 'static,
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
@@ -135,7 +135,7 @@ fn stream_from(
 const CHUNK: usize = 64 * 1024;
 
 /// Sends what is written as body chunks of up to 64 KiB (flushed on drop).
-struct ChannelWriter {
+pub(super) struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
 }

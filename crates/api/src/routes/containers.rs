@@ -668,23 +668,28 @@ pub(crate) async fn container_list(
         if !ok {
             continue;
         }
-        out.push(json!({
-            "Id": v.record.id,
-            "Names": [format!("/{}", v.record.name)],
-            "Image": v.record.image,
-            "ImageID": v.record.image_id,
-            "Command": command(&v),
-            "Created": unix(&v.record.created),
-            "State": v.status.word(),
-            "Status": status_text(&v),
-            "Ports": [],
-            "Labels": v.record.labels,
-            "HostConfig": {"NetworkMode": "none"},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": mounts_json(&state, &v),
-        }));
+        out.push(summary_json(&state, &v));
     }
     Ok(Json(out))
+}
+
+/// A container in the shape of `GET /containers/json`.
+pub(crate) fn summary_json(state: &Shared, v: &ContainerView) -> Value {
+    json!({
+        "Id": v.record.id,
+        "Names": [format!("/{}", v.record.name)],
+        "Image": v.record.image,
+        "ImageID": v.record.image_id,
+        "Command": command(v),
+        "Created": unix(&v.record.created),
+        "State": v.status.word(),
+        "Status": status_text(v),
+        "Ports": [],
+        "Labels": v.record.labels,
+        "HostConfig": {"NetworkMode": "none"},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": mounts_json(state, v),
+    })
 }
 
 /// `GET /containers/{id}/json` and `.../logs`.
@@ -746,6 +751,22 @@ pub(crate) async fn container_get(
             super::archive::archive_get(state, id, &q, head).await
         }
         "stats" => super::stats::container_stats(state, id, &q).await,
+        "changes" => {
+            let c = state.containers.clone();
+            let id = id.to_owned();
+            let changes = blocking(move || c.changes(&id)).await?;
+            let out: Vec<Value> = changes
+                .into_iter()
+                .map(|(path, kind)| json!({"Path": path, "Kind": kind}))
+                .collect();
+            Ok(Json(out).into_response())
+        }
+        "export" => {
+            let c = state.containers.clone();
+            let id = c.resolve(id)?;
+            let body = super::archive::stream_from(move |w| c.export(&id, w));
+            Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
+        }
         "top" => {
             let (titles, processes) = state.containers.top(id)?;
             Ok(Json(json!({"Titles": titles, "Processes": processes})).into_response())

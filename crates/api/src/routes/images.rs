@@ -154,7 +154,7 @@ fn labels(s: &ImageSummary) -> Value {
         .map_or(Value::Null, |l| json!(l))
 }
 
-fn summary_json(s: &ImageSummary) -> Value {
+pub(super) fn summary_json(s: &ImageSummary) -> Value {
     json!({
         "Id": s.id,
         "ParentId": "",

@@ -2,6 +2,7 @@
 
 mod archive;
 mod containers;
+mod events;
 mod images;
 mod stats;
 mod stdio;
@@ -80,6 +81,8 @@ pub(crate) fn router(state: Shared) -> Router {
                 .put(containers::container_put)
                 .delete(containers::container_delete),
         )
+        .route("/events", get(events::system_events))
+        .route("/system/df", get(system::system_df))
         .route("/volumes", get(volumes::volume_list))
         .route("/volumes/create", post(volumes::volume_create))
         .route("/volumes/prune", post(volumes::volume_prune))

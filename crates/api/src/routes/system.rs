@@ -105,6 +105,76 @@ pub(crate) async fn system_version() -> Json<SystemVersion> {
 }
 
 /// `GET /info`.
+/// `GET /system/df` (`docker system df`): images (with how many containers use each),
+/// containers (with what they wrote), volumes (with their size and users).
+pub(crate) async fn system_df(
+    State(state): State<super::Shared>,
+) -> Result<Json<serde_json::Value>, crate::ApiError> {
+    let s = state.clone();
+    let (images, containers, volumes) = crate::error::blocking(move || {
+        let images = s.images.list()?;
+        let containers: Vec<_> = s
+            .containers
+            .list(true)
+            .into_iter()
+            .map(|v| {
+                let size = s.containers.size_rw(&v.record.id);
+                (v, size)
+            })
+            .collect();
+        let volumes: Vec<_> = s
+            .containers
+            .volumes()
+            .list()
+            .into_iter()
+            .map(|v| {
+                let size = s.containers.volumes().size(&v);
+                let users = s.containers.volume_users(&v.name).len();
+                (v, size, users)
+            })
+            .collect();
+        Ok((images, containers, volumes))
+    })
+    .await?;
+    let layers: u64 = images.iter().map(|i| i.size).sum();
+    let images: Vec<serde_json::Value> = images
+        .iter()
+        .map(|i| {
+            let mut j = super::images::summary_json(i);
+            j["Containers"] = serde_json::json!(
+                containers
+                    .iter()
+                    .filter(|(c, _)| c.record.image_id == i.id)
+                    .count()
+            );
+            j
+        })
+        .collect();
+    let containers: Vec<serde_json::Value> = containers
+        .iter()
+        .map(|(v, size)| {
+            let mut j = super::containers::summary_json(&state, v);
+            j["SizeRw"] = serde_json::json!(size);
+            j["SizeRootFs"] = serde_json::json!(size);
+            j
+        })
+        .collect();
+    let volumes: Vec<serde_json::Value> = volumes
+        .iter()
+        .map(|(v, size, users)| {
+            serde_json::json!({
+                "Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": v.created,
+                "Labels": v.labels, "Scope": "local", "Options": {},
+                "UsageData": {"Size": size, "RefCount": users},
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "LayersSize": layers, "Images": images, "Containers": containers,
+        "Volumes": volumes, "BuildCache": [],
+    })))
+}
+
 pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<SystemInfo> {
     let facts = &state.facts();
     let (pretty, version_id) = os_release();

@@ -37,8 +37,6 @@ pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/networks/{id}/disconnect", "NetworkDisconnect"),
     op("POST", "/networks/prune", "NetworkPrune"),
     op("PUT", "/volumes/{name}", "VolumeUpdate"),
-    op("GET", "/events", "SystemEvents"),
-    op("GET", "/system/df", "SystemDataUsage"),
     op("POST", "/session", "Session"),
     op("POST", "/grpc", "Grpc"),
 ];

@@ -54,7 +54,7 @@ pub(crate) async fn volume_create(
         labels: body.labels.unwrap_or_default(),
     };
     let c = state.containers.clone();
-    let v = blocking(move || c.volumes().create(req)).await?;
+    let v = blocking(move || c.create_volume(req)).await?;
     Ok((StatusCode::CREATED, Json(volume_json(&v))))
 }
 

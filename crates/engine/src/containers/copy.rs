@@ -109,6 +109,62 @@ impl ContainerService {
         Ok(rootfs)
     }
 
+    /// `docker export`: the container's root file system (no volumes) as a tar stream.
+    pub fn export(&self, name_or_id: &str, out: impl Write) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        let root = Root::open(&self.mounted_rootfs(&rec)?)?;
+        root.export(out)?;
+        let rec = self.load(&id)?;
+        self.emit("export", &rec, &[]);
+        Ok(())
+    }
+
+    /// `docker diff`: what the container changed in its image's file system, as (path, kind)
+    /// with Docker's kinds: 0 modified, 1 added, 2 deleted.
+    pub fn changes(&self, name_or_id: &str) -> Result<Vec<(String, u8)>, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        let upper = self.dir(&id).join("upper");
+        if !upper.is_dir() {
+            return Ok(Vec::new());
+        }
+        let (_, layers) = self.images.layer_paths(&rec.image_id)?;
+        let lowers = layers
+            .iter()
+            .map(|l| Root::open(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        let in_image = |path: &str| lowers.iter().any(|l| l.stat(path).is_ok());
+        // Mount points the runtime made (Docker keeps these in a separate init layer).
+        let mount_point = |path: &str| {
+            ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|m| path == *m || path.starts_with(&format!("{m}/")))
+                || path == "/sbin/docker-init"
+                || rec.mounts.iter().any(|m| m.destination == path)
+        };
+        Ok(Root::open(&upper)?
+            .walk()?
+            .into_iter()
+            .filter(|(path, _, _)| !mount_point(path))
+            .map(|(path, kind, rdev)| {
+                let change = if kind == vic_runtime::FileType::CharacterDevice && rdev == 0 {
+                    2
+                } else if in_image(&path) {
+                    0
+                } else {
+                    1
+                };
+                (path, change)
+            })
+            .collect())
+    }
+
+    /// Bytes the container wrote (its upper layer).
+    pub fn size_rw(&self, id: &str) -> u64 {
+        crate::containers::disk_usage(&self.dir(id).join("upper"))
+    }
+
     /// `HEAD /containers/{id}/archive`: what is at `path`.
     pub fn archive_stat(&self, name_or_id: &str, path: &str) -> Result<PathStat, EngineError> {
         let (root, inner) = self.cp_root(name_or_id, path)?;

@@ -138,6 +138,7 @@ impl ContainerService {
         }
         self.save(&rec)?;
         tracing::info!(container = %id, "container updated");
+        self.emit("update", &rec, &[]);
         Ok(())
     }
 
@@ -149,7 +150,9 @@ impl ContainerService {
     ) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
         self.stop(&id, timeout).await?;
-        self.start(&id).map(drop)
+        self.start(&id)?;
+        self.emit("restart", &self.load(&id)?, &[]);
+        Ok(())
     }
 
     /// Applies restart policies for as long as the endpoint runs: a container that exited
@@ -159,7 +162,11 @@ impl ContainerService {
         let mut next_try: HashMap<String, Instant> = HashMap::new();
         loop {
             let svc = self.clone();
-            let due = tokio::task::spawn_blocking(move || svc.restarts_due()).await;
+            let due = tokio::task::spawn_blocking(move || {
+                svc.announce_exits();
+                svc.restarts_due()
+            })
+            .await;
             for (id, restarts) in due.unwrap_or_default() {
                 let delay = Duration::from_millis(100)
                     .saturating_mul(1u32 << restarts.min(10))
@@ -178,6 +185,31 @@ impl ContainerService {
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Publishes a `die` event for each exit not announced yet.
+    fn announce_exits(&self) {
+        for rec in self.all() {
+            self.announce_exit(&rec);
+        }
+    }
+
+    /// Publishes a `die` event for `rec`'s exit unless it was announced (by the supervisor's
+    /// scan, a wait, or the removal, whichever sees it first). Exits from before this endpoint
+    /// started are known at open and never announced.
+    pub(super) fn announce_exit(&self, rec: &super::ContainerRecord) {
+        let Some(Status::Exited { code, finished }) = super::read_exit(&self.dir(&rec.id)) else {
+            return;
+        };
+        let new = match self.announced.lock() {
+            Ok(mut seen) => {
+                seen.insert(rec.id.clone(), finished.clone()).as_ref() != Some(&finished)
+            }
+            Err(_) => false,
+        };
+        if new {
+            self.emit("die", rec, &[("exitCode", code.to_string())]);
         }
     }
 

@@ -273,6 +273,8 @@ pub fn wait_orphan(pid: i32) -> i32 {
 #[derive(Debug)]
 pub struct ContainerService {
     execs: std::sync::Mutex<HashMap<String, ExecRecord>>,
+    /// The exits announced as `die` events (container, finish time).
+    announced: std::sync::Mutex<HashMap<String, String>>,
     /// Exit codes of the last removed containers, for `wait?condition=removed`.
     removed: std::sync::Mutex<std::collections::VecDeque<(String, i32)>>,
     /// The terminals of running execs, for resizing.
@@ -284,6 +286,7 @@ pub struct ContainerService {
     runtime: PathBuf,
     runtime_root: PathBuf,
     monitor: PathBuf,
+    events: crate::EventBus,
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -360,18 +363,69 @@ impl ContainerService {
             std::fs::create_dir_all(d)
                 .map_err(|e| internal("cannot create the container store", e))?;
         }
-        Ok(Self {
+        let svc = Self {
+            announced: std::sync::Mutex::default(),
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
             runc: Runc::new(&runtime, &runtime_root),
             root,
+            events: images.events().clone(),
             images,
             volumes,
             runtime,
             runtime_root,
             monitor,
-        })
+        };
+        // Exits from before this endpoint started are history, not events.
+        if let Ok(mut seen) = svc.announced.lock() {
+            for rec in svc.all() {
+                if let Some(Status::Exited { finished, .. }) = read_exit(&svc.dir(&rec.id)) {
+                    seen.insert(rec.id, finished);
+                }
+            }
+        }
+        Ok(svc)
+    }
+
+    /// The VCH's event stream.
+    pub fn events(&self) -> &crate::EventBus {
+        &self.events
+    }
+
+    /// Publishes container event `action` for `rec` (with its name, image and labels).
+    pub(crate) fn emit(&self, action: &str, rec: &ContainerRecord, extra: &[(&str, String)]) {
+        let mut e = crate::Event::new("container", action, &rec.id)
+            .with("name", &rec.name)
+            .with("image", &rec.image);
+        for (k, v) in &rec.labels {
+            e = e.with(k, v.clone());
+        }
+        for (k, v) in extra {
+            e = e.with(k, v.clone());
+        }
+        self.events.publish(e);
+    }
+
+    fn emit_volume(&self, action: &str, name: &str, extra: &[(&str, String)]) {
+        let mut e = crate::Event::new("volume", action, name).with("driver", "local");
+        for (k, v) in extra {
+            e = e.with(k, v.clone());
+        }
+        self.events.publish(e);
+    }
+
+    /// `docker volume create`.
+    pub fn create_volume(&self, req: crate::VolumeRequest) -> Result<crate::Volume, EngineError> {
+        let existed = req
+            .name
+            .as_ref()
+            .is_some_and(|n| self.volumes.get(n).is_ok());
+        let v = self.volumes.create(req)?;
+        if !existed {
+            self.emit_volume("create", &v.name, &[]);
+        }
+        Ok(v)
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -637,7 +691,14 @@ impl ContainerService {
             .unwrap_or_default()
             .into_keys()
             .collect();
+        let before: std::collections::HashSet<String> =
+            self.volumes.list().into_iter().map(|v| v.name).collect();
         rec.mounts = crate::mounts::resolve(&self.volumes, &req.mounts, &image_volumes)?;
+        for m in &rec.mounts {
+            if let Some(n) = m.name.as_ref().filter(|n| !before.contains(*n)) {
+                self.emit_volume("create", n, &[]);
+            }
+        }
         let saved = std::fs::create_dir_all(self.dir(&id))
             .map_err(|e| internal("cannot create the container", e))
             .and_then(|()| self.save(&rec));
@@ -647,6 +708,7 @@ impl ContainerService {
             return Err(e);
         }
         tracing::info!(container = %id, image = %rec.image, "container created");
+        self.emit("create", &rec, &[]);
         Ok(id)
     }
 
@@ -820,6 +882,19 @@ impl ContainerService {
         rec.manually_stopped = false;
         self.save(&rec)?;
         tracing::info!(container = %id, "container started");
+        for m in &rec.mounts {
+            if let Some(n) = &m.name {
+                self.emit_volume(
+                    "mount",
+                    n,
+                    &[
+                        ("container", id.clone()),
+                        ("destination", m.destination.clone()),
+                    ],
+                );
+            }
+        }
+        self.emit("start", &rec, &[]);
         Ok(true)
     }
 
@@ -884,11 +959,13 @@ impl ContainerService {
     fn remove_anonymous_volumes(&self, rec: &ContainerRecord) {
         for name in rec.mounts.iter().filter_map(|m| m.name.as_ref()) {
             let anonymous = self.volumes.get(name).is_ok_and(|v| v.anonymous);
-            if anonymous
-                && self.volume_users(name).iter().all(|u| *u == rec.id)
-                && let Err(e) = self.volumes.remove(name)
-            {
-                tracing::warn!(volume = %name, error = %e, "cannot remove anonymous volume");
+            if anonymous && self.volume_users(name).iter().all(|u| *u == rec.id) {
+                match self.volumes.remove(name) {
+                    Ok(()) => self.emit_volume("destroy", name, &[]),
+                    Err(e) => {
+                        tracing::warn!(volume = %name, error = %e, "cannot remove anonymous volume");
+                    }
+                }
             }
         }
     }
@@ -912,7 +989,9 @@ impl ContainerService {
                 users.join(", ")
             )));
         }
-        self.volumes.remove(&v.name)
+        self.volumes.remove(&v.name)?;
+        self.emit_volume("destroy", &v.name, &[]);
+        Ok(())
     }
 
     /// `docker volume prune`: unused volumes (anonymous ones only unless `all`); returns the
@@ -928,6 +1007,7 @@ impl ContainerService {
             if (all || v.anonymous) && keep(&v) && self.volume_users(&v.name).is_empty() {
                 let size = self.volumes.size(&v);
                 self.volumes.remove(&v.name)?;
+                self.emit_volume("destroy", &v.name, &[]);
                 freed += size;
                 gone.push(v.name);
             }
@@ -1005,6 +1085,7 @@ impl ContainerService {
         }
         let next_exit = ticket.condition == WaitCondition::NextExit;
         let new_run = rec.started_at != ticket.started_at;
+        self.announce_exit(&rec);
         let code = match self.status(&rec) {
             Status::Exited { code, .. } => Some(code),
             Status::Dead => Some(-1),
@@ -1112,10 +1193,12 @@ impl ContainerService {
             tty,
             open_stdin,
         };
+        let action = format!("exec_create: {}", record.cmd.join(" "));
         self.execs
             .lock()
             .map_err(|_| internal("exec table", "poisoned"))?
             .insert(exec_id.clone(), record);
+        self.emit(&action, &rec, &[("execID", exec_id.clone())]);
         Ok(exec_id)
     }
 
@@ -1267,13 +1350,18 @@ impl ContainerService {
     /// `docker pause` / `docker unpause`.
     pub fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
-        let st = self.status(&self.load(&id)?);
+        let rec = self.load(&id)?;
+        let st = self.status(&rec);
         match (pause, &st) {
             (true, Status::Running { .. }) => {
-                self.runc.pause(&id).map_err(|e| internal("pause", e))
+                self.runc.pause(&id).map_err(|e| internal("pause", e))?;
+                self.emit("pause", &rec, &[]);
+                Ok(())
             }
             (false, Status::Paused { .. }) => {
-                self.runc.resume(&id).map_err(|e| internal("unpause", e))
+                self.runc.resume(&id).map_err(|e| internal("unpause", e))?;
+                self.emit("unpause", &rec, &[]);
+                Ok(())
             }
             (true, Status::Paused { .. }) => Err(EngineError::Conflict(format!(
                 "Container {id} is already paused"
@@ -1317,8 +1405,10 @@ impl ContainerService {
             )));
         }
         let mut rec = self.load(&id)?;
-        rec.name = new.to_owned();
-        self.save(&rec)
+        let old = std::mem::replace(&mut rec.name, new.to_owned());
+        self.save(&rec)?;
+        self.emit("rename", &rec, &[("oldName", format!("/{old}"))]);
+        Ok(())
     }
 
     /// `docker container prune`: removes stopped containers; returns their IDs.
@@ -1346,13 +1436,13 @@ impl ContainerService {
             )));
         }
         let sig = signal.trim_start_matches("SIG");
-        self.runc
-            .kill(&id, if sig.is_empty() { "KILL" } else { sig })
-            .map_err(|e| internal("kill", e))
+        let sig = if sig.is_empty() { "KILL" } else { sig };
+        self.runc.kill(&id, sig).map_err(|e| internal("kill", e))?;
+        self.emit("kill", &rec, &[("signal", sig.to_owned())]);
+        Ok(())
     }
 
-    /// `docker stop`: returns false if it was not running.
-    /// The container's stop signal, then KILL after `timeout` (default: its `--stop-timeout`,
+    /// `docker stop`, returning false if it was not running: the container's stop signal, then KILL after `timeout` (default: its `--stop-timeout`,
     /// else 10 s). The restart policy leaves a stopped container alone.
     pub async fn stop(
         &self,
@@ -1368,24 +1458,30 @@ impl ContainerService {
         }
         let signal = rec.stop_signal.clone().unwrap_or_else(|| "TERM".into());
         let signal = signal.trim_start_matches("SIG");
-        let _ = self.runc.kill(&id, signal);
+        if self.runc.kill(&id, signal).is_ok() {
+            self.emit("kill", &rec, &[("signal", signal.to_owned())]);
+        }
         let timeout = timeout.unwrap_or_else(|| {
             Duration::from_secs(rec.stop_timeout.filter(|t| *t >= 0).unwrap_or(10) as u64)
         });
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if self.finished(&id) {
+                self.emit("stop", &rec, &[]);
                 return Ok(true);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let _ = self.runc.kill(&id, "KILL");
+        if self.runc.kill(&id, "KILL").is_ok() {
+            self.emit("kill", &rec, &[("signal", "KILL".to_owned())]);
+        }
         for _ in 0..100 {
             if self.finished(&id) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.emit("stop", &rec, &[]);
         Ok(true)
     }
 
@@ -1420,6 +1516,7 @@ impl ContainerService {
             }
         }
         let _ = self.runc.delete(&id, true);
+        self.announce_exit(&rec);
         let dir = self.dir(&id);
         if let (Some(Status::Exited { code, .. }), Ok(mut removed)) =
             (read_exit(&dir), self.removed.lock())
@@ -1437,6 +1534,10 @@ impl ContainerService {
             self.remove_anonymous_volumes(&rec);
         }
         tracing::info!(container = %id, "container removed");
+        if let Ok(mut seen) = self.announced.lock() {
+            seen.remove(&id);
+        }
+        self.emit("destroy", &rec, &[]);
         Ok(())
     }
 }

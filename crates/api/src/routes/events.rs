@@ -1,0 +1,163 @@
+//! `GET /events` (`docker events`): past events from `since`, then live ones until `until`,
+//! filtered by type, event, container, image, volume and label.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use vic_engine::Event;
+
+use super::Shared;
+use super::images::parse_filters;
+use crate::ApiError;
+
+/// A `since`/`until` value: Unix seconds, possibly with a fraction (`1700000000.5`).
+fn timestamp(raw: Option<&String>, name: &str) -> Result<Option<i128>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::BadRequest(format!("invalid {name} value {raw:?}: use Unix seconds"));
+    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    let secs: i128 = secs.parse().map_err(|_| bad())?;
+    let frac = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+        digits.parse::<i128>().map_err(|_| bad())?
+    };
+    Ok(Some(secs * 1_000_000_000 + frac))
+}
+
+const FILTERS: &[&str] = &["type", "event", "container", "image", "volume", "label"];
+
+fn matches(e: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(key, wanted)| {
+        wanted.iter().any(|w| match key.as_str() {
+            "type" => e.kind == w,
+            "event" => e.action == *w || e.action.split(':').next() == Some(w.as_str()),
+            "container" => {
+                e.kind == "container"
+                    && (e.id.starts_with(w.as_str())
+                        || e.attributes.get("name").is_some_and(|n| n == w))
+            }
+            "image" => {
+                e.attributes.get("image").is_some_and(|i| i == w)
+                    || (e.kind == "image"
+                        && (e.id == *w || e.attributes.get("name").is_some_and(|n| n == w)))
+            }
+            "volume" => e.kind == "volume" && e.id == *w,
+            "label" => match w.split_once('=') {
+                Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
+                None => e.attributes.contains_key(w.as_str()),
+            },
+            _ => false,
+        })
+    })
+}
+
+fn message(e: &Event) -> Value {
+    let mut m = json!({
+        "Type": e.kind, "Action": e.action,
+        "Actor": {"ID": e.id, "Attributes": e.attributes},
+        "scope": "local",
+        "time": (e.time_nano / 1_000_000_000) as i64, "timeNano": e.time_nano as i64,
+    });
+    // The old top-level fields, which docker-py and compose v1 still read.
+    if e.kind == "container" || e.kind == "image" {
+        m["status"] = json!(e.action);
+        m["id"] = json!(e.id);
+        if let Some(image) = e.attributes.get("image") {
+            m["from"] = json!(image);
+        }
+    }
+    m
+}
+
+/// `GET /events?since=&until=&filters=`.
+pub(crate) async fn system_events(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let since = timestamp(q.get("since"), "since")?;
+    let until = timestamp(q.get("until"), "until")?;
+    let filters = parse_filters(q.get("filters"))?;
+    if let Some(bad) = filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!("Invalid filter '{bad}'")));
+    }
+    let (past, rx) = state.containers.events().subscribe(since);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let within = move |e: &Event| until.is_none_or(|u| e.time_nano <= u);
+    let past: Vec<Value> = past
+        .iter()
+        .filter(|e| within(e) && matches(e, &filters))
+        .map(message)
+        .collect();
+    // Live events until `until` (none if it has passed), forever without it.
+    let live_for = until.map(|u| Duration::from_nanos(u.saturating_sub(now).max(0) as u64));
+    let deadline = live_for.map(|d| tokio::time::Instant::now() + d);
+    let live = futures_util::stream::unfold((rx, filters), move |(mut rx, filters)| async move {
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, rx.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => return None,
+                },
+                None => rx.recv().await,
+            };
+            match next {
+                Ok(e) if matches(&e, &filters) => {
+                    return Some((Ok(format!("{}\n", message(&e))), (rx, filters)));
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let head = futures_util::stream::iter(
+        past.into_iter()
+            .map(|m| Ok::<_, std::convert::Infallible>(format!("{m}\n"))),
+    );
+    let body = futures_util::StreamExt::chain(head, live);
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_filters() {
+        assert_eq!(
+            timestamp(Some(&"12.5".into()), "since").unwrap(),
+            Some(12_500_000_000)
+        );
+        assert_eq!(timestamp(None, "since").unwrap(), None);
+        assert!(timestamp(Some(&"soon".into()), "since").is_err());
+        let e = Event::new("container", "start", "abc123")
+            .with("name", "web")
+            .with("image", "busybox")
+            .with("tier", "front");
+        let f = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), vec![v.to_owned()])]);
+        assert!(matches(&e, &f("container", "web")));
+        assert!(matches(&e, &f("container", "abc")));
+        assert!(matches(&e, &f("image", "busybox")));
+        assert!(matches(&e, &f("label", "tier=front")));
+        assert!(matches(&e, &f("event", "start")));
+        assert!(!matches(&e, &f("type", "image")));
+        assert!(!matches(&e, &f("event", "die")));
+        let exec = Event::new("container", "exec_create: sh -c true", "abc");
+        assert!(matches(&exec, &f("event", "exec_create")));
+        let m = message(&e);
+        assert_eq!(m["status"], "start");
+        assert_eq!(m["Actor"]["Attributes"]["name"], "web");
+    }
+}
