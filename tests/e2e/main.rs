@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod certs;
+mod clients;
 mod containers;
 mod machine;
 mod registry;

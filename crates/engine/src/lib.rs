@@ -13,9 +13,9 @@ mod mounts;
 mod volumes;
 
 pub use containers::{
-    ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest, ExecProcess,
-    ExecRecord, ExecRequest, LogLine, RestartPolicy, Status, UpdateRequest, WaitCondition,
-    WaitTicket, control_frame, wait_orphan,
+    AttachGuard, ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest,
+    ExecProcess, ExecRecord, ExecRequest, LogLine, RestartPolicy, Status, UpdateRequest,
+    WaitCondition, WaitTicket, control_frame, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};

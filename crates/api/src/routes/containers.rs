@@ -183,8 +183,13 @@ fn mount_requests(body: &CreateBody) -> Result<Vec<MountRequest>, ApiError> {
     for (target, opts) in h.tmpfs.iter().flatten() {
         out.push(MountRequest::tmpfs(target, opts)?);
     }
+    // `Config.Volumes` also lists the targets of `-v` binds (compose sends both): only the
+    // others are anonymous volumes.
     for target in body.volumes.iter().flat_map(|v| v.keys()) {
-        out.push(MountRequest::anonymous(target));
+        let t = target.trim_end_matches('/');
+        if !out.iter().any(|m| m.target.trim_end_matches('/') == t) {
+            out.push(MountRequest::anonymous(target));
+        }
     }
     Ok(out)
 }
@@ -330,8 +335,8 @@ pub(crate) async fn container_post(
                 let rid = view.record.id.clone();
                 tokio::spawn(async move {
                     if c2.wait(ticket).await.is_ok() {
-                        // Give the client's log/attach readers a moment to drain first.
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        // Attached clients get the last output before the log goes.
+                        c2.wait_detached(&rid, Duration::from_secs(2)).await;
                         if let Err(e) = c2.remove(&rid, true, true).await {
                             tracing::warn!(container = %rid, error = %e, "auto-remove failed");
                         }
@@ -649,8 +654,9 @@ pub(crate) async fn container_list(
     let any_filter = !filters.is_empty();
     let mut out = Vec::new();
     for v in state.containers.list(all || any_filter) {
+        // Several values of one key: any may match, but every label must (Docker's rule).
         let ok = filters.iter().all(|(k, vals)| {
-            vals.iter().any(|val| match k.as_str() {
+            let test = |val: &String| match k.as_str() {
                 "status" => v.status.word() == val,
                 "name" => v.record.name.contains(val.trim_start_matches('/')),
                 "id" => v.record.id.starts_with(val),
@@ -663,7 +669,12 @@ pub(crate) async fn container_list(
                     None => v.record.labels.contains_key(val),
                 },
                 _ => false,
-            })
+            };
+            if k == "label" {
+                vals.iter().all(test)
+            } else {
+                vals.iter().any(test)
+            }
         });
         if !ok {
             continue;
@@ -729,6 +740,7 @@ pub(crate) async fn container_get(
                     "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
                     "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
                     "Binds": binds(&state, &v),
+                    "LogConfig": {"Type": "json-file", "Config": {}},
                     "Init": v.record.init, "Memory": v.record.memory, "NanoCpus": v.record.nano_cpus, "CpuShares": v.record.cpu_shares,
                     "PidsLimit": if v.record.pids_limit == 0 { Value::Null } else { json!(v.record.pids_limit) },
                     "RestartPolicy": {"Name": if v.record.restart.name.is_empty() { "no" } else { v.record.restart.name.as_str() }, "MaximumRetryCount": v.record.restart.maximum_retry_count},

@@ -144,7 +144,9 @@ pub(crate) async fn attach(
     let ticket = state
         .containers
         .wait_ticket(&cid, vic_engine::WaitCondition::NextExit)?;
+    let guard = state.containers.attach_guard(&cid);
     tokio::spawn(async move {
+        let _guard = guard;
         let Ok(upgraded) = upgrade.await else { return };
         let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
         let detached = std::sync::Arc::new(tokio::sync::Notify::new());
@@ -221,7 +223,7 @@ pub(crate) async fn attach(
                 break;
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                 () = detached.notified() => break,
             }
         }

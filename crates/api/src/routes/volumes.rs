@@ -84,13 +84,14 @@ pub(crate) async fn volume_list(
     let out: Vec<Value> = listed
         .iter()
         .filter(|(v, used)| {
-            filters.iter().all(|(k, vals)| {
-                vals.iter().any(|val| match k.as_str() {
-                    "dangling" => (val == "true" || val == "1") != *used,
-                    "name" => v.name.contains(val.as_str()),
-                    "driver" => val == "local",
-                    _ => label_matches(v, val),
-                })
+            filters.iter().all(|(k, vals)| match k.as_str() {
+                "dangling" => vals
+                    .iter()
+                    .any(|val| (val == "true" || val == "1") != *used),
+                "name" => vals.iter().any(|val| v.name.contains(val.as_str())),
+                "driver" => vals.iter().any(|val| val == "local"),
+                // Every label must match.
+                _ => vals.iter().all(|val| label_matches(v, val)),
             })
         })
         .map(|(v, _)| volume_json(v))

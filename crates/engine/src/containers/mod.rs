@@ -187,6 +187,26 @@ pub struct ContainerView {
     pub status: Status,
 }
 
+/// An attached client (see [`ContainerService::attach_guard`]).
+#[derive(Debug)]
+pub struct AttachGuard {
+    id: String,
+    attached: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for AttachGuard {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.attached.lock()
+            && let Some(n) = m.get_mut(&self.id)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// A registered wait (see [`ContainerService::wait_ticket`]).
 #[derive(Debug, Clone)]
 pub struct WaitTicket {
@@ -273,6 +293,8 @@ pub fn wait_orphan(pid: i32) -> i32 {
 #[derive(Debug)]
 pub struct ContainerService {
     execs: std::sync::Mutex<HashMap<String, ExecRecord>>,
+    /// Attached clients per container (auto-remove waits for them to drain).
+    attached: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     /// The exits announced as `die` events (container, finish time).
     announced: std::sync::Mutex<HashMap<String, String>>,
     /// Exit codes of the last removed containers, for `wait?condition=removed`.
@@ -365,6 +387,7 @@ impl ContainerService {
         }
         let svc = Self {
             announced: std::sync::Mutex::default(),
+            attached: Arc::default(),
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
@@ -1070,7 +1093,35 @@ impl ContainerService {
             if let Some(code) = self.run_over(&ticket) {
                 return Ok(code);
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Counts an attached client of container `id` until the guard is dropped.
+    pub fn attach_guard(&self, id: &str) -> AttachGuard {
+        if let Ok(mut m) = self.attached.lock() {
+            *m.entry(id.to_owned()).or_default() += 1;
+        }
+        AttachGuard {
+            id: id.to_owned(),
+            attached: self.attached.clone(),
+        }
+    }
+
+    /// Waits (at most `limit`) until no client is attached to container `id`: an auto-removed
+    /// container's output reaches its clients before its log goes.
+    pub async fn wait_detached(&self, id: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            let n = self
+                .attached
+                .lock()
+                .map(|m| m.get(id).copied().unwrap_or(0))
+                .unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

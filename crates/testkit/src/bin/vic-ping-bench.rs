@@ -1,0 +1,116 @@
+//! Requests per second of `GET /_ping` over mutual TLS, for the benchmark script: with one
+//! kept-alive connection per worker, or a new connection (and TLS handshake) per request.
+//!
+//!     vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new
+
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+fn config(dir: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(format!("{dir}/ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs: Vec<_> = CertificateDer::pem_file_iter(format!("{dir}/cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/key.pem")).unwrap();
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .unwrap(),
+    )
+}
+
+/// Sends one ping and reads the whole response (headers and the `OK` body).
+fn ping(tls: &mut impl std::io::Read, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match tls.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return head.starts_with("http/1.1 200");
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, addr, dir, secs, workers, mode] = args.as_slice() else {
+        eprintln!("usage: vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new");
+        std::process::exit(2);
+    };
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .ok();
+    let cfg = config(dir);
+    let host = addr.rsplit_once(':').unwrap().0.to_owned();
+    let name = ServerName::try_from(host.clone()).unwrap();
+    let until = Instant::now() + Duration::from_secs(secs.parse().unwrap());
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let keepalive = mode == "keepalive";
+    let request = format!("GET /_ping HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let threads: Vec<_> = (0..workers.parse::<usize>().unwrap())
+        .map(|_| {
+            let (cfg, name, addr) = (cfg.clone(), name.clone(), addr.clone());
+            let (done, failed, request) = (done.clone(), failed.clone(), request.clone());
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                while Instant::now() < until {
+                    let conn = rustls::ClientConnection::new(cfg.clone(), name.clone()).unwrap();
+                    let Ok(sock) = TcpStream::connect(&addr) else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    sock.set_nodelay(true).ok();
+                    let mut tls = rustls::StreamOwned::new(conn, sock);
+                    loop {
+                        let ok =
+                            tls.write_all(request.as_bytes()).is_ok() && ping(&mut tls, &mut buf);
+                        if ok {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        if !keepalive || Instant::now() >= until {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let n = done.load(Ordering::Relaxed);
+    let per_sec = n as f64 / secs.parse::<f64>().unwrap();
+    println!(
+        "{per_sec:.0} req/s ({n} ok, {} failed)",
+        failed.load(Ordering::Relaxed)
+    );
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Container benchmark (issue 4): the same docker CLI workload against a VCH and against Docker
+# Engine (Debian's docker.io, started here with its own roots, socket and no bridge, iptables
+# or forwarding), in one run, both over mutual TLS with the same certificates; prints each
+# figure and the ratio VCH / Engine. Bare `runc run` is timed too, as the floor.
+# Root; everything runs in a private network namespace and stops at the end.
+#
+#   ./scripts/bench-containers.sh [runs] [ping-seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-20}"
+secs="${2:-5}"
+
+./scripts/install-deps.sh
+command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
+cargo build --release --locked -p vic-machine -p vic-monitor -p vic-testkit >/dev/null 2>&1 ||
+    cargo build --release --locked -p vic-machine -p vic-monitor -p vic-testkit
+bin="$PWD/target/release/vic-machine"
+pingbench="$PWD/target/release/vic-ping-bench"
+docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
+runc=/usr/sbin/runc; [ -x "$runc" ] || runc=/usr/bin/runc
+
+ns="vic-bench-ctr-$$"
+work="$(mktemp -d)"
+cleanup() {
+    VIC_ROOT="$work/root" "$bin" delete --name bench --force >/dev/null 2>&1 || true
+    [ -f "$work/dd/pid" ] && kill "$(cat "$work/dd/pid")" 2>/dev/null || true
+    sleep 1
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns delete "$ns" 2>/dev/null || true
+    umount -R "$work/dd" 2>/dev/null || true
+    rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+
+# busybox, as a docker-archive for both.
+sh crates/testkit/scripts/oci-image.sh "$work/oci" >/dev/null
+skopeo copy -q "oci:$work/oci:latest" "docker-archive:$work/bb.tar:busybox:latest"
+
+# The VCH (mutual TLS, the default) and Docker Engine with the VCH's certificates.
+VIC_ROOT="$work/root" in_ns "$bin" create --name bench --client-network-ip 127.0.0.2 \
+    --tls-cert-path "$work/certs" >/dev/null
+mkdir -p "$work/dd"
+in_ns dockerd --iptables=false --ip6tables=false --ip-forward=false --bridge=none \
+    --data-root "$work/dd/root" --exec-root "$work/dd/exec" --pidfile "$work/dd/pid" \
+    -H "unix://$work/dd/docker.sock" -H tcp://127.0.0.1:12376 --tlsverify \
+    --tlscacert "$work/certs/ca.pem" --tlscert "$work/certs/server-cert.pem" \
+    --tlskey "$work/certs/server-key.pem" > "$work/dd/log" 2>&1 &
+export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$work/certs"
+vch=(-H tcp://127.0.0.2:2376)
+eng=(-H tcp://127.0.0.1:12376)
+for _ in $(seq 300); do in_ns "$docker" "${eng[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+in_ns "$docker" "${vch[@]}" load -q -i "$work/bb.tar" >/dev/null
+in_ns "$docker" "${eng[@]}" load -q -i "$work/bb.tar" >/dev/null
+vch_pid="$(cat "$work/root/bench/endpoint.pid")"
+eng_version="$(in_ns "$docker" "${eng[@]}" version --format '{{.Server.Version}}')"
+echo "Docker Engine $eng_version ($(in_ns "$docker" "${eng[@]}" info --format '{{.Driver}}')), $runs runs"
+
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+row() { printf '%-44s %10s %10s %8s\n' "$1" "$2" "$3" "$4"; }
+
+# Bare runc: the floor.
+mkdir -p "$work/bundle/rootfs/bin"
+cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
+ln -s busybox "$work/bundle/rootfs/bin/true"
+(cd "$work/bundle" && "$runc" spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
+floor=()
+for i in $(seq "$runs"); do
+    t=$(date +%s%N); in_ns "$runc" --root "$work/runc" run --bundle "$work/bundle" "floor$i" >/dev/null; floor+=("$(ms "$t")")
+done
+
+seq_run() {
+    local out=()
+    for _ in $(seq "$runs"); do
+        t=$(date +%s%N); in_ns "$docker" "$@" run --rm --network none busybox true >/dev/null; out+=("$(ms "$t")")
+    done
+    printf '%s\n' "${out[@]}" | median
+}
+par_run() {
+    t=$(date +%s%N)
+    for _ in $(seq "$runs"); do in_ns "$docker" "$@" run --rm --network none busybox true >/dev/null & done
+    wait
+    ms "$t"
+}
+ps_run() {
+    t=$(date +%s%N)
+    for _ in $(seq 100); do in_ns "$docker" "$@" ps >/dev/null; done
+    ms "$t"
+}
+rss_kib() { for p in "$@"; do awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
+vch_procs() { echo "$vch_pid" $(pgrep -f "vic-monitor.*$work/root" || true); }
+eng_procs() { echo "$(cat "$work/dd/pid")" $(pgrep -x containerd | while read -r p; do tr '\0' ' ' < "/proc/$p/cmdline" | grep -q "$work/dd" && echo "$p"; done) $(pgrep -f "containerd-shim.*-namespace moby" || true); }
+
+# Warm both up once.
+in_ns "$docker" "${vch[@]}" run --rm --network none busybox true >/dev/null
+in_ns "$docker" "${eng[@]}" run --rm --network none busybox true >/dev/null
+
+v_seq=$(seq_run "${vch[@]}"); e_seq=$(seq_run "${eng[@]}")
+v_par=$(par_run "${vch[@]}"); e_par=$(par_run "${eng[@]}")
+v_ps=$(ps_run "${vch[@]}"); e_ps=$(ps_run "${eng[@]}")
+v_ka=$(in_ns "$pingbench" 127.0.0.2:2376 "$work/certs" "$secs" 4 keepalive | cut -d' ' -f1)
+e_ka=$(in_ns "$pingbench" 127.0.0.1:12376 "$work/certs" "$secs" 4 keepalive | cut -d' ' -f1)
+v_new=$(in_ns "$pingbench" 127.0.0.2:2376 "$work/certs" "$secs" 4 new | cut -d' ' -f1)
+e_new=$(in_ns "$pingbench" 127.0.0.1:12376 "$work/certs" "$secs" 4 new | cut -d' ' -f1)
+v_idle=$(rss_kib $(vch_procs)); e_idle=$(rss_kib $(eng_procs))
+for _ in $(seq 20); do
+    in_ns "$docker" "${vch[@]}" run -d --network none busybox sleep 600 >/dev/null
+    in_ns "$docker" "${eng[@]}" run -d --network none busybox sleep 600 >/dev/null
+done
+sleep 1
+v_busy=$(rss_kib $(vch_procs)); e_busy=$(rss_kib $(eng_procs))
+v_n=$(vch_procs | wc -w); e_n=$(eng_procs | wc -w)
+
+echo
+row "" "VCH" "Engine" "ratio"
+row "runc run (floor), median ms" "$(printf '%s\n' "${floor[@]}" | median)" "" ""
+row "run --rm busybox true, median ms (goal 0.33)" "$v_seq" "$e_seq" "$(ratio "$v_seq" "$e_seq")"
+row "$runs concurrent runs, wall ms (goal 0.5)" "$v_par" "$e_par" "$(ratio "$v_par" "$e_par")"
+row "100 docker ps, total ms" "$v_ps" "$e_ps" "$(ratio "$v_ps" "$e_ps")"
+row "_ping req/s, keep-alive (goal >= 3)" "$v_ka" "$e_ka" "$(ratio "$v_ka" "$e_ka")"
+row "_ping req/s, new TLS connection (goal >= 1.5)" "$v_new" "$e_new" "$(ratio "$v_new" "$e_new")"
+row "RSS idle, KiB (goal 0.2)" "$v_idle" "$e_idle" "$(ratio "$v_idle" "$e_idle")"
+row "RSS with 20 running, KiB (goal 0.2)" "$v_busy" "$e_busy" "$(ratio "$v_busy" "$e_busy")"
+echo "processes counted with 20 running: VCH $v_n (endpoint + monitors), Engine $e_n (dockerd + containerd + shims)"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# What the tests need beyond install-deps.sh: docker-compose v1 and the docker-py SDK (PyPI),
+# in a virtualenv of their own at /opt/vic-test-python, with the versions compose v1 works
+# with (docker-py 6, requests 2.31, urllib3 1; PyYAML 5.4 built with Cython < 3).
+set -euo pipefail
+venv=/opt/vic-test-python
+[ -x "$venv/bin/docker-compose" ] && exit 0
+python3 -m venv "$venv"
+pip() { "$venv/bin/pip" install -q --disable-pip-version-check "$@"; }
+pip "cython<3" wheel "setuptools<70"
+pip --no-build-isolation "pyyaml==5.4.1"
+pip "docker-compose==1.29.2" "docker==6.1.3" "requests==2.31.0" "urllib3<2"
