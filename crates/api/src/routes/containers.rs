@@ -391,11 +391,7 @@ pub(crate) async fn container_post(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "update" => {
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
-            let body: UpdateBody = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::BadRequest(format!("invalid update request: {e}")))?;
+            let body: UpdateBody = json_body(req, "update").await?;
             let unsupported = [
                 (
                     "--cpu-quota/--cpu-period (use --cpus)",
@@ -460,11 +456,7 @@ pub(crate) async fn container_post(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "exec" => {
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
-            let body: ExecBody = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::BadRequest(format!("invalid exec request: {e}")))?;
+            let body: ExecBody = json_body(req, "exec").await?;
             let exec_id = c.exec_create(
                 id,
                 vic_engine::ExecRequest {
@@ -484,6 +476,18 @@ pub(crate) async fn container_post(
             path: format!("/containers/{id}/{other}"),
         }),
     }
+}
+
+/// The JSON body of a `what` request (at most 1 MiB).
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request,
+    what: &str,
+) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the request: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid {what} request: {e}")))
 }
 
 /// `t=` of stop and restart (none: the container's own stop timeout).

@@ -353,12 +353,9 @@ fn read_exit(dir: &Path) -> Option<Status> {
     })
 }
 
+/// Container names follow the same rule as volume names, with an optional leading `/`.
 fn valid_name(n: &str) -> bool {
-    let n = n.strip_prefix('/').unwrap_or(n);
-    n.len() >= 2
-        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    crate::valid_volume_name(n.strip_prefix('/').unwrap_or(n))
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
