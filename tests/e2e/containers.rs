@@ -105,6 +105,13 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
     host.docker(&env, ["logs", "missing"])
         .ok()
         .never_says("executable");
+    // With --rm a failed start removes the container (the CLI waits for that removal).
+    let r = host.docker(
+        &env,
+        ["run", "--rm", "--name", "gone", IMG, "no-such-command"],
+    );
+    assert_eq!(r.code, 127, "{r:?}");
+    host.docker(&env, ["ps", "-a"]).ok().never_says("gone");
 }
 
 #[test]
@@ -766,4 +773,79 @@ fn events_diff_export_and_disk_usage() {
     host.docker(&env, ["events", "--filter", "bogus=1", "--until", &until])
         .fails()
         .says("Invalid filter 'bogus'");
+}
+
+#[test]
+fn default_hardening_and_security_options() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    let status = ["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"];
+    let run = |opts: &[&str], cmd: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.push(IMG);
+        args.extend_from_slice(cmd);
+        host.docker(&env, args)
+    };
+    // By default: a seccomp filter, and new user namespaces (a way into kernel bugs) refused.
+    let r = run(&[], &status).ok();
+    assert!(
+        r.stdout.contains("Seccomp:\t2") && r.stdout.contains("NoNewPrivs:\t0"),
+        "{r:?}"
+    );
+    run(&[], &["unshare", "-U", "true"])
+        .fails()
+        .says("Operation not permitted");
+    // The options that lift or add confinement.
+    run(
+        &["--security-opt", "seccomp=unconfined"],
+        &["unshare", "-U", "true"],
+    )
+    .ok();
+    run(&["--cap-add", "SYS_ADMIN"], &["unshare", "-U", "true"]).ok();
+    let r = run(&["--privileged"], &status).ok();
+    assert!(r.stdout.contains("Seccomp:\t0"), "{r:?}");
+    let r = run(&["--security-opt", "no-new-privileges"], &status).ok();
+    assert!(
+        r.stdout.contains("Seccomp:\t2") && r.stdout.contains("NoNewPrivs:\t1"),
+        "{r:?}"
+    );
+    let masked = ["grep", "-c", " /proc/timer_list ", "/proc/self/mountinfo"];
+    assert_eq!(run(&[], &masked).ok().stdout.trim(), "1");
+    let r = run(&["--security-opt", "systempaths=unconfined"], &masked).fails();
+    assert_eq!(r.stdout.trim(), "0", "{r:?}");
+    // Recorded, and refused when not honoured.
+    host.docker(
+        &env,
+        [
+            "create",
+            "--name",
+            "nnp",
+            "--security-opt",
+            "no-new-privileges",
+            IMG,
+        ],
+    )
+    .ok();
+    host.docker(
+        &env,
+        ["inspect", "-f", "{{.HostConfig.SecurityOpt}}", "nnp"],
+    )
+    .ok()
+    .says("[no-new-privileges]");
+    host.docker(
+        &env,
+        [
+            "run",
+            "--security-opt",
+            "apparmor=docker-default",
+            IMG,
+            "true",
+        ],
+    )
+    .fails()
+    .says("does not use AppArmor");
+    host.docker(&env, ["info", "-f", "{{.SecurityOptions}}"])
+        .ok()
+        .says("name=seccomp,profile=builtin");
 }

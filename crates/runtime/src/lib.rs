@@ -9,6 +9,7 @@ mod confined;
 mod console;
 mod rootfs;
 mod runc;
+mod seccomp;
 mod spec;
 
 pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, copy_into_volume};

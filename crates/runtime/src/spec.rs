@@ -26,8 +26,15 @@ pub struct ContainerSpec {
     pub readonly_rootfs: bool,
     /// Join this network namespace; `None` gives the container a new, empty one (loopback).
     pub netns: Option<PathBuf>,
-    /// `--privileged`: every capability, no masked paths.
+    /// `--privileged`: every capability, no masked paths, no seccomp filter.
     pub privileged: bool,
+    /// `--security-opt seccomp=unconfined`: no seccomp filter.
+    pub seccomp_unconfined: bool,
+    /// `--security-opt no-new-privileges`: setuid binaries and file capabilities grant nothing.
+    pub no_new_privileges: bool,
+    /// `--security-opt systempaths=unconfined`: /proc and /sys paths neither masked nor
+    /// read-only.
+    pub unmasked_paths: bool,
     /// `--cap-add` / `--cap-drop`, by Docker's names (`NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`).
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
@@ -87,6 +94,11 @@ pub enum SpecError {
     /// A capability name Docker does not know.
     #[error("unknown capability {0:?}: use names such as NET_ADMIN or SYS_TIME")]
     UnknownCapability(String),
+    /// A capability the VCH's host withholds from the endpoint itself.
+    #[error(
+        "capability {0:?} is not available on this VCH's host (the endpoint's own bounding set lacks it)"
+    )]
+    UnavailableCapability(String),
     /// No command to run.
     #[error("no command specified: the image has no Cmd or Entrypoint and none was given")]
     NoCommand,
@@ -119,59 +131,90 @@ const DEFAULT_CAPS: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
-fn capability(name: &str) -> Result<Capability, SpecError> {
+pub(crate) fn capability(name: &str) -> Result<Capability, SpecError> {
     let upper = name.to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     serde_json::from_value(serde_json::Value::String(format!("CAP_{bare}")))
         .map_err(|_| SpecError::UnknownCapability(name.to_owned()))
 }
 
+/// Linux capabilities by number (`CAP_CHOWN` is 0).
+const BY_NUMBER: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities this process may hand on (its bounding set): a container cannot get more,
+/// and asking runc for more fails the start (the host, or a sandbox around it, may withhold
+/// some, e.g. SYS_RESOURCE).
+fn bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
+fn available(name: &str) -> bool {
+    let bare = name.to_ascii_uppercase();
+    let bare = bare.strip_prefix("CAP_").unwrap_or(&bare);
+    BY_NUMBER
+        .iter()
+        .position(|n| *n == bare)
+        .is_none_or(|bit| bounding_set() & (1 << bit) != 0)
+}
+
+/// Every capability the host grants (`--privileged`, `--cap-add ALL`).
 fn all_capabilities() -> HashSet<Capability> {
-    // Every capability the spec library knows, found by name.
-    const ALL: &[&str] = &[
-        "AUDIT_CONTROL",
-        "AUDIT_READ",
-        "AUDIT_WRITE",
-        "BLOCK_SUSPEND",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "KILL",
-        "LEASE",
-        "LINUX_IMMUTABLE",
-        "MAC_ADMIN",
-        "MAC_OVERRIDE",
-        "MKNOD",
-        "NET_ADMIN",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_RAW",
-        "PERFMON",
-        "SETGID",
-        "SETFCAP",
-        "SETPCAP",
-        "SETUID",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_CHROOT",
-        "SYS_MODULE",
-        "SYS_NICE",
-        "SYS_PACCT",
-        "SYS_PTRACE",
-        "SYS_RAWIO",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "SYSLOG",
-        "WAKE_ALARM",
-    ];
-    ALL.iter().filter_map(|n| capability(n).ok()).collect()
+    let bounding = bounding_set();
+    BY_NUMBER
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1 << bit) != 0)
+        .filter_map(|(_, n)| capability(n).ok())
+        .collect()
 }
 
 fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> {
@@ -180,13 +223,16 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> 
     }
     let mut caps: HashSet<Capability> = DEFAULT_CAPS
         .iter()
+        .filter(|c| available(c))
         .map(|c| capability(c))
         .collect::<Result<_, _>>()?;
     for add in &spec.cap_add {
         if add.eq_ignore_ascii_case("ALL") {
             caps = all_capabilities();
-        } else {
+        } else if available(add) {
             caps.insert(capability(add)?);
+        } else {
+            return Err(SpecError::UnavailableCapability(add.to_owned()));
         }
     }
     for drop in &spec.cap_drop {
@@ -208,6 +254,12 @@ pub fn check_capabilities(add: &[String], drop: &[String]) -> Result<(), SpecErr
     {
         capability(name)?;
     }
+    if let Some(missing) = add
+        .iter()
+        .find(|n| !n.eq_ignore_ascii_case("ALL") && !available(n))
+    {
+        return Err(SpecError::UnavailableCapability(missing.clone()));
+    }
     Ok(())
 }
 
@@ -218,6 +270,8 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
         return Err(SpecError::NoCommand);
     }
     let caps = capabilities(spec)?;
+    let seccomp = (!spec.privileged && !spec.seccomp_unconfined)
+        .then(|| crate::seccomp::default_profile(&caps));
     let user = UserBuilder::default()
         .uid(spec.uid)
         .gid(spec.gid)
@@ -244,7 +298,7 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
                 .build()
                 .map_err(invalid)?,
         )
-        .no_new_privileges(false)
+        .no_new_privileges(spec.no_new_privileges)
         .build()
         .map_err(invalid)?;
     let mut namespaces: Vec<LinuxNamespace> = get_default_namespaces();
@@ -260,7 +314,10 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
         }
     }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
-    if spec.privileged {
+    if let Some(profile) = seccomp {
+        linux = linux.seccomp(profile);
+    }
+    if spec.privileged || spec.unmasked_paths {
         linux = linux
             .masked_paths(Vec::<String>::new())
             .readonly_paths(Vec::<String>::new());

@@ -6,7 +6,7 @@ out="$1"; cmd="${2:-sh}"
 work="$(mktemp -d)"
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$out/blobs/sha256"
 cp /bin/busybox "$work/rootfs/bin/busybox"
-for a in sh ls cat echo sleep true false id env touch grep ln mkdir rm; do ln -s busybox "$work/rootfs/bin/$a"; done
+for a in sh ls cat echo sleep true false id env touch grep ln mkdir rm unshare; do ln -s busybox "$work/rootfs/bin/$a"; done
 echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/rootfs" -cf "$work/layer.tar" .
 diff_id="sha256:$(sha256sum "$work/layer.tar" | cut -d' ' -f1)"

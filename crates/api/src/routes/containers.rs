@@ -62,6 +62,9 @@ struct HostConfigBody {
     tmpfs: Option<HashMap<String, String>>,
     init: Option<bool>,
     restart_policy: Option<Value>,
+    security_opt: Option<Vec<String>>,
+    masked_paths: Option<Vec<String>>,
+    readonly_paths: Option<Vec<String>>,
 }
 
 pub(crate) fn not_yet(what: &str) -> ApiError {
@@ -121,6 +124,7 @@ pub(crate) async fn container_create(
         stop_signal: body.stop_signal.clone(),
         stop_timeout: body.stop_timeout,
         init: h.init == Some(true),
+        security_opt: security_opt(h)?,
     };
     let id = state.containers.create(req)?;
     Ok((
@@ -128,6 +132,24 @@ pub(crate) async fn container_create(
         Json(json!({"Id": id, "Warnings": warnings})),
     )
         .into_response())
+}
+
+/// `HostConfig.SecurityOpt`, with `--security-opt systempaths=unconfined` put back: the CLI
+/// sends that one as empty `MaskedPaths` and `ReadonlyPaths`.
+fn security_opt(h: &HostConfigBody) -> Result<Vec<String>, ApiError> {
+    let mut out = h.security_opt.clone().unwrap_or_default();
+    match (&h.masked_paths, &h.readonly_paths) {
+        (None, None) => {}
+        (Some(m), Some(r)) if m.is_empty() && r.is_empty() => {
+            out.push("systempaths=unconfined".to_owned())
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "custom MaskedPaths and ReadonlyPaths are not supported by this VCH: use the defaults, or --security-opt systempaths=unconfined for none".into(),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// `-v` (`HostConfig.Binds`, and `Config.Volumes` for anonymous ones), `--mount`
@@ -327,8 +349,19 @@ pub(crate) async fn container_post(
                 c2.reset_restarts(&id)?;
                 c2.start(&id)
             })
-            .await?;
+            .await;
             let view = c.inspect(id)?;
+            // `run --rm` whose start failed: nothing will ever exit, so it goes now (as with
+            // Docker); the client waiting for its removal is released.
+            let started = match started {
+                Err(e) if view.record.auto_remove => {
+                    if let Err(r) = c.remove(&view.record.id, true, true).await {
+                        tracing::warn!(container = %view.record.id, error = %r, "auto-remove failed");
+                    }
+                    return Err(e);
+                }
+                other => other?,
+            };
             if started && view.record.auto_remove {
                 let c2 = c.clone();
                 let ticket = c.wait_ticket(id, WaitCondition::NotRunning)?;
@@ -743,6 +776,7 @@ pub(crate) async fn container_get(
                 "HostConfig": {
                     "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
                     "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
+                    "SecurityOpt": if v.record.security_opt.is_empty() { Value::Null } else { json!(v.record.security_opt) },
                     "Binds": binds(&state, &v),
                     "LogConfig": {"Type": "json-file", "Config": {}},
                     "Init": v.record.init, "Memory": v.record.memory, "NanoCpus": v.record.nano_cpus, "CpuShares": v.record.cpu_shares,

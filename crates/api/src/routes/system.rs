@@ -235,6 +235,7 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
             security_options.push("name=client-certificates".to_owned());
         }
     }
+    security_options.push("name=seccomp,profile=builtin".to_owned());
     let images = state.images.list().map(|l| l.len() as u64).unwrap_or(0);
     Json(SystemInfo {
         id: facts.id.clone(),

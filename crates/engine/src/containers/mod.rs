@@ -5,6 +5,7 @@
 
 mod copy;
 mod lifecycle;
+mod security;
 
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 
@@ -53,6 +54,8 @@ pub struct CreateRequest {
     pub stop_timeout: Option<i64>,
     /// `--init`: a small init (tini) runs the command and reaps orphans.
     pub init: bool,
+    /// `--security-opt` as Docker sends it.
+    pub security_opt: Vec<String>,
 }
 
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
@@ -134,6 +137,8 @@ pub struct ContainerRecord {
     pub stop_timeout: Option<i64>,
     #[serde(default)]
     pub init: bool,
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 impl ContainerRecord {
@@ -690,7 +695,9 @@ impl ContainerService {
                 .or(cfg.stop_signal.clone()),
             stop_timeout: req.stop_timeout,
             init: req.init,
+            security_opt: req.security_opt.clone(),
         };
+        security::parse(&rec.security_opt)?;
         if rec.init && !Path::new(INIT_BINARY).is_file() {
             return Err(EngineError::Invalid(format!(
                 "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
@@ -814,7 +821,11 @@ impl ContainerService {
                 return Err(e);
             }
         };
+        let security = security::parse(&rec.security_opt)?;
         let spec = ContainerSpec {
+            seccomp_unconfined: security.seccomp_unconfined,
+            no_new_privileges: security.no_new_privileges,
+            unmasked_paths: security.unmasked_paths,
             mounts,
             limits: rec.limits(),
             args: rec
