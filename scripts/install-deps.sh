@@ -18,6 +18,8 @@ have getfattr || need+=(attr)
 have python3 || need+=(python3)
 # Containers: the OCI runtime.
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || need+=(runc)
+# The alternative runtime (`vic-machine create --container-runtime crun`).
+have crun || need+=(crun)
 # `docker run --init`: a static tini, mounted into the container as its init.
 [ -x /usr/bin/tini-static ] || need+=(tini)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)

@@ -95,6 +95,8 @@ fn names_are_validated_like_vic() {
 #[test]
 fn inspect_and_inspect_config_reproduce_the_vch() {
     let host = TestHost::new();
+    let store = host.dir().join("store");
+    std::fs::create_dir_all(&store).unwrap();
     let run = create(
         &host,
         "insp",
@@ -104,6 +106,8 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
             "--no-tlsverify",
             "--organization",
             "Acme",
+            "--volume-store",
+            &format!("{}:shared", store.display()),
         ],
     );
     let inspect = host.vic_machine(["inspect", "--name", "insp"]).ok();
@@ -111,6 +115,8 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
         .says("Status: running")
         .says("Security: server-only TLS")
         .says("O=Acme")
+        .says("Container runtime: runc")
+        .says(&format!("Volume store shared: {}", store.display()))
         .says("Completed successfully");
     inspect.says(
         &run.docker_env()
@@ -128,7 +134,9 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
         "{command}"
     );
     assert!(
-        command.contains("--no-tlsverify") && command.contains("--organization Acme"),
+        command.contains("--no-tlsverify")
+            && command.contains("--organization Acme")
+            && command.contains(&format!("--volume-store {}:shared", store.display())),
         "{command}"
     );
     // Running it after a delete gives the same VCH back (reusing the certificates).
@@ -284,4 +292,60 @@ fn stop_start_and_restart_keep_the_vch() {
     host.vic_machine(["start", "--name", "nope"])
         .fails()
         .says("VCH \"nope\" not found");
+}
+
+#[test]
+fn the_container_runtime_is_chosen_at_create() {
+    let host = TestHost::new();
+    // runsc (gVisor) is not a Debian package: where it is missing, create says how to get it.
+    if !std::path::Path::new("/usr/bin/runsc").exists()
+        && !std::path::Path::new("/usr/local/bin/runsc").exists()
+    {
+        host.vic_machine([
+            "create",
+            "--name",
+            "gv",
+            "--no-tls",
+            "--container-runtime",
+            "runsc",
+        ])
+        .fails()
+        .says("the container runtime runsc is not installed on this host");
+    }
+    host.vic_machine(["create", "--name", "x", "--container-runtime", "kata"])
+        .fails()
+        .says("possible values: runc, crun, runsc");
+    // crun: either it runs containers, or create refuses with the host's reason.
+    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|c| !c.trim().is_empty());
+    let args = [
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--container-runtime",
+        "crun",
+    ];
+    if hybrid {
+        let mut all = vec!["create", "--name", "cr"];
+        all.extend_from_slice(&args);
+        host.vic_machine(all)
+            .fails()
+            .says("crun cannot run containers on this host")
+            .says("--container-runtime runc");
+        return;
+    }
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let mut all = args.to_vec();
+    all.extend(["--insecure-registry", "127.0.0.1:5000"]);
+    let env = create(&host, "cr", &all).docker_env();
+    host.docker(&env, ["info", "-f", "{{.DefaultRuntime}}"])
+        .ok()
+        .says("crun");
+    host.docker(
+        &env,
+        ["run", "--rm", "127.0.0.1:5000/busybox", "echo", "from crun"],
+    )
+    .ok()
+    .says("from crun");
 }

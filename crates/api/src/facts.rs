@@ -15,4 +15,6 @@ pub struct VchFacts {
     pub insecure_registries: Vec<String>,
     /// The effective whitelist; empty when whitelist mode is off.
     pub whitelist: Vec<String>,
+    /// The OCI runtime's name and binary (`--container-runtime`).
+    pub runtime: (String, String),
 }

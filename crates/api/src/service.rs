@@ -167,6 +167,7 @@ mod route_tests {
             listen: "127.0.0.2:2375".into(),
             insecure_registries: vec![],
             whitelist: vec![],
+            runtime: ("runc".into(), "/usr/sbin/runc".into()),
         };
         let dir = tempfile::tempdir().unwrap().keep();
         let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());

@@ -9,7 +9,7 @@ mod version;
 
 pub use error::ErrorResponse;
 pub use system::{
-    ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, SwarmInfo, SystemInfo,
-    SystemVersion,
+    ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, RuntimeInfo, SwarmInfo,
+    SystemInfo, SystemVersion,
 };
 pub use version::{ApiVersion, VersionError};

@@ -94,11 +94,18 @@ pub struct SystemInfo {
     pub experimental_build: bool,
     pub server_version: String,
     pub default_runtime: String,
+    pub runtimes: BTreeMap<String, RuntimeInfo>,
     pub swarm: SwarmInfo,
     pub live_restore_enabled: bool,
     pub isolation: String,
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// One of `Runtimes` in `GET /info`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub path: String,
 }
 
 /// `RegistryConfig` of `GET /info`.

@@ -62,6 +62,10 @@ pub(crate) struct CreateArgs {
     /// `default`, volumes go to the VCH's own state folder.
     #[arg(long, visible_alias = "vs", value_parser = parse_volume_store)]
     pub(crate) volume_store: Vec<(PathBuf, String)>,
+    /// The OCI runtime that runs this VCH's containers: runc, crun, or runsc (gVisor: each
+    /// container behind its own user-space kernel, nearest to VIC's containerVMs)
+    #[arg(long, default_value = "runc", value_parser = ["runc", "crun", "runsc"])]
+    pub(crate) container_runtime: String,
     /// Common Name of the generated server certificate; clients connect with this name
     #[arg(long)]
     pub(crate) tls_cname: Option<String>,

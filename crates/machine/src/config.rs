@@ -122,9 +122,16 @@ pub(crate) struct VchConfig {
     /// `--volume-store` entries: label and host folder.
     #[serde(default)]
     pub(crate) volume_stores: Vec<VolumeStoreSetting>,
+    /// `--container-runtime`: the OCI runtime binary's name.
+    #[serde(default = "default_runtime")]
+    pub(crate) container_runtime: String,
     /// Bumped by every `configure`; the endpoint records which one it applies.
     #[serde(default)]
     pub(crate) generation: u64,
+}
+
+fn default_runtime() -> String {
+    "runc".to_owned()
 }
 
 /// One `--volume-store`.

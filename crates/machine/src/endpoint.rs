@@ -80,13 +80,35 @@ async fn shutdown_signal() {
     }
 }
 
-/// The OCI runtime binary (Debian's runc).
-pub(crate) fn runtime_binary() -> std::path::PathBuf {
-    ["/usr/sbin/runc", "/usr/bin/runc"]
+/// Why the OCI runtime `name` cannot run containers on this host, when it cannot.
+pub(crate) fn runtime_unusable(name: &str) -> Option<String> {
+    // crun refuses a "hybrid" layout (cgroup v1 controllers, and some controller enabled on
+    // the v2 hierarchy too) at every start; say so at create rather than at the first run.
+    let v2_controllers =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    (name == "crun" && !v2_controllers.trim().is_empty()).then(|| {
+        format!(
+            "crun cannot run containers on this host: its cgroups are in hybrid mode (v1, with the {} controller also on the v2 hierarchy at /sys/fs/cgroup/unified); use --container-runtime runc, or boot the host with cgroup v2 only (systemd.unified_cgroup_hierarchy=1)",
+            v2_controllers.split_whitespace().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Where the OCI runtime `name` (runc, crun, runsc) is installed.
+pub(crate) fn runtime_binary(name: &str) -> Result<std::path::PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
         .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| "runc".into())
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            let how = match name {
+                "runsc" => "install gVisor's runsc (https://gvisor.dev/docs/user_guide/install/)",
+                other => &format!("install it with `apt-get install {other}`"),
+            };
+            Error::Failed(format!(
+                "the container runtime {name} is not installed on this host: {how}, or choose another with --container-runtime"
+            ))
+        })
 }
 
 /// `vic-monitor`, installed next to `vic-machine`.
@@ -113,6 +135,12 @@ fn facts(cfg: &VchConfig, paths: &VchPaths) -> Result<VchFacts> {
         listen: cfg.bind_addr().to_string(),
         insecure_registries: cfg.registry.insecure.clone(),
         whitelist: cfg.registry.policy()?.effective_whitelist(),
+        runtime: (
+            cfg.container_runtime.clone(),
+            runtime_binary(&cfg.container_runtime)?
+                .display()
+                .to_string(),
+        ),
     })
 }
 
@@ -202,7 +230,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             &paths.dir,
             images.clone(),
             volumes,
-            runtime_binary(),
+            runtime_binary(&cfg.container_runtime)?,
             monitor_binary()?,
         )
         .map_err(|e| Error::Failed(format!("cannot open the container store: {e}")))?,

@@ -266,6 +266,14 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
         } else {
             "1".to_owned()
         },
+        default_runtime: facts.runtime.0.clone(),
+        runtimes: [(
+            facts.runtime.0.clone(),
+            vic_docker_api::RuntimeInfo {
+                path: facts.runtime.1.clone(),
+            },
+        )]
+        .into(),
         security_options,
         warnings,
         ..SystemInfo::default()

@@ -83,6 +83,10 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     };
 
     let volume_stores = volume_stores(&args.volume_store, out)?;
+    crate::endpoint::runtime_binary(&args.container_runtime)?;
+    if let Some(why) = crate::endpoint::runtime_unusable(&args.container_runtime) {
+        return Err(Error::Failed(why));
+    }
     let (registry_ca_files, registry_cas) = load_registry_cas(&args.registry.registry_ca, out)?;
     let registry = RegistrySettings {
         whitelist: args.registry.whitelist(),
@@ -173,6 +177,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
         registry,
         volume_stores,
+        container_runtime: args.container_runtime.clone(),
         generation: 0,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),

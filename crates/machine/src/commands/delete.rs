@@ -28,7 +28,7 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
             )));
         }
     }
-    remove_containers(&paths.dir, out);
+    remove_containers(&paths.dir, &cfg.container_runtime, out);
     std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;
     out.info(format!("Removed the VCH state in {}", paths.dir.display()));
     if cfg.cert_path.exists() {
@@ -43,8 +43,16 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
 
 /// Kills and deletes every container of the VCH and unmounts its root, so that nothing (no
 /// process, mount or runtime state) outlives the VCH.
-fn remove_containers(state: &std::path::Path, out: &mut Out) {
-    let runc = vic_runtime::Runc::new(crate::endpoint::runtime_binary(), state.join("runtime"));
+fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
+    let binary = match crate::endpoint::runtime_binary(runtime) {
+        Ok(b) => b,
+        Err(e) => {
+            // Still remove what can be: the mounts below; the processes need the runtime.
+            out.warn(format!("{e}: containers may still run"));
+            runtime.into()
+        }
+    };
+    let runc = vic_runtime::Runc::new(binary, state.join("runtime"));
     let Ok(entries) = std::fs::read_dir(state.join("containers")) else {
         return;
     };

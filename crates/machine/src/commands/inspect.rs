@@ -101,6 +101,10 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     }
     let policy = cfg.registry.policy()?;
     out.info(format!("Registry policy: {policy}"));
+    out.info(format!("Container runtime: {}", cfg.container_runtime));
+    for s in &cfg.volume_stores {
+        out.info(format!("Volume store {}: {}", s.label, s.path.display()));
+    }
     for ca in &cfg.registry.ca_files {
         out.info(format!("Registry CA: {}", ca.display()));
     }
@@ -189,6 +193,15 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
     }
     for ca in &cfg.registry.ca_files {
         push("--registry-ca", Some(ca.display().to_string()));
+    }
+    for s in &cfg.volume_stores {
+        push(
+            "--volume-store",
+            Some(format!("{}:{}", s.path.display(), s.label)),
+        );
+    }
+    if cfg.container_runtime != "runc" {
+        push("--container-runtime", Some(cfg.container_runtime.clone()));
     }
     args.join(" ")
 }
