@@ -122,6 +122,9 @@ pub(crate) struct VchConfig {
     /// `--volume-store` entries: label and host folder.
     #[serde(default)]
     pub(crate) volume_stores: Vec<VolumeStoreSetting>,
+    /// The systemd unit that runs the endpoint, where systemd runs the host.
+    #[serde(default)]
+    pub(crate) systemd_unit: Option<String>,
     /// `--container-runtime`: the OCI runtime binary's name.
     #[serde(default = "default_runtime")]
     pub(crate) container_runtime: String,

@@ -11,6 +11,7 @@ mod host;
 mod output;
 mod ping;
 mod process;
+mod systemd;
 
 use std::process::ExitCode;
 

@@ -9,12 +9,57 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::config::VchPaths;
+use crate::config::{VchConfig, VchPaths};
 use crate::error::{Error, Result};
+use crate::systemd;
+
+/// A just-started endpoint: this command's child, or a systemd unit.
+pub(crate) enum Launched {
+    Child(Child),
+    /// The systemd unit.
+    Unit(String),
+}
+
+impl Launched {
+    /// Why the endpoint is gone, if it is.
+    pub(crate) fn gone(&mut self) -> Option<String> {
+        match self {
+            Launched::Child(c) => c.try_wait().ok().flatten().map(|s| s.to_string()),
+            Launched::Unit(unit) => systemd::failed(unit),
+        }
+    }
+
+    /// Stops an endpoint that did not come up.
+    pub(crate) fn abort(&mut self) {
+        match self {
+            Launched::Child(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Launched::Unit(unit) => {
+                let _ = systemd::stop(unit);
+            }
+        }
+    }
+}
+
+/// Starts the endpoint of the VCH: as its systemd unit when it has one (installing it the
+/// first time), else as a detached child.
+pub(crate) fn launch(root: &Path, cfg: &VchConfig, paths: &VchPaths) -> Result<Launched> {
+    if let Some(unit) = &cfg.systemd_unit {
+        if systemd::installed(unit) {
+            systemd::start(unit)?;
+        } else {
+            systemd::install(unit, root, &cfg.name, &paths.log())?;
+        }
+        return Ok(Launched::Unit(unit.clone()));
+    }
+    spawn_endpoint(root, &cfg.name, paths).map(Launched::Child)
+}
 
 /// Starts `vic-machine endpoint` for the VCH in its own process group, detached from this
 /// terminal, logging to `endpoint.log`. It outlives this command.
-pub(crate) fn spawn_endpoint(root: &Path, name: &str, paths: &VchPaths) -> Result<Child> {
+fn spawn_endpoint(root: &Path, name: &str, paths: &VchPaths) -> Result<Child> {
     let exe = std::env::current_exe().map_err(Error::io(
         "cannot find the vic-machine binary",
         "/proc/self/exe",

@@ -302,6 +302,8 @@ impl TestHost {
         cmd.current_dir(self.dir.path());
         cmd.env("HOME", self.path("home"));
         cmd.env("VIC_ROOT", self.root());
+        // Test VCHs are this test's children, never units of the host's systemd.
+        cmd.env("VIC_SYSTEMD", "0");
         for var in [
             "DOCKER_HOST",
             "DOCKER_TLS_VERIFY",

@@ -159,7 +159,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     };
     vic_pki::create_private_dir(&paths.tls_dir())?;
 
-    let cfg = VchConfig {
+    let mut cfg = VchConfig {
         version: CONFIG_VERSION,
         name: name.to_string(),
         id: vic_pki::random_hex(16),
@@ -178,6 +178,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         registry,
         volume_stores,
         container_runtime: args.container_runtime.clone(),
+        systemd_unit: None,
         generation: 0,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
@@ -209,17 +210,27 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             certs::chain_pem(&registry_cas).as_bytes(),
         )?;
     }
+    if crate::systemd::in_use() {
+        cfg.systemd_unit = Some(crate::systemd::choose_unit_name(&cfg.name, &cfg.id));
+    }
     cfg.save(&paths)?;
 
-    let mut child = process::spawn_endpoint(&root, name.as_str(), &paths)?;
+    let mut child = process::launch(&root, &cfg, &paths)?;
     let note = match wait_ready(&cfg, &paths, &mut child, args.timeout, out) {
         Ok(note) => note,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.abort();
+            if let process::Launched::Unit(u) = &child {
+                let _ = crate::systemd::remove(u);
+            }
             return Err(e);
         }
     };
+    if let process::Launched::Unit(u) = &child {
+        out.info(format!(
+            "Installed systemd unit {u} (restarts a crashed endpoint, starts the VCH at boot)"
+        ));
+    }
     guard.armed = false;
 
     let env = connect::env_string(&cfg);
@@ -233,7 +244,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     };
     out.info(format!(
         "VCH endpoint started (pid {}) in {} ms: Docker API on {listen} ({})",
-        child.id(),
+        process::running_pid(&paths).unwrap_or_default(),
         started.elapsed().as_millis(),
         cfg.tls.describe()
     ));
@@ -300,7 +311,7 @@ fn check_address_free(root: &Path, ip: Option<IpAddr>, port: u16) -> Result<()> 
 pub(crate) fn wait_ready(
     cfg: &VchConfig,
     paths: &VchPaths,
-    child: &mut std::process::Child,
+    child: &mut process::Launched,
     timeout: Duration,
     out: &mut Out,
 ) -> Result<Option<String>> {
@@ -310,7 +321,7 @@ pub(crate) fn wait_ready(
         ping::target(cfg)
     ));
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = child.gone() {
             return Err(Error::Failed(format!(
                 "the VCH endpoint failed to start ({status}): {}",
                 process::failure_from_log(&paths.log()),

@@ -21,12 +21,27 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
             )));
         }
         out.info(format!("Stopping the endpoint (pid {pid})"));
+        let unit = cfg.systemd_unit.as_deref();
+        if let Some(Err(e)) = unit
+            .filter(|u| crate::systemd::installed(u))
+            .map(crate::systemd::stop)
+        {
+            out.warn(e.to_string());
+        }
         if !process::stop(pid, args.timeout, args.force) {
             return Err(Error::Failed(format!(
                 "the endpoint (pid {pid}) did not stop within {}s; run delete with --force to kill it",
                 args.timeout.as_secs()
             )));
         }
+    }
+    if let Some(unit) = cfg
+        .systemd_unit
+        .as_deref()
+        .filter(|u| crate::systemd::installed(u))
+    {
+        crate::systemd::remove(unit)?;
+        out.info(format!("Removed systemd unit {unit}"));
     }
     remove_containers(&paths.dir, &cfg.container_runtime, out);
     std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;

@@ -102,6 +102,9 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     let policy = cfg.registry.policy()?;
     out.info(format!("Registry policy: {policy}"));
     out.info(format!("Container runtime: {}", cfg.container_runtime));
+    if let Some(unit) = &cfg.systemd_unit {
+        out.info(format!("systemd unit: {unit}"));
+    }
     for s in &cfg.volume_stores {
         out.info(format!("Volume store {}: {}", s.label, s.path.display()));
     }

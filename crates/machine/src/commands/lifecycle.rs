@@ -19,7 +19,7 @@ pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
         out.info("Completed successfully");
         return Ok(());
     }
-    let mut child = process::spawn_endpoint(&root, &cfg.name, &paths)?;
+    let mut child = process::launch(&root, &cfg, &paths)?;
     match wait_ready(&cfg, &paths, &mut child, args.timeout, out) {
         Ok(note) => {
             if let Some(n) = note {
@@ -27,15 +27,14 @@ pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
             }
         }
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.abort();
             return Err(e);
         }
     }
     out.info(format!(
         "VCH {:?} started (endpoint pid {}): tcp://{}",
         cfg.name,
-        child.id(),
+        process::running_pid(&paths).unwrap_or_default(),
         cfg.docker_host_port()
     ));
     out.info("Completed successfully");
@@ -49,6 +48,14 @@ fn stop_endpoint(args: &LifecycleArgs, out: &mut Out) -> Result<()> {
         None => out.info(format!("VCH {:?} is not running", cfg.name)),
         Some(pid) => {
             out.info(format!("Stopping the endpoint (pid {pid})"));
+            // Its unit is told first, or it would count the exit as a crash.
+            if let Some(unit) = cfg
+                .systemd_unit
+                .as_deref()
+                .filter(|u| crate::systemd::installed(u))
+            {
+                crate::systemd::stop(unit)?;
+            }
             if !process::stop(pid, args.timeout, args.force) {
                 return Err(Error::Failed(format!(
                     "the endpoint (pid {pid}) did not stop within {}s; use --force to kill it",
