@@ -1,0 +1,105 @@
+//! Links and addresses, through iproute2's `ip -batch` (one process for a set of changes),
+//! run in the endpoint's namespace or, with nsenter, in a container's.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use ipnet::Ipv4Net;
+
+use crate::NetError;
+
+/// Runs `ip -batch -` with `script`, in the namespace at `netns` when given.
+fn ip_batch(netns: Option<&Path>, script: &str) -> Result<(), NetError> {
+    crate::run_with_input(netns, "ip", &["-batch", "-"], script, "iproute2")
+}
+
+/// Whether a link named `name` exists in the endpoint's namespace.
+pub fn link_exists(name: &str) -> bool {
+    Command::new("ip")
+        .args(["link", "show", "dev", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Makes bridge `name` with address `gateway/prefix` and brings it up (kept if there).
+pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, subnet: Ipv4Net) -> Result<(), NetError> {
+    let mut script = String::new();
+    if !link_exists(name) {
+        script.push_str(&format!("link add {name} type bridge\n"));
+    }
+    script.push_str(&format!(
+        "addr replace {gateway}/{} dev {name}\nlink set {name} up\n",
+        subnet.prefix_len()
+    ));
+    ip_batch(None, &script)
+}
+
+/// Removes link `name` (a bridge, or a veth and its peer); a missing one is not an error.
+pub fn remove_link(name: &str) -> Result<(), NetError> {
+    if !link_exists(name) {
+        return Ok(());
+    }
+    ip_batch(None, &format!("link del {name}\n"))
+}
+
+/// How a container is attached to a bridge.
+#[derive(Debug, Clone)]
+pub struct Attachment<'a> {
+    /// The pinned namespace of the container.
+    pub netns: &'a Path,
+    pub bridge: &'a str,
+    /// The host end of the veth (at most 15 bytes).
+    pub host_if: &'a str,
+    /// The container's end.
+    pub container_if: &'a str,
+    pub address: Ipv4Addr,
+    pub subnet: Ipv4Net,
+    /// `None` on an internal network: no default route.
+    pub gateway: Option<Ipv4Addr>,
+    pub mac: &'a str,
+}
+
+/// Makes a veth pair with one end in the bridge and the other, addressed, in the container's
+/// namespace (with loopback up and a default route via the gateway).
+pub fn attach(a: &Attachment<'_>) -> Result<(), NetError> {
+    if link_exists(a.host_if) {
+        ip_batch(None, &format!("link del {}\n", a.host_if))?;
+    }
+    ip_batch(
+        None,
+        &format!(
+            "link add {host} type veth peer name {cont} netns {ns}\n\
+             link set {host} master {bridge}\n\
+             link set {host} up\n",
+            host = a.host_if,
+            cont = a.container_if,
+            ns = a.netns.display(),
+            bridge = a.bridge,
+        ),
+    )?;
+    let mut inside = format!(
+        "link set lo up\n\
+         link set {cont} address {mac}\n\
+         addr add {addr}/{prefix} dev {cont}\n\
+         link set {cont} up\n",
+        cont = a.container_if,
+        mac = a.mac,
+        addr = a.address,
+        prefix = a.subnet.prefix_len(),
+    );
+    if let Some(gw) = a.gateway {
+        inside.push_str(&format!(
+            "route add default via {gw} dev {}\n",
+            a.container_if
+        ));
+    }
+    ip_batch(Some(a.netns), &inside)
+}
+
+/// Brings loopback up in a namespace (a container on no network still has `lo`).
+pub fn loopback_up(netns: &Path) -> Result<(), NetError> {
+    ip_batch(Some(netns), "link set lo up\n")
+}

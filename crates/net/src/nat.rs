@@ -1,0 +1,208 @@
+//! The VCH's own nftables table in the endpoint's namespace: outbound NAT for bridge networks,
+//! published ports (DNAT on the VCH's address), isolation between bridge networks. Rendered
+//! whole by a pure function from the current state and swapped in atomically, so it is always
+//! exactly what the running containers ask for; it stays in the kernel while the endpoint is
+//! down and is rebuilt when it comes back.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::NetError;
+
+/// A bridge network as the table sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeNet {
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    /// `--internal`: no traffic in or out of the bridge.
+    pub internal: bool,
+}
+
+/// tcp or udp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl std::str::FromStr for Proto {
+    type Err = NetError;
+    fn from_str(s: &str) -> Result<Self, NetError> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            other => Err(NetError::Invalid(format!(
+                "unknown protocol {other:?}: use tcp or udp"
+            ))),
+        }
+    }
+}
+
+/// One published port: `host_ip:host_port` (any local address when `host_ip` is `None`) to
+/// `container_ip:container_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub proto: Proto,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+}
+
+/// The whole table `name` for `nets` and `ports`, as an `nft -f` script that replaces any
+/// previous version in one transaction.
+pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
+    let mut s = String::new();
+    // Create-if-missing, then delete: the transaction works whether or not it existed.
+    let _ = writeln!(
+        s,
+        "table ip {name}\ndelete table ip {name}\ntable ip {name} {{"
+    );
+    s.push_str("  chain publish {\n");
+    for p in ports {
+        let dst = p
+            .host_ip
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "    {dst}{proto} dport {hp} dnat to {cip}:{cp}",
+            proto = p.proto.as_str(),
+            hp = p.host_port,
+            cip = p.container_ip,
+            cp = p.container_port
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
+    );
+    // Connections from this host to its own (non-loopback) addresses.
+    s.push_str(
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n",
+    );
+    s.push_str(
+        "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in nets {
+        if !n.internal {
+            let _ = writeln!(
+                s,
+                "    ip saddr {sub} oifname != \"{br}\" masquerade",
+                sub = n.subnet,
+                br = n.bridge
+            );
+        }
+        // A container reaching a port published by a neighbour on its own bridge: the reply
+        // must come back through this host to be un-NATed.
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ct status dnat ip saddr {sub} masquerade",
+            sub = n.subnet,
+            br = n.bridge
+        );
+    }
+    s.push_str("  }\n");
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    for n in nets.iter().filter(|n| n.internal) {
+        let _ = writeln!(
+            s,
+            "    iifname \"{br}\" oifname != \"{br}\" drop\n    oifname \"{br}\" iifname != \"{br}\" drop",
+            br = n.bridge
+        );
+    }
+    for a in nets {
+        for b in nets.iter().filter(|b| b.bridge != a.bridge) {
+            let _ = writeln!(
+                s,
+                "    iifname \"{}\" oifname \"{}\" drop",
+                a.bridge, b.bridge
+            );
+        }
+    }
+    s.push_str("  }\n}\n");
+    s
+}
+
+/// Runs `nft -f -` with `script` (one atomic transaction), in the namespace pinned at `netns`
+/// when given.
+pub fn apply(netns: Option<&std::path::Path>, script: &str) -> Result<(), NetError> {
+    crate::run_with_input(netns, "nft", &["-f", "-"], script, "nftables")
+}
+
+/// Removes table `name` (a missing one is not an error).
+pub fn delete_table(name: &str) -> Result<(), NetError> {
+    apply(None, &format!("table ip {name}\ndelete table ip {name}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets() -> Vec<BridgeNet> {
+        vec![
+            BridgeNet {
+                bridge: "vb1".into(),
+                subnet: "172.16.0.0/16".parse().unwrap(),
+                internal: false,
+            },
+            BridgeNet {
+                bridge: "vb2".into(),
+                subnet: "172.17.0.0/16".parse().unwrap(),
+                internal: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn published_ports_are_dnat_on_local_addresses() {
+        let s = render(
+            "vic_t",
+            &nets(),
+            &[
+                Published {
+                    host_ip: Some("198.51.100.1".parse().unwrap()),
+                    host_port: 8080,
+                    proto: Proto::Tcp,
+                    container_ip: "172.16.0.2".parse().unwrap(),
+                    container_port: 80,
+                },
+                Published {
+                    host_ip: None,
+                    host_port: 53,
+                    proto: Proto::Udp,
+                    container_ip: "172.16.0.3".parse().unwrap(),
+                    container_port: 5353,
+                },
+            ],
+        );
+        assert!(s.starts_with("table ip vic_t\ndelete table ip vic_t\n"));
+        assert!(s.contains("ip daddr 198.51.100.1 tcp dport 8080 dnat to 172.16.0.2:80"));
+        assert!(s.contains("    udp dport 53 dnat to 172.16.0.3:5353"));
+        assert!(s.contains("fib daddr type local jump publish"));
+        assert!(s.contains("ip daddr != 127.0.0.0/8 fib daddr type local jump publish"));
+    }
+
+    #[test]
+    fn bridges_are_natted_isolated_and_internal_ones_closed() {
+        let s = render("vic_t", &nets(), &[]);
+        assert!(s.contains("ip saddr 172.16.0.0/16 oifname != \"vb1\" masquerade"));
+        assert!(!s.contains("ip saddr 172.17.0.0/16 oifname != \"vb2\" masquerade"));
+        assert!(s.contains("iifname \"vb1\" oifname \"vb2\" drop"));
+        assert!(s.contains("iifname \"vb2\" oifname \"vb1\" drop"));
+        assert!(s.contains("iifname \"vb2\" oifname != \"vb2\" drop"));
+    }
+}

@@ -1,0 +1,61 @@
+//! Against the real kernel (root): namespaces, a bridge with a veth into a namespace, and the
+//! rendered nftables table accepted by nft. Everything happens inside a namespace made here.
+
+use std::process::Command;
+
+use vic_net::{ipam, link, nat, netns};
+
+fn in_ns(ns: &std::path::Path, cmd: &str) -> std::process::Output {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["sh", "-c", cmd])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_namespace_is_pinned_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ns");
+    netns::create(&p).unwrap();
+    assert!(netns::exists(&p));
+    netns::create(&p).unwrap(); // idempotent
+    link::loopback_up(&p).unwrap();
+    let out = in_ns(&p, "ip -o link show lo");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("UP"),
+        "{out:?}"
+    );
+    netns::remove(&p).unwrap();
+    assert!(!p.exists());
+    netns::remove(&p).unwrap();
+}
+
+#[test]
+fn the_rendered_table_is_accepted_by_nft() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ns");
+    netns::create(&p).unwrap();
+    let nets = vec![nat::BridgeNet {
+        bridge: "vbtest0".into(),
+        subnet: "172.16.0.0/16".parse().unwrap(),
+        internal: false,
+    }];
+    let ports = vec![nat::Published {
+        host_ip: Some("198.51.100.1".parse().unwrap()),
+        host_port: 8080,
+        proto: nat::Proto::Tcp,
+        container_ip: "172.16.0.2".parse().unwrap(),
+        container_port: 80,
+    }];
+    let script = nat::render("vic_test", &nets, &ports);
+    nat::apply(Some(&p), &script).unwrap();
+    // Applied twice: the second replaces the first.
+    nat::apply(Some(&p), &script).unwrap();
+    let out = in_ns(&p, "nft list table ip vic_test");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("dnat to 172.16.0.2:80"), "{listed}");
+    assert_eq!(listed.matches("dnat to").count(), 1, "{listed}");
+    let _ = ipam::mac_for("172.16.0.2".parse().unwrap());
+    netns::remove(&p).unwrap();
+}
