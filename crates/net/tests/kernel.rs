@@ -1,6 +1,8 @@
 //! Against the real kernel (root): namespaces, a bridge with a veth into a namespace, and the
 //! rendered nftables table accepted by nft. Everything happens inside a namespace made here.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use vic_net::{ipam, link, nat, netns};
