@@ -18,6 +18,9 @@ have getfattr || need+=(attr)
 have python3 || need+=(python3)
 # Containers: the OCI runtime.
 [ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || need+=(runc)
+# Networks: links (iproute2), NAT and published ports (nftables).
+have ip || need+=(iproute2)
+have nft || need+=(nftables)
 # The alternative runtime (`vic-machine create --container-runtime crun`).
 have crun || need+=(crun)
 # `docker run --init`: a static tini, mounted into the container as its init.

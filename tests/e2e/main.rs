@@ -7,6 +7,7 @@ mod certs;
 mod clients;
 mod containers;
 mod machine;
+mod networks;
 mod registry;
 mod tls;
 mod volumes;

@@ -172,10 +172,14 @@ mod route_tests {
         let dir = tempfile::tempdir().unwrap().keep();
         let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());
         let volumes = Arc::new(vic_engine::VolumeService::open(&dir, &[]).unwrap());
+        let networks = Arc::new(
+            vic_engine::NetworkService::open(&dir, vic_engine::NetworkSettings::default()).unwrap(),
+        );
         let containers = vic_engine::ContainerService::open(
             &dir,
             images.clone(),
             volumes,
+            networks,
             "/usr/sbin/runc".into(),
             "/nonexistent/vic-monitor".into(),
         )
@@ -220,12 +224,16 @@ mod route_tests {
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
         );
-        let (status, body) = call(&s, "GET", "/v1.41/networks", None).await;
+        let (status, body) = call(&s, "POST", "/v1.41/networks/create", None).await;
         assert_eq!(status, 501);
         assert_eq!(
             body,
-            r#"{"message":"vic does not implement NetworkList (GET /networks) yet"}"#
+            r#"{"message":"vic does not implement NetworkCreate (POST /networks/create) yet"}"#
         );
+        // Implemented and unimplemented methods on one path.
+        let (status, body) = call(&s, "GET", "/v1.41/networks/none", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(call(&s, "DELETE", "/v1.41/networks/none", None).await.0, 501);
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
         assert_eq!(status, 404);
         assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);

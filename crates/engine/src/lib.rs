@@ -10,17 +10,21 @@ mod error;
 mod events;
 mod images;
 mod mounts;
+mod networks;
 mod volumes;
 
 pub use containers::{
     AttachGuard, ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest,
-    ExecProcess, ExecRecord, ExecRequest, LogLine, RestartPolicy, Status, UpdateRequest,
-    WaitCondition, WaitTicket, control_frame, wait_orphan,
+    ExecProcess, ExecRecord, ExecRequest, LogLine, PortRequest, PublishedPort, RestartPolicy,
+    Status, UpdateRequest, WaitCondition, WaitTicket, control_frame, remove_netns, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
+pub use networks::{DEFAULT_NETWORK, NetworkRecord, NetworkService, NetworkSettings};
+pub use vic_net::ipam::mac_for;
+pub use vic_net::nat::Proto;
 pub use vic_registry::{Credentials, Reference};
 pub use vic_runtime::{ExtractOptions, Limits, PathStat};
 pub use volumes::{

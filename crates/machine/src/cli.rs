@@ -62,6 +62,12 @@ pub(crate) struct CreateArgs {
     /// `default`, volumes go to the VCH's own state folder.
     #[arg(long, visible_alias = "vs", value_parser = parse_volume_store)]
     pub(crate) volume_store: Vec<(PathBuf, String)>,
+    /// The IP range from which bridge networks are allocated (each gets a /WIDTH of it)
+    #[arg(long, visible_alias = "bnr", default_value = "172.16.0.0/12", value_parser = parse_bridge_range)]
+    pub(crate) bridge_network_range: vic_net::ipnet::Ipv4Net,
+    /// The prefix length of each bridge network carved from --bridge-network-range
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(8..=30))]
+    pub(crate) bridge_network_width: u8,
     /// The OCI runtime that runs this VCH's containers: runc, crun, or runsc (gVisor: each
     /// container behind its own user-space kernel, nearest to VIC's containerVMs)
     #[arg(long, default_value = "runc", value_parser = ["runc", "crun", "runsc"])]
@@ -106,6 +112,19 @@ pub(crate) struct CreateArgs {
 }
 
 /// `PATH:LABEL` of `--volume-store`.
+fn parse_bridge_range(s: &str) -> std::result::Result<vic_net::ipnet::Ipv4Net, String> {
+    let net: vic_net::ipnet::Ipv4Net = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 CIDR range such as 172.16.0.0/12"))?;
+    if net.network() != net.addr() {
+        return Err(format!(
+            "{s:?} has host bits set: did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
 fn parse_volume_store(s: &str) -> std::result::Result<(PathBuf, String), String> {
     let (path, label) = s.rsplit_once(':').ok_or_else(|| {
         format!("{s:?} has no label: use PATH:LABEL, e.g. /srv/vic-volumes:default")

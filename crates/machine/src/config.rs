@@ -122,6 +122,12 @@ pub(crate) struct VchConfig {
     /// `--volume-store` entries: label and host folder.
     #[serde(default)]
     pub(crate) volume_stores: Vec<VolumeStoreSetting>,
+    /// `--bridge-network-range`: bridge networks' subnets are carved from it.
+    #[serde(default = "default_bridge_range")]
+    pub(crate) bridge_network_range: vic_net::ipnet::Ipv4Net,
+    /// `--bridge-network-width`: the prefix length of each bridge network.
+    #[serde(default = "default_bridge_width")]
+    pub(crate) bridge_network_width: u8,
     /// The systemd unit that runs the endpoint, where systemd runs the host.
     #[serde(default)]
     pub(crate) systemd_unit: Option<String>,
@@ -131,6 +137,14 @@ pub(crate) struct VchConfig {
     /// Bumped by every `configure`; the endpoint records which one it applies.
     #[serde(default)]
     pub(crate) generation: u64,
+}
+
+pub(crate) fn default_bridge_range() -> vic_net::ipnet::Ipv4Net {
+    vic_net::ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(172, 16, 0, 0), 12).unwrap_or_default()
+}
+
+pub(crate) fn default_bridge_width() -> u8 {
+    16
 }
 
 fn default_runtime() -> String {
@@ -227,6 +241,11 @@ impl VchConfig {
     pub(crate) fn bind_addr(&self) -> std::net::SocketAddr {
         let ip = self.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         std::net::SocketAddr::new(ip, self.port)
+    }
+
+    /// The short tag that names this VCH's bridges and nftables table.
+    pub(crate) fn network_tag(&self) -> String {
+        self.id.chars().take(6).collect()
     }
 
     /// Where vic-machine reaches its own endpoint.

@@ -225,11 +225,27 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         vic_engine::VolumeService::open(&paths.dir, &stores)
             .map_err(|e| Error::Failed(format!("cannot open the volume stores: {e}")))?,
     );
+    let networks = Arc::new(
+        vic_engine::NetworkService::open(
+            &paths.dir,
+            vic_engine::NetworkSettings {
+                tag: cfg.network_tag(),
+                range: cfg.bridge_network_range,
+                width: cfg.bridge_network_width,
+                publish_ip: match cfg.listen_ip {
+                    Some(std::net::IpAddr::V4(ip)) => Some(ip),
+                    _ => None,
+                },
+            },
+        )
+        .map_err(|e| Error::Failed(format!("cannot open the networks: {e}")))?,
+    );
     let containers = Arc::new(
         vic_engine::ContainerService::open(
             &paths.dir,
             images.clone(),
             volumes,
+            networks,
             runtime_binary(&cfg.container_runtime)?,
             monitor_binary()?,
         )
@@ -240,6 +256,10 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+    // Bridges and published ports as the stored state says (after a crash or a reboot).
+    if let Err(e) = containers.restore_network() {
+        tracing::warn!(error = %e, "cannot restore the bridge networks");
+    }
     runtime.block_on(async {
         // Restart policies, including for containers that exited while the endpoint was down.
         tokio::spawn(containers.clone().supervise());

@@ -5,6 +5,8 @@
 //! Invariant: rules are always rendered whole from state and applied in one transaction;
 //! nothing edits the kernel's rules incrementally.
 
+pub use ipnet;
+
 pub mod ipam;
 pub mod link;
 pub mod nat;

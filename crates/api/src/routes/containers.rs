@@ -40,6 +40,7 @@ pub(crate) struct CreateBody {
     stop_signal: Option<String>,
     stop_timeout: Option<i64>,
     host_config: HostConfigBody,
+    networking_config: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,20 +82,46 @@ pub(crate) async fn container_create(
 ) -> Result<Response, ApiError> {
     let h = &body.host_config;
     let mounts = mount_requests(&body)?;
-    // Refuse what would otherwise be silently ignored.
-    if h.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || h.publish_all_ports {
-        return Err(not_yet("published ports (-p, -P) are"));
-    }
     let restart = restart_policy(h.restart_policy.as_ref())?;
-    let mut warnings = Vec::new();
-    match h.network_mode.as_deref().unwrap_or("default") {
-        "" | "default" | "bridge" => warnings.push(
-            "container networking is not implemented yet: the container has a loopback interface only".to_owned(),
-        ),
-        "none" => {}
-        other => return Err(not_yet(&format!("network mode {other:?} is"))),
+    let warnings: Vec<String> = Vec::new();
+    let network_mode = match h.network_mode.as_deref().unwrap_or("default") {
+        "" | "default" => vic_engine::DEFAULT_NETWORK.to_owned(),
+        other => other.to_owned(),
+    };
+    let mut port_bindings = Vec::new();
+    for (key, list) in h.port_bindings.iter().flatten() {
+        let list = list.as_array().cloned().unwrap_or_default();
+        if list.is_empty() {
+            port_bindings.push(vic_engine::PortRequest::parse(key, "", "")?);
+        }
+        for b in list {
+            port_bindings.push(vic_engine::PortRequest::parse(
+                key,
+                b["HostIp"].as_str().unwrap_or_default(),
+                b["HostPort"].as_str().unwrap_or_default(),
+            )?);
+        }
     }
-    let _ = &body.exposed_ports;
+    let mut exposed_ports = Vec::new();
+    for key in body.exposed_ports.iter().flat_map(|m| m.keys()) {
+        let p = vic_engine::PortRequest::parse(key, "", "")?;
+        exposed_ports.push((p.container_port, p.proto));
+    }
+    // `--ip`: in the endpoint settings of the container's network.
+    let ip = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n["EndpointsConfig"].as_object())
+        .and_then(|m| {
+            m.values()
+                .find_map(|e| e["IPAMConfig"]["IPv4Address"].as_str())
+        })
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip")))
+        })
+        .transpose()?;
     let req = CreateRequest {
         name: q.get("name").filter(|n| !n.is_empty()).cloned(),
         image: body.image.clone(),
@@ -125,6 +152,11 @@ pub(crate) async fn container_create(
         stop_timeout: body.stop_timeout,
         init: h.init == Some(true),
         security_opt: security_opt(h)?,
+        network_mode,
+        port_bindings,
+        publish_all: h.publish_all_ports,
+        exposed_ports,
+        ip,
     };
     let id = state.containers.create(req)?;
     Ok((
@@ -732,10 +764,10 @@ pub(crate) fn summary_json(state: &Shared, v: &ContainerView) -> Value {
         "Created": unix(&v.record.created),
         "State": v.status.word(),
         "Status": status_text(v),
-        "Ports": [],
+        "Ports": super::networks::summary_ports(v),
         "Labels": v.record.labels,
-        "HostConfig": {"NetworkMode": "none"},
-        "NetworkSettings": {"Networks": {}},
+        "HostConfig": {"NetworkMode": v.record.network_mode},
+        "NetworkSettings": {"Networks": super::networks::settings_json(state, v)["Networks"]},
         "Mounts": mounts_json(state, v),
     })
 }
@@ -774,7 +806,9 @@ pub(crate) async fn container_get(
                 "Driver": "overlay",
                 "Platform": "linux",
                 "HostConfig": {
-                    "NetworkMode": "none", "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
+                    "NetworkMode": v.record.network_mode, "PortBindings": super::networks::port_bindings_json(&v),
+                    "PublishAllPorts": v.record.publish_all,
+                    "Privileged": v.record.privileged, "CapAdd": v.record.cap_add,
                     "CapDrop": v.record.cap_drop, "ReadonlyRootfs": v.record.readonly_rootfs, "AutoRemove": v.record.auto_remove,
                     "SecurityOpt": if v.record.security_opt.is_empty() { Value::Null } else { json!(v.record.security_opt) },
                     "Binds": binds(&state, &v),
@@ -791,8 +825,9 @@ pub(crate) async fn container_get(
                     "Cmd": v.record.cmd, "Entrypoint": v.record.entrypoint, "Image": v.record.image,
                     "WorkingDir": v.record.working_dir, "Labels": v.record.labels, "Tty": v.record.tty, "OpenStdin": v.record.open_stdin, "StdinOnce": v.record.stdin_once,
                     "StopSignal": v.record.stop_signal, "StopTimeout": v.record.stop_timeout,
+                    "ExposedPorts": v.record.exposed_ports.iter().map(|(p, proto)| (format!("{p}/{}", proto.as_str()), json!({}))).collect::<HashMap<_, _>>(),
                 },
-                "NetworkSettings": {"Networks": {}},
+                "NetworkSettings": super::networks::settings_json(&state, &v),
             }))
             .into_response())
         }

@@ -4,6 +4,7 @@ mod archive;
 mod containers;
 mod events;
 mod images;
+mod networks;
 mod stats;
 mod stdio;
 mod system;
@@ -62,6 +63,14 @@ pub(crate) fn router(state: Shared) -> Router {
         };
         let entry = by_path.remove(op.path).unwrap_or_default();
         by_path.insert(op.path, entry.on(filter, handler));
+    }
+    // Implemented operations that share a path with unimplemented ones.
+    for (path, methods) in [
+        ("/networks", get(networks::network_list)),
+        ("/networks/{id}", get(networks::network_inspect)),
+    ] {
+        let entry = by_path.remove(path).unwrap_or_default();
+        by_path.insert(path, entry.merge(methods));
     }
     let mut router = Router::new()
         .route(

@@ -209,6 +209,10 @@ impl ContainerService {
             Err(_) => false,
         };
         if new {
+            // Its published ports go with it.
+            if let Some(Err(e)) = (!rec.published.is_empty()).then(|| self.refresh_rules(None)) {
+                tracing::warn!(container = %rec.id, error = %e, "cannot unpublish ports");
+            }
             self.emit("die", rec, &[("exitCode", code.to_string())]);
         }
     }

@@ -5,6 +5,7 @@
 
 mod copy;
 mod lifecycle;
+mod network;
 mod security;
 
 pub use lifecycle::{RestartPolicy, UpdateRequest};
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use vic_runtime::{ContainerSpec, Runc};
 
 use crate::mounts::{MountRecord, MountRequest, MountType};
-use crate::{EngineError, ImageService, VolumeService};
+use crate::{EngineError, ImageService, NetworkService, VolumeService};
+pub use network::{PortRequest, PublishedPort, remove_netns};
 
 /// What `docker create` asks for (already parsed from Docker's JSON by the API).
 #[derive(Debug, Clone, Default)]
@@ -56,6 +58,16 @@ pub struct CreateRequest {
     pub init: bool,
     /// `--security-opt` as Docker sends it.
     pub security_opt: Vec<String>,
+    /// `--network`: `bridge` (the default), `none`, or a network's name.
+    pub network_mode: String,
+    /// `-p`.
+    pub port_bindings: Vec<PortRequest>,
+    /// `-P`: every exposed port on a free host port.
+    pub publish_all: bool,
+    /// `EXPOSE` / `--expose` (the image's are added at create).
+    pub exposed_ports: Vec<(u16, vic_net::nat::Proto)>,
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
@@ -139,6 +151,27 @@ pub struct ContainerRecord {
     pub init: bool,
     #[serde(default)]
     pub security_opt: Vec<String>,
+    /// `bridge`, `none` or a network's name (containers from before networking: `none`).
+    #[serde(default = "no_network")]
+    pub network_mode: String,
+    #[serde(default)]
+    pub port_bindings: Vec<PortRequest>,
+    #[serde(default)]
+    pub publish_all: bool,
+    #[serde(default)]
+    pub exposed_ports: Vec<(u16, vic_net::nat::Proto)>,
+    #[serde(default)]
+    pub requested_ip: Option<std::net::Ipv4Addr>,
+    /// The address on its network, kept while the container exists.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The ports published by the last start.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
+}
+
+fn no_network() -> String {
+    "none".to_owned()
 }
 
 impl ContainerRecord {
@@ -309,6 +342,9 @@ pub struct ContainerService {
     root: PathBuf,
     images: Arc<ImageService>,
     volumes: Arc<VolumeService>,
+    networks: Arc<NetworkService>,
+    /// Held while addresses and host ports are handed out.
+    net_lock: std::sync::Mutex<()>,
     runc: Runc,
     runtime: PathBuf,
     runtime_root: PathBuf,
@@ -374,6 +410,7 @@ impl ContainerService {
         state_dir: &Path,
         images: Arc<ImageService>,
         volumes: Arc<VolumeService>,
+        networks: Arc<NetworkService>,
         runtime: PathBuf,
         monitor: PathBuf,
     ) -> Result<Self, EngineError> {
@@ -398,10 +435,13 @@ impl ContainerService {
             events: images.events().clone(),
             images,
             volumes,
+            networks,
+            net_lock: std::sync::Mutex::default(),
             runtime,
             runtime_root,
             monitor,
         };
+
         // Exits from before this endpoint started are history, not events.
         if let Ok(mut seen) = svc.announced.lock() {
             for rec in svc.all() {
@@ -696,8 +736,27 @@ impl ContainerService {
             stop_timeout: req.stop_timeout,
             init: req.init,
             security_opt: req.security_opt.clone(),
+            network_mode: req.network_mode.clone(),
+            port_bindings: req.port_bindings.clone(),
+            publish_all: req.publish_all,
+            exposed_ports: {
+                // The image's EXPOSE and the user's --expose, once each.
+                let mut e = req.exposed_ports.clone();
+                for key in cfg.exposed_ports.iter().flat_map(|m| m.keys()) {
+                    if let Ok(p) = PortRequest::parse(key, "", "")
+                        && !e.contains(&(p.container_port, p.proto))
+                    {
+                        e.push((p.container_port, p.proto));
+                    }
+                }
+                e
+            },
+            requested_ip: req.ip,
+            ip: None,
+            published: Vec::new(),
         };
         security::parse(&rec.security_opt)?;
+        self.check_network(&rec)?;
         if rec.init && !Path::new(INIT_BINARY).is_file() {
             return Err(EngineError::Invalid(format!(
                 "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
@@ -822,7 +881,31 @@ impl ContainerService {
             }
         };
         let security = security::parse(&rec.security_opt)?;
+        let netns = match self.connect(&mut rec) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        let mounts = match self.name_files(&rec) {
+            Ok(files) => {
+                let mut m = mounts;
+                // Before the user's own mounts, so a -v over /etc/hosts still wins.
+                for f in files.into_iter().rev() {
+                    if !m.iter().any(|x| x.destination == f.destination) {
+                        m.insert(0, f);
+                    }
+                }
+                m
+            }
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
         let spec = ContainerSpec {
+            netns,
             seccomp_unconfined: security.seccomp_unconfined,
             no_new_privileges: security.no_new_privileges,
             unmasked_paths: security.unmasked_paths,
@@ -1588,7 +1671,11 @@ impl ContainerService {
         }
         vic_runtime::unmount(&dir.join("rootfs"))
             .map_err(|e| internal("cannot unmount the root", e))?;
+        self.disconnect(&id)?;
         std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
+        if !rec.published.is_empty() {
+            let _ = self.refresh_rules(None);
+        }
         if volumes {
             self.remove_anonymous_volumes(&rec);
         }

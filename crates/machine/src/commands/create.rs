@@ -179,6 +179,8 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         volume_stores,
         container_runtime: args.container_runtime.clone(),
         systemd_unit: None,
+        bridge_network_range: args.bridge_network_range,
+        bridge_network_width: args.bridge_network_width,
         generation: 0,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),

@@ -44,6 +44,9 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
         out.info(format!("Removed systemd unit {unit}"));
     }
     remove_containers(&paths.dir, &cfg.container_runtime, out);
+    for problem in vic_engine::NetworkService::teardown(&paths.dir, &cfg.network_tag()) {
+        out.warn(problem);
+    }
     std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;
     out.info(format!("Removed the VCH state in {}", paths.dir.display()));
     if cfg.cert_path.exists() {
@@ -83,6 +86,9 @@ fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
         }
         let _ = runc.delete(&id, true);
         if let Err(err) = vic_runtime::unmount(&e.path().join("rootfs")) {
+            out.warn(format!("container {id}: {err}"));
+        }
+        if let Err(err) = vic_engine::remove_netns(&e.path().join("netns")) {
             out.warn(format!("container {id}: {err}"));
         }
         out.info(format!("Removed container {}", &id[..id.len().min(12)]));

@@ -1,0 +1,255 @@
+//! `docker network ls/inspect`, and the network parts of a container's JSON (`NetworkSettings`,
+//! the `Ports` of `docker ps`, `docker port`).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value, json};
+use vic_engine::{ContainerView, NetworkRecord, Status};
+
+use super::Shared;
+use crate::ApiError;
+
+fn running(v: &ContainerView) -> bool {
+    matches!(v.status, Status::Running { .. } | Status::Paused { .. })
+}
+
+/// The container's endpoint on its network, in Docker's `EndpointSettings` shape.
+fn endpoint_json(state: &Shared, v: &ContainerView) -> Option<(String, Value)> {
+    let net = state
+        .containers
+        .networks()
+        .get(&v.record.network_mode)
+        .ok()?;
+    let ip = v.record.ip.filter(|_| running(v));
+    Some((
+        net.name.clone(),
+        json!({
+            "IPAMConfig": v.record.requested_ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+            "Links": null, "Aliases": null,
+            "NetworkID": net.id,
+            "EndpointID": if ip.is_some() { v.record.id.clone() } else { String::new() },
+            "Gateway": if ip.is_some() { net.gateway.to_string() } else { String::new() },
+            "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
+            "IPPrefixLen": if ip.is_some() { net.subnet.prefix_len() } else { 0 },
+            "MacAddress": ip.map(vic_engine::mac_for).unwrap_or_default(),
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        }),
+    ))
+}
+
+/// `NetworkSettings` of `GET /containers/{id}/json`.
+pub(crate) fn settings_json(state: &Shared, v: &ContainerView) -> Value {
+    let endpoint = endpoint_json(state, v);
+    let mut ports: HashMap<String, Value> = HashMap::new();
+    if running(v) && endpoint.is_some() {
+        for (port, proto) in &v.record.exposed_ports {
+            ports.insert(format!("{port}/{}", proto.as_str()), Value::Null);
+        }
+        for p in &v.record.published {
+            let entry = ports
+                .entry(format!("{}/{}", p.container_port, p.proto.as_str()))
+                .or_insert(Value::Null);
+            if entry.is_null() {
+                *entry = json!([]);
+            }
+            if let Some(list) = entry.as_array_mut() {
+                list.push(json!({
+                    "HostIp": p.host_ip.map_or("0.0.0.0".to_owned(), |i| i.to_string()),
+                    "HostPort": p.host_port.to_string(),
+                }));
+            }
+        }
+    }
+    let e = endpoint
+        .as_ref()
+        .map(|(_, e)| e.clone())
+        .unwrap_or(json!({}));
+    json!({
+        "Bridge": "", "SandboxID": if running(v) { v.record.id.clone() } else { String::new() },
+        "SandboxKey": if endpoint.is_some() && running(v) {
+            state.containers.netns_file(&v.record.id).display().to_string()
+        } else { String::new() },
+        "Ports": ports,
+        "Gateway": e["Gateway"], "IPAddress": e["IPAddress"], "IPPrefixLen": e["IPPrefixLen"],
+        "MacAddress": e["MacAddress"], "EndpointID": e["EndpointID"],
+        "Networks": match endpoint {
+            Some((name, e)) => json!({ name: e }),
+            None if v.record.network_mode == "none" => json!({"none": {
+                "NetworkID": "none", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+            }}),
+            None => json!({}),
+        },
+    })
+}
+
+/// `HostConfig.PortBindings` as created.
+pub(crate) fn port_bindings_json(v: &ContainerView) -> Value {
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    for r in &v.record.port_bindings {
+        out.entry(format!("{}/{}", r.container_port, r.proto.as_str()))
+            .or_default()
+            .push(json!({
+                "HostIp": r.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+                "HostPort": match r.host_ports {
+                    None => String::new(),
+                    Some((a, b)) if a == b => a.to_string(),
+                    Some((a, b)) => format!("{a}-{b}"),
+                },
+            }));
+    }
+    json!(out)
+}
+
+/// `Ports` of `GET /containers/json`.
+pub(crate) fn summary_ports(v: &ContainerView) -> Value {
+    if !running(v) {
+        return json!([]);
+    }
+    let mut out: Vec<Value> = v
+        .record
+        .published
+        .iter()
+        .map(|p| {
+            json!({
+                "IP": p.host_ip.map_or("0.0.0.0".to_owned(), |i| i.to_string()),
+                "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str(),
+            })
+        })
+        .collect();
+    for (port, proto) in &v.record.exposed_ports {
+        if !v
+            .record
+            .published
+            .iter()
+            .any(|p| p.container_port == *port && p.proto == *proto)
+        {
+            out.push(json!({"PrivatePort": port, "Type": proto.as_str()}));
+        }
+    }
+    json!(out)
+}
+
+fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
+    let containers: HashMap<String, Value> = state
+        .containers
+        .list(false)
+        .into_iter()
+        .filter(|v| v.record.network_mode == n.name || v.record.network_mode == n.id)
+        .filter_map(|v| {
+            let ip = v.record.ip?;
+            Some((
+                v.record.id.clone(),
+                json!({
+                    "Name": v.record.name, "EndpointID": v.record.id,
+                    "MacAddress": vic_engine::mac_for(ip),
+                    "IPv4Address": format!("{ip}/{}", n.subnet.prefix_len()), "IPv6Address": "",
+                }),
+            ))
+        })
+        .collect();
+    json!({
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
+        "Internal": n.internal, "Attachable": false, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    })
+}
+
+/// The `none` network: containers with loopback only.
+fn none_json(created: &str) -> Value {
+    json!({
+        "Name": "none", "Id": "none", "Created": created, "Scope": "local", "Driver": "null",
+        "EnableIPv6": false, "IPAM": {"Driver": "default", "Options": null, "Config": []},
+        "Internal": false, "Attachable": false, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {},
+    })
+}
+
+fn all_networks(state: &Shared) -> Vec<Value> {
+    let mut out: Vec<Value> = state
+        .containers
+        .networks()
+        .list()
+        .iter()
+        .map(|n| network_json(state, n))
+        .collect();
+    let created = state
+        .containers
+        .networks()
+        .get(vic_engine::DEFAULT_NETWORK)
+        .map(|n| n.created)
+        .unwrap_or_default();
+    out.push(none_json(&created));
+    out
+}
+
+/// `GET /networks` with `filters` name, id, driver, label, type.
+pub(crate) async fn network_list(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let filters: HashMap<String, Value> = match q.get("filters").filter(|f| !f.is_empty()) {
+        Some(f) => serde_json::from_str(f)
+            .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?,
+        None => HashMap::new(),
+    };
+    let values = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out = Vec::new();
+    for n in all_networks(&state) {
+        let mut keep = true;
+        for (key, v) in &filters {
+            let wanted = values(v);
+            let s = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
+            keep &= match key.as_str() {
+                "name" => wanted.iter().any(|w| s("Name").contains(w.as_str())),
+                "id" => wanted.iter().any(|w| s("Id").starts_with(w.as_str())),
+                "driver" => wanted.contains(&s("Driver")),
+                "type" => wanted.iter().any(|w| w == "builtin"),
+                "label" => wanted.iter().all(|w| match w.split_once('=') {
+                    Some((k, val)) => n["Labels"][k].as_str() == Some(val),
+                    None => n["Labels"].get(w).is_some(),
+                }),
+                other => {
+                    return Err(ApiError::BadRequest(format!("invalid filter '{other}'")));
+                }
+            };
+        }
+        if keep {
+            out.push(n);
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `GET /networks/{id}`.
+pub(crate) async fn network_inspect(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if id == "none" {
+        let created = state
+            .containers
+            .networks()
+            .get(vic_engine::DEFAULT_NETWORK)
+            .map(|n| n.created)
+            .unwrap_or_default();
+        return Ok(Json(none_json(&created)));
+    }
+    let n = state.containers.networks().get(&id)?;
+    Ok(Json(network_json(&state, &n)))
+}

@@ -1,0 +1,415 @@
+//! A container's place on a network: its pinned namespace, veth and address on a bridge
+//! network, its published ports, and the files that make names resolve (`/etc/hosts`,
+//! `/etc/resolv.conf`, `/etc/hostname`).
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use vic_net::nat::{Proto, Published};
+use vic_net::{ipam, link, netns};
+
+use super::{ContainerRecord, ContainerService, Status, internal};
+use crate::{EngineError, NetworkService};
+
+/// `-p [ip:][host[-end]:]container[/proto]` as Docker's CLI sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRequest {
+    pub container_port: u16,
+    pub proto: Proto,
+    /// Only the VCH's own address (or none: every address it serves).
+    pub host_ip: Option<Ipv4Addr>,
+    /// A host port range (`start == end` for one port); `None`: any free port.
+    pub host_ports: Option<(u16, u16)>,
+}
+
+/// A port published while the container runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    pub proto: Proto,
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+}
+
+/// Where Docker (and Linux) take ephemeral ports from.
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The container's end of its veth.
+const CONTAINER_IF: &str = "eth0";
+
+impl PortRequest {
+    /// Parses one `HostConfig.PortBindings` entry: key `80/tcp`, binding host IP and port.
+    pub fn parse(key: &str, host_ip: &str, host_port: &str) -> Result<Self, EngineError> {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let bad = |what: &str| EngineError::Invalid(format!("invalid port {what} in {key:?}"));
+        let container_port: u16 = port.parse().map_err(|_| bad("number"))?;
+        if container_port == 0 {
+            return Err(bad("number"));
+        }
+        let proto: Proto = proto
+            .parse()
+            .map_err(|e: vic_net::NetError| EngineError::Invalid(e.to_string()))?;
+        let host_ip = match host_ip {
+            "" | "0.0.0.0" => None,
+            ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+                EngineError::Invalid(format!(
+                    "invalid host IP {ip:?} for port {key}: use an IPv4 address"
+                ))
+            })?),
+        };
+        let host_ports = match host_port {
+            "" | "0" => None,
+            p => {
+                let (a, b) = p.split_once('-').unwrap_or((p, p));
+                let parse = |s: &str| {
+                    s.parse::<u16>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| EngineError::Invalid(format!("invalid host port {p:?}")))
+                };
+                let (a, b) = (parse(a)?, parse(b)?);
+                if a > b {
+                    return Err(EngineError::Invalid(format!(
+                        "invalid host port range {p:?}"
+                    )));
+                }
+                Some((a, b))
+            }
+        };
+        Ok(Self {
+            container_port,
+            proto,
+            host_ip,
+            host_ports,
+        })
+    }
+}
+
+/// The host's name servers as a container should see them: loopback ones (a resolver on the
+/// host itself) cannot be reached from a container's namespace.
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    host.lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver")
+                && w.next()
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|a| a.is_loopback()))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+impl ContainerService {
+    /// Checks `--network`, `-p`, `-P` and `--ip` at create, with Docker's and VIC's messages.
+    pub(super) fn check_network(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let publishes = !rec.port_bindings.is_empty() || rec.publish_all;
+        match rec.network_mode.as_str() {
+            "none" => {
+                if publishes {
+                    return Err(EngineError::Invalid(
+                        "conflicting options: port publishing and the container type network mode"
+                            .into(),
+                    ));
+                }
+                if rec.requested_ip.is_some() {
+                    return Err(EngineError::Invalid(
+                        "--ip needs a network: the container is on network none".into(),
+                    ));
+                }
+                return Ok(());
+            }
+            "host" => {
+                return Err(EngineError::Invalid(
+                    "network mode host is not supported: a VCH's containers never share its host's network stack; publish ports with -p instead".into(),
+                ));
+            }
+            m if m.starts_with("container:") => {
+                return Err(EngineError::Invalid(format!(
+                    "network mode {m} is not supported: put both containers on one network instead"
+                )));
+            }
+            m => {
+                let net = self.networks.get(m)?;
+                if let Some(ip) = rec.requested_ip {
+                    self.networks.address(&net, &HashSet::new(), Some(ip))?;
+                }
+            }
+        }
+        let publish_ip = self.networks.settings().publish_ip;
+        for r in &rec.port_bindings {
+            if let Some(ip) = r.host_ip.filter(|ip| Some(*ip) != publish_ip) {
+                return Err(EngineError::Invalid(format!(
+                    "host IP {ip} for port bindings is not supported: only 0.0.0.0 and the VCH's address{} are",
+                    publish_ip.map(|p| format!(" {p}")).unwrap_or_default()
+                )));
+            }
+        }
+        if let Some(ip) = publish_ip.filter(|ip| ip.is_loopback() && publishes) {
+            return Err(EngineError::Invalid(format!(
+                "ports cannot be published on this VCH: its address {ip} is a loopback address, which containers' published ports cannot use; create the VCH with --client-network-ip set to another address"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The pinned namespace of container `id` (Docker's `SandboxKey`).
+    pub fn netns_file(&self, id: &str) -> PathBuf {
+        self.netns_path(id)
+    }
+
+    /// The pinned namespace of container `id`.
+    pub(super) fn netns_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("netns")
+    }
+
+    /// Puts `rec` on its network before it starts: the namespace, veth and address (kept
+    /// while the container exists), and its published ports. Returns the namespace to join;
+    /// `None` (network `none`) gives the container a namespace of its own with loopback only.
+    pub(super) fn connect(
+        &self,
+        rec: &mut ContainerRecord,
+    ) -> Result<Option<PathBuf>, EngineError> {
+        if rec.network_mode == "none" {
+            return Ok(None);
+        }
+        let net = self.networks.get(&rec.network_mode)?;
+        self.networks.ensure_ready()?;
+        let path = self.netns_path(&rec.id);
+        let _guard = self
+            .net_lock
+            .lock()
+            .map_err(|_| internal("network", "poisoned"))?;
+        if rec.ip.is_none_or(|ip| !net.subnet.contains(&ip)) {
+            let taken: HashSet<Ipv4Addr> = self
+                .all()
+                .into_iter()
+                .filter(|r| r.id != rec.id && r.network_mode == rec.network_mode)
+                .filter_map(|r| r.ip)
+                .collect();
+            rec.ip = Some(self.networks.address(&net, &taken, rec.requested_ip)?);
+        }
+        let ip = rec.ip.unwrap_or(net.gateway);
+        // Ports first: a port that is taken fails the start before anything is made.
+        rec.published = self.allocate_ports(rec)?;
+        // A namespace that survived (endpoint restart, container restart) keeps its link.
+        if !netns::exists(&path) {
+            netns::create(&path).map_err(|e| internal("network namespace", e))?;
+            let host_if = format!("vv{}", &rec.id[..11]);
+            link::attach(&link::Attachment {
+                netns: &path,
+                bridge: &net.bridge,
+                host_if: &host_if,
+                container_if: CONTAINER_IF,
+                address: ip,
+                subnet: net.subnet,
+                gateway: (!net.internal).then_some(net.gateway),
+                mac: &ipam::mac_for(ip),
+            })
+            .map_err(|e| {
+                let _ = netns::remove(&path);
+                internal(&format!("cannot attach to network {}", net.name), e)
+            })?;
+        }
+        self.save(rec)?;
+        self.refresh_rules(Some(rec))?;
+        Ok(Some(path))
+    }
+
+    /// Host ports for `rec`'s requests, none of them published by another running container
+    /// nor in use on the host.
+    fn allocate_ports(&self, rec: &ContainerRecord) -> Result<Vec<PublishedPort>, EngineError> {
+        let mut requests = rec.port_bindings.clone();
+        if rec.publish_all {
+            for (port, proto) in &rec.exposed_ports {
+                if !requests
+                    .iter()
+                    .any(|r| r.container_port == *port && r.proto == *proto)
+                {
+                    requests.push(PortRequest {
+                        container_port: *port,
+                        proto: *proto,
+                        host_ip: None,
+                        host_ports: None,
+                    });
+                }
+            }
+        }
+        let mut taken: HashSet<(u16, Proto)> = self
+            .all()
+            .into_iter()
+            .filter(|r| r.id != rec.id)
+            .filter(|r| {
+                matches!(
+                    self.status(r),
+                    Status::Running { .. } | Status::Paused { .. }
+                )
+            })
+            .flat_map(|r| r.published)
+            .map(|p| (p.host_port, p.proto))
+            .collect();
+        let publish_ip = self.networks.settings().publish_ip;
+        let mut out = Vec::new();
+        for r in requests {
+            let host_ip = r.host_ip.or(publish_ip);
+            let free = |port: u16, taken: &HashSet<(u16, Proto)>| {
+                !taken.contains(&(port, r.proto)) && bindable(host_ip, port, r.proto)
+            };
+            let port = match r.host_ports {
+                Some((a, b)) => (a..=b).find(|p| free(*p, &taken)).ok_or_else(|| {
+                    let what = if a == b { a.to_string() } else { format!("{a}-{b}") };
+                    EngineError::Conflict(format!(
+                        "port {what} is not available: {} port {what} of {} is published by another container or in use on the VCH's host; choose another with -p",
+                        r.proto.as_str(),
+                        host_ip.map_or("the VCH".to_owned(), |ip| ip.to_string())
+                    ))
+                })?,
+                None => EPHEMERAL
+                    .clone()
+                    .find(|p| free(*p, &taken))
+                    .ok_or_else(|| EngineError::Conflict("no free host port left to publish on".into()))?,
+            };
+            taken.insert((port, r.proto));
+            out.push(PublishedPort {
+                container_port: r.container_port,
+                proto: r.proto,
+                host_ip,
+                host_port: port,
+            });
+        }
+        Ok(out)
+    }
+
+    /// At endpoint start: bridges and the table may be from before a crash or a reboot (or
+    /// gone with it); make them match the stored state.
+    pub fn restore_network(&self) -> Result<(), EngineError> {
+        self.networks.ensure_ready()?;
+        self.refresh_rules(None)
+    }
+
+    /// The VCH's networks.
+    pub fn networks(&self) -> &Arc<NetworkService> {
+        &self.networks
+    }
+
+    /// Rebuilds the VCH's table from the running containers (and `starting`, about to run).
+    pub(crate) fn refresh_rules(
+        &self,
+        starting: Option<&ContainerRecord>,
+    ) -> Result<(), EngineError> {
+        let mut ports = Vec::new();
+        let running = self
+            .all()
+            .into_iter()
+            .filter(|r| starting.is_none_or(|s| s.id != r.id))
+            .filter(|r| {
+                matches!(
+                    self.status(r),
+                    Status::Running { .. } | Status::Paused { .. }
+                )
+            });
+        for r in running.chain(starting.cloned()) {
+            let Some(ip) = r.ip else { continue };
+            for p in &r.published {
+                ports.push(Published {
+                    host_ip: p.host_ip,
+                    host_port: p.host_port,
+                    proto: p.proto,
+                    container_ip: ip,
+                    container_port: p.container_port,
+                });
+            }
+        }
+        self.networks.apply_rules(&ports)
+    }
+
+    /// The files that make names resolve in the container, written to its folder and bound
+    /// over the image's.
+    pub(super) fn name_files(
+        &self,
+        rec: &ContainerRecord,
+    ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
+        let dir = self.dir(&rec.id);
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if let Some(ip) = rec.ip {
+            hosts.push_str(&format!("{ip}\t{}\n", rec.hostname));
+        }
+        let files = [
+            ("hosts", hosts),
+            ("hostname", format!("{}\n", rec.hostname)),
+            ("resolv.conf", resolv_conf()),
+        ];
+        let mut out = Vec::new();
+        for (name, content) in files {
+            let path = dir.join(name);
+            std::fs::write(&path, content)
+                .map_err(|e| internal(&format!("cannot write {name}"), e))?;
+            out.push(vic_runtime::MountSpec {
+                destination: format!("/etc/{name}"),
+                kind: vic_runtime::MountKind::Bind {
+                    source: path,
+                    read_only: false,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Takes `id` off its network for good (at removal): the namespace, and with it the veth.
+    pub(super) fn disconnect(&self, id: &str) -> Result<(), EngineError> {
+        netns::remove(&self.netns_path(id)).map_err(|e| internal("network namespace", e))
+    }
+}
+
+/// Whether `port` can be bound on `ip` (every address when `None`) here: nothing else on
+/// the host listens there.
+fn bindable(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> bool {
+    let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
+    match proto {
+        Proto::Tcp => TcpListener::bind(addr).is_ok(),
+        Proto::Udp => UdpSocket::bind(addr).is_ok(),
+    }
+}
+
+/// Removes a container's pinned namespace by path (for `vic-machine delete`).
+pub fn remove_netns(path: &Path) -> Result<(), EngineError> {
+    netns::remove(path).map_err(|e| internal("network namespace", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_bindings_as_the_cli_sends_them() {
+        let r = PortRequest::parse("80/tcp", "", "8080").unwrap();
+        assert_eq!(
+            (r.container_port, r.proto, r.host_ip, r.host_ports),
+            (80, Proto::Tcp, None, Some((8080, 8080)))
+        );
+        let r = PortRequest::parse("53/udp", "198.51.100.1", "").unwrap();
+        assert_eq!(r.proto, Proto::Udp);
+        assert_eq!(r.host_ip, Some(Ipv4Addr::new(198, 51, 100, 1)));
+        assert_eq!(r.host_ports, None);
+        assert_eq!(
+            PortRequest::parse("80", "0.0.0.0", "9000-9010")
+                .unwrap()
+                .host_ports,
+            Some((9000, 9010))
+        );
+        for (k, ip, p) in [
+            ("x/tcp", "", ""),
+            ("80/sctp", "", ""),
+            ("80/tcp", "nohost", ""),
+            ("80/tcp", "", "9-1"),
+            ("0/tcp", "", ""),
+        ] {
+            assert!(PortRequest::parse(k, ip, p).is_err(), "{k} {ip} {p}");
+        }
+    }
+}

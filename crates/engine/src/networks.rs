@@ -1,0 +1,263 @@
+//! Networks of a VCH: the default `bridge` network (and, later, user bridge networks), each a
+//! Linux bridge with a subnet carved from the VCH's bridge range, stored in
+//! `networks.json`; and the VCH's nftables table that NATs them and publishes ports.
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use vic_net::ipnet::Ipv4Net;
+use vic_net::{ipam, link, nat};
+
+use crate::EngineError;
+
+/// How a VCH's networks are laid out (from `vic-machine create`).
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// A short, unique tag of the VCH: names its bridges (`vb<tag>…`) and table (`vic_<tag>`).
+    pub tag: String,
+    /// `--bridge-network-range`.
+    pub range: Ipv4Net,
+    /// `--bridge-network-width`: the prefix of each bridge network.
+    pub width: u8,
+    /// The VCH's address, where ports are published (`None`: every address of the host).
+    pub publish_ip: Option<Ipv4Addr>,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            tag: "vch".into(),
+            range: Ipv4Net::new(Ipv4Addr::new(172, 16, 0, 0), 12).unwrap_or_default(),
+            width: 16,
+            publish_ip: None,
+        }
+    }
+}
+
+/// A network as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    /// The Linux bridge.
+    pub bridge: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub labels: HashMap<String, String>,
+    pub created: String,
+}
+
+/// The name of the default network.
+pub const DEFAULT_NETWORK: &str = "bridge";
+
+/// The networks of a VCH.
+#[derive(Debug)]
+pub struct NetworkService {
+    file: PathBuf,
+    settings: NetworkSettings,
+    networks: Mutex<Vec<NetworkRecord>>,
+    /// The kernel matches the stored networks.
+    ready: std::sync::atomic::AtomicBool,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{what}: {e}"))
+}
+
+impl NetworkService {
+    /// The networks of the VCH whose state folder is `state_dir`: the default bridge network
+    /// is made on first use, and every bridge is (re)made in the kernel.
+    pub fn open(state_dir: &Path, settings: NetworkSettings) -> Result<Self, EngineError> {
+        let file = state_dir.join("networks.json");
+        let networks: Vec<NetworkRecord> = match std::fs::read(&file) {
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| internal("corrupt networks.json", e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(internal("cannot read networks.json", e)),
+        };
+        let svc = Self {
+            file,
+            settings,
+            networks: Mutex::new(networks),
+            ready: std::sync::atomic::AtomicBool::new(false),
+        };
+        if svc.get(DEFAULT_NETWORK).is_err() {
+            svc.add(DEFAULT_NETWORK, false, HashMap::new())?;
+        }
+        Ok(svc)
+    }
+
+    /// Makes the kernel match the stored networks (forwarding on, every bridge there); once
+    /// per endpoint, at start or at the first container that needs it.
+    pub fn ensure_ready(&self) -> Result<(), EngineError> {
+        if self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        // Forwarding is what makes a bridge network reach anything beyond it.
+        let fwd = Path::new("/proc/sys/net/ipv4/ip_forward");
+        if std::fs::read_to_string(fwd).is_ok_and(|v| v.trim() != "1") {
+            std::fs::write(fwd, "1").map_err(|e| internal("cannot enable IPv4 forwarding", e))?;
+            tracing::info!("enabled IPv4 forwarding for the bridge networks");
+        }
+        for n in self.list() {
+            link::ensure_bridge(&n.bridge, n.gateway, n.subnet)
+                .map_err(|e| internal(&format!("network {}", n.name), e))?;
+        }
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    pub fn settings(&self) -> &NetworkSettings {
+        &self.settings
+    }
+
+    /// The VCH's nftables table.
+    pub fn table(&self) -> String {
+        format!("vic_{}", self.settings.tag)
+    }
+
+    pub fn list(&self) -> Vec<NetworkRecord> {
+        self.networks.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// By name, full ID or ID prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<NetworkRecord, EngineError> {
+        let all = self.list();
+        all.iter()
+            .find(|n| n.name == name_or_id || n.id == name_or_id)
+            .or_else(|| {
+                let mut m = all
+                    .iter()
+                    .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+                match (m.next(), m.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
+            })
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("network {name_or_id} not found")))
+    }
+
+    fn save(&self, all: &[NetworkRecord]) -> Result<(), EngineError> {
+        let tmp = self.file.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(all).unwrap_or_default())
+            .and_then(|()| std::fs::rename(&tmp, &self.file))
+            .map_err(|e| internal("cannot save networks.json", e))
+    }
+
+    /// A new bridge network with the next free subnet of the range.
+    fn add(
+        &self,
+        name: &str,
+        internal_only: bool,
+        labels: HashMap<String, String>,
+    ) -> Result<NetworkRecord, EngineError> {
+        let mut all = self
+            .networks
+            .lock()
+            .map_err(|_| internal("networks", "poisoned"))?;
+        let taken: Vec<Ipv4Net> = all.iter().map(|n| n.subnet).collect();
+        let subnet = ipam::carve_subnet(self.settings.range, self.settings.width, &taken)
+            .ok_or_else(|| {
+                EngineError::Conflict(format!(
+                    "no free /{} left in the bridge network range {}: remove a network, or create the VCH with a wider --bridge-network-range",
+                    self.settings.width, self.settings.range
+                ))
+            })?;
+        // Bridge names must be unique and at most 15 bytes: the tag and a counter.
+        let index = (0..)
+            .find(|i| {
+                !all.iter()
+                    .any(|n| n.bridge == format!("vb{}{i}", self.settings.tag))
+            })
+            .unwrap_or(0);
+        let rec = NetworkRecord {
+            id: vic_pki::random_hex(32),
+            name: name.to_owned(),
+            driver: "bridge".into(),
+            subnet,
+            gateway: ipam::gateway(subnet),
+            bridge: format!("vb{}{index}", self.settings.tag),
+            internal: internal_only,
+            labels,
+            created: crate::containers::now(),
+        };
+        all.push(rec.clone());
+        self.save(&all)?;
+        Ok(rec)
+    }
+
+    /// An address for a container on `net`: `requested` if free, else the lowest free one.
+    pub fn address(
+        &self,
+        net: &NetworkRecord,
+        taken: &HashSet<Ipv4Addr>,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, EngineError> {
+        if let Some(ip) = requested {
+            if !net.subnet.contains(&ip)
+                || ip == net.gateway
+                || ip == net.subnet.network()
+                || ip == net.subnet.broadcast()
+            {
+                return Err(EngineError::Invalid(format!(
+                    "address {ip} is not usable on network {} ({}, gateway {})",
+                    net.name, net.subnet, net.gateway
+                )));
+            }
+            if taken.contains(&ip) {
+                return Err(EngineError::Conflict(format!(
+                    "address {ip} is already in use on network {}",
+                    net.name
+                )));
+            }
+            return Ok(ip);
+        }
+        ipam::free_address(net.subnet, net.gateway, taken).ok_or_else(|| {
+            EngineError::Conflict(format!("no free address left on network {}", net.name))
+        })
+    }
+
+    /// Replaces the VCH's table with one that publishes `ports`.
+    pub fn apply_rules(&self, ports: &[nat::Published]) -> Result<(), EngineError> {
+        self.ensure_ready()?;
+        let nets: Vec<nat::BridgeNet> = self
+            .list()
+            .into_iter()
+            .map(|n| nat::BridgeNet {
+                bridge: n.bridge,
+                subnet: n.subnet,
+                internal: n.internal,
+            })
+            .collect();
+        nat::apply(None, &nat::render(&self.table(), &nets, ports))
+            .map_err(|e| internal("cannot apply the VCH's firewall rules", e))
+    }
+
+    /// Removes the table and bridges of the VCH whose state folder is `state_dir` (for
+    /// `vic-machine delete`, with the endpoint stopped).
+    pub fn teardown(state_dir: &Path, tag: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = nat::delete_table(&format!("vic_{tag}")) {
+            problems.push(e.to_string());
+        }
+        let nets: Vec<NetworkRecord> = std::fs::read(state_dir.join("networks.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for n in nets {
+            if let Err(e) = link::remove_link(&n.bridge) {
+                problems.push(e.to_string());
+            }
+        }
+        problems
+    }
+}

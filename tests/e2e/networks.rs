@@ -1,0 +1,202 @@
+//! Bridge networks with real packets: a client host and an outside server in namespaces of
+//! their own (documentation addresses), published ports, outbound NAT, container to
+//! container, rules that outlive a killed endpoint, and nothing left behind.
+
+use vic_testkit::TestHost;
+
+use crate::create;
+
+const IMG: &str = "127.0.0.1:5000/busybox";
+/// The VCH's address on the link to the client host.
+const VCH_IP: &str = "198.51.100.1";
+
+/// An HTTP server on port 80 answering `body`, as a container command.
+fn web(body: &str) -> String {
+    format!("mkdir -p /www && echo {body} > /www/index.html && exec busybox httpd -f -p 80 -h /www")
+}
+
+/// A shell command that fetches `http://addr:port/` with busybox nc.
+fn fetch(addr: &str, port: u16) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {addr} {port}")
+}
+
+#[test]
+fn bridge_network_publishes_ports_nats_and_cleans_up() {
+    let host = TestHost::new();
+    let client = host.add_peer(VCH_IP, "198.51.100.2");
+    let outside = host.add_peer("203.0.113.1", "203.0.113.2");
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        &host,
+        "net",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            VCH_IP,
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+
+    // The default network.
+    host.docker(&env, ["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .ok()
+        .says("bridge bridge")
+        .says("none null");
+    host.docker(
+        &env,
+        [
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+            "bridge",
+        ],
+    )
+    .ok()
+    .says("172.16.0.0/16 172.16.0.1");
+
+    // A published port, from the client host and from this host.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            IMG,
+            "sh",
+            "-c",
+            &web("hello-web"),
+        ],
+    )
+    .ok();
+    let get = |from: &dyn Fn(&str) -> vic_testkit::Run| {
+        // The server needs a moment to listen.
+        let mut last = None;
+        for _ in 0..50 {
+            let r = from(&format!("curl -s -m 2 http://{VCH_IP}:8080/"));
+            if r.stdout.contains("hello-web") {
+                return r;
+            }
+            last = Some(r);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("no answer on the published port: {last:?}");
+    };
+    get(&|s| client.sh(s));
+    get(&|s| host.sh(s));
+    host.docker(&env, ["port", "web"])
+        .ok()
+        .says(&format!("80/tcp -> {VCH_IP}:8080"));
+    host.docker(&env, ["ps", "--format", "{{.Ports}}"])
+        .ok()
+        .says(&format!("{VCH_IP}:8080->80/tcp"));
+    let web_ip = host
+        .docker(
+            &env,
+            ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(web_ip.starts_with("172.16.0."), "{web_ip}");
+
+    // Container to container, directly and through the published port; out to another host.
+    let in_container = |script: &str| host.docker(&env, ["run", "--rm", IMG, "sh", "-c", script]);
+    in_container(&fetch(&web_ip, 80)).ok().says("hello-web");
+    in_container(&fetch(VCH_IP, 8080)).ok().says("hello-web");
+    outside.spawn("mkdir -p /tmp/vic-out-$$ && cd /tmp/vic-out-$$ && echo hello-outside > index.html && exec busybox httpd -f -p 203.0.113.2:81 -h .");
+    let mut reached = false;
+    for _ in 0..30 {
+        if in_container(&fetch("203.0.113.2", 81))
+            .stdout
+            .contains("hello-outside")
+        {
+            reached = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(reached, "a container cannot reach a host beyond the VCH");
+    // Names resolve to the container's own address.
+    in_container("cat /etc/hosts").ok().says("172.16.0.");
+
+    // A port taken is a clear error; -P picks free ports for the exposed ones.
+    host.docker(&env, ["run", "-d", "-p", "8080:80", IMG, "sleep", "60"])
+        .fails()
+        .says("port 8080 is not available");
+    host.docker(
+        &env,
+        [
+            "run", "-d", "--name", "any", "--expose", "90", "-P", IMG, "sleep", "60",
+        ],
+    )
+    .ok();
+    host.docker(&env, ["port", "any"])
+        .ok()
+        .says(&format!("90/tcp -> {VCH_IP}:"));
+    // What cannot work is refused.
+    host.docker(&env, ["run", "--network", "host", IMG, "true"])
+        .fails()
+        .says("network mode host is not supported");
+    host.docker(&env, ["run", "--network", "nowhere", IMG, "true"])
+        .fails()
+        .says("network nowhere not found");
+    host.docker(&env, ["run", "-p", "10.1.1.1:81:80", IMG, "true"])
+        .fails()
+        .says("host IP 10.1.1.1 for port bindings is not supported");
+    let r = host
+        .docker(
+            &env,
+            [
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                IMG,
+                "ls",
+                "/sys/class/net",
+            ],
+        )
+        .ok();
+    assert_eq!(r.stdout.trim(), "lo", "{r:?}");
+
+    // The endpoint killed: published ports keep working; back, it still knows them.
+    host.sh("pkill -9 -f 'vic-machine endpoint --root .* --name net$'");
+    get(&|s| client.sh(s));
+    host.vic_machine(["start", "--name", "net"]).ok();
+    host.docker(&env, ["port", "web"]).ok().says("8080");
+
+    // Stopped: the port is gone (refused, not answered); started again: back.
+    host.docker(&env, ["stop", "-t", "1", "web"]).ok();
+    let mut closed = false;
+    for _ in 0..30 {
+        if !client
+            .sh(&format!("curl -s -m 1 http://{VCH_IP}:8080/"))
+            .stdout
+            .contains("hello-web")
+        {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(closed, "the port stayed published after stop");
+    host.docker(&env, ["start", "web"]).ok();
+    get(&|s| client.sh(s));
+
+    // Removed: no veth left; deleted: no bridge, no table.
+    host.docker(&env, ["rm", "-f", "web", "any"]).ok();
+    host.docker(&env, ["container", "prune", "-f"]).ok();
+    host.sh("ip -br link").ok().never_says("vv");
+    host.vic_machine(["delete", "--name", "net"]).ok();
+    host.sh("ip -br link").ok().never_says("vb");
+    host.sh("nft list tables").ok().never_says("vic_");
+}
