@@ -200,3 +200,185 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.sh("ip -br link").ok().never_says("vb");
     host.sh("nft list tables").ok().never_says("vic_");
 }
+
+#[test]
+fn user_networks_resolve_names_and_are_isolated() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        &host,
+        "nets",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+    let docker = |args: &[&str]| host.docker(&env, args);
+
+    // Networks: the next subnet of the range, or the one asked for.
+    docker(&["network", "create", "front"]).ok();
+    docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.10.0.0/24",
+        "--gateway",
+        "10.10.0.254",
+        "--label",
+        "tier=db",
+        "back",
+    ])
+    .ok();
+    docker(&["network", "create", "--internal", "sealed"]).ok();
+    let subnet = |n: &str| {
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+            n,
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(subnet("front"), "172.17.0.0/16 172.17.0.1");
+    assert_eq!(subnet("back"), "10.10.0.0/24 10.10.0.254");
+    docker(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=tier=db",
+        "--format",
+        "{{.Name}}",
+    ])
+    .ok()
+    .says("back")
+    .never_says("front");
+    docker(&["network", "create", "front"])
+        .fails()
+        .says("already exists");
+    docker(&["network", "create", "--subnet", "10.10.0.128/25", "overlap"])
+        .fails()
+        .says("overlaps network back");
+    docker(&["network", "create", "-d", "overlay", "ov"])
+        .fails()
+        .says("not supported by this VCH");
+
+    // Names and aliases on one network; a fixed address.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "back",
+        "--network-alias",
+        "database",
+        IMG,
+        "sh",
+        "-c",
+        &web("hello-db"),
+    ])
+    .ok();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "front",
+        IMG,
+        "sh",
+        "-c",
+        &web("hello-api"),
+    ])
+    .ok();
+    let on = |net: &str, script: &str| {
+        host.docker(
+            &env,
+            ["run", "--rm", "--network", net, IMG, "sh", "-c", script],
+        )
+    };
+    let mut answered = false;
+    for _ in 0..30 {
+        if on("back", &fetch("database", 80))
+            .stdout
+            .contains("hello-db")
+        {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(answered, "db not reachable by its alias");
+    on("back", &fetch("db", 80)).ok().says("hello-db");
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "back",
+        "--ip",
+        "10.10.0.50",
+        IMG,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.Networks.back.IPAddress}}",
+        "fixed",
+    ])
+    .ok()
+    .says("10.10.0.50");
+    // The containers already running learned the new one's name.
+    docker(&["exec", "db", "cat", "/etc/hosts"])
+        .ok()
+        .says("10.10.0.50\tfixed");
+    docker(&["run", "--network", "back", "--ip", "10.99.0.5", IMG, "true"])
+        .fails()
+        .says("not usable on network back");
+
+    // Isolation: another network reaches neither the name nor the address.
+    let db_ip = docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    on("front", &fetch("db", 80)).never_says("hello-db");
+    on("front", &fetch(&db_ip, 80)).never_says("hello-db");
+    on("front", &fetch("api", 80)).ok().says("hello-api");
+    // An internal network has no way out (no default route).
+    let routes = on("sealed", "cat /proc/net/route").ok();
+    assert!(!routes.stdout.contains("eth0\t00000000"), "{routes:?}");
+
+    // Removal: refused while used, and for the built-in ones; prune takes the unused.
+    docker(&["network", "rm", "back"])
+        .fails()
+        .says("has containers: ");
+    docker(&["network", "rm", "bridge"])
+        .fails()
+        .says("pre-defined network");
+    docker(&["rm", "-f", "db", "fixed", "api"]).ok();
+    docker(&["network", "rm", "back"]).ok();
+    docker(&["network", "prune", "-f"])
+        .ok()
+        .says("front")
+        .says("sealed");
+    docker(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .never_says("front")
+        .never_says("sealed");
+    host.sh("ip -br link").ok().never_says("vv");
+}

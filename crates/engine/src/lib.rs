@@ -22,7 +22,9 @@ pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
-pub use networks::{DEFAULT_NETWORK, NetworkRecord, NetworkService, NetworkSettings};
+pub use networks::{
+    DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService, NetworkSettings,
+};
 pub use vic_net::ipam::mac_for;
 pub use vic_net::nat::Proto;
 pub use vic_registry::{Credentials, Reference};

@@ -54,6 +54,17 @@ pub struct NetworkRecord {
     pub created: String,
 }
 
+/// What `docker network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    pub name: String,
+    pub driver: Option<String>,
+    pub internal: bool,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub labels: HashMap<String, String>,
+}
+
 /// The name of the default network.
 pub const DEFAULT_NETWORK: &str = "bridge";
 
@@ -160,18 +171,105 @@ impl NetworkService {
         internal_only: bool,
         labels: HashMap<String, String>,
     ) -> Result<NetworkRecord, EngineError> {
+        self.add_with(&NetworkRequest {
+            name: name.to_owned(),
+            internal: internal_only,
+            labels,
+            ..Default::default()
+        })
+    }
+
+    /// `docker network create`: a bridge network with the given or the next free subnet.
+    pub fn create(&self, req: &NetworkRequest) -> Result<NetworkRecord, EngineError> {
+        if let Some(d) = req
+            .driver
+            .as_deref()
+            .filter(|d| !d.is_empty() && *d != "bridge")
+        {
+            return Err(EngineError::Invalid(format!(
+                "network driver {d:?} is not supported by this VCH: use bridge (container networks are set up with vic-machine create --container-network)"
+            )));
+        }
+        if !crate::valid_volume_name(&req.name) {
+            return Err(EngineError::Invalid(format!(
+                "invalid network name {:?}: use at least 2 letters, digits, '_', '.' or '-', starting with a letter or digit",
+                req.name
+            )));
+        }
+        if ["none", "host", "default"].contains(&req.name.as_str()) || self.get(&req.name).is_ok() {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let rec = self.add_with(req)?;
+        if self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            link::ensure_bridge(&rec.bridge, rec.gateway, rec.subnet)
+                .map_err(|e| internal(&format!("network {}", rec.name), e))?;
+        }
+        Ok(rec)
+    }
+
+    /// Removes network `rec` (its users were checked by the caller).
+    pub fn remove(&self, rec: &NetworkRecord) -> Result<(), EngineError> {
+        if rec.name == DEFAULT_NETWORK {
+            return Err(EngineError::Forbidden(format!(
+                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )));
+        }
+        {
+            let mut all = self
+                .networks
+                .lock()
+                .map_err(|_| internal("networks", "poisoned"))?;
+            all.retain(|n| n.id != rec.id);
+            self.save(&all)?;
+        }
+        link::remove_link(&rec.bridge).map_err(|e| internal("cannot remove the bridge", e))
+    }
+
+    fn add_with(&self, req: &NetworkRequest) -> Result<NetworkRecord, EngineError> {
         let mut all = self
             .networks
             .lock()
             .map_err(|_| internal("networks", "poisoned"))?;
         let taken: Vec<Ipv4Net> = all.iter().map(|n| n.subnet).collect();
-        let subnet = ipam::carve_subnet(self.settings.range, self.settings.width, &taken)
-            .ok_or_else(|| {
-                EngineError::Conflict(format!(
-                    "no free /{} left in the bridge network range {}: remove a network, or create the VCH with a wider --bridge-network-range",
-                    self.settings.width, self.settings.range
-                ))
-            })?;
+        let subnet = match req.subnet {
+            Some(s) => {
+                if let Some(other) = all
+                    .iter()
+                    .find(|n| n.subnet.contains(&s) || s.contains(&n.subnet))
+                {
+                    return Err(EngineError::Conflict(format!(
+                        "subnet {s} overlaps network {} ({})",
+                        other.name, other.subnet
+                    )));
+                }
+                if s.prefix_len() > 30 {
+                    return Err(EngineError::Invalid(format!(
+                        "subnet {s} is too small: use at most a /30"
+                    )));
+                }
+                s.trunc()
+            }
+            None => ipam::carve_subnet(self.settings.range, self.settings.width, &taken)
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!(
+                        "no free /{} left in the bridge network range {}: remove a network, or create the VCH with a wider --bridge-network-range",
+                        self.settings.width, self.settings.range
+                    ))
+                })?,
+        };
+        let gateway = match req.gateway {
+            Some(g) if subnet.contains(&g) && g != subnet.network() && g != subnet.broadcast() => g,
+            Some(g) => {
+                return Err(EngineError::Invalid(format!(
+                    "gateway {g} is not a host address of subnet {subnet}"
+                )));
+            }
+            None => ipam::gateway(subnet),
+        };
+        let (name, internal_only, labels) = (req.name.as_str(), req.internal, req.labels.clone());
         // Bridge names must be unique and at most 15 bytes: the tag and a counter.
         let index = (0..)
             .find(|i| {
@@ -184,7 +282,7 @@ impl NetworkService {
             name: name.to_owned(),
             driver: "bridge".into(),
             subnet,
-            gateway: ipam::gateway(subnet),
+            gateway,
             bridge: format!("vb{}{index}", self.settings.tag),
             internal: internal_only,
             labels,

@@ -122,6 +122,18 @@ pub(crate) async fn container_create(
                 .map_err(|_| ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip")))
         })
         .transpose()?;
+    // `--network-alias`: in the same endpoint settings.
+    let aliases: Vec<String> = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n["EndpointsConfig"].as_object())
+        .map(|m| {
+            m.values()
+                .flat_map(|e| e["Aliases"].as_array().cloned().unwrap_or_default())
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let req = CreateRequest {
         name: q.get("name").filter(|n| !n.is_empty()).cloned(),
         image: body.image.clone(),
@@ -157,6 +169,7 @@ pub(crate) async fn container_create(
         publish_all: h.publish_all_ports,
         exposed_ports,
         ip,
+        aliases,
     };
     let id = state.containers.create(req)?;
     Ok((

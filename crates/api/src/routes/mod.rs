@@ -67,7 +67,12 @@ pub(crate) fn router(state: Shared) -> Router {
     // Implemented operations that share a path with unimplemented ones.
     for (path, methods) in [
         ("/networks", get(networks::network_list)),
-        ("/networks/{id}", get(networks::network_inspect)),
+        (
+            "/networks/{id}",
+            get(networks::network_inspect).delete(networks::network_delete),
+        ),
+        ("/networks/create", post(networks::network_create)),
+        ("/networks/prune", post(networks::network_prune)),
     ] {
         let entry = by_path.remove(path).unwrap_or_default();
         by_path.insert(path, entry.merge(methods));

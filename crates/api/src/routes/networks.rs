@@ -253,3 +253,126 @@ pub(crate) async fn network_inspect(
     let n = state.containers.networks().get(&id)?;
     Ok(Json(network_json(&state, &n)))
 }
+
+/// The body of `POST /networks/create`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct NetworkCreateBody {
+    name: String,
+    driver: Option<String>,
+    internal: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Value>,
+    labels: Option<HashMap<String, String>>,
+    options: Option<HashMap<String, String>>,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
+}
+
+/// `POST /networks/create`.
+pub(crate) async fn network_create(
+    State(state): State<Shared>,
+    Json(body): Json<NetworkCreateBody>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    if body.enable_ipv6 == Some(true) {
+        return Err(ApiError::BadRequest(
+            "IPv6 networks are not supported by this VCH".into(),
+        ));
+    }
+    if let Some(k) = body.options.iter().flat_map(|o| o.keys()).next() {
+        return Err(ApiError::BadRequest(format!(
+            "network option {k:?} is not supported by this VCH"
+        )));
+    }
+    let configs = body
+        .ipam
+        .as_ref()
+        .and_then(|i| i["Config"].as_array().cloned())
+        .unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(ApiError::BadRequest(
+            "one subnet per network: give --subnet once".into(),
+        ));
+    }
+    let field = |k: &str| {
+        configs
+            .first()
+            .and_then(|c| c[k].as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    if field("IPRange").is_some() {
+        return Err(ApiError::BadRequest(
+            "--ip-range is not supported by this VCH: addresses come from the whole subnet".into(),
+        ));
+    }
+    let subnet = field("Subnet")
+        .map(|s| {
+            s.parse().map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "invalid subnet {s:?}: use an IPv4 CIDR such as 10.10.0.0/24"
+                ))
+            })
+        })
+        .transpose()?;
+    let gateway = field("Gateway")
+        .map(|s| {
+            s.parse().map_err(|_| {
+                ApiError::BadRequest(format!("invalid gateway {s:?}: use an IPv4 address"))
+            })
+        })
+        .transpose()?;
+    if gateway.is_some() && subnet.is_none() {
+        return Err(ApiError::BadRequest(
+            "a gateway needs a subnet: give --subnet too".into(),
+        ));
+    }
+    let req = vic_engine::NetworkRequest {
+        name: body.name,
+        driver: body.driver,
+        internal: body.internal,
+        subnet,
+        gateway,
+        labels: body.labels.unwrap_or_default(),
+    };
+    let c = state.containers.clone();
+    let rec = crate::error::blocking(move || c.networks().create(&req)).await?;
+    state.containers.events().publish(
+        vic_engine::Event::new("network", "create", &rec.id)
+            .with("name", rec.name.clone())
+            .with("type", "bridge"),
+    );
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"Id": rec.id, "Warning": ""})),
+    ))
+}
+
+/// `DELETE /networks/{id}`.
+pub(crate) async fn network_delete(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if id == "none" {
+        return Err(ApiError::Engine(vic_engine::EngineError::Forbidden(
+            "none is a pre-defined network and cannot be removed".into(),
+        )));
+    }
+    let net = state.containers.networks().get(&id)?;
+    let c = state.containers.clone();
+    let target = net.id.clone();
+    crate::error::blocking(move || c.network_remove(&target)).await?;
+    state.containers.events().publish(
+        vic_engine::Event::new("network", "destroy", &net.id)
+            .with("name", net.name.clone())
+            .with("type", "bridge"),
+    );
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `POST /networks/prune`.
+pub(crate) async fn network_prune(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let c = state.containers.clone();
+    let removed = crate::error::blocking(move || c.network_prune()).await?;
+    Ok(Json(json!({"NetworksDeleted": removed})))
+}

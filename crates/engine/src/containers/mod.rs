@@ -68,6 +68,8 @@ pub struct CreateRequest {
     pub exposed_ports: Vec<(u16, vic_net::nat::Proto)>,
     /// `--ip`.
     pub ip: Option<std::net::Ipv4Addr>,
+    /// `--network-alias`: more names for the container on its network.
+    pub aliases: Vec<String>,
 }
 
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
@@ -168,6 +170,8 @@ pub struct ContainerRecord {
     /// The ports published by the last start.
     #[serde(default)]
     pub published: Vec<PublishedPort>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 fn no_network() -> String {
@@ -754,8 +758,13 @@ impl ContainerService {
             requested_ip: req.ip,
             ip: None,
             published: Vec::new(),
+            aliases: req.aliases.clone(),
         };
         security::parse(&rec.security_opt)?;
+        // Stored by name, however it was given.
+        if let Ok(n) = self.networks.get(&rec.network_mode) {
+            rec.network_mode = n.name;
+        }
         self.check_network(&rec)?;
         if rec.init && !Path::new(INIT_BINARY).is_file() {
             return Err(EngineError::Invalid(format!(
@@ -904,6 +913,8 @@ impl ContainerService {
                 return Err(e);
             }
         };
+        // Its neighbours learn its name, and it theirs.
+        self.refresh_names(&rec.network_mode, Some(&rec));
         let spec = ContainerSpec {
             netns,
             seccomp_unconfined: security.seccomp_unconfined,
@@ -1672,6 +1683,7 @@ impl ContainerService {
         vic_runtime::unmount(&dir.join("rootfs"))
             .map_err(|e| internal("cannot unmount the root", e))?;
         self.disconnect(&id)?;
+        self.refresh_names(&rec.network_mode, None);
         std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);

@@ -37,6 +37,9 @@ pub struct PublishedPort {
 /// Where Docker (and Linux) take ephemeral ports from.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
+/// The first lines of every container's `/etc/hosts`.
+const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
 /// The container's end of its veth.
 const CONTAINER_IF: &str = "eth0";
 
@@ -220,6 +223,47 @@ impl ContainerService {
         Ok(Some(path))
     }
 
+    /// Rewrites `/etc/hosts` of every running container on `network` (and `starting`) so that
+    /// each finds the others by name, alias, hostname and short ID. The files are rewritten in
+    /// place (the same inode stays bound in the container), and need no service: names keep
+    /// resolving while the endpoint is down.
+    pub(crate) fn refresh_names(&self, network: &str, starting: Option<&ContainerRecord>) {
+        if network == "none" {
+            return;
+        }
+        let members: Vec<ContainerRecord> = self
+            .all()
+            .into_iter()
+            .filter(|r| r.network_mode == network && starting.is_none_or(|s| s.id != r.id))
+            .filter(|r| {
+                matches!(
+                    self.status(r),
+                    Status::Running { .. } | Status::Paused { .. }
+                )
+            })
+            .chain(starting.cloned())
+            .collect();
+        let mut table = String::new();
+        for m in &members {
+            let Some(ip) = m.ip else { continue };
+            let mut names = vec![m.name.clone()];
+            names.extend(m.aliases.iter().cloned());
+            names.push(m.id[..12].to_owned());
+            if m.hostname != m.id[..12] {
+                names.push(m.hostname.clone());
+            }
+            names.dedup();
+            table.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+        }
+        for m in &members {
+            let path = self.dir(&m.id).join("hosts");
+            let content = format!("{HOSTS_HEAD}{table}");
+            if let Err(e) = std::fs::write(&path, content) {
+                tracing::warn!(container = %m.id, error = %e, "cannot update /etc/hosts");
+            }
+        }
+    }
+
     /// Host ports for `rec`'s requests, none of them published by another running container
     /// nor in use on the host.
     fn allocate_ports(&self, rec: &ContainerRecord) -> Result<Vec<PublishedPort>, EngineError> {
@@ -296,6 +340,49 @@ impl ContainerService {
         &self.networks
     }
 
+    /// The containers on network `net` (by name or ID), in any state.
+    fn network_users(&self, net: &crate::NetworkRecord) -> Vec<ContainerRecord> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.network_mode == net.name || r.network_mode == net.id)
+            .collect()
+    }
+
+    /// `docker network rm`: refused while containers use it; the VCH's table loses it.
+    pub fn network_remove(&self, name_or_id: &str) -> Result<(), EngineError> {
+        let net = self.networks.get(name_or_id)?;
+        let users = self.network_users(&net);
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "error while removing network: network {} id {} has containers: {}; remove them (or their --network) first",
+                net.name,
+                net.id,
+                users
+                    .iter()
+                    .map(|u| u.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        self.networks.remove(&net)?;
+        self.refresh_rules(None)
+    }
+
+    /// `docker network prune`: every user network no container uses. Returns their names.
+    pub fn network_prune(&self) -> Result<Vec<String>, EngineError> {
+        let mut removed = Vec::new();
+        for net in self.networks.list() {
+            if net.name != crate::DEFAULT_NETWORK && self.network_users(&net).is_empty() {
+                self.networks.remove(&net)?;
+                removed.push(net.name);
+            }
+        }
+        if !removed.is_empty() {
+            self.refresh_rules(None)?;
+        }
+        Ok(removed)
+    }
+
     /// Rebuilds the VCH's table from the running containers (and `starting`, about to run).
     pub(crate) fn refresh_rules(
         &self,
@@ -334,8 +421,7 @@ impl ContainerService {
         rec: &ContainerRecord,
     ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
         let dir = self.dir(&rec.id);
-        let mut hosts =
-            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        let mut hosts = HOSTS_HEAD.to_owned();
         if let Some(ip) = rec.ip {
             hosts.push_str(&format!("{ip}\t{}\n", rec.hostname));
         }
