@@ -7,6 +7,7 @@
 
 pub use ipnet;
 
+pub mod firewall;
 pub mod ipam;
 pub mod link;
 pub mod nat;

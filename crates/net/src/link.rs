@@ -103,3 +103,53 @@ pub fn attach(a: &Attachment<'_>) -> Result<(), NetError> {
 pub fn loopback_up(netns: &Path) -> Result<(), NetError> {
     ip_batch(Some(netns), "link set lo up\n")
 }
+
+/// Whether link `name` is a bridge.
+pub fn is_bridge(name: &str) -> bool {
+    Command::new("ip")
+        .args(["-d", "-o", "link", "show", "dev", name])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(" bridge "))
+}
+
+/// Puts a container straight onto host interface `a.bridge` (a container network): a veth
+/// into it when it is a bridge, else a macvlan on it (the container gets its own MAC on the
+/// interface's segment). The container's end is addressed and routed as in [`attach`].
+pub fn attach_external(a: &Attachment<'_>) -> Result<(), NetError> {
+    if is_bridge(a.bridge) {
+        return attach(a);
+    }
+    if link_exists(a.host_if) {
+        ip_batch(None, &format!("link del {}\n", a.host_if))?;
+    }
+    // Made here under a temporary name, then moved and renamed inside.
+    ip_batch(
+        None,
+        &format!(
+            "link add {tmp} link {parent} type macvlan mode bridge\n\
+             link set {tmp} netns {ns}\n",
+            tmp = a.host_if,
+            parent = a.bridge,
+            ns = a.netns.display(),
+        ),
+    )?;
+    let mut inside = format!(
+        "link set lo up\n\
+         link set {tmp} name {cont}\n\
+         link set {cont} address {mac}\n\
+         addr add {addr}/{prefix} dev {cont}\n\
+         link set {cont} up\n",
+        tmp = a.host_if,
+        cont = a.container_if,
+        mac = a.mac,
+        addr = a.address,
+        prefix = a.subnet.prefix_len(),
+    );
+    if let Some(gw) = a.gateway {
+        inside.push_str(&format!(
+            "route add default via {gw} dev {}\n",
+            a.container_if
+        ));
+    }
+    ip_batch(Some(a.netns), &inside)
+}

@@ -61,3 +61,33 @@ fn the_rendered_table_is_accepted_by_nft() {
     let _ = ipam::mac_for("172.16.0.2".parse().unwrap());
     netns::remove(&p).unwrap();
 }
+
+#[test]
+fn every_firewall_level_is_accepted_by_nft() {
+    use vic_net::firewall::{IpRange, PortRule, TrustLevel, render};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ns");
+    netns::create(&p).unwrap();
+    let ports = [PortRule {
+        proto: nat::Proto::Tcp,
+        container: 80,
+        host: 8001,
+    }];
+    let peers = [IpRange::parse("198.51.100.64/26").unwrap()];
+    for level in [
+        TrustLevel::Closed,
+        TrustLevel::Outbound,
+        TrustLevel::Published,
+        TrustLevel::Open,
+        TrustLevel::Peers,
+    ] {
+        nat::apply(Some(&p), &render(level, "eth0", &ports, &peers))
+            .unwrap_or_else(|e| panic!("{level}: {e}"));
+    }
+    let out = in_ns(&p, "nft list table inet vic");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("198.51.100.64/26"),
+        "{out:?}"
+    );
+    netns::remove(&p).unwrap();
+}
