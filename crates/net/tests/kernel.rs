@@ -86,7 +86,8 @@ fn every_firewall_level_is_accepted_by_nft() {
     }
     let out = in_ns(&p, "nft list table inet vic");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("198.51.100.64/26"),
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ip saddr 198.51.100.64-198.51.100.127 accept"),
         "{out:?}"
     );
     netns::remove(&p).unwrap();
