@@ -382,3 +382,171 @@ fn user_networks_resolve_names_and_are_isolated() {
         .never_says("sealed");
     host.sh("ip -br link").ok().never_says("vv");
 }
+
+/// Whether `fetch` of `http://ip:port/` from `peer` answers `body` (a few tries: servers need
+/// a moment to listen).
+fn answers(peer: &vic_testkit::Peer, ip: &str, port: u16, body: &str, tries: u32) -> bool {
+    (0..tries).any(|i| {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        peer.sh(&format!("curl -s -m 1 http://{ip}:{port}/"))
+            .stdout
+            .contains(body)
+    })
+}
+
+#[test]
+fn container_networks_enforce_their_trust_levels() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    // A LAN: a bridge of this host (its gateway), an address range per level, a host inside
+    // the peers' second range and one outside every range.
+    host.sh("ip link add lan0 type bridge && ip addr add 198.51.100.1/24 dev lan0 && ip link set lan0 up")
+        .ok();
+    let inside = host.add_peer_on("lan0", "198.51.100.121", "198.51.100.1");
+    let outside = host.add_peer_on("lan0", "198.51.100.200", "198.51.100.1");
+    outside.spawn("mkdir -p /tmp/vic-lan-$$ && cd /tmp/vic-lan-$$ && echo hello-lan > index.html && exec busybox httpd -f -p 198.51.100.200:82 -h .");
+    let levels = [
+        ("closed", "198.51.100.64/29"),
+        ("outbound", "198.51.100.72/29"),
+        ("published", "198.51.100.80/29"),
+        ("open", "198.51.100.88/29"),
+        ("peers", "198.51.100.96/29"),
+    ];
+    let mut args: Vec<String> = [
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--insecure-registry",
+        "127.0.0.1:5000",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (level, range) in levels {
+        args.extend([
+            "--container-network".into(),
+            format!("lan0:{level}"),
+            "--container-network-gateway".into(),
+            format!("{level}:198.51.100.1/24"),
+            "--container-network-ip-range".into(),
+            format!("{level}:{range}"),
+            "--container-network-firewall".into(),
+            format!("{level}:{level}"),
+        ]);
+    }
+    args.extend([
+        "--container-network-ip-range".into(),
+        "peers:198.51.100.120/30".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = create(&host, "lan", &args).docker_env();
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+    let docker = |a: &[&str]| host.docker(&env, a);
+    docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .ok()
+        .says("peers external");
+    docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"vic.container-network.firewall\"}}",
+        "outbound",
+    ])
+    .ok()
+    .says("outbound");
+
+    // VIC's refusals.
+    docker(&["run", "--net", "closed", "-p", "80", IMG, "true"])
+        .fails()
+        .says("ports cannot be published via container network closed (firewall configured as either \"closed\" or \"outbound\")");
+    docker(&["run", "--net", "peers", "-p", "80", IMG, "true"])
+        .fails()
+        .says("must specify a mapping (firewall configured for \"peers\"");
+
+    // One container per level, serving on 80 and 81.
+    let serve = "mkdir -p /a /b && echo port80 > /a/index.html && echo port81 > /b/index.html && busybox httpd -p 81 -h /b && exec busybox httpd -f -p 80 -h /a";
+    let mut ip = std::collections::HashMap::new();
+    for (level, _) in levels {
+        let mut a = vec!["run", "-d", "--name", level, "--net", level];
+        if matches!(level, "published" | "open" | "peers") {
+            a.extend(["-p", "8001:80"]);
+        }
+        if level == "published" {
+            a.extend(["-p", "80"]);
+        }
+        a.extend([IMG, "sh", "-c", serve]);
+        docker(&a).ok();
+        let got = docker(&[
+            "inspect",
+            "-f",
+            &format!("{{{{.NetworkSettings.Networks.{level}.IPAddress}}}}"),
+            level,
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+        ip.insert(level, got);
+    }
+    assert_eq!(ip["closed"], "198.51.100.64");
+    assert_eq!(ip["peers"], "198.51.100.96");
+    docker(&["port", "published"])
+        .ok()
+        .says("80/tcp -> 198.51.100.80:8001");
+    let out = |level: &str| {
+        docker(&["exec", level, "sh", "-c", &fetch("198.51.100.200", 82)])
+            .stdout
+            .contains("hello-lan")
+    };
+    let ping = |from: &vic_testkit::Peer, level: &str| {
+        from.sh(&format!("busybox ping -c1 -W1 {}", ip[level])).code == 0
+    };
+
+    // closed: nothing in, nothing out.
+    assert!(!answers(&outside, &ip["closed"], 80, "port80", 1));
+    assert!(!ping(&outside, "closed"));
+    assert!(!out("closed"));
+    docker(&["exec", "closed", "sh", "-c", &fetch("127.0.0.1", 80)])
+        .ok()
+        .says("port80");
+    // outbound: out only.
+    assert!(out("outbound"));
+    assert!(!answers(&outside, &ip["outbound"], 80, "port80", 1));
+    assert!(!ping(&outside, "outbound"));
+    // published: out, ping, and the published ports (8001 redirected to 80), nothing else.
+    assert!(out("published"));
+    assert!(answers(&outside, &ip["published"], 8001, "port80", 30));
+    assert!(answers(&outside, &ip["published"], 80, "port80", 1));
+    assert!(!answers(&outside, &ip["published"], 81, "port81", 1));
+    assert!(ping(&outside, "published"));
+    // open: everything.
+    assert!(answers(&outside, &ip["open"], 81, "port81", 30));
+    assert!(answers(&outside, &ip["open"], 8001, "port80", 1));
+    assert!(ping(&outside, "open"));
+    // peers: out, and in from its ranges only.
+    assert!(out("peers"));
+    assert!(answers(&inside, &ip["peers"], 81, "port81", 30));
+    assert!(!answers(&outside, &ip["peers"], 81, "port81", 1));
+
+    // The rules live in the containers' namespaces: the endpoint killed, they still hold.
+    host.sh("pkill -9 -f 'vic-machine endpoint --root .* --name lan$'");
+    assert!(answers(&outside, &ip["published"], 8001, "port80", 10));
+    assert!(!answers(&outside, &ip["published"], 81, "port81", 1));
+    host.vic_machine(["start", "--name", "lan"]).ok();
+    docker(&[
+        "rm",
+        "-f",
+        "closed",
+        "outbound",
+        "published",
+        "open",
+        "peers",
+    ])
+    .ok();
+    host.sh("ip -br link").ok().never_says("vv");
+    host.vic_machine(["delete", "--name", "lan"]).ok();
+    // The host's own bridge is left alone.
+    host.sh("ip -br link show lan0").ok().says("lan0");
+}

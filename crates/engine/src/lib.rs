@@ -23,8 +23,10 @@ pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
 pub use networks::{
-    DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService, NetworkSettings,
+    ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
+    NetworkSettings,
 };
+pub use vic_net::firewall::{IpRange, TrustLevel};
 pub use vic_net::ipam::mac_for;
 pub use vic_net::nat::Proto;
 pub use vic_registry::{Credentials, Reference};

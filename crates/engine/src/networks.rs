@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use vic_net::firewall::{IpRange, TrustLevel};
 use vic_net::ipnet::Ipv4Net;
 use vic_net::{ipam, link, nat};
 
@@ -24,6 +25,22 @@ pub struct NetworkSettings {
     pub width: u8,
     /// The VCH's address, where ports are published (`None`: every address of the host).
     pub publish_ip: Option<Ipv4Addr>,
+    /// `--container-network`s.
+    pub container_networks: Vec<ContainerNetworkSpec>,
+}
+
+/// A container network (`vic-machine create --container-network`): containers sit directly
+/// on a host bridge or interface, with addresses from its ranges and a firewall inside each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetworkSpec {
+    /// The alias: the network's name for `docker run --net`.
+    pub name: String,
+    pub host_if: String,
+    pub gateway: Ipv4Addr,
+    pub prefix: u8,
+    pub ranges: Vec<IpRange>,
+    pub dns: Vec<Ipv4Addr>,
+    pub firewall: TrustLevel,
 }
 
 impl Default for NetworkSettings {
@@ -33,6 +50,7 @@ impl Default for NetworkSettings {
             range: Ipv4Net::new(Ipv4Addr::new(172, 16, 0, 0), 12).unwrap_or_default(),
             width: 16,
             publish_ip: None,
+            container_networks: Vec::new(),
         }
     }
 }
@@ -52,6 +70,16 @@ pub struct NetworkRecord {
     #[serde(default)]
     pub labels: HashMap<String, String>,
     pub created: String,
+    /// Set for a container network (driver `external`); `bridge` is then the host interface.
+    #[serde(default)]
+    pub external: Option<ContainerNetworkSpec>,
+}
+
+impl NetworkRecord {
+    /// A VCH bridge network (its bridge is the VCH's own).
+    pub fn is_bridge(&self) -> bool {
+        self.external.is_none()
+    }
 }
 
 /// What `docker network create` asks for.
@@ -103,7 +131,49 @@ impl NetworkService {
         if svc.get(DEFAULT_NETWORK).is_err() {
             svc.add(DEFAULT_NETWORK, false, HashMap::new())?;
         }
+        svc.sync_container_networks()?;
         Ok(svc)
+    }
+
+    /// Records the configured container networks (kept IDs; settings as configured now) and
+    /// forgets those no longer configured.
+    fn sync_container_networks(&self) -> Result<(), EngineError> {
+        let mut all = self
+            .networks
+            .lock()
+            .map_err(|_| internal("networks", "poisoned"))?;
+        let specs = &self.settings.container_networks;
+        all.retain(|n| {
+            n.external
+                .as_ref()
+                .is_none_or(|_| specs.iter().any(|s| s.name == n.name))
+        });
+        for spec in specs {
+            let subnet = Ipv4Net::new(spec.gateway, spec.prefix)
+                .map_err(|e| internal("container network", e))?
+                .trunc();
+            if let Some(n) = all.iter_mut().find(|n| n.name == spec.name) {
+                n.subnet = subnet;
+                n.gateway = spec.gateway;
+                n.bridge = spec.host_if.clone();
+                n.driver = "external".into();
+                n.external = Some(spec.clone());
+            } else {
+                all.push(NetworkRecord {
+                    id: vic_pki::random_hex(32),
+                    name: spec.name.clone(),
+                    driver: "external".into(),
+                    subnet,
+                    gateway: spec.gateway,
+                    bridge: spec.host_if.clone(),
+                    internal: false,
+                    labels: HashMap::new(),
+                    created: crate::containers::now(),
+                    external: Some(spec.clone()),
+                });
+            }
+        }
+        self.save(&all)
     }
 
     /// Makes the kernel match the stored networks (forwarding on, every bridge there); once
@@ -118,7 +188,7 @@ impl NetworkService {
             std::fs::write(fwd, "1").map_err(|e| internal("cannot enable IPv4 forwarding", e))?;
             tracing::info!("enabled IPv4 forwarding for the bridge networks");
         }
-        for n in self.list() {
+        for n in self.list().into_iter().filter(NetworkRecord::is_bridge) {
             link::ensure_bridge(&n.bridge, n.gateway, n.subnet)
                 .map_err(|e| internal(&format!("network {}", n.name), e))?;
         }
@@ -212,6 +282,12 @@ impl NetworkService {
 
     /// Removes network `rec` (its users were checked by the caller).
     pub fn remove(&self, rec: &NetworkRecord) -> Result<(), EngineError> {
+        if !rec.is_bridge() {
+            return Err(EngineError::Forbidden(format!(
+                "{} is a container network of the VCH: it is removed with vic-machine configure, not docker network rm",
+                rec.name
+            )));
+        }
         if rec.name == DEFAULT_NETWORK {
             return Err(EngineError::Forbidden(format!(
                 "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
@@ -287,6 +363,7 @@ impl NetworkService {
             internal: internal_only,
             labels,
             created: crate::containers::now(),
+            external: None,
         };
         all.push(rec.clone());
         self.save(&all)?;
@@ -330,6 +407,7 @@ impl NetworkService {
         let nets: Vec<nat::BridgeNet> = self
             .list()
             .into_iter()
+            .filter(NetworkRecord::is_bridge)
             .map(|n| nat::BridgeNet {
                 bridge: n.bridge,
                 subnet: n.subnet,
@@ -351,7 +429,8 @@ impl NetworkService {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        for n in nets {
+        // Never a container network's: that interface is the host's.
+        for n in nets.into_iter().filter(NetworkRecord::is_bridge) {
             if let Err(e) = link::remove_link(&n.bridge) {
                 problems.push(e.to_string());
             }

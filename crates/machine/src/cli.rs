@@ -106,6 +106,8 @@ pub(crate) struct CreateArgs {
     pub(crate) client_network_ip: Option<IpAddr>,
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
+    #[command(flatten)]
+    pub(crate) container_networks: ContainerNetworkArgs,
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
@@ -145,6 +147,29 @@ fn vic_engine_label(l: &str) -> bool {
         && l.starts_with(|c: char| c.is_ascii_alphanumeric())
         && l.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// The container network flags (VIC's names).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ContainerNetworkArgs {
+    /// A host bridge or interface that containers join directly, as HOSTIF[:alias] (repeatable);
+    /// `docker run --net alias` puts a container on it
+    #[arg(long, visible_alias = "cn")]
+    pub(crate) container_network: Vec<String>,
+    /// Gateway of a container network, as alias:GW/PREFIX
+    #[arg(long, visible_alias = "cng")]
+    pub(crate) container_network_gateway: Vec<String>,
+    /// Addresses handed to containers on a container network, as alias:CIDR,
+    /// alias:a.b.c.d-a.b.c.e or alias:a.b.c.d-N (repeatable)
+    #[arg(long, visible_alias = "cnr")]
+    pub(crate) container_network_ip_range: Vec<String>,
+    /// DNS server for containers on a container network, as alias:IP (repeatable)
+    #[arg(long, visible_alias = "cnd")]
+    pub(crate) container_network_dns: Vec<String>,
+    /// Firewall trust level of a container network, as alias:LEVEL (closed, outbound,
+    /// published (default), open, peers)
+    #[arg(long, visible_alias = "cnf")]
+    pub(crate) container_network_firewall: Vec<String>,
 }
 
 /// The registry policy flags, shared by `create` and `configure`.

@@ -128,6 +128,9 @@ pub(crate) struct VchConfig {
     /// `--bridge-network-width`: the prefix length of each bridge network.
     #[serde(default = "default_bridge_width")]
     pub(crate) bridge_network_width: u8,
+    /// `--container-network*`.
+    #[serde(default)]
+    pub(crate) container_networks: Vec<crate::cnetworks::ContainerNetworkSetting>,
     /// The systemd unit that runs the endpoint, where systemd runs the host.
     #[serde(default)]
     pub(crate) systemd_unit: Option<String>,

@@ -236,6 +236,11 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
                     Some(std::net::IpAddr::V4(ip)) => Some(ip),
                     _ => None,
                 },
+                container_networks: cfg
+                    .container_networks
+                    .iter()
+                    .map(crate::cnetworks::ContainerNetworkSetting::to_engine)
+                    .collect(),
             },
         )
         .map_err(|e| Error::Failed(format!("cannot open the networks: {e}")))?,

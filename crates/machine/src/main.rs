@@ -2,6 +2,7 @@
 
 mod certs;
 mod cli;
+mod cnetworks;
 mod commands;
 mod config;
 mod connect;

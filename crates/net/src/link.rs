@@ -42,7 +42,11 @@ pub fn remove_link(name: &str) -> Result<(), NetError> {
     if !link_exists(name) {
         return Ok(());
     }
-    ip_batch(None, &format!("link del {name}\n"))
+    match ip_batch(None, &format!("link del {name}\n")) {
+        // Gone meanwhile (a veth goes with its namespace's other end).
+        Err(NetError::System(m)) if m.contains("Cannot find device") => Ok(()),
+        other => other,
+    }
 }
 
 /// How a container is attached to a bridge.

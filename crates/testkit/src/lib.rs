@@ -589,7 +589,23 @@ impl TestHost {
     /// end. Both must lie in a documentation range (198.51.100.0/24, 203.0.113.0/24) that no
     /// interface of the machine uses.
     pub fn add_peer(&self, local_ip: &str, peer_ip: &str) -> Peer {
-        for ip in [local_ip, peer_ip] {
+        self.add_peer_with(Some(local_ip), None, peer_ip)
+    }
+
+    /// A second host plugged into `bridge` (a bridge this host made), with `peer_ip/24` and a
+    /// default route via `gateway`.
+    pub fn add_peer_on(&self, bridge: &str, peer_ip: &str, gateway: &str) -> Peer {
+        self.add_peer_with(None, Some((bridge, gateway)), peer_ip)
+    }
+
+    fn add_peer_with(
+        &self,
+        local_ip: Option<&str>,
+        bridge: Option<(&str, &str)>,
+        peer_ip: &str,
+    ) -> Peer {
+        let gateway = local_ip.or(bridge.map(|b| b.1)).unwrap_or(peer_ip);
+        for ip in [gateway, peer_ip] {
             assert!(
                 ip.starts_with("198.51.100.") || ip.starts_with("203.0.113."),
                 "test hosts use documentation addresses only, not {ip}"
@@ -615,15 +631,19 @@ impl TestHost {
             "-n", &self.ns, "link", "add", &local_if, "type", "veth", "peer", "name", "eth0",
             "netns", &ns,
         ]);
-        ip(&[
-            "-n",
-            &self.ns,
-            "addr",
-            "add",
-            &format!("{local_ip}/24"),
-            "dev",
-            &local_if,
-        ]);
+        match (local_ip, bridge) {
+            (Some(local_ip), _) => ip(&[
+                "-n",
+                &self.ns,
+                "addr",
+                "add",
+                &format!("{local_ip}/24"),
+                "dev",
+                &local_if,
+            ]),
+            (None, Some((br, _))) => ip(&["-n", &self.ns, "link", "set", &local_if, "master", br]),
+            (None, None) => {}
+        }
         ip(&["-n", &self.ns, "link", "set", &local_if, "up"]);
         ip(&[
             "-n",
@@ -635,7 +655,7 @@ impl TestHost {
             "eth0",
         ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-        ip(&["-n", &ns, "route", "add", "default", "via", local_ip]);
+        ip(&["-n", &ns, "route", "add", "default", "via", gateway]);
         Peer {
             ns,
             ip: peer_ip.to_owned(),

@@ -156,7 +156,14 @@ fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
         "Internal": n.internal, "Attachable": false, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Options": match &n.external {
+            None => json!({"com.docker.network.bridge.name": n.bridge}),
+            Some(spec) => json!({
+                "vic.container-network.interface": spec.host_if,
+                "vic.container-network.firewall": spec.firewall.as_str(),
+                "vic.container-network.ip-ranges": spec.ranges.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","),
+            }),
+        },
         "Labels": n.labels,
     })
 }

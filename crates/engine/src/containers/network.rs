@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use vic_net::firewall::{self, PortRule, TrustLevel};
 use vic_net::nat::{Proto, Published};
 use vic_net::{ipam, link, netns};
 
@@ -36,6 +37,11 @@ pub struct PublishedPort {
 
 /// Where Docker (and Linux) take ephemeral ports from.
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// The host end of container `id`'s veth (at most 15 bytes).
+fn host_veth(id: &str) -> String {
+    format!("vv{}", &id[..11.min(id.len())])
+}
 
 /// The first lines of every container's `/etc/hosts`.
 const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -138,6 +144,12 @@ impl ContainerService {
             }
             m => {
                 let net = self.networks.get(m)?;
+                if let Some(spec) = &net.external {
+                    if let Some(ip) = rec.requested_ip {
+                        external_address(spec, &net, &HashSet::new(), Some(ip))?;
+                    }
+                    return check_external_ports(rec, &net.name, spec.firewall);
+                }
                 if let Some(ip) = rec.requested_ip {
                     self.networks.address(&net, &HashSet::new(), Some(ip))?;
                 }
@@ -194,16 +206,28 @@ impl ContainerService {
                 .filter(|r| r.id != rec.id && r.network_mode == rec.network_mode)
                 .filter_map(|r| r.ip)
                 .collect();
-            rec.ip = Some(self.networks.address(&net, &taken, rec.requested_ip)?);
+            rec.ip = Some(match &net.external {
+                Some(spec) => external_address(spec, &net, &taken, rec.requested_ip)?,
+                None => self.networks.address(&net, &taken, rec.requested_ip)?,
+            });
         }
         let ip = rec.ip.unwrap_or(net.gateway);
-        // Ports first: a port that is taken fails the start before anything is made.
-        rec.published = self.allocate_ports(rec)?;
+        // Ports first: a port that is taken fails the start before anything is made. On a
+        // container network they are the container's own address's, nobody else's.
+        rec.published = match &net.external {
+            Some(_) => external_ports(rec, ip),
+            None => self.allocate_ports(rec)?,
+        };
         // A namespace that survived (endpoint restart, container restart) keeps its link.
         if !netns::exists(&path) {
             netns::create(&path).map_err(|e| internal("network namespace", e))?;
-            let host_if = format!("vv{}", &rec.id[..11]);
-            link::attach(&link::Attachment {
+            let host_if = host_veth(&rec.id);
+            let attach = if net.is_bridge() {
+                link::attach
+            } else {
+                link::attach_external
+            };
+            attach(&link::Attachment {
                 netns: &path,
                 bridge: &net.bridge,
                 host_if: &host_if,
@@ -217,6 +241,23 @@ impl ContainerService {
                 let _ = netns::remove(&path);
                 internal(&format!("cannot attach to network {}", net.name), e)
             })?;
+        }
+        if let Some(spec) = &net.external {
+            // The network's trust level, inside the container's own namespace.
+            let ports: Vec<PortRule> = rec
+                .published
+                .iter()
+                .map(|p| PortRule {
+                    proto: p.proto,
+                    container: p.container_port,
+                    host: p.host_port,
+                })
+                .collect();
+            vic_net::nat::apply(
+                Some(&path),
+                &firewall::render(spec.firewall, CONTAINER_IF, &ports, &spec.ranges),
+            )
+            .map_err(|e| internal("cannot apply the container network's firewall", e))?;
         }
         self.save(rec)?;
         self.refresh_rules(Some(rec))?;
@@ -293,6 +334,7 @@ impl ContainerService {
                     Status::Running { .. } | Status::Paused { .. }
                 )
             })
+            .filter(|r| self.on_bridge(r))
             .flat_map(|r| r.published)
             .map(|p| (p.host_port, p.proto))
             .collect();
@@ -335,6 +377,13 @@ impl ContainerService {
         self.refresh_rules(None)
     }
 
+    /// Whether `rec` is on one of the VCH's bridge networks.
+    fn on_bridge(&self, rec: &ContainerRecord) -> bool {
+        self.networks
+            .get(&rec.network_mode)
+            .is_ok_and(|n| n.is_bridge())
+    }
+
     /// The VCH's networks.
     pub fn networks(&self) -> &Arc<NetworkService> {
         &self.networks
@@ -372,7 +421,10 @@ impl ContainerService {
     pub fn network_prune(&self) -> Result<Vec<String>, EngineError> {
         let mut removed = Vec::new();
         for net in self.networks.list() {
-            if net.name != crate::DEFAULT_NETWORK && self.network_users(&net).is_empty() {
+            if net.name != crate::DEFAULT_NETWORK
+                && net.is_bridge()
+                && self.network_users(&net).is_empty()
+            {
                 self.networks.remove(&net)?;
                 removed.push(net.name);
             }
@@ -400,6 +452,10 @@ impl ContainerService {
                 )
             });
         for r in running.chain(starting.cloned()) {
+            // Container networks publish on the container's own address, not the VCH's.
+            if !self.on_bridge(&r) {
+                continue;
+            }
             let Some(ip) = r.ip else { continue };
             for p in &r.published {
                 ports.push(Published {
@@ -428,7 +484,7 @@ impl ContainerService {
         let files = [
             ("hosts", hosts),
             ("hostname", format!("{}\n", rec.hostname)),
-            ("resolv.conf", resolv_conf()),
+            ("resolv.conf", self.resolv_conf_for(rec)),
         ];
         let mut out = Vec::new();
         for (name, content) in files {
@@ -446,10 +502,137 @@ impl ContainerService {
         Ok(out)
     }
 
+    /// The container network's DNS servers when it has some, else the host's.
+    fn resolv_conf_for(&self, rec: &ContainerRecord) -> String {
+        match self
+            .networks
+            .get(&rec.network_mode)
+            .ok()
+            .and_then(|n| n.external)
+            .filter(|s| !s.dns.is_empty())
+        {
+            Some(spec) => spec
+                .dns
+                .iter()
+                .map(|d| format!("nameserver {d}\n"))
+                .collect(),
+            None => resolv_conf(),
+        }
+    }
+
     /// Takes `id` off its network for good (at removal): the namespace, and with it the veth.
     pub(super) fn disconnect(&self, id: &str) -> Result<(), EngineError> {
-        netns::remove(&self.netns_path(id)).map_err(|e| internal("network namespace", e))
+        netns::remove(&self.netns_path(id)).map_err(|e| internal("network namespace", e))?;
+        // The kernel frees a namespace (and the veth in it) in the background: the host end
+        // goes now, so nothing is left once `rm` returns.
+        link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))
     }
+}
+
+/// VIC's checks of `-p` on a container network.
+fn check_external_ports(
+    rec: &ContainerRecord,
+    network: &str,
+    level: TrustLevel,
+) -> Result<(), EngineError> {
+    let publishes = !rec.port_bindings.is_empty() || rec.publish_all;
+    if publishes && matches!(level, TrustLevel::Closed | TrustLevel::Outbound) {
+        return Err(EngineError::Invalid(format!(
+            "ports cannot be published via container network {network} (firewall configured as either \"closed\" or \"outbound\")"
+        )));
+    }
+    for r in &rec.port_bindings {
+        if let Some((a, b)) = r.host_ports
+            && a != b
+        {
+            return Err(EngineError::Invalid(format!(
+                "ports published on external networks cannot include both a redirect and a range ({a}-{b}:{}/{})",
+                r.container_port,
+                r.proto.as_str()
+            )));
+        }
+        if level == TrustLevel::Peers && r.host_ports.is_none_or(|(a, _)| a == r.container_port) {
+            return Err(EngineError::Invalid(format!(
+                "ports published via container network {network} must specify a mapping (firewall configured for \"peers\" - no need for publishing unless redirecting)"
+            )));
+        }
+        if r.host_ip.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "ports on container network {network} are published on the container's own address: leave out the host IP"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An address for a container on container network `spec`: `requested` if in its subnet
+/// and free, else the lowest free one of its ranges.
+fn external_address(
+    spec: &crate::ContainerNetworkSpec,
+    net: &crate::NetworkRecord,
+    taken: &HashSet<Ipv4Addr>,
+    requested: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, EngineError> {
+    if let Some(ip) = requested {
+        if !net.subnet.contains(&ip)
+            || ip == spec.gateway
+            || ip == net.subnet.network()
+            || ip == net.subnet.broadcast()
+        {
+            return Err(EngineError::Invalid(format!(
+                "address {ip} is not usable on network {} ({}, gateway {})",
+                net.name, net.subnet, spec.gateway
+            )));
+        }
+        if taken.contains(&ip) {
+            return Err(EngineError::Conflict(format!(
+                "address {ip} is already in use on network {}",
+                net.name
+            )));
+        }
+        return Ok(ip);
+    }
+    spec.ranges
+        .iter()
+        .flat_map(|r| r.addresses())
+        .find(|a| *a != spec.gateway && !taken.contains(a))
+        .ok_or_else(|| {
+            EngineError::Conflict(format!(
+                "no free address left in the IP ranges of container network {}",
+                net.name
+            ))
+        })
+}
+
+/// The ports a container publishes on a container network: on its own address, `-p H:C`
+/// redirecting H to C, `-p C` (and `-P`) as C itself.
+fn external_ports(rec: &ContainerRecord, ip: Ipv4Addr) -> Vec<PublishedPort> {
+    let mut out: Vec<PublishedPort> = rec
+        .port_bindings
+        .iter()
+        .map(|r| PublishedPort {
+            container_port: r.container_port,
+            proto: r.proto,
+            host_ip: Some(ip),
+            host_port: r.host_ports.map_or(r.container_port, |(a, _)| a),
+        })
+        .collect();
+    if rec.publish_all {
+        for (port, proto) in &rec.exposed_ports {
+            if !out
+                .iter()
+                .any(|p| p.container_port == *port && p.proto == *proto)
+            {
+                out.push(PublishedPort {
+                    container_port: *port,
+                    proto: *proto,
+                    host_ip: Some(ip),
+                    host_port: *port,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Whether `port` can be bound on `ip` (every address when `None`) here: nothing else on

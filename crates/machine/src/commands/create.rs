@@ -84,6 +84,14 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
 
     let volume_stores = volume_stores(&args.volume_store, out)?;
     crate::endpoint::runtime_binary(&args.container_runtime)?;
+    let container_networks =
+        crate::cnetworks::parse(&args.container_networks, vic_net::link::link_exists)?;
+    if args.bridge_network_width < args.bridge_network_range.prefix_len() {
+        return Err(Error::Usage(format!(
+            "Error specifying bridge network width: {}. Width must be larger than prefix of bridge network ip range.",
+            args.bridge_network_width
+        )));
+    }
     if let Some(why) = crate::endpoint::runtime_unusable(&args.container_runtime) {
         return Err(Error::Failed(why));
     }
@@ -180,6 +188,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         container_runtime: args.container_runtime.clone(),
         systemd_unit: None,
         bridge_network_range: args.bridge_network_range,
+        container_networks,
         bridge_network_width: args.bridge_network_width,
         generation: 0,
         options: CreateOptions {
