@@ -530,6 +530,41 @@ fn container_networks_enforce_their_trust_levels() {
     assert!(answers(&inside, &ip["peers"], 81, "port81", 30));
     assert!(!answers(&outside, &ip["peers"], 81, "port81", 1));
 
+    // configure changes a level; running containers get the new rules at once.
+    host.vic_machine([
+        "configure",
+        "--name",
+        "lan",
+        "--container-network-firewall",
+        "published:open",
+    ])
+    .ok()
+    .says("Container network published firewall: published -> open");
+    assert!(answers(&outside, &ip["published"], 81, "port81", 10));
+    host.vic_machine([
+        "configure",
+        "--name",
+        "lan",
+        "--container-network-firewall",
+        "published:published",
+    ])
+    .ok();
+    assert!(!answers(&outside, &ip["published"], 81, "port81", 1));
+    host.vic_machine([
+        "configure",
+        "--name",
+        "lan",
+        "--container-network-firewall",
+        "wan:open",
+    ])
+    .fails()
+    .says("Inconsistent container network configuration.");
+    host.vic_machine(["inspect", "config", "--name", "lan"])
+        .ok()
+        .says("--container-network lan0:peers")
+        .says("--container-network-ip-range peers:198.51.100.120-198.51.100.123")
+        .says("--container-network-firewall closed:closed");
+
     // The rules live in the containers' namespaces: the endpoint killed, they still hold.
     host.sh("pkill -9 -f 'vic-machine endpoint --root .* --name lan$'");
     assert!(answers(&outside, &ip["published"], 8001, "port80", 10));

@@ -510,7 +510,7 @@ fn configure_changes_the_policy_of_a_running_vch() {
         .says("Access denied to unauthorized registry (127.0.0.1:5000)");
     host.vic_machine(["configure", "--name", "cfg"])
         .ok()
-        .says("No registry changes requested");
+        .says("No registry or container network changes requested");
 
     let r = host
         .vic_machine([
@@ -522,7 +522,7 @@ fn configure_changes_the_policy_of_a_running_vch() {
         ])
         .ok();
     r.says("Registry policy: whitelist mode: 10.0.0.0/8, 127.0.0.1:5000")
-        .says("The endpoint applies the new registry policy")
+        .says("The endpoint applies the new configuration")
         .says("Completed successfully");
     pull(&host, &env, "127.0.0.1:5000/busybox")
         .ok()

@@ -131,18 +131,20 @@ impl NetworkService {
         if svc.get(DEFAULT_NETWORK).is_err() {
             svc.add(DEFAULT_NETWORK, false, HashMap::new())?;
         }
-        svc.sync_container_networks()?;
+        svc.sync_container_networks(&svc.settings.container_networks)?;
         Ok(svc)
     }
 
     /// Records the configured container networks (kept IDs; settings as configured now) and
     /// forgets those no longer configured.
-    fn sync_container_networks(&self) -> Result<(), EngineError> {
+    pub(crate) fn sync_container_networks(
+        &self,
+        specs: &[ContainerNetworkSpec],
+    ) -> Result<(), EngineError> {
         let mut all = self
             .networks
             .lock()
             .map_err(|_| internal("networks", "poisoned"))?;
-        let specs = &self.settings.container_networks;
         all.retain(|n| {
             n.external
                 .as_ref()

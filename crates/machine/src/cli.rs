@@ -225,6 +225,10 @@ pub(crate) struct ConfigureArgs {
     /// Remove the whitelist (every registry allowed again)
     #[arg(long, conflicts_with = "whitelist_registry")]
     pub(crate) clear_whitelist_registry: bool,
+    /// New firewall trust level of a container network, as alias:LEVEL (running containers
+    /// get the new rules at once)
+    #[arg(long, visible_alias = "cnf")]
+    pub(crate) container_network_firewall: Vec<String>,
     /// Time allowed for the endpoint to apply the change
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,

@@ -177,6 +177,7 @@ fn mark_applied(paths: &VchPaths, generation: u64) {
 async fn reload_on_hangup(
     paths: VchPaths,
     images: Arc<vic_engine::ImageService>,
+    containers: Arc<vic_engine::ContainerService>,
     handle: vic_api::EndpointHandle,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -194,7 +195,17 @@ async fn reload_on_hangup(
                 tracing::info!(policy = %settings.policy, "configuration reloaded");
                 images.set_registry(settings);
                 handle.set_facts(facts);
-                mark_applied(&paths, cfg.generation);
+                let specs: Vec<_> = cfg
+                    .container_networks
+                    .iter()
+                    .map(crate::cnetworks::ContainerNetworkSetting::to_engine)
+                    .collect();
+                let c = containers.clone();
+                match tokio::task::spawn_blocking(move || c.reconfigure_networks(&specs)).await {
+                    Ok(Ok(())) => mark_applied(&paths, cfg.generation),
+                    Ok(Err(e)) => tracing::error!(error = %e, "container network change failed"),
+                    Err(e) => tracing::error!(error = %e, "container network change failed"),
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "configuration reload failed; the previous one stays in force")
@@ -268,6 +279,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
     runtime.block_on(async {
         // Restart policies, including for containers that exited while the endpoint was down.
         tokio::spawn(containers.clone().supervise());
+        let reload_with = containers.clone();
         let addr = cfg.bind_addr();
         let endpoint = if cfg.listen_ip.is_none() {
             // All addresses: dual-stack `[::]` covers IPv4 and IPv6; hosts without IPv6 fall
@@ -290,7 +302,12 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             Endpoint::bind(addr, security, facts, images.clone(), containers).await
         }
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
-        tokio::spawn(reload_on_hangup(paths.clone(), images, endpoint.handle()));
+        tokio::spawn(reload_on_hangup(
+            paths.clone(),
+            images,
+            reload_with,
+            endpoint.handle(),
+        ));
         mark_applied(&paths, cfg.generation);
         vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;
         tracing::info!(

@@ -243,21 +243,7 @@ impl ContainerService {
             })?;
         }
         if let Some(spec) = &net.external {
-            // The network's trust level, inside the container's own namespace.
-            let ports: Vec<PortRule> = rec
-                .published
-                .iter()
-                .map(|p| PortRule {
-                    proto: p.proto,
-                    container: p.container_port,
-                    host: p.host_port,
-                })
-                .collect();
-            vic_net::nat::apply(
-                Some(&path),
-                &firewall::render(spec.firewall, CONTAINER_IF, &ports, &spec.ranges),
-            )
-            .map_err(|e| internal("cannot apply the container network's firewall", e))?;
+            apply_firewall(&path, spec, rec)?;
         }
         self.save(rec)?;
         self.refresh_rules(Some(rec))?;
@@ -375,6 +361,31 @@ impl ContainerService {
     pub fn restore_network(&self) -> Result<(), EngineError> {
         self.networks.ensure_ready()?;
         self.refresh_rules(None)
+    }
+
+    /// `vic-machine configure` changed the container networks: record them, and give every
+    /// running container on one its network's rules now.
+    pub fn reconfigure_networks(
+        &self,
+        specs: &[crate::ContainerNetworkSpec],
+    ) -> Result<(), EngineError> {
+        self.networks.sync_container_networks(specs)?;
+        for rec in self.all() {
+            let Ok(net) = self.networks.get(&rec.network_mode) else {
+                continue;
+            };
+            let Some(spec) = &net.external else { continue };
+            let path = self.netns_path(&rec.id);
+            if matches!(
+                self.status(&rec),
+                Status::Running { .. } | Status::Paused { .. }
+            ) && netns::exists(&path)
+            {
+                apply_firewall(&path, spec, &rec)?;
+                tracing::info!(container = %rec.id, network = %net.name, level = %spec.firewall, "firewall applied");
+            }
+        }
+        Ok(())
     }
 
     /// Whether `rec` is on one of the VCH's bridge networks.
@@ -527,6 +538,28 @@ impl ContainerService {
         // goes now, so nothing is left once `rm` returns.
         link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))
     }
+}
+
+/// The network's trust level, inside the container's own namespace.
+fn apply_firewall(
+    netns: &Path,
+    spec: &crate::ContainerNetworkSpec,
+    rec: &ContainerRecord,
+) -> Result<(), EngineError> {
+    let ports: Vec<PortRule> = rec
+        .published
+        .iter()
+        .map(|p| PortRule {
+            proto: p.proto,
+            container: p.container_port,
+            host: p.host_port,
+        })
+        .collect();
+    vic_net::nat::apply(
+        Some(netns),
+        &firewall::render(spec.firewall, CONTAINER_IF, &ports, &spec.ranges),
+    )
+    .map_err(|e| internal("cannot apply the container network's firewall", e))
 }
 
 /// VIC's checks of `-p` on a container network.

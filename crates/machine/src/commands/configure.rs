@@ -25,10 +25,29 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         || args.clear_registry_ca
         || args.clear_insecure_registry
         || args.clear_whitelist_registry;
-    if !wants {
-        out.info("No registry changes requested. Configuration left unchanged.");
+    let firewall_changes = firewall_changes(&args.container_network_firewall, &cfg)?;
+    if !wants && firewall_changes.is_empty() {
+        out.info(
+            "No registry or container network changes requested. Configuration left unchanged.",
+        );
         out.info("Completed successfully");
         return Ok(());
+    }
+    for (alias, level) in &firewall_changes {
+        if let Some(n) = cfg
+            .container_networks
+            .iter_mut()
+            .find(|n| &n.alias == alias)
+        {
+            out.info(format!(
+                "Container network {alias} firewall: {} -> {level}",
+                n.firewall
+            ));
+            n.firewall = *level;
+        }
+    }
+    if !wants {
+        return apply(&args, &mut cfg, &paths, out);
     }
     // Validate everything before changing anything.
     let cas = if r.registry_ca.is_empty() {
@@ -72,10 +91,45 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         }
         None => {}
     }
-    cfg.generation += 1;
-    cfg.save(&paths)?;
+    apply(&args, &mut cfg, &paths, out)
+}
 
-    match process::running_pid(&paths) {
+/// `--container-network-firewall alias:LEVEL` entries, each naming an existing network.
+fn firewall_changes(
+    entries: &[String],
+    cfg: &crate::config::VchConfig,
+) -> Result<Vec<(String, vic_net::firewall::TrustLevel)>> {
+    let mut out = Vec::new();
+    for e in entries {
+        let (alias, level) = e.split_once(':').ok_or_else(|| {
+            Error::Usage(format!(
+                "Error parsing container network parameter {e}: expected --container-network-firewall alias:LEVEL"
+            ))
+        })?;
+        if !cfg.container_networks.iter().any(|n| n.alias == alias) {
+            return Err(Error::Usage(format!(
+                "The following container network {alias} is set, but CONTAINER-NETWORK cannot be found. Please check the --container-network and --container-network-firewall settings\nInconsistent container network configuration."
+            )));
+        }
+        let level = level
+            .parse()
+            .map_err(|err: vic_net::NetError| Error::Usage(err.to_string()))?;
+        out.push((alias.to_owned(), level));
+    }
+    Ok(out)
+}
+
+/// Saves `cfg` as the next generation and waits for the endpoint to apply it.
+fn apply(
+    args: &ConfigureArgs,
+    cfg: &mut crate::config::VchConfig,
+    paths: &crate::config::VchPaths,
+    out: &mut Out,
+) -> Result<()> {
+    cfg.generation += 1;
+    cfg.save(paths)?;
+
+    match process::running_pid(paths) {
         None => out.info("The endpoint is not running: the change applies when it starts"),
         Some(pid) => {
             kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| {
@@ -87,7 +141,7 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
                     .ok()
                     .and_then(|s| s.trim().parse::<u64>().ok());
                 if applied == Some(cfg.generation) {
-                    out.info("The endpoint applies the new registry policy");
+                    out.info("The endpoint applies the new configuration");
                     break;
                 }
                 if Instant::now() >= deadline {

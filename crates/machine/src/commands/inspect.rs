@@ -102,6 +102,25 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     let policy = cfg.registry.policy()?;
     out.info(format!("Registry policy: {policy}"));
     out.info(format!("Container runtime: {}", cfg.container_runtime));
+    out.info(format!(
+        "Bridge networks: /{} from {}",
+        cfg.bridge_network_width, cfg.bridge_network_range
+    ));
+    for n in &cfg.container_networks {
+        out.info(format!(
+            "Container network {}: on {}, gateway {}/{}, addresses {}, firewall {}",
+            n.alias,
+            n.host_if,
+            n.gateway,
+            n.prefix,
+            n.ranges
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            n.firewall
+        ));
+    }
     if let Some(unit) = &cfg.systemd_unit {
         out.info(format!("systemd unit: {unit}"));
     }
@@ -201,6 +220,36 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
         push(
             "--volume-store",
             Some(format!("{}:{}", s.path.display(), s.label)),
+        );
+    }
+    if cfg.bridge_network_range != crate::config::default_bridge_range() {
+        push(
+            "--bridge-network-range",
+            Some(cfg.bridge_network_range.to_string()),
+        );
+    }
+    if cfg.bridge_network_width != crate::config::default_bridge_width() {
+        push(
+            "--bridge-network-width",
+            Some(cfg.bridge_network_width.to_string()),
+        );
+    }
+    for n in &cfg.container_networks {
+        let a = &n.alias;
+        push("--container-network", Some(format!("{}:{a}", n.host_if)));
+        push(
+            "--container-network-gateway",
+            Some(format!("{a}:{}/{}", n.gateway, n.prefix)),
+        );
+        for r in &n.ranges {
+            push("--container-network-ip-range", Some(format!("{a}:{r}")));
+        }
+        for d in &n.dns {
+            push("--container-network-dns", Some(format!("{a}:{d}")));
+        }
+        push(
+            "--container-network-firewall",
+            Some(format!("{a}:{}", n.firewall)),
         );
     }
     if cfg.container_runtime != "runc" {
