@@ -25,6 +25,8 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     let host = TestHost::new();
     let client = host.add_peer(VCH_IP, "198.51.100.2");
     let outside = host.add_peer("203.0.113.1", "203.0.113.2");
+    // As on a host running Docker Engine: forwarding dropped unless a rule lets it through.
+    host.sh("iptables -w -P FORWARD DROP").ok();
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "busybox");
     let env = create(
@@ -199,6 +201,8 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.vic_machine(["delete", "--name", "net"]).ok();
     host.sh("ip -br link").ok().never_says("vb");
     host.sh("nft list tables").ok().never_says("vic_");
+    let fwd = host.sh("iptables -w -S FORWARD").ok();
+    fwd.says("-P FORWARD DROP").never_says("vic_");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use vic_net::firewall::{IpRange, TrustLevel};
 use vic_net::ipnet::Ipv4Net;
-use vic_net::{ipam, link, nat};
+use vic_net::{forward, ipam, link, nat};
 
 use crate::EngineError;
 
@@ -193,6 +193,8 @@ impl NetworkService {
         for n in self.list().into_iter().filter(NetworkRecord::is_bridge) {
             link::ensure_bridge(&n.bridge, n.gateway, n.subnet)
                 .map_err(|e| internal(&format!("network {}", n.name), e))?;
+            forward::allow_bridge(&n.bridge, &self.table())
+                .map_err(|e| internal(&format!("network {}", n.name), e))?;
         }
         self.ready.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -278,6 +280,8 @@ impl NetworkService {
         if self.ready.load(std::sync::atomic::Ordering::Acquire) {
             link::ensure_bridge(&rec.bridge, rec.gateway, rec.subnet)
                 .map_err(|e| internal(&format!("network {}", rec.name), e))?;
+            forward::allow_bridge(&rec.bridge, &self.table())
+                .map_err(|e| internal(&format!("network {}", rec.name), e))?;
         }
         Ok(rec)
     }
@@ -303,6 +307,8 @@ impl NetworkService {
             all.retain(|n| n.id != rec.id);
             self.save(&all)?;
         }
+        forward::remove_bridge(&rec.bridge, &self.table())
+            .map_err(|e| internal("cannot remove the bridge's forwarding rules", e))?;
         link::remove_link(&rec.bridge).map_err(|e| internal("cannot remove the bridge", e))
     }
 
@@ -433,6 +439,9 @@ impl NetworkService {
             .unwrap_or_default();
         // Never a container network's: that interface is the host's.
         for n in nets.into_iter().filter(NetworkRecord::is_bridge) {
+            if let Err(e) = forward::remove_bridge(&n.bridge, &format!("vic_{tag}")) {
+                problems.push(e.to_string());
+            }
             if let Err(e) = link::remove_link(&n.bridge) {
                 problems.push(e.to_string());
             }

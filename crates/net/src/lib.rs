@@ -8,6 +8,7 @@
 pub use ipnet;
 
 pub mod firewall;
+pub mod forward;
 pub mod ipam;
 pub mod link;
 pub mod nat;
