@@ -21,6 +21,7 @@ have python3 || need+=(python3)
 # Networks: links (iproute2), NAT and published ports (nftables).
 have ip || need+=(iproute2)
 have nft || need+=(nftables)
+have iptables || need+=(iptables)
 # The alternative runtime (`vic-machine create --container-runtime crun`).
 have crun || need+=(crun)
 # `docker run --init`: a static tini, mounted into the container as its init.

@@ -98,9 +98,23 @@ impl PortRequest {
 }
 
 /// The host's name servers as a container should see them: loopback ones (a resolver on the
-/// host itself) cannot be reached from a container's namespace.
+/// host itself) cannot be reached from a container's namespace, so a host that runs
+/// systemd-resolved (127.0.0.53) gives its upstream servers instead, as Docker does.
 fn resolv_conf() -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let usable = |text: &str| {
+        text.lines().any(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some("nameserver")
+                && w.next()
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|a| !a.is_loopback())
+        })
+    };
+    let host = match std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+        Ok(upstream) if !usable(&host) && usable(&upstream) => upstream,
+        _ => host,
+    };
     host.lines()
         .filter(|l| {
             let mut w = l.split_whitespace();
