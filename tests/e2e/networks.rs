@@ -367,6 +367,65 @@ fn user_networks_resolve_names_and_are_isolated() {
     let routes = on("sealed", "cat /proc/net/route").ok();
     assert!(!routes.stdout.contains("eth0\t00000000"), "{routes:?}");
 
+    // connect: db joins front too, reachable there by name, and its neighbours' names too.
+    docker(&["network", "connect", "--alias", "store", "front", "db"]).ok();
+    on("front", &fetch("store", 80)).ok().says("hello-db");
+    docker(&["exec", "db", "cat", "/etc/hosts"])
+        .ok()
+        .says("\tapi ");
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "db",
+    ])
+    .ok()
+    .says("back front");
+    docker(&["network", "connect", "front", "db"])
+        .fails()
+        .says("already exists in network front");
+    docker(&["network", "disconnect", "back", "db"])
+        .fails()
+        .says("cannot leave back");
+    docker(&["network", "disconnect", "front", "db"]).ok();
+    on("front", &fetch("store", 80)).never_says("hello-db");
+    // Two networks from the start, and a stopped container connected before its start.
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "back",
+        "--network",
+        "front",
+        IMG,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    docker(&["exec", "both", "sh", "-c", &fetch("api", 80)])
+        .ok()
+        .says("hello-api");
+    docker(&["exec", "both", "sh", "-c", &fetch("db", 80)])
+        .ok()
+        .says("hello-db");
+    docker(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        "back",
+        IMG,
+        "sh",
+        "-c",
+        &fetch("api", 80),
+    ])
+    .ok();
+    docker(&["network", "connect", "front", "late"]).ok();
+    docker(&["start", "-a", "late"]).ok().says("hello-api");
+    docker(&["rm", "-f", "both", "late"]).ok();
+
     // Removal: refused while used, and for the built-in ones; prune takes the unused.
     docker(&["network", "rm", "back"])
         .fails()

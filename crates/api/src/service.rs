@@ -224,11 +224,11 @@ mod route_tests {
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
         );
-        let (status, body) = call(&s, "POST", "/v1.41/networks/x/connect", None).await;
+        let (status, body) = call(&s, "POST", "/v1.41/commit", None).await;
         assert_eq!(status, 501);
         assert_eq!(
             body,
-            r#"{"message":"vic does not implement NetworkConnect (POST /networks/x/connect) yet"}"#
+            r#"{"message":"vic does not implement ImageCommit (POST /commit) yet"}"#
         );
         let (status, body) = call(&s, "GET", "/v1.41/networks/none", None).await;
         assert_eq!(status, 200, "{body}");

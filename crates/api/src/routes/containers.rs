@@ -108,32 +108,54 @@ pub(crate) async fn container_create(
         exposed_ports.push((p.container_port, p.proto));
     }
     // `--ip`: in the endpoint settings of the container's network.
-    let ip = body
+    // The endpoint settings of the first network carry --ip and --network-alias; any other
+    // endpoint is a further network (`--network` given again, API 1.44+).
+    let endpoints: serde_json::Map<String, Value> = body
         .networking_config
         .as_ref()
         .and_then(|n| n["EndpointsConfig"].as_object())
-        .and_then(|m| {
-            m.values()
-                .find_map(|e| e["IPAMConfig"]["IPv4Address"].as_str())
-        })
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<std::net::Ipv4Addr>()
-                .map_err(|_| ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip")))
-        })
-        .transpose()?;
-    // `--network-alias`: in the same endpoint settings.
-    let aliases: Vec<String> = body
-        .networking_config
-        .as_ref()
-        .and_then(|n| n["EndpointsConfig"].as_object())
-        .map(|m| {
-            m.values()
-                .flat_map(|e| e["Aliases"].as_array().cloned().unwrap_or_default())
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default();
+    let given_mode = h.network_mode.clone().unwrap_or_default();
+    let first = |name: &str| {
+        endpoints.len() == 1 || name == network_mode || name == given_mode || name == "default"
+    };
+    let primary = endpoints
+        .iter()
+        .find(|(n, _)| first(n))
+        .map(|(_, e)| e.clone())
+        .unwrap_or(Value::Null);
+    let ip_of = |e: &Value| -> Result<Option<std::net::Ipv4Addr>, ApiError> {
+        e["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<std::net::Ipv4Addr>().map_err(|_| {
+                    ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip"))
+                })
+            })
+            .transpose()
+    };
+    let aliases_of = |e: &Value| -> Vec<String> {
+        e["Aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    };
+    let ip = ip_of(&primary)?;
+    let aliases = aliases_of(&primary);
+    let mut extra_networks = Vec::new();
+    for (name, e) in endpoints.iter().filter(|(n, _)| !first(n)) {
+        extra_networks.push(vic_engine::NetworkAttachment {
+            network: name.clone(),
+            iface: String::new(),
+            ip: None,
+            requested_ip: ip_of(e)?,
+            aliases: aliases_of(e),
+        });
+    }
     let req = CreateRequest {
         name: q.get("name").filter(|n| !n.is_empty()).cloned(),
         image: body.image.clone(),
@@ -170,6 +192,7 @@ pub(crate) async fn container_create(
         exposed_ports,
         ip,
         aliases,
+        extra_networks,
     };
     let id = state.containers.create(req)?;
     Ok((

@@ -72,6 +72,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(networks::network_inspect).delete(networks::network_delete),
         ),
         ("/networks/create", post(networks::network_create)),
+        ("/networks/{id}/{action}", post(networks::network_post)),
         ("/networks/prune", post(networks::network_prune)),
     ] {
         let entry = by_path.remove(path).unwrap_or_default();

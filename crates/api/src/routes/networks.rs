@@ -15,33 +15,42 @@ fn running(v: &ContainerView) -> bool {
     matches!(v.status, Status::Running { .. } | Status::Paused { .. })
 }
 
-/// The container's endpoint on its network, in Docker's `EndpointSettings` shape.
-fn endpoint_json(state: &Shared, v: &ContainerView) -> Option<(String, Value)> {
-    let net = state
-        .containers
-        .networks()
-        .get(&v.record.network_mode)
-        .ok()?;
-    let ip = v.record.ip.filter(|_| running(v));
-    Some((
-        net.name.clone(),
-        json!({
-            "IPAMConfig": v.record.requested_ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
-            "Links": null, "Aliases": null,
-            "NetworkID": net.id,
-            "EndpointID": if ip.is_some() { v.record.id.clone() } else { String::new() },
-            "Gateway": if ip.is_some() { net.gateway.to_string() } else { String::new() },
-            "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
-            "IPPrefixLen": if ip.is_some() { net.subnet.prefix_len() } else { 0 },
-            "MacAddress": ip.map(vic_engine::mac_for).unwrap_or_default(),
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-        }),
-    ))
+/// The container's endpoints (first network first), in Docker's `EndpointSettings` shape.
+fn endpoints_json(state: &Shared, v: &ContainerView) -> Vec<(String, Value)> {
+    let mut requested = vec![v.record.requested_ip];
+    requested.extend(v.record.extra_networks.iter().map(|e| e.requested_ip));
+    v.record
+        .attachments()
+        .into_iter()
+        .zip(requested)
+        .filter_map(|((name, ip, aliases), requested)| {
+            let net = state.containers.networks().get(&name).ok()?;
+            let ip = ip.filter(|_| running(v));
+            let first = name == v.record.network_mode;
+            Some((
+                net.name.clone(),
+                json!({
+                    "IPAMConfig": requested.map(|ip| json!({"IPv4Address": ip.to_string()})),
+                    "Links": null,
+                    "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
+                    "NetworkID": net.id,
+                    "EndpointID": if ip.is_some() { format!("{}-{}", &v.record.id[..12], &net.id[..12]) } else { String::new() },
+                    // Only the first network routes beyond its subnet.
+                    "Gateway": if ip.is_some() && first && !net.internal { net.gateway.to_string() } else { String::new() },
+                    "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
+                    "IPPrefixLen": if ip.is_some() { net.subnet.prefix_len() } else { 0 },
+                    "MacAddress": ip.map(vic_engine::mac_for).unwrap_or_default(),
+                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                }),
+            ))
+        })
+        .collect()
 }
 
 /// `NetworkSettings` of `GET /containers/{id}/json`.
 pub(crate) fn settings_json(state: &Shared, v: &ContainerView) -> Value {
-    let endpoint = endpoint_json(state, v);
+    let endpoints = endpoints_json(state, v);
+    let endpoint = endpoints.first().cloned();
     let mut ports: HashMap<String, Value> = HashMap::new();
     if running(v) && endpoint.is_some() {
         for (port, proto) in &v.record.exposed_ports {
@@ -75,7 +84,7 @@ pub(crate) fn settings_json(state: &Shared, v: &ContainerView) -> Value {
         "Gateway": e["Gateway"], "IPAddress": e["IPAddress"], "IPPrefixLen": e["IPPrefixLen"],
         "MacAddress": e["MacAddress"], "EndpointID": e["EndpointID"],
         "Networks": match endpoint {
-            Some((name, e)) => json!({ name: e }),
+            Some(_) => Value::Object(endpoints.into_iter().collect()),
             None if v.record.network_mode == "none" => json!({"none": {
                 "NetworkID": "none", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
             }}),
@@ -136,9 +145,13 @@ fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
         .containers
         .list(false)
         .into_iter()
-        .filter(|v| v.record.network_mode == n.name || v.record.network_mode == n.id)
         .filter_map(|v| {
-            let ip = v.record.ip?;
+            let ip = v
+                .record
+                .attachments()
+                .into_iter()
+                .find(|a| a.0 == n.name)?
+                .1?;
             Some((
                 v.record.id.clone(),
                 json!({
@@ -382,4 +395,62 @@ pub(crate) async fn network_prune(State(state): State<Shared>) -> Result<Json<Va
     let c = state.containers.clone();
     let removed = crate::error::blocking(move || c.network_prune()).await?;
     Ok(Json(json!({"NetworksDeleted": removed})))
+}
+
+/// The body of `POST /networks/{id}/connect` and `.../disconnect`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct ConnectBody {
+    container: String,
+    endpoint_config: Option<Value>,
+}
+
+/// `POST /networks/{id}/connect` and `POST /networks/{id}/disconnect`.
+pub(crate) async fn network_post(
+    State(state): State<Shared>,
+    Path((id, action)): Path<(String, String)>,
+    Json(body): Json<ConnectBody>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let c = state.containers.clone();
+    let net = c.networks().get(&id)?;
+    let container = body.container.clone();
+    match action.as_str() {
+        "connect" => {
+            let e = body.endpoint_config.unwrap_or(Value::Null);
+            let ip = e["IPAMConfig"]["IPv4Address"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip"))
+                    })
+                })
+                .transpose()?;
+            let aliases = e["Aliases"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            let name = net.name.clone();
+            crate::error::blocking(move || c.network_connect(&name, &container, ip, aliases))
+                .await?;
+        }
+        "disconnect" => {
+            let name = net.name.clone();
+            crate::error::blocking(move || c.network_disconnect(&name, &container)).await?;
+        }
+        other => {
+            return Err(ApiError::Engine(vic_engine::EngineError::NotFound(
+                format!("page not found: /networks/{id}/{other}"),
+            )));
+        }
+    }
+    state.containers.events().publish(
+        vic_engine::Event::new("network", &action, &net.id)
+            .with("name", net.name.clone())
+            .with("type", "bridge")
+            .with("container", body.container),
+    );
+    Ok(axum::http::StatusCode::OK)
 }

@@ -29,8 +29,6 @@ pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/build", "ImageBuild"),
     op("POST", "/build/prune", "BuildPrune"),
     op("POST", "/commit", "ImageCommit"),
-    op("POST", "/networks/{id}/connect", "NetworkConnect"),
-    op("POST", "/networks/{id}/disconnect", "NetworkDisconnect"),
     op("PUT", "/volumes/{name}", "VolumeUpdate"),
     op("POST", "/session", "Session"),
     op("POST", "/grpc", "Grpc"),

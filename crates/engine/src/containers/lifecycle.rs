@@ -210,7 +210,7 @@ impl ContainerService {
         };
         if new {
             // Its published ports go with it.
-            self.refresh_names(&rec.network_mode, None);
+            self.refresh_names(None);
             if let Some(Err(e)) = (!rec.published.is_empty()).then(|| self.refresh_rules(None)) {
                 tracing::warn!(container = %rec.id, error = %e, "cannot unpublish ports");
             }

@@ -22,7 +22,7 @@ use vic_runtime::{ContainerSpec, Runc};
 
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
-pub use network::{PortRequest, PublishedPort, remove_netns};
+pub use network::{NetworkAttachment, PortRequest, PublishedPort, remove_netns};
 
 /// What `docker create` asks for (already parsed from Docker's JSON by the API).
 #[derive(Debug, Clone, Default)]
@@ -70,6 +70,8 @@ pub struct CreateRequest {
     pub ip: Option<std::net::Ipv4Addr>,
     /// `--network-alias`: more names for the container on its network.
     pub aliases: Vec<String>,
+    /// More bridge networks to join (`--network` given again).
+    pub extra_networks: Vec<NetworkAttachment>,
 }
 
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
@@ -172,6 +174,24 @@ pub struct ContainerRecord {
     pub published: Vec<PublishedPort>,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Bridge networks joined besides the first (`docker network connect`).
+    #[serde(default)]
+    pub extra_networks: Vec<NetworkAttachment>,
+}
+
+impl ContainerRecord {
+    /// Every network the container is on, with its address there (once it has one) and its
+    /// aliases.
+    pub fn attachments(&self) -> Vec<(String, Option<std::net::Ipv4Addr>, Vec<String>)> {
+        let mut out = Vec::new();
+        if self.network_mode != "none" {
+            out.push((self.network_mode.clone(), self.ip, self.aliases.clone()));
+        }
+        for e in &self.extra_networks {
+            out.push((e.network.clone(), e.ip, e.aliases.clone()));
+        }
+        out
+    }
 }
 
 fn no_network() -> String {
@@ -759,6 +779,7 @@ impl ContainerService {
             ip: None,
             published: Vec::new(),
             aliases: req.aliases.clone(),
+            extra_networks: req.extra_networks.clone(),
         };
         security::parse(&rec.security_opt)?;
         // Stored by name, however it was given.
@@ -766,6 +787,17 @@ impl ContainerService {
             rec.network_mode = n.name;
         }
         self.check_network(&rec)?;
+        for (i, e) in rec.extra_networks.iter_mut().enumerate() {
+            let n = self.networks.get(&e.network)?;
+            if !n.is_bridge() || rec.network_mode == "none" {
+                return Err(EngineError::Invalid(format!(
+                    "a container can be on one container network or on none, and then on no other network: {} cannot be added",
+                    n.name
+                )));
+            }
+            e.network = n.name;
+            e.iface = format!("eth{}", i + 1);
+        }
         if rec.init && !Path::new(INIT_BINARY).is_file() {
             return Err(EngineError::Invalid(format!(
                 "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
@@ -914,7 +946,7 @@ impl ContainerService {
             }
         };
         // Its neighbours learn its name, and it theirs.
-        self.refresh_names(&rec.network_mode, Some(&rec));
+        self.refresh_names(Some(&rec));
         let spec = ContainerSpec {
             netns,
             seccomp_unconfined: security.seccomp_unconfined,
@@ -1683,7 +1715,7 @@ impl ContainerService {
         vic_runtime::unmount(&dir.join("rootfs"))
             .map_err(|e| internal("cannot unmount the root", e))?;
         self.disconnect(&id)?;
-        self.refresh_names(&rec.network_mode, None);
+        self.refresh_names(None);
         std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);

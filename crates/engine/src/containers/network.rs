@@ -26,6 +26,18 @@ pub struct PortRequest {
     pub host_ports: Option<(u16, u16)>,
 }
 
+/// A bridge network a container joined besides its first one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    /// The network's name.
+    pub network: String,
+    /// The container's interface on it (`eth1`, ...).
+    pub iface: String,
+    pub ip: Option<Ipv4Addr>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub aliases: Vec<String>,
+}
+
 /// A port published while the container runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedPort {
@@ -214,12 +226,7 @@ impl ContainerService {
             .lock()
             .map_err(|_| internal("network", "poisoned"))?;
         if rec.ip.is_none_or(|ip| !net.subnet.contains(&ip)) {
-            let taken: HashSet<Ipv4Addr> = self
-                .all()
-                .into_iter()
-                .filter(|r| r.id != rec.id && r.network_mode == rec.network_mode)
-                .filter_map(|r| r.ip)
-                .collect();
+            let taken = self.taken_on(&net.name, &rec.id);
             rec.ip = Some(match &net.external {
                 Some(spec) => external_address(spec, &net, &taken, rec.requested_ip)?,
                 None => self.networks.address(&net, &taken, rec.requested_ip)?,
@@ -255,6 +262,12 @@ impl ContainerService {
                 let _ = netns::remove(&path);
                 internal(&format!("cannot attach to network {}", net.name), e)
             })?;
+            for i in 0..rec.extra_networks.len() {
+                if let Err(e) = self.attach_extra(rec, i, &path) {
+                    let _ = netns::remove(&path);
+                    return Err(e);
+                }
+            }
         }
         if let Some(spec) = &net.external {
             apply_firewall(&path, spec, rec)?;
@@ -264,18 +277,15 @@ impl ContainerService {
         Ok(Some(path))
     }
 
-    /// Rewrites `/etc/hosts` of every running container on `network` (and `starting`) so that
-    /// each finds the others by name, alias, hostname and short ID. The files are rewritten in
-    /// place (the same inode stays bound in the container), and need no service: names keep
-    /// resolving while the endpoint is down.
-    pub(crate) fn refresh_names(&self, network: &str, starting: Option<&ContainerRecord>) {
-        if network == "none" {
-            return;
-        }
+    /// Rewrites `/etc/hosts` of every running container (and `starting`) so that each finds
+    /// the others on the networks they share by name, alias, hostname and short ID. The files
+    /// are rewritten in place (the same inode stays bound in the container), and need no
+    /// service: names keep resolving while the endpoint is down.
+    pub(crate) fn refresh_names(&self, starting: Option<&ContainerRecord>) {
         let members: Vec<ContainerRecord> = self
             .all()
             .into_iter()
-            .filter(|r| r.network_mode == network && starting.is_none_or(|s| s.id != r.id))
+            .filter(|r| starting.is_none_or(|s| s.id != r.id))
             .filter(|r| {
                 matches!(
                     self.status(r),
@@ -283,26 +293,175 @@ impl ContainerService {
                 )
             })
             .chain(starting.cloned())
+            .filter(|r| !r.attachments().is_empty())
             .collect();
-        let mut table = String::new();
         for m in &members {
-            let Some(ip) = m.ip else { continue };
-            let mut names = vec![m.name.clone()];
-            names.extend(m.aliases.iter().cloned());
-            names.push(m.id[..12].to_owned());
-            if m.hostname != m.id[..12] {
-                names.push(m.hostname.clone());
+            let mine: Vec<String> = m.attachments().into_iter().map(|a| a.0).collect();
+            let mut table = String::new();
+            for other in &members {
+                for (net, ip, aliases) in other.attachments() {
+                    let Some(ip) = ip.filter(|_| mine.contains(&net)) else {
+                        continue;
+                    };
+                    let mut names = vec![other.name.clone()];
+                    names.extend(aliases);
+                    names.push(other.id[..12].to_owned());
+                    if other.hostname != other.id[..12] {
+                        names.push(other.hostname.clone());
+                    }
+                    names.dedup();
+                    table.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+                }
             }
-            names.dedup();
-            table.push_str(&format!("{ip}\t{}\n", names.join(" ")));
-        }
-        for m in &members {
             let path = self.dir(&m.id).join("hosts");
-            let content = format!("{HOSTS_HEAD}{table}");
-            if let Err(e) = std::fs::write(&path, content) {
+            if let Err(e) = std::fs::write(&path, format!("{HOSTS_HEAD}{table}")) {
                 tracing::warn!(container = %m.id, error = %e, "cannot update /etc/hosts");
             }
         }
+    }
+
+    /// The addresses in use on network `name` (first or further network of any container),
+    /// but `except`'s own there.
+    fn taken_on(&self, name: &str, except: &str) -> HashSet<Ipv4Addr> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.id != except)
+            .flat_map(|r| r.attachments())
+            .filter(|(n, _, _)| n == name)
+            .filter_map(|(_, ip, _)| ip)
+            .collect()
+    }
+
+    /// Attaches `rec`'s further network `i` in its namespace at `path` (no default route: that
+    /// stays with the first network).
+    fn attach_extra(
+        &self,
+        rec: &mut ContainerRecord,
+        i: usize,
+        path: &Path,
+    ) -> Result<(), EngineError> {
+        let att = rec.extra_networks[i].clone();
+        let net = self.networks.get(&att.network)?;
+        let ip = match att.ip.filter(|ip| net.subnet.contains(ip)) {
+            Some(ip) => ip,
+            None => {
+                let taken = self.taken_on(&net.name, &rec.id);
+                self.networks.address(&net, &taken, att.requested_ip)?
+            }
+        };
+        rec.extra_networks[i].ip = Some(ip);
+        let index = att.iface.trim_start_matches("eth");
+        link::attach(&link::Attachment {
+            netns: path,
+            bridge: &net.bridge,
+            host_if: &format!("vx{}{index}", &rec.id[..10]),
+            container_if: &att.iface,
+            address: ip,
+            subnet: net.subnet,
+            gateway: None,
+            mac: &ipam::mac_for(ip),
+        })
+        .map_err(|e| internal(&format!("cannot attach to network {}", net.name), e))
+    }
+
+    /// `docker network connect`: a further bridge network, attached now if the container runs,
+    /// else at its next start.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        requested_ip: Option<Ipv4Addr>,
+        aliases: Vec<String>,
+    ) -> Result<(), EngineError> {
+        let id = self.resolve(container)?;
+        let net = self.networks.get(network)?;
+        let _guard = self
+            .net_lock
+            .lock()
+            .map_err(|_| internal("network", "poisoned"))?;
+        let mut rec = self.load(&id)?;
+        if !net.is_bridge() {
+            return Err(EngineError::Invalid(format!(
+                "{} is a container network: a container joins it at create (docker run --net {}), and only as its first network",
+                net.name, net.name
+            )));
+        }
+        if rec.network_mode == "none" {
+            return Err(EngineError::Invalid(
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+            ));
+        }
+        if rec.attachments().iter().any(|a| a.0 == net.name) {
+            return Err(EngineError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, net.name
+            )));
+        }
+        if let Some(ip) = requested_ip {
+            self.networks
+                .address(&net, &self.taken_on(&net.name, &rec.id), Some(ip))?;
+        }
+        let iface = (1..)
+            .map(|n| format!("eth{n}"))
+            .find(|f| !rec.extra_networks.iter().any(|e| &e.iface == f))
+            .unwrap_or_default();
+        rec.extra_networks.push(NetworkAttachment {
+            network: net.name.clone(),
+            iface,
+            ip: None,
+            requested_ip,
+            aliases,
+        });
+        let path = self.netns_path(&rec.id);
+        let running = matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        );
+        if running && netns::exists(&path) {
+            self.networks.ensure_ready()?;
+            let i = rec.extra_networks.len() - 1;
+            self.attach_extra(&mut rec, i, &path)?;
+        }
+        self.save(&rec)?;
+        drop(_guard);
+        self.refresh_names(None);
+        Ok(())
+    }
+
+    /// `docker network disconnect`: leaves a further network (the first one stays for the
+    /// container's life).
+    pub fn network_disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
+        let id = self.resolve(container)?;
+        let net = self.networks.get(network)?;
+        let _guard = self
+            .net_lock
+            .lock()
+            .map_err(|_| internal("network", "poisoned"))?;
+        let mut rec = self.load(&id)?;
+        if rec.network_mode == net.name {
+            return Err(EngineError::Invalid(format!(
+                "container {} cannot leave {}, the network it was created on: remove and recreate it with another --network",
+                rec.name, net.name
+            )));
+        }
+        let Some(i) = rec
+            .extra_networks
+            .iter()
+            .position(|e| e.network == net.name)
+        else {
+            return Err(EngineError::Invalid(format!(
+                "container {} is not connected to network {}",
+                rec.name, net.name
+            )));
+        };
+        let att = rec.extra_networks.remove(i);
+        let index = att.iface.trim_start_matches("eth");
+        link::remove_link(&format!("vx{}{index}", &rec.id[..10]))
+            .map_err(|e| internal("veth", e))?;
+        self.save(&rec)?;
+        drop(_guard);
+        self.refresh_names(None);
+        Ok(())
     }
 
     /// Host ports for `rec`'s requests, none of them published by another running container
@@ -418,7 +577,7 @@ impl ContainerService {
     fn network_users(&self, net: &crate::NetworkRecord) -> Vec<ContainerRecord> {
         self.all()
             .into_iter()
-            .filter(|r| r.network_mode == net.name || r.network_mode == net.id)
+            .filter(|r| r.network_mode == net.id || r.attachments().iter().any(|a| a.0 == net.name))
             .collect()
     }
 
@@ -550,7 +709,15 @@ impl ContainerService {
         netns::remove(&self.netns_path(id)).map_err(|e| internal("network namespace", e))?;
         // The kernel frees a namespace (and the veth in it) in the background: the host end
         // goes now, so nothing is left once `rm` returns.
-        link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))
+        link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))?;
+        if let Ok(rec) = self.load(id) {
+            for e in &rec.extra_networks {
+                let index = e.iface.trim_start_matches("eth");
+                link::remove_link(&format!("vx{}{index}", &id[..10]))
+                    .map_err(|e| internal("veth", e))?;
+            }
+        }
+        Ok(())
     }
 }
 
