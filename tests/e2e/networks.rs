@@ -471,6 +471,8 @@ fn container_networks_enforce_their_trust_levels() {
     let inside = host.add_peer_on("lan0", "198.51.100.121", "198.51.100.1");
     let outside = host.add_peer_on("lan0", "198.51.100.200", "198.51.100.1");
     outside.spawn("mkdir -p /tmp/vic-lan-$$ && cd /tmp/vic-lan-$$ && echo hello-lan > index.html && exec busybox httpd -f -p 198.51.100.200:82 -h .");
+    // And a plain interface (not a bridge): containers get a macvlan on it.
+    let wan = host.add_peer("203.0.113.1", "203.0.113.2");
     let levels = [
         ("closed", "198.51.100.64/29"),
         ("outbound", "198.51.100.72/29"),
@@ -503,6 +505,18 @@ fn container_networks_enforce_their_trust_levels() {
         "--container-network-ip-range".into(),
         "peers:198.51.100.120/30".into(),
     ]);
+    for a in [
+        "--container-network",
+        "tp2:wan",
+        "--container-network-gateway",
+        "wan:203.0.113.1/24",
+        "--container-network-ip-range",
+        "wan:203.0.113.16/28",
+        "--container-network-firewall",
+        "wan:open",
+    ] {
+        args.push(a.into());
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = create(&host, "lan", &args).docker_env();
     host.docker(&env, ["pull", "-q", IMG]).ok();
@@ -618,7 +632,7 @@ fn container_networks_enforce_their_trust_levels() {
         "--name",
         "lan",
         "--container-network-firewall",
-        "wan:open",
+        "dmz:open",
     ])
     .fails()
     .says("Inconsistent container network configuration.");
@@ -627,6 +641,14 @@ fn container_networks_enforce_their_trust_levels() {
         .says("--container-network lan0:peers")
         .says("--container-network-ip-range peers:198.51.100.120-198.51.100.123")
         .says("--container-network-firewall closed:closed");
+
+    // A macvlan on a plain interface: the host beyond it reaches the container directly.
+    docker(&[
+        "run", "-d", "--name", "onwan", "--net", "wan", IMG, "sh", "-c", serve,
+    ])
+    .ok();
+    assert!(answers(&wan, "203.0.113.16", 81, "port81", 30));
+    docker(&["rm", "-f", "onwan"]).ok();
 
     // The rules live in the containers' namespaces: the endpoint killed, they still hold.
     host.sh("pkill -9 -f 'vic-machine endpoint --root .* --name lan$'");
