@@ -290,13 +290,10 @@ fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
         .ok()
         .says("404 Not Found")
         .says(r#"{"message":"page not found"}"#);
-    host.sh("curl -sS -i -X POST http://127.0.0.2:2375/v1.44/networks/prune")
+    host.sh("curl -sS -i -X POST http://127.0.0.2:2375/v1.44/commit")
         .ok()
         .says("501 Not Implemented")
-        .says("NetworkPrune");
-    host.docker(&env, ["network", "prune", "-f"])
-        .fails()
-        .says("vic does not implement NetworkPrune");
+        .says("ImageCommit");
     host.sh("curl -sS -i http://127.0.0.2:2375/v1.12/version")
         .ok()
         .says("400 Bad Request")
