@@ -127,8 +127,17 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(reached, "a container cannot reach a host beyond the VCH");
-    // Names resolve to the container's own address.
+    // Names resolve to the container's own address; other names through the host's
+    // resolvers (its non-loopback name servers).
     in_container("cat /etc/hosts").ok().says("172.16.0.");
+    let host_ns = std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("nameserver") && !l.contains(" 127.") && !l.contains("::1"))
+        .map(str::to_owned);
+    if let Some(line) = host_ns {
+        in_container("cat /etc/resolv.conf").ok().says(&line);
+    }
 
     // A port taken is a clear error; -P picks free ports for the exposed ones.
     host.docker(&env, ["run", "-d", "-p", "8080:80", IMG, "sleep", "60"])
@@ -144,6 +153,28 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.docker(&env, ["port", "any"])
         .ok()
         .says(&format!("90/tcp -> {VCH_IP}:"));
+    // A host range: the first free port of it.
+    for (name, port) in [("r1", "9000"), ("r2", "9001")] {
+        host.docker(
+            &env,
+            [
+                "run",
+                "-d",
+                "--name",
+                name,
+                "-p",
+                "9000-9001:80",
+                IMG,
+                "sleep",
+                "60",
+            ],
+        )
+        .ok();
+        host.docker(&env, ["port", name, "80"])
+            .ok()
+            .says(&format!("{VCH_IP}:{port}"));
+    }
+    host.docker(&env, ["rm", "-f", "r1", "r2"]).ok();
     // What cannot work is refused.
     host.docker(&env, ["run", "--network", "host", IMG, "true"])
         .fails()
@@ -201,6 +232,10 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.vic_machine(["delete", "--name", "net"]).ok();
     host.sh("ip -br link").ok().never_says("vb");
     host.sh("nft list tables").ok().never_says("vic_");
+    // Nothing of the VCH left mounted (pinned namespaces, roots).
+    host.sh("cat /proc/self/mountinfo")
+        .ok()
+        .never_says(&host.root().display().to_string());
     let fwd = host.sh("iptables -w -S FORWARD").ok();
     fwd.says("-P FORWARD DROP").never_says("vic_");
 }
@@ -514,6 +549,8 @@ fn container_networks_enforce_their_trust_levels() {
         "wan:203.0.113.16/28",
         "--container-network-firewall",
         "wan:open",
+        "--container-network-dns",
+        "wan:203.0.113.53",
     ] {
         args.push(a.into());
     }
@@ -648,6 +685,21 @@ fn container_networks_enforce_their_trust_levels() {
     ])
     .ok();
     assert!(answers(&wan, "203.0.113.16", 81, "port81", 30));
+    let dns = docker(&["exec", "onwan", "cat", "/etc/resolv.conf"]).ok();
+    assert_eq!(dns.stdout.trim(), "nameserver 203.0.113.53", "{dns:?}");
+    docker(&[
+        "run",
+        "--rm",
+        "--net",
+        "wan",
+        "--ip",
+        "203.0.113.40",
+        IMG,
+        "cat",
+        "/proc/net/fib_trie",
+    ])
+    .ok()
+    .says("203.0.113.40");
     docker(&["rm", "-f", "onwan"]).ok();
 
     // The rules live in the containers' namespaces: the endpoint killed, they still hold.

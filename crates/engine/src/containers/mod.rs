@@ -369,6 +369,11 @@ pub struct ContainerService {
     networks: Arc<NetworkService>,
     /// Held while addresses and host ports are handed out.
     net_lock: std::sync::Mutex<()>,
+    /// Held while the VCH's table is rendered and applied.
+    rules_lock: std::sync::Mutex<()>,
+    /// Containers between their network set-up and their monitor's answer: their ports
+    /// count as published.
+    starting: std::sync::Mutex<std::collections::HashSet<String>>,
     runc: Runc,
     runtime: PathBuf,
     runtime_root: PathBuf,
@@ -418,6 +423,32 @@ fn read_exit(dir: &Path) -> Option<Status> {
     })
 }
 
+/// Marks a container as starting for as long as it lives.
+struct Starting<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> Starting<'a> {
+    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, id: &str) -> Self {
+        if let Ok(mut s) = set.lock() {
+            s.insert(id.to_owned());
+        }
+        Self {
+            set,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
+
 /// Container names follow the same rule as volume names, with an optional leading `/`.
 fn valid_name(n: &str) -> bool {
     crate::valid_volume_name(n.strip_prefix('/').unwrap_or(n))
@@ -461,6 +492,8 @@ impl ContainerService {
             volumes,
             networks,
             net_lock: std::sync::Mutex::default(),
+            rules_lock: std::sync::Mutex::default(),
+            starting: std::sync::Mutex::default(),
             runtime,
             runtime_root,
             monitor,
@@ -922,6 +955,8 @@ impl ContainerService {
             }
         };
         let security = security::parse(&rec.security_opt)?;
+        // Until this start is decided, its ports count as published for every render.
+        let _starting = Starting::new(&self.starting, &id);
         let netns = match self.connect(&mut rec) {
             Ok(n) => n,
             Err(e) => {

@@ -624,16 +624,24 @@ impl ContainerService {
         &self,
         starting: Option<&ContainerRecord>,
     ) -> Result<(), EngineError> {
+        // One render at a time, from one reading of the state: a render that began before a
+        // start must not land after it.
+        let _one = self
+            .rules_lock
+            .lock()
+            .map_err(|_| internal("rules", "poisoned"))?;
+        let starting_now = self.starting.lock().map(|s| s.clone()).unwrap_or_default();
         let mut ports = Vec::new();
         let running = self
             .all()
             .into_iter()
             .filter(|r| starting.is_none_or(|s| s.id != r.id))
             .filter(|r| {
-                matches!(
-                    self.status(r),
-                    Status::Running { .. } | Status::Paused { .. }
-                )
+                starting_now.contains(&r.id)
+                    || matches!(
+                        self.status(r),
+                        Status::Running { .. } | Status::Paused { .. }
+                    )
             });
         for r in running.chain(starting.cloned()) {
             // Container networks publish on the container's own address, not the VCH's.
