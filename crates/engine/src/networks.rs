@@ -378,7 +378,8 @@ impl NetworkService {
         Ok(rec)
     }
 
-    /// An address for a container on `net`: `requested` if free, else the lowest free one.
+    /// An address for a container on `net`: `requested` if free, else the lowest free one
+    /// (of the ranges, on a container network).
     pub fn address(
         &self,
         net: &NetworkRecord,
@@ -404,7 +405,16 @@ impl NetworkService {
             }
             return Ok(ip);
         }
-        ipam::free_address(net.subnet, net.gateway, taken).ok_or_else(|| {
+        // A container network hands out its ranges only; a bridge network its whole subnet.
+        let free = match &net.external {
+            Some(spec) => spec
+                .ranges
+                .iter()
+                .flat_map(|r| r.addresses())
+                .find(|a| *a != net.gateway && !taken.contains(a)),
+            None => ipam::free_address(net.subnet, net.gateway, taken),
+        };
+        free.ok_or_else(|| {
             EngineError::Conflict(format!("no free address left on network {}", net.name))
         })
     }

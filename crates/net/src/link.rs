@@ -84,23 +84,7 @@ pub fn attach(a: &Attachment<'_>) -> Result<(), NetError> {
             bridge = a.bridge,
         ),
     )?;
-    let mut inside = format!(
-        "link set lo up\n\
-         link set {cont} address {mac}\n\
-         addr add {addr}/{prefix} dev {cont}\n\
-         link set {cont} up\n",
-        cont = a.container_if,
-        mac = a.mac,
-        addr = a.address,
-        prefix = a.subnet.prefix_len(),
-    );
-    if let Some(gw) = a.gateway {
-        inside.push_str(&format!(
-            "route add default via {gw} dev {}\n",
-            a.container_if
-        ));
-    }
-    ip_batch(Some(a.netns), &inside)
+    configure_inside(a, None)
 }
 
 /// Brings loopback up in a namespace (a container on no network still has `lo`).
@@ -137,18 +121,25 @@ pub fn attach_external(a: &Attachment<'_>) -> Result<(), NetError> {
             ns = a.netns.display(),
         ),
     )?;
-    let mut inside = format!(
-        "link set lo up\n\
-         link set {tmp} name {cont}\n\
-         link set {cont} address {mac}\n\
+    configure_inside(a, Some(a.host_if))
+}
+
+/// Inside the container's namespace: loopback up, its interface (renamed from `from` when it
+/// arrived under another name) with its MAC, address and, when given, the default route.
+fn configure_inside(a: &Attachment<'_>, from: Option<&str>) -> Result<(), NetError> {
+    let mut inside = String::from("link set lo up\n");
+    if let Some(tmp) = from {
+        inside.push_str(&format!("link set {tmp} name {}\n", a.container_if));
+    }
+    inside.push_str(&format!(
+        "link set {cont} address {mac}\n\
          addr add {addr}/{prefix} dev {cont}\n\
          link set {cont} up\n",
-        tmp = a.host_if,
         cont = a.container_if,
         mac = a.mac,
         addr = a.address,
         prefix = a.subnet.prefix_len(),
-    );
+    ));
     if let Some(gw) = a.gateway {
         inside.push_str(&format!(
             "route add default via {gw} dev {}\n",

@@ -181,6 +181,16 @@ fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
     })
 }
 
+/// When `none` came to be: with the VCH's default network.
+fn none_created(state: &Shared) -> String {
+    state
+        .containers
+        .networks()
+        .get(vic_engine::DEFAULT_NETWORK)
+        .map(|n| n.created)
+        .unwrap_or_default()
+}
+
 /// The `none` network: containers with loopback only.
 fn none_json(created: &str) -> Value {
     json!({
@@ -199,13 +209,7 @@ fn all_networks(state: &Shared) -> Vec<Value> {
         .iter()
         .map(|n| network_json(state, n))
         .collect();
-    let created = state
-        .containers
-        .networks()
-        .get(vic_engine::DEFAULT_NETWORK)
-        .map(|n| n.created)
-        .unwrap_or_default();
-    out.push(none_json(&created));
+    out.push(none_json(&none_created(state)));
     out
 }
 
@@ -262,13 +266,7 @@ pub(crate) async fn network_inspect(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if id == "none" {
-        let created = state
-            .containers
-            .networks()
-            .get(vic_engine::DEFAULT_NETWORK)
-            .map(|n| n.created)
-            .unwrap_or_default();
-        return Ok(Json(none_json(&created)));
+        return Ok(Json(none_json(&none_created(&state))));
     }
     let n = state.containers.networks().get(&id)?;
     Ok(Json(network_json(&state, &n)))

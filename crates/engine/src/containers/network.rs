@@ -170,14 +170,11 @@ impl ContainerService {
             }
             m => {
                 let net = self.networks.get(m)?;
-                if let Some(spec) = &net.external {
-                    if let Some(ip) = rec.requested_ip {
-                        external_address(spec, &net, &HashSet::new(), Some(ip))?;
-                    }
-                    return check_external_ports(rec, &net.name, spec.firewall);
-                }
                 if let Some(ip) = rec.requested_ip {
                     self.networks.address(&net, &HashSet::new(), Some(ip))?;
+                }
+                if let Some(spec) = &net.external {
+                    return check_external_ports(rec, &net.name, spec.firewall);
                 }
             }
         }
@@ -227,10 +224,7 @@ impl ContainerService {
             .map_err(|_| internal("network", "poisoned"))?;
         if rec.ip.is_none_or(|ip| !net.subnet.contains(&ip)) {
             let taken = self.taken_on(&net.name, &rec.id);
-            rec.ip = Some(match &net.external {
-                Some(spec) => external_address(spec, &net, &taken, rec.requested_ip)?,
-                None => self.networks.address(&net, &taken, rec.requested_ip)?,
-            });
+            rec.ip = Some(self.networks.address(&net, &taken, rec.requested_ip)?);
         }
         let ip = rec.ip.unwrap_or(net.gateway);
         // Ports first: a port that is taken fails the start before anything is made. On a
@@ -467,22 +461,7 @@ impl ContainerService {
     /// Host ports for `rec`'s requests, none of them published by another running container
     /// nor in use on the host.
     fn allocate_ports(&self, rec: &ContainerRecord) -> Result<Vec<PublishedPort>, EngineError> {
-        let mut requests = rec.port_bindings.clone();
-        if rec.publish_all {
-            for (port, proto) in &rec.exposed_ports {
-                if !requests
-                    .iter()
-                    .any(|r| r.container_port == *port && r.proto == *proto)
-                {
-                    requests.push(PortRequest {
-                        container_port: *port,
-                        proto: *proto,
-                        host_ip: None,
-                        host_ports: None,
-                    });
-                }
-            }
-        }
+        let requests = port_requests(rec);
         let mut taken: HashSet<(u16, Proto)> = self
             .all()
             .into_iter()
@@ -787,74 +766,39 @@ fn check_external_ports(
     Ok(())
 }
 
-/// An address for a container on container network `spec`: `requested` if in its subnet
-/// and free, else the lowest free one of its ranges.
-fn external_address(
-    spec: &crate::ContainerNetworkSpec,
-    net: &crate::NetworkRecord,
-    taken: &HashSet<Ipv4Addr>,
-    requested: Option<Ipv4Addr>,
-) -> Result<Ipv4Addr, EngineError> {
-    if let Some(ip) = requested {
-        if !net.subnet.contains(&ip)
-            || ip == spec.gateway
-            || ip == net.subnet.network()
-            || ip == net.subnet.broadcast()
-        {
-            return Err(EngineError::Invalid(format!(
-                "address {ip} is not usable on network {} ({}, gateway {})",
-                net.name, net.subnet, spec.gateway
-            )));
-        }
-        if taken.contains(&ip) {
-            return Err(EngineError::Conflict(format!(
-                "address {ip} is already in use on network {}",
-                net.name
-            )));
-        }
-        return Ok(ip);
-    }
-    spec.ranges
-        .iter()
-        .flat_map(|r| r.addresses())
-        .find(|a| *a != spec.gateway && !taken.contains(a))
-        .ok_or_else(|| {
-            EngineError::Conflict(format!(
-                "no free address left in the IP ranges of container network {}",
-                net.name
-            ))
-        })
-}
-
 /// The ports a container publishes on a container network: on its own address, `-p H:C`
 /// redirecting H to C, `-p C` (and `-P`) as C itself.
 fn external_ports(rec: &ContainerRecord, ip: Ipv4Addr) -> Vec<PublishedPort> {
-    let mut out: Vec<PublishedPort> = rec
-        .port_bindings
-        .iter()
+    port_requests(rec)
+        .into_iter()
         .map(|r| PublishedPort {
             container_port: r.container_port,
             proto: r.proto,
             host_ip: Some(ip),
             host_port: r.host_ports.map_or(r.container_port, |(a, _)| a),
         })
-        .collect();
+        .collect()
+}
+
+/// `-p` requests, and with `-P` one (any host port) per exposed port not already given.
+fn port_requests(rec: &ContainerRecord) -> Vec<PortRequest> {
+    let mut requests = rec.port_bindings.clone();
     if rec.publish_all {
         for (port, proto) in &rec.exposed_ports {
-            if !out
+            if !requests
                 .iter()
-                .any(|p| p.container_port == *port && p.proto == *proto)
+                .any(|r| r.container_port == *port && r.proto == *proto)
             {
-                out.push(PublishedPort {
+                requests.push(PortRequest {
                     container_port: *port,
                     proto: *proto,
-                    host_ip: Some(ip),
-                    host_port: *port,
+                    host_ip: None,
+                    host_ports: None,
                 });
             }
         }
     }
-    out
+    requests
 }
 
 /// Whether `port` can be bound on `ip` (every address when `None`) here: nothing else on
