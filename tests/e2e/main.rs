@@ -8,6 +8,7 @@ mod clients;
 mod containers;
 mod machine;
 mod networks;
+mod portal;
 mod registry;
 mod tls;
 mod volumes;

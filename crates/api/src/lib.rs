@@ -8,6 +8,7 @@ mod error;
 mod facts;
 mod host_check;
 mod listener;
+mod portal;
 mod routes;
 mod service;
 
@@ -15,4 +16,5 @@ pub use error::ApiError;
 pub use facts::VchFacts;
 pub use host_check::AllowedHosts;
 pub use listener::{Endpoint, EndpointHandle, Security};
+pub use portal::{Portal, PortalSettings, SESSION_IDLE as PORTAL_SESSION_IDLE};
 pub use routes::{UNIMPLEMENTED, UnimplementedOp};

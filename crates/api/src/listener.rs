@@ -15,7 +15,7 @@ use crate::{AllowedHosts, VchFacts};
 /// Changes a serving endpoint's reported facts (after `vic-machine configure`).
 #[derive(Debug, Clone)]
 pub struct EndpointHandle {
-    app: crate::routes::Shared,
+    pub(crate) app: crate::routes::Shared,
 }
 
 impl EndpointHandle {

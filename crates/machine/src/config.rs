@@ -201,6 +201,11 @@ impl VchPaths {
     pub(crate) fn applied(&self) -> PathBuf {
         self.dir.join("applied-generation")
     }
+    /// The admin portal's password hash (PHC string), for VCHs that do not verify clients.
+    pub(crate) fn portal_password(&self) -> PathBuf {
+        self.dir.join("portal-password")
+    }
+
     /// The `--registry-ca` certificates, all in one PEM file.
     pub(crate) fn registry_cas(&self) -> PathBuf {
         self.tls_dir().join("registry-ca.pem")

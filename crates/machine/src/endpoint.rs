@@ -64,6 +64,94 @@ fn security(cfg: &VchConfig, paths: &VchPaths) -> Result<Security> {
     })
 }
 
+/// The admin portal's TLS: the VCH's server certificate (client certificates optional, checked
+/// against the client CAs of a mutual-TLS VCH), or with `--no-tls` a self-signed certificate
+/// made now for the listen address.
+fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerConfig>> {
+    if cfg.tls == TlsLevel::None {
+        let mut names = vec![
+            vic_pki::HostName::Dns("localhost".into()),
+            vic_pki::HostName::Ip(std::net::IpAddr::from([127, 0, 0, 1])),
+        ];
+        if let Some(ip) = cfg.listen_ip {
+            names.push(vic_pki::HostName::Ip(ip));
+        }
+        let pair = vic_pki::generate_self_signed_server(
+            &cfg.docker_host,
+            &names,
+            std::slice::from_ref(&cfg.name),
+            vic_pki::KeySize::EcP256,
+        )?;
+        let key =
+            vic_pki::parse_bundle(std::path::Path::new("portal key"), pair.key_pem.as_bytes())?
+                .keys
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Failed("no key in the portal's generated pair".into()))?;
+        return Ok(vic_pki::server_config(
+            vec![pair.cert_der],
+            key,
+            ClientAuth::None,
+        )?);
+    }
+    let chain = vic_pki::load_bundle(&paths.server_cert())?.certs;
+    let key = vic_pki::load_bundle(&paths.server_key())?
+        .keys
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "no private key in {}",
+                paths.server_key().display()
+            ))
+        })?;
+    let auth = if cfg.tls == TlsLevel::Mutual {
+        ClientAuth::Optional(vic_pki::load_bundle(&paths.client_cas())?.certs)
+    } else {
+        ClientAuth::None
+    };
+    Ok(vic_pki::server_config(chain, key, auth)?)
+}
+
+/// What the admin portal shows and checks.
+fn portal_settings(cfg: &VchConfig, paths: &VchPaths) -> Result<vic_api::PortalSettings> {
+    let password_hash = match std::fs::read_to_string(paths.portal_password()) {
+        Ok(h) => Some(h.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::Failed(format!(
+                "cannot read {}: {e}",
+                paths.portal_password().display()
+            )));
+        }
+    };
+    let mut certificates = Vec::new();
+    if cfg.tls != TlsLevel::None {
+        certificates.push(("server".to_owned(), paths.server_cert()));
+    }
+    if cfg.tls == TlsLevel::Mutual {
+        certificates.push(("client CA".to_owned(), paths.client_cas()));
+    }
+    if let Some(c) = &cfg.client_cert {
+        certificates.push(("client".to_owned(), c.clone()));
+    }
+    // Tests shorten sessions to see them expire.
+    let session_idle = std::env::var("VIC_PORTAL_SESSION_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(vic_api::PORTAL_SESSION_IDLE, std::time::Duration::from_secs);
+    Ok(vic_api::PortalSettings {
+        password_hash,
+        state_dir: paths.dir.clone(),
+        log: paths.log(),
+        certificates,
+        session_idle,
+    })
+}
+
+/// The admin portal's port on the VCH's address.
+pub(crate) const PORTAL_PORT: u16 = 2378;
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -302,6 +390,29 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             Endpoint::bind(addr, security, facts, images.clone(), containers).await
         }
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
+        let portal_addr = std::net::SocketAddr::new(addr.ip(), PORTAL_PORT);
+        let portal = {
+            let settings = portal_settings(&cfg, &paths)?;
+            let tls = portal_tls(&cfg, &paths)?;
+            let handle = endpoint.handle();
+            let bound = if cfg.listen_ip.is_none() {
+                let v6 = std::net::SocketAddr::from(([0u16; 8], PORTAL_PORT));
+                match vic_api::Portal::bind(v6, tls.clone(), settings.clone(), &handle).await {
+                    Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
+                        vic_api::Portal::bind(portal_addr, tls, settings, &handle).await
+                    }
+                    other => other,
+                }
+            } else {
+                vic_api::Portal::bind(portal_addr, tls, settings, &handle).await
+            };
+            bound.map_err(|e| {
+                Error::Failed(format!(
+                    "cannot listen on {portal_addr} for the admin portal: {e}"
+                ))
+            })?
+        };
+        tokio::spawn(portal.run(std::future::pending()));
         tokio::spawn(reload_on_hangup(
             paths.clone(),
             images,

@@ -11,6 +11,7 @@ mod generate;
 mod inspect;
 mod load;
 mod name;
+mod password;
 mod tls;
 mod validate;
 
@@ -23,6 +24,7 @@ pub use generate::{
 pub use inspect::{CertSummary, summarize};
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
+pub use password::{generate_password, hash_password, verify_password};
 pub use tls::{
     ClientAuth, PinnedServer, client_config, dangerous_unverified_client_config,
     install_crypto_provider, ping_client_config, server_config, system_roots,

@@ -16,6 +16,9 @@ pub enum ClientAuth {
     Required(Vec<CertificateDer<'static>>),
     /// Server-only TLS: no client certificate is requested.
     None,
+    /// A client certificate chained to one of these CAs is checked when the client offers
+    /// one; a client may also offer none (the admin portal then asks for a password).
+    Optional(Vec<CertificateDer<'static>>),
 }
 
 /// Installs aws-lc-rs as the process's rustls provider (a no-op when one is installed).
@@ -40,16 +43,22 @@ pub fn server_config(
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls)?;
+    let optional = matches!(auth, ClientAuth::Optional(_));
     let builder = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::Required(cas) => {
+        ClientAuth::Required(cas) | ClientAuth::Optional(cas) => {
             let mut roots = RootCertStore::empty();
             for ca in cas {
                 roots.add(ca).map_err(tls)?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .map_err(|e| PkiError::Tls(e.to_string()))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
+            let verifier = if optional {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            }
+            .build()
+            .map_err(|e| PkiError::Tls(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

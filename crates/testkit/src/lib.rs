@@ -154,7 +154,7 @@ impl From<std::process::Output> for Run {
     }
 }
 
-fn run(mut cmd: Command) -> Run {
+pub fn run(mut cmd: Command) -> Run {
     cmd.stdin(Stdio::null());
     let out = cmd
         .output()

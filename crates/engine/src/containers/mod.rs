@@ -398,7 +398,7 @@ pub(crate) fn now() -> String {
 
 /// Bytes used by the files under `dir` (not following symlinks; hard links counted once per
 /// name).
-pub(crate) fn disk_usage(dir: &Path) -> u64 {
+pub fn disk_usage(dir: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(dir) else {
         return 0;
     };

@@ -224,6 +224,18 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     if crate::systemd::in_use() {
         cfg.systemd_unit = Some(crate::systemd::choose_unit_name(&cfg.name, &cfg.id));
     }
+    // Without client verification the portal would be open to anyone who reaches it: it gets
+    // a password, shown once and kept only as a hash.
+    let portal_password = if cfg.tls == TlsLevel::Mutual {
+        None
+    } else {
+        let p = vic_pki::generate_password();
+        vic_pki::write_private(
+            &paths.portal_password(),
+            vic_pki::hash_password(&p)?.as_bytes(),
+        )?;
+        Some(p)
+    };
     cfg.save(&paths)?;
 
     let mut child = process::launch(&root, &cfg, &paths)?;
@@ -278,6 +290,21 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     out.blank();
     out.info("Or create a docker context for it:");
     out.info(connect::context_command(&cfg));
+    out.blank();
+    out.info(format!(
+        "Admin portal: https://{}:{}/",
+        cfg.docker_host,
+        crate::endpoint::PORTAL_PORT
+    ));
+    match &portal_password {
+        Some(p) => out.info(format!(
+            "Admin portal password (shown only now; the VCH keeps just a hash of it): {p}"
+        )),
+        None => out.info(format!(
+            "Sign in to it with the client certificate: import {} into your browser",
+            cfg.cert_path.join("cert.pfx").display()
+        )),
+    }
     out.info("Installer completed successfully");
     Ok(())
 }

@@ -1,0 +1,744 @@
+//! The admin portal on port 2378: HTTPS always, for a person in a browser. A client
+//! certificate signed by one of the VCH's client CAs signs in by itself; anyone else gets a
+//! login page and needs the admin password (kept only as an argon2 hash). Pages: a dashboard,
+//! logs (the endpoint's and each container's, refreshing), and a support bundle (tar.gz of the
+//! logs, never a key or the password hash).
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+type Body = http_body_util::Full<axum::body::Bytes>;
+
+/// How long a signed-in session lasts without use.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Failed logins allowed per source address in [`FAIL_WINDOW`].
+const MAX_FAILURES: usize = 5;
+const FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Log bytes shown on a page (the tail).
+const LOG_TAIL: u64 = 64 * 1024;
+
+/// What the portal needs besides the endpoint's own state.
+#[derive(Debug, Clone)]
+pub struct PortalSettings {
+    /// The admin password's PHC hash; `None` when only client certificates sign in.
+    pub password_hash: Option<String>,
+    /// The VCH's state folder (disk use, logs of containers).
+    pub state_dir: PathBuf,
+    /// The endpoint's log.
+    pub log: PathBuf,
+    /// Certificates shown on the dashboard with their expiry: (role, PEM file).
+    pub certificates: Vec<(String, PathBuf)>,
+    /// Session timeout (tests shorten it).
+    pub session_idle: Duration,
+}
+
+/// A bound, not yet serving, admin portal.
+pub struct Portal {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<PortalState>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("listener", &self.listener)
+            .finish()
+    }
+}
+
+struct Session {
+    client: IpAddr,
+    expires: Instant,
+}
+
+struct PortalState {
+    settings: PortalSettings,
+    app: crate::routes::Shared,
+    started: Instant,
+    sessions: Mutex<HashMap<String, Session>>,
+    /// Login-form tokens not used yet, with their expiry.
+    csrf: Mutex<HashMap<String, Instant>>,
+    /// Failed logins per source address.
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// The last refusals (failed logins, failed handshakes), shown on the dashboard.
+    refusals: Mutex<VecDeque<String>>,
+}
+
+impl PortalState {
+    fn refuse(&self, what: String) {
+        tracing::warn!(target: "portal", "{what}");
+        if let Ok(mut r) = self.refusals.lock() {
+            if r.len() == 20 {
+                r.pop_front();
+            }
+            r.push_back(format!("{} {what}", crate::routes::now_rfc3339()));
+        }
+    }
+}
+
+impl Portal {
+    /// Binds `addr` with `tls` (the VCH's server certificate; client certificates optional
+    /// and checked against the VCH's client CAs when it has any).
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<ServerConfig>,
+        settings: PortalSettings,
+        endpoint: &crate::EndpointHandle,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(tls),
+            state: Arc::new(PortalState {
+                settings,
+                app: endpoint.app.clone(),
+                started: Instant::now(),
+                sessions: Mutex::default(),
+                csrf: Mutex::default(),
+                failures: Mutex::default(),
+                refusals: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, remote) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "portal accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = self.acceptor.clone();
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let tls =
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            state.refuse(format!("TLS handshake from {remote} refused: {e}"));
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                // A certificate here was verified against the client CAs by rustls.
+                let certified = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|der| vic_pki::summarize(der).ok())
+                    .map(|s| s.subject);
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    let certified = certified.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            handle(&state, remote, certified.as_deref(), req).await,
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    }
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<axum::body::Bytes>,
+) -> Response<Body> {
+    let mut r = Response::new(Body::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("text/plain")),
+    );
+    // Nothing from elsewhere, never framed, never sniffed, never cached.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut r = response(StatusCode::SEE_OTHER, "text/plain", "");
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn html(status: StatusCode, title: &str, body: &str) -> Response<Body> {
+    response(status, "text/html; charset=utf-8", page(title, body))
+}
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn cookie(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+async fn handle(
+    state: &PortalState,
+    remote: SocketAddr,
+    certified: Option<&str>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let who = match certified {
+        Some(subject) => Some(format!("certificate {subject}")),
+        None => session_user(state, &req, remote.ip()),
+    };
+    tracing::info!(target: "portal", %remote, %method, %path, client = who.as_deref().unwrap_or("anonymous"), "portal request");
+    match (method, path.as_str()) {
+        (Method::GET, "/login") => login_page(state, None, StatusCode::OK),
+        (Method::POST, "/login") => login(state, remote, req).await,
+        (Method::POST, "/logout") => {
+            if let (Some(token), Ok(mut s)) = (cookie(&req, "vic_session"), state.sessions.lock()) {
+                s.remove(&token);
+            }
+            let mut r = redirect("/login");
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_static(
+                    "vic_session=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Strict",
+                ),
+            );
+            r
+        }
+        _ if who.is_none() => redirect("/login"),
+        (Method::GET, "/") => dashboard(state, who.as_deref().unwrap_or_default()),
+        (Method::GET, "/logs") => logs_page(state, None),
+        (Method::GET, p) if p.starts_with("/logs/") => logs_page(state, Some(&p["/logs/".len()..])),
+        (Method::GET, "/bundle.tar.gz") => bundle(state),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "<p>There is no such page.</p>",
+        ),
+    }
+}
+
+/// The session's user, when the request carries a live session cookie issued to this address.
+fn session_user(state: &PortalState, req: &Request<Incoming>, client: IpAddr) -> Option<String> {
+    let token = cookie(req, "vic_session")?;
+    let mut sessions = state.sessions.lock().ok()?;
+    let now = Instant::now();
+    sessions.retain(|_, s| s.expires > now);
+    let s = sessions.get_mut(&token)?;
+    if s.client != client {
+        return None;
+    }
+    s.expires = now + state.settings.session_idle;
+    Some("admin (password)".to_owned())
+}
+
+fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> Response<Body> {
+    let token = vic_pki::random_hex(16);
+    if let Ok(mut c) = state.csrf.lock() {
+        let now = Instant::now();
+        c.retain(|_, exp| *exp > now);
+        c.insert(token.clone(), now + Duration::from_secs(600));
+    }
+    let facts = state.app.facts();
+    let note = if state.settings.password_hash.is_some() {
+        "Sign in with the admin password printed by <code>vic-machine create</code>, or with the VCH's client certificate (<code>cert.pfx</code>) imported into your browser."
+    } else {
+        "This VCH signs in with its client certificate only: import <code>cert.pfx</code> from its certificate folder into your browser, then reload."
+    };
+    let form = if state.settings.password_hash.is_some() {
+        format!(
+            "<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{token}\"><label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" autofocus required></label><button type=\"submit\">Sign in</button></form>"
+        )
+    } else {
+        String::new()
+    };
+    let error = error
+        .map(|e| format!("<p class=\"bad\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    html(
+        status,
+        "Sign in",
+        &format!(
+            "<section class=\"card narrow\"><h2>Sign in to {}</h2>{error}<p>{note}</p>{form}</section>",
+            esc(&facts.name)
+        ),
+    )
+}
+
+async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let ip = remote.ip();
+    let limited = state.failures.lock().is_ok_and(|mut f| {
+        let now = Instant::now();
+        let q = f.entry(ip).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FAIL_WINDOW)
+        {
+            q.pop_front();
+        }
+        q.len() >= MAX_FAILURES
+    });
+    if limited {
+        state.refuse(format!("login from {ip} refused: too many failed attempts"));
+        return login_page(
+            state,
+            Some("Too many failed attempts from your address: wait a minute."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), 8 * 1024)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return html(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Sign in",
+                "<p>Request too large.</p>",
+            );
+        }
+    };
+    let form: HashMap<String, String> = form_urlencoded(&body);
+    let csrf_ok = form.get("csrf").is_some_and(|t| {
+        state
+            .csrf
+            .lock()
+            .is_ok_and(|mut c| c.remove(t).is_some_and(|exp| exp > Instant::now()))
+    });
+    if !csrf_ok {
+        state.refuse(format!(
+            "login from {ip} refused: missing or stale form token"
+        ));
+        return login_page(
+            state,
+            Some("The sign-in form expired or did not come from this portal: try again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let ok = state.settings.password_hash.as_deref().is_some_and(|h| {
+        vic_pki::verify_password(form.get("password").map_or("", String::as_str), h)
+    });
+    if !ok {
+        if let Ok(mut f) = state.failures.lock() {
+            f.entry(ip).or_default().push_back(Instant::now());
+        }
+        state.refuse(format!("login from {ip} refused: wrong password"));
+        return login_page(state, Some("Wrong password."), StatusCode::UNAUTHORIZED);
+    }
+    let token = vic_pki::random_hex(32);
+    if let Ok(mut s) = state.sessions.lock() {
+        s.insert(
+            token.clone(),
+            Session {
+                client: ip,
+                expires: Instant::now() + state.settings.session_idle,
+            },
+        );
+    }
+    tracing::info!(target: "portal", %ip, "admin signed in with the password");
+    let mut r = redirect("/");
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "vic_session={token}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Strict",
+        state.settings.session_idle.as_secs()
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `application/x-www-form-urlencoded` fields.
+fn form_urlencoded(body: &[u8]) -> HashMap<String, String> {
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 3 <= bytes.len() => {
+                    match std::str::from_utf8(&bytes[i + 1..i + 3])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or(())
+                    {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// The last `LOG_TAIL` bytes of `path`, from a line start.
+fn tail(path: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOG_TAIL);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.take(LOG_TAIL).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    if start > 0 {
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or(text)
+    } else {
+        text
+    }
+}
+
+/// A container's json-file log as plain lines.
+fn container_log_text(path: &Path) -> String {
+    tail(path)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v["time"].as_str().unwrap_or_default(),
+                v["stream"].as_str().unwrap_or_default(),
+                v["log"].as_str().unwrap_or_default().trim_end()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn logs_page(state: &PortalState, which: Option<&str>) -> Response<Body> {
+    let containers = state.app.containers.list(true);
+    let mut nav =
+        String::from("<ul class=\"list\"><li><a href=\"/logs/endpoint\">endpoint</a></li>");
+    for v in &containers {
+        let _ = write!(
+            nav,
+            "<li><a href=\"/logs/{id}\">{name}</a> <span class=\"dim\">{status}</span></li>",
+            id = esc(&v.record.id),
+            name = esc(&v.record.name),
+            status = esc(v.status.word()),
+        );
+    }
+    nav.push_str("</ul>");
+    let (title, text) = match which {
+        None | Some("endpoint") => ("endpoint".to_owned(), tail(&state.settings.log)),
+        Some(id) => match containers.iter().find(|v| v.record.id == id) {
+            Some(v) => (
+                v.record.name.clone(),
+                container_log_text(
+                    &state
+                        .settings
+                        .state_dir
+                        .join("containers")
+                        .join(&v.record.id)
+                        .join("container.log"),
+                ),
+            ),
+            None => return html(StatusCode::NOT_FOUND, "Logs", "<p>No such container.</p>"),
+        },
+    };
+    let mut r = html(
+        StatusCode::OK,
+        "Logs",
+        &format!(
+            "<div class=\"cols\"><section class=\"card\"><h2>Logs</h2>{nav}<p><a href=\"/bundle.tar.gz\">Download the log bundle</a></p></section><section class=\"card wide\"><h2>{}</h2><p class=\"dim\">The last 64 KiB; this page refreshes every 5 seconds.</p><pre>{}</pre></section></div>",
+            esc(&title),
+            esc(&text)
+        ),
+    );
+    // Live tail without scripts: the browser reloads the page.
+    r.headers_mut()
+        .insert("refresh", HeaderValue::from_static("5"));
+    r
+}
+
+/// Days until the PEM certificate at `path` expires, with its subject.
+fn certificate_line(role: &str, path: &Path) -> Option<(String, i64)> {
+    let bundle = vic_pki::load_bundle(path).ok()?;
+    let cert = bundle.certs.first()?;
+    let s = vic_pki::summarize(cert).ok()?;
+    let days = (s.not_after - time::OffsetDateTime::now_utc().unix_timestamp()).div_euclid(86_400);
+    Some((format!("{role}: {}", s.subject), days))
+}
+
+fn dashboard(state: &PortalState, who: &str) -> Response<Body> {
+    let facts = state.app.facts();
+    let containers = state.app.containers.list(true);
+    let running = containers
+        .iter()
+        .filter(|v| matches!(v.status, vic_engine::Status::Running { .. }))
+        .count();
+    let images = state.app.images.list().map(|l| l.len()).unwrap_or(0);
+    let uptime = state.started.elapsed().as_secs();
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let disk = vic_engine::disk_usage(&state.settings.state_dir);
+    let mut certs = String::new();
+    for (role, path) in &state.settings.certificates {
+        if let Some((line, days)) = certificate_line(role, path) {
+            let class = if days < 30 { "bad" } else { "ok" };
+            let warn = if days < 30 {
+                " — renew soon (vic-machine configure)"
+            } else {
+                ""
+            };
+            let _ = write!(
+                certs,
+                "<li>{} <span class=\"{class}\">expires in {days} days{warn}</span></li>",
+                esc(&line)
+            );
+        }
+    }
+    let mut nets = String::new();
+    for n in state.app.containers.networks().list() {
+        let level = n
+            .external
+            .as_ref()
+            .map(|s| format!("firewall {}", s.firewall))
+            .unwrap_or_else(|| "bridge".to_owned());
+        let _ = write!(
+            nets,
+            "<li>{} <span class=\"dim\">{} · {}</span></li>",
+            esc(&n.name),
+            esc(&n.subnet.to_string()),
+            esc(&level)
+        );
+    }
+    let policy = if facts.whitelist.is_empty() {
+        "any registry".to_owned()
+    } else {
+        format!("whitelist: {}", facts.whitelist.join(", "))
+    };
+    let insecure = if facts.insecure_registries.is_empty() {
+        "none".to_owned()
+    } else {
+        facts.insecure_registries.join(", ")
+    };
+    let runtime_ok = Path::new(&facts.runtime.1).is_file();
+    let api_ok = std::net::TcpStream::connect_timeout(
+        &facts
+            .listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 2376))),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    let check = |ok: bool| {
+        if ok {
+            "<span class=\"ok\">ok</span>"
+        } else {
+            "<span class=\"bad\">failing</span>"
+        }
+    };
+    let refusals: String = state
+        .refusals
+        .lock()
+        .map(|r| {
+            r.iter()
+                .rev()
+                .map(|l| format!("<li>{}</li>", esc(l)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<div class=\"cols\">\
+         <section class=\"card\"><h2>{name}</h2><dl>\
+         <dt>Version</dt><dd>{version}</dd><dt>Up</dt><dd>{up}</dd>\
+         <dt>Docker API</dt><dd>{listen} · {tls}</dd><dt>Signed in as</dt><dd>{who}</dd>\
+         <dt>Containers</dt><dd>{running} running, {stopped} stopped</dd><dt>Images</dt><dd>{images}</dd>\
+         <dt>State folder</dt><dd>{disk:.1} MiB</dd><dt>Endpoint memory</dt><dd>{rss}</dd></dl></section>\
+         <section class=\"card\"><h2>Health</h2><ul class=\"list\"><li>API answering: {api}</li><li>Runtime {runtime}: {rt}</li></ul>\
+         <h2>Certificates</h2><ul class=\"list\">{certs}</ul></section>\
+         <section class=\"card\"><h2>Registries</h2><dl><dt>Policy</dt><dd>{policy}</dd><dt>Insecure</dt><dd>{insecure}</dd></dl>\
+         <h2>Networks</h2><ul class=\"list\">{nets}</ul></section>\
+         <section class=\"card\"><h2>Refused lately</h2><ul class=\"list\">{refusals}</ul></section></div>",
+        name = esc(&facts.name),
+        version = esc(vic_core::VERSION),
+        up = format_args!("{}h {}m {}s", uptime / 3600, uptime / 60 % 60, uptime % 60),
+        listen = esc(&facts.listen),
+        tls = esc(facts.tls_mode),
+        who = esc(who),
+        stopped = containers.len() - running,
+        disk = disk as f64 / (1024.0 * 1024.0),
+        rss = esc(&rss),
+        api = check(api_ok),
+        runtime = esc(&facts.runtime.0),
+        rt = check(runtime_ok),
+        policy = esc(&policy),
+        insecure = esc(&insecure),
+    );
+    html(StatusCode::OK, "Dashboard", &body)
+}
+
+/// The support bundle: the endpoint log and every container's log and record, as tar.gz.
+/// Keys, certificates' private halves and the password hash are never in it.
+fn bundle(state: &PortalState) -> Response<Body> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
+        h.set_cksum();
+        let _ = tar.append_data(&mut h, name, data);
+    };
+    add(
+        "endpoint.log",
+        &std::fs::read(&state.settings.log).unwrap_or_default(),
+    );
+    for v in state.app.containers.list(true) {
+        let dir = state
+            .settings
+            .state_dir
+            .join("containers")
+            .join(&v.record.id);
+        let short = &v.record.id[..12];
+        add(
+            &format!("containers/{short}-{}/container.log", v.record.name),
+            &std::fs::read(dir.join("container.log")).unwrap_or_default(),
+        );
+        add(
+            &format!("containers/{short}-{}/container.json", v.record.name),
+            &serde_json::to_vec_pretty(&v.record).unwrap_or_default(),
+        );
+    }
+    let bytes = tar
+        .into_inner()
+        .and_then(|gz| gz.finish())
+        .unwrap_or_default();
+    let mut r = response(StatusCode::OK, "application/gzip", bytes);
+    r.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"vch-logs.tar.gz\""),
+    );
+    r
+}
+
+/// The page frame: one stylesheet inline, nothing fetched from anywhere.
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title} · vic</title><style>{CSS}</style></head><body><header><h1>vic <span>virtual container host</span></h1><nav><a href=\"/\">Dashboard</a><a href=\"/logs\">Logs</a><form method=\"post\" action=\"/logout\"><button>Sign out</button></form></nav></header><main>{body}</main></body></html>",
+        title = esc(title)
+    )
+}
+
+const CSS: &str = "\
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;background:#f4f6f8;color:#1d2733}\
+header{display:flex;align-items:center;justify-content:space-between;flex-wrap:wrap;padding:.6rem 1.4rem;background:#16324f;color:#fff}\
+header h1{font-size:1.2rem;margin:0}header h1 span{font-weight:400;opacity:.75;font-size:.9rem;margin-left:.4rem}\
+nav{display:flex;gap:1rem;align-items:center}nav a{color:#fff;text-decoration:none}nav form{margin:0}\
+nav button{background:transparent;border:1px solid #fff6;color:#fff;border-radius:4px;padding:.2rem .6rem;cursor:pointer}\
+main{padding:1.2rem}.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:1rem}\
+.card{background:#fff;border-radius:8px;padding:1rem 1.2rem;box-shadow:0 1px 3px #0002}.wide{grid-column:span 2}\
+.narrow{max-width:420px;margin:3rem auto}h2{font-size:1.05rem;margin:.2rem 0 .6rem}\
+dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem;margin:0}dt{color:#5b6b7b}dd{margin:0}\
+.list{list-style:none;padding:0;margin:0}.list li{padding:.2rem 0;border-bottom:1px solid #eef1f4}\
+.ok{color:#1b7f3b;font-weight:600}.bad{color:#b3261e;font-weight:600}.dim{color:#6b7b8b;font-size:.9em}\
+pre{background:#0f1b26;color:#dfe7ef;padding:.8rem;border-radius:6px;overflow:auto;max-height:70vh;font-size:.85rem}\
+form label{display:block;margin:.6rem 0}input[type=password]{width:100%;padding:.5rem;border:1px solid #c5ced8;border-radius:4px}\
+button[type=submit]{background:#16324f;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;cursor:pointer}\
+code{background:#eef1f4;padding:0 .2rem;border-radius:3px}\
+@media (max-width:640px){.wide{grid-column:span 1}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        let f = form_urlencoded(b"csrf=ab12&password=p%40ss+word%21");
+        assert_eq!(f["csrf"], "ab12");
+        assert_eq!(f["password"], "p@ss word!");
+        assert_eq!(form_urlencoded(b"x=%zz")["x"], "%zz");
+        assert_eq!(form_urlencoded(b"x=%4")["x"], "%4");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

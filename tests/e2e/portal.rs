@@ -1,0 +1,171 @@
+//! The admin portal on 2378 over HTTPS: a password where the VCH does not verify clients
+//! (login, wrong password, form token, session expiry, rate limit), a client certificate where
+//! it does, the pages and the support bundle.
+
+use vic_testkit::TestHost;
+
+use crate::create;
+
+const PORTAL: &str = "https://127.0.0.2:2378";
+
+/// The value of `name="csrf" value="..."` in a login page.
+fn csrf(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
+    let host = TestHost::new();
+    // Sessions of 2 seconds, to see one expire.
+    let mut cmd = host.command(vic_testkit::vic_machine_bin());
+    cmd.args([
+        "create",
+        "--name",
+        "adm",
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.2",
+    ])
+    .env("VIC_PORTAL_SESSION_SECS", "2");
+    let out = vic_testkit::run(cmd).ok();
+    out.says(&format!("Admin portal: {PORTAL}/"));
+    let password = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
+        .expect("the password is printed")
+        .trim()
+        .to_owned();
+    let curl = |args: &str| host.sh(&format!("curl -sk -i {args}"));
+
+    // Not signed in: the login page; every answer carries the frame and content policy.
+    curl(&format!("{PORTAL}/"))
+        .ok()
+        .says("303 See Other")
+        .says("location: /login");
+    let page = curl(&format!("{PORTAL}/login")).ok();
+    page.says("200 OK")
+        .says("frame-ancestors 'none'")
+        .says("type=\"password\"");
+    // No form token, or one not issued: refused.
+    curl(&format!("-d password={password} {PORTAL}/login"))
+        .ok()
+        .says("403 Forbidden");
+    curl(&format!(
+        "-d csrf=0000 -d password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("403 Forbidden");
+    // A wrong password: refused and logged with the source address.
+    let token = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    curl(&format!("-d csrf={token} -d password=wrong {PORTAL}/login"))
+        .ok()
+        .says("401 Unauthorized")
+        .says("Wrong password");
+    // The right one: a session cookie, Secure, HttpOnly, SameSite=Strict.
+    let token = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    let signed = curl(&format!(
+        "-c jar -d csrf={token} --data-urlencode password={password} {PORTAL}/login"
+    ))
+    .ok();
+    signed
+        .says("303 See Other")
+        .says("Secure; HttpOnly; SameSite=Strict");
+    // A token is good once.
+    curl(&format!(
+        "-d csrf={token} -d password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("403 Forbidden");
+    let dash = curl(&format!("-b jar {PORTAL}/")).ok();
+    dash.says("200 OK")
+        .says("adm")
+        .says("API answering: <span class=\"ok\">ok</span>")
+        .says("admin (password)")
+        .says("refused: wrong password")
+        .says("bridge");
+    curl(&format!("-b jar {PORTAL}/logs"))
+        .ok()
+        .says("200 OK")
+        .says("endpoint ready")
+        .says("refresh: 5");
+    // The bundle: the logs, never a key, the password or its hash.
+    host.sh(&format!(
+        "curl -sk -b jar -o bundle.tgz {PORTAL}/bundle.tar.gz"
+    ))
+    .ok();
+    host.sh("tar -tzf bundle.tgz").ok().says("endpoint.log");
+    let all = host.sh("tar -xzOf bundle.tgz").ok();
+    all.says("endpoint ready")
+        .never_says("PRIVATE KEY")
+        .never_says("$argon2")
+        .never_says(&password);
+    // The endpoint log names the failure and its source, never the password.
+    let log = std::fs::read_to_string(host.root().join("adm/endpoint.log")).unwrap();
+    assert!(
+        log.contains("wrong password") && log.contains("login from 127.0.0."),
+        "{log}"
+    );
+    assert!(!log.contains(&password));
+    // Sessions expire.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    curl(&format!("-b jar {PORTAL}/"))
+        .ok()
+        .says("location: /login");
+    // Failed logins are rate-limited per address.
+    for _ in 0..5 {
+        let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+        curl(&format!("-d csrf={t} -d password=nope {PORTAL}/login")).ok();
+    }
+    let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    curl(&format!(
+        "-d csrf={t} --data-urlencode password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("429 Too Many Requests");
+}
+
+#[test]
+fn portal_signs_in_with_the_client_certificate() {
+    let host = TestHost::new();
+    let out = create(&host, "mtls", &["--client-network-ip", "127.0.0.2"]);
+    out.says("Sign in to it with the client certificate");
+    out.never_says("Admin portal password");
+    let certs = host.dir().join("mtls");
+    let with_cert = format!(
+        "--cacert {d}/ca.pem --cert {d}/cert.pem --key {d}/key.pem",
+        d = certs.display()
+    );
+    // With the VCH's client certificate: straight in, named by its subject.
+    host.sh(&format!("curl -s -i {with_cert} {PORTAL}/"))
+        .ok()
+        .says("200 OK")
+        .says("certificate CN=")
+        .says("client CA:")
+        .says("expires in");
+    // Without one: the login page, which says how to get in (there is no password).
+    host.sh(&format!(
+        "curl -s -i --cacert {}/ca.pem {PORTAL}/login",
+        certs.display()
+    ))
+    .ok()
+    .says("signs in with its client certificate only")
+    .never_says("type=\"password\"");
+    // A certificate of another CA (another VCH's): the handshake is refused, and the refusal
+    // shown on the dashboard.
+    create(&host, "other", &["--client-network-ip", "127.0.0.3"]);
+    let other = host.dir().join("other");
+    host.sh(&format!(
+        "curl -s -i --cacert {d}/ca.pem --cert {o}/cert.pem --key {o}/key.pem {PORTAL}/",
+        d = certs.display(),
+        o = other.display()
+    ))
+    .fails();
+    host.sh(&format!("curl -s -i {with_cert} {PORTAL}/"))
+        .ok()
+        .says("TLS handshake from 127.0.0.");
+}
