@@ -20,6 +20,8 @@ fn csrf(page: &str) -> String {
 #[test]
 fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
     // Sessions of 2 seconds, to see one expire.
     let mut cmd = host.command(vic_testkit::vic_machine_bin());
     cmd.args([
@@ -29,6 +31,8 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         "--no-tls",
         "--client-network-ip",
         "127.0.0.2",
+        "--insecure-registry",
+        "127.0.0.1:5000",
     ])
     .env("VIC_PORTAL_SESSION_SECS", "2");
     let out = vic_testkit::run(cmd).ok();
@@ -41,6 +45,22 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         .trim()
         .to_owned();
     let curl = |args: &str| host.sh(&format!("curl -sk -i {args}"));
+    let env = out.docker_env();
+    let id = host
+        .docker(
+            &env,
+            [
+                "run",
+                "-d",
+                "127.0.0.1:5000/busybox",
+                "echo",
+                "hello-portal-log",
+            ],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
 
     // Not signed in: the login page; every answer carries the frame and content policy.
     curl(&format!("{PORTAL}/"))
@@ -93,6 +113,19 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         .says("200 OK")
         .says("endpoint ready")
         .says("refresh: 5");
+    // A container's log.
+    let mut seen = false;
+    for _ in 0..30 {
+        if curl(&format!("-b jar {PORTAL}/logs/{id}"))
+            .stdout
+            .contains("stdout hello-portal-log")
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(seen, "the container's log is not shown");
     // The bundle: the logs, never a key, the password or its hash.
     host.sh(&format!(
         "curl -sk -b jar -o bundle.tgz {PORTAL}/bundle.tar.gz"
@@ -101,6 +134,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     host.sh("tar -tzf bundle.tgz").ok().says("endpoint.log");
     let all = host.sh("tar -xzOf bundle.tgz").ok();
     all.says("endpoint ready")
+        .says("hello-portal-log")
         .never_says("PRIVATE KEY")
         .never_says("$argon2")
         .never_says(&password);
@@ -111,9 +145,37 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         "{log}"
     );
     assert!(!log.contains(&password));
+    // A new password (configure): sessions signed in with the old one end; the old one is
+    // refused, the new one signs in.
+    let reset = host
+        .vic_machine(["configure", "--name", "adm", "--reset-admin-password"])
+        .ok();
+    let new_password = reset
+        .stdout
+        .lines()
+        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
+        .expect("the new password is printed")
+        .trim()
+        .to_owned();
+    curl(&format!("-b jar {PORTAL}/"))
+        .ok()
+        .says("location: /login");
+    let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    curl(&format!(
+        "-d csrf={t} --data-urlencode password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("401 Unauthorized");
+    let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    curl(&format!(
+        "-c jar2 -d csrf={t} --data-urlencode password={new_password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("303 See Other");
+    curl(&format!("-b jar2 {PORTAL}/")).ok().says("200 OK");
     // Sessions expire.
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    curl(&format!("-b jar {PORTAL}/"))
+    curl(&format!("-b jar2 {PORTAL}/"))
         .ok()
         .says("location: /login");
     // Failed logins are rate-limited per address.
@@ -123,7 +185,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     }
     let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
     curl(&format!(
-        "-d csrf={t} --data-urlencode password={password} {PORTAL}/login"
+        "-d csrf={t} --data-urlencode password={new_password} {PORTAL}/login"
     ))
     .ok()
     .says("429 Too Many Requests");

@@ -34,8 +34,9 @@ const LOG_TAIL: u64 = 64 * 1024;
 /// What the portal needs besides the endpoint's own state.
 #[derive(Debug, Clone)]
 pub struct PortalSettings {
-    /// The admin password's PHC hash; `None` when only client certificates sign in.
-    pub password_hash: Option<String>,
+    /// The file holding the admin password's PHC hash, read at each attempt (so `vic-machine
+    /// configure` can change it); no file: only client certificates sign in.
+    pub password_file: PathBuf,
     /// The VCH's state folder (disk use, logs of containers).
     pub state_dir: PathBuf,
     /// The endpoint's log.
@@ -64,6 +65,8 @@ impl std::fmt::Debug for Portal {
 struct Session {
     client: IpAddr,
     expires: Instant,
+    /// The password hash it signed in with: a new password ends it.
+    hash: String,
 }
 
 struct PortalState {
@@ -77,11 +80,40 @@ struct PortalState {
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
     /// The last refusals (failed logins, failed handshakes), shown on the dashboard.
     refusals: Mutex<VecDeque<String>>,
+    /// Refusals logged in the current minute.
+    log_window: Mutex<Option<(Instant, u32)>>,
 }
 
+/// Refusals logged a minute at most.
+const MAX_LOGGED: u32 = 20;
+
 impl PortalState {
+    fn password_hash(&self) -> Option<String> {
+        std::fs::read_to_string(&self.settings.password_file)
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+    }
+
+    /// Records a refusal for the dashboard, and logs it: at most [`MAX_LOGGED`] a minute,
+    /// since anyone who reaches the port can cause them.
     fn refuse(&self, what: String) {
-        tracing::warn!(target: "portal", "{what}");
+        let log = self.log_window.lock().is_ok_and(|mut w| {
+            let now = Instant::now();
+            let (start, n) = w.get_or_insert((now, 0));
+            if now.duration_since(*start) > Duration::from_secs(60) {
+                if *n > MAX_LOGGED {
+                    tracing::warn!(target: "portal", suppressed = *n - MAX_LOGGED, "portal refusals not logged in the last minute");
+                }
+                *w = Some((now, 0));
+            }
+            let (_, n) = w.get_or_insert((now, 0));
+            *n += 1;
+            *n <= MAX_LOGGED
+        });
+        if log {
+            tracing::warn!(target: "portal", "{what}");
+        }
         if let Ok(mut r) = self.refusals.lock() {
             if r.len() == 20 {
                 r.pop_front();
@@ -112,6 +144,7 @@ impl Portal {
                 csrf: Mutex::default(),
                 failures: Mutex::default(),
                 refusals: Mutex::default(),
+                log_window: Mutex::default(),
             }),
         })
     }
@@ -281,8 +314,9 @@ fn session_user(state: &PortalState, req: &Request<Incoming>, client: IpAddr) ->
     let mut sessions = state.sessions.lock().ok()?;
     let now = Instant::now();
     sessions.retain(|_, s| s.expires > now);
+    let current = state.password_hash();
     let s = sessions.get_mut(&token)?;
-    if s.client != client {
+    if s.client != client || current.as_deref() != Some(s.hash.as_str()) {
         return None;
     }
     s.expires = now + state.settings.session_idle;
@@ -297,12 +331,12 @@ fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> R
         c.insert(token.clone(), now + Duration::from_secs(600));
     }
     let facts = state.app.facts();
-    let note = if state.settings.password_hash.is_some() {
+    let note = if state.password_hash().is_some() {
         "Sign in with the admin password printed by <code>vic-machine create</code>, or with the VCH's client certificate (<code>cert.pfx</code>) imported into your browser."
     } else {
         "This VCH signs in with its client certificate only: import <code>cert.pfx</code> from its certificate folder into your browser, then reload."
     };
-    let form = if state.settings.password_hash.is_some() {
+    let form = if state.password_hash().is_some() {
         format!(
             "<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{token}\"><label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" autofocus required></label><button type=\"submit\">Sign in</button></form>"
         )
@@ -374,9 +408,15 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
             StatusCode::FORBIDDEN,
         );
     }
-    let ok = state.settings.password_hash.as_deref().is_some_and(|h| {
-        vic_pki::verify_password(form.get("password").map_or("", String::as_str), h)
-    });
+    let hash = state.password_hash().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    // argon2 takes its time on purpose: off the async workers.
+    let checked = hash.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        !checked.is_empty() && vic_pki::verify_password(&password, &checked)
+    })
+    .await
+    .unwrap_or(false);
     if !ok {
         if let Ok(mut f) = state.failures.lock() {
             f.entry(ip).or_default().push_back(Instant::now());
@@ -391,6 +431,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
             Session {
                 client: ip,
                 expires: Instant::now() + state.settings.session_idle,
+                hash,
             },
         );
     }

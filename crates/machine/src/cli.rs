@@ -225,6 +225,10 @@ pub(crate) struct ConfigureArgs {
     /// Remove the whitelist (every registry allowed again)
     #[arg(long, conflicts_with = "whitelist_registry")]
     pub(crate) clear_whitelist_registry: bool,
+    /// Replace the admin portal's password with a new generated one, printed once (VCHs that
+    /// do not verify client certificates); signed-in sessions end
+    #[arg(long)]
+    pub(crate) reset_admin_password: bool,
     /// New firewall trust level of a container network, as alias:LEVEL (running containers
     /// get the new rules at once)
     #[arg(long, visible_alias = "cnf")]

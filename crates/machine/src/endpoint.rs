@@ -115,16 +115,6 @@ fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerCon
 
 /// What the admin portal shows and checks.
 fn portal_settings(cfg: &VchConfig, paths: &VchPaths) -> Result<vic_api::PortalSettings> {
-    let password_hash = match std::fs::read_to_string(paths.portal_password()) {
-        Ok(h) => Some(h.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(Error::Failed(format!(
-                "cannot read {}: {e}",
-                paths.portal_password().display()
-            )));
-        }
-    };
     let mut certificates = Vec::new();
     if cfg.tls != TlsLevel::None {
         certificates.push(("server".to_owned(), paths.server_cert()));
@@ -141,7 +131,7 @@ fn portal_settings(cfg: &VchConfig, paths: &VchPaths) -> Result<vic_api::PortalS
         .and_then(|s| s.parse().ok())
         .map_or(vic_api::PORTAL_SESSION_IDLE, std::time::Duration::from_secs);
     Ok(vic_api::PortalSettings {
-        password_hash,
+        password_file: paths.portal_password(),
         state_dir: paths.dir.clone(),
         log: paths.log(),
         certificates,

@@ -25,8 +25,27 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         || args.clear_registry_ca
         || args.clear_insecure_registry
         || args.clear_whitelist_registry;
+    if args.reset_admin_password {
+        if cfg.tls == crate::config::TlsLevel::Mutual {
+            return Err(Error::Usage(
+                "this VCH's admin portal signs in with client certificates only: there is no password to reset".into(),
+            ));
+        }
+        let p = vic_pki::generate_password();
+        vic_pki::write_private(
+            &paths.portal_password(),
+            vic_pki::hash_password(&p)?.as_bytes(),
+        )?;
+        out.info(format!(
+            "New admin portal password (shown only now; the VCH keeps just a hash of it): {p}"
+        ));
+    }
     let firewall_changes = firewall_changes(&args.container_network_firewall, &cfg)?;
     if !wants && firewall_changes.is_empty() {
+        if args.reset_admin_password {
+            out.info("Completed successfully");
+            return Ok(());
+        }
         out.info(
             "No registry or container network changes requested. Configuration left unchanged.",
         );
