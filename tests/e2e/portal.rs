@@ -106,6 +106,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         .says("adm")
         .says("API answering: <span class=\"ok\">ok</span>")
         .says("admin (password)")
+        .says("Registry 127.0.0.1:5000: <span class=\"ok\">ok</span>")
         .says("refused: wrong password")
         .says("bridge");
     curl(&format!("-b jar {PORTAL}/logs"))

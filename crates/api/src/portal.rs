@@ -296,7 +296,10 @@ async fn handle(
             r
         }
         _ if who.is_none() => redirect("/login"),
-        (Method::GET, "/") => dashboard(state, who.as_deref().unwrap_or_default()),
+        (Method::GET, "/") => {
+            let registries = registry_checks(&state.app.facts()).await;
+            dashboard(state, who.as_deref().unwrap_or_default(), &registries)
+        }
         (Method::GET, "/logs") => logs_page(state, None),
         (Method::GET, p) if p.starts_with("/logs/") => logs_page(state, Some(&p["/logs/".len()..])),
         (Method::GET, "/bundle.tar.gz") => bundle(state),
@@ -574,7 +577,33 @@ fn certificate_line(role: &str, path: &Path) -> Option<(String, i64)> {
     Some((format!("{role}: {}", s.subject), days))
 }
 
-fn dashboard(state: &PortalState, who: &str) -> Response<Body> {
+/// Whether each registry named in the policy (insecure and whitelisted hosts; not CIDRs or
+/// wildcards) accepts a TCP connection within a second, all checked at once.
+async fn registry_checks(facts: &crate::VchFacts) -> Vec<(String, bool)> {
+    let mut names: Vec<String> = facts
+        .insecure_registries
+        .iter()
+        .chain(&facts.whitelist)
+        .filter(|e| !e.contains('/') && !e.contains('*'))
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    let checks = names.into_iter().map(|name| async move {
+        let target = if name.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+            name.clone()
+        } else {
+            format!("{name}:443")
+        };
+        let ok = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(target))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        (name, ok)
+    });
+    futures_util::future::join_all(checks).await
+}
+
+fn dashboard(state: &PortalState, who: &str, registries: &[(String, bool)]) -> Response<Body> {
     let facts = state.app.facts();
     let containers = state.app.containers.list(true);
     let running = containers
@@ -666,7 +695,7 @@ fn dashboard(state: &PortalState, who: &str) -> Response<Body> {
          <dt>Docker API</dt><dd>{listen} · {tls}</dd><dt>Signed in as</dt><dd>{who}</dd>\
          <dt>Containers</dt><dd>{running} running, {stopped} stopped</dd><dt>Images</dt><dd>{images}</dd>\
          <dt>State folder</dt><dd>{disk:.1} MiB</dd><dt>Endpoint memory</dt><dd>{rss}</dd></dl></section>\
-         <section class=\"card\"><h2>Health</h2><ul class=\"list\"><li>API answering: {api}</li><li>Runtime {runtime}: {rt}</li></ul>\
+         <section class=\"card\"><h2>Health</h2><ul class=\"list\"><li>API answering: {api}</li><li>Runtime {runtime}: {rt}</li>{regs}</ul>\
          <h2>Certificates</h2><ul class=\"list\">{certs}</ul></section>\
          <section class=\"card\"><h2>Registries</h2><dl><dt>Policy</dt><dd>{policy}</dd><dt>Insecure</dt><dd>{insecure}</dd></dl>\
          <h2>Networks</h2><ul class=\"list\">{nets}</ul></section>\
@@ -683,6 +712,10 @@ fn dashboard(state: &PortalState, who: &str) -> Response<Body> {
         api = check(api_ok),
         runtime = esc(&facts.runtime.0),
         rt = check(runtime_ok),
+        regs = registries
+            .iter()
+            .map(|(r, ok)| format!("<li>Registry {}: {}</li>", esc(r), check(*ok)))
+            .collect::<String>(),
         policy = esc(&policy),
         insecure = esc(&insecure),
     );
