@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# What the tests need beyond install-deps.sh: docker-compose v1 and the docker-py SDK (PyPI),
+# What the tests need beyond install-deps.sh: Chromium (Debian), docker-compose v1 and the
+# docker-py SDK (PyPI),
 # in a virtualenv of their own at /opt/vic-test-python, with the versions compose v1 works
 # with (docker-py 6, requests 2.31, urllib3 1; PyYAML 5.4 built with Cython < 3).
 set -euo pipefail
+# The admin portal's browser test: headless Chromium and NSS's tools for its certificate store.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v pk12util >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium libnss3-tools fonts-dejavu-core >/dev/null
+fi
 venv=/opt/vic-test-python
 [ -x "$venv/bin/docker-compose" ] && exit 0
 python3 -m venv "$venv"

@@ -232,3 +232,57 @@ fn portal_signs_in_with_the_client_certificate() {
         .ok()
         .says("TLS handshake from 127.0.0.");
 }
+
+#[test]
+fn headless_chromium_shows_the_dashboard_to_the_client_certificate() {
+    let host = TestHost::new();
+    create(&host, "browse", &["--client-network-ip", "127.0.0.2"]);
+    let certs = host.dir().join("browse");
+    // A fresh profile whose certificate store holds the VCH's cert.pfx, as an admin imports it.
+    let home = host.path("chromium-home");
+    let nss = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&nss).unwrap();
+    host.sh(&format!(
+        "certutil -N --empty-password -d sql:{nss} && pk12util -i {c}/cert.pfx -d sql:{nss} -W \"$(cat {c}/cert.pfx.password)\"",
+        nss = nss.display(),
+        c = certs.display()
+    ))
+    .ok()
+    .says("PKCS12 IMPORT SUCCESSFUL");
+    // Headless Chromium cannot ask which certificate to send: a policy picks it, in this
+    // test's own mount namespace only (/etc/chromium of the machine is untouched).
+    let etc = host.path("etc-chromium");
+    std::fs::create_dir_all(etc.join("policies/managed")).unwrap();
+    std::fs::write(
+        etc.join("policies/managed/vic-test.json"),
+        r#"{"AutoSelectCertificateForUrls": ["{\"pattern\":\"https://127.0.0.2:2378\",\"filter\":{}}"]}"#,
+    )
+    .unwrap();
+    host.sh(&format!("mount --bind {} /etc/chromium", etc.display()))
+        .ok();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("portal-dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let dom = host
+        .sh(&format!(
+            "HOME={home} timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir={home}/profile --ignore-certificate-errors --window-size=1280,900 --dump-dom {PORTAL}/ 2>/dev/null",
+            home = home.display()
+        ))
+        .ok();
+    dom.says("Signed in as")
+        .says("certificate CN=browse client")
+        .says("API answering");
+    host.sh(&format!(
+        "HOME={home} timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir={home}/profile --ignore-certificate-errors --window-size=1280,900 --screenshot={shot} {PORTAL}/",
+        home = home.display(),
+        shot = shot.display()
+    ))
+    .ok();
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}

@@ -172,6 +172,9 @@ impl Portal {
                         .await
                     {
                         Ok(Ok(tls)) => tls,
+                        // A connection closed before it said anything (a browser's spare
+                        // connection, a port check) is not a refusal.
+                        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
                         Ok(Err(e)) => {
                             state.refuse(format!("TLS handshake from {remote} refused: {e}"));
                             return;
@@ -590,14 +593,20 @@ async fn registry_checks(facts: &crate::VchFacts) -> Vec<(String, bool)> {
     names.sort();
     names.dedup();
     let checks = names.into_iter().map(|name| async move {
-        let target = if name.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        let target = if name
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
             name.clone()
         } else {
             format!("{name}:443")
         };
-        let ok = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(target))
-            .await
-            .is_ok_and(|r| r.is_ok());
+        let ok = tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(target),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
         (name, ok)
     });
     futures_util::future::join_all(checks).await
