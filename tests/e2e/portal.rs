@@ -286,3 +286,47 @@ fn headless_chromium_shows_the_dashboard_to_the_client_certificate() {
         png.len()
     );
 }
+
+#[test]
+fn portal_warns_of_a_certificate_about_to_expire() {
+    let host = TestHost::new();
+    // A server certificate of the admin's own, valid ten more days.
+    host.sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
+         -subj /CN=127.0.0.2 -addext subjectAltName=IP:127.0.0.2 \
+         -addext keyUsage=digitalSignature,keyEncipherment,keyAgreement \
+         -addext extendedKeyUsage=serverAuth -keyout short-key.pem -out short.pem 2>&1",
+    )
+    .ok();
+    let out = create(
+        &host,
+        "short",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--tls-server-cert",
+            "short.pem",
+            "--tls-server-key",
+            "short-key.pem",
+            "--no-tlsverify",
+        ],
+    );
+    let password = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
+        .expect("a VCH without client verification gets a password")
+        .trim()
+        .to_owned();
+    let curl = |args: &str| host.sh(&format!("curl -s -i --cacert short.pem {args}"));
+    let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
+    curl(&format!(
+        "-c jar -d csrf={t} --data-urlencode password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("303 See Other");
+    curl(&format!("-b jar {PORTAL}/"))
+        .ok()
+        .says("server: CN=127.0.0.2")
+        .says("<span class=\"bad\">expires in 9 days — renew soon");
+}
