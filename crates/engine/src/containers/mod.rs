@@ -74,6 +74,9 @@ pub struct CreateRequest {
     pub extra_networks: Vec<NetworkAttachment>,
 }
 
+/// In a container's folder while it is paused (`docker pause`).
+const PAUSED_MARKER: &str = "paused";
+
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
 /// any image).
 pub(crate) const INIT_BINARY: &str = "/usr/bin/tini-static";
@@ -603,27 +606,29 @@ impl ContainerService {
         if rec.started_at.is_none() {
             return Status::Created;
         }
-        // One read of the pid file decides: absent means the monitor is just starting.
-        let monitor_pid = std::fs::read_to_string(dir.join("monitor.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        let Some(monitor_pid) = monitor_pid else {
-            return match self.runc.state(&rec.id) {
-                Ok(s) => Status::Running { pid: s.pid },
-                Err(_) => Status::Running { pid: 0 },
-            };
+        // Files only, no runtime call: this runs for every container on every list, start and
+        // rule refresh. The pid file (runc's `--pid-file`) and the pause marker (written by
+        // `pause`) say the rest.
+        let read_pid = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
         };
-        let monitor_alive =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor_pid), None).is_ok();
-        if !monitor_alive {
-            // The monitor records the exit just before it ends: look again, or this read could
-            // fall between the two.
-            return read_exit(&dir).unwrap_or(Status::Dead);
+        let pid = read_pid("init.pid").map_or(0, i64::from);
+        // Absent monitor pid: the monitor is just starting.
+        if let Some(monitor_pid) = read_pid("monitor.pid") {
+            let monitor_alive =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor_pid), None).is_ok();
+            if !monitor_alive {
+                // The monitor records the exit just before it ends: look again, or this read
+                // could fall between the two.
+                return read_exit(&dir).unwrap_or(Status::Dead);
+            }
         }
-        match self.runc.state(&rec.id) {
-            Ok(s) if s.status == "paused" => Status::Paused { pid: s.pid },
-            Ok(s) => Status::Running { pid: s.pid },
-            Err(_) => Status::Running { pid: 0 },
+        if dir.join(PAUSED_MARKER).exists() {
+            Status::Paused { pid }
+        } else {
+            Status::Running { pid }
         }
     }
 
@@ -1013,7 +1018,8 @@ impl ContainerService {
         std::fs::create_dir_all(&bundle).map_err(|e| internal("bundle", e))?;
         vic_runtime::write_bundle(&spec, &bundle, &rootfs)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        // A new run: the previous exit and monitor are history.
+        // A new run: the previous exit, monitor and pause are history.
+        let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
         let _ = std::fs::remove_file(dir.join("exit.json"));
         let _ = std::fs::remove_file(dir.join("monitor.pid"));
         let _ = self.runc.delete(&id, true);
@@ -1575,11 +1581,14 @@ impl ContainerService {
         match (pause, &st) {
             (true, Status::Running { .. }) => {
                 self.runc.pause(&id).map_err(|e| internal("pause", e))?;
+                std::fs::write(self.dir(&id).join(PAUSED_MARKER), b"")
+                    .map_err(|e| internal("pause", e))?;
                 self.emit("pause", &rec, &[]);
                 Ok(())
             }
             (false, Status::Paused { .. }) => {
                 self.runc.resume(&id).map_err(|e| internal("unpause", e))?;
+                let _ = std::fs::remove_file(self.dir(&id).join(PAUSED_MARKER));
                 self.emit("unpause", &rec, &[]);
                 Ok(())
             }
