@@ -218,7 +218,10 @@ fn run(a: &Args) -> Result<(), String> {
         .bind()
         .map_err(|e| format!("cannot listen for attach clients: {e}"))?;
 
-    let mut create = runc(&["create", "--bundle", &a.bundle]);
+    // `run --detach` creates and starts in one runtime process (one fewer than create +
+    // start); the container's output is read only once it returned, so what the runtime
+    // itself prints on a failure never counts as the container's.
+    let mut create = runc(&["run", "--detach", "--bundle", &a.bundle]);
     let input: Input = Arc::new(Mutex::new(None));
     let mut pumps = Vec::new();
     let (console, outputs) = if a.tty {
@@ -274,12 +277,10 @@ fn run(a: &Args) -> Result<(), String> {
             .status();
         format!("OCI runtime {what} failed: {why}")
     };
-    let started_ok = created_ok
-        && matches!(runc(&["start", &a.id]).stdout(Stdio::null()).stderr(Stdio::null()).status(), Ok(s) if s.success());
-    if !started_ok {
+    if !created_ok {
         // What runc printed about its failure is in the pipes, unread: not the container's
         // output.
-        let message = failed(if created_ok { "start" } else { "create" });
+        let message = failed("create");
         report(&format!("error {message}"));
         return Err(message);
     }

@@ -1377,8 +1377,10 @@ impl ContainerService {
 
     /// Whether the container has finished (exit recorded or monitor gone).
     pub fn finished(&self, id: &str) -> bool {
-        self.load(id)
-            .is_ok_and(|r| matches!(self.status(&r), Status::Exited { .. } | Status::Dead))
+        // Removed counts as finished: a `logs --follow` of a container removed meanwhile ends.
+        self.load(id).map_or(true, |r| {
+            matches!(self.status(&r), Status::Exited { .. } | Status::Dead)
+        })
     }
 
     /// `docker exec` (create): records what to run in a running container.
