@@ -1022,7 +1022,7 @@ impl ContainerService {
         let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
         let _ = std::fs::remove_file(dir.join("exit.json"));
         let _ = std::fs::remove_file(dir.join("monitor.pid"));
-        let _ = self.runc.delete(&id, true);
+        self.forget_runtime_state(&id);
         let mut monitor = Command::new(&self.monitor);
         if rec.tty {
             monitor.arg("--tty");
@@ -1373,6 +1373,14 @@ impl ContainerService {
             .filter_map(|l| serde_json::from_slice::<LogLine>(l).ok())
             .collect();
         Ok((lines, offset + end as u64))
+    }
+
+    /// `runc delete` of `id`'s runtime state, when there is some (a new container has none:
+    /// no runtime process to spend on it).
+    fn forget_runtime_state(&self, id: &str) {
+        if self.runtime_root.join(id).exists() {
+            let _ = self.runc.delete(id, true);
+        }
     }
 
     /// Whether the container has finished (exit recorded or monitor gone).
@@ -1746,7 +1754,7 @@ impl ContainerService {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        let _ = self.runc.delete(&id, true);
+        self.forget_runtime_state(&id);
         self.announce_exit(&rec);
         let dir = self.dir(&id);
         if let (Some(Status::Exited { code, .. }), Ok(mut removed)) =
