@@ -367,6 +367,11 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
     let ip = remote.ip();
     let limited = state.failures.lock().is_ok_and(|mut f| {
         let now = Instant::now();
+        // Addresses whose failures are all old are forgotten: the map stays small.
+        f.retain(|_, q| {
+            q.back()
+                .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
+        });
         let q = f.entry(ip).or_default();
         while q
             .front()
