@@ -8,6 +8,16 @@ use crate::create;
 
 const PORTAL: &str = "https://127.0.0.2:2378";
 
+/// The admin password a vic-machine command printed (once).
+fn printed_password(run: &vic_testkit::Run, what: &str) -> String {
+    run.stdout
+        .lines()
+        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
+        .unwrap_or_else(|| panic!("{what}: {run:?}"))
+        .trim()
+        .to_owned()
+}
+
 /// The value of `name="csrf" value="..."` in a login page.
 fn csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
@@ -37,13 +47,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     .env("VIC_PORTAL_SESSION_SECS", "2");
     let out = vic_testkit::run(cmd).ok();
     out.says(&format!("Admin portal: {PORTAL}/"));
-    let password = out
-        .stdout
-        .lines()
-        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
-        .expect("the password is printed")
-        .trim()
-        .to_owned();
+    let password = printed_password(&out, "the password is printed");
     let curl = |args: &str| host.sh(&format!("curl -sk -i {args}"));
     let env = out.docker_env();
     let id = host
@@ -151,13 +155,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     let reset = host
         .vic_machine(["configure", "--name", "adm", "--reset-admin-password"])
         .ok();
-    let new_password = reset
-        .stdout
-        .lines()
-        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
-        .expect("the new password is printed")
-        .trim()
-        .to_owned();
+    let new_password = printed_password(&reset, "the new password is printed");
     curl(&format!("-b jar {PORTAL}/"))
         .ok()
         .says("location: /login");
@@ -311,13 +309,7 @@ fn portal_warns_of_a_certificate_about_to_expire() {
             "--no-tlsverify",
         ],
     );
-    let password = out
-        .stdout
-        .lines()
-        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
-        .expect("a VCH without client verification gets a password")
-        .trim()
-        .to_owned();
+    let password = printed_password(&out, "a VCH without client verification gets a password");
     let curl = |args: &str| host.sh(&format!("curl -s -i --cacert short.pem {args}"));
     let t = csrf(&curl(&format!("{PORTAL}/login")).ok().stdout);
     curl(&format!(

@@ -21,21 +21,29 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The VCH's server certificate chain and key, as the endpoint and the portal serve them.
+fn server_identity(
+    paths: &VchPaths,
+) -> Result<(
+    Vec<vic_pki::CertificateDer<'static>>,
+    vic_pki::PrivateKeyDer<'static>,
+)> {
+    let chain = vic_pki::load_bundle(&paths.server_cert())?.certs;
+    let key = vic_pki::load_bundle(&paths.server_key())?
+        .keys
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "no private key in {}",
+                paths.server_key().display()
+            ))
+        })?;
+    Ok((chain, key))
+}
+
 fn security(cfg: &VchConfig, paths: &VchPaths) -> Result<Security> {
-    let identity = || -> Result<_> {
-        let chain = vic_pki::load_bundle(&paths.server_cert())?.certs;
-        let key = vic_pki::load_bundle(&paths.server_key())?
-            .keys
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                Error::Failed(format!(
-                    "no private key in {}",
-                    paths.server_key().display()
-                ))
-            })?;
-        Ok((chain, key))
-    };
+    let identity = || server_identity(paths);
     Ok(match cfg.tls {
         TlsLevel::None => Security::Plain {
             allowed_hosts: AllowedHosts::new(&cfg.allowed_hosts),
@@ -94,17 +102,7 @@ fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerCon
             ClientAuth::None,
         )?);
     }
-    let chain = vic_pki::load_bundle(&paths.server_cert())?.certs;
-    let key = vic_pki::load_bundle(&paths.server_key())?
-        .keys
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::Failed(format!(
-                "no private key in {}",
-                paths.server_key().display()
-            ))
-        })?;
+    let (chain, key) = server_identity(paths)?;
     let auth = if cfg.tls == TlsLevel::Mutual {
         ClientAuth::Optional(vic_pki::load_bundle(&paths.client_cas())?.certs)
     } else {

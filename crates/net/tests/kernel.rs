@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use vic_net::{ipam, link, nat, netns};
+use vic_net::{link, nat, netns};
 
 fn in_ns(ns: &std::path::Path, cmd: &str) -> std::process::Output {
     Command::new("nsenter")
@@ -58,7 +58,6 @@ fn the_rendered_table_is_accepted_by_nft() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("dnat to 172.16.0.2:80"), "{listed}");
     assert_eq!(listed.matches("dnat to").count(), 1, "{listed}");
-    let _ = ipam::mac_for("172.16.0.2".parse().unwrap());
     netns::remove(&p).unwrap();
 }
 

@@ -704,14 +704,7 @@ impl Drop for Peer {
                 let _ = c.wait();
             }
         }
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-            .map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
+        kill_netns_processes(&self.ns);
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.ns])
             .status();
@@ -755,14 +748,7 @@ impl Drop for TestHost {
         }
         // Then everything still in the network namespace (endpoints not yet registered, the
         // fixtures), and the mount namespace holder.
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.ns])
-            .output()
-            .map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
+        kill_netns_processes(&self.ns);
         if let Ok(mut children) = self.children.lock() {
             for c in children.iter_mut() {
                 let _ = c.kill();
@@ -774,6 +760,18 @@ impl Drop for TestHost {
             .status();
         let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.ns));
     }
+}
+
+/// Kills every process left in network namespace `ns`.
+fn kill_netns_processes(ns: &str) {
+    let _ = Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        });
 }
 
 /// Makes a client certificate signed by the CA in `ca_cert`/`ca_key` (PEM files), valid from

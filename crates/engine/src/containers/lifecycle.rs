@@ -209,8 +209,10 @@ impl ContainerService {
             Err(_) => false,
         };
         if new {
-            // Its published ports go with it.
-            self.refresh_names(None);
+            // Its neighbours forget its name, and its published ports go.
+            if !rec.attachments().is_empty() {
+                self.refresh_names(None);
+            }
             if let Some(Err(e)) = (!rec.published.is_empty()).then(|| self.refresh_rules(None)) {
                 tracing::warn!(container = %rec.id, error = %e, "cannot unpublish ports");
             }

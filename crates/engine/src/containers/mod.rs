@@ -1769,7 +1769,9 @@ impl ContainerService {
         vic_runtime::unmount(&dir.join("rootfs"))
             .map_err(|e| internal("cannot unmount the root", e))?;
         self.disconnect(&id)?;
-        self.refresh_names(None);
+        if !rec.attachments().is_empty() {
+            self.refresh_names(None);
+        }
         std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);

@@ -55,6 +55,16 @@ fn host_veth(id: &str) -> String {
     format!("vv{}", &id[..11.min(id.len())])
 }
 
+/// The host end of the veth behind container `id`'s interface `iface` (`eth1`, ...) on a
+/// further network; a prefix of its own, so it never collides with [`host_veth`].
+fn extra_veth(id: &str, iface: &str) -> String {
+    format!(
+        "vx{}{}",
+        &id[..10.min(id.len())],
+        iface.trim_start_matches("eth")
+    )
+}
+
 /// The first lines of every container's `/etc/hosts`.
 const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
@@ -344,11 +354,10 @@ impl ContainerService {
             }
         };
         rec.extra_networks[i].ip = Some(ip);
-        let index = att.iface.trim_start_matches("eth");
         link::attach(&link::Attachment {
             netns: path,
             bridge: &net.bridge,
-            host_if: &format!("vx{}{index}", &rec.id[..10]),
+            host_if: &extra_veth(&rec.id, &att.iface),
             container_if: &att.iface,
             address: ip,
             subnet: net.subnet,
@@ -449,9 +458,7 @@ impl ContainerService {
             )));
         };
         let att = rec.extra_networks.remove(i);
-        let index = att.iface.trim_start_matches("eth");
-        link::remove_link(&format!("vx{}{index}", &rec.id[..10]))
-            .map_err(|e| internal("veth", e))?;
+        link::remove_link(&extra_veth(&rec.id, &att.iface)).map_err(|e| internal("veth", e))?;
         self.save(&rec)?;
         drop(_guard);
         self.refresh_names(None);
@@ -699,9 +706,7 @@ impl ContainerService {
         link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))?;
         if let Ok(rec) = self.load(id) {
             for e in &rec.extra_networks {
-                let index = e.iface.trim_start_matches("eth");
-                link::remove_link(&format!("vx{}{index}", &id[..10]))
-                    .map_err(|e| internal("veth", e))?;
+                link::remove_link(&extra_veth(id, &e.iface)).map_err(|e| internal("veth", e))?;
             }
         }
         Ok(())

@@ -31,11 +31,7 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
                 "this VCH's admin portal signs in with client certificates only: there is no password to reset".into(),
             ));
         }
-        let p = vic_pki::generate_password();
-        vic_pki::write_private(
-            &paths.portal_password(),
-            vic_pki::hash_password(&p)?.as_bytes(),
-        )?;
+        let p = crate::commands::create::new_admin_password(&paths)?;
         out.info(format!(
             "New admin portal password (shown only now; the VCH keeps just a hash of it): {p}"
         ));

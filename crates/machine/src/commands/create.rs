@@ -229,12 +229,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     let portal_password = if cfg.tls == TlsLevel::Mutual {
         None
     } else {
-        let p = vic_pki::generate_password();
-        vic_pki::write_private(
-            &paths.portal_password(),
-            vic_pki::hash_password(&p)?.as_bytes(),
-        )?;
-        Some(p)
+        Some(new_admin_password(&paths)?)
     };
     cfg.save(&paths)?;
 
@@ -343,6 +338,17 @@ fn check_address_free(root: &Path, ip: Option<IpAddr>, port: u16) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// A new admin portal password: its hash replaces the VCH's (0600); the password itself is
+/// returned to be shown once.
+pub(crate) fn new_admin_password(paths: &VchPaths) -> Result<String> {
+    let p = vic_pki::generate_password();
+    vic_pki::write_private(
+        &paths.portal_password(),
+        vic_pki::hash_password(&p)?.as_bytes(),
+    )?;
+    Ok(p)
 }
 
 /// Polls the endpoint until `/_ping` answers; reports the endpoint's own error if it exits.
