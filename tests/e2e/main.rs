@@ -6,6 +6,7 @@
 mod certs;
 mod clients;
 mod containers;
+mod day2;
 mod machine;
 mod networks;
 mod portal;

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// A malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// The client's certificate does not allow this (read-only role, revoked).
+    #[error("{0}")]
+    Forbidden(String),
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] vic_engine::EngineError),
@@ -44,6 +47,7 @@ impl ApiError {
             Self::Version(_) => StatusCode::BAD_REQUEST,
             Self::InvalidHost { .. } | Self::EmptyHost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Engine(e) => match e.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,

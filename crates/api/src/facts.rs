@@ -17,4 +17,6 @@ pub struct VchFacts {
     pub whitelist: Vec<String>,
     /// The OCI runtime's name and binary (`--container-runtime`).
     pub runtime: (String, String),
+    /// Certificates whose expiry `docker info` warns about: (what it is for, PEM file).
+    pub certificates: Vec<(String, std::path::PathBuf)>,
 }

@@ -16,5 +16,5 @@ pub use error::ApiError;
 pub use facts::VchFacts;
 pub use host_check::AllowedHosts;
 pub use listener::{Endpoint, EndpointHandle, Security};
-pub use portal::{Portal, PortalSettings, SESSION_IDLE as PORTAL_SESSION_IDLE};
+pub use portal::{Portal, PortalHandle, PortalSettings, SESSION_IDLE as PORTAL_SESSION_IDLE};
 pub use routes::{UNIMPLEMENTED, UnimplementedOp};

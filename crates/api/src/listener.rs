@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -12,10 +12,11 @@ use tokio_rustls::TlsAcceptor;
 use crate::service::{ConnInfo, State};
 use crate::{AllowedHosts, VchFacts};
 
-/// Changes a serving endpoint's reported facts (after `vic-machine configure`).
+/// Changes a serving endpoint (after `vic-machine configure`).
 #[derive(Debug, Clone)]
 pub struct EndpointHandle {
     pub(crate) app: crate::routes::Shared,
+    tls: Arc<RwLock<Option<LiveTls>>>,
 }
 
 impl EndpointHandle {
@@ -26,6 +27,22 @@ impl EndpointHandle {
             Err(p) => *p.into_inner() = facts,
         }
     }
+
+    /// Serves new connections with `config` and `trust` (a new server certificate, client
+    /// CAs, deny list, or verification turned on or off). Connections already open keep the
+    /// session they have; requests on them are checked against the new deny list.
+    pub fn set_tls(
+        &self,
+        config: Arc<ServerConfig>,
+        trust: Option<Arc<vic_pki::ClientTrust>>,
+    ) -> Result<(), &'static str> {
+        let mut live = self.tls.write().unwrap_or_else(|p| p.into_inner());
+        if live.is_none() {
+            return Err("this endpoint serves plain HTTP: TLS cannot be turned on while it serves");
+        }
+        *live = Some(LiveTls::new(config, trust));
+        Ok(())
+    }
 }
 
 /// How the Docker API is secured: the three levels of the seeds.
@@ -33,25 +50,47 @@ impl EndpointHandle {
 pub enum Security {
     /// Plain HTTP (`--no-tls`, port 2375). The Host header is checked against these names.
     Plain { allowed_hosts: AllowedHosts },
-    /// TLS; `verify_clients` is true when `config` requires a client certificate.
+    /// TLS; with `trust`, client certificates are required and verified by it (mutual TLS).
     Tls {
         config: Arc<ServerConfig>,
-        verify_clients: bool,
+        trust: Option<Arc<vic_pki::ClientTrust>>,
     },
+}
+
+/// The TLS side of a serving endpoint, replaced whole by [`EndpointHandle::set_tls`].
+#[derive(Clone)]
+pub(crate) struct LiveTls {
+    acceptor: TlsAcceptor,
+    pub(crate) trust: Option<Arc<vic_pki::ClientTrust>>,
+}
+
+impl std::fmt::Debug for LiveTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTls")
+            .field("verifies_clients", &self.trust.is_some())
+            .finish()
+    }
+}
+
+impl LiveTls {
+    fn new(config: Arc<ServerConfig>, trust: Option<Arc<vic_pki::ClientTrust>>) -> Self {
+        Self {
+            acceptor: TlsAcceptor::from(config),
+            trust,
+        }
+    }
 }
 
 /// A bound, not yet serving, Docker API endpoint.
 pub struct Endpoint {
     listener: TcpListener,
     state: Arc<State>,
-    tls: Option<TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
             .field("listener", &self.listener)
-            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -72,20 +111,18 @@ impl Endpoint {
         let listener = TcpListener::bind(addr).await?;
         let (tls, allowed_hosts) = match security {
             Security::Plain { allowed_hosts } => (None, Some(allowed_hosts)),
-            Security::Tls { config, .. } => (Some(TlsAcceptor::from(config)), None),
+            Security::Tls { config, trust } => (Some(LiveTls::new(config, trust)), None),
         };
-        let state = Arc::new(State::new(facts, images, containers, allowed_hosts));
-        Ok(Self {
-            listener,
-            state,
-            tls,
-        })
+        let state = Arc::new(State::new(facts, images, containers, allowed_hosts, tls));
+        Ok(Self { listener, state })
     }
 
-    /// A handle to change what the endpoint reports while it serves.
+    /// A handle to change what the endpoint reports and how it secures new connections
+    /// while it serves.
     pub fn handle(&self) -> EndpointHandle {
         EndpointHandle {
             app: self.state.app.clone(),
+            tls: self.state.tls.clone(),
         }
     }
 
@@ -113,7 +150,13 @@ impl Endpoint {
                 },
             };
             let state = self.state.clone();
-            let tls = self.tls.clone();
+            // The configuration in force when the connection arrives serves all of it.
+            let tls = self
+                .state
+                .tls
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let failures = failures.clone();
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
@@ -122,25 +165,20 @@ impl Endpoint {
                         let info = ConnInfo {
                             remote,
                             client: Arc::from("none (plain HTTP)"),
+                            role: vic_pki::Role::Full,
+                            leaf: None,
                         };
                         serve(stream, state, info).await;
                     }
-                    Some(acceptor) => {
+                    Some(live) => {
                         let accepted =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, live.acceptor.accept(stream))
+                                .await;
                         match accepted {
                             Ok(Ok(tls)) => {
-                                let client = client_identity(&tls);
-                                tracing::debug!(%remote, %client, "tls handshake complete");
-                                serve(
-                                    tls,
-                                    state,
-                                    ConnInfo {
-                                        remote,
-                                        client: client.into(),
-                                    },
-                                )
-                                .await;
+                                let info = client_identity(&tls, remote, live.trust.as_deref());
+                                tracing::debug!(%remote, client = %info.client, role = %info.role, "tls handshake complete");
+                                serve(tls, state, info).await;
                             }
                             Ok(Err(e)) => {
                                 failures.record(remote, &e.to_string());
@@ -177,14 +215,33 @@ where
     }
 }
 
-/// The subject of the verified client certificate, or `anonymous` when none was presented.
-fn client_identity(tls: &tokio_rustls::server::TlsStream<TcpStream>) -> String {
+/// Who the client is: the subject of its verified certificate (`anonymous` when it
+/// presented none, as server-only TLS allows) and the role its certificate grants.
+fn client_identity(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+    remote: SocketAddr,
+    trust: Option<&vic_pki::ClientTrust>,
+) -> ConnInfo {
     let (_, conn) = tls.get_ref();
-    conn.peer_certificates()
-        .and_then(|certs| certs.first())
+    let chain = conn.peer_certificates().unwrap_or_default();
+    let client = chain
+        .first()
         .and_then(|der| vic_pki::summarize(der).ok())
         .map(|s| s.subject)
-        .unwrap_or_else(|| "anonymous".to_owned())
+        .unwrap_or_else(|| "anonymous".to_owned());
+    let role = match trust {
+        Some(t) => t.role(chain),
+        // Without client verification anyone connecting has every right.
+        None => vic_pki::Role::Full,
+    };
+    ConnInfo {
+        remote,
+        client: client.into(),
+        role,
+        leaf: trust
+            .and_then(|_| chain.first())
+            .map(|c| Arc::new(c.clone().into_owned())),
+    }
 }
 
 /// Logs failed handshakes, at most [`HandshakeLog::PER_MINUTE`] a minute: anyone who can reach

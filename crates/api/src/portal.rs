@@ -41,8 +41,6 @@ pub struct PortalSettings {
     pub state_dir: PathBuf,
     /// The endpoint's log.
     pub log: PathBuf,
-    /// Certificates shown on the dashboard with their expiry: (role, PEM file).
-    pub certificates: Vec<(String, PathBuf)>,
     /// Session timeout (tests shorten it).
     pub session_idle: Duration,
 }
@@ -50,8 +48,28 @@ pub struct PortalSettings {
 /// A bound, not yet serving, admin portal.
 pub struct Portal {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<std::sync::RwLock<TlsAcceptor>>,
     state: Arc<PortalState>,
+}
+
+/// Changes the TLS configuration of a serving portal (after `vic-machine configure`): new
+/// connections use it, open ones keep theirs.
+#[derive(Clone)]
+pub struct PortalHandle {
+    acceptor: Arc<std::sync::RwLock<TlsAcceptor>>,
+}
+
+impl std::fmt::Debug for PortalHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PortalHandle")
+    }
+}
+
+impl PortalHandle {
+    /// Serves new connections with `tls`.
+    pub fn set_tls(&self, tls: Arc<ServerConfig>) {
+        *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = TlsAcceptor::from(tls);
+    }
 }
 
 impl std::fmt::Debug for Portal {
@@ -135,7 +153,7 @@ impl Portal {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self {
             listener,
-            acceptor: TlsAcceptor::from(tls),
+            acceptor: Arc::new(std::sync::RwLock::new(TlsAcceptor::from(tls))),
             state: Arc::new(PortalState {
                 settings,
                 app: endpoint.app.clone(),
@@ -147,6 +165,13 @@ impl Portal {
                 log_window: Mutex::default(),
             }),
         })
+    }
+
+    /// A handle to replace the TLS configuration while the portal serves.
+    pub fn handle(&self) -> PortalHandle {
+        PortalHandle {
+            acceptor: self.acceptor.clone(),
+        }
     }
 
     /// Serves until `shutdown` completes.
@@ -164,7 +189,11 @@ impl Portal {
                     }
                 },
             };
-            let acceptor = self.acceptor.clone();
+            let acceptor = self
+                .acceptor
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let state = self.state.clone();
             tokio::spawn(async move {
                 let tls =
@@ -636,7 +665,7 @@ fn dashboard(state: &PortalState, who: &str, registries: &[(String, bool)]) -> R
         .unwrap_or_default();
     let disk = vic_engine::disk_usage(&state.settings.state_dir);
     let mut certs = String::new();
-    for (role, path) in &state.settings.certificates {
+    for (role, path) in &facts.certificates {
         if let Some((line, days)) = certificate_line(role, path) {
             let class = if days < 30 { "bad" } else { "ok" };
             let warn = if days < 30 {

@@ -18,6 +18,10 @@ pub(crate) struct ConnInfo {
     pub(crate) remote: SocketAddr,
     /// Certificate subject of the client, `anonymous`, or `none (plain HTTP)`.
     pub(crate) client: Arc<str>,
+    /// What the client's certificate allows (full without client verification).
+    pub(crate) role: vic_pki::Role,
+    /// The verified client certificate, checked against the deny list at every request.
+    pub(crate) leaf: Option<Arc<vic_pki::CertificateDer<'static>>>,
 }
 
 #[derive(Debug)]
@@ -25,6 +29,8 @@ pub(crate) struct State {
     router: Router,
     pub(crate) app: crate::routes::Shared,
     allowed_hosts: Option<AllowedHosts>,
+    /// `None` for plain HTTP.
+    pub(crate) tls: Arc<std::sync::RwLock<Option<crate::listener::LiveTls>>>,
 }
 
 impl State {
@@ -33,6 +39,7 @@ impl State {
         images: Arc<vic_engine::ImageService>,
         containers: Arc<vic_engine::ContainerService>,
         allowed_hosts: Option<AllowedHosts>,
+        tls: Option<crate::listener::LiveTls>,
     ) -> Self {
         let app = Arc::new(crate::routes::AppState {
             facts: std::sync::RwLock::new(facts),
@@ -43,7 +50,37 @@ impl State {
             router: crate::routes::router(app.clone()),
             app,
             allowed_hosts,
+            tls: Arc::new(std::sync::RwLock::new(tls)),
         }
+    }
+
+    /// Why this connection's client may not make this request now, if it may not: its
+    /// certificate was revoked since it connected, or its role is read-only and the request
+    /// is not a read.
+    fn refusal(&self, info: &ConnInfo, method: &axum::http::Method, path: &str) -> Option<String> {
+        if let Some(leaf) = &info.leaf {
+            let trust = self
+                .tls
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .and_then(|t| t.trust.clone());
+            if trust.is_some_and(|t| t.is_revoked(leaf)) {
+                return Some(format!(
+                    "the client certificate {} has been revoked: ask the VCH administrator for a new one",
+                    info.client
+                ));
+            }
+        }
+        let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
+        // The websocket attach is a GET that writes to the container's stdin.
+        if info.role == vic_pki::Role::ReadOnly && (!read || path.ends_with("/attach/ws")) {
+            return Some(format!(
+                "the client certificate {} is read-only on this VCH: {method} {path} is refused (read-only clients may list, inspect and read logs and events); ask the VCH administrator for a full-access certificate",
+                info.client
+            ));
+        }
+        None
     }
 }
 
@@ -57,7 +94,10 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = route(&state, &info, req.map(Body::new)).await;
+    let mut resp = match state.refusal(&info, &method, &path) {
+        Some(why) => ApiError::Forbidden(why).into_response(),
+        None => route(&state, &info, req.map(Body::new)).await,
+    };
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Ostype", HeaderValue::from_static("linux"));
@@ -71,6 +111,7 @@ pub(crate) async fn handle(
         status = resp.status().as_u16(),
         duration_ms = start.elapsed().as_secs_f64() * 1000.0,
         client = %info.client,
+        role = %info.role,
         remote = %info.remote,
         "api request"
     );
@@ -168,6 +209,7 @@ mod route_tests {
             insecure_registries: vec![],
             whitelist: vec![],
             runtime: ("runc".into(), "/usr/sbin/runc".into()),
+            certificates: vec![],
         };
         let dir = tempfile::tempdir().unwrap().keep();
         let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());
@@ -189,6 +231,7 @@ mod route_tests {
             images,
             Arc::new(containers),
             plain.then(|| AllowedHosts::new(["127.0.0.2", "vch.test"])),
+            None,
         )
     }
 
@@ -196,6 +239,8 @@ mod route_tests {
         let info = ConnInfo {
             remote: "127.0.0.9:5000".parse().unwrap(),
             client: Arc::from("t"),
+            role: vic_pki::Role::Full,
+            leaf: None,
         };
         let mut b = Request::builder().method(method).uri(path);
         if let Some(h) = host {
@@ -275,6 +320,41 @@ mod route_tests {
                 .await
                 .0,
             200
+        );
+    }
+
+    #[test]
+    fn read_only_clients_may_only_read() {
+        let s = state(false);
+        let info = |role| ConnInfo {
+            remote: "127.0.0.9:5000".parse().unwrap(),
+            client: Arc::from("CN=viewer"),
+            role,
+            leaf: None,
+        };
+        let ro = info(vic_pki::Role::ReadOnly);
+        for (method, path) in [
+            ("GET", "/v1.44/containers/json"),
+            ("HEAD", "/_ping"),
+            ("GET", "/v1.44/containers/x/logs"),
+        ] {
+            assert_eq!(s.refusal(&ro, &method.parse().unwrap(), path), None);
+        }
+        for (method, path) in [
+            ("POST", "/v1.44/containers/create"),
+            ("DELETE", "/v1.44/images/x"),
+            ("PUT", "/v1.44/containers/x/archive"),
+            ("GET", "/v1.44/containers/x/attach/ws"),
+        ] {
+            let why = s
+                .refusal(&ro, &method.parse().unwrap(), path)
+                .unwrap_or_else(|| panic!("{method} {path} allowed"));
+            assert!(why.contains("CN=viewer is read-only"), "{why}");
+        }
+        let full = info(vic_pki::Role::Full);
+        assert_eq!(
+            s.refusal(&full, &"POST".parse().unwrap(), "/v1.44/containers/create"),
+            None
         );
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct CertRequest {
     pub(crate) tls_ca: Vec<PathBuf>,
     pub(crate) key_size: KeySize,
     pub(crate) orgs: Vec<String>,
+    /// Lifetime of generated leaf certificates (the CA lives at least as long).
+    pub(crate) days: u32,
 }
 
 /// The material the endpoint serves with and what clients need.
@@ -40,6 +42,54 @@ pub(crate) struct CertOutcome {
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
     pub(crate) docker_host: String,
+}
+
+/// Writes a client pair into `dir`: `cert.pem`, `key.pem` (0600), and `cert.pfx` with its
+/// password for browsers, saying where.
+pub(crate) fn write_client_files(
+    dir: &Path,
+    client: &vic_pki::GeneratedPair,
+    ca_der: &CertificateDer<'_>,
+    out: &mut Out,
+) -> Result<()> {
+    vic_pki::write_public(&dir.join("cert.pem"), client.cert_pem.as_bytes())?;
+    vic_pki::write_private(&dir.join("key.pem"), client.key_pem.as_bytes())?;
+    let password = vic_pki::random_hex(8);
+    match vic_pki::pfx_bundle(client, ca_der, &password) {
+        Ok(pfx) => {
+            vic_pki::write_private(&dir.join("cert.pfx"), &pfx)?;
+            vic_pki::write_private(
+                &dir.join("cert.pfx.password"),
+                format!("{password}\n").as_bytes(),
+            )?;
+            out.info(format!(
+                "Generated browser friendly PFX client certificate - certificate in {}/cert.pfx",
+                dir.display()
+            ));
+            out.info(format!(
+                "The PFX import password is {password} (also in {}/cert.pfx.password)",
+                dir.display()
+            ));
+        }
+        Err(e) => out.warn(format!(
+            "Failed to generate browser friendly PFX client certificate: {e}"
+        )),
+    }
+    Ok(())
+}
+
+/// The profile of the client pair made at create (and renewed by configure).
+pub(crate) fn default_client_profile(
+    vch: &str,
+    orgs: &[String],
+    days: u32,
+) -> vic_pki::ClientProfile {
+    vic_pki::ClientProfile {
+        common_name: format!("{vch} client"),
+        orgs: orgs.to_vec(),
+        read_only: false,
+        days,
+    }
 }
 
 fn now() -> i64 {
@@ -79,20 +129,30 @@ fn folder_is_empty(dir: &Path, name: &str) -> bool {
 }
 
 /// The names of the server certificate, and the names a custom certificate must cover.
-struct Names {
-    cname: String,
-    generate: Vec<HostName>,
-    required: Vec<HostName>,
+pub(crate) struct Names {
+    pub(crate) cname: String,
+    pub(crate) generate: Vec<HostName>,
+    pub(crate) required: Vec<HostName>,
 }
 
 fn names(req: &CertRequest, out: &mut Out) -> Names {
+    server_names(req.cname.as_deref(), req.listen_ip, out)
+}
+
+/// The names for a server certificate with `cname` (if given) on `listen_ip` (all addresses
+/// when `None`).
+pub(crate) fn server_names(
+    wanted: Option<&str>,
+    listen_ip: Option<IpAddr>,
+    out: &mut Out,
+) -> Names {
     let host = host::hostname();
     let mut generate = Vec::new();
     let mut required = Vec::new();
-    let cname = match (&req.cname, req.listen_ip) {
+    let cname = match (wanted, listen_ip) {
         (Some(c), _) => {
             required.push(HostName::parse(c));
-            c.clone()
+            c.to_owned()
         }
         (None, Some(ip)) => {
             out.info(format!(
@@ -104,7 +164,7 @@ fn names(req: &CertRequest, out: &mut Out) -> Names {
         (None, None) => host.clone(),
     };
     generate.push(HostName::parse(&cname));
-    match req.listen_ip {
+    match listen_ip {
         Some(ip) => generate.push(HostName::Ip(ip)),
         None => {
             generate.push(HostName::parse(&host));
@@ -116,7 +176,7 @@ fn names(req: &CertRequest, out: &mut Out) -> Names {
     }
     let mut seen = std::collections::BTreeSet::new();
     generate.retain(|n| seen.insert(n.clone()));
-    if req.cname.is_none() && req.listen_ip.is_none() {
+    if wanted.is_none() && listen_ip.is_none() {
         out.info(format!(
             "No --tls-cname or --client-network-ip given: the API listens on all addresses of this host; \
              certificates name it {cname:?} and cover {} - use --tls-cname or --client-network-ip to choose",
@@ -222,7 +282,12 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
             "Generating CA certificate/key pair - private key in {}",
             ca_key.display()
         ));
-        let ca = vic_pki::generate_ca(&req.name, &req.orgs, next_key())?;
+        let ca = vic_pki::generate_ca(
+            &req.name,
+            &req.orgs,
+            vic_pki::CA_DAYS.max(req.days),
+            next_key(),
+        )?;
         vic_pki::write_public(&ca_file, ca.cert_pem.as_bytes())?;
         vic_pki::write_private(&ca_key, ca.key_pem.as_bytes())?;
         Some(ca)
@@ -246,6 +311,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
                         &names.cname,
                         &names.generate,
                         &req.orgs,
+                        req.days,
                         next_key(),
                     )?
                 }
@@ -259,6 +325,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
                         &names.cname,
                         &names.generate,
                         &req.orgs,
+                        req.days,
                         next_key(),
                     )?
                 }
@@ -276,31 +343,13 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
             "Generating client certificate/key pair - private key in {}",
             key_file.display()
         ));
-        let client = vic_pki::generate_client(&ca.signer()?, &req.name, &req.orgs, next_key())?;
-        vic_pki::write_public(&cert_file, client.cert_pem.as_bytes())?;
-        vic_pki::write_private(&key_file, client.key_pem.as_bytes())?;
+        let client = vic_pki::generate_client(
+            &ca.signer()?,
+            &default_client_profile(&req.name, &req.orgs, req.days),
+            next_key(),
+        )?;
+        write_client_files(cert_path, &client, &ca.cert_der, out)?;
         client_ok = true;
-        let password = vic_pki::random_hex(8);
-        match vic_pki::pfx_bundle(&client, &ca.cert_der, &password) {
-            Ok(pfx) => {
-                vic_pki::write_private(&cert_path.join("cert.pfx"), &pfx)?;
-                vic_pki::write_private(
-                    &cert_path.join("cert.pfx.password"),
-                    format!("{password}\n").as_bytes(),
-                )?;
-                out.info(format!(
-                    "Generated browser friendly PFX client certificate - certificate in {}/cert.pfx",
-                    cert_path.display()
-                ));
-                out.info(format!(
-                    "The PFX import password is {password} (also in {}/cert.pfx.password)",
-                    cert_path.display()
-                ));
-            }
-            Err(e) => out.warn(format!(
-                "Failed to generate browser friendly PFX client certificate: {e}"
-            )),
-        }
     }
 
     let client_cas = match level {

@@ -25,8 +25,11 @@ pub(crate) enum Command {
     Ls(RootArgs),
     /// Show a VCH's configuration and how to connect to it
     Inspect(InspectArgs),
-    /// Update VCH configuration (registry policy) while it runs
+    /// Update VCH configuration (certificates, registry policy, firewalls) while it runs
     Configure(ConfigureArgs),
+    /// Issue, list and revoke a VCH's client certificates
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Start a stopped VCH's endpoint
     Start(LifecycleArgs),
     /// Stop a VCH's endpoint (its state is kept)
@@ -40,6 +43,68 @@ pub(crate) enum Command {
     /// Run a VCH's endpoint in the foreground (started by `create`)
     #[command(hide = true)]
     Endpoint(EndpointArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Issue a client certificate from the VCH's CA for a named user
+    Issue(CertIssueArgs),
+    /// List the client certificates of a VCH
+    Ls(CertNameArgs),
+    /// Revoke a client certificate: refused at the handshake from now on
+    Revoke(CertRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertNameArgs {
+    /// Name of the VCH
+    #[arg(long, short = 'n', default_value = "virtual-container-host")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertIssueArgs {
+    #[command(flatten)]
+    pub(crate) vch: CertNameArgs,
+    /// Who the certificate is for (its Common Name)
+    #[arg(long)]
+    pub(crate) user: String,
+    /// The certificate may only read (GET and HEAD: ps, logs, inspect, images, events)
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Folder for the new files; must not exist yet. Default: ./<vch>-<user>/
+    #[arg(long, visible_alias = "cert-path")]
+    pub(crate) tls_cert_path: Option<PathBuf>,
+    /// Lifetime in days
+    #[arg(long, default_value_t = vic_pki::LEAF_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub(crate) certificate_validity_days: u32,
+    /// Size of the RSA key: 2048, 3072 or 4096
+    #[arg(long, visible_alias = "ksz", default_value_t = 2048)]
+    pub(crate) certificate_key_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertRevokeArgs {
+    #[command(flatten)]
+    pub(crate) vch: CertNameArgs,
+    /// The user whose certificate is revoked (as given to `cert issue`; `default` for the
+    /// pair made at create)
+    #[arg(long, conflicts_with_all = ["serial", "fingerprint", "cert"])]
+    pub(crate) user: Option<String>,
+    /// Serial number (hex, colons allowed)
+    #[arg(long, conflicts_with_all = ["fingerprint", "cert"])]
+    pub(crate) serial: Option<String>,
+    /// SHA-256 fingerprint (hex, colons allowed)
+    #[arg(long, conflicts_with = "cert")]
+    pub(crate) fingerprint: Option<String>,
+    /// The certificate file itself
+    #[arg(long)]
+    pub(crate) cert: Option<PathBuf>,
+    /// Time allowed for the endpoint to apply the change
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -83,7 +148,7 @@ pub(crate) struct CreateArgs {
     #[arg(long, visible_alias = "kv")]
     pub(crate) no_tlsverify: bool,
     /// Disable TLS support completely (plain HTTP on port 2375: insecure)
-    #[arg(long, short = 'k', conflicts_with_all = ["no_tlsverify", "tls_server_cert", "tls_server_key", "tls_ca", "tls_cname"])]
+    #[arg(long, short = 'k', conflicts_with_all = ["no_tlsverify", "tls_server_cert", "tls_server_key", "tls_ca", "tls_ca_readonly", "tls_cname"])]
     pub(crate) no_tls: bool,
     /// Virtual Container Host x509 certificate file (server certificate): PEM, DER, PKCS#12 or PKCS#7
     #[arg(long, visible_alias = "cert")]
@@ -94,9 +159,17 @@ pub(crate) struct CreateArgs {
     /// Certificate authority file used to verify client certificates (repeatable)
     #[arg(long, visible_alias = "ca")]
     pub(crate) tls_ca: Vec<PathBuf>,
+    /// Certificate authority whose client certificates may only read: list, inspect, logs,
+    /// events (GET and HEAD requests); anything else gets 403 (repeatable)
+    #[arg(long)]
+    pub(crate) tls_ca_readonly: Vec<PathBuf>,
     /// Size of the RSA keys of generated certificates: 2048, 3072 or 4096
     #[arg(long, visible_alias = "ksz", default_value_t = 2048)]
     pub(crate) certificate_key_size: u32,
+    /// Lifetime in days of the generated server and client certificates (the CA lives ten
+    /// years, or longer if this is longer)
+    #[arg(long, default_value_t = vic_pki::LEAF_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub(crate) certificate_validity_days: u32,
     /// Organization recorded in generated certificates (repeatable). Defaults to the VCH name
     #[arg(long)]
     pub(crate) organization: Vec<String>,
@@ -233,9 +306,65 @@ pub(crate) struct ConfigureArgs {
     /// get the new rules at once)
     #[arg(long, visible_alias = "cnf")]
     pub(crate) container_network_firewall: Vec<String>,
+    #[command(flatten)]
+    pub(crate) tls: ConfigureTlsArgs,
     /// Time allowed for the endpoint to apply the change
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
+}
+
+/// The certificate changes of `configure`, applied live by the endpoint.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ConfigureTlsArgs {
+    /// New Common Name: regenerate the server certificate from the VCH's CA for it (the CA
+    /// and client certificates are kept, so clients keep working)
+    #[arg(long)]
+    pub(crate) tls_cname: Option<String>,
+    /// Replace the server certificate with this one (validated as at create)
+    #[arg(long, visible_alias = "cert")]
+    pub(crate) tls_server_cert: Option<PathBuf>,
+    /// The private key of --tls-server-cert
+    #[arg(long, visible_alias = "key")]
+    pub(crate) tls_server_key: Option<PathBuf>,
+    /// Also trust client certificates of this CA (repeatable); with --remove-tls-ca this
+    /// rotates the client CA with an overlap window
+    #[arg(long, visible_alias = "ca")]
+    pub(crate) tls_ca: Vec<PathBuf>,
+    /// Also trust client certificates of this CA, for read operations only (repeatable)
+    #[arg(long)]
+    pub(crate) tls_ca_readonly: Vec<PathBuf>,
+    /// Stop trusting the client CAs in this file (repeatable)
+    #[arg(long)]
+    pub(crate) remove_tls_ca: Vec<PathBuf>,
+    /// Stop verifying client certificates (server-only TLS: anyone who reaches the API can use it)
+    #[arg(long, visible_alias = "kv", conflicts_with = "tlsverify")]
+    pub(crate) no_tlsverify: bool,
+    /// Verify client certificates again (mutual TLS)
+    #[arg(long)]
+    pub(crate) tlsverify: bool,
+    /// Renew the generated certificates before they expire: the server certificate, the
+    /// default client certificate and the CA (same key and name, so every certificate it
+    /// issued stays valid)
+    #[arg(long)]
+    pub(crate) renew_certificates: bool,
+    /// Lifetime in days of certificates generated now
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub(crate) certificate_validity_days: Option<u32>,
+}
+
+impl ConfigureTlsArgs {
+    /// Whether any certificate change was asked for.
+    pub(crate) fn any(&self) -> bool {
+        self.tls_cname.is_some()
+            || self.tls_server_cert.is_some()
+            || self.tls_server_key.is_some()
+            || !self.tls_ca.is_empty()
+            || !self.tls_ca_readonly.is_empty()
+            || !self.remove_tls_ca.is_empty()
+            || self.no_tlsverify
+            || self.tlsverify
+            || self.renew_certificates
+    }
 }
 
 #[derive(Debug, Args)]

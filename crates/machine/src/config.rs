@@ -61,7 +61,11 @@ pub(crate) struct CreateOptions {
     pub(crate) tls_server_cert: Option<PathBuf>,
     pub(crate) tls_server_key: Option<PathBuf>,
     pub(crate) tls_ca: Vec<PathBuf>,
+    #[serde(default)]
+    pub(crate) tls_ca_readonly: Vec<PathBuf>,
     pub(crate) certificate_key_size: u32,
+    #[serde(default = "default_validity_days")]
+    pub(crate) certificate_validity_days: u32,
     pub(crate) organization: Vec<String>,
     pub(crate) client_network_ip: Option<IpAddr>,
 }
@@ -150,6 +154,10 @@ pub(crate) fn default_bridge_width() -> u8 {
     16
 }
 
+fn default_validity_days() -> u32 {
+    vic_pki::LEAF_DAYS
+}
+
 fn default_runtime() -> String {
     "runc".to_owned()
 }
@@ -194,8 +202,17 @@ impl VchPaths {
     pub(crate) fn server_key(&self) -> PathBuf {
         self.tls_dir().join("server-key.pem")
     }
+    /// Full-access client CAs.
     pub(crate) fn client_cas(&self) -> PathBuf {
         self.tls_dir().join("client-ca.pem")
+    }
+    /// Read-only client CAs (`--tls-ca-readonly`).
+    pub(crate) fn client_cas_read_only(&self) -> PathBuf {
+        self.tls_dir().join("client-ca-readonly.pem")
+    }
+    /// Issued and revoked client certificates.
+    pub(crate) fn clients(&self) -> PathBuf {
+        self.tls_dir().join("clients.json")
     }
     /// The configuration generation the endpoint applies.
     pub(crate) fn applied(&self) -> PathBuf {
@@ -240,6 +257,15 @@ impl VchConfig {
         Ok(())
     }
 
+    /// The organizations of generated certificates (`--organization`, default the VCH name).
+    pub(crate) fn orgs(&self) -> Vec<String> {
+        if self.options.organization.is_empty() {
+            vec![self.name.clone()]
+        } else {
+            self.options.organization.clone()
+        }
+    }
+
     /// `host:port` as the docker CLI dials it.
     pub(crate) fn docker_host_port(&self) -> String {
         format!("{}:{}", bracket(&self.docker_host), self.port)
@@ -261,6 +287,13 @@ impl VchConfig {
         let ip = self.listen_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         std::net::SocketAddr::new(ip, self.port)
     }
+}
+
+/// Now, in RFC 3339 (UTC).
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// `[::1]` for IPv6 literals, the name otherwise.

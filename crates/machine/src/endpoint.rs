@@ -43,32 +43,20 @@ fn server_identity(
 }
 
 fn security(cfg: &VchConfig, paths: &VchPaths) -> Result<Security> {
-    let identity = || server_identity(paths);
-    Ok(match cfg.tls {
-        TlsLevel::None => Security::Plain {
+    if cfg.tls == TlsLevel::None {
+        return Ok(Security::Plain {
             allowed_hosts: AllowedHosts::new(&cfg.allowed_hosts),
-        },
-        TlsLevel::ServerOnly => {
-            let (chain, key) = identity()?;
-            Security::Tls {
-                config: vic_pki::server_config(chain, key, ClientAuth::None)?,
-                verify_clients: false,
-            }
-        }
-        TlsLevel::Mutual => {
-            let (chain, key) = identity()?;
-            let cas = vic_pki::load_bundle(&paths.client_cas())?.certs;
-            if cas.is_empty() {
-                return Err(Error::Failed(format!(
-                    "no client CA in {}: refusing to serve a mutual-TLS VCH without one",
-                    paths.client_cas().display()
-                )));
-            }
-            Security::Tls {
-                config: vic_pki::server_config(chain, key, ClientAuth::Required(cas))?,
-                verify_clients: true,
-            }
-        }
+        });
+    }
+    let (chain, key) = server_identity(paths)?;
+    let trust = crate::clients::trust(cfg, paths, false)?;
+    let auth = match &trust {
+        Some(t) => ClientAuth::Verify(t.clone()),
+        None => ClientAuth::None,
+    };
+    Ok(Security::Tls {
+        config: vic_pki::server_config(chain, key, auth)?,
+        trust,
     })
 }
 
@@ -88,6 +76,7 @@ fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerCon
             &cfg.docker_host,
             &names,
             std::slice::from_ref(&cfg.name),
+            vic_pki::LEAF_DAYS,
             vic_pki::KeySize::EcP256,
         )?;
         let key =
@@ -103,26 +92,15 @@ fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerCon
         )?);
     }
     let (chain, key) = server_identity(paths)?;
-    let auth = if cfg.tls == TlsLevel::Mutual {
-        ClientAuth::Optional(vic_pki::load_bundle(&paths.client_cas())?.certs)
-    } else {
-        ClientAuth::None
+    let auth = match crate::clients::trust(cfg, paths, true)? {
+        Some(t) => ClientAuth::Verify(t),
+        None => ClientAuth::None,
     };
     Ok(vic_pki::server_config(chain, key, auth)?)
 }
 
 /// What the admin portal shows and checks.
-fn portal_settings(cfg: &VchConfig, paths: &VchPaths) -> Result<vic_api::PortalSettings> {
-    let mut certificates = Vec::new();
-    if cfg.tls != TlsLevel::None {
-        certificates.push(("server".to_owned(), paths.server_cert()));
-    }
-    if cfg.tls == TlsLevel::Mutual {
-        certificates.push(("client CA".to_owned(), paths.client_cas()));
-    }
-    if let Some(c) = &cfg.client_cert {
-        certificates.push(("client".to_owned(), c.clone()));
-    }
+fn portal_settings(paths: &VchPaths) -> Result<vic_api::PortalSettings> {
     // Tests shorten sessions to see them expire.
     let session_idle = std::env::var("VIC_PORTAL_SESSION_SECS")
         .ok()
@@ -132,7 +110,6 @@ fn portal_settings(cfg: &VchConfig, paths: &VchPaths) -> Result<vic_api::PortalS
         password_file: paths.portal_password(),
         state_dir: paths.dir.clone(),
         log: paths.log(),
-        certificates,
         session_idle,
     })
 }
@@ -217,6 +194,7 @@ fn facts(cfg: &VchConfig, paths: &VchPaths) -> Result<VchFacts> {
                 .display()
                 .to_string(),
         ),
+        certificates: crate::clients::watched_certificates(cfg, paths),
     })
 }
 
@@ -248,29 +226,93 @@ fn mark_applied(paths: &VchPaths, generation: u64) {
     }
 }
 
+/// Logs a warning for each certificate of the VCH that expires within 30 days.
+fn log_expiry(cfg: &VchConfig, paths: &VchPaths) {
+    for notice in crate::clients::expiry_notices(cfg, paths) {
+        tracing::warn!(
+            certificate = %notice.label,
+            subject = %notice.subject,
+            days_left = notice.days_left,
+            "{notice}: renew it with vic-machine configure --name {} --renew-certificates",
+            cfg.name
+        );
+    }
+}
+
+/// Checks certificate expiry twice a day for as long as the endpoint runs.
+async fn watch_expiry(paths: VchPaths) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(12 * 3600));
+    loop {
+        tick.tick().await;
+        if let Ok(cfg) = VchConfig::load(&paths) {
+            log_expiry(&cfg, &paths);
+        }
+    }
+}
+
+/// Everything a reload swaps, built before anything is swapped.
+struct Reload {
+    cfg: VchConfig,
+    settings: vic_registry::ClientSettings,
+    facts: VchFacts,
+    security: Security,
+    portal_tls: Arc<rustls::ServerConfig>,
+}
+
+fn prepare_reload(paths: &VchPaths) -> Result<Reload> {
+    let cfg = VchConfig::load(paths)?;
+    Ok(Reload {
+        settings: registry_settings(&cfg, paths)?,
+        facts: facts(&cfg, paths)?,
+        security: security(&cfg, paths)?,
+        portal_tls: portal_tls(&cfg, paths)?,
+        cfg,
+    })
+}
+
 /// Re-reads the configuration on SIGHUP and applies what can change while serving: the
-/// registry policy and trust.
+/// registry policy and trust, the server certificate, client CAs and deny list, client
+/// verification on or off, container network firewalls. Nothing is applied unless all of it
+/// loads; open connections and containers are left alone.
 async fn reload_on_hangup(
     paths: VchPaths,
     images: Arc<vic_engine::ImageService>,
     containers: Arc<vic_engine::ContainerService>,
     handle: vic_api::EndpointHandle,
+    portal: vic_api::PortalHandle,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        let applied = VchConfig::load(&paths).and_then(|cfg| {
-            let settings = registry_settings(&cfg, &paths)?;
-            let facts = facts(&cfg, &paths)?;
-            Ok((cfg, settings, facts))
-        });
-        match applied {
-            Ok((cfg, settings, facts)) => {
+        match prepare_reload(&paths) {
+            Ok(Reload {
+                cfg,
+                settings,
+                facts,
+                security,
+                portal_tls,
+            }) => {
+                if let Security::Tls { config, trust } = security {
+                    let (full, read_only) = trust.as_ref().map_or((0, 0), |t| t.counts());
+                    let revoked = trust.as_ref().map_or(0, |t| t.revocations().len());
+                    match handle.set_tls(config, trust) {
+                        Ok(()) => tracing::info!(
+                            security = cfg.tls.describe(),
+                            full_access_cas = full,
+                            read_only_cas = read_only,
+                            revoked,
+                            "tls configuration reloaded: new connections use it"
+                        ),
+                        Err(e) => tracing::error!(error = e, "tls configuration not applied"),
+                    }
+                }
+                portal.set_tls(portal_tls);
                 tracing::info!(policy = %settings.policy, "configuration reloaded");
                 images.set_registry(settings);
                 handle.set_facts(facts);
+                log_expiry(&cfg, &paths);
                 let specs: Vec<_> = cfg
                     .container_networks
                     .iter()
@@ -380,7 +422,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .map_err(|e| Error::Failed(format!("cannot listen on {addr}: {e}")))?;
         let portal_addr = std::net::SocketAddr::new(addr.ip(), PORTAL_PORT);
         let portal = {
-            let settings = portal_settings(&cfg, &paths)?;
+            let settings = portal_settings(&paths)?;
             let tls = portal_tls(&cfg, &paths)?;
             let handle = endpoint.handle();
             let bound = if cfg.listen_ip.is_none() {
@@ -400,13 +442,16 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
                 ))
             })?
         };
+        let portal_handle = portal.handle();
         tokio::spawn(portal.run(std::future::pending()));
         tokio::spawn(reload_on_hangup(
             paths.clone(),
             images,
             reload_with,
             endpoint.handle(),
+            portal_handle,
         ));
+        tokio::spawn(watch_expiry(paths.clone()));
         mark_applied(&paths, cfg.generation);
         vic_pki::write_public(&paths.pid(), format!("{}\n", std::process::id()).as_bytes())?;
         tracing::info!(

@@ -2,6 +2,7 @@
 
 mod certs;
 mod cli;
+mod clients;
 mod cnetworks;
 mod commands;
 mod config;
@@ -12,13 +13,14 @@ mod host;
 mod output;
 mod ping;
 mod process;
+mod rotate;
 mod systemd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{CertCommand, Cli, Command};
 use crate::output::Out;
 
 fn main() -> ExitCode {
@@ -30,6 +32,13 @@ fn main() -> ExitCode {
         Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
         Command::Inspect(args) => ("inspect", commands::inspect::run(args, &mut out)),
         Command::Configure(args) => ("configure", commands::configure::run(args, &mut out)),
+        Command::Cert(CertCommand::Issue(args)) => {
+            ("cert issue", commands::cert::issue(args, &mut out))
+        }
+        Command::Cert(CertCommand::Ls(args)) => ("cert ls", commands::cert::ls(args, &mut out)),
+        Command::Cert(CertCommand::Revoke(args)) => {
+            ("cert revoke", commands::cert::revoke(args, &mut out))
+        }
         Command::Start(args) => ("start", commands::lifecycle::start(args, &mut out)),
         Command::Stop(args) => ("stop", commands::lifecycle::stop(args, &mut out)),
         Command::Restart(args) => ("restart", commands::lifecycle::restart(args, &mut out)),

@@ -13,21 +13,28 @@ mod load;
 mod name;
 mod password;
 mod tls;
+mod trust;
 mod validate;
 
 pub use error::PkiError;
 pub use files::{create_private_dir, write_atomic, write_private, write_public};
 pub use generate::{
-    CaSigner, GeneratedPair, KeySize, NewKey, generate_ca, generate_client,
-    generate_self_signed_server, generate_server, pfx_bundle, random_hex,
+    CA_DAYS, CaSigner, ClientProfile, GeneratedPair, KeySize, LEAF_DAYS, NewKey, generate_ca,
+    generate_client, generate_self_signed_server, generate_server, pfx_bundle, random_hex,
+    renew_ca,
 };
-pub use inspect::{CertSummary, summarize};
+pub use inspect::{
+    CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, expiring, expiry_notice, format_time, summarize,
+};
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
 pub use password::{generate_password, hash_password, verify_password};
 pub use tls::{
     ClientAuth, PinnedServer, client_config, dangerous_unverified_client_config,
     install_crypto_provider, ping_client_config, server_config, system_roots,
+};
+pub use trust::{
+    ClientTrust, READ_ONLY_OU, Revocations, Role, fingerprint, normalize_hex, serial_hex,
 };
 pub use validate::{
     ServerCheck, check_ca_bundle, check_client_cert, check_server_identity, key_matches_cert,

@@ -240,10 +240,13 @@ mod tests {
 
     #[test]
     fn pkcs12_round_trip_without_password() {
-        let ca = crate::generate_ca("t", &[], crate::KeySize::EcP256).unwrap();
-        let client =
-            crate::generate_client(&ca.signer().unwrap(), "t", &[], crate::KeySize::EcP256)
-                .unwrap();
+        let ca = crate::generate_ca("t", &[], crate::CA_DAYS, crate::KeySize::EcP256).unwrap();
+        let client = crate::generate_client(
+            &ca.signer().unwrap(),
+            &crate::ClientProfile::new("t client"),
+            crate::KeySize::EcP256,
+        )
+        .unwrap();
         let pfx = crate::pfx_bundle(&client, &ca.cert_der, "").unwrap();
         let b = parse_bundle(Path::new("x.pfx"), &pfx).unwrap();
         assert!(b.pkcs12);

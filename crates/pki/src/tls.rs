@@ -3,7 +3,6 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::PkiError;
@@ -11,14 +10,12 @@ use crate::PkiError;
 /// Who may connect to a TLS listener.
 #[derive(Debug)]
 pub enum ClientAuth {
-    /// Mutual TLS: a client certificate chained to one of these CAs (and no others: not the
-    /// system roots) is required.
-    Required(Vec<CertificateDer<'static>>),
+    /// A client certificate is verified by this [`crate::ClientTrust`] (the VCH's client CAs
+    /// and nothing else, not the system roots; its deny list). Whether one is required is
+    /// the trust's own choice (`optional` when it was made).
+    Verify(Arc<crate::ClientTrust>),
     /// Server-only TLS: no client certificate is requested.
     None,
-    /// A client certificate chained to one of these CAs is checked when the client offers
-    /// one; a client may also offer none (the admin portal then asks for a password).
-    Optional(Vec<CertificateDer<'static>>),
 }
 
 /// Installs aws-lc-rs as the process's rustls provider (a no-op when one is installed).
@@ -26,7 +23,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
@@ -43,24 +40,9 @@ pub fn server_config(
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls)?;
-    let optional = matches!(auth, ClientAuth::Optional(_));
     let builder = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::Required(cas) | ClientAuth::Optional(cas) => {
-            let mut roots = RootCertStore::empty();
-            for ca in cas {
-                roots.add(ca).map_err(tls)?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
-            let verifier = if optional {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            }
-            .build()
-            .map_err(|e| PkiError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        ClientAuth::Verify(trust) => builder.with_client_cert_verifier(trust),
     };
     let mut config = builder.with_single_cert(chain, key).map_err(tls)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

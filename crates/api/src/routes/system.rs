@@ -236,6 +236,15 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
         }
     }
     security_options.push("name=seccomp,profile=builtin".to_owned());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (label, path) in &facts.certificates {
+        for notice in vic_pki::expiring(label, path, now) {
+            warnings.push(format!(
+                "WARNING: {notice}: renew it with vic-machine configure --name {} --renew-certificates",
+                facts.name
+            ));
+        }
+    }
     let images = state.images.list().map(|l| l.len() as u64).unwrap_or(0);
     Json(SystemInfo {
         id: facts.id.clone(),

@@ -1,5 +1,6 @@
-//! `vic-machine configure`: change a running VCH's registry policy and trust. The new
-//! configuration is written atomically, the endpoint is told with SIGHUP, and the command
+//! `vic-machine configure`: change a running VCH's certificates, client trust, registry
+//! policy and container network firewalls. Everything is validated first; the new
+//! configuration is then written atomically, the endpoint is told with SIGHUP, and the command
 //! waits until the endpoint says it applies it.
 
 use std::time::{Duration, Instant};
@@ -37,14 +38,20 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         ));
     }
     let firewall_changes = firewall_changes(&args.container_network_firewall, &cfg)?;
-    if !wants && firewall_changes.is_empty() {
-        if args.reset_admin_password {
-            out.info("Completed successfully");
-            return Ok(());
+    let tls_plan = if args.tls.any() {
+        Some(crate::rotate::plan(&args.tls, &cfg, &paths, out)?)
+    } else {
+        None
+    };
+    if !wants && firewall_changes.is_empty() && tls_plan.is_none() {
+        if !args.reset_admin_password {
+            out.info(
+                "No certificate regeneration requested. No new certificates provided. Certificates left unchanged.",
+            );
+            out.info(
+                "No registry or container network changes requested. Configuration left unchanged.",
+            );
         }
-        out.info(
-            "No registry or container network changes requested. Configuration left unchanged.",
-        );
         out.info("Completed successfully");
         return Ok(());
     }
@@ -62,7 +69,10 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         }
     }
     if !wants {
-        return apply(&args, &mut cfg, &paths, out);
+        if let Some(plan) = tls_plan {
+            plan.commit(&mut cfg, &paths, out)?;
+        }
+        return apply(&mut cfg, &paths, args.timeout, out);
     }
     // Validate everything before changing anything.
     let cas = if r.registry_ca.is_empty() {
@@ -94,7 +104,10 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
     };
     probe_registries(&policy, &probe_cas, out);
 
-    // Apply: CA file, then the config (the endpoint reads both on SIGHUP).
+    // Apply: certificates, CA file, then the config (the endpoint reads them on SIGHUP).
+    if let Some(plan) = tls_plan {
+        plan.commit(&mut cfg, &paths, out)?;
+    }
     match cas {
         Some((files, certs)) => {
             vic_pki::write_public(&paths.registry_cas(), certs::chain_pem(&certs).as_bytes())?;
@@ -106,7 +119,7 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         }
         None => {}
     }
-    apply(&args, &mut cfg, &paths, out)
+    apply(&mut cfg, &paths, args.timeout, out)
 }
 
 /// `--container-network-firewall alias:LEVEL` entries, each naming an existing network.
@@ -134,11 +147,12 @@ fn firewall_changes(
     Ok(out)
 }
 
-/// Saves `cfg` as the next generation and waits for the endpoint to apply it.
-fn apply(
-    args: &ConfigureArgs,
+/// Saves `cfg` as the next generation and waits for the endpoint to apply it (and what was
+/// written beside it: certificates, client list).
+pub(crate) fn apply(
     cfg: &mut crate::config::VchConfig,
     paths: &crate::config::VchPaths,
+    timeout: Duration,
     out: &mut Out,
 ) -> Result<()> {
     cfg.generation += 1;
@@ -150,7 +164,7 @@ fn apply(
             kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| {
                 Error::Failed(format!("cannot signal the endpoint (pid {pid}): {e}"))
             })?;
-            let deadline = Instant::now() + args.timeout;
+            let deadline = Instant::now() + timeout;
             loop {
                 let applied = std::fs::read_to_string(paths.applied())
                     .ok()

@@ -137,9 +137,19 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             tls_ca: tls_ca.clone(),
             key_size,
             orgs: orgs.clone(),
+            days: args.certificate_validity_days,
         };
         Some(certs::process(&req, out)?)
     };
+    let tls_ca_readonly = args
+        .tls_ca_readonly
+        .iter()
+        .map(|p| absolute(p))
+        .collect::<Result<Vec<_>>>()?;
+    let read_only_cas = read_only_cas(&tls_ca_readonly, out)?;
+    if !read_only_cas.is_empty() && args.no_tlsverify {
+        out.warn("--tls-ca-readonly is ignored with --no-tlsverify: client certificates are not verified");
+    }
 
     let docker_host = match (&outcome, args.client_network_ip) {
         (Some(o), _) => o.docker_host.clone(),
@@ -199,7 +209,9 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             tls_server_cert: server_cert,
             tls_server_key: server_key,
             tls_ca,
+            tls_ca_readonly,
             certificate_key_size: args.certificate_key_size,
+            certificate_validity_days: args.certificate_validity_days,
             organization: args.organization.clone(),
             client_network_ip: args.client_network_ip,
         },
@@ -213,6 +225,24 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
                 &paths.client_cas(),
                 certs::chain_pem(&o.client_cas).as_bytes(),
             )?;
+            if !read_only_cas.is_empty() {
+                vic_pki::write_public(
+                    &paths.client_cas_read_only(),
+                    certs::chain_pem(&read_only_cas).as_bytes(),
+                )?;
+            }
+        }
+        if let Some(cert) = &o.client_cert
+            && let Some(der) = vic_pki::load_bundle(cert)?.certs.into_iter().next()
+        {
+            let mut list = crate::clients::ClientList::default();
+            list.record(crate::clients::ClientEntry::issued(
+                "default",
+                &der,
+                vic_pki::Role::Full,
+                Some(cert_path.clone()),
+            )?);
+            list.save(&paths)?;
         }
     }
     if !registry_cas.is_empty() {
@@ -302,6 +332,24 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     }
     out.info("Installer completed successfully");
     Ok(())
+}
+
+/// The `--tls-ca-readonly` CAs, validated as `--tls-ca` ones are.
+pub(crate) fn read_only_cas(
+    files: &[PathBuf],
+    out: &mut Out,
+) -> Result<Vec<vic_pki::CertificateDer<'static>>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut cas = Vec::new();
+    for file in files {
+        cas.extend(vic_pki::check_ca_bundle(
+            &vic_pki::load_bundle(file)?,
+            now,
+            "--tls-ca-readonly",
+        )?);
+        out.info(format!("Loaded read-only CA from {}", file.display()));
+    }
+    Ok(cas)
 }
 
 fn allowed_hosts(ip: Option<IpAddr>, docker_host: &str, cname: &Option<String>) -> Vec<String> {

@@ -88,7 +88,21 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
                 .map(|b| b.certs)
                 .unwrap_or_default();
             for ca in cas.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
-                out.info(format!("Client CA: {}", ca.subject));
+                out.info(format!(
+                    "Client CA: {} (expires {})",
+                    ca.subject,
+                    vic_pki::format_time(ca.not_after)
+                ));
+            }
+            let ro = vic_pki::load_bundle(&paths.client_cas_read_only())
+                .map(|b| b.certs)
+                .unwrap_or_default();
+            for ca in ro.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
+                out.info(format!(
+                    "Read-only client CA: {} (expires {})",
+                    ca.subject,
+                    vic_pki::format_time(ca.not_after)
+                ));
             }
         }
         if let Some(c) = &cfg.client_cert {
@@ -96,6 +110,24 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
                 "Client certificate: {} (expires {})",
                 c.display(),
                 expiry(Some(c))
+            ));
+        }
+        if let Ok(list) = crate::clients::ClientList::load(&paths) {
+            let issued = list
+                .clients
+                .iter()
+                .filter(|c| c.user != "default" && c.user != "-" && c.revoked.is_none())
+                .count();
+            let revoked = list.clients.iter().filter(|c| c.revoked.is_some()).count();
+            out.info(format!(
+                "Issued client certificates: {issued} valid, {revoked} revoked (vic-machine cert ls --name {})",
+                cfg.name
+            ));
+        }
+        for notice in crate::clients::expiry_notices(&cfg, &paths) {
+            out.warn(format!(
+                "{notice}: renew it with vic-machine configure --name {} --renew-certificates",
+                cfg.name
             ));
         }
     }
@@ -196,6 +228,15 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
         }
         for ca in &o.tls_ca {
             push("--tls-ca", Some(ca.display().to_string()));
+        }
+        for ca in &o.tls_ca_readonly {
+            push("--tls-ca-readonly", Some(ca.display().to_string()));
+        }
+        if o.certificate_validity_days != vic_pki::LEAF_DAYS {
+            push(
+                "--certificate-validity-days",
+                Some(o.certificate_validity_days.to_string()),
+            );
         }
         if o.certificate_key_size != 2048 {
             push(

@@ -44,10 +44,16 @@ pub(crate) fn run(args: RootArgs, out: &mut Out) -> Result<()> {
         "SERVER CERT EXPIRES".to_owned(),
         "CLIENT CERT EXPIRES".to_owned(),
     ]];
+    let mut warnings = Vec::new();
     for name in config::list_names(&root)? {
         let paths = VchPaths::new(&root, &name);
         let row = match VchConfig::load(&paths) {
             Ok(cfg) => {
+                for notice in crate::clients::expiry_notices(&cfg, &paths) {
+                    warnings.push(format!(
+                        "{name}: {notice}: renew it with vic-machine configure --name {name} --renew-certificates"
+                    ));
+                }
                 let tls = cfg.tls != TlsLevel::None;
                 [
                     name,
@@ -83,6 +89,9 @@ pub(crate) fn run(args: RootArgs, out: &mut Out) -> Result<()> {
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         out.info(line.join("  ").trim_end());
+    }
+    for w in warnings {
+        out.warn(w);
     }
     Ok(())
 }

@@ -1,3 +1,4 @@
+pub(crate) mod cert;
 pub(crate) mod configure;
 pub(crate) mod create;
 pub(crate) mod delete;

@@ -274,9 +274,14 @@ fn ca_bundles() {
 
 #[test]
 fn client_pairs() {
-    let ca = crate::generate_ca("v", &[], crate::KeySize::EcP256).unwrap();
+    let ca = crate::generate_ca("v", &[], crate::CA_DAYS, crate::KeySize::EcP256).unwrap();
     let signer = ca.signer().unwrap();
-    let client = crate::generate_client(&signer, "v", &[], crate::KeySize::EcP256).unwrap();
+    let client = crate::generate_client(
+        &signer,
+        &crate::ClientProfile::new("v client"),
+        crate::KeySize::EcP256,
+    )
+    .unwrap();
     let ca_b = bundle("ca.pem", &ca.cert_pem);
     check_client_cert(
         &bundle("cert.pem", &client.cert_pem),
@@ -285,7 +290,7 @@ fn client_pairs() {
         now(),
     )
     .unwrap();
-    let other = crate::generate_ca("w", &[], crate::KeySize::EcP256).unwrap();
+    let other = crate::generate_ca("w", &[], crate::CA_DAYS, crate::KeySize::EcP256).unwrap();
     let err = check_client_cert(
         &bundle("cert.pem", &client.cert_pem),
         &bundle("key.pem", &client.key_pem),
@@ -294,7 +299,15 @@ fn client_pairs() {
     )
     .unwrap_err();
     assert!(matches!(err, PkiError::NotSignedBy { .. }), "{err}");
-    let server = crate::generate_server(&signer, "a", &[], &[], crate::KeySize::EcP256).unwrap();
+    let server = crate::generate_server(
+        &signer,
+        "a",
+        &[],
+        &[],
+        crate::LEAF_DAYS,
+        crate::KeySize::EcP256,
+    )
+    .unwrap();
     let err = check_client_cert(
         &bundle("s.pem", &server.cert_pem),
         &bundle("k.pem", &server.key_pem),
@@ -307,12 +320,13 @@ fn client_pairs() {
 
 #[test]
 fn the_leaf_is_found_wherever_it_is() {
-    let ca = crate::generate_ca("v", &[], crate::KeySize::EcP256).unwrap();
+    let ca = crate::generate_ca("v", &[], crate::CA_DAYS, crate::KeySize::EcP256).unwrap();
     let server = crate::generate_server(
         &ca.signer().unwrap(),
         "a.test",
         &[HostName::parse("a.test")],
         &[],
+        crate::LEAF_DAYS,
         crate::KeySize::EcP256,
     )
     .unwrap();

@@ -1,0 +1,310 @@
+//! `vic-machine cert issue|ls|revoke`: client certificates from the VCH's CA for named users,
+//! and a deny list the endpoint applies live.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{CertIssueArgs, CertNameArgs, CertRevokeArgs};
+use crate::clients::{ClientEntry, ClientList};
+use crate::commands::absolute;
+use crate::commands::inspect::load;
+use crate::config::{TlsLevel, VchConfig};
+use crate::error::{Error, Result};
+use crate::output::Out;
+use crate::{certs, connect};
+
+/// The VCH's CA, when vic-machine generated it and its key is still in the cert folder.
+pub(crate) fn vch_ca(
+    cfg: &VchConfig,
+) -> Result<(vic_pki::CaSigner, vic_pki::CertificateDer<'static>)> {
+    let (ca, key) = (
+        cfg.cert_path.join("ca.pem"),
+        cfg.cert_path.join("ca-key.pem"),
+    );
+    if !(ca.is_file() && key.is_file()) {
+        return Err(Error::Failed(format!(
+            "this VCH's CA key is not available ({} is missing): certificates can only be made from a CA vic-machine generated. With your own CA (--tls-ca), issue certificates with it; mark read-only ones with the organizational unit {} or trust their CA with --tls-ca-readonly",
+            key.display(),
+            vic_pki::READ_ONLY_OU
+        )));
+    }
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(Error::io("cannot read", p));
+    let signer = vic_pki::CaSigner::from_pem(&read(&ca)?, &read(&key)?)?;
+    let der = vic_pki::load_bundle(&ca)?
+        .certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Failed(format!("no certificate in {}", ca.display())))?;
+    Ok((signer, der))
+}
+
+fn check_user(user: &str) -> Result<()> {
+    let ok = !user.is_empty()
+        && user.len() <= 64
+        && user != "default"
+        && user != "-"
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--user {user:?} is not a usable name: use 1 to 64 letters, digits, '.', '_', '@' or '-' (and not \"default\", the pair made at create)"
+        )))
+    }
+}
+
+pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
+    check_user(&args.user)?;
+    let key_size = vic_pki::KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
+        Error::Usage(format!(
+            "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
+            args.certificate_key_size
+        ))
+    })?;
+    let root = absolute(&args.vch.root.root)?;
+    let (cfg, paths) = load(&root, &args.vch.name)?;
+    let mut list = ClientList::load(&paths)?;
+    if let Some(live) = list
+        .clients
+        .iter()
+        .find(|c| c.user == args.user && c.revoked.is_none())
+    {
+        return Err(Error::Failed(format!(
+            "{} already has a certificate on this VCH (serial {}): revoke it first with `vic-machine cert revoke --name {} --user {}`, or choose another --user",
+            args.user, live.serial, cfg.name, args.user
+        )));
+    }
+    let (signer, ca_der) = vch_ca(&cfg)?;
+    let dir = absolute(
+        &args
+            .tls_cert_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}-{}", cfg.name, args.user))),
+    )?;
+    if dir.exists() {
+        return Err(Error::Failed(format!(
+            "Specified or default certificate output location {:?} already exists. Specify a location that does not yet exist with --tls-cert-path",
+            dir.display().to_string()
+        )));
+    }
+    match cfg.tls {
+        TlsLevel::Mutual => {}
+        TlsLevel::ServerOnly => out.warn(
+            "this VCH does not verify client certificates (--no-tlsverify): the certificate works once `configure --tlsverify` turns verification on",
+        ),
+        TlsLevel::None => {
+            return Err(Error::Failed(
+                "this VCH serves plain HTTP (--no-tls): client certificates cannot be used with it".into(),
+            ));
+        }
+    }
+    let profile = vic_pki::ClientProfile {
+        common_name: args.user.clone(),
+        orgs: cfg.orgs(),
+        read_only: args.read_only,
+        days: args.certificate_validity_days,
+    };
+    vic_pki::create_private_dir(&dir)?;
+    out.info(format!(
+        "Generating client certificate/key pair for {} - private key in {}",
+        args.user,
+        dir.join("key.pem").display()
+    ));
+    let client = vic_pki::generate_client(&signer, &profile, key_size)?;
+    // The CA clients verify the server with: the one the default client uses.
+    let server_ca = match &cfg.client_ca {
+        Some(p) => std::fs::read(p).map_err(Error::io("cannot read", p))?,
+        None => certs::chain_pem(std::slice::from_ref(&ca_der)).into_bytes(),
+    };
+    vic_pki::write_public(&dir.join("ca.pem"), &server_ca)?;
+    certs::write_client_files(&dir, &client, &ca_der, out)?;
+    let role = if args.read_only {
+        vic_pki::Role::ReadOnly
+    } else {
+        vic_pki::Role::Full
+    };
+    let entry = ClientEntry::issued(&args.user, &client.cert_der, role, Some(dir.clone()))?;
+    out.info(format!(
+        "Issued a {role}-access certificate for {} (serial {}, SHA-256 fingerprint {}), valid until {}",
+        args.user,
+        entry.serial,
+        entry.fingerprint,
+        vic_pki::format_time(entry.not_after)
+    ));
+    list.record(entry);
+    list.save(&paths)?;
+
+    let mut user_cfg = cfg.clone();
+    user_cfg.name = format!("{}-{}", cfg.name, args.user);
+    user_cfg.cert_path = dir.clone();
+    user_cfg.client_ca = Some(dir.join("ca.pem"));
+    user_cfg.client_cert = Some(dir.join("cert.pem"));
+    user_cfg.client_key = Some(dir.join("key.pem"));
+    out.blank();
+    out.info("Docker environment variables:");
+    out.info(connect::env_string(&user_cfg));
+    out.blank();
+    out.info("Or create a docker context for it:");
+    out.info(connect::context_command(&user_cfg));
+    out.info("Completed successfully");
+    Ok(())
+}
+
+pub(crate) fn ls(args: CertNameArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    let (_, paths) = load(&root, &args.name)?;
+    let list = ClientList::load(&paths)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let rows: Vec<[String; 6]> = list
+        .clients
+        .iter()
+        .map(|c| {
+            let status = match &c.revoked {
+                Some(at) => format!("revoked {at}"),
+                None if c.not_after > 0 && c.not_after < now => "expired".to_owned(),
+                None => "valid".to_owned(),
+            };
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.to_owned()
+                }
+            };
+            [
+                c.user.clone(),
+                c.role.clone(),
+                dash(&c.serial),
+                if c.not_after > 0 {
+                    vic_pki::format_time(c.not_after)
+                } else {
+                    "-".into()
+                },
+                status,
+                dash(&c.subject),
+            ]
+        })
+        .collect();
+    let header = ["USER", "ROLE", "SERIAL", "EXPIRES", "STATUS", "SUBJECT"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    out.info(line(&header.map(str::to_owned)));
+    for r in &rows {
+        out.info(line(r));
+    }
+    Ok(())
+}
+
+pub(crate) fn revoke(args: CertRevokeArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.vch.root.root)?;
+    let (mut cfg, paths) = load(&root, &args.vch.name)?;
+    let mut list = ClientList::load(&paths)?;
+    let now = crate::config::now_rfc3339();
+    let (serial, fingerprint) = match (&args.user, &args.serial, &args.fingerprint, &args.cert) {
+        (Some(user), ..) => {
+            let entry = list
+                .clients
+                .iter()
+                .find(|c| &c.user == user && c.revoked.is_none())
+                .ok_or_else(|| {
+                    Error::Failed(format!(
+                        "no valid certificate of {user} on this VCH: see `vic-machine cert ls --name {}`",
+                        cfg.name
+                    ))
+                })?;
+            (entry.serial.clone(), entry.fingerprint.clone())
+        }
+        (None, Some(s), ..) => (vic_pki::normalize_hex(s), String::new()),
+        (None, None, Some(f), _) => {
+            let f = vic_pki::normalize_hex(f);
+            if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::Usage(format!(
+                    "--fingerprint {f} is not a SHA-256 fingerprint: give 64 hex digits (openssl x509 -noout -fingerprint -sha256 -in cert.pem)"
+                )));
+            }
+            (String::new(), f)
+        }
+        (None, None, None, Some(file)) => {
+            let der = vic_pki::load_bundle(file)?
+                .certs
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Failed(format!("no certificate in {}", file.display())))?;
+            (
+                vic_pki::serial_hex(der.as_ref()).unwrap_or_default(),
+                vic_pki::fingerprint(der.as_ref()),
+            )
+        }
+        (None, None, None, None) => {
+            return Err(Error::Usage(
+                "say which certificate to revoke: --user, --serial, --fingerprint or --cert".into(),
+            ));
+        }
+    };
+    if serial.is_empty() && fingerprint.is_empty() {
+        return Err(Error::Usage(
+            "the certificate has neither serial nor fingerprint".into(),
+        ));
+    }
+    let matches = |c: &ClientEntry| {
+        (!serial.is_empty() && vic_pki::normalize_hex(&c.serial) == serial)
+            || (!fingerprint.is_empty() && c.fingerprint == fingerprint)
+    };
+    let mut revoked_users = Vec::new();
+    for c in list.clients.iter_mut().filter(|c| matches(c)) {
+        if c.revoked.is_none() {
+            c.revoked = Some(now.clone());
+            revoked_users.push(c.user.clone());
+        }
+    }
+    if revoked_users.is_empty() {
+        if list.clients.iter().any(matches) {
+            out.info("The certificate was already revoked");
+            out.info("Completed successfully");
+            return Ok(());
+        }
+        list.record(ClientEntry {
+            user: "-".into(),
+            subject: String::new(),
+            serial: serial.clone(),
+            fingerprint: fingerprint.clone(),
+            role: "-".into(),
+            not_after: 0,
+            folder: None,
+            revoked: Some(now),
+        });
+        out.info(format!(
+            "Revoked the certificate {} (not issued by vic-machine)",
+            if serial.is_empty() {
+                &fingerprint
+            } else {
+                &serial
+            }
+        ));
+    } else {
+        out.info(format!(
+            "Revoked the certificate of {}",
+            revoked_users.join(", ")
+        ));
+    }
+    list.save(&paths)?;
+    if cfg.tls != TlsLevel::Mutual {
+        out.warn("this VCH does not verify client certificates: the revocation applies once `configure --tlsverify` turns verification on");
+    }
+    crate::commands::configure::apply(&mut cfg, &paths, args.timeout, out)
+}

@@ -1,0 +1,413 @@
+//! The certificate side of `vic-machine configure`: a new server certificate (custom,
+//! regenerated for a new name, or renewed), client CAs added or removed (a CA rotation with an
+//! overlap window), client verification on or off. Everything is checked by [`plan`] before
+//! [`TlsPlan::commit`] writes anything; the endpoint then swaps its TLS configuration live.
+
+use std::path::PathBuf;
+
+use vic_pki::CertificateDer;
+
+use crate::certs;
+use crate::cli::ConfigureTlsArgs;
+use crate::clients::{ClientEntry, ClientList};
+use crate::config::{TlsLevel, VchConfig, VchPaths};
+use crate::error::{Error, Result};
+use crate::output::Out;
+
+/// A new server certificate and key, as PEM, with the files it was loaded from (custom) or
+/// written to (generated).
+struct NewServer {
+    chain_pem: String,
+    key_pem: String,
+    /// Generated into the cert folder (`server-cert.pem`/`server-key.pem` there too).
+    generated: bool,
+    self_signed: bool,
+    custom_files: Option<(PathBuf, Option<PathBuf>)>,
+}
+
+/// What `configure` will change, fully validated.
+pub(crate) struct TlsPlan {
+    level: TlsLevel,
+    cname: Option<String>,
+    server: Option<NewServer>,
+    full_cas: Vec<CertificateDer<'static>>,
+    read_only_cas: Vec<CertificateDer<'static>>,
+    cas_changed: bool,
+    /// A renewed CA certificate (same key) for the cert folder's `ca.pem`.
+    renewed_ca: Option<vic_pki::GeneratedPair>,
+    /// A renewed default client pair.
+    renewed_client: Option<vic_pki::GeneratedPair>,
+    /// The CA the renewed client pair chains to (for its `cert.pfx`).
+    client_ca: Option<CertificateDer<'static>>,
+    added_ca_files: (Vec<PathBuf>, Vec<PathBuf>),
+    removed_ca_files: Vec<PathBuf>,
+    /// `--certificate-validity-days`, kept for later renewals.
+    days: Option<u32>,
+}
+
+fn load_cas(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>> {
+    Ok(if path.is_file() {
+        vic_pki::load_bundle(path)?.certs
+    } else {
+        Vec::new()
+    })
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Checks every requested certificate change against the VCH as it is.
+pub(crate) fn plan(
+    args: &ConfigureTlsArgs,
+    cfg: &VchConfig,
+    paths: &VchPaths,
+    out: &mut Out,
+) -> Result<TlsPlan> {
+    if cfg.tls == TlsLevel::None {
+        return Err(Error::Usage(
+            "this VCH serves plain HTTP (--no-tls): TLS cannot be added to it after deploy; delete it and create it again without --no-tls".into(),
+        ));
+    }
+    let level = if args.no_tlsverify {
+        TlsLevel::ServerOnly
+    } else if args.tlsverify {
+        TlsLevel::Mutual
+    } else {
+        cfg.tls
+    };
+    let key_size = vic_pki::KeySize::from_bits(cfg.options.certificate_key_size)
+        .unwrap_or(vic_pki::KeySize::Rsa2048);
+    let days = args
+        .certificate_validity_days
+        .unwrap_or(cfg.options.certificate_validity_days);
+    let cname = args.tls_cname.clone().or(cfg.options.tls_cname.clone());
+
+    // Client CAs.
+    let mut full = load_cas(&paths.client_cas())?;
+    let mut read_only = load_cas(&paths.client_cas_read_only())?;
+    let mut cas_changed = false;
+    if level == TlsLevel::Mutual && full.is_empty() && read_only.is_empty() {
+        // A server-only VCH going back to mutual TLS: its own CA, when it has one.
+        let own = cfg.cert_path.join("ca.pem");
+        if own.is_file() && cfg.cert_path.join("ca-key.pem").is_file() {
+            full = vic_pki::load_bundle(&own)?.certs;
+            out.info(format!(
+                "Loaded CA with default name from certificate path {}",
+                cfg.cert_path.display()
+            ));
+            cas_changed = true;
+        }
+    }
+    for file in &args.tls_ca {
+        for ca in vic_pki::check_ca_bundle(&vic_pki::load_bundle(file)?, now(), "--tls-ca")? {
+            if !full.contains(&ca) {
+                full.push(ca);
+                cas_changed = true;
+            }
+        }
+        out.info(format!("Loaded CA from {}", file.display()));
+    }
+    let added_ro = crate::commands::create::read_only_cas(&args.tls_ca_readonly, out)?;
+    for ca in added_ro {
+        if !read_only.contains(&ca) {
+            read_only.push(ca);
+            cas_changed = true;
+        }
+    }
+    for file in &args.remove_tls_ca {
+        let gone = vic_pki::load_bundle(file)?.certs;
+        let before = full.len() + read_only.len();
+        full.retain(|c| !gone.contains(c));
+        read_only.retain(|c| !gone.contains(c));
+        if full.len() + read_only.len() == before {
+            return Err(Error::Usage(format!(
+                "--remove-tls-ca {}: none of its certificates is a client CA of this VCH (see vic-machine inspect --name {})",
+                file.display(),
+                cfg.name
+            )));
+        }
+        out.info(format!("Removing the client CA in {}", file.display()));
+        cas_changed = true;
+    }
+    if level == TlsLevel::Mutual && full.is_empty() {
+        return Err(Error::Usage(if read_only.is_empty() {
+            "this change would leave the VCH with no client CA: every client would be refused. Add one with --tls-ca, or turn verification off with --no-tlsverify".to_owned()
+        } else {
+            "this change would leave only read-only client CAs: nobody could change anything on the VCH, this command included. Keep or add a full-access CA with --tls-ca".to_owned()
+        }));
+    }
+
+    // The VCH's own CA (when vic-machine made it), renewed first when asked: the server and
+    // client certificates made below are then signed by the renewed one.
+    let (own_signer, own_der) = crate::commands::cert::vch_ca(cfg).ok().unzip();
+    let renewed_ca = match (&own_der, args.renew_certificates) {
+        (Some(der), true) => {
+            let key_file = cfg.cert_path.join("ca-key.pem");
+            let key_pem =
+                std::fs::read_to_string(&key_file).map_err(Error::io("cannot read", &key_file))?;
+            out.info(format!(
+                "Renewing CA certificate (same key and name: certificates it issued stay valid) - certificate in {}",
+                cfg.cert_path.join("ca.pem").display()
+            ));
+            Some(vic_pki::renew_ca(
+                der,
+                &key_pem,
+                vic_pki::CA_DAYS.max(days),
+            )?)
+        }
+        _ => None,
+    };
+    let signer = match &renewed_ca {
+        Some(ca) => Some(ca.signer()?),
+        None => own_signer,
+    };
+
+    // The server certificate.
+    let server = match (&args.tls_server_cert, &args.tls_server_key) {
+        (Some(cert), key) => {
+            let c = vic_pki::load_bundle(cert)?;
+            let k = match key {
+                Some(k) => vic_pki::load_bundle(k)?,
+                // A PKCS#12 bundle (or a PEM holding both) carries its own key.
+                None if !c.keys.is_empty() => vic_pki::load_bundle(cert)?,
+                None => {
+                    return Err(Error::Usage(
+                        "key and cert should be specified at the same time: pass --tls-server-key with --tls-server-cert (or a PKCS#12 bundle holding both)".into(),
+                    ));
+                }
+            };
+            let names = certs::server_names(cname.as_deref(), cfg.listen_ip, out);
+            let checked = vic_pki::check_server_identity(&c, &k, &names.required, now())?;
+            out.info(format!("Loaded server certificate {}", cert.display()));
+            Some(NewServer {
+                chain_pem: certs::chain_pem(&checked.chain),
+                key_pem: certs::key_pem(&checked.key),
+                generated: false,
+                self_signed: false,
+                custom_files: Some((cert.clone(), key.clone())),
+            })
+        }
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "key and cert should be specified at the same time: pass --tls-server-cert with --tls-server-key".into(),
+            ));
+        }
+        (None, None) if args.tls_cname.is_some() || args.renew_certificates => {
+            if args.tls_cname.is_none() && cfg.options.tls_server_cert.is_some() {
+                return Err(Error::Usage(
+                    "the server certificate was provided with --tls-server-cert: vic-machine cannot renew it; pass the renewed one with --tls-server-cert and --tls-server-key".into(),
+                ));
+            }
+            let names = certs::server_names(cname.as_deref(), cfg.listen_ip, out);
+            let key_path = cfg.cert_path.join("server-key.pem");
+            let orgs = &cfg.orgs();
+            let (pair, self_signed) = match &signer {
+                Some(signer) => {
+                    out.info(format!(
+                        "Generating server certificate/key pair - private key in {}",
+                        key_path.display()
+                    ));
+                    let pair = vic_pki::generate_server(
+                        signer,
+                        &names.cname,
+                        &names.generate,
+                        orgs,
+                        days,
+                        key_size,
+                    )?;
+                    (pair, false)
+                }
+                None => {
+                    out.info(format!(
+                        "Generating self-signed certificate/key pair - private key in {}",
+                        key_path.display()
+                    ));
+                    let pair = vic_pki::generate_self_signed_server(
+                        &names.cname,
+                        &names.generate,
+                        orgs,
+                        days,
+                        key_size,
+                    )?;
+                    (pair, true)
+                }
+            };
+            Some(NewServer {
+                chain_pem: pair.cert_pem,
+                key_pem: pair.key_pem,
+                generated: true,
+                self_signed,
+                custom_files: None,
+            })
+        }
+        (None, None) => None,
+    };
+
+    // The default client pair, renewed with the CA.
+    let renewed_client = match (&signer, args.renew_certificates, &cfg.client_cert) {
+        (Some(signer), true, Some(cert)) if cert.starts_with(&cfg.cert_path) => {
+            out.info(format!(
+                "Generating client certificate/key pair - private key in {}",
+                cfg.cert_path.join("key.pem").display()
+            ));
+            Some(vic_pki::generate_client(
+                signer,
+                &certs::default_client_profile(&cfg.name, &cfg.orgs(), days),
+                key_size,
+            )?)
+        }
+        _ => None,
+    };
+    if let (Some(ca), Some(old)) = (&renewed_ca, &own_der) {
+        // The renewed CA replaces the old one wherever it is trusted.
+        for list in [&mut full, &mut read_only] {
+            for c in list.iter_mut().filter(|c| *c == old) {
+                *c = ca.cert_der.clone();
+                cas_changed = true;
+            }
+        }
+    }
+
+    Ok(TlsPlan {
+        level,
+        cname: args.tls_cname.clone(),
+        server,
+        full_cas: full,
+        read_only_cas: read_only,
+        cas_changed,
+        client_ca: renewed_ca.as_ref().map(|c| c.cert_der.clone()).or(own_der),
+        renewed_ca,
+        renewed_client,
+        added_ca_files: (args.tls_ca.clone(), args.tls_ca_readonly.clone()),
+        removed_ca_files: args.remove_tls_ca.clone(),
+        days: args.certificate_validity_days,
+    })
+}
+
+impl TlsPlan {
+    /// Writes the new files and records them in `cfg` (saved by the caller), saying what
+    /// changed in VIC's words.
+    pub(crate) fn commit(self, cfg: &mut VchConfig, paths: &VchPaths, out: &mut Out) -> Result<()> {
+        let cert_path = cfg.cert_path.clone();
+        if let Some(d) = self.days {
+            cfg.options.certificate_validity_days = d;
+        }
+        if let Some(ca) = &self.renewed_ca {
+            vic_pki::write_public(&cert_path.join("ca.pem"), ca.cert_pem.as_bytes())?;
+        }
+        match &self.server {
+            Some(server) => {
+                if server.generated {
+                    vic_pki::create_private_dir(&cert_path)?;
+                    vic_pki::write_public(
+                        &cert_path.join("server-cert.pem"),
+                        server.chain_pem.as_bytes(),
+                    )?;
+                    vic_pki::write_private(
+                        &cert_path.join("server-key.pem"),
+                        server.key_pem.as_bytes(),
+                    )?;
+                }
+                vic_pki::write_public(&paths.server_cert(), server.chain_pem.as_bytes())?;
+                vic_pki::write_private(&paths.server_key(), server.key_pem.as_bytes())?;
+                let (c, k) = server.custom_files.clone().unzip();
+                cfg.options.tls_server_cert = c;
+                cfg.options.tls_server_key = k.flatten();
+                if server.self_signed {
+                    cfg.client_ca = Some(cert_path.join("server-cert.pem"));
+                    out.info(format!(
+                        "Clients verify the new self-signed server certificate with {}",
+                        cert_path.join("server-cert.pem").display()
+                    ));
+                }
+                if let Some(cn) = &self.cname {
+                    cfg.options.tls_cname = Some(cn.clone());
+                    if !cn.starts_with("*.") {
+                        cfg.docker_host = cn.clone();
+                    }
+                }
+                out.info("New server certificate: new connections use it, open ones are kept");
+            }
+            None => out.info(
+                "No certificate regeneration requested. No new certificates provided. Certificates left unchanged.",
+            ),
+        }
+        if let Some(client) = &self.renewed_client {
+            let ca = self.client_ca.as_ref().ok_or_else(|| {
+                Error::Failed("the renewed client certificate has no CA to go with".into())
+            })?;
+            certs::write_client_files(&cert_path, client, ca, out)?;
+            let mut list = ClientList::load(paths)?;
+            list.record(ClientEntry::issued(
+                "default",
+                &client.cert_der,
+                vic_pki::Role::Full,
+                Some(cert_path.clone()),
+            )?);
+            list.save(paths)?;
+            out.info("The previous client certificate stays valid until it expires (revoke it with vic-machine cert revoke)");
+        }
+        if self.cas_changed {
+            write_cas(&paths.client_cas(), &self.full_cas)?;
+            write_cas(&paths.client_cas_read_only(), &self.read_only_cas)?;
+            let (full, ro) = self.added_ca_files;
+            cfg.options.tls_ca.extend(full);
+            cfg.options.tls_ca_readonly.extend(ro);
+            cfg.options
+                .tls_ca
+                .retain(|f| !self.removed_ca_files.contains(f));
+            cfg.options
+                .tls_ca_readonly
+                .retain(|f| !self.removed_ca_files.contains(f));
+            out.info(format!(
+                "Client CAs: {} full-access, {} read-only",
+                self.full_cas.len(),
+                self.read_only_cas.len()
+            ));
+        }
+        if self.level != cfg.tls {
+            match self.level {
+                TlsLevel::ServerOnly => {
+                    out.warn("Configuring without TLS verify - certificate-based authentication disabled");
+                    let p = crate::commands::create::new_admin_password(paths)?;
+                    out.info(format!(
+                        "Admin portal password (shown only now; the VCH keeps just a hash of it): {p}"
+                    ));
+                }
+                _ => {
+                    out.info("Client certificates are verified again (mutual TLS); the admin portal signs in with them only");
+                    let _ = std::fs::remove_file(paths.portal_password());
+                }
+            }
+            cfg.tls = self.level;
+            cfg.options.no_tlsverify = self.level == TlsLevel::ServerOnly;
+        }
+        let env = crate::connect::env_string(cfg);
+        let env_file = cert_path.join(format!("{}.env", cfg.name));
+        if cert_path.is_dir() && std::fs::read_to_string(&env_file).ok().as_deref() != Some(&env) {
+            vic_pki::write_public(&env_file, env.as_bytes())?;
+            out.info(format!(
+                "Docker environment variables (also in {}):",
+                env_file.display()
+            ));
+            out.info(env);
+        }
+        Ok(())
+    }
+}
+
+/// Writes a CA list, or removes the file when the list is empty.
+fn write_cas(path: &std::path::Path, cas: &[CertificateDer<'static>]) -> Result<()> {
+    if cas.is_empty() {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("cannot remove", path)(e));
+            }
+            _ => {}
+        }
+        return Ok(());
+    }
+    vic_pki::write_public(path, certs::chain_pem(cas).as_bytes())?;
+    Ok(())
+}

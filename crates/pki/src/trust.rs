@@ -1,0 +1,382 @@
+//! Who may use a VCH: the client CAs with their access role, and the deny list of revoked
+//! certificates. One [`ClientTrust`] is the rustls client verifier of the Docker API and the
+//! admin portal; the endpoint swaps it whole when the administrator changes either.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest as _, Sha256};
+
+use crate::PkiError;
+
+/// The organizational unit that marks a client certificate read-only whoever issued it. A
+/// marker can only take rights away, so trusting it from any accepted CA is safe.
+pub const READ_ONLY_OU: &str = "vic:read-only";
+
+/// What a verified client may do with the Docker API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Full,
+    /// Read operations only (GET and HEAD).
+    ReadOnly,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "full",
+            Self::ReadOnly => "read-only",
+        })
+    }
+}
+
+/// SHA-256 of a certificate's DER, lower-case hex (what `openssl x509 -fingerprint -sha256`
+/// prints, without the colons).
+pub fn fingerprint(der: &[u8]) -> String {
+    let mut s = String::with_capacity(64);
+    for b in Sha256::digest(der) {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A certificate's serial number, lower-case hex without leading zero bytes.
+pub fn serial_hex(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let raw = cert.raw_serial();
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    let mut s = String::new();
+    for b in &raw[start..] {
+        let _ = write!(s, "{b:02x}");
+    }
+    Some(if s.is_empty() { "00".into() } else { s })
+}
+
+/// Normalizes a serial or fingerprint as an administrator may type it (`AB:CD`, `0xab`,
+/// upper case) to the form [`serial_hex`] and [`fingerprint`] produce.
+pub fn normalize_hex(s: &str) -> String {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let hex: String = t
+        .chars()
+        .filter(|c| *c != ':')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let trimmed = hex.trim_start_matches("00");
+    if trimmed.is_empty() {
+        "00".into()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Revoked client certificates, by serial (with the issuer it was revoked for) or fingerprint.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations {
+    fingerprints: BTreeSet<String>,
+    serials: BTreeSet<String>,
+}
+
+impl Revocations {
+    /// Revokes the certificate with this SHA-256 fingerprint (any hex spelling).
+    pub fn add_fingerprint(&mut self, fp: &str) {
+        self.fingerprints.insert(normalize_hex(fp));
+    }
+
+    /// Revokes every certificate with this serial (any hex spelling). Serials are unique per
+    /// CA and the VCH's CAs draw them at random (128 bits), so a serial names one certificate.
+    pub fn add_serial(&mut self, serial: &str) {
+        self.serials.insert(normalize_hex(serial));
+    }
+
+    /// How many entries the list holds.
+    pub fn len(&self) -> usize {
+        self.fingerprints.len() + self.serials.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `der` is revoked.
+    pub fn is_revoked(&self, der: &[u8]) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        self.fingerprints
+            .contains(&normalize_hex(&fingerprint(der)))
+            || serial_hex(der).is_some_and(|s| self.serials.contains(&normalize_hex(&s)))
+    }
+}
+
+/// The client verifier of a VCH: a certificate must chain to a full-access or a read-only
+/// CA and must not be revoked. A refusal for revocation is logged with the subject.
+#[derive(Debug)]
+pub struct ClientTrust {
+    /// Over every accepted CA: the handshake check.
+    any: Arc<dyn ClientCertVerifier>,
+    /// Over the full-access CAs only: decides the role after the handshake.
+    full: Option<Arc<dyn ClientCertVerifier>>,
+    revoked: Revocations,
+    full_count: usize,
+    read_only_count: usize,
+}
+
+fn verifier(
+    cas: &[CertificateDer<'static>],
+    optional: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca.clone())
+            .map_err(|e| PkiError::Tls(e.to_string()))?;
+    }
+    let b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider());
+    let b = if optional {
+        b.allow_unauthenticated()
+    } else {
+        b
+    };
+    b.build().map_err(|e| PkiError::Tls(e.to_string()))
+}
+
+impl ClientTrust {
+    /// `full` and `read_only` are the client CAs of each role; with `optional` a client may
+    /// also offer no certificate (the admin portal, which then asks for a password).
+    pub fn new(
+        full: &[CertificateDer<'static>],
+        read_only: &[CertificateDer<'static>],
+        revoked: Revocations,
+        optional: bool,
+    ) -> Result<Self, PkiError> {
+        let all: Vec<_> = full.iter().chain(read_only).cloned().collect();
+        if all.is_empty() {
+            return Err(PkiError::Tls(
+                "no client CA: mutual TLS needs at least one CA to verify clients against".into(),
+            ));
+        }
+        Ok(Self {
+            any: verifier(&all, optional)?,
+            full: if full.is_empty() {
+                None
+            } else {
+                Some(verifier(full, false)?)
+            },
+            revoked,
+            full_count: full.len(),
+            read_only_count: read_only.len(),
+        })
+    }
+
+    /// The deny list in force.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revoked
+    }
+
+    /// How many CAs of each role (full, read-only) are trusted.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.full_count, self.read_only_count)
+    }
+
+    /// The role of a client whose chain passed the handshake.
+    pub fn role(&self, chain: &[CertificateDer<'_>]) -> Role {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return Role::ReadOnly;
+        };
+        if marked_read_only(leaf) {
+            return Role::ReadOnly;
+        }
+        match &self.full {
+            Some(v) if v.verify_client_cert(leaf, rest, UnixTime::now()).is_ok() => Role::Full,
+            _ => Role::ReadOnly,
+        }
+    }
+
+    /// Whether this (already verified) client certificate is revoked now.
+    pub fn is_revoked(&self, leaf: &CertificateDer<'_>) -> bool {
+        self.revoked.is_revoked(leaf.as_ref())
+    }
+}
+
+/// Whether the subject carries the [`READ_ONLY_OU`] marker.
+fn marked_read_only(leaf: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(leaf.as_ref()).is_ok_and(|(_, c)| {
+        c.subject()
+            .iter_organizational_unit()
+            .any(|ou| ou.as_str().is_ok_and(|s| s == READ_ONLY_OU))
+    })
+}
+
+impl ClientCertVerifier for ClientTrust {
+    fn offer_client_auth(&self) -> bool {
+        self.any.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.any.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.any.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .any
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.revoked.is_revoked(end_entity.as_ref()) {
+            let subject = crate::summarize(end_entity)
+                .map(|s| s.subject)
+                .unwrap_or_else(|_| "unreadable subject".into());
+            tracing::warn!(
+                %subject,
+                fingerprint = %fingerprint(end_entity.as_ref()),
+                "refused a revoked client certificate"
+            );
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.any.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KeySize, generate_ca, generate_client};
+
+    fn der(p: &crate::GeneratedPair) -> CertificateDer<'static> {
+        p.cert_der.clone()
+    }
+
+    #[test]
+    fn roles_follow_the_ca_and_the_marker() {
+        let full_ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        let ro_ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        let trust = ClientTrust::new(
+            &[der(&full_ca)],
+            &[der(&ro_ca)],
+            Revocations::default(),
+            false,
+        )
+        .unwrap();
+        let admin = generate_client(
+            &full_ca.signer().unwrap(),
+            &crate::ClientProfile::new("admin"),
+            KeySize::EcP256,
+        )
+        .unwrap();
+        let viewer = generate_client(
+            &ro_ca.signer().unwrap(),
+            &crate::ClientProfile::new("viewer"),
+            KeySize::EcP256,
+        )
+        .unwrap();
+        let mut marked = crate::ClientProfile::new("auditor");
+        marked.read_only = true;
+        let auditor =
+            generate_client(&full_ca.signer().unwrap(), &marked, KeySize::EcP256).unwrap();
+        assert_eq!(trust.role(&[der(&admin)]), Role::Full);
+        assert_eq!(trust.role(&[der(&viewer)]), Role::ReadOnly);
+        assert_eq!(trust.role(&[der(&auditor)]), Role::ReadOnly);
+        assert_eq!(trust.role(&[]), Role::ReadOnly);
+    }
+
+    #[test]
+    fn revocation_by_serial_or_fingerprint_in_any_spelling() {
+        let ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        let signer = ca.signer().unwrap();
+        let a = generate_client(&signer, &crate::ClientProfile::new("a"), KeySize::EcP256).unwrap();
+        let b = generate_client(&signer, &crate::ClientProfile::new("b"), KeySize::EcP256).unwrap();
+        let serial = serial_hex(a.cert_der.as_ref()).unwrap();
+        let colons: Vec<String> = serial
+            .as_bytes()
+            .chunks(2)
+            .map(|c| String::from_utf8_lossy(c).to_uppercase())
+            .collect();
+        let mut r = Revocations::default();
+        r.add_serial(&colons.join(":"));
+        assert!(r.is_revoked(a.cert_der.as_ref()));
+        assert!(!r.is_revoked(b.cert_der.as_ref()));
+        let mut r = Revocations::default();
+        r.add_fingerprint(&fingerprint(b.cert_der.as_ref()).to_uppercase());
+        assert!(r.is_revoked(b.cert_der.as_ref()));
+        assert!(!r.is_revoked(a.cert_der.as_ref()));
+
+        let trust = ClientTrust::new(&[der(&ca)], &[], r, false).unwrap();
+        let now = UnixTime::now();
+        assert!(trust.verify_client_cert(&a.cert_der, &[], now).is_ok());
+        assert!(matches!(
+            trust.verify_client_cert(&b.cert_der, &[], now),
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked
+            ))
+        ));
+    }
+
+    #[test]
+    fn other_cas_are_refused_and_no_ca_is_an_error() {
+        let ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        let other = generate_ca("w", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        let stranger = generate_client(
+            &other.signer().unwrap(),
+            &crate::ClientProfile::new("x"),
+            KeySize::EcP256,
+        )
+        .unwrap();
+        let trust = ClientTrust::new(&[der(&ca)], &[], Revocations::default(), false).unwrap();
+        assert!(
+            trust
+                .verify_client_cert(&stranger.cert_der, &[], UnixTime::now())
+                .is_err()
+        );
+        assert!(ClientTrust::new(&[], &[], Revocations::default(), false).is_err());
+    }
+
+    #[test]
+    fn hex_normalization() {
+        assert_eq!(normalize_hex("0x00AB:cd"), "abcd");
+        assert_eq!(normalize_hex(" 00 "), "00");
+    }
+}

@@ -1,0 +1,420 @@
+//! Day-2 operations on a running VCH: server certificate rotation and renewal while clients,
+//! streams and containers carry on; client certificates issued, limited to reads, revoked;
+//! client CA rotation with an overlap window; verification turned off and on; expiry warnings.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use vic_testkit::TestHost;
+
+use crate::create;
+
+/// `DOCKER_*` for a client folder holding ca.pem, cert.pem and key.pem.
+fn env_for(host: &TestHost, dir: &str) -> Vec<(String, String)> {
+    vec![
+        ("DOCKER_TLS_VERIFY".into(), "1".into()),
+        (
+            "DOCKER_CERT_PATH".into(),
+            host.path(dir).display().to_string(),
+        ),
+        ("DOCKER_HOST".into(), "tcp://127.0.0.2:2376".into()),
+    ]
+}
+
+/// The subject of the certificate the endpoint serves, seen by a client with `dir`'s files.
+fn served_subject(host: &TestHost, dir: &str) -> String {
+    host.sh(&format!(
+        "openssl s_client -connect 127.0.0.2:2376 -cert {dir}/cert.pem -key {dir}/key.pem </dev/null 2>/dev/null | openssl x509 -noout -subject -serial"
+    ))
+    .ok()
+    .stdout
+}
+
+fn endpoint_log(host: &TestHost, name: &str) -> String {
+    std::fs::read_to_string(host.root().join(name).join("endpoint.log")).unwrap()
+}
+
+/// The last `tick N` in `text`.
+fn last_tick(text: &str) -> Option<u64> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("tick ")?.parse().ok())
+}
+
+#[test]
+fn server_certificate_rotation_keeps_streams_containers_and_clients() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        &host,
+        "rot",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    let id = host
+        .docker(
+            &env,
+            [
+                "run",
+                "-d",
+                "127.0.0.1:5000/busybox",
+                "sh",
+                "-c",
+                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+            ],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let started = host
+        .docker(&env, ["inspect", "-f", "{{.State.StartedAt}}", &id])
+        .ok()
+        .stdout;
+    // A `docker logs -f` stream open across both rotations.
+    let log_file = host.path("follow.log");
+    let mut follow = host.command(vic_testkit::docker_bin());
+    follow
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["logs", "-f", &id])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log_file).unwrap())
+        .stderr(Stdio::null());
+    let mut follow = follow.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while last_tick(&std::fs::read_to_string(&log_file).unwrap()).is_none() {
+        assert!(Instant::now() < deadline, "the log stream never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before = served_subject(&host, "rot");
+    assert!(before.contains("CN = 127.0.0.2"), "{before}");
+
+    // A new name: the server certificate is regenerated from the VCH's CA.
+    host.vic_machine([
+        "configure",
+        "--name",
+        "rot",
+        "--tls-cname",
+        "vch.rotated.test",
+    ])
+    .ok()
+    .says("Generating server certificate/key pair")
+    .says("New server certificate")
+    .says("Completed successfully");
+    let after = served_subject(&host, "rot");
+    assert!(after.contains("CN = vch.rotated.test"), "{after}");
+    // The client files from create still work (same CA, and the listen address is covered).
+    host.docker(&env_for(&host, "rot"), ["ps", "-q"])
+        .ok()
+        .says(&id[..12]);
+
+    // A renewal: a new server certificate, client certificate and CA certificate (same key).
+    let old_client = std::fs::read(host.path("rot/cert.pem")).unwrap();
+    std::fs::create_dir(host.path("old-client")).unwrap();
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(
+            host.path(&format!("rot/{f}")),
+            host.path(&format!("old-client/{f}")),
+        )
+        .unwrap();
+    }
+    host.vic_machine([
+        "configure",
+        "--name",
+        "rot",
+        "--renew-certificates",
+        "--certificate-validity-days",
+        "400",
+    ])
+    .ok()
+    .says("Renewing CA certificate")
+    .says("Generating client certificate/key pair");
+    assert_ne!(
+        std::fs::read(host.path("rot/cert.pem")).unwrap(),
+        old_client
+    );
+    let renewed = served_subject(&host, "rot");
+    assert_ne!(renewed, after, "the renewed server certificate is served");
+    // Clients with the old files and with the new ones both work.
+    host.docker(&env_for(&host, "old-client"), ["ps", "-q"])
+        .ok()
+        .says(&id[..12]);
+    host.docker(&env_for(&host, "rot"), ["ps", "-q"])
+        .ok()
+        .says(&id[..12]);
+
+    // The stream opened before both rotations is still flowing, the container never stopped.
+    let seen = last_tick(&std::fs::read_to_string(&log_file).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let later = last_tick(&std::fs::read_to_string(&log_file).unwrap()).unwrap();
+    assert!(later > seen, "logs -f stopped at tick {seen}");
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "docker logs -f ended during rotation"
+    );
+    host.docker(&env, ["inspect", "-f", "{{.State.StartedAt}}", &id])
+        .ok()
+        .says(started.trim());
+    let _ = follow.kill();
+    let _ = follow.wait();
+    host.docker(&env, ["rm", "-f", &id]).ok();
+    assert!(endpoint_log(&host, "rot").contains("tls configuration reloaded"));
+}
+
+#[test]
+fn issued_client_certificates_roles_and_revocation() {
+    let host = TestHost::new();
+    create(&host, "team", &["--client-network-ip", "127.0.0.2"]);
+    host.vic_machine(["cert", "issue", "--name", "team", "--user", "alice"])
+        .ok()
+        .says("Issued a full-access certificate for alice")
+        .says("docker context create team-alice");
+    host.vic_machine([
+        "cert",
+        "issue",
+        "--name",
+        "team",
+        "--user",
+        "viewer",
+        "--read-only",
+    ])
+    .ok()
+    .says("Issued a read-only-access certificate for viewer");
+    for f in ["ca.pem", "cert.pem", "key.pem", "cert.pfx"] {
+        assert!(host.path(&format!("team-alice/{f}")).is_file(), "{f}");
+    }
+    assert_eq!(crate::mode(&host.path("team-alice/key.pem")), 0o600);
+    // A second certificate for the same user is refused until the first is revoked.
+    host.vic_machine(["cert", "issue", "--name", "team", "--user", "alice"])
+        .fails()
+        .says("already has a certificate");
+
+    let alice = env_for(&host, "team-alice");
+    let viewer = env_for(&host, "team-viewer");
+    host.docker(&alice, ["volume", "create", "alices"]).ok();
+    host.docker(&viewer, ["ps", "-a"]).ok();
+    host.docker(&viewer, ["volume", "ls"]).ok().says("alices");
+    host.docker(&viewer, ["volume", "inspect", "alices"]).ok();
+    host.docker(&viewer, ["volume", "create", "viewers"])
+        .fails()
+        .says("is read-only on this VCH");
+    host.docker(&viewer, ["volume", "rm", "alices"])
+        .fails()
+        .says("is read-only on this VCH");
+    host.docker(&viewer, ["run", "--rm", "busybox", "true"])
+        .fails()
+        .says("is read-only on this VCH");
+    let log = endpoint_log(&host, "team");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("client=CN=viewer") && l.contains("role=read-only")),
+        "no request line with the viewer's subject and role:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("client=CN=alice") && l.contains("role=full")),
+        "no request line with alice's subject and role"
+    );
+
+    // Revocation: refused at the handshake from the next connection on, and logged.
+    host.vic_machine(["cert", "revoke", "--name", "team", "--user", "alice"])
+        .ok()
+        .says("Revoked the certificate of alice");
+    host.docker(&alice, ["ps"]).fails().says("revoked");
+    host.docker(&viewer, ["ps"]).ok();
+    // By certificate file too.
+    host.vic_machine([
+        "cert",
+        "revoke",
+        "--name",
+        "team",
+        "--cert",
+        &host.path("team-viewer/cert.pem").display().to_string(),
+    ])
+    .ok();
+    host.docker(&viewer, ["ps"]).fails().says("revoked");
+    // The pair made at create is untouched.
+    host.docker(&env_for(&host, "team"), ["volume", "ls"])
+        .ok()
+        .says("alices");
+    let log = endpoint_log(&host, "team");
+    assert!(
+        log.contains("refused a revoked client certificate subject=CN=alice"),
+        "{log}"
+    );
+    let ls = host.vic_machine(["cert", "ls", "--name", "team"]).ok();
+    let alice_line = ls
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("alice"))
+        .unwrap()
+        .to_owned();
+    assert!(alice_line.contains("revoked"), "{alice_line}");
+    ls.says("default");
+    // Once revoked, alice may get a new certificate.
+    host.vic_machine([
+        "cert",
+        "issue",
+        "--name",
+        "team",
+        "--user",
+        "alice",
+        "--tls-cert-path",
+        "alice2",
+    ])
+    .ok();
+    host.docker(&env_for(&host, "alice2"), ["ps"]).ok();
+}
+
+#[test]
+fn client_ca_rotation_with_overlap_and_verification_toggle() {
+    let host = TestHost::new();
+    create(&host, "ca", &["--client-network-ip", "127.0.0.2"]);
+    // A new CA from elsewhere, with a client certificate of its own.
+    host.sh(
+        "mkdir new && cd new && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj '/CN=Next Year CA' -days 30 2>/dev/null",
+    )
+    .ok();
+    let (cert, key) = vic_testkit::client_cert_signed_by(
+        &host.path("new/ca.pem"),
+        &host.path("new/ca-key.pem"),
+        -1,
+        30,
+    );
+    std::fs::write(host.path("new/cert.pem"), cert).unwrap();
+    std::fs::write(host.path("new/key.pem"), key).unwrap();
+    // The client verifies the server with the VCH's CA.
+    std::fs::copy(host.path("ca/ca.pem"), host.path("new/server-ca.pem")).unwrap();
+    std::fs::create_dir(host.path("next")).unwrap();
+    std::fs::copy(host.path("ca/ca.pem"), host.path("next/ca.pem")).unwrap();
+    std::fs::copy(host.path("new/cert.pem"), host.path("next/cert.pem")).unwrap();
+    std::fs::copy(host.path("new/key.pem"), host.path("next/key.pem")).unwrap();
+    let old = env_for(&host, "ca");
+    let next = env_for(&host, "next");
+    host.docker(&next, ["ps"]).fails();
+
+    // Overlap: both CAs trusted.
+    host.vic_machine(["configure", "--name", "ca", "--tls-ca", "new/ca.pem"])
+        .ok()
+        .says("No certificate regeneration requested")
+        .says("Client CAs: 2 full-access, 0 read-only");
+    host.docker(&old, ["ps"]).ok();
+    host.docker(&next, ["ps"]).ok();
+    // The old CA retired.
+    host.vic_machine(["configure", "--name", "ca", "--remove-tls-ca", "ca/ca.pem"])
+        .ok();
+    host.docker(&old, ["ps"]).fails();
+    host.docker(&next, ["ps"]).ok();
+    // Removing the last one would lock everyone out: refused, nothing changed.
+    host.vic_machine(["configure", "--name", "ca", "--remove-tls-ca", "new/ca.pem"])
+        .fails()
+        .says("no client CA");
+    host.docker(&next, ["ps"]).ok();
+
+    // Verification off, then on again, live.
+    host.vic_machine(["configure", "--name", "ca", "--no-tlsverify"])
+        .ok()
+        .says("Admin portal password");
+    let anyone =
+        |host: &TestHost| host.sh("docker -H 127.0.0.2:2376 --tls --tlscacert ca/ca.pem ps");
+    anyone(&host).ok();
+    host.vic_machine(["configure", "--name", "ca", "--tlsverify"])
+        .ok();
+    anyone(&host).fails();
+    host.docker(&next, ["ps"]).ok();
+
+    // A read-only CA added at configure: its clients may read only.
+    host.sh(
+        "mkdir ro && cd ro && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj '/CN=Auditors CA' -days 30 2>/dev/null",
+    )
+    .ok();
+    let (cert, key) = vic_testkit::client_cert_signed_by(
+        &host.path("ro/ca.pem"),
+        &host.path("ro/ca-key.pem"),
+        -1,
+        30,
+    );
+    std::fs::create_dir(host.path("auditor")).unwrap();
+    std::fs::copy(host.path("ca/ca.pem"), host.path("auditor/ca.pem")).unwrap();
+    std::fs::write(host.path("auditor/cert.pem"), cert).unwrap();
+    std::fs::write(host.path("auditor/key.pem"), key).unwrap();
+    host.vic_machine([
+        "configure",
+        "--name",
+        "ca",
+        "--tls-ca-readonly",
+        "ro/ca.pem",
+    ])
+    .ok()
+    .says("Client CAs: 1 full-access, 1 read-only");
+    let auditor = env_for(&host, "auditor");
+    host.docker(&auditor, ["ps"]).ok();
+    host.docker(&auditor, ["network", "create", "x"])
+        .fails()
+        .says("read-only");
+    host.vic_machine(["inspect", "--name", "ca"])
+        .ok()
+        .says("Read-only client CA: CN=Auditors CA");
+}
+
+#[test]
+fn expiry_warnings_for_certificates_made_to_expire_soon() {
+    let host = TestHost::new();
+    let env = create(
+        &host,
+        "soon",
+        &[
+            "--client-network-ip",
+            "127.0.0.2",
+            "--certificate-validity-days",
+            "5",
+        ],
+    )
+    .docker_env();
+    let warning = "server certificate (CN=127.0.0.2, O=soon) expires in 5 days";
+    host.vic_machine(["ls"]).ok().says(warning);
+    host.vic_machine(["inspect", "--name", "soon"])
+        .ok()
+        .says(warning)
+        .says("client certificate (CN=soon client, O=soon) expires in 5 days");
+    host.docker(&env, ["info", "--format", "{{json .Warnings}}"])
+        .ok()
+        .says(warning)
+        .says("--renew-certificates");
+    assert!(endpoint_log(&host, "soon").contains(warning));
+
+    host.vic_machine([
+        "configure",
+        "--name",
+        "soon",
+        "--renew-certificates",
+        "--certificate-validity-days",
+        "365",
+    ])
+    .ok();
+    host.vic_machine(["ls"]).ok().never_says("expires in");
+    host.docker(&env, ["info", "--format", "{{json .Warnings}}"])
+        .ok()
+        .never_says("expires in");
+    // A client certificate issued for a short time is announced too.
+    host.vic_machine([
+        "cert",
+        "issue",
+        "--name",
+        "soon",
+        "--user",
+        "temp",
+        "--certificate-validity-days",
+        "2",
+    ])
+    .ok();
+    host.vic_machine(["ls"])
+        .ok()
+        .says("client temp certificate (CN=temp, O=soon) expires in 2 days");
+}
