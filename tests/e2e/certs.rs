@@ -5,7 +5,7 @@ use vic_testkit::TestHost;
 use crate::{create, docker_name};
 
 /// An OpenSSL CA plus a server certificate for `san` with `ext` extra extensions, in `dir`.
-fn openssl_pki(host: &TestHost, dir: &str, san: &str, server_ext: &str) {
+pub(crate) fn openssl_pki(host: &TestHost, dir: &str, san: &str, server_ext: &str) {
     let script = format!(
         r#"set -e
 mkdir -p {dir} && cd {dir}
@@ -21,7 +21,7 @@ openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -d
     host.sh(&script).ok();
 }
 
-const GOOD_EXT: &str =
+pub(crate) const GOOD_EXT: &str =
     "keyUsage=critical,digitalSignature,keyEncipherment,keyAgreement\nextendedKeyUsage=serverAuth";
 
 #[test]

@@ -418,3 +418,115 @@ fn expiry_warnings_for_certificates_made_to_expire_soon() {
         .ok()
         .says("client temp certificate (CN=temp, O=soon) expires in 2 days");
 }
+
+#[test]
+fn configure_installs_a_custom_server_certificate_after_checking_it() {
+    let host = TestHost::new();
+    create(&host, "cust", &["--client-network-ip", "127.0.0.2"]);
+    crate::certs::openssl_pki(
+        &host,
+        "corp",
+        "DNS:vch.test,IP:127.0.0.2",
+        crate::certs::GOOD_EXT,
+    );
+    crate::certs::openssl_pki(&host, "wrong", "DNS:other.test", crate::certs::GOOD_EXT);
+    let before = served_subject(&host, "cust");
+    // Names that do not cover the VCH's address: refused before anything changes.
+    host.vic_machine([
+        "configure",
+        "--name",
+        "cust",
+        "--tls-server-cert",
+        "wrong/server-cert.pem",
+        "--tls-server-key",
+        "wrong/server-key.pem",
+    ])
+    .fails()
+    .says("does not cover \"127.0.0.2\"");
+    host.vic_machine([
+        "configure",
+        "--name",
+        "cust",
+        "--tls-server-cert",
+        "corp/server-key.pem",
+        "--tls-server-key",
+        "corp/server-cert.pem",
+    ])
+    .fails()
+    .says("PEM inputs may have been switched");
+    assert_eq!(served_subject(&host, "cust"), before);
+
+    host.vic_machine([
+        "configure",
+        "--name",
+        "cust",
+        "--tls-server-cert",
+        "corp/server-cert.pem",
+        "--tls-server-key",
+        "corp/server-key.pem",
+    ])
+    .ok()
+    .says("Loaded server certificate")
+    .says("Completed successfully");
+    // Served on the API and on the admin portal.
+    for port in [2376, 2378] {
+        host.sh(&format!(
+            "openssl s_client -connect 127.0.0.2:{port} -cert cust/cert.pem -key cust/key.pem -showcerts </dev/null 2>/dev/null"
+        ))
+        .says("Stark Enterprises Global CA");
+    }
+    // Clients verify it with the corporate CA and keep their client certificate.
+    host.docker(
+        &[],
+        [
+            "-H",
+            "tcp://127.0.0.2:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "corp/ca.pem",
+            "--tlscert",
+            "cust/cert.pem",
+            "--tlskey",
+            "cust/key.pem",
+            "ps",
+        ],
+    )
+    .ok();
+    host.vic_machine(["inspect", "config", "--name", "cust"])
+        .ok()
+        .says("--tls-server-cert");
+}
+
+#[test]
+fn a_revoked_client_is_cut_off_on_a_connection_it_already_holds() {
+    let host = TestHost::new();
+    create(&host, "keep", &["--client-network-ip", "127.0.0.2"]);
+    host.vic_machine(["cert", "issue", "--name", "keep", "--user", "bob"])
+        .ok();
+    // One keep-alive connection: a request, the revocation, a request on the same socket.
+    let script = r#"
+import http.client, json, ssl, subprocess, sys
+ctx = ssl.create_default_context(cafile="keep-bob/ca.pem")
+ctx.check_hostname = False
+ctx.load_cert_chain("keep-bob/cert.pem", "keep-bob/key.pem")
+c = http.client.HTTPSConnection("127.0.0.2", 2376, context=ctx)
+c.request("GET", "/v1.44/containers/json")
+r = c.getresponse(); r.read()
+print("before", r.status)
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+sock = c.sock
+c.request("GET", "/v1.44/containers/json")
+r = c.getresponse()
+print("same-connection", c.sock is sock, r.status, json.loads(r.read())["message"])
+"#;
+    std::fs::write(host.path("keepalive.py"), script).unwrap();
+    let out = host
+        .sh(&format!(
+            "python3 keepalive.py {} cert revoke --name keep --user bob",
+            vic_testkit::vic_machine_bin().display()
+        ))
+        .ok();
+    out.says("before 200")
+        .says("same-connection True 403")
+        .says("has been revoked");
+}

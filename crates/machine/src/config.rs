@@ -223,6 +223,28 @@ impl VchPaths {
         self.dir.join("portal-password")
     }
 
+    /// Held while a command changes the VCH (configure, cert issue/revoke).
+    pub(crate) fn change_lock(&self) -> PathBuf {
+        self.dir.join("change.lock")
+    }
+
+    /// Takes the VCH's change lock (released when the returned value drops), or says that
+    /// another change is under way.
+    pub(crate) fn lock_for_change(&self) -> Result<nix::fcntl::Flock<std::fs::File>> {
+        let path = self.change_lock();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("cannot open", &path))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+            Error::Failed(
+                "Configure failed: another upgrade/configure operation is in progress".into(),
+            )
+        })
+    }
+
     /// The `--registry-ca` certificates, all in one PEM file.
     pub(crate) fn registry_cas(&self) -> PathBuf {
         self.tls_dir().join("registry-ca.pem")
@@ -320,4 +342,24 @@ pub(crate) fn list_names(root: &Path) -> Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_change_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = VchPaths::new(dir.path(), "v");
+        std::fs::create_dir(&paths.dir).unwrap();
+        let first = paths.lock_for_change().unwrap();
+        let err = paths.lock_for_change().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("another upgrade/configure operation is in progress")
+        );
+        drop(first);
+        assert!(paths.lock_for_change().is_ok());
+    }
 }

@@ -63,6 +63,8 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
         ))
     })?;
     let root = absolute(&args.vch.root.root)?;
+    let (_, paths) = load(&root, &args.vch.name)?;
+    let _lock = paths.lock_for_change()?;
     let (cfg, paths) = load(&root, &args.vch.name)?;
     let mut list = ClientList::load(&paths)?;
     if let Some(live) = list
@@ -212,6 +214,8 @@ pub(crate) fn ls(args: CertNameArgs, out: &mut Out) -> Result<()> {
 
 pub(crate) fn revoke(args: CertRevokeArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.vch.root.root)?;
+    let (_, paths) = load(&root, &args.vch.name)?;
+    let _lock = paths.lock_for_change()?;
     let (mut cfg, paths) = load(&root, &args.vch.name)?;
     let mut list = ClientList::load(&paths)?;
     let now = crate::config::now_rfc3339();

@@ -18,6 +18,9 @@ use crate::{certs, process};
 
 pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.root.root)?;
+    let (_, paths) = load(&root, &args.name)?;
+    let _lock = paths.lock_for_change()?;
+    // Read under the lock: a change that finished meanwhile is built upon, not undone.
     let (mut cfg, paths) = load(&root, &args.name)?;
     let r = &args.registry;
     let wants = !r.registry_ca.is_empty()
