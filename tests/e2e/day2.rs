@@ -272,29 +272,29 @@ fn issued_client_certificates_roles_and_revocation() {
     host.docker(&env_for(&host, "alice2"), ["ps"]).ok();
 }
 
+/// An OpenSSL CA named `cn` in `ca_dir`, and in `client_dir` a client certificate it signed
+/// with `server_ca` (how that client verifies the VCH) beside it.
+fn outside_ca_client(host: &TestHost, ca_dir: &str, cn: &str, client_dir: &str, server_ca: &str) {
+    host.sh(&format!(
+        "mkdir {ca_dir} {client_dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout {ca_dir}/ca-key.pem -out {ca_dir}/ca.pem -subj '/CN={cn}' -days 30 2>/dev/null && cp {server_ca} {client_dir}/ca.pem"
+    ))
+    .ok();
+    let (cert, key) = vic_testkit::client_cert_signed_by(
+        &host.path(&format!("{ca_dir}/ca.pem")),
+        &host.path(&format!("{ca_dir}/ca-key.pem")),
+        -1,
+        30,
+    );
+    std::fs::write(host.path(&format!("{client_dir}/cert.pem")), cert).unwrap();
+    std::fs::write(host.path(&format!("{client_dir}/key.pem")), key).unwrap();
+}
+
 #[test]
 fn client_ca_rotation_with_overlap_and_verification_toggle() {
     let host = TestHost::new();
     create(&host, "ca", &["--client-network-ip", "127.0.0.2"]);
     // A new CA from elsewhere, with a client certificate of its own.
-    host.sh(
-        "mkdir new && cd new && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj '/CN=Next Year CA' -days 30 2>/dev/null",
-    )
-    .ok();
-    let (cert, key) = vic_testkit::client_cert_signed_by(
-        &host.path("new/ca.pem"),
-        &host.path("new/ca-key.pem"),
-        -1,
-        30,
-    );
-    std::fs::write(host.path("new/cert.pem"), cert).unwrap();
-    std::fs::write(host.path("new/key.pem"), key).unwrap();
-    // The client verifies the server with the VCH's CA.
-    std::fs::copy(host.path("ca/ca.pem"), host.path("new/server-ca.pem")).unwrap();
-    std::fs::create_dir(host.path("next")).unwrap();
-    std::fs::copy(host.path("ca/ca.pem"), host.path("next/ca.pem")).unwrap();
-    std::fs::copy(host.path("new/cert.pem"), host.path("next/cert.pem")).unwrap();
-    std::fs::copy(host.path("new/key.pem"), host.path("next/key.pem")).unwrap();
+    outside_ca_client(&host, "new", "Next Year CA", "next", "ca/ca.pem");
     let old = env_for(&host, "ca");
     let next = env_for(&host, "next");
     host.docker(&next, ["ps"]).fails();
@@ -330,20 +330,7 @@ fn client_ca_rotation_with_overlap_and_verification_toggle() {
     host.docker(&next, ["ps"]).ok();
 
     // A read-only CA added at configure: its clients may read only.
-    host.sh(
-        "mkdir ro && cd ro && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca-key.pem -out ca.pem -subj '/CN=Auditors CA' -days 30 2>/dev/null",
-    )
-    .ok();
-    let (cert, key) = vic_testkit::client_cert_signed_by(
-        &host.path("ro/ca.pem"),
-        &host.path("ro/ca-key.pem"),
-        -1,
-        30,
-    );
-    std::fs::create_dir(host.path("auditor")).unwrap();
-    std::fs::copy(host.path("ca/ca.pem"), host.path("auditor/ca.pem")).unwrap();
-    std::fs::write(host.path("auditor/cert.pem"), cert).unwrap();
-    std::fs::write(host.path("auditor/key.pem"), key).unwrap();
+    outside_ca_client(&host, "ro", "Auditors CA", "auditor", "ca/ca.pem");
     host.vic_machine([
         "configure",
         "--name",

@@ -320,5 +320,5 @@ fn portal_warns_of_a_certificate_about_to_expire() {
     curl(&format!("-b jar {PORTAL}/"))
         .ok()
         .says("server: CN=127.0.0.2")
-        .says("<span class=\"bad\">expires in 9 days — renew soon");
+        .says("<span class=\"bad\">expires in 10 days — renew soon");
 }

@@ -610,7 +610,10 @@ fn certificate_line(role: &str, path: &Path) -> Option<(String, i64)> {
     let bundle = vic_pki::load_bundle(path).ok()?;
     let cert = bundle.certs.first()?;
     let s = vic_pki::summarize(cert).ok()?;
-    let days = (s.not_after - time::OffsetDateTime::now_utc().unix_timestamp()).div_euclid(86_400);
+    let days = vic_pki::days_left(
+        s.not_after,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
     Some((format!("{role}: {}", s.subject), days))
 }
 
@@ -667,8 +670,12 @@ fn dashboard(state: &PortalState, who: &str, registries: &[(String, bool)]) -> R
     let mut certs = String::new();
     for (role, path) in &facts.certificates {
         if let Some((line, days)) = certificate_line(role, path) {
-            let class = if days < 30 { "bad" } else { "ok" };
-            let warn = if days < 30 {
+            let class = if days <= vic_pki::EXPIRY_WARNING_DAYS {
+                "bad"
+            } else {
+                "ok"
+            };
+            let warn = if days <= vic_pki::EXPIRY_WARNING_DAYS {
                 " — renew soon (vic-machine configure)"
             } else {
                 ""

@@ -229,6 +229,12 @@ pub fn generate_ca(
         format!("{vch} CA {host} {}", random_hex(4)),
     );
     push_orgs(&mut params.distinguished_name, orgs);
+    make_ca(&mut params);
+    finish("CA certificate", params, key.into().into_key()?, None)
+}
+
+/// The extensions of a self-signed CA that signs the VCH's leaves.
+fn make_ca(params: &mut CertificateParams) {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -236,7 +242,6 @@ pub fn generate_ca(
         KeyUsagePurpose::DigitalSignature,
     ];
     params.use_authority_key_identifier_extension = false;
-    finish("CA certificate", params, key.into().into_key()?, None)
 }
 
 /// Renews a CA made by [`generate_ca`]: a new certificate for the same key and the same
@@ -273,13 +278,7 @@ pub fn renew_ca(
             params.distinguished_name.push(ty, value);
         }
     }
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.use_authority_key_identifier_extension = false;
+    make_ca(&mut params);
     let key = KeyPair::from_pem(key_pem).map_err(|e| err(e.to_string()))?;
     finish("renewed CA certificate", params, key, None)
 }

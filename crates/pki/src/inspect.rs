@@ -123,13 +123,19 @@ pub fn expiry_notice(label: &str, s: &CertSummary, now: i64) -> Option<ExpiryNot
         label: label.to_owned(),
         subject: s.subject.clone(),
         not_after: s.not_after,
-        // Days begun count: 9.9 days left reads "10 days".
-        days_left: if left >= 0 {
-            (left + 86_399).div_euclid(86_400)
-        } else {
-            left.div_euclid(86_400)
-        },
+        days_left: days_left(s.not_after, now),
     })
+}
+
+/// Whole days from `now` to `not_after`, counting a day begun (9.9 days left reads 10); negative
+/// once expired.
+pub fn days_left(not_after: i64, now: i64) -> i64 {
+    let left = not_after - now;
+    if left >= 0 {
+        (left + 86_399).div_euclid(86_400)
+    } else {
+        left.div_euclid(86_400)
+    }
 }
 
 /// Formats Unix seconds as an RFC 3339 UTC date (for listings).

@@ -24,7 +24,8 @@ pub use generate::{
     renew_ca,
 };
 pub use inspect::{
-    CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, expiring, expiry_notice, format_time, summarize,
+    CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, days_left, expiring, expiry_notice,
+    format_time, summarize,
 };
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
