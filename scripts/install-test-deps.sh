@@ -4,11 +4,14 @@
 # in a virtualenv of their own at /opt/vic-test-python, with the versions compose v1 works
 # with (docker-py 6, requests 2.31, urllib3 1; PyYAML 5.4 built with Cython < 3).
 set -euo pipefail
-# The admin portal's browser test: headless Chromium and NSS's tools for its certificate store.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v pk12util >/dev/null 2>&1; then
+# The admin portal's browser test: headless Chromium and NSS's tools for its certificate store;
+# the TLS scan of the hardening tests: testssl.sh.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v pk12util >/dev/null 2>&1 \
+    || ! command -v testssl >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium libnss3-tools fonts-dejavu-core >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium libnss3-tools fonts-dejavu-core \
+        testssl.sh >/dev/null
 fi
 venv=/opt/vic-test-python
 [ -x "$venv/bin/docker-compose" ] && exit 0

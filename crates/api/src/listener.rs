@@ -159,6 +159,7 @@ impl Endpoint {
                 .clone();
             let failures = failures.clone();
             tokio::spawn(async move {
+                let mut stream = stream;
                 let _ = stream.set_nodelay(true);
                 match tls {
                     None => {
@@ -171,6 +172,10 @@ impl Endpoint {
                         serve(stream, state, info).await;
                     }
                     Some(live) => {
+                        if plain_http_on_tls(&mut stream).await {
+                            failures.record(remote, "plain HTTP request on the TLS port");
+                            return;
+                        }
                         let accepted =
                             tokio::time::timeout(HANDSHAKE_TIMEOUT, live.acceptor.accept(stream))
                                 .await;
@@ -193,6 +198,24 @@ impl Endpoint {
         }
         tracing::info!("endpoint stopped accepting connections");
     }
+}
+
+/// Whether the client spoke plain HTTP to a TLS port; if so it is told so, as Go servers
+/// do (the docker CLI prints the message), and the connection is closed.
+pub(crate) async fn plain_http_on_tls(stream: &mut TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
+    // A TLS record starts with 0x16 (handshake); an HTTP request with an upper-case method.
+    if !matches!(peeked, Ok(Ok(1))) || !first[0].is_ascii_uppercase() {
+        return false;
+    }
+    use tokio::io::AsyncWriteExt as _;
+    let _ = stream
+        .write_all(
+            b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+        )
+        .await;
+    true
 }
 
 async fn serve<S>(io: S, state: Arc<State>, info: ConnInfo)

@@ -196,6 +196,10 @@ impl Portal {
                 .clone();
             let state = self.state.clone();
             tokio::spawn(async move {
+                let mut stream = stream;
+                if crate::listener::plain_http_on_tls(&mut stream).await {
+                    return;
+                }
                 let tls =
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await
