@@ -145,3 +145,160 @@ fn testssl_finds_no_weak_protocol_or_cipher() {
         }
     }
 }
+
+/// Sends hostile requests to a plain-HTTP VCH on 127.0.0.2:2375 and prints one line per case.
+const HOSTILE: &str = r#"
+import json, socket, sys, time
+H = ("127.0.0.2", 2375)
+
+def exchange(data, wait=5):
+    s = socket.create_connection(H)
+    s.settimeout(wait)
+    out = b""
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before taking it all: read what it said
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+            if b"\r\n\r\n" in out:
+                head, _, rest = out.partition(b"\r\n\r\n")
+                n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+                if n and len(rest) >= n[0]:
+                    break
+    except (socket.timeout, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    return out
+
+def case(name, data):
+    out = exchange(data)
+    head, _, body = out.partition(b"\r\n\r\n")
+    status = head.split(b" ")[1].decode() if head else "none"
+    try:
+        message = json.loads(body)["message"]
+    except Exception:
+        message = None
+    print(f"{name} {status} json={message is not None} {message!r}", flush=True)
+
+def post(path, body, ctype=b"application/json"):
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.2\r\nContent-Type: " + ctype +
+            b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+case("malformed-json", post(b"/v1.44/containers/create", b"{bad"))
+case("wrong-type", post(b"/v1.44/networks/create", b"[1,2,3]"))
+case("oversized", post(b"/v1.44/containers/create", b"{\"Image\":\"" + b"a" * 10_000_000 + b"\"}"))
+case("huge-header", b"GET /_ping HTTP/1.1\r\nHost: 127.0.0.2\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
+case("many-headers", b"GET /_ping HTTP/1.1\r\nHost: 127.0.0.2\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(5000)) + b"\r\n")
+case("bad-name", post(b"/v1.44/containers/create?name=bad%20name!", b"{\"Image\":\"busybox\"}"))
+case("bad-reference", post(b"/v1.44/images/create?fromImage=UPPER/Case&tag=latest", b""))
+case("bad-subnet", post(b"/v1.44/networks/create", b"{\"Name\":\"n\",\"IPAM\":{\"Config\":[{\"Subnet\":\"999.1.1.1/99\"}]}}"))
+case("absurd-cpus", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"NanoCpus\":100000000000000}}"))
+case("absurd-memory", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":-5}}"))
+case("unsupported-option", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Dns\":[\"1.1.1.1\"]}}"))
+case("deep-json", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"NetworkingConfig\":" + b"[" * 100000 + b"]" * 100000 + b"}"))
+case("binary-garbage", bytes(range(256)) * 40)
+
+# Slow clients: many connections that never finish their headers.
+slow = []
+for i in range(200):
+    s = socket.create_connection(H)
+    s.sendall(b"GET /_ping HTTP/1.1\r\nHost: 127.0.0.2\r\nX-Slow: ")
+    slow.append(s)
+case("served-meanwhile", b"GET /_ping HTTP/1.1\r\nHost: 127.0.0.2\r\nConnection: close\r\n\r\n")
+# The header timeout (30 s) closes them.
+time.sleep(33)
+closed = 0
+for s in slow:
+    s.settimeout(2)
+    try:
+        s.recv(100)  # the 408 the server sends, or the end of the stream
+        closed += 1
+    except socket.timeout:
+        pass
+    except OSError:
+        closed += 1
+print(f"slow-closed {closed}/{len(slow)}", flush=True)
+"#;
+
+fn endpoint_rss_kib(host: &TestHost, name: &str) -> u64 {
+    let pid = std::fs::read_to_string(host.root().join(name).join("endpoint.pid")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn hostile_api_input_gets_a_json_4xx_and_the_endpoint_keeps_serving() {
+    let host = TestHost::new();
+    let env = create(
+        &host,
+        "hostile",
+        &["--no-tls", "--client-network-ip", "127.0.0.2"],
+    )
+    .docker_env();
+    let before = endpoint_rss_kib(&host, "hostile");
+    std::fs::write(host.path("hostile.py"), HOSTILE).unwrap();
+    let out = host.sh("python3 hostile.py").ok();
+    let line = |name: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} line: {out:?}"))
+            .to_owned()
+    };
+    for (name, status, needle) in [
+        ("malformed-json", "400", "parse the request body as JSON"),
+        ("wrong-type", "400", "invalid type"),
+        ("oversized", "413", "length limit exceeded"),
+        ("bad-name", "400", "Invalid container name"),
+        ("bad-reference", "400", "must be lowercase"),
+        ("bad-subnet", "400", "invalid subnet"),
+        ("absurd-cpus", "400", "Range of CPUs"),
+        ("absurd-memory", "400", "cannot be negative"),
+        ("unsupported-option", "501", "does not support --dns"),
+        ("deep-json", "400", "recursion limit"),
+    ] {
+        let l = line(name);
+        assert!(
+            l.starts_with(&format!("{name} {status} json=True")) && l.contains(needle),
+            "{l}"
+        );
+    }
+    // Limits hyper enforces before any handler: a 4xx, connection closed.
+    assert!(
+        line("huge-header").starts_with("huge-header 431"),
+        "{out:?}"
+    );
+    assert!(
+        line("many-headers").starts_with("many-headers 431"),
+        "{out:?}"
+    );
+    assert!(
+        line("binary-garbage").contains(" 400 ") || line("binary-garbage").contains(" none "),
+        "{out:?}"
+    );
+    assert!(
+        line("served-meanwhile").starts_with("served-meanwhile 200"),
+        "{out:?}"
+    );
+    assert_eq!(line("slow-closed"), "slow-closed 200/200");
+    // Still serving, memory bounded.
+    host.docker(&env, ["ps"]).ok();
+    let after = endpoint_rss_kib(&host, "hostile");
+    assert!(
+        after < before + 64 * 1024,
+        "endpoint RSS grew from {before} KiB to {after} KiB"
+    );
+    let log = std::fs::read_to_string(host.root().join("hostile/endpoint.log")).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -4,6 +4,7 @@
 //! This crate converts between the wire and the VCH's services; it holds no business logic.
 //! Every request is logged once, with the client certificate subject that made it.
 
+mod body_timeout;
 mod error;
 mod facts;
 mod host_check;

@@ -96,7 +96,15 @@ pub(crate) async fn handle(
     let path = req.uri().path().to_owned();
     let mut resp = match state.refusal(&info, &method, &path) {
         Some(why) => ApiError::Forbidden(why).into_response(),
-        None => route(&state, &info, req.map(Body::new)).await,
+        None => {
+            let req = req.map(|b| {
+                Body::new(crate::body_timeout::IdleTimeout::new(
+                    b,
+                    crate::body_timeout::BODY_IDLE,
+                ))
+            });
+            as_json_error(route(&state, &info, req).await).await
+        }
     };
     let h = resp.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
@@ -119,6 +127,32 @@ pub(crate) async fn handle(
 }
 
 const API_VERSION: &str = "1.44";
+
+/// Turns the plain-text errors of axum's extractors (a malformed or oversized JSON body, a bad
+/// query) into Docker's `{"message": ...}` shape, which the docker CLI prints; a body that
+/// does not parse is a 400, as in Docker.
+async fn as_json_error(resp: Response<Body>) -> Response<Body> {
+    let status = resp.status();
+    let text_plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !text_plain {
+        return resp;
+    }
+    let status = if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let body = vic_docker_api::ErrorResponse { message: text };
+    (status, axum::Json(body)).into_response()
+}
 
 async fn route(state: &State, info: &ConnInfo, mut req: Request<Body>) -> Response<Body> {
     if let Some(allowed) = &state.allowed_hosts {

@@ -41,6 +41,9 @@ pub(crate) struct CreateBody {
     stop_timeout: Option<i64>,
     host_config: HostConfigBody,
     networking_config: Option<Value>,
+    /// Every other field, checked by [`refuse_unsupported`].
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +69,138 @@ struct HostConfigBody {
     security_opt: Option<Vec<String>>,
     masked_paths: Option<Vec<String>>,
     readonly_paths: Option<Vec<String>>,
+    shm_size: i64,
+    /// Every other field, checked by [`refuse_unsupported`].
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
+}
+
+/// Create options this VCH does not implement, with the docker flag that sets each: a
+/// non-default value is refused rather than ignored.
+const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
+    ("BlkioWeight", "--blkio-weight"),
+    ("BlkioWeightDevice", "--blkio-weight-device"),
+    ("BlkioDeviceReadBps", "--device-read-bps"),
+    ("BlkioDeviceWriteBps", "--device-write-bps"),
+    ("BlkioDeviceReadIOps", "--device-read-iops"),
+    ("BlkioDeviceWriteIOps", "--device-write-iops"),
+    ("Cgroup", "--cgroup"),
+    ("CgroupParent", "--cgroup-parent"),
+    ("CpuCount", "--cpu-count"),
+    ("CpuPercent", "--cpu-percent"),
+    ("CpuPeriod", "--cpu-period"),
+    ("CpuQuota", "--cpu-quota"),
+    ("CpuRealtimePeriod", "--cpu-rt-period"),
+    ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
+    ("CpusetCpus", "--cpuset-cpus"),
+    ("CpusetMems", "--cpuset-mems"),
+    ("DeviceCgroupRules", "--device-cgroup-rule"),
+    ("DeviceRequests", "--gpus"),
+    ("Devices", "--device"),
+    ("Dns", "--dns"),
+    ("DnsOptions", "--dns-option"),
+    ("DnsSearch", "--dns-search"),
+    ("ExtraHosts", "--add-host"),
+    ("GroupAdd", "--group-add"),
+    ("IOMaximumBandwidth", "--io-maxbandwidth"),
+    ("IOMaximumIOps", "--io-maxiops"),
+    ("IpcMode", "--ipc"),
+    ("KernelMemory", "--kernel-memory"),
+    ("KernelMemoryTCP", "--kernel-memory-tcp"),
+    ("Links", "--link"),
+    ("MemoryReservation", "--memory-reservation"),
+    ("OomKillDisable", "--oom-kill-disable"),
+    ("OomScoreAdj", "--oom-score-adj"),
+    ("PidMode", "--pid"),
+    ("Runtime", "--runtime"),
+    ("StorageOpt", "--storage-opt"),
+    ("Sysctls", "--sysctl"),
+    ("UTSMode", "--uts"),
+    ("Ulimits", "--ulimit"),
+    ("UsernsMode", "--userns"),
+    ("VolumeDriver", "--volume-driver"),
+    ("VolumesFrom", "--volumes-from"),
+];
+
+/// Config (top-level) options this VCH does not implement.
+const UNSUPPORTED_CONFIG: &[(&str, &str)] = &[
+    ("Domainname", "--domainname"),
+    ("MacAddress", "--mac-address"),
+    ("Healthcheck", "--health-cmd"),
+];
+
+/// Whether `v` is what the docker CLI sends when the option is not given.
+fn is_unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_unset),
+    }
+}
+
+/// Refuses create options that would otherwise be ignored: the container would not be what
+/// was asked for. Fields not known at all (newer API versions) are left to Docker's rule of
+/// ignoring them.
+fn refuse_unsupported(body: &CreateBody) -> Result<(), ApiError> {
+    let h = &body.host_config.other;
+    let mut asked: Vec<String> = UNSUPPORTED_HOST_CONFIG
+        .iter()
+        .filter(|(field, _)| h.get(*field).is_some_and(|v| !is_unset(v)))
+        .map(|(field, flag)| format!("{flag} (HostConfig.{field})"))
+        .collect();
+    asked.extend(
+        UNSUPPORTED_CONFIG
+            .iter()
+            .filter(|(field, _)| body.other.get(*field).is_some_and(|v| !is_unset(v)))
+            // `--no-healthcheck` is `Test: ["NONE"]`: nothing to run either way.
+            .filter(|(field, _)| {
+                *field != "Healthcheck" || body.other[*field]["Test"] != json!(["NONE"])
+            })
+            .map(|(field, flag)| format!("{flag} (Config.{field})")),
+    );
+    // Values that mean "as by default" although they are not zero.
+    let special = [
+        ("MemorySwap", "--memory-swap", [json!(-1), json!(0)]),
+        (
+            "MemorySwappiness",
+            "--memory-swappiness",
+            [json!(-1), Value::Null],
+        ),
+        ("Isolation", "--isolation", [json!("default"), json!("")]),
+        ("CgroupnsMode", "--cgroupns", [json!("private"), json!("")]),
+    ];
+    for (field, flag, defaults) in special {
+        if let Some(v) = h.get(field)
+            && !v.is_null()
+            && !defaults.contains(v)
+        {
+            asked.push(format!("{flag} (HostConfig.{field})"));
+        }
+    }
+    if let Some(log) = h.get("LogConfig") {
+        let driver = log["Type"].as_str().unwrap_or("");
+        if !["", "json-file"].contains(&driver) {
+            asked.push(format!(
+                "--log-driver {driver} (only json-file is supported)"
+            ));
+        } else if !is_unset(&log["Config"]) {
+            asked.push("--log-opt (HostConfig.LogConfig.Config)".into());
+        }
+    }
+    if asked.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Engine(vic_engine::EngineError::NotImplemented(
+            format!(
+                "this VCH does not support {}: run the container without {}",
+                asked.join(", "),
+                if asked.len() == 1 { "it" } else { "them" }
+            ),
+        )))
+    }
 }
 
 pub(crate) fn not_yet(what: &str) -> ApiError {
@@ -80,6 +215,7 @@ pub(crate) async fn container_create(
     Query(q): Query<HashMap<String, String>>,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
+    refuse_unsupported(&body)?;
     let h = &body.host_config;
     let mounts = mount_requests(&body)?;
     let restart = restart_policy(h.restart_policy.as_ref())?;
@@ -272,6 +408,22 @@ fn mount_requests(body: &CreateBody) -> Result<Vec<MountRequest>, ApiError> {
     }
     for (target, opts) in h.tmpfs.iter().flatten() {
         out.push(MountRequest::tmpfs(target, opts)?);
+    }
+    // `--shm-size`: the size of the default /dev/shm, unless a mount of its own replaces it.
+    if h.shm_size < 0 {
+        return Err(ApiError::BadRequest(
+            "SHM size can not be less than 0".into(),
+        ));
+    }
+    if h.shm_size > 0
+        && !out
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == "/dev/shm")
+    {
+        out.push(MountRequest::tmpfs(
+            "/dev/shm",
+            &format!("size={},mode=1777,nosuid,nodev,noexec", h.shm_size),
+        )?);
     }
     // `Config.Volumes` also lists the targets of `-v` binds (compose sends both): only the
     // others are anonymous volumes.

@@ -664,13 +664,17 @@ impl ContainerService {
 
     /// `docker create`.
     pub fn create(&self, req: CreateRequest) -> Result<String, EngineError> {
+        // What can be checked without the image is checked first, as Docker does.
+        if let Some(n) = &req.name
+            && !valid_name(n)
+        {
+            return Err(EngineError::Invalid(format!(
+                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        lifecycle::check_limits(&req.limits)?;
         let image = self.images.inspect(&req.image)?;
         let name = match &req.name {
-            Some(n) if !valid_name(n) => {
-                return Err(EngineError::Invalid(format!(
-                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-                )));
-            }
             Some(n) => n.trim_start_matches('/').to_owned(),
             None => {
                 let taken: std::collections::HashSet<String> =
