@@ -302,3 +302,180 @@ fn hostile_api_input_gets_a_json_4xx_and_the_endpoint_keeps_serving() {
     let log = std::fs::read_to_string(host.root().join("hostile/endpoint.log")).unwrap();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Writes an OCI image layout (argv[1]) whose one layer is a gzipped tar of a file of argv[2]
+/// MiB of zeros: a few hundred KiB that unpack to hundreds of MiB.
+const BOMB: &str = r#"
+import gzip, hashlib, io, json, os, sys, tarfile
+out, mib = sys.argv[1], int(sys.argv[2])
+os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+class Zeros(io.RawIOBase):
+    def __init__(self, n): self.left = n
+    def readable(self): return True
+    def readinto(self, b):
+        n = min(len(b), self.left); b[:n] = bytes(n); self.left -= n; return n
+class Tee(io.RawIOBase):
+    def __init__(self, f): self.f, self.h = f, hashlib.sha256()
+    def writable(self): return True
+    def write(self, b): self.h.update(b); return self.f.write(b)
+raw = io.BytesIO()
+gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0)
+tee = Tee(gz)
+with tarfile.open(fileobj=tee, mode="w|") as t:
+    info = tarfile.TarInfo("zeros"); info.size = mib << 20
+    t.addfile(info, io.BufferedReader(Zeros(info.size)))
+gz.close()
+def blob(data, media):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return {"mediaType": media, "digest": f"sha256:{d}", "size": len(data)}
+layer = blob(raw.getvalue(), "application/vnd.oci.image.layer.v1.tar+gzip")
+config = blob(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + tee.h.hexdigest()]}}).encode(),
+    "application/vnd.oci.image.config.v1+json")
+manifest = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": config, "layers": [layer]}).encode(), "application/vnd.oci.image.manifest.v1+json")
+manifest["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+json.dump({"schemaVersion": 2, "manifests": [manifest]}, open(f"{out}/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(f"{out}/oci-layout", "w"))
+print(layer["size"])
+"#;
+
+#[test]
+fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
+    vic_testkit::require_bin("/usr/bin/skopeo");
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    std::fs::write(host.path("bomb.py"), BOMB).unwrap();
+    let compressed: u64 = host
+        .sh("python3 bomb.py bomb 400")
+        .ok()
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(compressed < 2 << 20, "the bomb is {compressed} bytes");
+    host.sh("skopeo copy -q --dest-tls-verify=false oci:bomb:latest docker://127.0.0.1:5000/bomb:latest")
+        .ok();
+    // The VCH's whole state root on a 128 MiB filesystem (this test's mount namespace only).
+    std::fs::create_dir_all(host.root()).unwrap();
+    host.sh(&format!(
+        "mount -t tmpfs -o size=128m vic-small {}",
+        host.root().display()
+    ))
+    .ok();
+    let env = create(
+        &host,
+        "small",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    host.docker(&env, ["pull", "127.0.0.1:5000/bomb"])
+        .fails()
+        .says("the layer does not fit");
+    // Nothing half-made is visible or left behind.
+    host.docker(&env, ["images", "--format", "{{.Repository}}"])
+        .ok()
+        .never_says("bomb");
+    host.sh(&format!("find {} -name '*.tmp-*'", host.root().display()))
+        .ok()
+        .never_says("tmp");
+    // The VCH works on with what is left.
+    host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
+        .ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "127.0.0.1:5000/busybox",
+            "echo",
+            "still-here",
+        ],
+    )
+    .ok()
+    .says("still-here");
+}
+
+#[test]
+fn docker_cp_through_a_symlink_swapped_mid_copy_cannot_touch_the_host() {
+    // CVE-2018-15664: a container flips a symlink between one of its folders and a path that
+    // also exists on the host while `docker cp` runs; a daemon that resolves the path on the
+    // host side copies host files out, or writes into the host.
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let env = create(
+        &host,
+        "race",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env();
+    let target = host.path("canary");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("secret"), "host-secret").unwrap();
+    let t = target.display().to_string();
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "flipper",
+            "127.0.0.1:5000/busybox",
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /w/real {t} && echo container > {t}/secret && echo container > /w/real/secret && \
+                 while true; do ln -sfn /w/real /w/swap; ln -sfn {t} /w/swap; done"
+            ),
+        ],
+    )
+    .ok();
+    std::fs::write(host.path("pwned"), "from the client").unwrap();
+    let mut copied_out = 0;
+    for i in 0..60 {
+        // In: whichever way the link points, the file lands inside the container.
+        let _ = host.docker(&env, ["cp", "pwned", "flipper:/w/swap/"]);
+        assert!(
+            !target.join("pwned").exists(),
+            "docker cp wrote into the host at round {i}"
+        );
+        // Out: the container's file or nothing, never the host's.
+        let out = host.path(&format!("out-{i}"));
+        if host
+            .docker(
+                &env,
+                ["cp", "flipper:/w/swap/secret", &out.display().to_string()],
+            )
+            .code
+            == 0
+        {
+            copied_out += 1;
+            assert_eq!(
+                std::fs::read_to_string(&out).unwrap().trim(),
+                "container",
+                "docker cp read the host at round {i}"
+            );
+        }
+    }
+    assert!(copied_out > 0, "no copy out ever succeeded");
+    assert_eq!(
+        std::fs::read_to_string(target.join("secret")).unwrap(),
+        "host-secret"
+    );
+    host.docker(&env, ["rm", "-f", "flipper"]).ok();
+}

@@ -32,12 +32,46 @@ pub enum UnpackError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The layer does not fit on the filesystem it is unpacked to.
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UnpackError + '_ {
-    move |source| UnpackError::Io {
-        path: path.to_owned(),
-        source,
+    move |source| {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            // The tar crate wraps the reader's error in its own: say the innermost reason.
+            let mut inner: &dyn std::error::Error = &source;
+            while let Some(next) = inner.source() {
+                inner = next;
+            }
+            let why = inner.to_string();
+            return UnpackError::NoSpace(if why.contains("does not fit") {
+                why
+            } else {
+                format!(
+                    "the layer does not fit: no space left while writing {} ({why}); free space under the VCH's state root",
+                    path.display()
+                )
+            });
+        }
+        // Say the tar crate's wrapped reason too ("failed to unpack x" alone helps nobody).
+        let inner = std::error::Error::source(&source)
+            .map(|mut e| {
+                while let Some(next) = e.source() {
+                    e = next;
+                }
+                e.to_string()
+            })
+            .filter(|i| !source.to_string().contains(i.as_str()));
+        let source = match inner {
+            Some(i) => std::io::Error::new(source.kind(), format!("{source}: {i}")),
+            None => source,
+        };
+        UnpackError::Io {
+            path: path.to_owned(),
+            source,
+        }
     }
 }
 
@@ -49,18 +83,56 @@ pub struct UnpackStats {
     pub opaque_dirs: u64,
 }
 
-/// Reads the uncompressed stream while hashing it (to check the diff ID).
+/// Reads the uncompressed stream while hashing it (to check the diff ID), and stops when the
+/// layer would eat into the space its filesystem keeps free: a gzip bomb, or a layer that does
+/// not fit, ends with a clear error while the VCH's own state can still be written.
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
+    dest: PathBuf,
+    read: u64,
+    next_check: u64,
 }
+
+/// How often (in uncompressed bytes) free space is looked at.
+const SPACE_CHECK_EVERY: u64 = 8 << 20;
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read >= self.next_check {
+            self.next_check = self.read + SPACE_CHECK_EVERY;
+            check_space(&self.dest, self.read)?;
+        }
         Ok(n)
     }
+}
+
+/// Fails when the filesystem of `dest` has less free than its reserve: 5% of its size, at
+/// most 256 MiB.
+fn check_space(dest: &Path, unpacked: u64) -> std::io::Result<()> {
+    let Ok(st) = nix::sys::statvfs::statvfs(dest) else {
+        return Ok(());
+    };
+    let block = st.fragment_size().max(1);
+    let total = st.blocks() * block;
+    let free = st.blocks_available() * block;
+    let reserve = (total / 20).min(256 << 20);
+    if free < reserve {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!(
+                "the layer does not fit: {} MiB unpacked so far and only {} MiB left on the filesystem of {} (its last {} MiB are kept for the VCH's own state); free space there or pull a smaller image",
+                unpacked >> 20,
+                free >> 20,
+                dest.display(),
+                reserve >> 20
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens a layer blob, detecting gzip, zstd or plain tar by its first bytes.
@@ -85,6 +157,9 @@ fn decompress(blob: &Path) -> Result<Box<dyn Read>, UnpackError> {
 
 /// The entry path as a clean relative path, or why it is refused.
 pub fn clean_entry_path(raw: &Path) -> Result<PathBuf, &'static str> {
+    if raw.as_os_str().len() > 4096 {
+        return Err("paths longer than 4096 bytes are not allowed in layer entries");
+    }
     let mut out = PathBuf::new();
     for c in raw.components() {
         match c {
@@ -170,6 +245,9 @@ pub fn unpack_layer(
     let reader = HashingReader {
         inner: decompress(blob)?,
         hasher: Sha256::new(),
+        dest: dest.to_owned(),
+        read: 0,
+        next_check: 0,
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);

@@ -106,6 +106,16 @@ fn split(path: &str) -> (String, Option<String>) {
 
 /// An archive entry's path, relative and without `..`.
 fn clean_entry(raw: &Path) -> Result<PathBuf, ConfinedError> {
+    // Longer than the kernel takes: refused before any folder of it is made.
+    if raw.as_os_str().len() > 4096 {
+        return Err(ConfinedError::Refused {
+            entry: format!(
+                "{}...",
+                raw.to_string_lossy().chars().take(64).collect::<String>()
+            ),
+            reason: "its path is longer than 4096 bytes".into(),
+        });
+    }
     let mut out = PathBuf::new();
     for c in raw.components() {
         match c {
@@ -423,6 +433,11 @@ impl Root {
                 AtFlags::SYMLINK_NOFOLLOW,
             )
             .map_err(io_err("cannot set the owner of", &shown))?;
+            // A change of owner clears setuid and setgid: set the mode again after it.
+            if kind == E::Regular && mode.bits() & 0o6000 != 0 {
+                rustix::fs::chmodat(&parent, name.as_os_str(), mode, AtFlags::empty())
+                    .map_err(io_err("cannot set the mode of", &shown))?;
+            }
             if let Ok(mtime) = header.mtime() {
                 let t = rustix::fs::Timespec {
                     tv_sec: mtime as i64,
@@ -735,6 +750,84 @@ mod tests {
         std::os::unix::fs::symlink("/etc", r.join("link")).unwrap();
         std::os::unix::fs::symlink("../../../../../../", r.join("up")).unwrap();
         t
+    }
+
+    /// Every path below `dir`, for before/after comparisons.
+    fn listing(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_owned()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(p.clone());
+                }
+                out.push(p);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_hostile_cp_corpus_never_writes_outside_the_root() {
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cp");
+        // Refused with this reason, or accepted with what it wrote inside the root.
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("dotdot.tar", Err("..")),
+            ("bad-checksum.tar", Err("checksum")),
+            ("huge-size.tar", Err("unexpected EOF")),
+            ("long-path.tar", Err("longer than 4096 bytes")),
+            ("block-device.tar", Err("device nodes")),
+            ("char-device.tar", Err("device nodes")),
+            ("hardlink-outside.tar", Err("climbs out")),
+            // Links are resolved as the container would: inside its root.
+            ("symlink-chain.tar", Ok("vic-evil")),
+            ("symlink-chain-write.tar", Ok("etc/vic-evil")),
+            ("symlink-then-write.tar", Ok("tmp/vic-evil")),
+            ("setuid.tar", Ok("tool")),
+        ];
+        for (file, expected) in cases {
+            let parent = tempfile::tempdir().unwrap();
+            let root_dir = parent.path().join("root");
+            std::fs::create_dir_all(root_dir.join("etc")).unwrap();
+            std::fs::create_dir_all(root_dir.join("tmp")).unwrap();
+            std::fs::write(parent.path().join("canary"), "host").unwrap();
+            let before = listing(parent.path());
+            let root = Root::open(&root_dir).unwrap();
+            let input = std::fs::File::open(corpus.join(file)).unwrap();
+            let r = root.extract("/", input, ExtractOptions::default());
+            match expected {
+                Err(needle) => {
+                    let e = r.expect_err(file).to_string();
+                    assert!(e.contains(needle), "{file}: {e}");
+                }
+                Ok(inside) => {
+                    r.unwrap_or_else(|e| panic!("{file}: {e}"));
+                    let meta = root_dir.join(inside).symlink_metadata();
+                    assert!(meta.is_ok(), "{file}: {inside} missing");
+                    if *file == "setuid.tar" {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        assert_eq!(meta.unwrap().permissions().mode() & 0o7777, 0o4755);
+                    }
+                }
+            }
+            let after: Vec<_> = listing(parent.path())
+                .into_iter()
+                .filter(|p| !p.starts_with(&root_dir))
+                .collect();
+            let before: Vec<_> = before
+                .into_iter()
+                .filter(|p| !p.starts_with(&root_dir))
+                .collect();
+            assert_eq!(after, before, "{file} wrote outside the root");
+            assert_eq!(
+                std::fs::read_to_string(parent.path().join("canary")).unwrap(),
+                "host"
+            );
+        }
+        assert!(!Path::new("/tmp/vic-evil").exists());
+        assert!(!Path::new("/etc/vic-evil").exists());
     }
 
     fn names(tar_bytes: &[u8]) -> Vec<String> {

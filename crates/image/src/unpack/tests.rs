@@ -26,6 +26,11 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
         ("write-through-symlink.tar", "parent directory is a symlink"),
         ("hardlink-outside.tar", "outside the layer"),
         ("hardlink-absolute.tar", "outside the layer"),
+        ("symlink-chain.tar", "climbs out of the layer"),
+        ("symlink-chain-write.tar", "parent directory is a symlink"),
+        ("bad-checksum.tar", "checksum"),
+        ("huge-size.tar", "failed to write entire file"),
+        ("long-path.tar", "longer than 4096 bytes"),
     ] {
         let (dir, r) = unpack(file);
         let err = r.expect_err(file).to_string();
