@@ -16,3 +16,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked
 fi
+# A short fuzzing run of every parser at a trust boundary (RELIABILITY.md has the long one).
+./scripts/fuzz.sh "${VIC_FUZZ_SECONDS:-15}"

@@ -19,3 +19,10 @@ pub use host_check::AllowedHosts;
 pub use listener::{Endpoint, EndpointHandle, Security};
 pub use portal::{Portal, PortalHandle, PortalSettings, SESSION_IDLE as PORTAL_SESSION_IDLE};
 pub use routes::{UNIMPLEMENTED, UnimplementedOp};
+
+/// Checks a `POST /containers/create` body as the endpoint does, creating nothing (for the
+/// fuzzer in `fuzz/`).
+#[doc(hidden)]
+pub fn check_create_body(bytes: &[u8]) -> Result<(), ApiError> {
+    routes::check_create_body(bytes)
+}

@@ -215,11 +215,31 @@ pub(crate) async fn container_create(
     Query(q): Query<HashMap<String, String>>,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body)?;
-    let h = &body.host_config;
-    let mounts = mount_requests(&body)?;
-    let restart = restart_policy(h.restart_policy.as_ref())?;
+    let req = create_request(&body, q.get("name").filter(|n| !n.is_empty()).cloned())?;
+    let id = state.containers.create(req)?;
     let warnings: Vec<String> = Vec::new();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": id, "Warnings": warnings})),
+    )
+        .into_response())
+}
+
+/// Checks a create body as `POST /containers/create` does, creating nothing: the fuzzer's
+/// way into the API's most complex body.
+pub(crate) fn check_create_body(bytes: &[u8]) -> Result<(), ApiError> {
+    let body: CreateBody = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    create_request(&body, None).map(drop)
+}
+
+/// What the engine is asked for, from the request body: everything about it is checked here
+/// (options refused, mounts, restart policy, ports, networks).
+fn create_request(body: &CreateBody, name: Option<String>) -> Result<CreateRequest, ApiError> {
+    refuse_unsupported(body)?;
+    let h = &body.host_config;
+    let mounts = mount_requests(body)?;
+    let restart = restart_policy(h.restart_policy.as_ref())?;
     let network_mode = match h.network_mode.as_deref().unwrap_or("default") {
         "" | "default" => vic_engine::DEFAULT_NETWORK.to_owned(),
         other => other.to_owned(),
@@ -293,7 +313,7 @@ pub(crate) async fn container_create(
         });
     }
     let req = CreateRequest {
-        name: q.get("name").filter(|n| !n.is_empty()).cloned(),
+        name,
         image: body.image.clone(),
         cmd: body.cmd.clone(),
         entrypoint: body.entrypoint.clone(),
@@ -330,12 +350,7 @@ pub(crate) async fn container_create(
         aliases,
         extra_networks,
     };
-    let id = state.containers.create(req)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"Id": id, "Warnings": warnings})),
-    )
-        .into_response())
+    Ok(req)
 }
 
 /// `HostConfig.SecurityOpt`, with `--security-opt systempaths=unconfined` put back: the CLI

@@ -19,6 +19,7 @@ use axum::http::{Method, Uri};
 use axum::routing::{MethodFilter, MethodRouter, get, post};
 
 pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
+pub(crate) use containers::check_create_body;
 
 use crate::{ApiError, VchFacts};
 
