@@ -7,6 +7,7 @@ mod certs;
 mod clients;
 mod containers;
 mod day2;
+mod faults;
 mod hardening;
 mod machine;
 mod networks;

@@ -44,7 +44,11 @@ pub fn remove_link(name: &str) -> Result<(), NetError> {
     }
     match ip_batch(None, &format!("link del {name}\n")) {
         // Gone meanwhile (a veth goes with its namespace's other end).
-        Err(NetError::System(m)) if m.contains("Cannot find device") => Ok(()),
+        Err(NetError::System(m))
+            if m.contains("Cannot find device") || m.contains("No such device") =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -69,9 +73,7 @@ pub struct Attachment<'a> {
 /// Makes a veth pair with one end in the bridge and the other, addressed, in the container's
 /// namespace (with loopback up and a default route via the gateway).
 pub fn attach(a: &Attachment<'_>) -> Result<(), NetError> {
-    if link_exists(a.host_if) {
-        ip_batch(None, &format!("link del {}\n", a.host_if))?;
-    }
+    remove_link(a.host_if)?;
     ip_batch(
         None,
         &format!(
@@ -107,9 +109,7 @@ pub fn attach_external(a: &Attachment<'_>) -> Result<(), NetError> {
     if is_bridge(a.bridge) {
         return attach(a);
     }
-    if link_exists(a.host_if) {
-        ip_batch(None, &format!("link del {}\n", a.host_if))?;
-    }
+    remove_link(a.host_if)?;
     // Made here under a temporary name, then moved and renamed inside.
     ip_batch(
         None,

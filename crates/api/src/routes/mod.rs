@@ -18,8 +18,8 @@ use axum::Router;
 use axum::http::{Method, Uri};
 use axum::routing::{MethodFilter, MethodRouter, get, post};
 
-pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
 pub(crate) use containers::check_create_body;
+pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
 
 use crate::{ApiError, VchFacts};
 

@@ -416,6 +416,19 @@ pub fn disk_usage(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Whether process `pid` runs (a zombie, exited but not yet reaped by whoever adopted it,
+/// does not).
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name, which may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 /// The exit the monitor recorded in `dir/exit.json`, if any.
 fn read_exit(dir: &Path) -> Option<Status> {
     let bytes = std::fs::read(dir.join("exit.json")).ok()?;
@@ -502,6 +515,26 @@ impl ContainerService {
             monitor,
         };
 
+        // A start cut short by a killed endpoint: the monitor runs the container, the record
+        // does not say so yet.
+        for mut rec in svc.all() {
+            let pid_file = svc.dir(&rec.id).join("monitor.pid");
+            if rec.started_at.is_none()
+                && let Ok(meta) = std::fs::metadata(&pid_file)
+            {
+                rec.started_at = Some(
+                    meta.modified()
+                        .map(|t| {
+                            time::OffsetDateTime::from(t)
+                                .format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default()
+                        })
+                        .unwrap_or_else(|_| now()),
+                );
+                tracing::info!(container = %rec.id, "recorded a start the previous endpoint did not finish");
+                svc.save(&rec)?;
+            }
+        }
         // Exits from before this endpoint started are history, not events.
         if let Ok(mut seen) = svc.announced.lock() {
             for rec in svc.all() {
@@ -603,7 +636,9 @@ impl ContainerService {
         if let Some(exited) = read_exit(&dir) {
             return exited;
         }
-        if rec.started_at.is_none() {
+        // Never started, unless a monitor was launched for it: a start the endpoint was killed
+        // in the middle of still runs a container.
+        if rec.started_at.is_none() && !dir.join("monitor.pid").exists() {
             return Status::Created;
         }
         // Files only, no runtime call: this runs for every container on every list, start and
@@ -617,8 +652,7 @@ impl ContainerService {
         let pid = read_pid("init.pid").map_or(0, i64::from);
         // Absent monitor pid: the monitor is just starting.
         if let Some(monitor_pid) = read_pid("monitor.pid") {
-            let monitor_alive =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor_pid), None).is_ok();
+            let monitor_alive = process_alive(monitor_pid);
             if !monitor_alive {
                 // The monitor records the exit just before it ends: look again, or this read
                 // could fall between the two.
@@ -1776,7 +1810,29 @@ impl ContainerService {
         if !rec.attachments().is_empty() {
             self.refresh_names(None);
         }
-        std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the container", e))?;
+        // The monitor writes the exit record as it ends: let it finish before the folder goes.
+        if let Some(pid) = std::fs::read_to_string(dir.join("monitor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            for _ in 0..100 {
+                if !process_alive(pid) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let mut removed = std::fs::remove_dir_all(&dir);
+        for _ in 0..5 {
+            match &removed {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    removed = std::fs::remove_dir_all(&dir);
+                }
+                _ => break,
+            }
+        }
+        removed.map_err(|e| internal("cannot remove the container", e))?;
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);
         }
