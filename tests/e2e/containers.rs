@@ -3,26 +3,11 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
-
 const IMG: &str = "127.0.0.1:5000/busybox";
 
 /// A VCH (plain HTTP) with the busybox image pulled.
 fn vch_with_busybox(host: &TestHost) -> Vec<(String, String)> {
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        host,
-        "ctr",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = crate::plain_vch_with_registry(host, "ctr");
     host.docker(&env, ["pull", "-q", IMG]).ok();
     env
 }

@@ -118,20 +118,7 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
 #[test]
 fn an_endpoint_killed_under_20_clients_loses_nothing_it_acknowledged() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    create(
-        &host,
-        "busy",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    );
-    let env = env();
+    let env = crate::plain_vch_with_registry(&host, "busy");
     host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
         .ok();
     let pid = std::fs::read_to_string(host.root().join("busy/endpoint.pid"))

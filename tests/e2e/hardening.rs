@@ -410,20 +410,7 @@ fn docker_cp_through_a_symlink_swapped_mid_copy_cannot_touch_the_host() {
     // also exists on the host while `docker cp` runs; a daemon that resolves the path on the
     // host side copies host files out, or writes into the host.
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "race",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = crate::plain_vch_with_registry(&host, "race");
     let target = host.path("canary");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("secret"), "host-secret").unwrap();

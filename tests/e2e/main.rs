@@ -37,6 +37,25 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// A plain-HTTP VCH `name` on 127.0.0.2 that may pull from a registry on 127.0.0.1:5000, which
+/// is started and given busybox; returns create's env.
+fn plain_vch_with_registry(host: &TestHost, name: &str) -> Vec<(String, String)> {
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    create(
+        host,
+        name,
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+        ],
+    )
+    .docker_env()
+}
+
 /// `docker info --format {{.Name}}` with the env create printed.
 fn docker_name(host: &TestHost, env: &[(String, String)]) -> Run {
     host.docker(env, ["info", "--format", "{{.Name}}"])
