@@ -89,6 +89,7 @@ second_half="$(awk 'NR>int(n/2) {s+=$2; k++} END {print int(s/k)}' n="$(wc -l < 
 echo "container cycles: $ok ok, $fail failed ($(awk "BEGIN {printf \"%.1f\", $ok / $secs}")/s)"
 echo "endpoint RSS: ${base_rss} KiB at start, mean ${first_half} KiB first half, ${second_half} KiB second half, peak ${peak} KiB, $(rss) KiB at end"
 echo "endpoint fds: ${base_fds} at start, $(fds) at end"
+echo "RSS by minute (KiB): $(awk -v t0="$(head -1 "$work/samples" | cut -d' ' -f1)" '($1 - t0) % 60 < 10 {printf "%s ", $2}' "$work/samples")"
 echo "left behind: containers $left, mounts $(( $(mounts) - base_mounts )), veths $(( $(veths) - base_veths )), monitors $(monitors)"
 [ -s "$work/errors" ] && { echo "first errors:"; head -5 "$work/errors"; }
 [ "$fail" -eq 0 ] && [ "$left" -eq 0 ] && [ "$(mounts)" -eq "$base_mounts" ] && [ "$(veths)" -eq "$base_veths" ] && [ "$(monitors)" -eq 0 ]

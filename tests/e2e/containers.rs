@@ -322,7 +322,22 @@ fn exec_runs_in_a_running_container() {
     host.docker(&env, ["exec", "nope", "true"])
         .fails()
         .says("No such container: nope");
+    // An exec instance can be inspected while its container exists, and goes with it.
+    let exec_id = host
+        .sh(
+            "curl -sf -X POST -H 'Content-Type: application/json' -d '{\"Cmd\":[\"true\"]}' \
+             http://127.0.0.2:2375/v1.44/containers/box/exec | sed 's/.*\"Id\":\"\\([0-9a-f]*\\)\".*/\\1/'",
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let inspect = format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.2:2375/v1.44/exec/{exec_id}/json"
+    );
+    host.sh(&inspect).ok().says("200");
     host.docker(&env, ["rm", "-f", "box"]).ok();
+    host.sh(&inspect).ok().says("404");
 }
 
 #[test]

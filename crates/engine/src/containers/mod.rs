@@ -1843,6 +1843,10 @@ impl ContainerService {
         if let Ok(mut seen) = self.announced.lock() {
             seen.remove(&id);
         }
+        // Its exec instances go with it (as in Docker): the table does not grow for ever.
+        if let Ok(mut execs) = self.execs.lock() {
+            execs.retain(|_, e| e.container != id);
+        }
         self.emit("destroy", &rec, &[]);
         Ok(())
     }
