@@ -25,7 +25,7 @@ for t in certificates registry_entries manifests layer_unpack cp_extract create_
         echo "FUZZ FAILURE in $t (reproducer under fuzz/artifacts/$t/)"
         exit 1
     }
-    runs=$(echo "$out" | grep -E '^stat::number_of_executed_units' | awk '{print $2}')
-    cov=$(echo "$out" | grep -E 'DONE' | tail -1 | grep -oE 'cov: [0-9]+' || true)
+    runs=$(echo "$out" | grep -aE '^stat::number_of_executed_units' | awk '{print $2}')
+    cov=$(echo "$out" | grep -aE 'DONE' | tail -1 | grep -oE 'cov: [0-9]+' || true)
     echo "$t: ${runs:-?} runs in ${secs}s, ${cov:-cov: ?}, no crash"
 done
