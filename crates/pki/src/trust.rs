@@ -60,19 +60,24 @@ pub fn serial_hex(der: &[u8]) -> Option<String> {
     Some(if s.is_empty() { "00".into() } else { s })
 }
 
-/// Normalizes a serial or fingerprint as an administrator may type it (`AB:CD`, `0xab`,
-/// upper case) to the form [`serial_hex`] and [`fingerprint`] produce.
+/// Normalizes a fingerprint as an administrator may type it (`AB:CD`, `0xab`, upper case) to
+/// the form [`fingerprint`] produces.
 pub fn normalize_hex(s: &str) -> String {
     let t = s.trim();
     let t = t
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    let hex: String = t
-        .chars()
+    t.chars()
         .filter(|c| *c != ':')
         .collect::<String>()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Normalizes a serial as an administrator may type it to the form [`serial_hex`] produces
+/// (leading zero bytes dropped: tools differ in showing them).
+pub fn normalize_serial(s: &str) -> String {
+    let hex = normalize_hex(s);
     let trimmed = hex.trim_start_matches("00");
     if trimmed.is_empty() {
         "00".into()
@@ -97,7 +102,7 @@ impl Revocations {
     /// Revokes every certificate with this serial (any hex spelling). Serials are unique per
     /// CA and the VCH's CAs draw them at random (128 bits), so a serial names one certificate.
     pub fn add_serial(&mut self, serial: &str) {
-        self.serials.insert(normalize_hex(serial));
+        self.serials.insert(normalize_serial(serial));
     }
 
     /// How many entries the list holds.
@@ -117,7 +122,7 @@ impl Revocations {
         }
         self.fingerprints
             .contains(&normalize_hex(&fingerprint(der)))
-            || serial_hex(der).is_some_and(|s| self.serials.contains(&normalize_hex(&s)))
+            || serial_hex(der).is_some_and(|s| self.serials.contains(&normalize_serial(&s)))
     }
 }
 
@@ -376,7 +381,13 @@ mod tests {
 
     #[test]
     fn hex_normalization() {
-        assert_eq!(normalize_hex("0x00AB:cd"), "abcd");
-        assert_eq!(normalize_hex(" 00 "), "00");
+        assert_eq!(normalize_serial("0x00AB:cd"), "abcd");
+        assert_eq!(normalize_serial(" 00 "), "00");
+        // A fingerprint keeps its leading zeros: all 64 digits name it.
+        let fp = format!("00{}", "ab".repeat(31));
+        assert_eq!(normalize_hex(&fp.to_uppercase()), fp);
+        let mut r = Revocations::default();
+        r.add_fingerprint(&fp);
+        assert_eq!(r.fingerprints.iter().next().unwrap().len(), 64);
     }
 }

@@ -233,7 +233,7 @@ pub(crate) fn revoke(args: CertRevokeArgs, out: &mut Out) -> Result<()> {
                 })?;
             (entry.serial.clone(), entry.fingerprint.clone())
         }
-        (None, Some(s), ..) => (vic_pki::normalize_hex(s), String::new()),
+        (None, Some(s), ..) => (vic_pki::normalize_serial(s), String::new()),
         (None, None, Some(f), _) => {
             let f = vic_pki::normalize_hex(f);
             if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -266,7 +266,7 @@ pub(crate) fn revoke(args: CertRevokeArgs, out: &mut Out) -> Result<()> {
         ));
     }
     let matches = |c: &ClientEntry| {
-        (!serial.is_empty() && vic_pki::normalize_hex(&c.serial) == serial)
+        (!serial.is_empty() && vic_pki::normalize_serial(&c.serial) == serial)
             || (!fingerprint.is_empty() && c.fingerprint == fingerprint)
     };
     let mut revoked_users = Vec::new();
