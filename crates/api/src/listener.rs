@@ -137,17 +137,12 @@ impl Endpoint {
         let failures = Arc::new(HandshakeLog::default());
         tokio::pin!(shutdown);
         loop {
-            let (stream, remote) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                a = accept(&self.listener, "api") => a,
+            };
+            let Some((stream, remote)) = accepted else {
+                continue;
             };
             let state = self.state.clone();
             // The configuration in force when the connection arrives serves all of it.
@@ -197,6 +192,19 @@ impl Endpoint {
             });
         }
         tracing::info!("endpoint stopped accepting connections");
+    }
+}
+
+/// The next connection of `listener`; `None` after a failed accept (EMFILE and friends),
+/// logged, once a short back-off has passed so that the loop does not spin.
+pub(crate) async fn accept(listener: &TcpListener, what: &str) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok(pair) => Some(pair),
+        Err(e) => {
+            tracing::warn!(error = %e, listener = what, "accept failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        }
     }
 }
 
@@ -263,7 +271,7 @@ fn client_identity(
         role,
         leaf: trust
             .and_then(|_| chain.first())
-            .map(|c| Arc::new(c.clone().into_owned())),
+            .map(|c| Arc::new(vic_pki::CertId::of(c.as_ref()))),
     }
 }
 

@@ -178,16 +178,12 @@ impl Portal {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let (stream, remote) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "portal accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
+                a = crate::listener::accept(&self.listener, "portal") => a,
+            };
+            let Some((stream, remote)) = accepted else {
+                continue;
             };
             let acceptor = self
                 .acceptor

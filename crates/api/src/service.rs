@@ -20,8 +20,9 @@ pub(crate) struct ConnInfo {
     pub(crate) client: Arc<str>,
     /// What the client's certificate allows (full without client verification).
     pub(crate) role: vic_pki::Role,
-    /// The verified client certificate, checked against the deny list at every request.
-    pub(crate) leaf: Option<Arc<vic_pki::CertificateDer<'static>>>,
+    /// The verified client certificate's identity, checked against the deny list at every
+    /// request.
+    pub(crate) leaf: Option<Arc<vic_pki::CertId>>,
 }
 
 #[derive(Debug)]

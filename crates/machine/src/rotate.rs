@@ -19,9 +19,8 @@ use crate::output::Out;
 struct NewServer {
     chain_pem: String,
     key_pem: String,
-    /// Generated into the cert folder (`server-cert.pem`/`server-key.pem` there too).
-    generated: bool,
     self_signed: bool,
+    /// `None`: generated, and written into the cert folder too.
     custom_files: Option<(PathBuf, Option<PathBuf>)>,
 }
 
@@ -183,7 +182,6 @@ pub(crate) fn plan(
             Some(NewServer {
                 chain_pem: certs::chain_pem(&checked.chain),
                 key_pem: certs::key_pem(&checked.key),
-                generated: false,
                 self_signed: false,
                 custom_files: Some((cert.clone(), key.clone())),
             })
@@ -236,7 +234,6 @@ pub(crate) fn plan(
             Some(NewServer {
                 chain_pem: pair.cert_pem,
                 key_pem: pair.key_pem,
-                generated: true,
                 self_signed,
                 custom_files: None,
             })
@@ -298,7 +295,7 @@ impl TlsPlan {
         }
         match &self.server {
             Some(server) => {
-                if server.generated {
+                if server.custom_files.is_none() {
                     vic_pki::create_private_dir(&cert_path)?;
                     vic_pki::write_public(
                         &cert_path.join("server-cert.pem"),

@@ -86,6 +86,23 @@ pub fn normalize_serial(s: &str) -> String {
     }
 }
 
+/// What the deny list knows a certificate by, computed once (per connection, not per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertId {
+    fingerprint: String,
+    serial: Option<String>,
+}
+
+impl CertId {
+    /// The identity of certificate `der`.
+    pub fn of(der: &[u8]) -> Self {
+        Self {
+            fingerprint: fingerprint(der),
+            serial: serial_hex(der).map(|s| normalize_serial(&s)),
+        }
+    }
+}
+
 /// Revoked client certificates, by serial (with the issuer it was revoked for) or fingerprint.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {
@@ -117,12 +134,13 @@ impl Revocations {
 
     /// Whether `der` is revoked.
     pub fn is_revoked(&self, der: &[u8]) -> bool {
-        if self.is_empty() {
-            return false;
-        }
-        self.fingerprints
-            .contains(&normalize_hex(&fingerprint(der)))
-            || serial_hex(der).is_some_and(|s| self.serials.contains(&normalize_serial(&s)))
+        !self.is_empty() && self.contains(&CertId::of(der))
+    }
+
+    /// Whether the certificate `id` names is revoked.
+    pub fn contains(&self, id: &CertId) -> bool {
+        self.fingerprints.contains(&id.fingerprint)
+            || id.serial.as_ref().is_some_and(|s| self.serials.contains(s))
     }
 }
 
@@ -211,8 +229,8 @@ impl ClientTrust {
     }
 
     /// Whether this (already verified) client certificate is revoked now.
-    pub fn is_revoked(&self, leaf: &CertificateDer<'_>) -> bool {
-        self.revoked.is_revoked(leaf.as_ref())
+    pub fn is_revoked(&self, leaf: &CertId) -> bool {
+        self.revoked.contains(leaf)
     }
 }
 

@@ -879,7 +879,6 @@ impl ContainerService {
                 "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
             )));
         }
-        lifecycle::check_limits(&rec.limits())?;
         if rec.auto_remove && rec.restart.restarts() {
             return Err(EngineError::Invalid(
                 "Conflicting options: --restart and --rm: a container removed when it exits cannot be restarted".into(),
