@@ -13,6 +13,22 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pk12util >/dev/null 2>&
     apt-get install -y -qq --no-install-recommends chromium libnss3-tools fonts-dejavu-core \
         testssl.sh >/dev/null
 fi
+# The alternative runtimes the tests run containers on: crun, and gVisor's runsc (Debian's).
+if ! command -v runsc >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runsc >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runsc >/dev/null; }
+fi
+# crun refuses a hybrid cgroup host where a controller is left on the v2 hierarchy (here
+# hugetlb, which nothing mounts as v1): mount each such controller as v1, as Debian's
+# cgroupfs-mount does, so the v2 hierarchy holds none.
+unified=/sys/fs/cgroup/unified
+if [ -s "$unified/cgroup.controllers" ] && mountpoint -q /sys/fs/cgroup/memory; then
+    for c in $(cat "$unified/cgroup.controllers"); do
+        mountpoint -q "/sys/fs/cgroup/$c" && continue
+        mkdir -p "/sys/fs/cgroup/$c"
+        mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+    done
+fi
 venv=/opt/vic-test-python
 [ -x "$venv/bin/docker-compose" ] && exit 0
 python3 -m venv "$venv"

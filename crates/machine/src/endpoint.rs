@@ -135,31 +135,43 @@ async fn shutdown_signal() {
 
 /// Why the OCI runtime `name` cannot run containers on this host, when it cannot.
 pub(crate) fn runtime_unusable(name: &str) -> Option<String> {
-    // crun refuses a "hybrid" layout (cgroup v1 controllers, and some controller enabled on
-    // the v2 hierarchy too) at every start; say so at create rather than at the first run.
     let v2_controllers =
         std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
-    (name == "crun" && !v2_controllers.trim().is_empty()).then(|| {
+    cgroup_refusal(name, &v2_controllers)
+}
+
+/// crun refuses a "hybrid" layout (cgroup v1 controllers, and some controller enabled on the
+/// v2 hierarchy too) at every start; say so at create rather than at the first run.
+fn cgroup_refusal(name: &str, v2_controllers: &str) -> Option<String> {
+    let controllers: Vec<&str> = v2_controllers.split_whitespace().collect();
+    (name == "crun" && !controllers.is_empty()).then(|| {
         format!(
-            "crun cannot run containers on this host: its cgroups are in hybrid mode (v1, with the {} controller also on the v2 hierarchy at /sys/fs/cgroup/unified); use --container-runtime runc, or boot the host with cgroup v2 only (systemd.unified_cgroup_hierarchy=1)",
-            v2_controllers.split_whitespace().collect::<Vec<_>>().join(", ")
+            "crun cannot run containers on this host: its cgroups are in hybrid mode (v1, with the {} controller also on the v2 hierarchy at /sys/fs/cgroup/unified); use --container-runtime runc, or mount that controller as v1 too ({}), or boot the host with cgroup v2 only (systemd.unified_cgroup_hierarchy=1)",
+            controllers.join(", "),
+            controllers
+                .iter()
+                .map(|c| format!("mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     })
 }
 
 /// Where the OCI runtime `name` (runc, crun, runsc) is installed.
 pub(crate) fn runtime_binary(name: &str) -> Result<std::path::PathBuf> {
-    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-        .iter()
+    find_runtime(
+        name,
+        &["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"],
+    )
+}
+
+fn find_runtime(name: &str, dirs: &[&str]) -> Result<std::path::PathBuf> {
+    dirs.iter()
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            let how = match name {
-                "runsc" => "install gVisor's runsc (https://gvisor.dev/docs/user_guide/install/)",
-                other => &format!("install it with `apt-get install {other}`"),
-            };
             Error::Failed(format!(
-                "the container runtime {name} is not installed on this host: {how}, or choose another with --container-runtime"
+                "the container runtime {name} is not installed on this host: install it with `apt-get install {name}`, or choose another with --container-runtime"
             ))
         })
 }
@@ -466,4 +478,40 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         tracing::info!("endpoint stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crun_on_a_hybrid_host_is_refused_with_the_fix() {
+        assert!(cgroup_refusal("crun", "").is_none());
+        assert!(cgroup_refusal("runc", "hugetlb").is_none());
+        let why = cgroup_refusal("crun", "hugetlb\n").unwrap_or_default();
+        assert!(why.contains("the hugetlb controller"), "{why}");
+        assert!(why.contains("--container-runtime runc"), "{why}");
+        assert!(
+            why.contains("mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_missing_runtime_says_how_to_install_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path().to_str().unwrap_or_default();
+        let err = find_runtime("runsc", &[d]).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "the container runtime runsc is not installed on this host: install it with `apt-get install runsc`, or choose another with --container-runtime"
+            )
+        );
+        std::fs::write(dir.path().join("runsc"), b"").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            find_runtime("runsc", &[d]).ok(),
+            Some(dir.path().join("runsc"))
+        );
+    }
 }

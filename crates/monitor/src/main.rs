@@ -205,7 +205,8 @@ fn run(a: &Args) -> Result<(), String> {
     let _ = std::fs::remove_file(&pid_file);
     let runc = |args: &[&str]| {
         let mut c = Command::new(&a.runtime);
-        c.args(["--root", &a.root, "--log"])
+        c.args(vic_runtime::global_args(std::path::Path::new(&a.runtime)))
+            .args(["--root", &a.root, "--log"])
             .arg(&runc_log)
             .args(["--log-format", "json"])
             .args(args)
@@ -271,10 +272,7 @@ fn run(a: &Args) -> Result<(), String> {
     }
     let failed = |what: &str| {
         let why = runtime_error(&runc_log).unwrap_or_else(|| what.to_owned());
-        let _ = runc(&["delete", "--force", &a.id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        delete_reaping(runc(&["delete", "--force", &a.id]));
         format!("OCI runtime {what} failed: {why}")
     };
     if !created_ok {
@@ -336,13 +334,30 @@ fn run(a: &Args) -> Result<(), String> {
     if let Ok(f) = log.lock() {
         let _ = f.sync_all();
     }
-    let _ = runc(&["delete", "--force", &a.id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    delete_reaping(runc(&["delete", "--force", &a.id]));
     let exit = serde_json::json!({"code": code, "finished": now()});
     write_atomic(&state.join("exit.json"), exit.to_string().as_bytes())
         .map_err(|e| format!("cannot record the exit status: {e}"))
+}
+
+/// Runs the runtime's `delete` while reaping every other child that ends meanwhile: runsc's
+/// delete waits for its gofer process to be gone, and the gofer, orphaned to us (the
+/// subreaper), stays a zombie until we reap it (delete then timed out after 5 s).
+fn delete_reaping(mut delete: Command) {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let Ok(child) = delete.stdout(Stdio::null()).stderr(Stdio::null()).spawn() else {
+        return;
+    };
+    let pid = child.id() as i32;
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _)) if p.as_raw() == pid => {
+                return;
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 fn main() -> ExitCode {

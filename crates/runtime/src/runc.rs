@@ -10,6 +10,9 @@ pub enum RuncError {
         binary: PathBuf,
         source: std::io::Error,
     },
+    /// The runtime has no such operation.
+    #[error("{op} is not supported by this VCH's container runtime: {why}")]
+    Unsupported { op: &'static str, why: &'static str },
     /// The runtime refused or failed.
     #[error("{op} {id}: {message}")]
     Failed {
@@ -47,7 +50,9 @@ impl Runc {
 
     fn cmd(&self) -> Command {
         let mut c = Command::new(&self.binary);
-        c.arg("--root").arg(&self.root);
+        c.args(global_args(&self.binary))
+            .arg("--root")
+            .arg(&self.root);
         c
     }
 
@@ -128,6 +133,12 @@ impl Runc {
 
     /// Changes the cgroup limits of a running container (`docker update`).
     pub fn update(&self, id: &str, limits: &crate::Limits) -> Result<(), RuncError> {
+        if is_runsc(&self.binary) {
+            return Err(RuncError::Unsupported {
+                op: "update",
+                why: "gVisor's runsc cannot change the limits of a running container: recreate the container with the new limits",
+            });
+        }
         let mut c = self.cmd();
         c.arg("update");
         if limits.memory > 0 {
@@ -179,7 +190,12 @@ impl Runc {
     /// The container's processes as `ps -ef` shows them: (titles, rows).
     pub fn ps(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
         let mut c = self.cmd();
-        c.args(["ps", id, "-ef"]);
+        // runsc prints its own table (UID PID PPID C TTY STIME TIME CMD) and takes no ps options.
+        if is_runsc(&self.binary) {
+            c.args(["ps", id]);
+        } else {
+            c.args(["ps", id, "-ef"]);
+        }
         let out = self.output("ps", id, c)?;
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
@@ -237,6 +253,33 @@ impl Runc {
     }
 }
 
+/// The flags a runtime needs on every call, before the command.
+///
+/// runsc (gVisor): `--network=host` makes the sandbox use the network namespace the VCH made for
+/// the container (its veth, addresses and firewall rules) through the host's stack in that
+/// namespace, instead of moving the interfaces into gVisor's own stack: Debian's runsc
+/// (2022-12) takes every namespace of a recent kernel for the root one and refuses to start
+/// ("cannot run with network enabled in root network namespace"). The container still runs on
+/// gVisor's kernel; the VCH gives every runsc container a namespace of its own (see
+/// [`needs_own_netns`]), so "host" is never the host's.
+pub fn global_args(binary: &Path) -> &'static [&'static str] {
+    if is_runsc(binary) {
+        &["--network=host"]
+    } else {
+        &[]
+    }
+}
+
+/// Whether containers on this runtime must be given a network namespace by path even with no
+/// network (`--network none`): runsc would otherwise run them in the endpoint's namespace.
+pub fn needs_own_netns(binary: &Path) -> bool {
+    is_runsc(binary)
+}
+
+fn is_runsc(binary: &Path) -> bool {
+    binary.file_name().is_some_and(|n| n == "runsc")
+}
+
 /// runc logs JSON-ish lines (`level=error msg="..."`); keep the message.
 fn message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
@@ -254,6 +297,14 @@ fn message(stderr: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runsc_runs_in_the_namespace_it_is_given() {
+        assert_eq!(global_args(Path::new("/usr/bin/runsc")), ["--network=host"]);
+        assert!(needs_own_netns(Path::new("/usr/bin/runsc")));
+        assert!(global_args(Path::new("/usr/sbin/runc")).is_empty());
+        assert!(!needs_own_netns(Path::new("/usr/bin/crun")));
+    }
 
     #[test]
     fn runtime_messages() {

@@ -65,7 +65,8 @@ fn document(
     let host = host_memory();
     let limit = mem
         .and_then(|m| m["usage"]["limit"].as_u64())
-        .map_or(0, |l| if host > 0 { l.min(host) } else { l });
+        // No limit reads as a huge number from runc and as 0 from runsc.
+        .map_or(0, |l| if host > 0 && (l == 0 || l > host) { host } else { l });
     json!({
         "id": id, "name": format!("/{name}"),
         "read": if cur.is_some() { now() } else { "0001-01-01T00:00:00Z".into() },

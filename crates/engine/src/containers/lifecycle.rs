@@ -132,9 +132,13 @@ impl ContainerService {
             Status::Running { .. } | Status::Paused { .. }
         ) && !rec.limits().is_empty()
         {
-            self.runc
-                .update(&id, &rec.limits())
-                .map_err(|e| EngineError::Invalid(format!("Cannot update container {id}: {e}")))?;
+            self.runc.update(&id, &rec.limits()).map_err(|e| {
+                let msg = format!("Cannot update container {id}: {e}");
+                match e {
+                    vic_runtime::RuncError::Unsupported { .. } => EngineError::NotImplemented(msg),
+                    _ => EngineError::Invalid(msg),
+                }
+            })?;
         }
         self.save(&rec)?;
         tracing::info!(container = %id, "container updated");

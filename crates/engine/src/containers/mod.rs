@@ -1500,7 +1500,10 @@ impl ContainerService {
             .layer_paths(&self.load(&rec.container)?.image_id)?;
         let (uid, gid) = self.user_ids(&rec.user, &layers)?;
         let mut cmd = tokio::process::Command::new(&self.runtime);
-        cmd.arg("--root").arg(&self.runtime_root).arg("exec");
+        cmd.args(vic_runtime::global_args(&self.runtime))
+            .arg("--root")
+            .arg(&self.runtime_root)
+            .arg("exec");
         cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
         for e in &rec.env {
             cmd.args(["--env", e]);

@@ -223,7 +223,19 @@ impl ContainerService {
         rec: &mut ContainerRecord,
     ) -> Result<Option<PathBuf>, EngineError> {
         if rec.network_mode == "none" {
-            return Ok(None);
+            if !vic_runtime::needs_own_netns(&self.runtime) {
+                return Ok(None);
+            }
+            // Loopback only, made here because this runtime must be handed one.
+            let path = self.netns_path(&rec.id);
+            if !netns::exists(&path) {
+                netns::create(&path).map_err(|e| internal("network namespace", e))?;
+                if let Err(e) = link::loopback_up(&path) {
+                    let _ = netns::remove(&path);
+                    return Err(internal("loopback", e));
+                }
+            }
+            return Ok(Some(path));
         }
         let net = self.networks.get(&rec.network_mode)?;
         self.networks.ensure_ready()?;
