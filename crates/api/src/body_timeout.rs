@@ -20,7 +20,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
-    sleep: Pin<Box<Sleep>>,
+    /// Made at the first wait: most requests (every GET) never wait for a body.
+    sleep: Option<Pin<Box<Sleep>>>,
     waiting: bool,
 }
 
@@ -29,7 +30,7 @@ impl<B> IdleTimeout<B> {
         Self {
             inner,
             idle,
-            sleep: Box::pin(tokio::time::sleep(idle)),
+            sleep: None,
             waiting: false,
         }
     }
@@ -54,12 +55,15 @@ where
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
+                let deadline = Instant::now() + this.idle;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if !this.waiting {
                     this.waiting = true;
-                    let deadline = Instant::now() + this.idle;
-                    this.sleep.as_mut().reset(deadline);
+                    sleep.as_mut().reset(deadline);
                 }
-                match this.sleep.as_mut().poll(cx) {
+                match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(format!(
                         "the client sent no request body data for {} s",
                         this.idle.as_secs()

@@ -255,23 +255,31 @@ fn client_identity(
 ) -> ConnInfo {
     let (_, conn) = tls.get_ref();
     let chain = conn.peer_certificates().unwrap_or_default();
-    let client = chain
-        .first()
-        .and_then(|der| vic_pki::summarize(der).ok())
-        .map(|s| s.subject)
-        .unwrap_or_else(|| "anonymous".to_owned());
-    let role = match trust {
-        Some(t) => t.role(chain),
+    match trust.map(|t| t.identify(chain)) {
+        Some(Some(who)) => ConnInfo {
+            remote,
+            client: who.subject,
+            role: who.role,
+            leaf: Some(who.id),
+        },
+        // Clients are verified, and this one came without a certificate (the portal allows
+        // it, then asks for its password): the certificate grants nothing.
+        Some(None) => ConnInfo {
+            remote,
+            client: "anonymous".into(),
+            role: vic_pki::Role::ReadOnly,
+            leaf: None,
+        },
         // Without client verification anyone connecting has every right.
-        None => vic_pki::Role::Full,
-    };
-    ConnInfo {
-        remote,
-        client: client.into(),
-        role,
-        leaf: trust
-            .and_then(|_| chain.first())
-            .map(|c| Arc::new(vic_pki::CertId::of(c.as_ref()))),
+        None => ConnInfo {
+            remote,
+            client: chain
+                .first()
+                .and_then(|der| vic_pki::summarize(der).ok())
+                .map_or_else(|| "anonymous".into(), |s| s.subject.into()),
+            role: vic_pki::Role::Full,
+            leaf: None,
+        },
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, Uri, header};
+use axum::http::{HeaderName, HeaderValue, Request, Response, Uri, header};
 use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use tower::ServiceExt;
@@ -108,17 +108,15 @@ pub(crate) async fn handle(
         }
     };
     let h = resp.headers_mut();
-    h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
-    h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
-    if let Ok(v) = HeaderValue::from_str(&format!("vic/{} (linux)", vic_core::VERSION)) {
-        h.insert(header::SERVER, v);
-    }
+    h.insert(API_VERSION_HEADER, HeaderValue::from_static(API_VERSION));
+    h.insert(OSTYPE_HEADER, HeaderValue::from_static("linux"));
+    h.insert(EXPERIMENTAL_HEADER, HeaderValue::from_static("false"));
+    h.insert(header::SERVER, SERVER.clone());
     tracing::info!(
         %method,
         path,
         status = resp.status().as_u16(),
-        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        duration_us = start.elapsed().as_micros() as u64,
         client = %info.client,
         role = %info.role,
         remote = %info.remote,
@@ -128,6 +126,16 @@ pub(crate) async fn handle(
 }
 
 const API_VERSION: &str = "1.44";
+// Made once: a header named by a string is parsed again at every insert.
+const API_VERSION_HEADER: HeaderName = HeaderName::from_static("api-version");
+const OSTYPE_HEADER: HeaderName = HeaderName::from_static("ostype");
+const EXPERIMENTAL_HEADER: HeaderName = HeaderName::from_static("docker-experimental");
+
+/// The `Server` header of every response.
+static SERVER: std::sync::LazyLock<HeaderValue> = std::sync::LazyLock::new(|| {
+    HeaderValue::from_str(&format!("vic/{} (linux)", vic_core::VERSION))
+        .unwrap_or_else(|_| HeaderValue::from_static("vic (linux)"))
+});
 
 /// Turns the plain-text errors of axum's extractors (a malformed or oversized JSON body, a bad
 /// query) into Docker's `{"message": ...}` shape, which the docker CLI prints; a body that

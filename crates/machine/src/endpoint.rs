@@ -1,6 +1,7 @@
 //! `vic-machine endpoint` (hidden): the long-lived process that serves one VCH's Docker API.
 //! `create` starts it detached, with stdout and stderr appended to `endpoint.log`.
 
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use vic_api::{AllowedHosts, Endpoint, Security, VchFacts};
@@ -14,11 +15,18 @@ use crate::error::{Error, Result};
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_ansi(false);
+    // Each line is one write(2) on a copy of stderr (endpoint.log, opened for appending), with
+    // no lock: std's stderr puts every writer behind one mutex, and the request log writes a
+    // line per API request. One write appends a whole line; lines never interleave.
+    let _ = match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => fmt
+            .with_writer(Arc::new(std::fs::File::from(fd)))
+            .try_init(),
+        Err(_) => fmt.with_writer(std::io::stderr).try_init(),
+    };
 }
 
 /// The VCH's server certificate chain and key, as the endpoint and the portal serve them.

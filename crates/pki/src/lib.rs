@@ -35,8 +35,8 @@ pub use tls::{
     install_crypto_provider, ping_client_config, server_config, system_roots,
 };
 pub use trust::{
-    CertId, ClientTrust, READ_ONLY_OU, Revocations, Role, fingerprint, normalize_hex,
-    normalize_serial, serial_hex,
+    CertId, ClientIdentity, ClientTrust, READ_ONLY_OU, Revocations, Role, fingerprint,
+    normalize_hex, normalize_serial, serial_hex,
 };
 pub use validate::{
     ServerCheck, check_ca_bundle, check_client_cert, check_server_identity, key_matches_cert,

@@ -2,7 +2,7 @@
 //! certificates. One [`ClientTrust`] is the rustls client verifier of the Docker API and the
 //! admin portal; the endpoint swaps it whole when the administrator changes either.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -155,7 +155,32 @@ pub struct ClientTrust {
     revoked: Revocations,
     full_count: usize,
     read_only_count: usize,
+    /// Who each client certificate seen since this trust was built is, by fingerprint: a
+    /// resumed TLS session skips the handshake's checks, and this spares its connection a
+    /// chain verification and two certificate parses. A new trust (any change of CAs or of
+    /// the deny list) starts empty.
+    known: std::sync::Mutex<HashMap<String, Known>>,
 }
+
+/// A verified client, as a connection carries it.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    /// The certificate's subject (RFC 4514).
+    pub subject: Arc<str>,
+    pub role: Role,
+    /// What the deny list knows it by.
+    pub id: Arc<CertId>,
+}
+
+#[derive(Debug)]
+struct Known {
+    identity: ClientIdentity,
+    /// notAfter (Unix seconds): the role is decided again past it.
+    not_after: i64,
+}
+
+/// Past this many client certificates the cache starts over (a bound, not a working size).
+const KNOWN_MAX: usize = 1024;
 
 fn verifier(
     cas: &[CertificateDer<'static>],
@@ -201,6 +226,7 @@ impl ClientTrust {
             revoked,
             full_count: full.len(),
             read_only_count: read_only.len(),
+            known: std::sync::Mutex::default(),
         })
     }
 
@@ -226,6 +252,38 @@ impl ClientTrust {
             Some(v) if v.verify_client_cert(leaf, rest, UnixTime::now()).is_ok() => Role::Full,
             _ => Role::ReadOnly,
         }
+    }
+
+    /// Who the client with this (handshake-verified) chain is; `None` without a certificate.
+    /// Decided once per certificate and then remembered until it expires.
+    pub fn identify(&self, chain: &[CertificateDer<'_>]) -> Option<ClientIdentity> {
+        let leaf = chain.first()?;
+        let fp = fingerprint(leaf.as_ref());
+        let now = UnixTime::now().as_secs() as i64;
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = known.get(&fp).filter(|k| now < k.not_after) {
+            return Some(k.identity.clone());
+        }
+        let summary = crate::summarize(leaf).ok();
+        let identity = ClientIdentity {
+            subject: summary.as_ref().map_or_else(
+                || "unparsable certificate".into(),
+                |s| s.subject.as_str().into(),
+            ),
+            role: self.role(chain),
+            id: Arc::new(CertId::of(leaf.as_ref())),
+        };
+        if known.len() >= KNOWN_MAX {
+            known.clear();
+        }
+        known.insert(
+            fp,
+            Known {
+                identity: identity.clone(),
+                not_after: summary.map_or(0, |s| s.not_after),
+            },
+        );
+        Some(identity)
     }
 
     /// Whether this (already verified) client certificate is revoked now.
@@ -344,6 +402,16 @@ mod tests {
         assert_eq!(trust.role(&[der(&viewer)]), Role::ReadOnly);
         assert_eq!(trust.role(&[der(&auditor)]), Role::ReadOnly);
         assert_eq!(trust.role(&[]), Role::ReadOnly);
+        // Identified once, then remembered: the same answer, with the subject and identity.
+        for _ in 0..2 {
+            let who = trust.identify(&[der(&viewer)]).expect("a certificate");
+            assert_eq!(who.role, Role::ReadOnly);
+            assert!(who.subject.contains("CN="), "{}", who.subject);
+            assert_eq!(*who.id, CertId::of(der(&viewer).as_ref()));
+            let admin_who = trust.identify(&[der(&admin)]).expect("a certificate");
+            assert_eq!(admin_who.role, Role::Full);
+        }
+        assert!(trust.identify(&[]).is_none());
     }
 
     #[test]

@@ -24,8 +24,17 @@ fn config(dir: &str) -> Arc<rustls::ClientConfig> {
         .map(Result::unwrap)
         .collect();
     let key = PrivateKeyDer::from_pem_file(format!("{dir}/key.pem")).unwrap();
+    // The cipher suites in the docker CLI's order (Go's TLS 1.3 default on AES hardware:
+    // AES-128-GCM-SHA256 first), not rustls' (AES-256-GCM-SHA384 first), so that both servers
+    // negotiate what they would with the docker CLI.
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     Arc::new(
-        rustls::ClientConfig::builder()
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)
             .unwrap(),
