@@ -142,6 +142,80 @@ fn stat_of(name: &str, st: &Stat, link_target: String) -> PathStat {
     }
 }
 
+/// A path of a [`Root`] resolved for archiving ([`Root::source`]).
+#[derive(Debug)]
+pub struct Source {
+    /// The folder holding the entry (the entry itself when `name` is `None`).
+    dirfd: OwnedFd,
+    name: Option<String>,
+    /// The name the archive gives it.
+    top: PathBuf,
+    stat: PathStat,
+    shown: String,
+}
+
+impl Source {
+    /// What the archive holds at its top.
+    pub fn stat(&self) -> &PathStat {
+        &self.stat
+    }
+
+    /// Writes the tar stream to `out`.
+    pub fn write<W: Write>(self, out: W) -> Result<PathStat, ConfinedError> {
+        let mut tar = tar::Builder::new(out);
+        tar.follow_symlinks(false);
+        match &self.name {
+            Some(n) => add_entry(&mut tar, &self.dirfd, OsStr::new(n), &self.top)?,
+            None => {
+                let st =
+                    rustix::fs::fstat(&self.dirfd).map_err(io_err("cannot stat", &self.shown))?;
+                add_dir(&mut tar, self.dirfd, &st, &self.top)?;
+            }
+        }
+        tar.into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(std_err("cannot write the archive of", &self.shown))?;
+        Ok(self.stat)
+    }
+}
+
+/// `lstat` of `name` in `dirfd` (the folder `dir`), or of the folder itself.
+fn stat_in(
+    dirfd: &OwnedFd,
+    dir: &str,
+    name: Option<&str>,
+    path: &str,
+) -> Result<PathStat, ConfinedError> {
+    let (st, name, target) = match name {
+        Some(n) => {
+            let st = statat(dirfd, n, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
+                if e == Errno::NOENT {
+                    ConfinedError::NotFound(path.to_owned())
+                } else {
+                    io_err("cannot stat", path)(e)
+                }
+            })?;
+            let target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                rustix::fs::readlinkat(dirfd, n, Vec::new())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            (st, n.to_owned(), target)
+        }
+        None => {
+            let st = rustix::fs::fstat(dirfd).map_err(io_err("cannot stat", path))?;
+            let name = Path::new(dir)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".into());
+            (st, name, String::new())
+        }
+    };
+    Ok(stat_of(&name, &st, target))
+}
+
 impl Root {
     /// A root at `path` (a container's `/proc/PID/root`, its root filesystem, or a volume).
     pub fn open(path: &Path) -> Result<Self, ConfinedError> {
@@ -179,63 +253,35 @@ impl Root {
     pub fn stat(&self, path: &str) -> Result<PathStat, ConfinedError> {
         let (dir, name) = split(path);
         let dirfd = self.resolve(&dir, OFlags::PATH | OFlags::DIRECTORY)?;
-        let (st, name, target) = match &name {
-            Some(n) => {
-                let st = statat(&dirfd, n.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| {
-                    if e == Errno::NOENT {
-                        ConfinedError::NotFound(path.to_owned())
-                    } else {
-                        io_err("cannot stat", path)(e)
-                    }
-                })?;
-                let target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-                    rustix::fs::readlinkat(&dirfd, n.as_str(), Vec::new())
-                        .map(|t| t.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                (st, n.clone(), target)
-            }
-            None => {
-                let st = rustix::fs::fstat(&dirfd).map_err(io_err("cannot stat", path))?;
-                let name = Path::new(&dir)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "/".into());
-                (st, name, String::new())
-            }
-        };
-        Ok(stat_of(&name, &st, target))
+        stat_in(&dirfd, &dir, name.as_deref(), path)
     }
 
-    /// Writes `path` as a tar stream to `out`: a folder with everything under it, named by its
-    /// last component (`.` for `dir/.`, as the docker CLI expects).
-    pub fn archive<W: Write>(&self, path: &str, out: W) -> Result<PathStat, ConfinedError> {
-        let stat = self.stat(path)?;
+    /// `path` resolved once for [`Source::write`]: the stat the response announces and the
+    /// stream that follows describe the same file, even if a link on the way is swapped in
+    /// between (an error found only after the response began could just cut the stream,
+    /// which the docker CLI reads as an empty archive and a success).
+    pub fn source(&self, path: &str) -> Result<Source, ConfinedError> {
         let (dir, name) = split(path);
-        let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
+        let dirfd = self.resolve(&dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let stat = stat_in(&dirfd, &dir, name.as_deref(), path)?;
         let top = match &name {
             Some(n) => PathBuf::from(n),
             None if path.ends_with("/.") => PathBuf::from("."),
             None => PathBuf::from(&stat.name),
         };
-        match &name {
-            Some(n) => {
-                let dirfd = self.resolve(&dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                add_entry(&mut tar, &dirfd, OsStr::new(n), &top)?;
-            }
-            None => {
-                let fd = self.resolve(&dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
-                let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", path))?;
-                add_dir(&mut tar, fd, &st, &top)?;
-            }
-        }
-        tar.into_inner()
-            .and_then(|mut w| w.flush())
-            .map_err(std_err("cannot write the archive of", path))?;
-        Ok(stat)
+        Ok(Source {
+            dirfd,
+            name,
+            top,
+            stat,
+            shown: path.to_owned(),
+        })
+    }
+
+    /// Writes `path` as a tar stream to `out`: a folder with everything under it, named by its
+    /// last component (`.` for `dir/.`, as the docker CLI expects).
+    pub fn archive<W: Write>(&self, path: &str, out: W) -> Result<PathStat, ConfinedError> {
+        self.source(path)?.write(out)
     }
 
     /// Writes everything in the root as a tar stream, with names relative to it and no mount

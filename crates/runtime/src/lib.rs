@@ -12,7 +12,7 @@ mod runc;
 mod seccomp;
 mod spec;
 
-pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, copy_into_volume};
+pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, Source, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{ContainerState, Runc, RuncError, global_args, needs_own_netns};

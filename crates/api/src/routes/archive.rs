@@ -76,17 +76,20 @@ pub(crate) async fn archive_get(
 ) -> Result<Response, ApiError> {
     let path = path_of(q)?;
     let c = state.containers.clone();
-    let (id2, path2) = (id.to_owned(), path.clone());
-    let stat = blocking(move || c.archive_stat(&id2, &path2)).await?;
-    let mut resp = if head {
-        StatusCode::OK.into_response()
-    } else {
-        let c = state.containers.clone();
-        let id = id.to_owned();
-        let body = stream_from(move |w| c.archive_get(&id, &path, w).map(drop));
-        ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response()
-    };
-    resp.headers_mut().insert(STAT_HEADER, stat_header(&stat));
+    let id = id.to_owned();
+    if head {
+        let stat = blocking(move || c.archive_stat(&id, &path)).await?;
+        let mut resp = StatusCode::OK.into_response();
+        resp.headers_mut().insert(STAT_HEADER, stat_header(&stat));
+        return Ok(resp);
+    }
+    // Resolved before the response starts: a path that is not there is a 404, not a cut
+    // stream (which the docker CLI would take for an empty archive).
+    let source = blocking(move || c.archive_source(&id, &path)).await?;
+    let stat = stat_header(source.stat());
+    let body = stream_from(move |w| source.write(w).map(drop).map_err(Into::into));
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();
+    resp.headers_mut().insert(STAT_HEADER, stat);
     Ok(resp)
 }
 

@@ -171,15 +171,15 @@ impl ContainerService {
         Ok(root.stat(&inner)?)
     }
 
-    /// `GET /containers/{id}/archive`: `path` as a tar stream into `out`.
-    pub fn archive_get(
+    /// `GET /containers/{id}/archive`: `path`, resolved now, to be written as a tar stream
+    /// ([`vic_runtime::Source::write`]) once the response has announced its stat.
+    pub fn archive_source(
         &self,
         name_or_id: &str,
         path: &str,
-        out: impl Write,
-    ) -> Result<PathStat, EngineError> {
+    ) -> Result<vic_runtime::Source, EngineError> {
         let (root, inner) = self.cp_root(name_or_id, path)?;
-        Ok(root.archive(&inner, out)?)
+        Ok(root.source(&inner)?)
     }
 
     /// `PUT /containers/{id}/archive`: unpacks tar stream `input` into folder `path`.
