@@ -103,10 +103,22 @@ in_ns "$docker" "${eng[@]}" run --rm --network none busybox true >/dev/null
 v_seq=$(seq_run "${vch[@]}"); e_seq=$(seq_run "${eng[@]}")
 v_par=$(par_run "${vch[@]}"); e_par=$(par_run "${eng[@]}")
 v_ps=$(ps_run "${vch[@]}"); e_ps=$(ps_run "${eng[@]}")
-v_ka=$(in_ns "$pingbench" 127.0.0.2:2376 "$work/certs" "$secs" 4 keepalive | cut -d' ' -f1)
-e_ka=$(in_ns "$pingbench" 127.0.0.1:12376 "$work/certs" "$secs" 4 keepalive | cut -d' ' -f1)
-v_new=$(in_ns "$pingbench" 127.0.0.2:2376 "$work/certs" "$secs" 4 new | cut -d' ' -f1)
-e_new=$(in_ns "$pingbench" 127.0.0.1:12376 "$work/certs" "$secs" 4 new | cut -d' ' -f1)
+# req/s, and the server's own CPU time per request (utime + stime of the serving process over
+# the run, in microseconds): the client shares the two cores, so req/s measure the pair.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ping_run() { # pid addr mode -> "req/s us-per-req"
+    local a b out n
+    a=$(cpu_ticks "$1")
+    out=$(in_ns "$pingbench" "$2" "$work/certs" "$secs" 4 "$3")
+    b=$(cpu_ticks "$1")
+    n=$(echo "$out" | sed 's/.*(\([0-9]*\) ok.*/\1/')
+    echo "$(echo "$out" | cut -d' ' -f1) $(( (b - a) * 1000000 / $(getconf CLK_TCK) / n ))"
+}
+dd_pid="$(cat "$work/dd/pid")"
+read -r v_ka v_ka_cpu < <(ping_run "$vch_pid" 127.0.0.2:2376 keepalive)
+read -r e_ka e_ka_cpu < <(ping_run "$dd_pid" 127.0.0.1:12376 keepalive)
+read -r v_new v_new_cpu < <(ping_run "$vch_pid" 127.0.0.2:2376 new)
+read -r e_new e_new_cpu < <(ping_run "$dd_pid" 127.0.0.1:12376 new)
 v_idle=$(rss_kib $(vch_procs)); e_idle=$(rss_kib $(eng_procs))
 for _ in $(seq 20); do
     in_ns "$docker" "${vch[@]}" run -d --network none busybox sleep 600 >/dev/null
@@ -124,6 +136,8 @@ row "$runs concurrent runs, wall ms (goal 0.5)" "$v_par" "$e_par" "$(ratio "$v_p
 row "100 docker ps, total ms" "$v_ps" "$e_ps" "$(ratio "$v_ps" "$e_ps")"
 row "_ping req/s, keep-alive (goal >= 3)" "$v_ka" "$e_ka" "$(ratio "$v_ka" "$e_ka")"
 row "_ping req/s, new TLS connection (goal >= 1.5)" "$v_new" "$e_new" "$(ratio "$v_new" "$e_new")"
+row "_ping server CPU us/req, keep-alive" "$v_ka_cpu" "$e_ka_cpu" "$(ratio "$v_ka_cpu" "$e_ka_cpu")"
+row "_ping server CPU us/req, new connection" "$v_new_cpu" "$e_new_cpu" "$(ratio "$v_new_cpu" "$e_new_cpu")"
 row "RSS idle, KiB (goal 0.2)" "$v_idle" "$e_idle" "$(ratio "$v_idle" "$e_idle")"
 row "RSS with 20 running, KiB (goal 0.2)" "$v_busy" "$e_busy" "$(ratio "$v_busy" "$e_busy")"
 echo "processes counted with 20 running: VCH $v_n (endpoint + monitors), Engine $e_n (dockerd + containerd + shims)"

@@ -128,7 +128,7 @@ impl ImageService {
     /// Opens the image store under `state_dir` with a registry client for `settings`.
     pub fn open(state_dir: &Path, settings: ClientSettings) -> Result<Self, EngineError> {
         let content = ContentStore::open(&state_dir.join("content"))?;
-        let meta = ImageStore::open(&state_dir.join("images.db"))?;
+        let meta = ImageStore::open(&crate::state_db(state_dir)?)?;
         let layers = LayerStore::open(&state_dir.join("layers"))?;
         // Scratch space for archives in flight; whatever an interrupted run left is garbage.
         let scratch = state_dir.join("tmp");

@@ -1,5 +1,6 @@
-//! The VCH's services. Only images so far: pull (under the registry policy), list, inspect,
-//! tag, remove, and registry logins.
+//! The VCH's services: images (pull under the registry policy, list, inspect, tag, remove,
+//! registry logins), containers, volumes and networks. Images and containers are recorded in
+//! one state database (SQLite, WAL) per VCH, [`STATE_DB`].
 //!
 //! Invariant: this crate knows nothing about HTTP status codes or Docker's JSON; errors leave
 //! it with an [`ErrorKind`] that the API maps, and progress leaves it as [`PullEvent`]s.
@@ -20,6 +21,39 @@ pub use containers::{
     remove_netns, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
+
+/// The VCH's state database, in its state folder: images and containers.
+pub const STATE_DB: &str = "state.db";
+
+/// The state database of `state_dir`. A VCH from before containers were in it kept images
+/// in `images.db`: that file is copied whole under the new name (`VACUUM INTO` a temporary
+/// file, then a rename, so a crash leaves the old file as it was), then removed.
+pub(crate) fn state_db(state_dir: &std::path::Path) -> Result<std::path::PathBuf, EngineError> {
+    let db = state_dir.join(STATE_DB);
+    let old = state_dir.join("images.db");
+    if db.exists() || !old.exists() {
+        return Ok(db);
+    }
+    let fail = |e: &dyn std::fmt::Display| {
+        EngineError::Internal(format!(
+            "cannot move {} to {}: {e}",
+            old.display(),
+            db.display()
+        ))
+    };
+    let tmp = state_dir.join("state.db.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let conn = rusqlite::Connection::open(&old).map_err(|e| fail(&e))?;
+    conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+        .map_err(|e| fail(&e))?;
+    drop(conn);
+    std::fs::rename(&tmp, &db).map_err(|e| fail(&e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(state_dir.join(format!("images.db{suffix}")));
+    }
+    tracing::info!(db = %db.display(), "image records moved into the state database");
+    Ok(db)
+}
 pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};
@@ -35,3 +69,30 @@ pub use vic_runtime::{ExtractOptions, Limits, PathStat};
 pub use volumes::{
     DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
 };
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_older_image_database_becomes_the_state_database() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let old = dir.path().join("images.db");
+        let conn = rusqlite::Connection::open(&old).unwrap_or_else(|e| panic!("{e}"));
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .unwrap_or_else(|e| panic!("{e}"));
+        conn.execute_batch(
+            "CREATE TABLE images (id TEXT); INSERT INTO images VALUES ('sha256:1');",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        // Still open, as a killed endpoint leaves it: the WAL holds the rows.
+        let db = super::state_db(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        drop(conn);
+        assert_eq!(db, dir.path().join(super::STATE_DB));
+        let n: i64 = rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM images", [], |r| r.get(0)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1);
+        assert!(!old.exists());
+        // Once moved, left alone.
+        assert_eq!(super::state_db(dir.path()).ok(), Some(db));
+    }
+}

@@ -1,12 +1,13 @@
 //! Containers: create from an image, start under a monitor (which outlives the endpoint),
-//! wait, logs, stop, kill, remove. Each container lives in `<state>/containers/<id>/`:
-//! `container.json` (what was asked, written atomically), the overlayfs dirs, the bundle, and
-//! the monitor's `container.log`, `monitor.pid` and `exit.json`.
+//! wait, logs, stop, kill, remove. What was asked is a row of the state database's container
+//! table; each container's files live in `<state>/containers/<id>/`: the overlayfs dirs, the
+//! bundle, and the monitor's `container.log`, `monitor.pid` and `exit.json`.
 
 mod copy;
 mod lifecycle;
 mod network;
 mod security;
+mod table;
 
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 
@@ -378,6 +379,8 @@ pub struct ContainerService {
     /// count as published.
     starting: std::sync::Mutex<std::collections::HashSet<String>>,
     runc: Runc,
+    /// The container records (the state database's container table).
+    table: table::Table,
     runtime: PathBuf,
     runtime_root: PathBuf,
     monitor: PathBuf,
@@ -495,7 +498,10 @@ impl ContainerService {
             std::fs::create_dir_all(d)
                 .map_err(|e| internal("cannot create the container store", e))?;
         }
+        let table = table::Table::open(&crate::state_db(state_dir)?)?;
+        table.adopt_folders(&root)?;
         let svc = Self {
+            table,
             announced: std::sync::Mutex::default(),
             attached: Arc::default(),
             execs: std::sync::Mutex::default(),
@@ -591,26 +597,20 @@ impl ContainerService {
     }
 
     fn load(&self, id: &str) -> Result<ContainerRecord, EngineError> {
-        let bytes = std::fs::read(self.dir(id).join("container.json"))
-            .map_err(|_| EngineError::NoSuchContainer(id.to_owned()))?;
-        serde_json::from_slice(&bytes).map_err(|e| internal("container state unreadable", e))
+        self.table
+            .get(id)?
+            .ok_or_else(|| EngineError::NoSuchContainer(id.to_owned()))
     }
 
     fn save(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
-        let bytes = serde_json::to_vec_pretty(rec).map_err(|e| internal("encode", e))?;
-        vic_pki::write_public(&self.dir(&rec.id).join("container.json"), &bytes)
-            .map_err(|e| internal("cannot write container state", e))
+        self.table.put(rec)
     }
 
     fn all(&self) -> Vec<ContainerRecord> {
-        let mut out: Vec<ContainerRecord> = std::fs::read_dir(&self.root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| self.load(&e.file_name().to_string_lossy()).ok())
-            .collect();
-        out.sort_by(|a, b| b.created.cmp(&a.created));
-        out
+        self.table.all().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the container table");
+            Vec::new()
+        })
     }
 
     /// The ID of the container `name_or_id` names (full ID, unique prefix, or name).
@@ -729,16 +729,8 @@ impl ContainerService {
                 n
             }
         };
-        if self.all().iter().any(|c| c.name == name) {
-            let other = self
-                .all()
-                .into_iter()
-                .find(|c| c.name == name)
-                .map(|c| c.id)
-                .unwrap_or_default();
-            return Err(EngineError::Conflict(format!(
-                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
-            )));
+        if let Some(other) = self.all().into_iter().find(|c| c.name == name) {
+            return Err(table::name_taken(&name, &other.id));
         }
         let cfg = image.config.config.clone().unwrap_or_default();
         let entrypoint = req
@@ -1678,10 +1670,7 @@ impl ContainerService {
             )));
         }
         if let Some(other) = self.all().into_iter().find(|c| c.name == new && c.id != id) {
-            return Err(EngineError::Conflict(format!(
-                "Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                other.id
-            )));
+            return Err(table::name_taken(new, &other.id));
         }
         let mut rec = self.load(&id)?;
         let old = std::mem::replace(&mut rec.name, new.to_owned());
@@ -1834,7 +1823,14 @@ impl ContainerService {
                 _ => break,
             }
         }
-        removed.map_err(|e| internal("cannot remove the container", e))?;
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(internal("cannot remove the container", e));
+            }
+            _ => {}
+        }
+        // The row last: until the folder is gone, a second `rm` can finish the job.
+        self.table.delete(&id)?;
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);
         }
