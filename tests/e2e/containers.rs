@@ -191,6 +191,23 @@ fn detached_containers_logs_stop_kill_rm() {
         .fails()
         .says("is already in use");
     host.docker(&env, ["rm", "-f", "once"]).ok();
+    // Creates racing for one name: exactly one gets it, in the state database as in `ps`.
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| host.docker(&env, ["create", "--name", "race", IMG, "true"])))
+            .collect();
+        racers.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(runs.iter().filter(|r| r.code == 0).count(), 1, "{runs:?}");
+    for r in runs.iter().filter(|r| r.code != 0) {
+        r.says("is already in use");
+    }
+    let listed = host
+        .docker(&env, ["ps", "-a", "--filter", "name=race", "-q"])
+        .ok()
+        .stdout;
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    host.docker(&env, ["rm", "race"]).ok();
     host.docker(&env, ["exec", "x", "true"]).fails();
     // No runtime state or mount is left behind.
     let runtime = host.root().join("ctr/runtime");
