@@ -13,6 +13,12 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v pk12util >/dev/null 2>&
     apt-get install -y -qq --no-install-recommends chromium libnss3-tools fonts-dejavu-core \
         testssl.sh >/dev/null
 fi
+# systemd's unit checker (`systemd-analyze verify` needs no running systemd) for the unit
+# vic-machine writes on systemd hosts.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
 # The alternative runtimes the tests run containers on: crun, and gVisor's runsc (Debian's).
 if ! command -v runsc >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runsc >/dev/null \

@@ -47,7 +47,8 @@ fn unit_path(unit: &str) -> PathBuf {
     Path::new(UNIT_DIR).join(unit)
 }
 
-/// Quotes a path for an `ExecStart=` line.
+/// Quotes a path for an `ExecStart=` line (systemd expands `%` specifiers and `$` variables
+/// there).
 fn quote(p: &Path) -> String {
     format!(
         "\"{}\"",
@@ -56,7 +57,13 @@ fn quote(p: &Path) -> String {
             .replace('\\', "\\\\")
             .replace('"', "\\\"")
             .replace('%', "%%")
+            .replace('$', "$$")
     )
+}
+
+/// A path for `StandardOutput=append:` (the rest of the line; `%` specifiers expanded).
+fn output_path(p: &Path) -> String {
+    p.display().to_string().replace('%', "%%")
 }
 
 /// The unit file for the endpoint of VCH `name` under `root`.
@@ -83,8 +90,8 @@ pub(crate) fn unit_text(exe: &Path, root: &Path, name: &str, log: &Path) -> Stri
         quote(exe),
         quote(root),
         quote(Path::new(name)),
-        log.display(),
-        log.display(),
+        output_path(log),
+        output_path(log),
     )
 }
 
@@ -157,6 +164,34 @@ mod tests {
         assert_eq!(unit_name("my vch/2"), "vic-my\\x20vch\\x2f2.service");
     }
 
+    /// systemd's own parser (`systemd-analyze verify`, from Debian's systemd package, which
+    /// works without systemd running) accepts the unit, names with spaces, quotes and `%`
+    /// included, and takes the executable, root and name as written.
+    #[test]
+    fn systemd_accepts_the_unit() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+        for name in ["vch1", "my vch %n $HOME \"q\""] {
+            let root = dir.path().join("state 100%");
+            let log = root.join(name).join("endpoint.log");
+            let unit = dir.path().join(unit_name(name));
+            std::fs::write(&unit, unit_text(&exe, &root, name, &log))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let out = Command::new("systemd-analyze")
+                .args(["verify", "--man=no"])
+                .arg(&unit)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("systemd-analyze (apt-get install systemd) cannot run: {e}")
+                });
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && said.trim().is_empty(),
+                "{name}: {said}"
+            );
+        }
+    }
+
     #[test]
     fn the_unit_runs_the_endpoint_and_spares_the_containers() {
         let t = unit_text(
@@ -171,5 +206,15 @@ mod tests {
         assert!(t.contains("KillMode=process") && t.contains("Restart=on-failure"));
         assert!(t.contains("WantedBy=multi-user.target"));
         assert!(t.contains("StandardOutput=append:/var/lib/vic/vch 1/endpoint.log"));
+        let odd = unit_text(
+            Path::new("/opt/v$x/vic-machine"),
+            Path::new("/var/lib/100%"),
+            "v",
+            Path::new("/var/lib/100%/v/endpoint.log"),
+        );
+        assert!(
+            odd.contains("ExecStart=\"/opt/v$$x/vic-machine\" endpoint --root \"/var/lib/100%%\"")
+        );
+        assert!(odd.contains("StandardError=append:/var/lib/100%%/v/endpoint.log"));
     }
 }
