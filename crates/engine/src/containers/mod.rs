@@ -385,6 +385,9 @@ pub struct ContainerService {
     runtime_root: PathBuf,
     monitor: PathBuf,
     events: crate::EventBus,
+    /// Bumped when a monitor of this endpoint ends (its exit is recorded) and when a container
+    /// is removed: waiters wake at once instead of at their next poll.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -510,6 +513,7 @@ impl ContainerService {
             runc: Runc::new(&runtime, &runtime_root),
             root,
             events: images.events().clone(),
+            changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             images,
             volumes,
             networks,
@@ -1085,7 +1089,11 @@ impl ContainerService {
             let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
         }
         // Reap it when it ends (it records the exit itself); no zombie stays behind.
-        std::thread::spawn(move || child.wait());
+        let changed = self.changed.clone();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+            changed.send_modify(|n| *n += 1);
+        });
         match line
             .trim_end()
             .split_once(' ')
@@ -1293,11 +1301,17 @@ impl ContainerService {
 
     /// Waits until the ticket's condition holds (polling the monitor's files).
     pub async fn wait(&self, ticket: WaitTicket) -> Result<i32, EngineError> {
+        let mut changed = self.changed.subscribe();
         loop {
+            changed.borrow_and_update();
             if let Some(code) = self.run_over(&ticket) {
                 return Ok(code);
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Polled as well: a monitor started by an earlier endpoint tells this one nothing.
+            tokio::select! {
+                _ = changed.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
         }
     }
 
@@ -1806,11 +1820,12 @@ impl ContainerService {
             .ok()
             .and_then(|p| p.trim().parse::<i32>().ok())
         {
-            for _ in 0..100 {
+            // It ends right after writing its exit record: poll finely.
+            for _ in 0..1000 {
                 if !process_alive(pid) {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
         let mut removed = std::fs::remove_dir_all(&dir);
@@ -1831,6 +1846,7 @@ impl ContainerService {
         }
         // The row last: until the folder is gone, a second `rm` can finish the job.
         self.table.delete(&id)?;
+        self.changed.send_modify(|n| *n += 1);
         if !rec.published.is_empty() {
             let _ = self.refresh_rules(None);
         }
