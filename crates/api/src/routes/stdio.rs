@@ -200,7 +200,9 @@ pub(crate) async fn attach(
             });
         }
         let mut offset = offset;
+        let mut changes = state.containers.activity();
         loop {
+            changes.borrow_and_update();
             let over = state.containers.run_over(&ticket).is_some();
             let Ok((lines, next)) = state.containers.read_log(&cid, offset) else {
                 break;
@@ -219,11 +221,16 @@ pub(crate) async fn attach(
                 }
             }
             offset = next;
-            if over && lines.is_empty() {
-                break;
+            // Once the run is over its log is complete: read it to the end, then stop.
+            if over {
+                if lines.is_empty() {
+                    break;
+                }
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                _ = changes.changed() => {}
                 () = detached.notified() => break,
             }
         }

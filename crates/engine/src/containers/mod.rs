@@ -258,6 +258,7 @@ pub struct ContainerView {
 pub struct AttachGuard {
     id: String,
     attached: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Drop for AttachGuard {
@@ -270,6 +271,7 @@ impl Drop for AttachGuard {
                 m.remove(&self.id);
             }
         }
+        self.changed.send_modify(|n| *n += 1);
     }
 }
 
@@ -385,8 +387,9 @@ pub struct ContainerService {
     runtime_root: PathBuf,
     monitor: PathBuf,
     events: crate::EventBus,
-    /// Bumped when a monitor of this endpoint ends (its exit is recorded) and when a container
-    /// is removed: waiters wake at once instead of at their next poll.
+    /// Bumped when a monitor of this endpoint ends (its exit is recorded), when a container
+    /// is removed and when an attached client leaves: waiters wake at once instead of at
+    /// their next poll.
     changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
@@ -1323,6 +1326,7 @@ impl ContainerService {
         AttachGuard {
             id: id.to_owned(),
             attached: self.attached.clone(),
+            changed: self.changed.clone(),
         }
     }
 
@@ -1330,7 +1334,9 @@ impl ContainerService {
     /// container's output reaches its clients before its log goes.
     pub async fn wait_detached(&self, id: &str, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
+        let mut changed = self.changed.subscribe();
         while tokio::time::Instant::now() < deadline {
+            changed.borrow_and_update();
             let n = self
                 .attached
                 .lock()
@@ -1339,8 +1345,18 @@ impl ContainerService {
             if n == 0 {
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::select! {
+                _ = changed.changed() => {}
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
         }
+    }
+
+    /// Changes when a monitor of this endpoint ends, a container is removed or an attached
+    /// client leaves: streams that follow a container wake on it rather than on their next
+    /// poll.
+    pub fn activity(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// The exit code once the run a ticket waits for is over, `None` while it is not.
