@@ -387,18 +387,10 @@ fn containers_run_on_gvisor_with_runsc() {
         ],
     )
     .ok();
-    let ip = host
-        .docker(
-            &env,
-            ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let ip = crate::container_ip(&host, &env, "web");
     assert!(ip.starts_with("172."), "a bridge address: {ip:?}");
     // Container to container over the VCH's bridge.
-    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc {ip} 80");
+    let get = crate::networks::fetch(&ip, 80);
     host.docker(&env, ["run", "--rm", img, "sh", "-c", &get])
         .ok()
         .says("served-by-gvisor");

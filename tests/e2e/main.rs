@@ -56,6 +56,18 @@ fn plain_vch_with_registry(host: &TestHost, name: &str) -> Vec<(String, String)>
     .docker_env()
 }
 
+/// The address of container `name` on its network.
+fn container_ip(host: &TestHost, env: &[(String, String)], name: &str) -> String {
+    host.docker(
+        env,
+        ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name],
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_owned()
+}
+
 /// `docker info --format {{.Name}}` with the env create printed.
 fn docker_name(host: &TestHost, env: &[(String, String)]) -> Run {
     host.docker(env, ["info", "--format", "{{.Name}}"])

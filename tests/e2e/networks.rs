@@ -16,7 +16,7 @@ fn web(body: &str) -> String {
 }
 
 /// A shell command that fetches `http://addr:port/` with busybox nc.
-fn fetch(addr: &str, port: u16) -> String {
+pub(crate) fn fetch(addr: &str, port: u16) -> String {
     format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {addr} {port}")
 }
 
@@ -99,15 +99,7 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.docker(&env, ["ps", "--format", "{{.Ports}}"])
         .ok()
         .says(&format!("{VCH_IP}:8080->80/tcp"));
-    let web_ip = host
-        .docker(
-            &env,
-            ["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let web_ip = crate::container_ip(&host, &env, "web");
     assert!(web_ip.starts_with("172.16.0."), "{web_ip}");
 
     // Container to container, directly and through the published port; out to another host.
