@@ -344,22 +344,7 @@ fn containers_run_on_gvisor_with_runsc() {
         "runsc is missing: scripts/install-test-deps.sh installs it (apt-get install runsc)"
     );
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "gv",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--container-runtime",
-            "runsc",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = crate::plain_vch_with_registry_and(&host, "gv", &["--container-runtime", "runsc"]);
     let img = "127.0.0.1:5000/busybox";
     host.docker(&env, ["info", "-f", "{{.DefaultRuntime}}"])
         .ok()

@@ -40,20 +40,26 @@ fn mode(path: &Path) -> u32 {
 /// A plain-HTTP VCH `name` on 127.0.0.2 that may pull from a registry on 127.0.0.1:5000, which
 /// is started and given busybox; returns create's env.
 fn plain_vch_with_registry(host: &TestHost, name: &str) -> Vec<(String, String)> {
+    plain_vch_with_registry_and(host, name, &[])
+}
+
+/// [`plain_vch_with_registry`] with more create flags.
+fn plain_vch_with_registry_and(
+    host: &TestHost,
+    name: &str,
+    more: &[&str],
+) -> Vec<(String, String)> {
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "busybox");
-    create(
-        host,
-        name,
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env()
+    let mut args = vec![
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--insecure-registry",
+        "127.0.0.1:5000",
+    ];
+    args.extend_from_slice(more);
+    create(host, name, &args).docker_env()
 }
 
 /// The address of container `name` on its network.
