@@ -24,11 +24,19 @@ ns="vic-bench-ctr-$$"
 work="$(mktemp -d)"
 cleanup() {
     VIC_ROOT="$work/root" "$bin" delete --name bench --force >/dev/null 2>&1 || true
+    # Docker's containers first: killing dockerd leaves them running (and their mounts).
+    if [ -S "$work/dd/docker.sock" ]; then
+        ids=$("$docker" -H "unix://$work/dd/docker.sock" ps -aq 2>/dev/null || true)
+        [ -n "$ids" ] && "$docker" -H "unix://$work/dd/docker.sock" rm -f $ids >/dev/null 2>&1 || true
+    fi
     [ -f "$work/dd/pid" ] && kill "$(cat "$work/dd/pid")" 2>/dev/null || true
-    sleep 1
+    sleep 2
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
-    umount -R "$work/dd" 2>/dev/null || true
+    # Whatever dockerd left mounted under its roots, deepest first.
+    for m in $(awk -v w="$work/dd" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
     rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT

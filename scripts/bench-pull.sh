@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Pull benchmark (issue 3): the same ~100 MB two-layer image, from the same local TLS registry,
+# Pull benchmark (issue 3): the same two-layer image (busybox, then SIZE MB of random data,
+# 100 by default), from the same local TLS registry,
 # pulled by a VCH and by Docker Engine (Debian's docker.io, started here), in one run; prints
 # both times, the ratio, and the VCH endpoint's peak memory. Root; everything runs in a
 # private network namespace and stops at the end.
 #
-#   ./scripts/bench-pull.sh [runs]
+#   ./scripts/bench-pull.sh [runs] [layer-MB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
+size_mb="${2:-100}"
 
 ./scripts/install-deps.sh
 command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
@@ -23,7 +25,12 @@ cleanup() {
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
     ip netns delete "$ns" 2>/dev/null || true
     rm -rf "$certs_d"
-    rm -rf "$work"
+    # Whatever dockerd left mounted under its roots, deepest first.
+    sleep 1
+    for m in $(awk -v w="$work/dd" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r); do
+        umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 ip netns add "$ns"
@@ -47,10 +54,10 @@ YML
 in_ns docker-registry serve reg.yml > reg.log 2>&1 &
 for _ in $(seq 100); do in_ns curl -sk -o /dev/null https://127.0.0.1:5443/v2/ && break; sleep 0.05; done
 
-# The image: busybox, then 100 MB that does not compress.
+# The image: busybox, then SIZE MB that does not compress.
 mkdir -p img/blobs/sha256 l1/bin l2/data
 cp /bin/busybox l1/bin/busybox; ln -s busybox l1/bin/sh
-head -c 100M /dev/urandom > l2/data/blob
+head -c "${size_mb}M" /dev/urandom > l2/data/blob
 blob() { h="$(sha256sum "$1" | cut -d' ' -f1)"; cp "$1" "img/blobs/sha256/$h"; echo "sha256:$h $(stat -c %s "$1")"; }
 layers=""; diffs=""
 for l in l1 l2; do
