@@ -287,8 +287,14 @@ fn login_checks_credentials_and_the_vch_keeps_them() {
     )
     .ok()
     .says("Login Succeeded");
-    // The VCH kept the credentials (0600): a client without any now pulls.
-    std::fs::remove_dir_all(host.path("home/.docker")).unwrap();
+    // `docker logout` is the CLI's own (Docker's API has no call for it): the CLI forgets the
+    // credentials; the VCH kept them (0600), so a client without any still pulls.
+    host.docker(&env, ["logout", "127.0.0.1:5443"])
+        .ok()
+        .says("Removing login credentials for 127.0.0.1:5443");
+    let cli_config =
+        std::fs::read_to_string(host.path("home/.docker/config.json")).unwrap_or_default();
+    assert!(!cli_config.contains("127.0.0.1:5443"), "{cli_config}");
     pull(&host, &env, "127.0.0.1:5443/private/busybox")
         .ok()
         .says("Pull complete");
