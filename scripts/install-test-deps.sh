@@ -35,6 +35,24 @@ if [ -s "$unified/cgroup.controllers" ] && mountpoint -q /sys/fs/cgroup/memory; 
         mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
     done
 fi
+# A Debian system for the systemd test (tests/e2e/systemd.rs), booted by systemd-nspawn on an
+# overlay: systemd as its init, and what a VCH needs on its host.
+rootfs=/var/cache/vic-test-rootfs
+stamp="$rootfs/.vic-test-rootfs-1"
+if ! command -v systemd-nspawn >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        systemd-container debootstrap >/dev/null
+fi
+if [ ! -e "$stamp" ]; then
+    rm -rf "$rootfs.tmp"
+    debootstrap --variant=minbase --include=systemd,systemd-sysv,runc,iproute2,nftables \
+        bookworm "$rootfs.tmp" http://deb.debian.org/debian >/dev/null
+    echo victest > "$rootfs.tmp/etc/hostname"
+    touch "$rootfs.tmp/.vic-test-rootfs-1"
+    rm -rf "$rootfs"
+    mv "$rootfs.tmp" "$rootfs"
+fi
 venv=/opt/vic-test-python
 [ -x "$venv/bin/docker-compose" ] && exit 0
 python3 -m venv "$venv"

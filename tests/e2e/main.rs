@@ -13,6 +13,7 @@ mod machine;
 mod networks;
 mod portal;
 mod registry;
+mod systemd;
 mod tls;
 mod volumes;
 

@@ -481,6 +481,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             pid = std::process::id(),
             "endpoint ready"
         );
+        crate::systemd::notify_ready();
         endpoint.run(shutdown_signal()).await;
         let _ = std::fs::remove_file(paths.pid());
         tracing::info!("endpoint stopped");

@@ -76,6 +76,9 @@ pub(crate) fn unit_text(exe: &Path, root: &Path, name: &str, log: &Path) -> Stri
          Wants=network-online.target\n\
          \n\
          [Service]\n\
+         # Started means serving: the endpoint says READY=1 once it listens.\n\
+         Type=notify\n\
+         NotifyAccess=main\n\
          ExecStart={} endpoint --root {} --name {}\n\
          StandardOutput=append:{}\n\
          StandardError=append:{}\n\
@@ -93,6 +96,30 @@ pub(crate) fn unit_text(exe: &Path, root: &Path, name: &str, log: &Path) -> Stri
         output_path(log),
         output_path(log),
     )
+}
+
+/// Tells systemd the endpoint serves (`READY=1` on `$NOTIFY_SOCKET`, the sd_notify protocol),
+/// when it runs as a `Type=notify` unit; nothing otherwise.
+pub(crate) fn notify_ready() {
+    if let Some(socket) = std::env::var_os("NOTIFY_SOCKET")
+        && let Err(e) = notify_ready_at(&socket)
+    {
+        tracing::warn!(error = %e, "cannot tell systemd the endpoint is ready");
+    }
+}
+
+fn notify_ready_at(socket: &std::ffi::OsStr) -> std::io::Result<()> {
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    let bytes = socket.as_encoded_bytes();
+    // `@name` is an abstract socket.
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt as _;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)?
+        }
+        None => std::os::unix::net::SocketAddr::from_pathname(socket)?,
+    };
+    sock.send_to_addr(b"READY=1", &addr).map(drop)
 }
 
 fn systemctl(args: &[&str]) -> Result<String> {
@@ -158,6 +185,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn readiness_reaches_the_notify_socket() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        notify_ready_at(path.as_os_str()).unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+
+    #[test]
     fn unit_names_are_escaped() {
         assert_eq!(unit_name("vch1"), "vic-vch1.service");
         assert!(choose_unit_name("vch1", "0123456789abcdef").starts_with("vic-vch1"));
@@ -204,6 +242,7 @@ mod tests {
             "ExecStart=\"/usr/local/bin/vic-machine\" endpoint --root \"/var/lib/vic\" --name \"vch 1\""
         ));
         assert!(t.contains("KillMode=process") && t.contains("Restart=on-failure"));
+        assert!(t.contains("Type=notify"));
         assert!(t.contains("WantedBy=multi-user.target"));
         assert!(t.contains("StandardOutput=append:/var/lib/vic/vch 1/endpoint.log"));
         let odd = unit_text(
