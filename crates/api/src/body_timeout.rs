@@ -55,13 +55,14 @@ where
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
             Poll::Pending => {
-                let deadline = Instant::now() + this.idle;
+                let idle = this.idle;
                 let sleep = this
                     .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                // The clock is read when a wait begins, not at every poll of one.
                 if !this.waiting {
                     this.waiting = true;
-                    sleep.as_mut().reset(deadline);
+                    sleep.as_mut().reset(Instant::now() + idle);
                 }
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(format!(

@@ -21,6 +21,21 @@ pub use containers::{
     remove_netns, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
+pub use events::{Event, EventBus};
+pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
+pub use mounts::{MountRecord, MountRequest, MountType};
+pub use networks::{
+    ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
+    NetworkSettings,
+};
+pub use vic_net::firewall::{IpRange, TrustLevel};
+pub use vic_net::ipam::mac_for;
+pub use vic_net::nat::Proto;
+pub use vic_registry::{Credentials, Reference};
+pub use vic_runtime::{ExtractOptions, Limits, PathStat};
+pub use volumes::{
+    DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
+};
 
 /// The VCH's state database, in its state folder: images and containers.
 pub const STATE_DB: &str = "state.db";
@@ -54,21 +69,6 @@ pub(crate) fn state_db(state_dir: &std::path::Path) -> Result<std::path::PathBuf
     tracing::info!(db = %db.display(), "image records moved into the state database");
     Ok(db)
 }
-pub use events::{Event, EventBus};
-pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
-pub use mounts::{MountRecord, MountRequest, MountType};
-pub use networks::{
-    ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
-    NetworkSettings,
-};
-pub use vic_net::firewall::{IpRange, TrustLevel};
-pub use vic_net::ipam::mac_for;
-pub use vic_net::nat::Proto;
-pub use vic_registry::{Credentials, Reference};
-pub use vic_runtime::{ExtractOptions, Limits, PathStat};
-pub use volumes::{
-    DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
-};
 
 #[cfg(test)]
 mod tests {

@@ -271,7 +271,10 @@ impl ClientTrust {
                 |s| s.subject.as_str().into(),
             ),
             role: self.role(chain),
-            id: Arc::new(CertId::of(leaf.as_ref())),
+            id: Arc::new(CertId {
+                fingerprint: fp.clone(),
+                serial: serial_hex(leaf.as_ref()).map(|s| normalize_serial(&s)),
+            }),
         };
         if known.len() >= KNOWN_MAX {
             known.clear();
