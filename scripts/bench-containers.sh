@@ -82,12 +82,15 @@ for i in $(seq "$runs"); do
     t=$(date +%s%N); in_ns "$runc" --root "$work/runc" run --bundle "$work/bundle" "floor$i" >/dev/null; floor+=("$(ms "$t")")
 done
 
-seq_run() {
-    local out=()
+# Sequential runs alternate between the two servers, so that what the machine is doing at the
+# time (the kernel still tearing down the last runs' namespaces, say) weighs on both alike.
+seq_runs() {
+    local v=() e=() t
     for _ in $(seq "$runs"); do
-        t=$(date +%s%N); in_ns "$docker" "$@" run --rm --network none busybox true >/dev/null; out+=("$(ms "$t")")
+        t=$(date +%s%N); in_ns "$docker" "${vch[@]}" run --rm --network none busybox true >/dev/null; v+=("$(ms "$t")")
+        t=$(date +%s%N); in_ns "$docker" "${eng[@]}" run --rm --network none busybox true >/dev/null; e+=("$(ms "$t")")
     done
-    printf '%s\n' "${out[@]}" | median
+    echo "$(printf '%s\n' "${v[@]}" | median) $(printf '%s\n' "${e[@]}" | median)"
 }
 par_run() {
     t=$(date +%s%N)
@@ -108,7 +111,7 @@ eng_procs() { echo "$(cat "$work/dd/pid")" $(pgrep -x containerd | while read -r
 in_ns "$docker" "${vch[@]}" run --rm --network none busybox true >/dev/null
 in_ns "$docker" "${eng[@]}" run --rm --network none busybox true >/dev/null
 
-v_seq=$(seq_run "${vch[@]}"); e_seq=$(seq_run "${eng[@]}")
+read -r v_seq e_seq < <(seq_runs)
 v_par=$(par_run "${vch[@]}"); e_par=$(par_run "${eng[@]}")
 v_ps=$(ps_run "${vch[@]}"); e_ps=$(ps_run "${eng[@]}")
 # req/s, and the server's own CPU time per request (utime + stime of the serving process over
