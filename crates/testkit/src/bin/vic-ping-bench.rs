@@ -1,7 +1,9 @@
 //! Requests per second of `GET /_ping` over mutual TLS, for the benchmark script: with one
-//! kept-alive connection per worker, or a new connection (and TLS handshake) per request.
+//! kept-alive connection per worker (`keepalive`), or a new connection per request, either
+//! resuming the TLS session (`new`) or with a full handshake each time (`full`: what every
+//! docker CLI process does, as it keeps no session cache).
 //!
-//!     vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new
+//!     vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new|full
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-fn config(dir: &str) -> Arc<rustls::ClientConfig> {
+fn config(dir: &str, resume: bool) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(format!("{dir}/ca.pem")).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -31,14 +33,16 @@ fn config(dir: &str) -> Arc<rustls::ClientConfig> {
     provider
         .cipher_suites
         .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .unwrap(),
-    )
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .unwrap();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Arc::new(config)
 }
 
 /// Sends one ping and reads the whole response (headers and the `OK` body).
@@ -68,13 +72,17 @@ fn ping(tls: &mut impl std::io::Read, buf: &mut Vec<u8>) -> bool {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, addr, dir, secs, workers, mode] = args.as_slice() else {
-        eprintln!("usage: vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new");
+        eprintln!("usage: vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new|full");
         std::process::exit(2);
     };
     rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
         .ok();
-    let cfg = config(dir);
+    if !["keepalive", "new", "full"].contains(&mode.as_str()) {
+        eprintln!("unknown mode {mode}: keepalive, new or full");
+        std::process::exit(2);
+    }
+    let cfg = config(dir, mode != "full");
     let host = addr.rsplit_once(':').unwrap().0.to_owned();
     let name = ServerName::try_from(host.clone()).unwrap();
     let until = Instant::now() + Duration::from_secs(secs.parse().unwrap());
