@@ -865,3 +865,239 @@ fn default_hardening_and_security_options() {
         .ok()
         .says("name=seccomp,profile=builtin");
 }
+
+/// The value of `DOCKER_HOST` in `env`, as `host:port`.
+fn docker_addr(env: &[(String, String)]) -> String {
+    let (_, v) = env
+        .iter()
+        .find(|(k, _)| k == "DOCKER_HOST")
+        .expect("DOCKER_HOST in the env");
+    v.trim_start_matches("tcp://").to_owned()
+}
+
+#[test]
+fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    // A container that writes five lines, 0.2 s apart, then one on stderr.
+    let script = "for i in 1 2 3 4 5; do echo line$i; sleep 0.2; done; echo err >&2";
+    host.docker(
+        &env,
+        ["run", "-d", "--name", "talker", IMG, "sh", "-c", script],
+    )
+    .ok();
+    // -f follows until the container ends.
+    let followed = host.docker(&env, ["logs", "-f", "talker"]).ok();
+    followed.says("line1").says("line5");
+    assert!(followed.stderr.contains("err"), "{followed:?}");
+    // -t: each line with its RFC 3339 time.
+    let stamped = host.docker(&env, ["logs", "-t", "talker"]).ok().stdout;
+    let times: Vec<&str> = stamped
+        .lines()
+        .map(|l| l.split_once(' ').expect("a time, then the line").0)
+        .collect();
+    assert_eq!(times.len(), 5, "{stamped}");
+    assert!(
+        times[0].starts_with("20") && times[0].ends_with('Z'),
+        "{stamped}"
+    );
+    // --since: from that line on; --until: up to it; both: the lines between.
+    let since = host
+        .docker(&env, ["logs", "--since", times[2], "talker"])
+        .ok();
+    assert_eq!(since.stdout, "line3\nline4\nline5\n", "{since:?}");
+    assert!(since.stderr.contains("err"), "{since:?}");
+    let until = host
+        .docker(&env, ["logs", "--until", times[1], "talker"])
+        .ok();
+    assert_eq!(until.stdout, "line1\nline2\n", "{until:?}");
+    assert_eq!(until.stderr, "", "{until:?}");
+    let between = host
+        .docker(
+            &env,
+            ["logs", "--since", times[1], "--until", times[3], "talker"],
+        )
+        .ok();
+    assert_eq!(between.stdout, "line2\nline3\nline4\n", "{between:?}");
+    // A relative since after the last line: nothing (the CLI sends whole seconds, so the
+    // last line must be over 2 s old).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let none = host.docker(&env, ["logs", "--since", "1s", "talker"]).ok();
+    assert_eq!(
+        (none.stdout.as_str(), none.stderr.as_str()),
+        ("", ""),
+        "{none:?}"
+    );
+    // --tail counts both streams, and is applied before --since (as in Docker).
+    let tail = host.docker(&env, ["logs", "--tail", "2", "talker"]).ok();
+    assert_eq!(tail.stdout, "line5\n", "{tail:?}");
+    assert!(tail.stderr.contains("err"), "{tail:?}");
+    let tail_since = host
+        .docker(&env, ["logs", "--tail", "3", "--since", times[4], "talker"])
+        .ok();
+    assert_eq!(tail_since.stdout, "line5\n", "{tail_since:?}");
+    host.docker(&env, ["logs", "--since", "soon", "talker"])
+        .fails();
+
+    // ps: two running containers with labels (one with its own entrypoint), then one that
+    // exits 2, created last.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "alpha",
+            "-l",
+            "team=a",
+            "--entrypoint",
+            "/bin/sh",
+            "--stop-timeout",
+            "1",
+            IMG,
+            "-c",
+            "trap '' TERM; sleep 600",
+        ],
+    )
+    .ok();
+    let beta = host
+        .docker(
+            &env,
+            [
+                "run", "-d", "--name", "beta", "-l", "team=b", IMG, "sleep", "600",
+            ],
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    host.docker(&env, ["run", "--name", "gamma", IMG, "sh", "-c", "exit 2"]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = host
+            .docker(&env, a)
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    // -n and -l: the most recent, stopped ones included (Docker's rule for a limit).
+    assert_eq!(names(&["-n", "1"]), ["gamma"]);
+    assert_eq!(names(&["-l"]), ["gamma"]);
+    assert_eq!(names(&["-n", "2"]), ["beta", "gamma"]);
+    // Filters keep ps to running containers unless -a or a status filter says otherwise.
+    assert_eq!(
+        names(&["--filter", &format!("ancestor={IMG}")]),
+        ["alpha", "beta"]
+    );
+    assert_eq!(
+        names(&["--filter", &format!("ancestor={IMG}:latest")]),
+        ["alpha", "beta"]
+    );
+    assert!(names(&["--filter", "exited=2"]).is_empty());
+    assert_eq!(names(&["-a", "--filter", "exited=2"]), ["gamma"]);
+    assert_eq!(
+        names(&["--filter", "status=exited", "--filter", "name=a"]),
+        ["gamma", "talker"]
+    );
+    assert_eq!(
+        names(&["--filter", &format!("id={}", &beta[..10])]),
+        ["beta"]
+    );
+    assert_eq!(names(&["--filter", "label=team=a"]), ["alpha"]);
+    assert_eq!(names(&["--filter", "label=team"]), ["alpha", "beta"]);
+    assert_eq!(names(&["--filter", "before=gamma"]), ["alpha", "beta"]);
+    assert_eq!(names(&["--filter", "since=alpha"]), ["beta"]);
+    assert_eq!(names(&["-a", "--filter", "since=alpha"]), ["beta", "gamma"]);
+    assert_eq!(names(&["-a", "--filter", "before=alpha"]), ["talker"]);
+    host.docker(&env, ["ps", "--filter", "colour=red"])
+        .fails()
+        .says("invalid filter 'colour'");
+    host.docker(&env, ["ps", "--filter", "status=sleeping"])
+        .fails()
+        .says("invalid filter 'status=sleeping'");
+    host.docker(
+        &env,
+        [
+            "inspect",
+            "-f",
+            "{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{.Config.Labels.team}} {{.Config.StopTimeout}}",
+            "alpha",
+        ],
+    )
+    .ok()
+    .says(r#"["/bin/sh"] ["-c","trap '' TERM; sleep 600"] a 1"#);
+    // Its own stop timeout: SIGTERM ignored, SIGKILL after it.
+    host.docker(&env, ["stop", "alpha"]).ok();
+    host.docker(&env, ["inspect", "-f", "{{.State.ExitCode}}", "alpha"])
+        .ok()
+        .says("137");
+    host.docker(&env, ["rm", "-f", "alpha", "beta", "gamma", "talker"])
+        .ok();
+}
+
+#[test]
+fn attach_ends_on_detach_keys_or_closed_input_and_the_container_goes_on() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    host.docker(
+        &env,
+        ["run", "-di", "--name", "cat", IMG, "sh", "-c", "cat"],
+    )
+    .ok();
+    // A raw client (the docker CLI over TCP swallows the keys itself and half-closes, which
+    // the second case covers): the detach keys end the attach, are not passed on, and what
+    // came before them is.
+    // Sends `first`, waits for the container to echo it, then sends `then` (and half-closes
+    // with `half_close`), and reads until the server ends the stream.
+    let attach = |first: &str, then: &str, half_close: bool| {
+        host.sh(&format!(
+            r#"python3 - <<'PY'
+import socket
+host, port = "{addr}".rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(b"POST /containers/cat/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x,x HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+assert b" 101 " in head, head
+s.settimeout(20)
+s.sendall({first})
+out = b""
+while {first}.strip() not in out:
+    b = s.recv(4096)
+    assert b, out
+    out += b
+s.sendall({then})
+if {half_close}:
+    s.shutdown(socket.SHUT_WR)
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+print("ENDED", out)
+PY"#,
+            addr = docker_addr(&env),
+            half_close = if half_close { "True" } else { "False" },
+        ))
+        .ok()
+    };
+    // The keys end the attach and are not passed on; nor is what follows them.
+    let r = attach(r#"b"hello\n""#, r#"b"\x18x" + b"after\n""#, false);
+    r.says("ENDED").says("hello");
+    // Input closed on a container that does not take it once (no `run -i` here): the attach
+    // ends, the container and its stdin go on.
+    let r = attach(r#"b"second\n""#, r#"b"""#, true);
+    r.says("ENDED").says("second");
+    host.docker(&env, ["inspect", "-f", "{{.State.Status}}", "cat"])
+        .ok()
+        .says("running");
+    let logs = host.docker(&env, ["logs", "cat"]).ok().stdout;
+    assert_eq!(logs, "hello\nsecond\n", "{logs}");
+    host.docker(&env, ["rm", "-f", "cat"]).ok();
+}

@@ -779,44 +779,77 @@ pub(crate) fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
     out
 }
 
+/// What `docker logs` asks for besides the container.
+#[derive(Debug, Clone, Copy)]
+struct LogQuery {
+    stdout: bool,
+    stderr: bool,
+    timestamps: bool,
+    follow: bool,
+    /// The last lines only (applied before `since` and `until`, as Docker does).
+    tail: Option<usize>,
+    /// Unix nanoseconds: lines written before are left out.
+    since: Option<i128>,
+    /// Unix nanoseconds: the stream ends at the first line written after (and a followed
+    /// stream once this time has passed).
+    until: Option<i128>,
+}
+
+/// A log line's time in Unix nanoseconds (a line without a readable time counts as old).
+fn line_nanos(line: &LogLine) -> i128 {
+    nanos(&line.time)
+}
+
 /// Streams log lines as multiplexed frames from `offset`, following until the container ends
 /// when `follow`.
 fn log_stream(
     state: Shared,
     id: String,
-    want_out: bool,
-    want_err: bool,
-    timestamps: bool,
-    follow: bool,
-    tail: Option<usize>,
+    q: LogQuery,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    futures_util::stream::unfold((0u64, true), move |(offset, first)| {
+    // (offset in the log, first read, over: `until` was reached with the last batch)
+    futures_util::stream::unfold((0u64, true, false), move |(offset, first, over)| {
         let state = state.clone();
         let id = id.clone();
         async move {
+            if over {
+                return None;
+            }
             let (mut offset, mut first) = (offset, first);
             loop {
                 let finished = state.containers.finished(&id);
                 let (mut lines, next) = state.containers.read_log(&id, offset).ok()?;
-                if first && let Some(n) = tail {
+                if first && let Some(n) = q.tail {
                     let skip = lines.len().saturating_sub(n);
                     lines.drain(..skip);
+                }
+                // Past `until`: what comes before it is the last of the stream.
+                let past_until = q
+                    .until
+                    .and_then(|u| lines.iter().position(|l| line_nanos(l) > u));
+                if let Some(end) = past_until {
+                    lines.truncate(end);
                 }
                 let bytes: Vec<u8> = lines
                     .iter()
                     .filter(|l| {
                         if l.stream == "stderr" {
-                            want_err
+                            q.stderr
                         } else {
-                            want_out
+                            q.stdout
                         }
                     })
-                    .flat_map(|l| frame(l, timestamps))
+                    .filter(|l| q.since.is_none_or(|s| line_nanos(l) >= s))
+                    .flat_map(|l| frame(l, q.timestamps))
                     .collect();
+                let over = past_until.is_some()
+                    || q.until.is_some_and(|u| {
+                        time::OffsetDateTime::now_utc().unix_timestamp_nanos() > u
+                    });
                 if !bytes.is_empty() {
-                    return Some((Ok(bytes), (next, false)));
+                    return Some((Ok(bytes), (next, false, over)));
                 }
-                if !follow || (finished && next == offset) {
+                if over || !q.follow || (finished && next == offset) {
                     return None;
                 }
                 (offset, first) = (next, false);
@@ -854,16 +887,16 @@ async fn logs(
             "Bad parameters: you must choose at least one stream".into(),
         ));
     }
-    let tail = q.get("tail").and_then(|t| t.parse::<usize>().ok());
-    let s = log_stream(
-        state.clone(),
-        view.record.id,
-        out,
-        err,
-        flag("timestamps"),
-        flag("follow"),
-        tail,
-    );
+    let query = LogQuery {
+        stdout: out,
+        stderr: err,
+        timestamps: flag("timestamps"),
+        follow: flag("follow"),
+        tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
+        since: super::events::timestamp(q.get("since"), "since")?,
+        until: super::events::timestamp(q.get("until"), "until")?,
+    };
+    let s = log_stream(state.clone(), view.record.id, query);
     Ok((
         [(header::CONTENT_TYPE, stream_content_type(version))],
         Body::from_stream(s),
@@ -879,6 +912,12 @@ fn status_text(v: &ContainerView) -> String {
         Status::Exited { code, .. } => format!("Exited ({code})"),
         Status::Dead => "Dead".into(),
     }
+}
+
+/// An RFC 3339 time in Unix nanoseconds (0 if unreadable).
+fn nanos(ts: &str) -> i128 {
+    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+        .map_or(0, time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 fn unix(ts: &str) -> i64 {
@@ -899,40 +938,62 @@ pub(crate) async fn container_list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    let filters: HashMap<String, Vec<String>> = match q.get("filters").filter(|f| !f.is_empty()) {
-        None => HashMap::new(),
-        Some(raw) => {
-            let v: Value = serde_json::from_str(raw)
-                .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?;
-            v.as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| {
-                            let vals = match v {
-                                Value::Object(o) => o.keys().cloned().collect(),
-                                Value::Array(a) => a
-                                    .iter()
-                                    .filter_map(|x| x.as_str().map(str::to_owned))
-                                    .collect(),
-                                _ => vec![],
-                            };
-                            (k.clone(), vals)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+    let filters = super::images::parse_filters(q.get("filters"))?;
+    for (key, vals) in &filters {
+        if !PS_FILTERS.contains(&key.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid filter '{key}' (this VCH filters containers by {})",
+                PS_FILTERS.join(", ")
+            )));
         }
+        if key == "status"
+            && let Some(bad) = vals.iter().find(|v| !STATUS_WORDS.contains(&v.as_str()))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "invalid filter 'status={bad}' (one of {})",
+                STATUS_WORDS.join(", ")
+            )));
+        }
+    }
+    // `ancestor=busybox` names an image as the CLI would: by name, tag, digest or ID.
+    let ancestors: Vec<String> = filters
+        .get("ancestor")
+        .into_iter()
+        .flatten()
+        .filter_map(|a| state.images.inspect(a).ok().map(|i| i.id))
+        .collect();
+    // `before=` and `since=` name a container: the others are older, or newer, than it.
+    let created_of = |key: &str| -> Result<Option<i128>, ApiError> {
+        filters
+            .get(key)
+            .and_then(|v| v.first())
+            .map(|c| Ok(nanos(&state.containers.inspect(c)?.record.created)))
+            .transpose()
     };
-    let any_filter = !filters.is_empty();
+    let (before, since) = (created_of("before")?, created_of("since")?);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .filter(|l| *l > 0);
+    // Docker's rule: stopped containers count with `all`, a status filter or a limit
+    // (`ps -n`, `ps -l`).
+    let all = all || filters.contains_key("status") || limit.is_some();
     let mut out = Vec::new();
-    for v in state.containers.list(all || any_filter) {
+    for v in state.containers.list(all) {
         // Several values of one key: any may match, but every label must (Docker's rule).
         let ok = filters.iter().all(|(k, vals)| {
             let test = |val: &String| match k.as_str() {
                 "status" => v.status.word() == val,
                 "name" => v.record.name.contains(val.trim_start_matches('/')),
                 "id" => v.record.id.starts_with(val),
-                "ancestor" => v.record.image == *val || v.record.image_id.contains(val),
+                "ancestor" => {
+                    ancestors.contains(&v.record.image_id)
+                        || v.record.image == *val
+                        || v.record
+                            .image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(val)
+                }
                 "exited" => {
                     matches!(&v.status, Status::Exited { code, .. } if code.to_string() == *val)
                 }
@@ -940,6 +1001,14 @@ pub(crate) async fn container_list(
                     Some((lk, lv)) => v.record.labels.get(lk).is_some_and(|x| x == lv),
                     None => v.record.labels.contains_key(val),
                 },
+                "before" => before.is_some_and(|b| nanos(&v.record.created) < b),
+                "since" => since.is_some_and(|b| nanos(&v.record.created) > b),
+                "network" => v.record.attachments().iter().any(|(n, _, _)| n == val),
+                "volume" => v
+                    .record
+                    .mounts
+                    .iter()
+                    .any(|m| m.name.as_deref() == Some(val.as_str()) || m.destination == *val),
                 _ => false,
             };
             if k == "label" {
@@ -952,9 +1021,29 @@ pub(crate) async fn container_list(
             continue;
         }
         out.push(summary_json(&state, &v));
+        // Newest first (the list's order): a limit keeps the most recent.
+        if limit.is_some_and(|l| out.len() as i64 >= l) {
+            break;
+        }
     }
     Ok(Json(out))
 }
+
+/// The filters `docker ps` may use here.
+const PS_FILTERS: &[&str] = &[
+    "status", "name", "id", "ancestor", "exited", "label", "before", "since", "network", "volume",
+];
+
+/// Docker's container states, as `ps --filter status=` takes them.
+const STATUS_WORDS: &[&str] = &[
+    "created",
+    "restarting",
+    "running",
+    "removing",
+    "paused",
+    "exited",
+    "dead",
+];
 
 /// A container in the shape of `GET /containers/json`.
 pub(crate) fn summary_json(state: &Shared, v: &ContainerView) -> Value {

@@ -16,8 +16,9 @@ use super::Shared;
 use super::images::parse_filters;
 use crate::ApiError;
 
-/// A `since`/`until` value: Unix seconds, possibly with a fraction (`1700000000.5`).
-fn timestamp(raw: Option<&String>, name: &str) -> Result<Option<i128>, ApiError> {
+/// A `since`/`until` value: Unix seconds, possibly with a fraction (`1700000000.5`), as
+/// nanoseconds.
+pub(crate) fn timestamp(raw: Option<&String>, name: &str) -> Result<Option<i128>, ApiError> {
     let Some(raw) = raw.filter(|r| !r.is_empty()) else {
         return Ok(None);
     };

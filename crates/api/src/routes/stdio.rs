@@ -173,10 +173,18 @@ pub(crate) async fn attach(
                 loop {
                     let n = match from_client.read(&mut buf).await {
                         Ok(0) | Err(_) => {
-                            if stdin_once {
+                            // Docker's rule: the client's input ending closes the
+                            // container's stdin when it takes input once and has no
+                            // terminal (`run -i`: its output goes on to the end); otherwise it
+                            // ends this attach, output too, and the container goes on (the
+                            // docker CLI half-closes this way when it reads the detach keys
+                            // itself).
+                            if stdin_once && !tty {
                                 let _ = ctl
                                     .write_all(&control_frame(ControlKind::CloseInput, &[]))
                                     .await;
+                            } else {
+                                detached.notify_one();
                             }
                             return;
                         }
