@@ -1010,6 +1010,13 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     );
     assert_eq!(names(&["--filter", "label=team=a"]), ["alpha"]);
     assert_eq!(names(&["--filter", "label=team"]), ["alpha", "beta"]);
+    // Status in Docker's words.
+    let status = host
+        .docker(&env, ["ps", "-a", "--format", "{{.Names}}: {{.Status}}"])
+        .ok()
+        .stdout;
+    assert!(status.contains("gamma: Exited (2) ") && status.contains(" ago"), "{status}");
+    assert!(status.contains("beta: Up "), "{status}");
     assert_eq!(names(&["--filter", "before=gamma"]), ["alpha", "beta"]);
     assert_eq!(names(&["--filter", "since=alpha"]), ["beta"]);
     assert_eq!(names(&["-a", "--filter", "since=alpha"]), ["beta", "gamma"]);

@@ -904,13 +904,39 @@ async fn logs(
         .into_response())
 }
 
+/// `Status` of `docker ps`, in Docker's words: `Up 5 minutes`, `Exited (3) 2 hours ago`.
 fn status_text(v: &ContainerView) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let since = |ts: &str| human_duration(now - nanos(ts));
+    let up = || since(v.record.started_at.as_deref().unwrap_or_default());
     match &v.status {
         Status::Created => "Created".into(),
-        Status::Running { .. } => "Up".into(),
-        Status::Paused { .. } => "Up (Paused)".into(),
-        Status::Exited { code, .. } => format!("Exited ({code})"),
+        Status::Running { .. } => format!("Up {}", up()),
+        Status::Paused { .. } => format!("Up {} (Paused)", up()),
+        Status::Exited { code, finished } => format!("Exited ({code}) {} ago", since(finished)),
         Status::Dead => "Dead".into(),
+    }
+}
+
+/// A duration as Docker writes it (go-units' `HumanDuration`): `Less than a second`,
+/// `1 second`, `About a minute`, `3 hours`, `2 weeks`...
+fn human_duration(ns: i128) -> String {
+    let secs = ns.max(0) / 1_000_000_000;
+    let minutes = secs / 60;
+    // Hours round to the nearest, as go-units does.
+    let hours = (secs + 1800) / 3600;
+    match () {
+        () if secs < 1 => "Less than a second".into(),
+        () if secs == 1 => "1 second".into(),
+        () if secs < 60 => format!("{secs} seconds"),
+        () if minutes == 1 => "About a minute".into(),
+        () if minutes < 60 => format!("{minutes} minutes"),
+        () if hours == 1 => "About an hour".into(),
+        () if hours < 48 => format!("{hours} hours"),
+        () if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        () if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        () if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        () => format!("{} years", secs / 3600 / 24 / 365),
     }
 }
 
@@ -1233,4 +1259,30 @@ pub(crate) async fn container_put(
         });
     }
     super::archive::archive_put(state, id, &q, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_as_in_docker_ps() {
+        let s = |secs: i128| human_duration(secs * 1_000_000_000);
+        assert_eq!(human_duration(400_000_000), "Less than a second");
+        assert_eq!(human_duration(-5), "Less than a second");
+        assert_eq!(s(1), "1 second");
+        assert_eq!(s(59), "59 seconds");
+        assert_eq!(s(60), "About a minute");
+        assert_eq!(s(119), "About a minute");
+        assert_eq!(s(120), "2 minutes");
+        assert_eq!(s(3599), "59 minutes");
+        assert_eq!(s(3600), "About an hour");
+        assert_eq!(s(5399), "About an hour");
+        assert_eq!(s(5400), "2 hours");
+        assert_eq!(s(47 * 3600), "47 hours");
+        assert_eq!(s(48 * 3600), "2 days");
+        assert_eq!(s(14 * 24 * 3600), "2 weeks");
+        assert_eq!(s(60 * 24 * 3600), "2 months");
+        assert_eq!(s(2 * 365 * 24 * 3600), "2 years");
+    }
 }
