@@ -304,6 +304,13 @@ fn exec_runs_in_a_running_container() {
         ],
     )
     .ok();
+    // A command that cannot start: 126, as Docker reports it (a process exiting 255 keeps
+    // its 255).
+    let r = host.docker(&env, ["exec", "box", "no-such-command"]);
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(r.stderr.contains("no-such-command"), "{r:?}");
+    let r = host.docker(&env, ["exec", "box", "sh", "-c", "exit 255"]);
+    assert_eq!(r.code, 255, "{r:?}");
     let r = host.docker(
         &env,
         [
@@ -367,6 +374,20 @@ fn pause_top_rename_and_prune() {
         .ok()
         .says("sleep 30")
         .says("PID");
+    // ps options reach ps (runc keeps the container's rows, by its PID column).
+    let top = host.docker(&env, ["top", "worker", "-o", "pid,comm"]).ok();
+    assert_eq!(
+        top.stdout
+            .lines()
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["PID", "COMMAND"]),
+        "{top:?}"
+    );
+    top.says("sleep").never_says("sleep 30");
+    host.docker(&env, ["top", "worker", "-o", "comm"])
+        .fails()
+        .says("PID");
     host.docker(&env, ["pause", "worker"]).ok();
     host.docker(&env, ["ps"]).ok().says("Paused");
     host.docker(
@@ -396,6 +417,39 @@ fn pause_top_rename_and_prune() {
         .ok();
     host.docker(&env, ["create", "--name", "never", IMG, "true"])
         .ok();
+    host.docker(
+        &env,
+        ["create", "--name", "kept", "-l", "keep=yes", IMG, "true"],
+    )
+    .ok();
+    // Filters: made within the hour, so `until=1h` keeps them all; label! spares one.
+    host.docker(&env, ["container", "prune", "-f", "--filter", "until=1h"])
+        .ok();
+    host.docker(&env, ["ps", "-a"])
+        .ok()
+        .says("done1")
+        .says("never");
+    host.docker(&env, ["container", "prune", "-f", "--filter", "until=soon"])
+        .fails()
+        .says("invalid until value");
+    host.docker(&env, ["container", "prune", "-f", "--filter", "colour=red"])
+        .fails()
+        .says("invalid filter 'colour'");
+    host.docker(
+        &env,
+        ["container", "prune", "-f", "--filter", "label!=keep"],
+    )
+    .ok();
+    host.docker(&env, ["ps", "-a"])
+        .ok()
+        .says("kept")
+        .never_says("done1")
+        .never_says("never");
+    host.docker(&env, ["run", "--name", "done1", IMG, "true"])
+        .ok();
+    host.docker(&env, ["create", "--name", "never", IMG, "true"])
+        .ok();
+    host.docker(&env, ["rm", "kept"]).ok();
     let pruned = host.docker(&env, ["container", "prune", "-f"]).ok();
     pruned.says("Total reclaimed space");
     let all = host.docker(&env, ["ps", "-a"]).ok();
@@ -1015,7 +1069,10 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
         .docker(&env, ["ps", "-a", "--format", "{{.Names}}: {{.Status}}"])
         .ok()
         .stdout;
-    assert!(status.contains("gamma: Exited (2) ") && status.contains(" ago"), "{status}");
+    assert!(
+        status.contains("gamma: Exited (2) ") && status.contains(" ago"),
+        "{status}"
+    );
     assert!(status.contains("beta: Up "), "{status}");
     assert_eq!(names(&["--filter", "before=gamma"]), ["alpha", "beta"]);
     assert_eq!(names(&["--filter", "since=alpha"]), ["beta"]);

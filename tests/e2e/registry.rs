@@ -229,10 +229,29 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
     host.docker(&env, ["pull", "127.0.0.1:5000/test/none"])
         .fails()
         .says("not found");
-    // Prune: untagged images only, then everything with -a.
+    // Prune: untagged images only, then everything with -a (an image made within the last
+    // 100 000 days survives `until`; a label it lacks spares it).
     host.docker(&env, ["image", "prune", "-f"])
         .ok()
         .says("Total reclaimed space: 0B");
+    host.docker(
+        &env,
+        ["image", "prune", "-a", "-f", "--filter", "until=2400000h"],
+    )
+    .ok()
+    .says("Total reclaimed space: 0B");
+    host.docker(
+        &env,
+        ["image", "prune", "-a", "-f", "--filter", "label=absent"],
+    )
+    .ok()
+    .says("Total reclaimed space: 0B");
+    host.docker(
+        &env,
+        ["image", "prune", "-a", "-f", "--filter", "colour=red"],
+    )
+    .fails()
+    .says("invalid filter 'colour'");
     host.docker(&env, ["image", "prune", "-a", "-f"])
         .ok()
         .says("deleted: sha256:");

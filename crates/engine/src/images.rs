@@ -580,16 +580,20 @@ impl ImageService {
     pub fn prune(
         &self,
         all: bool,
-        in_use: &dyn Fn(&str) -> bool,
+        keep: &dyn Fn(&ImageSummary) -> bool,
     ) -> Result<(Vec<Removed>, u64), EngineError> {
         let mut removed = Vec::new();
         let mut freed = 0;
         for rec in self.meta.list()? {
-            if (!all && !rec.tags.is_empty()) || in_use(&rec.id) {
+            if !all && !rec.tags.is_empty() {
                 continue;
             }
-            freed += rec.size;
-            removed.extend(self.remove(&rec.id, true)?);
+            let image = self.summary(rec);
+            if keep(&image) {
+                continue;
+            }
+            freed += image.size;
+            removed.extend(self.remove(&image.id, true)?);
         }
         Ok((removed, freed))
     }

@@ -188,13 +188,27 @@ impl Runc {
     }
 
     /// The container's processes as `ps -ef` shows them: (titles, rows).
-    pub fn ps(&self, id: &str) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
+    pub fn ps(
+        &self,
+        id: &str,
+        ps_args: &[String],
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
         let mut c = self.cmd();
         // runsc prints its own table (UID PID PPID C TTY STIME TIME CMD) and takes no ps options.
         if is_runsc(&self.binary) {
+            if !ps_args.is_empty() {
+                return Err(RuncError::Unsupported {
+                    op: "top with ps options",
+                    why: "gVisor's runsc shows its own process table",
+                });
+            }
             c.args(["ps", id]);
-        } else {
+        } else if ps_args.is_empty() {
             c.args(["ps", id, "-ef"]);
+        } else {
+            // runc runs the host's ps with these options and keeps the container's rows
+            // (which needs a PID column).
+            c.args(["ps", id]).args(ps_args);
         }
         let out = self.output("ps", id, c)?;
         let text = String::from_utf8_lossy(&out.stdout);

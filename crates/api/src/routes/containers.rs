@@ -893,8 +893,8 @@ async fn logs(
         timestamps: flag("timestamps"),
         follow: flag("follow"),
         tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
-        since: super::events::timestamp(q.get("since"), "since")?,
-        until: super::events::timestamp(q.get("until"), "until")?,
+        since: super::filters::timestamp(q.get("since"), "since")?,
+        until: super::filters::timestamp(q.get("until"), "until")?,
     };
     let s = log_stream(state.clone(), view.record.id, query);
     Ok((
@@ -964,7 +964,7 @@ pub(crate) async fn container_list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    let filters = super::images::parse_filters(q.get("filters"))?;
+    let filters = super::filters::parse_filters(q.get("filters"))?;
     for (key, vals) in &filters {
         if !PS_FILTERS.contains(&key.as_str()) {
             return Err(ApiError::BadRequest(format!(
@@ -1023,10 +1023,9 @@ pub(crate) async fn container_list(
                 "exited" => {
                     matches!(&v.status, Status::Exited { code, .. } if code.to_string() == *val)
                 }
-                "label" => match val.split_once('=') {
-                    Some((lk, lv)) => v.record.labels.get(lk).is_some_and(|x| x == lv),
-                    None => v.record.labels.contains_key(val),
-                },
+                "label" => super::filters::label_matches(val, |k| {
+                    v.record.labels.get(k).map(String::as_str)
+                }),
                 "before" => before.is_some_and(|b| nanos(&v.record.created) < b),
                 "since" => since.is_some_and(|b| nanos(&v.record.created) > b),
                 "network" => v.record.attachments().iter().any(|(n, _, _)| n == val),
@@ -1171,7 +1170,8 @@ pub(crate) async fn container_get(
             Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
         }
         "top" => {
-            let (titles, processes) = state.containers.top(id)?;
+            let ps_args = q.get("ps_args").map_or("", String::as_str);
+            let (titles, processes) = state.containers.top(id, ps_args)?;
             Ok(Json(json!({"Titles": titles, "Processes": processes})).into_response())
         }
         "logs" => {
@@ -1235,9 +1235,24 @@ pub(crate) async fn exec_inspect(
     })))
 }
 
-/// `POST /containers/prune`.
-pub(crate) async fn container_prune(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
-    let gone = state.containers.prune().await?;
+/// `POST /containers/prune?filters=`: `until` (created before), `label`, `label!`.
+pub(crate) async fn container_prune(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    use super::filters;
+    let filters = filters::parse_filters(q.get("filters"))?;
+    filters::check_keys(&filters, &["until", "label", "label!"])?;
+    let until = filters
+        .get("until")
+        .and_then(|v| v.first())
+        .map(|u| filters::until(u, time::OffsetDateTime::now_utc()))
+        .transpose()?;
+    let keep = |r: &vic_engine::ContainerRecord| {
+        until.is_some_and(|u| nanos(&r.created) >= u)
+            || !filters::prune_labels_match(&filters, |k| r.labels.get(k).map(String::as_str))
+    };
+    let gone = state.containers.prune(&keep).await?;
     Ok(Json(
         json!({"ContainersDeleted": gone, "SpaceReclaimed": 0}),
     ))

@@ -13,26 +13,8 @@ use tokio::sync::broadcast::error::RecvError;
 use vic_engine::Event;
 
 use super::Shared;
-use super::images::parse_filters;
+use super::filters::{label_matches, parse_filters, timestamp};
 use crate::ApiError;
-
-/// A `since`/`until` value: Unix seconds, possibly with a fraction (`1700000000.5`), as
-/// nanoseconds.
-pub(crate) fn timestamp(raw: Option<&String>, name: &str) -> Result<Option<i128>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || ApiError::BadRequest(format!("invalid {name} value {raw:?}: use Unix seconds"));
-    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
-    let secs: i128 = secs.parse().map_err(|_| bad())?;
-    let frac = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        digits.parse::<i128>().map_err(|_| bad())?
-    };
-    Ok(Some(secs * 1_000_000_000 + frac))
-}
 
 const FILTERS: &[&str] = &["type", "event", "container", "image", "volume", "label"];
 
@@ -52,10 +34,7 @@ fn matches(e: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
                         && (e.id == *w || e.attributes.get("name").is_some_and(|n| n == w)))
             }
             "volume" => e.kind == "volume" && e.id == *w,
-            "label" => match w.split_once('=') {
-                Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
-                None => e.attributes.contains_key(w.as_str()),
-            },
+            "label" => label_matches(w, |k| e.attributes.get(k).map(String::as_str)),
             _ => false,
         })
     })
@@ -137,12 +116,6 @@ mod tests {
 
     #[test]
     fn timestamps_and_filters() {
-        assert_eq!(
-            timestamp(Some(&"12.5".into()), "since").unwrap(),
-            Some(12_500_000_000)
-        );
-        assert_eq!(timestamp(None, "since").unwrap(), None);
-        assert!(timestamp(Some(&"soon".into()), "since").is_err());
         let e = Event::new("container", "start", "abc123")
             .with("name", "web")
             .with("image", "busybox")

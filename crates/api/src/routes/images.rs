@@ -1,6 +1,6 @@
 //! `/images/...`: pull (`ImageCreate`), list, inspect, tag, remove.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use vic_engine::{Credentials, ImageSummary, PullEvent, Reference, Removed};
 
 use super::Shared;
+use super::filters::{check_keys, label_matches, parse_filters, prune_labels_match};
 use super::system::AuthConfig;
 use crate::ApiError;
 use crate::error::blocking;
@@ -169,36 +170,6 @@ pub(super) fn summary_json(s: &ImageSummary) -> Value {
     })
 }
 
-/// `filters` of `GET /images/json`: `{"reference":{"busybox":true}}` or the old list form.
-pub(super) fn parse_filters(
-    raw: Option<&String>,
-) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(BTreeMap::new());
-    };
-    let v: Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?;
-    let mut out = BTreeMap::new();
-    if let Value::Object(map) = v {
-        for (k, vals) in map {
-            let list = match vals {
-                Value::Object(m) => m
-                    .into_iter()
-                    .filter(|(_, b)| b.as_bool() != Some(false))
-                    .map(|(k, _)| k)
-                    .collect(),
-                Value::Array(a) => a
-                    .into_iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect(),
-                _ => vec![],
-            };
-            out.insert(k, list);
-        }
-    }
-    Ok(out)
-}
-
 /// Shell-style match of `pattern` (with `*`) against `s`.
 fn glob(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
@@ -216,11 +187,7 @@ pub(crate) async fn image_list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
-    for key in filters.keys() {
-        if !["reference", "dangling", "label"].contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!("invalid filter '{key}'")));
-        }
-    }
+    check_keys(&filters, &["reference", "dangling", "label"])?;
     let mut out = Vec::new();
     for s in state.images.list()? {
         if let Some(refs) = filters.get("reference") {
@@ -247,10 +214,9 @@ pub(crate) async fn image_list(
                 .as_ref()
                 .and_then(|c| c.labels.clone())
                 .unwrap_or_default();
-            let ok = ls.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => have.get(k).is_some_and(|x| x == v),
-                None => have.contains_key(l),
-            });
+            let ok = ls
+                .iter()
+                .all(|l| label_matches(l, |k| have.get(k).map(String::as_str)));
             if !ok {
                 continue;
             }
@@ -374,19 +340,32 @@ pub(crate) async fn image_delete(
     ))
 }
 
-/// `POST /images/prune?filters={"dangling":["false"]}`.
+/// `POST /images/prune?filters=`: `dangling=false` (every unused image, not only untagged
+/// ones), `until` (created before), `label`, `label!`.
 pub(crate) async fn image_prune(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
+    check_keys(&filters, &["dangling", "until", "label", "label!"])?;
     let all = filters
         .get("dangling")
         .is_some_and(|d| d.iter().any(|v| v == "false" || v == "0"));
+    let until = filters
+        .get("until")
+        .and_then(|v| v.first())
+        .map(|u| super::filters::until(u, time::OffsetDateTime::now_utc()))
+        .transpose()?;
     let containers = state.containers.clone();
-    let (removed, freed) = state
-        .images
-        .prune(all, &|id| !containers.using_image(id).is_empty())?;
+    let keep = |s: &ImageSummary| {
+        let labels = s.config.config.as_ref().and_then(|c| c.labels.as_ref());
+        !containers.using_image(&s.id).is_empty()
+            || until.is_some_and(|u| i128::from(s.created) * 1_000_000_000 >= u)
+            || !prune_labels_match(&filters, |k| {
+                labels.and_then(|l| l.get(k)).map(String::as_str)
+            })
+    };
+    let (removed, freed) = state.images.prune(all, &keep)?;
     let deleted: Vec<Value> = removed
         .into_iter()
         .map(|r| match r {
@@ -496,12 +475,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_and_globs() {
-        let f = parse_filters(Some(
-            &r#"{"reference":{"busy*":true},"dangling":["false"]}"#.to_owned(),
-        ))
-        .unwrap();
-        assert_eq!(f["reference"], vec!["busy*"]);
+    fn globs_and_registry_auth() {
         assert!(glob("busy*", "busybox"));
         assert!(glob("*box:latest", "busybox:latest"));
         assert!(!glob("busy*", "alpine"));

@@ -3,6 +3,7 @@
 mod archive;
 mod containers;
 mod events;
+mod filters;
 mod images;
 mod networks;
 mod stats;

@@ -244,10 +244,9 @@ pub(crate) async fn network_list(
                 "id" => wanted.iter().any(|w| s("Id").starts_with(w.as_str())),
                 "driver" => wanted.contains(&s("Driver")),
                 "type" => wanted.iter().any(|w| w == "builtin"),
-                "label" => wanted.iter().all(|w| match w.split_once('=') {
-                    Some((k, val)) => n["Labels"][k].as_str() == Some(val),
-                    None => n["Labels"].get(w).is_some(),
-                }),
+                "label" => wanted
+                    .iter()
+                    .all(|w| super::filters::label_matches(w, |k| n["Labels"][k].as_str())),
                 other => {
                     return Err(ApiError::BadRequest(format!("invalid filter '{other}'")));
                 }

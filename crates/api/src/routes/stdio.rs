@@ -317,12 +317,16 @@ async fn run_exec(state: Shared, exec_id: String, process: ExecProcess, client: 
                 .await
                 .unwrap_or(-1)
         }
-        ExecProcess::Pipes(mut child) => {
+        ExecProcess::Pipes {
+            mut child,
+            pid_file,
+        } => {
             if let (Some(r), Some(w)) = (from_client, child.stdin.take()) {
                 tokio::spawn(copy_input(r, w));
             }
             pump_frames(&mut child, to_client.as_mut()).await;
-            child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1)
+            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
+            vic_engine::ContainerService::exec_exit_code(code, &pid_file)
         }
     };
     state.containers.exec_finished(&exec_id, code);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use vic_engine::{DEFAULT_STORE, Volume, VolumeRequest};
 
 use super::Shared;
-use super::images::parse_filters;
+use super::filters::{check_keys, label_matches, parse_filters};
 use crate::ApiError;
 use crate::error::blocking;
 
@@ -26,11 +26,20 @@ fn volume_json(v: &Volume) -> Value {
     })
 }
 
-fn label_matches(v: &Volume, want: &str) -> bool {
-    match want.split_once('=') {
-        Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
-        None => v.labels.contains_key(want),
-    }
+/// The volume endpoints' refusal of an unknown filter, in VIC's words (`Invalid filter`).
+fn volume_filter_keys(
+    filters: &std::collections::BTreeMap<String, Vec<String>>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    check_keys(filters, known).map_err(|e| match e {
+        ApiError::BadRequest(m) => ApiError::BadRequest(m.replacen("invalid", "Invalid", 1)),
+        other => other,
+    })
+}
+
+/// A volume's `label=` filter.
+fn has_label(v: &Volume, want: &str) -> bool {
+    label_matches(want, |k| v.labels.get(k).map(String::as_str))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,11 +73,7 @@ pub(crate) async fn volume_list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
-    for key in filters.keys() {
-        if !["dangling", "name", "driver", "label"].contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!("Invalid filter '{key}'")));
-        }
-    }
+    volume_filter_keys(&filters, &["dangling", "name", "driver", "label"])?;
     let c = state.containers.clone();
     let listed = blocking(move || {
         Ok(c.volumes()
@@ -91,7 +96,7 @@ pub(crate) async fn volume_list(
                 "name" => vals.iter().any(|val| v.name.contains(val.as_str())),
                 "driver" => vals.iter().any(|val| val == "local"),
                 // Every label must match.
-                _ => vals.iter().all(|val| label_matches(v, val)),
+                _ => vals.iter().all(|val| has_label(v, val)),
             })
         })
         .map(|(v, _)| volume_json(v))
@@ -126,20 +131,14 @@ pub(crate) async fn volume_prune(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
-    for key in filters.keys() {
-        if !["all", "label"].contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!("Invalid filter '{key}'")));
-        }
-    }
+    volume_filter_keys(&filters, &["all", "label"])?;
     let all = filters
         .get("all")
         .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
     let labels = filters.get("label").cloned().unwrap_or_default();
     let c = state.containers.clone();
     let (gone, freed) = blocking(move || {
-        c.prune_volumes(all, &|v: &Volume| {
-            labels.iter().all(|l| label_matches(v, l))
-        })
+        c.prune_volumes(all, &|v: &Volume| labels.iter().all(|l| has_label(v, l)))
     })
     .await?;
     Ok(Json(

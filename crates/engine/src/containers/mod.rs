@@ -336,8 +336,11 @@ pub struct ExecRequest {
 #[derive(Debug)]
 pub enum ExecProcess {
     /// `runc exec` in the foreground with the process's pipes (stdin only when the exec keeps
-    /// it open).
-    Pipes(tokio::process::Child),
+    /// it open), and the pid file it writes once the process started.
+    Pipes {
+        child: tokio::process::Child,
+        pid_file: PathBuf,
+    },
     /// A process with a terminal: its pid (ours to wait for, see [`wait_orphan`]) and the
     /// terminal's master (input and output).
     Terminal { pid: i32, master: std::fs::File },
@@ -1533,6 +1536,10 @@ impl ContainerService {
         if rec.tty {
             return self.exec_start_terminal(exec_id, &rec, cmd);
         }
+        let pid_file = self
+            .dir(&rec.container)
+            .join(format!("exec-{}.pid", &exec_id[..12]));
+        let _ = std::fs::remove_file(&pid_file);
         cmd.stdin(if rec.open_stdin {
             Stdio::piped()
         } else {
@@ -1540,6 +1547,8 @@ impl ContainerService {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .arg("--pid-file")
+        .arg(&pid_file)
         .arg(&rec.container)
         .args(&rec.cmd)
         .kill_on_drop(false);
@@ -1547,7 +1556,7 @@ impl ContainerService {
             .spawn()
             .map_err(|e| internal("cannot run the exec", e))?;
         self.exec_running(exec_id, child.id().unwrap_or(0), None);
-        Ok(ExecProcess::Pipes(child))
+        Ok(ExecProcess::Pipes { child, pid_file })
     }
 
     /// `runc exec --tty` (which must detach): receives the terminal, reads the pid.
@@ -1633,6 +1642,15 @@ impl ContainerService {
     }
 
     /// Records an exec's exit code.
+    /// The exit code of a foreground `runc exec` that ended with `code`: a process that never
+    /// started (no pid file: not found, not executable, a bad user) is 126, as Docker reports
+    /// it, rather than the runtime's own 255.
+    pub fn exec_exit_code(code: i32, pid_file: &Path) -> i32 {
+        let started = pid_file.exists();
+        let _ = std::fs::remove_file(pid_file);
+        if code == 255 && !started { 126 } else { code }
+    }
+
     pub fn exec_finished(&self, exec_id: &str, code: i32) {
         if let Ok(mut t) = self.execs.lock()
             && let Some(r) = t.get_mut(exec_id)
@@ -1677,7 +1695,12 @@ impl ContainerService {
     }
 
     /// `docker top`.
-    pub fn top(&self, name_or_id: &str) -> Result<(Vec<String>, Vec<Vec<String>>), EngineError> {
+    /// `docker top`, with the options for `ps` (`-ef` when none).
+    pub fn top(
+        &self,
+        name_or_id: &str,
+        ps_args: &str,
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), EngineError> {
         let id = self.resolve(name_or_id)?;
         if !matches!(
             self.status(&self.load(&id)?),
@@ -1687,7 +1710,17 @@ impl ContainerService {
                 "Container {id} is not running"
             )));
         }
-        self.runc.ps(&id).map_err(|e| internal("top", e))
+        let args: Vec<String> = ps_args.split_whitespace().map(str::to_owned).collect();
+        self.runc.ps(&id, &args).map_err(|e| match e {
+            vic_runtime::RuncError::Unsupported { .. } => {
+                EngineError::NotImplemented(e.to_string())
+            }
+            // What ps said about its options is the user's to fix.
+            vic_runtime::RuncError::Failed { .. } if !args.is_empty() => {
+                EngineError::Invalid(format!("ps {ps_args}: {e}"))
+            }
+            e => internal("top", e),
+        })
     }
 
     /// `docker rename`.
@@ -1709,14 +1742,19 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `docker container prune`: removes stopped containers; returns their IDs.
-    pub async fn prune(&self) -> Result<Vec<String>, EngineError> {
+    /// `docker container prune`: removes stopped containers but those `keep` keeps (the
+    /// filters); returns their IDs.
+    pub async fn prune(
+        &self,
+        keep: &(dyn Fn(&ContainerRecord) -> bool + Sync),
+    ) -> Result<Vec<String>, EngineError> {
         let mut gone = Vec::new();
         for rec in self.all() {
             if matches!(
                 self.status(&rec),
                 Status::Exited { .. } | Status::Dead | Status::Created
-            ) {
+            ) && !keep(&rec)
+            {
                 self.remove(&rec.id, false, false).await?;
                 gone.push(rec.id);
             }

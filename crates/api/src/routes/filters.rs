@@ -1,0 +1,235 @@
+//! What Docker's list, prune and event endpoints share: the `filters` query, label tests and
+//! the times that `since`, `until` and prune's `until` take.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use crate::ApiError;
+
+/// The `filters` query (`{"key":["v"]}` or the older `{"key":{"v":true}}`).
+pub(crate) fn parse_filters(
+    raw: Option<&String>,
+) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?;
+    let mut out = BTreeMap::new();
+    if let Value::Object(map) = v {
+        for (k, vals) in map {
+            let list = match vals {
+                Value::Object(m) => m
+                    .into_iter()
+                    .filter(|(_, b)| b.as_bool() != Some(false))
+                    .map(|(k, _)| k)
+                    .collect(),
+                Value::Array(a) => a
+                    .into_iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                _ => vec![],
+            };
+            out.insert(k, list);
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a filter key not in `known`, naming those that are.
+pub(crate) fn check_keys(
+    filters: &BTreeMap<String, Vec<String>>,
+    known: &[&str],
+) -> Result<(), ApiError> {
+    match filters.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "invalid filter '{k}' (valid here: {})",
+            known.join(", ")
+        ))),
+    }
+}
+
+/// A `label=` value against labels looked up with `get`: `key` (present) or `key=value`.
+pub(crate) fn label_matches<'a>(want: &str, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    match want.split_once('=') {
+        Some((k, v)) => get(k) == Some(v),
+        None => get(want).is_some(),
+    }
+}
+
+/// The `label` and `label!` filters of a prune: every `label` matches, no `label!` does.
+pub(crate) fn prune_labels_match<'a>(
+    filters: &BTreeMap<String, Vec<String>>,
+    get: impl Fn(&str) -> Option<&'a str> + Copy,
+) -> bool {
+    filters
+        .get("label")
+        .is_none_or(|ws| ws.iter().all(|w| label_matches(w, get)))
+        && filters
+            .get("label!")
+            .is_none_or(|ws| !ws.iter().any(|w| label_matches(w, get)))
+}
+
+/// A `since`/`until` value of the CLI's making: Unix seconds, possibly with a fraction
+/// (`1700000000.5`), as nanoseconds.
+pub(crate) fn timestamp(raw: Option<&String>, name: &str) -> Result<Option<i128>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    unix_nanos(raw).map(Some).ok_or_else(|| {
+        ApiError::BadRequest(format!("invalid {name} value {raw:?}: use Unix seconds"))
+    })
+}
+
+fn unix_nanos(raw: &str) -> Option<i128> {
+    let (secs, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    let secs: i128 = secs.parse().ok()?;
+    let frac = if frac.is_empty() {
+        0
+    } else if frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{frac:0<9}").parse::<i128>().ok()?
+    } else {
+        return None;
+    };
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// The `until` of a prune, as the user typed it (the CLI passes it on as it is): a duration
+/// before `now` (`24h`, `1h30m`, `90s`), Unix seconds, or an RFC 3339 date or time with or
+/// without its zone (without: UTC, this host's time). Unix nanoseconds.
+pub(crate) fn until(raw: &str, now: OffsetDateTime) -> Result<i128, ApiError> {
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "invalid until value {raw:?}: use a duration (24h, 90m), Unix seconds or an RFC 3339 date"
+        ))
+    };
+    if raw != "0"
+        && let Some(d) = go_duration(raw)
+    {
+        return Ok(now.unix_timestamp_nanos() - d);
+    }
+    if let Some(n) = unix_nanos(raw) {
+        return Ok(n);
+    }
+    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(t.unix_timestamp_nanos());
+    }
+    // Zoneless forms, read as UTC.
+    let full = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let minutes = format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let hours = format_description!("[year]-[month]-[day]T[hour]");
+    for f in [full, minutes, hours] {
+        if let Ok(t) = time::PrimitiveDateTime::parse(raw, f) {
+            return Ok(t.assume_utc().unix_timestamp_nanos());
+        }
+    }
+    if let Ok(d) = time::Date::parse(raw, format_description!("[year]-[month]-[day]")) {
+        return Ok(d.midnight().assume_utc().unix_timestamp_nanos());
+    }
+    Err(bad())
+}
+
+/// A Go duration (`1h30m`, `1.5h`, `300ms`, `-2h` is refused) in nanoseconds.
+fn go_duration(raw: &str) -> Option<i128> {
+    let mut rest = raw;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += value * scale;
+    }
+    Some(total as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_in_both_shapes() {
+        let f = parse_filters(Some(
+            &r#"{"reference":{"busy*":true,"no":false},"dangling":["false"]}"#.to_owned(),
+        ))
+        .unwrap();
+        assert_eq!(f["reference"], vec!["busy*"]);
+        assert_eq!(f["dangling"], vec!["false"]);
+        assert!(check_keys(&f, &["reference", "dangling"]).is_ok());
+        assert!(check_keys(&f, &["reference"]).is_err());
+    }
+
+    #[test]
+    fn labels_match_by_key_or_pair_and_prune_negates() {
+        let labels = std::collections::HashMap::from([("tier".to_owned(), "front".to_owned())]);
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        assert!(label_matches("tier", get));
+        assert!(label_matches("tier=front", get));
+        assert!(!label_matches("tier=back", get));
+        assert!(!label_matches("team", get));
+        let f = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), vec![v.to_owned()])]);
+        assert!(prune_labels_match(&f("label", "tier"), get));
+        assert!(!prune_labels_match(&f("label!", "tier"), get));
+        assert!(prune_labels_match(&f("label!", "tier=back"), get));
+        assert!(prune_labels_match(&BTreeMap::new(), get));
+    }
+
+    #[test]
+    fn times_in_docker_grammar() {
+        assert_eq!(
+            timestamp(Some(&"12.5".into()), "since").unwrap(),
+            Some(12_500_000_000)
+        );
+        assert_eq!(timestamp(None, "since").unwrap(), None);
+        assert!(timestamp(Some(&"soon".into()), "since").is_err());
+        let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let s = |n: i128| n * 1_000_000_000;
+        assert_eq!(until("24h", now).unwrap(), s(1_000_000 - 86_400));
+        assert_eq!(until("1h30m", now).unwrap(), s(1_000_000 - 5_400));
+        assert_eq!(until("1.5h", now).unwrap(), s(1_000_000 - 5_400));
+        assert_eq!(until("90s", now).unwrap(), s(1_000_000 - 90));
+        assert_eq!(until("0", now).unwrap(), 0);
+        assert_eq!(until("1700000000", now).unwrap(), s(1_700_000_000));
+        assert_eq!(
+            until("2023-11-14T22:13:20Z", now).unwrap(),
+            s(1_700_000_000)
+        );
+        assert_eq!(
+            until("2023-11-14T23:13:20+01:00", now).unwrap(),
+            s(1_700_000_000)
+        );
+        assert_eq!(until("2023-11-14T22:13:20", now).unwrap(), s(1_700_000_000));
+        assert_eq!(
+            until("2023-11-14T22:13", now).unwrap(),
+            s(1_700_000_000 - 20)
+        );
+        assert_eq!(until("2023-11-14", now).unwrap(), s(1_699_920_000));
+        for bad in ["", "soon", "5x", "h", "-2h", "2023-13-40"] {
+            assert!(until(bad, now).is_err(), "{bad}");
+        }
+    }
+}
