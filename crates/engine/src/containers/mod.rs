@@ -338,7 +338,7 @@ pub enum ExecProcess {
     /// `runc exec` in the foreground with the process's pipes (stdin only when the exec keeps
     /// it open), and the pid file it writes once the process started.
     Pipes {
-        child: tokio::process::Child,
+        child: Box<tokio::process::Child>,
         pid_file: PathBuf,
     },
     /// A process with a terminal: its pid (ours to wait for, see [`wait_orphan`]) and the
@@ -1556,7 +1556,10 @@ impl ContainerService {
             .spawn()
             .map_err(|e| internal("cannot run the exec", e))?;
         self.exec_running(exec_id, child.id().unwrap_or(0), None);
-        Ok(ExecProcess::Pipes { child, pid_file })
+        Ok(ExecProcess::Pipes {
+            child: Box::new(child),
+            pid_file,
+        })
     }
 
     /// `runc exec --tty` (which must detach): receives the terminal, reads the pid.
