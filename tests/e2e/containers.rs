@@ -507,6 +507,17 @@ fn stdin_and_terminals() {
     let r = host.docker_in_terminal(&env, &["exec", "-it", "box", "sh"], b"tty; exit 3\n");
     assert_eq!(r.code, 3, "{r:?}");
     r.says("/dev/pts/");
+    // What cannot start says why, in the stream, and exits 126 (as in Docker), with a
+    // terminal or without.
+    let r = host.docker_in_terminal(&env, &["exec", "-it", "box", "no-such-command"], b"");
+    assert_eq!(r.code, 126, "{r:?}");
+    r.says("OCI runtime exec failed").says("no-such-command");
+    let r = host.docker(&env, ["exec", "-u", "nobody-here", "box", "true"]);
+    assert_eq!(r.code, 126, "{r:?}");
+    assert!(
+        r.stderr.contains("unable to find user nobody-here"),
+        "{r:?}"
+    );
     // attach to a running shell with a terminal and type into it.
     host.docker(&env, ["run", "-dit", "--name", "keeper", IMG, "sh"])
         .ok();

@@ -15,7 +15,7 @@ mod spec;
 pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, Source, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
-pub use runc::{ContainerState, Runc, RuncError, global_args, needs_own_netns};
+pub use runc::{ContainerState, Runc, RuncError, global_args, needs_own_netns, runtime_message};
 pub use rustix::fs::FileType;
 pub use spec::{
     CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, check_capabilities,

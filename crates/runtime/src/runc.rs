@@ -70,7 +70,7 @@ impl Runc {
             Err(RuncError::Failed {
                 op,
                 id: id.to_owned(),
-                message: message(&out.stderr),
+                message: runtime_message(&out.stderr),
             })
         }
     }
@@ -295,7 +295,8 @@ fn is_runsc(binary: &Path) -> bool {
 }
 
 /// runc logs JSON-ish lines (`level=error msg="..."`); keep the message.
-fn message(stderr: &[u8]) -> String {
+/// The runtime's own words from its stderr: the last line, the `msg` of a log line.
+pub fn runtime_message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let line = text
         .lines()
@@ -323,9 +324,9 @@ mod tests {
     #[test]
     fn runtime_messages() {
         assert_eq!(
-            message(b"time=\"x\" level=error msg=\"container \\\"c\\\" does not exist\"\n"),
+            runtime_message(b"time=\"x\" level=error msg=\"container \\\"c\\\" does not exist\"\n"),
             "container \"c\" does not exist"
         );
-        assert_eq!(message(b"plain failure\n"), "plain failure");
+        assert_eq!(runtime_message(b"plain failure\n"), "plain failure");
     }
 }

@@ -273,7 +273,34 @@ pub(crate) async fn exec_start(
     };
     let containers = state.containers.clone();
     let eid = id.clone();
-    let process = blocking(move || containers.exec_start(&eid)).await?;
+    let process = match blocking(move || containers.exec_start(&eid)).await {
+        Ok(p) => p,
+        // The process could not start (not found, not executable, no such user): as Docker
+        // does, the stream says why and the exec exits 126.
+        Err(ApiError::Engine(vic_engine::EngineError::Invalid(why))) if !body.detach => {
+            let tty = state.containers.exec_inspect(&id).is_ok_and(|e| e.tty);
+            state.containers.exec_finished(&id, 126);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let mut client = TokioIo::new(upgraded);
+                let text = format!("{why}\r\n");
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    let line = vic_engine::LogLine {
+                        log: text,
+                        stream: "stderr".into(),
+                        time: String::new(),
+                    };
+                    frame(&line, false)
+                };
+                let _ = client.write_all(&bytes).await;
+                let _ = client.shutdown().await;
+            });
+            return Ok(upgraded(version));
+        }
+        Err(e) => return Err(e),
+    };
     if body.detach {
         tokio::spawn(run_exec(state, id, process, None));
         return Ok(StatusCode::OK.into_response());

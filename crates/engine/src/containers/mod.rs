@@ -1598,8 +1598,8 @@ impl ContainerService {
             let _ = vic_runtime::ShortPath::new(&dir, &format!("exec-{name}.sock"))
                 .and_then(|p| p.connect());
             return Err(EngineError::Invalid(format!(
-                "exec failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "OCI runtime exec failed: {}",
+                vic_runtime::runtime_message(&out.stderr)
             )));
         }
         let master = rx
