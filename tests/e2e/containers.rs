@@ -1003,6 +1003,23 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     assert_eq!(tail_since.stdout, "line5\n", "{tail_since:?}");
     host.docker(&env, ["logs", "--since", "soon", "talker"])
         .fails();
+    // Output without newlines is logged in parts, and read back whole.
+    host.docker(
+        &env,
+        [
+            "run",
+            "--name",
+            "flood",
+            IMG,
+            "sh",
+            "-c",
+            "head -c 100000 /dev/zero | tr '\\0' x",
+        ],
+    )
+    .ok();
+    let flood = host.docker(&env, ["logs", "flood"]).ok().stdout;
+    assert_eq!(flood.len(), 100_000, "{}", flood.len());
+    assert!(flood.bytes().all(|b| b == b'x'));
 
     // ps: two running containers with labels (one with its own entrypoint), then one that
     // exits 2, created last.
@@ -1088,7 +1105,7 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     assert_eq!(names(&["--filter", "before=gamma"]), ["alpha", "beta"]);
     assert_eq!(names(&["--filter", "since=alpha"]), ["beta"]);
     assert_eq!(names(&["-a", "--filter", "since=alpha"]), ["beta", "gamma"]);
-    assert_eq!(names(&["-a", "--filter", "before=alpha"]), ["talker"]);
+    assert_eq!(names(&["-a", "--filter", "before=alpha"]), ["flood", "talker"]);
     host.docker(&env, ["ps", "--filter", "colour=red"])
         .fails()
         .says("invalid filter 'colour'");
@@ -1111,8 +1128,11 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     host.docker(&env, ["inspect", "-f", "{{.State.ExitCode}}", "alpha"])
         .ok()
         .says("137");
-    host.docker(&env, ["rm", "-f", "alpha", "beta", "gamma", "talker"])
-        .ok();
+    host.docker(
+        &env,
+        ["rm", "-f", "alpha", "beta", "gamma", "talker", "flood"],
+    )
+    .ok();
 }
 
 #[test]

@@ -54,16 +54,42 @@ fn append(log: &Log, stream: &str, text: &str) {
     }
 }
 
+/// The longest log entry: a longer line is written in parts of this size (as Docker's
+/// json-file does), so output without newlines cannot grow the monitor's memory.
+const MAX_ENTRY: usize = 16 * 1024;
+
 /// Copies one stream into the shared log, a JSON object per line, as Docker's json-file does.
 fn pump_lines(reader: impl Read, stream: &'static str, log: Log) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
+        let room = (MAX_ENTRY - line.len()) as u64;
+        match (&mut reader).take(room).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
-            Ok(_) => append(&log, stream, &String::from_utf8_lossy(&line)),
+            Ok(_) if line.ends_with(b"\n") => {
+                append(&log, stream, &String::from_utf8_lossy(&line));
+                line.clear();
+            }
+            Ok(_) if line.len() >= MAX_ENTRY => {
+                // A part of a long line: up to a whole character; the rest starts the next.
+                let keep = incomplete_tail(&line);
+                let rest = line.split_off(line.len() - keep);
+                append(&log, stream, &String::from_utf8_lossy(&line));
+                line = rest;
+            }
+            Ok(_) => {}
         }
+    }
+    if !line.is_empty() {
+        append(&log, stream, &String::from_utf8_lossy(&line));
+    }
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 character that is not complete yet.
+fn incomplete_tail(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
+        _ => 0,
     }
 }
 
@@ -79,11 +105,7 @@ fn pump_chunks(mut reader: impl Read, log: Log) {
             Ok(n) => n,
         };
         pending.extend_from_slice(&buf[..n]);
-        let keep = match std::str::from_utf8(&pending) {
-            Ok(_) => 0,
-            Err(e) if e.error_len().is_none() => pending.len() - e.valid_up_to(),
-            Err(_) => 0,
-        };
+        let keep = incomplete_tail(&pending);
         let ready: Vec<u8> = pending.drain(..pending.len() - keep).collect();
         if !ready.is_empty() {
             append(&log, "stdout", &String::from_utf8_lossy(&ready));
@@ -368,5 +390,48 @@ fn main() -> ExitCode {
             eprintln!("vic-monitor: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log entries `pump_lines` writes for `input`.
+    fn entries(input: &[u8]) -> Vec<String> {
+        let path = std::env::temp_dir().join(format!(
+            "vic-monitor-test-{}-{}",
+            std::process::id(),
+            input.len()
+        ));
+        let file = File::create(&path).unwrap();
+        pump_lines(input, "stdout", Arc::new(Mutex::new(file)));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["log"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_lines_are_written_in_parts_and_characters_stay_whole() {
+        assert_eq!(entries(b"one\ntwo\nlast"), ["one\n", "two\n", "last"]);
+        let mut long = vec![b'a'; 40_000];
+        long.push(b'\n');
+        let parts = entries(&long);
+        assert_eq!(
+            parts.iter().map(String::len).collect::<Vec<_>>(),
+            [MAX_ENTRY, MAX_ENTRY, 40_000 - 2 * MAX_ENTRY + 1]
+        );
+        // A two-byte character across the limit goes whole into the next part.
+        let mut split = vec![b'a'; MAX_ENTRY - 1];
+        split.extend_from_slice("é\n".as_bytes());
+        let parts = entries(&split);
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert_eq!(parts[0].len(), MAX_ENTRY - 1);
+        assert_eq!(parts[1], "é\n");
     }
 }
