@@ -1105,7 +1105,10 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     assert_eq!(names(&["--filter", "before=gamma"]), ["alpha", "beta"]);
     assert_eq!(names(&["--filter", "since=alpha"]), ["beta"]);
     assert_eq!(names(&["-a", "--filter", "since=alpha"]), ["beta", "gamma"]);
-    assert_eq!(names(&["-a", "--filter", "before=alpha"]), ["flood", "talker"]);
+    assert_eq!(
+        names(&["-a", "--filter", "before=alpha"]),
+        ["flood", "talker"]
+    );
     host.docker(&env, ["ps", "--filter", "colour=red"])
         .fails()
         .says("invalid filter 'colour'");
