@@ -807,22 +807,23 @@ fn log_stream(
     id: String,
     q: LogQuery,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    // (offset in the log, first read, over: `until` was reached with the last batch)
-    futures_util::stream::unfold((0u64, true, false), move |(offset, first, over)| {
+    // (offset in the log, once found; over: `until` was reached with the last batch)
+    futures_util::stream::unfold((None::<u64>, false), move |(offset, over)| {
         let state = state.clone();
         let id = id.clone();
         async move {
             if over {
                 return None;
             }
-            let (mut offset, mut first) = (offset, first);
+            // --tail starts at the last lines, found from the end of the log.
+            let mut offset = match (offset, q.tail) {
+                (Some(o), _) => o,
+                (None, Some(n)) => state.containers.log_tail_offset(&id, n).ok()?,
+                (None, None) => 0,
+            };
             loop {
                 let finished = state.containers.finished(&id);
                 let (mut lines, next) = state.containers.read_log(&id, offset).ok()?;
-                if first && let Some(n) = q.tail {
-                    let skip = lines.len().saturating_sub(n);
-                    lines.drain(..skip);
-                }
                 // Past `until`: what comes before it is the last of the stream.
                 let past_until = q
                     .until
@@ -847,12 +848,21 @@ fn log_stream(
                         time::OffsetDateTime::now_utc().unix_timestamp_nanos() > u
                     });
                 if !bytes.is_empty() {
-                    return Some((Ok(bytes), (next, false, over)));
+                    return Some((Ok(bytes), (Some(next), over)));
                 }
-                if over || !q.follow || (finished && next == offset) {
+                if over {
                     return None;
                 }
-                (offset, first) = (next, false);
+                // Read on at once while the log has more (its lines may all have been
+                // filtered out); at its end, wait for more only when following a container
+                // that still runs.
+                if next != offset {
+                    offset = next;
+                    continue;
+                }
+                if !q.follow || finished {
+                    return None;
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

@@ -140,7 +140,7 @@ pub(crate) async fn attach(
     let (tty, stdin_once) = (view.record.tty, view.record.stdin_once);
     // Output from now on (what the container writes after the attach), until the run that is
     // current, or the next one if none is, ends.
-    let (_, offset) = state.containers.read_log(&cid, 0)?;
+    let offset = state.containers.log_tail_offset(&cid, 0)?;
     let ticket = state
         .containers
         .wait_ticket(&cid, vic_engine::WaitCondition::NextExit)?;
@@ -232,6 +232,13 @@ pub(crate) async fn attach(
             // Once the run is over its log is complete: read it to the end, then stop.
             if over {
                 if lines.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            // The log may have more than one read takes: read on (a detach still ends it).
+            if !lines.is_empty() {
+                if futures_util::FutureExt::now_or_never(detached.notified()).is_some() {
                     break;
                 }
                 continue;
