@@ -792,6 +792,26 @@ fn events_diff_export_and_disk_usage() {
     assert!(listing.lines().any(|l| l == "new.txt"), "{listing}");
     assert!(!listing.lines().any(|l| l == "bin/id"), "{listing}");
     assert!(!listing.contains("data/f"), "{listing}");
+    // Sizes on request: what the container wrote, and that plus its image.
+    let sizes = host
+        .docker(
+            &env,
+            [
+                "inspect",
+                "-s",
+                "-f",
+                "{{.SizeRw}} {{.SizeRootFs}}",
+                "changer",
+            ],
+        )
+        .ok()
+        .stdout;
+    let (rw, root) = sizes.trim().split_once(' ').expect("two sizes");
+    let (rw, root): (u64, u64) = (rw.parse().unwrap(), root.parse().unwrap());
+    assert!(rw > 0 && root > rw, "{sizes}");
+    host.docker(&env, ["ps", "-a", "-s", "--format", "{{.Size}}"])
+        .ok()
+        .says("virtual");
     // system df counts what exists.
     host.docker(&env, ["system", "df"])
         .ok()

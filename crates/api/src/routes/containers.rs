@@ -1014,7 +1014,7 @@ pub(crate) async fn container_list(
     // Docker's rule: stopped containers count with `all`, a status filter or a limit
     // (`ps -n`, `ps -l`).
     let all = all || filters.contains_key("status") || limit.is_some();
-    let mut out = Vec::new();
+    let mut listed = Vec::new();
     for v in state.containers.list(all) {
         // Several values of one key: any may match, but every label must (Docker's rule).
         let ok = filters.iter().all(|(k, vals)| {
@@ -1055,13 +1055,46 @@ pub(crate) async fn container_list(
         if !ok {
             continue;
         }
-        out.push(summary_json(&state, &v));
+        listed.push(v);
         // Newest first (the list's order): a limit keeps the most recent.
-        if limit.is_some_and(|l| out.len() as i64 >= l) {
+        if limit.is_some_and(|l| listed.len() as i64 >= l) {
             break;
         }
     }
+    let mut out: Vec<Value> = listed.iter().map(|v| summary_json(&state, v)).collect();
+    if flag(&q, "size") {
+        let records = listed.into_iter().map(|v| v.record).collect();
+        for (j, (rw, root)) in out.iter_mut().zip(sizes(&state, records).await?) {
+            j["SizeRw"] = json!(rw);
+            j["SizeRootFs"] = json!(root);
+        }
+    }
     Ok(Json(out))
+}
+
+/// A query flag (`1` or `true`).
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "1" || v == "true")
+}
+
+/// `size=1`: what each container wrote (its upper layer) and that plus its image, as
+/// `SizeRw` and `SizeRootFs` (walking the files, off the async threads).
+pub(crate) async fn sizes(
+    state: &Shared,
+    records: Vec<vic_engine::ContainerRecord>,
+) -> Result<Vec<(u64, u64)>, ApiError> {
+    let (c, images) = (state.containers.clone(), state.images.clone());
+    blocking(move || {
+        Ok(records
+            .iter()
+            .map(|r| {
+                let rw = c.size_rw(&r.id);
+                let image = images.inspect(&r.image_id).map_or(0, |i| i.size);
+                (rw, rw + image)
+            })
+            .collect())
+    })
+    .await
 }
 
 /// The filters `docker ps` may use here.
@@ -1116,7 +1149,12 @@ pub(crate) async fn container_get(
                 _ => (false, 0, 0, String::new()),
             };
             let zero = "0001-01-01T00:00:00Z".to_owned();
-            Ok(Json(json!({
+            let sizes = if flag(&q, "size") {
+                Some(sizes(&state, vec![v.record.clone()]).await?.remove(0))
+            } else {
+                None
+            };
+            let mut body = json!({
                 "Id": v.record.id,
                 "Created": v.record.created,
                 "Path": v.record.path,
@@ -1155,8 +1193,12 @@ pub(crate) async fn container_get(
                     "ExposedPorts": v.record.exposed_ports.iter().map(|(p, proto)| (format!("{p}/{}", proto.as_str()), json!({}))).collect::<HashMap<_, _>>(),
                 },
                 "NetworkSettings": super::networks::settings_json(&state, &v),
-            }))
-            .into_response())
+            });
+            if let Some((rw, root)) = sizes {
+                body["SizeRw"] = json!(rw);
+                body["SizeRootFs"] = json!(root);
+            }
+            Ok(Json(body).into_response())
         }
         "archive" => {
             let head = req.method() == axum::http::Method::HEAD;

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::State;
@@ -137,6 +137,7 @@ pub(crate) async fn system_df(
     })
     .await?;
     let layers: u64 = images.iter().map(|i| i.size).sum();
+    let image_size: HashMap<String, u64> = images.iter().map(|i| (i.id.clone(), i.size)).collect();
     let images: Vec<serde_json::Value> = images
         .iter()
         .map(|i| {
@@ -154,8 +155,9 @@ pub(crate) async fn system_df(
         .iter()
         .map(|(v, size)| {
             let mut j = super::containers::summary_json(&state, v);
+            let image = image_size.get(&v.record.image_id).copied().unwrap_or(0);
             j["SizeRw"] = serde_json::json!(size);
-            j["SizeRootFs"] = serde_json::json!(size);
+            j["SizeRootFs"] = serde_json::json!(size + image);
             j
         })
         .collect();
