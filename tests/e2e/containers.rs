@@ -1219,3 +1219,72 @@ PY"#,
     assert_eq!(logs, "hello\nsecond\n", "{logs}");
     host.docker(&env, ["rm", "-f", "cat"]).ok();
 }
+
+#[test]
+fn add_host_and_dns_options_reach_the_container() {
+    let host = TestHost::new();
+    let env = vch_with_busybox(&host);
+    let r = host
+        .docker(
+            &env,
+            [
+                "run",
+                "--rm",
+                "--add-host",
+                "db.example:198.51.100.7",
+                "--add-host",
+                "v6.example:2001:db8::7",
+                "--dns",
+                "203.0.113.53",
+                "--dns-search",
+                "corp.example",
+                "--dns-option",
+                "ndots:3",
+                IMG,
+                "sh",
+                "-c",
+                "cat /etc/hosts /etc/resolv.conf",
+            ],
+        )
+        .ok();
+    r.says("198.51.100.7\tdb.example")
+        .says("2001:db8::7\tv6.example")
+        .says("nameserver 203.0.113.53")
+        .says("search corp.example")
+        .says("options ndots:3");
+    // Kept when a neighbour's start rewrites the names file.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "first",
+            "--add-host",
+            "db.example:198.51.100.7",
+            IMG,
+            "sleep",
+            "60",
+        ],
+    )
+    .ok();
+    host.docker(&env, ["run", "-d", "--name", "second", IMG, "sleep", "60"])
+        .ok();
+    host.docker(&env, ["exec", "first", "cat", "/etc/hosts"])
+        .ok()
+        .says("db.example")
+        .says("second");
+    host.docker(
+        &env,
+        ["inspect", "-f", "{{.HostConfig.ExtraHosts}}", "first"],
+    )
+    .ok()
+    .says("[db.example:198.51.100.7]");
+    host.docker(
+        &env,
+        ["run", "--rm", "--add-host", "gw:host-gateway", IMG, "true"],
+    )
+    .fails()
+    .says("host-gateway is not supported by this VCH");
+    host.docker(&env, ["rm", "-f", "first", "second"]).ok();
+}

@@ -200,7 +200,8 @@ case("bad-reference", post(b"/v1.44/images/create?fromImage=UPPER/Case&tag=lates
 case("bad-subnet", post(b"/v1.44/networks/create", b"{\"Name\":\"n\",\"IPAM\":{\"Config\":[{\"Subnet\":\"999.1.1.1/99\"}]}}"))
 case("absurd-cpus", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"NanoCpus\":100000000000000}}"))
 case("absurd-memory", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":-5}}"))
-case("unsupported-option", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Dns\":[\"1.1.1.1\"]}}"))
+case("unsupported-option", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1,\"Hard\":1}]}}"))
+case("bad-dns", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Dns\":[\"not-an-ip\"]}}"))
 case("deep-json", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"NetworkingConfig\":" + b"[" * 100000 + b"]" * 100000 + b"}"))
 case("binary-garbage", bytes(range(256)) * 40)
 
@@ -265,7 +266,8 @@ fn hostile_api_input_gets_a_json_4xx_and_the_endpoint_keeps_serving() {
         ("bad-subnet", "400", "invalid subnet"),
         ("absurd-cpus", "400", "Range of CPUs"),
         ("absurd-memory", "400", "cannot be negative"),
-        ("unsupported-option", "501", "does not support --dns"),
+        ("unsupported-option", "501", "does not support --ulimit"),
+        ("bad-dns", "400", "invalid IP address"),
         ("deep-json", "400", "recursion limit"),
     ] {
         let l = line(name);

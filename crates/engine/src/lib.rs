@@ -16,9 +16,9 @@ mod volumes;
 
 pub use containers::{
     AttachGuard, ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest,
-    ExecProcess, ExecRecord, ExecRequest, LogLine, NetworkAttachment, PortRequest, PublishedPort,
-    RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket, control_frame, disk_usage,
-    remove_netns, wait_orphan,
+    ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment, PortRequest,
+    PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket, control_frame,
+    disk_usage, remove_netns, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};

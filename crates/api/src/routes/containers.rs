@@ -70,6 +70,10 @@ struct HostConfigBody {
     masked_paths: Option<Vec<String>>,
     readonly_paths: Option<Vec<String>>,
     shm_size: i64,
+    extra_hosts: Option<Vec<String>>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_options: Option<Vec<String>>,
     /// Every other field, checked by [`refuse_unsupported`].
     #[serde(flatten)]
     other: serde_json::Map<String, Value>,
@@ -97,10 +101,6 @@ const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
     ("DeviceCgroupRules", "--device-cgroup-rule"),
     ("DeviceRequests", "--gpus"),
     ("Devices", "--device"),
-    ("Dns", "--dns"),
-    ("DnsOptions", "--dns-option"),
-    ("DnsSearch", "--dns-search"),
-    ("ExtraHosts", "--add-host"),
     ("GroupAdd", "--group-add"),
     ("IOMaximumBandwidth", "--io-maxbandwidth"),
     ("IOMaximumIOps", "--io-maxiops"),
@@ -349,8 +349,47 @@ fn create_request(body: &CreateBody, name: Option<String>) -> Result<CreateReque
         ip,
         aliases,
         extra_networks,
+        names: name_config(h)?,
     };
     Ok(req)
+}
+
+/// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, checked.
+fn name_config(h: &HostConfigBody) -> Result<vic_engine::NameConfig, ApiError> {
+    let ip = |raw: &str, flag: &str| {
+        raw.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| ApiError::BadRequest(format!("invalid IP address {raw:?} in {flag}")))
+    };
+    let mut extra_hosts = Vec::new();
+    for entry in h.extra_hosts.iter().flatten() {
+        // `name:ip` (the CLI's form; the address may be IPv6, colons and all) or `name=ip`.
+        let (name, addr) = entry
+            .split_once('=')
+            .or_else(|| entry.split_once(':'))
+            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("invalid --add-host {entry:?}: use NAME:IP"))
+            })?;
+        if addr == "host-gateway" {
+            return Err(ApiError::BadRequest(format!(
+                "--add-host {name}:host-gateway is not supported by this VCH: give the address"
+            )));
+        }
+        extra_hosts.push((name.to_owned(), ip(addr, "--add-host")?));
+    }
+    Ok(vic_engine::NameConfig {
+        extra_hosts,
+        dns: h
+            .dns
+            .iter()
+            .flatten()
+            .map(|d| ip(d, "--dns"))
+            .collect::<Result<_, _>>()?,
+        dns_search: h.dns_search.clone().unwrap_or_default(),
+        dns_options: h.dns_options.clone().unwrap_or_default(),
+    })
 }
 
 /// `HostConfig.SecurityOpt`, with `--security-opt systempaths=unconfined` put back: the CLI
@@ -1181,6 +1220,9 @@ pub(crate) async fn container_get(
                     "Init": v.record.init, "Memory": v.record.memory, "NanoCpus": v.record.nano_cpus, "CpuShares": v.record.cpu_shares,
                     "PidsLimit": if v.record.pids_limit == 0 { Value::Null } else { json!(v.record.pids_limit) },
                     "RestartPolicy": {"Name": if v.record.restart.name.is_empty() { "no" } else { v.record.restart.name.as_str() }, "MaximumRetryCount": v.record.restart.maximum_retry_count},
+                    "Dns": v.record.names.dns, "DnsSearch": v.record.names.dns_search,
+                    "DnsOptions": v.record.names.dns_options,
+                    "ExtraHosts": v.record.names.extra_hosts.iter().map(|(n, a)| format!("{n}:{a}")).collect::<Vec<_>>(),
                     "Tmpfs": v.record.mounts.iter().filter(|m| m.kind == MountType::Tmpfs)
                         .map(|m| (m.destination.clone(), m.options.join(","))).collect::<HashMap<_, _>>(),
                 },

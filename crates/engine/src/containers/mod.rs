@@ -73,6 +73,7 @@ pub struct CreateRequest {
     pub aliases: Vec<String>,
     /// More bridge networks to join (`--network` given again).
     pub extra_networks: Vec<NetworkAttachment>,
+    pub names: NameConfig,
 }
 
 /// In a container's folder while it is paused (`docker pause`).
@@ -181,6 +182,22 @@ pub struct ContainerRecord {
     /// Bridge networks joined besides the first (`docker network connect`).
     #[serde(default)]
     pub extra_networks: Vec<NetworkAttachment>,
+    /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
+    #[serde(default)]
+    pub names: NameConfig,
+}
+
+/// What a container's `/etc/hosts` and `/etc/resolv.conf` get besides the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameConfig {
+    /// `--add-host NAME:IP`, as (name, address).
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--dns`: name servers in place of the network's or the host's.
+    pub dns: Vec<std::net::IpAddr>,
+    /// `--dns-search`: search domains in place of the host's.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: resolver options in place of the host's.
+    pub dns_options: Vec<String>,
 }
 
 impl ContainerRecord {
@@ -917,6 +934,7 @@ impl ContainerService {
             published: Vec::new(),
             aliases: req.aliases.clone(),
             extra_networks: req.extra_networks.clone(),
+            names: req.names.clone(),
         };
         security::parse(&rec.security_opt)?;
         // Stored by name, however it was given.

@@ -119,6 +119,49 @@ impl PortRequest {
     }
 }
 
+/// The start of a container's `/etc/hosts`: localhost, then its `--add-host` entries.
+fn hosts_head(rec: &ContainerRecord) -> String {
+    let mut hosts = HOSTS_HEAD.to_owned();
+    for (name, addr) in &rec.names.extra_hosts {
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
+    hosts
+}
+
+/// `base` (a resolv.conf) with the name servers, search domains and options that `names`
+/// gives put in place of its own (each kind kept when `names` has none of it).
+fn with_names(base: &str, names: &crate::NameConfig) -> String {
+    let kind = |l: &str| l.split_whitespace().next().unwrap_or_default().to_owned();
+    let mut lines: Vec<String> = base.lines().map(str::to_owned).collect();
+    let mut put = |kinds: &[&str], new: Vec<String>| {
+        if !new.is_empty() {
+            lines.retain(|l| !kinds.contains(&kind(l).as_str()));
+            lines.extend(new);
+        }
+    };
+    put(
+        &["nameserver"],
+        names
+            .dns
+            .iter()
+            .map(|d| format!("nameserver {d}"))
+            .collect(),
+    );
+    if !names.dns_search.is_empty() {
+        put(
+            &["search", "domain"],
+            vec![format!("search {}", names.dns_search.join(" "))],
+        );
+    }
+    if !names.dns_options.is_empty() {
+        put(
+            &["options"],
+            vec![format!("options {}", names.dns_options.join(" "))],
+        );
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// The host's name servers as a container should see them: loopback ones (a resolver on the
 /// host itself) cannot be reached from a container's namespace, so a host that runs
 /// systemd-resolved (127.0.0.53) gives its upstream servers instead, as Docker does.
@@ -330,7 +373,7 @@ impl ContainerService {
                 }
             }
             let path = self.dir(&m.id).join("hosts");
-            if let Err(e) = std::fs::write(&path, format!("{HOSTS_HEAD}{table}")) {
+            if let Err(e) = std::fs::write(&path, format!("{}{table}", hosts_head(m))) {
                 tracing::warn!(container = %m.id, error = %e, "cannot update /etc/hosts");
             }
         }
@@ -667,7 +710,7 @@ impl ContainerService {
         rec: &ContainerRecord,
     ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
         let dir = self.dir(&rec.id);
-        let mut hosts = HOSTS_HEAD.to_owned();
+        let mut hosts = hosts_head(rec);
         if let Some(ip) = rec.ip {
             hosts.push_str(&format!("{ip}\t{}\n", rec.hostname));
         }
@@ -692,8 +735,13 @@ impl ContainerService {
         Ok(out)
     }
 
-    /// The container network's DNS servers when it has some, else the host's.
+    /// The container network's DNS servers when it has some, else the host's; then what the
+    /// container asked for (`--dns`, `--dns-search`, `--dns-option`) in place of each part.
     fn resolv_conf_for(&self, rec: &ContainerRecord) -> String {
+        with_names(&self.base_resolv_conf(rec), &rec.names)
+    }
+
+    fn base_resolv_conf(&self, rec: &ContainerRecord) -> String {
         match self
             .networks
             .get(&rec.network_mode)
@@ -836,6 +884,33 @@ pub fn remove_netns(path: &Path) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolv_conf_parts_are_replaced_one_kind_at_a_time() {
+        let base =
+            "nameserver 198.51.100.53\nsearch corp.example\ndomain corp.example\noptions ndots:2\n";
+        assert_eq!(with_names(base, &crate::NameConfig::default()), base);
+        let dns_only = crate::NameConfig {
+            dns: vec![
+                "203.0.113.1".parse().unwrap(),
+                "203.0.113.2".parse().unwrap(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            with_names(base, &dns_only),
+            "search corp.example\ndomain corp.example\noptions ndots:2\nnameserver 203.0.113.1\nnameserver 203.0.113.2\n"
+        );
+        let all = crate::NameConfig {
+            dns_search: vec!["a.example".into(), "b.example".into()],
+            dns_options: vec!["ndots:5".into(), "timeout:1".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            with_names(base, &all),
+            "nameserver 198.51.100.53\nsearch a.example b.example\noptions ndots:5 timeout:1\n"
+        );
+    }
 
     #[test]
     fn port_bindings_as_the_cli_sends_them() {
