@@ -404,6 +404,29 @@ fn pause_top_rename_and_prune() {
     host.docker(&env, ["pause", "worker"])
         .fails()
         .says("already paused");
+    host.docker(&env, ["exec", "worker", "true"])
+        .fails()
+        .says("is paused, unpause the container before exec");
+    // A paused container can be stopped (thawed for its stop signal, as in Docker), and
+    // killed.
+    host.docker(&env, ["run", "-d", "--name", "frozen", IMG, "sleep", "30"])
+        .ok();
+    host.docker(&env, ["pause", "frozen"]).ok();
+    host.docker(&env, ["stop", "-t", "1", "frozen"]).ok();
+    host.docker(&env, ["inspect", "-f", "{{.State.Status}}", "frozen"])
+        .ok()
+        .says("exited");
+    host.docker(&env, ["start", "frozen"]).ok();
+    host.docker(&env, ["pause", "frozen"]).ok();
+    host.docker(&env, ["kill", "frozen"]).ok();
+    assert_eq!(
+        host.docker(&env, ["wait", "frozen"]).ok().stdout.trim(),
+        "137"
+    );
+    host.docker(&env, ["kill", "-s", "NOPE", "worker"])
+        .fails()
+        .says("Invalid signal: NOPE");
+    host.docker(&env, ["rm", "frozen"]).ok();
     host.docker(&env, ["unpause", "worker"]).ok();
     host.docker(&env, ["inspect", "-f", "{{.State.Status}}", "worker"])
         .ok()

@@ -291,6 +291,22 @@ impl ContainerService {
     }
 }
 
+/// A signal as the runtime takes it (`TERM`, `USR1`, `9`), from Docker's forms (`SIGTERM`,
+/// `term`, `9`); anything else is refused with Docker's message.
+pub(super) fn signal_name(raw: &str) -> Result<String, EngineError> {
+    let bad = || EngineError::Invalid(format!("Invalid signal: {raw}"));
+    if let Ok(n) = raw.parse::<u8>() {
+        // 1..=64: the standard and the real-time signals.
+        return (1..=64).contains(&n).then(|| n.to_string()).ok_or_else(bad);
+    }
+    let upper = raw.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    name.parse::<nix::sys::signal::Signal>()
+        .or_else(|_| format!("SIG{name}").parse::<nix::sys::signal::Signal>())
+        .map(|_| name.to_owned())
+        .map_err(|_| bad())
+}
+
 /// The host's total CPU time in nanoseconds (first line of /proc/stat, in USER_HZ = 100).
 fn system_cpu_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -307,6 +323,25 @@ fn system_cpu_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_in_docker_forms() {
+        for (raw, want) in [
+            ("SIGTERM", "TERM"),
+            ("term", "TERM"),
+            ("HUP", "HUP"),
+            ("9", "9"),
+        ] {
+            assert_eq!(signal_name(raw).unwrap(), want, "{raw}");
+        }
+        for bad in ["NOPE", "SIGNOPE", "0", "65", "-1", ""] {
+            assert!(signal_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            signal_name("NOPE").unwrap_err().to_string(),
+            "Invalid signal: NOPE"
+        );
+    }
 
     #[test]
     fn policies() {

@@ -1540,10 +1540,18 @@ impl ContainerService {
         } = req;
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
-        if !matches!(self.status(&rec), Status::Running { .. }) {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
+        match self.status(&rec) {
+            Status::Running { .. } => {}
+            Status::Paused { .. } => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is paused, unpause the container before exec"
+                )));
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is not running"
+                )));
+            }
         }
         if cmd.is_empty() {
             return Err(EngineError::Invalid("No exec command specified".into()));
@@ -1772,7 +1780,6 @@ impl ContainerService {
         }
     }
 
-    /// `docker top`.
     /// `docker top`, with the options for `ps` (`-ef` when none).
     pub fn top(
         &self,
@@ -1842,18 +1849,42 @@ impl ContainerService {
 
     /// `docker kill`.
     pub fn kill(&self, name_or_id: &str, signal: &str) -> Result<(), EngineError> {
+        let sig = if signal.is_empty() {
+            "KILL".to_owned()
+        } else {
+            lifecycle::signal_name(signal)?
+        };
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
-        if !matches!(self.status(&rec), Status::Running { .. }) {
+        if !matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
             return Err(EngineError::Conflict(format!(
                 "Container {id} is not running"
             )));
         }
-        let sig = signal.trim_start_matches("SIG");
-        let sig = if sig.is_empty() { "KILL" } else { sig };
-        self.runc.kill(&id, sig).map_err(|e| internal("kill", e))?;
-        self.emit("kill", &rec, &[("signal", sig.to_owned())]);
+        self.runc.kill(&id, &sig).map_err(|e| internal("kill", e))?;
+        self.emit("kill", &rec, &[("signal", sig.clone())]);
+        // A signal that ends the container reaches a paused one once it is thawed (Docker's
+        // rule: KILL, or the container's own stop signal).
+        let stop_signal = rec
+            .stop_signal
+            .as_deref()
+            .and_then(|s| lifecycle::signal_name(s).ok())
+            .unwrap_or_else(|| "TERM".into());
+        if sig == "KILL" || sig == stop_signal {
+            self.thaw(&id);
+        }
         Ok(())
+    }
+
+    /// Thaws a paused container (after a signal meant to end it, so that it arrives).
+    fn thaw(&self, id: &str) {
+        let marker = self.dir(id).join(PAUSED_MARKER);
+        if marker.exists() && self.runc.resume(id).is_ok() {
+            let _ = std::fs::remove_file(marker);
+        }
     }
 
     /// `docker stop`, returning false if it was not running: the container's stop signal, then KILL after `timeout` (default: its `--stop-timeout`,
@@ -1867,14 +1898,22 @@ impl ContainerService {
         let mut rec = self.load(&id)?;
         rec.manually_stopped = true;
         self.save(&rec)?;
-        if !matches!(self.status(&rec), Status::Running { .. }) {
+        if !matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
             return Ok(false);
         }
-        let signal = rec.stop_signal.clone().unwrap_or_else(|| "TERM".into());
-        let signal = signal.trim_start_matches("SIG");
-        if self.runc.kill(&id, signal).is_ok() {
-            self.emit("kill", &rec, &[("signal", signal.to_owned())]);
+        let signal = rec
+            .stop_signal
+            .as_deref()
+            .and_then(|s| lifecycle::signal_name(s).ok())
+            .unwrap_or_else(|| "TERM".into());
+        if self.runc.kill(&id, &signal).is_ok() {
+            self.emit("kill", &rec, &[("signal", signal.clone())]);
         }
+        // A paused container gets the signal once thawed.
+        self.thaw(&id);
         let timeout = timeout.unwrap_or_else(|| {
             Duration::from_secs(rec.stop_timeout.filter(|t| *t >= 0).unwrap_or(10) as u64)
         });
@@ -1922,6 +1961,7 @@ impl ContainerService {
             rec.manually_stopped = true;
             self.save(&rec)?;
             let _ = self.runc.kill(&id, "KILL");
+            self.thaw(&id);
             for _ in 0..100 {
                 if self.finished(&id) {
                     break;
