@@ -1027,6 +1027,24 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
         )
         .ok();
     assert_eq!(between.stdout, "line2\nline3\nline4\n", "{between:?}");
+    // Output without newlines is logged in parts (3 MB: a log served in several reads), and
+    // read back whole.
+    host.docker(
+        &env,
+        [
+            "run",
+            "--name",
+            "flood",
+            IMG,
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/zero | tr '\\0' x",
+        ],
+    )
+    .ok();
+    let flood = host.docker(&env, ["logs", "flood"]).ok().stdout;
+    assert_eq!(flood.len(), 3_000_000, "{}", flood.len());
+    assert!(flood.bytes().all(|b| b == b'x'));
     // A relative since after the last line: nothing (the CLI sends whole seconds, so the
     // last line must be over 2 s old).
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -1036,6 +1054,12 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
         ("", ""),
         "{none:?}"
     );
+    // A relative until after the last line: all of it, over every read of the log.
+    let all = host
+        .docker(&env, ["logs", "--until", "1s", "flood"])
+        .ok()
+        .stdout;
+    assert_eq!(all.len(), 3_000_000, "{}", all.len());
     // --tail counts both streams, and is applied before --since (as in Docker).
     let tail = host.docker(&env, ["logs", "--tail", "2", "talker"]).ok();
     assert_eq!(tail.stdout, "line5\n", "{tail:?}");
@@ -1046,24 +1070,6 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     assert_eq!(tail_since.stdout, "line5\n", "{tail_since:?}");
     host.docker(&env, ["logs", "--since", "soon", "talker"])
         .fails();
-    // Output without newlines is logged in parts, and read back whole.
-    host.docker(
-        &env,
-        [
-            "run",
-            "--name",
-            "flood",
-            IMG,
-            "sh",
-            "-c",
-            "head -c 100000 /dev/zero | tr '\\0' x",
-        ],
-    )
-    .ok();
-    let flood = host.docker(&env, ["logs", "flood"]).ok().stdout;
-    assert_eq!(flood.len(), 100_000, "{}", flood.len());
-    assert!(flood.bytes().all(|b| b == b'x'));
-
     // ps: two running containers with labels (one with its own entrypoint), then one that
     // exits 2, created last.
     host.docker(

@@ -882,10 +882,7 @@ fn log_stream(
                     .filter(|l| q.since.is_none_or(|s| line_nanos(l) >= s))
                     .flat_map(|l| frame(l, q.timestamps))
                     .collect();
-                let over = past_until.is_some()
-                    || q.until.is_some_and(|u| {
-                        time::OffsetDateTime::now_utc().unix_timestamp_nanos() > u
-                    });
+                let over = past_until.is_some();
                 if !bytes.is_empty() {
                     return Some((Ok(bytes), (Some(next), over)));
                 }
@@ -894,12 +891,15 @@ fn log_stream(
                 }
                 // Read on at once while the log has more (its lines may all have been
                 // filtered out); at its end, wait for more only when following a container
-                // that still runs.
+                // that still runs, until `until` has passed.
                 if next != offset {
                     offset = next;
                     continue;
                 }
-                if !q.follow || finished {
+                let until_passed = q
+                    .until
+                    .is_some_and(|u| time::OffsetDateTime::now_utc().unix_timestamp_nanos() > u);
+                if !q.follow || finished || until_passed {
                     return None;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
