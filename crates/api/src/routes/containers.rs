@@ -1014,21 +1014,17 @@ pub(crate) async fn container_list(
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
     let filters = super::filters::parse_filters(q.get("filters"))?;
-    for (key, vals) in &filters {
-        if !PS_FILTERS.contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "invalid filter '{key}' (this VCH filters containers by {})",
-                PS_FILTERS.join(", ")
-            )));
-        }
-        if key == "status"
-            && let Some(bad) = vals.iter().find(|v| !STATUS_WORDS.contains(&v.as_str()))
-        {
-            return Err(ApiError::BadRequest(format!(
-                "invalid filter 'status={bad}' (one of {})",
-                STATUS_WORDS.join(", ")
-            )));
-        }
+    super::filters::check_keys(&filters, PS_FILTERS)?;
+    if let Some(bad) = filters
+        .get("status")
+        .into_iter()
+        .flatten()
+        .find(|v| !STATUS_WORDS.contains(&v.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid filter 'status={bad}' (one of {})",
+            STATUS_WORDS.join(", ")
+        )));
     }
     // `ancestor=busybox` names an image as the CLI would: by name, tag, digest or ID.
     let ancestors: Vec<String> = filters

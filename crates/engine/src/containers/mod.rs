@@ -1727,7 +1727,6 @@ impl ContainerService {
         }
     }
 
-    /// Records an exec's exit code.
     /// The exit code of a foreground `runc exec` that ended with `code`: a process that never
     /// started (no pid file: not found, not executable, a bad user) is 126, as Docker reports
     /// it, rather than the runtime's own 255.
@@ -1737,6 +1736,7 @@ impl ContainerService {
         if code == 255 && !started { 126 } else { code }
     }
 
+    /// Records an exec's exit code.
     pub fn exec_finished(&self, exec_id: &str, code: i32) {
         if let Ok(mut t) = self.execs.lock()
             && let Some(r) = t.get_mut(exec_id)
