@@ -508,6 +508,24 @@ fn stdin_and_terminals() {
         b"",
     );
     r.says("/dev/pts/0").says("TERM=xterm");
+    // A terminal container's logs come as they are, not in frames (as Docker sends them).
+    host.docker_in_terminal(
+        &env,
+        &[
+            "run",
+            "-t",
+            "--name",
+            "ttylog",
+            IMG,
+            "sh",
+            "-c",
+            "echo tty-line",
+        ],
+        b"",
+    );
+    let logs = host.docker(&env, ["logs", "ttylog"]).ok().stdout;
+    assert_eq!(logs, "tty-line\r\n", "{logs:?}");
+    host.docker(&env, ["rm", "ttylog"]).ok();
     // -it: an interactive shell.
     let r = host.docker_in_terminal(
         &env,

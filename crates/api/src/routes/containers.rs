@@ -806,12 +806,7 @@ fn timeout(q: &HashMap<String, String>) -> Option<Duration> {
 
 pub(crate) fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
     let stream = if line.stream == "stderr" { 2u8 } else { 1u8 };
-    let mut payload = Vec::new();
-    if timestamps {
-        payload.extend_from_slice(line.time.as_bytes());
-        payload.push(b' ');
-    }
-    payload.extend_from_slice(line.log.as_bytes());
+    let payload = raw_line(line, timestamps);
     let mut out = vec![stream, 0, 0, 0];
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     out.extend_from_slice(&payload);
@@ -821,6 +816,9 @@ pub(crate) fn frame(line: &LogLine, timestamps: bool) -> Vec<u8> {
 /// What `docker logs` asks for besides the container.
 #[derive(Debug, Clone, Copy)]
 struct LogQuery {
+    /// The container has a terminal: its output goes as it is, not in frames (as Docker
+    /// sends it, and as the CLI reads it).
+    raw: bool,
     stdout: bool,
     stderr: bool,
     timestamps: bool,
@@ -837,6 +835,17 @@ struct LogQuery {
 /// A log line's time in Unix nanoseconds (a line without a readable time counts as old).
 fn line_nanos(line: &LogLine) -> i128 {
     nanos(&line.time)
+}
+
+/// A log line as a terminal container's output: its bytes, after its time with `timestamps`.
+fn raw_line(line: &LogLine, timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.log.len() + 32);
+    if timestamps {
+        out.extend_from_slice(line.time.as_bytes());
+        out.push(b' ');
+    }
+    out.extend_from_slice(line.log.as_bytes());
+    out
 }
 
 /// Streams log lines as multiplexed frames from `offset`, following until the container ends
@@ -880,7 +889,13 @@ fn log_stream(
                         }
                     })
                     .filter(|l| q.since.is_none_or(|s| line_nanos(l) >= s))
-                    .flat_map(|l| frame(l, q.timestamps))
+                    .flat_map(|l| {
+                        if q.raw {
+                            raw_line(l, q.timestamps)
+                        } else {
+                            frame(l, q.timestamps)
+                        }
+                    })
                     .collect();
                 let over = past_until.is_some();
                 if !bytes.is_empty() {
@@ -936,7 +951,9 @@ async fn logs(
             "Bad parameters: you must choose at least one stream".into(),
         ));
     }
+    let raw = view.record.tty;
     let query = LogQuery {
+        raw,
         stdout: out,
         stderr: err,
         timestamps: flag("timestamps"),
@@ -947,7 +964,14 @@ async fn logs(
     };
     let s = log_stream(state.clone(), view.record.id, query);
     Ok((
-        [(header::CONTENT_TYPE, stream_content_type(version))],
+        [(
+            header::CONTENT_TYPE,
+            if raw {
+                "application/vnd.docker.raw-stream"
+            } else {
+                stream_content_type(version)
+            },
+        )],
         Body::from_stream(s),
     )
         .into_response())
