@@ -832,11 +832,6 @@ struct LogQuery {
     until: Option<i128>,
 }
 
-/// A log line's time in Unix nanoseconds (a line without a readable time counts as old).
-fn line_nanos(line: &LogLine) -> i128 {
-    nanos(&line.time)
-}
-
 /// A log line as a terminal container's output: its bytes, after its time with `timestamps`.
 fn raw_line(line: &LogLine, timestamps: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(line.log.len() + 32);
@@ -875,7 +870,7 @@ fn log_stream(
                 // Past `until`: what comes before it is the last of the stream.
                 let past_until = q
                     .until
-                    .and_then(|u| lines.iter().position(|l| line_nanos(l) > u));
+                    .and_then(|u| lines.iter().position(|l| nanos(&l.time) > u));
                 if let Some(end) = past_until {
                     lines.truncate(end);
                 }
@@ -888,7 +883,7 @@ fn log_stream(
                             q.stdout
                         }
                     })
-                    .filter(|l| q.since.is_none_or(|s| line_nanos(l) >= s))
+                    .filter(|l| q.since.is_none_or(|s| nanos(&l.time) >= s))
                     .flat_map(|l| {
                         if q.raw {
                             raw_line(l, q.timestamps)
@@ -944,8 +939,7 @@ async fn logs(
     version: ApiVersion,
 ) -> Result<Response, ApiError> {
     let view = state.containers.inspect(id)?;
-    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
-    let (out, err) = (flag("stdout"), flag("stderr"));
+    let (out, err) = (flag(q, "stdout"), flag(q, "stderr"));
     if !out && !err {
         return Err(ApiError::BadRequest(
             "Bad parameters: you must choose at least one stream".into(),
@@ -956,8 +950,8 @@ async fn logs(
         raw,
         stdout: out,
         stderr: err,
-        timestamps: flag("timestamps"),
-        follow: flag("follow"),
+        timestamps: flag(q, "timestamps"),
+        follow: flag(q, "follow"),
         tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
         since: super::filters::timestamp(q.get("since"), "since")?,
         until: super::filters::timestamp(q.get("until"), "until")?,
@@ -1013,15 +1007,15 @@ fn human_duration(ns: i128) -> String {
     }
 }
 
-/// An RFC 3339 time in Unix nanoseconds (0 if unreadable).
+/// An RFC 3339 time in Unix nanoseconds (0 if unreadable: a log line without one counts as
+/// old).
 fn nanos(ts: &str) -> i128 {
     time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
         .map_or(0, time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 fn unix(ts: &str) -> i64 {
-    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
-        .map_or(0, |t| t.unix_timestamp())
+    (nanos(ts) / 1_000_000_000) as i64
 }
 
 fn command(v: &ContainerView) -> String {
@@ -1036,7 +1030,7 @@ pub(crate) async fn container_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
+    let all = flag(&q, "all");
     let filters = super::filters::parse_filters(q.get("filters"))?;
     super::filters::check_keys(&filters, PS_FILTERS)?;
     if let Some(bad) = filters
@@ -1138,7 +1132,7 @@ fn flag(q: &HashMap<String, String>, key: &str) -> bool {
 
 /// `size=1`: what each container wrote (its upper layer) and that plus its image, as
 /// `SizeRw` and `SizeRootFs` (walking the files, off the async threads).
-pub(crate) async fn sizes(
+async fn sizes(
     state: &Shared,
     records: Vec<vic_engine::ContainerRecord>,
 ) -> Result<Vec<(u64, u64)>, ApiError> {
@@ -1310,10 +1304,9 @@ pub(crate) async fn container_delete(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<StatusCode, ApiError> {
-    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
     state
         .containers
-        .remove(&id, flag("force"), flag("v"))
+        .remove(&id, flag(&q, "force"), flag(&q, "v"))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

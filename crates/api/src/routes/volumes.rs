@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use vic_engine::{DEFAULT_STORE, Volume, VolumeRequest};
 
 use super::Shared;
-use super::filters::{check_keys, label_matches, parse_filters};
+use super::filters::{label_matches, parse_filters};
 use crate::ApiError;
 use crate::error::blocking;
 
@@ -31,10 +31,10 @@ fn volume_filter_keys(
     filters: &std::collections::BTreeMap<String, Vec<String>>,
     known: &[&str],
 ) -> Result<(), ApiError> {
-    check_keys(filters, known).map_err(|e| match e {
-        ApiError::BadRequest(m) => ApiError::BadRequest(m.replacen("invalid", "Invalid", 1)),
-        other => other,
-    })
+    match filters.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::BadRequest(format!("Invalid filter '{k}'"))),
+        None => Ok(()),
+    }
 }
 
 /// A volume's `label=` filter.

@@ -307,6 +307,14 @@ pub(super) fn signal_name(raw: &str) -> Result<String, EngineError> {
         .map_err(|_| bad())
 }
 
+/// The signal that stops `rec`: its own (`--stop-signal`, the image's `STOPSIGNAL`), else TERM.
+pub(super) fn stop_signal(rec: &super::ContainerRecord) -> String {
+    rec.stop_signal
+        .as_deref()
+        .and_then(|s| signal_name(s).ok())
+        .unwrap_or_else(|| "TERM".into())
+}
+
 /// The host's total CPU time in nanoseconds (first line of /proc/stat, in USER_HZ = 100).
 fn system_cpu_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();

@@ -1868,12 +1868,7 @@ impl ContainerService {
         self.emit("kill", &rec, &[("signal", sig.clone())]);
         // A signal that ends the container reaches a paused one once it is thawed (Docker's
         // rule: KILL, or the container's own stop signal).
-        let stop_signal = rec
-            .stop_signal
-            .as_deref()
-            .and_then(|s| lifecycle::signal_name(s).ok())
-            .unwrap_or_else(|| "TERM".into());
-        if sig == "KILL" || sig == stop_signal {
+        if sig == "KILL" || sig == lifecycle::stop_signal(&rec) {
             self.thaw(&id);
         }
         Ok(())
@@ -1904,11 +1899,7 @@ impl ContainerService {
         ) {
             return Ok(false);
         }
-        let signal = rec
-            .stop_signal
-            .as_deref()
-            .and_then(|s| lifecycle::signal_name(s).ok())
-            .unwrap_or_else(|| "TERM".into());
+        let signal = lifecycle::stop_signal(&rec);
         if self.runc.kill(&id, &signal).is_ok() {
             self.emit("kill", &rec, &[("signal", signal.clone())]);
         }
