@@ -28,7 +28,7 @@ fi
 # hugetlb, which nothing mounts as v1): mount each such controller as v1, as Debian's
 # cgroupfs-mount does, so the v2 hierarchy holds none.
 unified=/sys/fs/cgroup/unified
-if [ -s "$unified/cgroup.controllers" ] && mountpoint -q /sys/fs/cgroup/memory; then
+if [ -n "$(cat "$unified/cgroup.controllers" 2>/dev/null)" ] && mountpoint -q /sys/fs/cgroup/memory; then
     for c in $(cat "$unified/cgroup.controllers"); do
         mountpoint -q "/sys/fs/cgroup/$c" && continue
         mkdir -p "/sys/fs/cgroup/$c"

@@ -8,7 +8,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     std::fs::write(&blob, data).expect("write blob");
     let dest = dir.path().join("layer");
     std::fs::create_dir(&dest).expect("layer dir");
-    let _ = vic_image::unpack_layer(&blob, &dest, None);
+    let _ = vic_image::unpack_layer(&blob, &dest, None, vic_core::IdMap::IDENTITY);
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .expect("list")
         .map(|e| e.expect("entry").file_name())

@@ -19,4 +19,8 @@ pub struct VchFacts {
     pub runtime: (String, String),
     /// Certificates whose expiry `docker info` warns about: (what it is for, PEM file).
     pub certificates: Vec<(String, std::path::PathBuf)>,
+    /// The user namespace of the VCH's containers, described; `None`: off.
+    pub user_namespace: Option<String>,
+    /// What `docker info` and the portal warn about containers that can reach the host.
+    pub containment_warning: Option<String>,
 }

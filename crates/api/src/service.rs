@@ -253,10 +253,15 @@ mod route_tests {
             whitelist: vec![],
             runtime: ("runc".into(), "/usr/sbin/runc".into()),
             certificates: vec![],
+            user_namespace: None,
+            containment_warning: None,
         };
         let dir = tempfile::tempdir().unwrap().keep();
-        let images = Arc::new(vic_engine::ImageService::open(&dir, Default::default()).unwrap());
-        let volumes = Arc::new(vic_engine::VolumeService::open(&dir, &[]).unwrap());
+        let images = Arc::new(
+            vic_engine::ImageService::open(&dir, Default::default(), Default::default()).unwrap(),
+        );
+        let volumes =
+            Arc::new(vic_engine::VolumeService::open(&dir, &[], Default::default()).unwrap());
         let networks = Arc::new(
             vic_engine::NetworkService::open(&dir, vic_engine::NetworkSettings::default()).unwrap(),
         );
@@ -267,6 +272,7 @@ mod route_tests {
             networks,
             "/usr/sbin/runc".into(),
             "/nonexistent/vic-monitor".into(),
+            Default::default(),
         )
         .unwrap();
         State::new(

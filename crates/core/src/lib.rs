@@ -1,9 +1,12 @@
-//! Shared vocabulary of vic: the VCH name type and the product version.
+//! Shared vocabulary of vic: the VCH name type, the product version, and the ids that name
+//! things on the host (user namespace maps, content IDs).
 //!
 //! This crate does no I/O and is not async; every other vic crate may depend on it.
 
+mod ids;
 mod name;
 mod version;
 
+pub use ids::{DigestError, ID_RANGE_SIZE, IdError, IdMap, OVERFLOW_ID, sha256_hex};
 pub use name::{NameError, VchName};
 pub use version::{GIT_COMMIT, VERSION, short_version};

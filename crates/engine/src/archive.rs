@@ -188,6 +188,7 @@ impl ImageService {
                 std::fs::read(read(&entry.config)?).map_err(|e| io_err("config", e))?;
             let config: ImageConfig = serde_json::from_slice(&config_bytes)
                 .map_err(|e| EngineError::Invalid(format!("image config: {e}")))?;
+            crate::images::check_diff_ids(&config.rootfs.diff_ids)?;
             let config_digest = self.content_put(&config_bytes)?;
             let mut layers = Vec::new();
             for (i, rel) in entry.layers.iter().enumerate() {

@@ -124,12 +124,27 @@ fn unix(created: Option<&str>) -> i64 {
     days * 86_400 + h * 3600 + mi * 60 + sec
 }
 
+/// Refuses an image whose config names a layer by anything but a content ID: a diff ID
+/// becomes a folder name in the layer store, and the config is the image author's to write.
+pub(crate) fn check_diff_ids(diff_ids: &[String]) -> Result<(), EngineError> {
+    for d in diff_ids {
+        vic_core::sha256_hex("layer diff ID", d)
+            .map_err(|e| EngineError::Invalid(format!("the image's config is refused: {e}")))?;
+    }
+    Ok(())
+}
+
 impl ImageService {
     /// Opens the image store under `state_dir` with a registry client for `settings`.
-    pub fn open(state_dir: &Path, settings: ClientSettings) -> Result<Self, EngineError> {
+    /// Layers are unpacked owned by the VCH's user namespace ids (`ids`).
+    pub fn open(
+        state_dir: &Path,
+        settings: ClientSettings,
+        ids: vic_core::IdMap,
+    ) -> Result<Self, EngineError> {
         let content = ContentStore::open(&state_dir.join("content"))?;
         let meta = ImageStore::open(&crate::state_db(state_dir)?)?;
-        let layers = LayerStore::open(&state_dir.join("layers"))?;
+        let layers = LayerStore::open(&state_dir.join("layers"), ids)?;
         // Scratch space for archives in flight; whatever an interrupted run left is garbage.
         let scratch = state_dir.join("tmp");
         let _ = std::fs::remove_dir_all(&scratch);
@@ -324,6 +339,7 @@ impl ImageService {
                 config.rootfs.diff_ids.len()
             )));
         }
+        check_diff_ids(&config.rootfs.diff_ids)?;
         for (layer, diff_id) in image.layers.iter().zip(&config.rootfs.diff_ids) {
             if self.layers.has(diff_id) {
                 continue;
@@ -754,7 +770,7 @@ impl ImageService {
             if !self.layers.has(diff_id) {
                 self.layers.ensure(&self.content.path(digest)?, diff_id)?;
             }
-            out.push(self.layers.path(diff_id));
+            out.push(self.layers.path(diff_id)?);
         }
         Ok((summary, out))
     }

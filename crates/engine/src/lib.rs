@@ -15,10 +15,10 @@ mod networks;
 mod volumes;
 
 pub use containers::{
-    AttachGuard, ContainerRecord, ContainerService, ContainerView, ControlKind, CreateRequest,
-    ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment, PortRequest,
-    PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket, control_frame,
-    disk_usage, remove_netns, wait_orphan,
+    AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, ControlKind,
+    CreateRequest, ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment,
+    PortRequest, PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket,
+    control_frame, disk_usage, remove_namespaces, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};

@@ -1,13 +1,22 @@
-//! Volumes: named and anonymous data folders that outlive containers. Each lives in a volume
-//! store (a host folder: the VCH's default store, or one the administrator named with
-//! `--volume-store PATH:label`) as `<store>/<name>/volume.json` + `<store>/<name>/_data/`.
+//! Volumes: named and anonymous data folders that outlive containers. A volume's data lives in
+//! a volume store (a host folder: the VCH's default store, or one the administrator named with
+//! `--volume-store PATH:label`) as `<store>/<name>/_data/`, owned by the container's root (the
+//! VCH's user namespace root). What the VCH knows of its volumes is a table of its state
+//! database, never a file in a store: a container that binds a store folder may write anything
+//! there, so nothing in a store is believed, and a volume's data folder is opened beneath its
+//! store with no symlink followed before it is used (`vic_runtime::open_beneath`).
 //! Host folders under an administrator's store may also be bind-mounted; nothing else on the
 //! host may.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use vic_core::IdMap;
+use vic_runtime::OFlags;
 
 use crate::EngineError;
 
@@ -47,6 +56,7 @@ pub struct VolumeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeStore {
     pub label: String,
+    /// The folder, symlinks resolved once at open (the administrator's path).
     pub path: PathBuf,
     /// Host folders under this store may be bind-mounted (`-v /path:/in/container`): true for
     /// stores the administrator named, false for the VCH's own default store.
@@ -57,7 +67,17 @@ pub struct VolumeStore {
 #[derive(Debug)]
 pub struct VolumeService {
     stores: Vec<VolumeStore>,
+    db: Mutex<Connection>,
+    /// The owner of a new volume's data: the container's root.
+    ids: IdMap,
 }
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL
+);
+";
 
 /// Docker's rule for volume names.
 pub fn valid_volume_name(n: &str) -> bool {
@@ -71,10 +91,31 @@ fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("{what}: {e}"))
 }
 
+fn db_err(e: rusqlite::Error) -> EngineError {
+    internal("volume table", e)
+}
+
+impl From<vic_runtime::HostPathError> for EngineError {
+    fn from(e: vic_runtime::HostPathError) -> Self {
+        match e {
+            vic_runtime::HostPathError::NotFound { .. } => EngineError::Invalid(e.to_string()),
+            vic_runtime::HostPathError::Escapes { .. } => EngineError::Forbidden(e.to_string()),
+            vic_runtime::HostPathError::Io { .. } => EngineError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl VolumeService {
     /// The stores of a VCH whose state folder is `state_dir`, with the administrator's `extra`
     /// stores (label, path). A store labelled `default` among them replaces the built-in one.
-    pub fn open(state_dir: &Path, extra: &[(String, PathBuf)]) -> Result<Self, EngineError> {
+    /// New volumes' data belongs to the container's root under `ids`.
+    pub fn open(
+        state_dir: &Path,
+        extra: &[(String, PathBuf)],
+        ids: IdMap,
+    ) -> Result<Self, EngineError> {
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| internal(&format!("cannot create {}", state_dir.display()), e))?;
         let mut stores: Vec<VolumeStore> = extra
             .iter()
             .map(|(label, path)| VolumeStore {
@@ -90,7 +131,7 @@ impl VolumeService {
                 binds: false,
             });
         }
-        for s in &stores {
+        for s in &mut stores {
             std::fs::create_dir_all(&s.path).map_err(|e| {
                 internal(
                     &format!(
@@ -101,8 +142,65 @@ impl VolumeService {
                     e,
                 )
             })?;
+            s.path = std::fs::canonicalize(&s.path)
+                .map_err(|e| internal(&format!("cannot resolve {}", s.path.display()), e))?;
         }
-        Ok(Self { stores })
+        let db = Connection::open(crate::state_db(state_dir)?).map_err(db_err)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err)?;
+        let fresh: bool = db
+            .query_row(
+                "SELECT count(*) = 0 FROM sqlite_master WHERE type = 'table' AND name = 'volumes'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        db.execute_batch(SCHEMA).map_err(db_err)?;
+        let svc = Self {
+            stores,
+            db: Mutex::new(db),
+            ids,
+        };
+        if fresh {
+            svc.adopt_legacy();
+        }
+        Ok(svc)
+    }
+
+    /// A VCH from before the volume table kept each volume's record as `volume.json` beside
+    /// its data: those records are read once, when the table is made, and never again.
+    fn adopt_legacy(&self) {
+        for s in &self.stores {
+            for e in std::fs::read_dir(&s.path).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !valid_volume_name(&name) {
+                    continue;
+                }
+                let Ok(fd) = vic_runtime::open_beneath(
+                    &s.path,
+                    &Path::new(&name).join("volume.json"),
+                    OFlags::RDONLY | OFlags::NONBLOCK,
+                ) else {
+                    continue;
+                };
+                let mut bytes = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(std::fs::File::from(fd), 1 << 20),
+                    &mut bytes,
+                );
+                if let Ok(mut v) = serde_json::from_slice::<Volume>(&bytes) {
+                    v.name = name;
+                    v.store = s.label.clone();
+                    if let Err(e) = self.save(&v) {
+                        tracing::warn!(volume = %v.name, error = %e, "cannot adopt volume");
+                    } else {
+                        tracing::info!(volume = %v.name, "volume record moved into the state database");
+                    }
+                }
+            }
+        }
     }
 
     /// The stores, default last.
@@ -117,19 +215,32 @@ impl VolumeService {
             .ok_or_else(|| EngineError::NotFound(format!("No volume store named ({label}) exists")))
     }
 
-    fn load_from(store: &VolumeStore, name: &str) -> Option<Volume> {
-        let dir = store.path.join(name);
-        let bytes = std::fs::read(dir.join("volume.json")).ok()?;
-        let mut v: Volume = serde_json::from_slice(&bytes).ok()?;
-        v.mountpoint = dir.join("_data");
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, EngineError> {
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        f(&db).map_err(db_err)
+    }
+
+    /// A stored record with its mount point filled in.
+    fn decode(&self, json: &str) -> Option<Volume> {
+        let mut v: Volume = serde_json::from_str(json).ok()?;
+        let store = self.store(&v.store).ok()?;
+        v.mountpoint = store.path.join(&v.name).join("_data");
         Some(v)
     }
 
     fn save(&self, v: &Volume) -> Result<(), EngineError> {
-        let store = self.store(&v.store)?;
-        let bytes = serde_json::to_vec_pretty(v).map_err(|e| internal("encode", e))?;
-        vic_pki::write_public(&store.path.join(&v.name).join("volume.json"), &bytes)
-            .map_err(|e| internal("cannot write the volume", e))
+        let json = serde_json::to_string(v).map_err(|e| internal("encode", e))?;
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO volumes (name, record) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET record = excluded.record",
+                params![v.name, json],
+            )
+        })
+        .map(|_| ())
     }
 
     /// One volume by name.
@@ -137,27 +248,47 @@ impl VolumeService {
         if !valid_volume_name(name) {
             return Err(EngineError::NoSuchVolume(name.to_owned()));
         }
-        self.stores
-            .iter()
-            .find_map(|s| Self::load_from(s, name))
+        let json: Option<String> = self.with(|db| {
+            db.query_row("SELECT record FROM volumes WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        json.and_then(|j| self.decode(&j))
             .ok_or_else(|| EngineError::NoSuchVolume(name.to_owned()))
     }
 
     /// Every volume, by name.
     pub fn list(&self) -> Vec<Volume> {
-        let mut out: Vec<Volume> = self
-            .stores
-            .iter()
-            .flat_map(|s| {
-                std::fs::read_dir(&s.path)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|e| Self::load_from(s, &e.file_name().to_string_lossy()))
+        let rows: Vec<String> = self
+            .with(|db| {
+                let mut q = db.prepare("SELECT record FROM volumes ORDER BY name")?;
+                q.query_map([], |r| r.get(0))?.collect()
             })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the volume table");
+                Vec::new()
+            });
+        rows.iter().filter_map(|j| self.decode(j)).collect()
+    }
+
+    /// The data folder of `v`, opened beneath its store with no symlink followed: what is
+    /// mounted or copied is the volume's, whatever a container did to the store's paths.
+    pub fn open_data(&self, v: &Volume) -> Result<OwnedFd, EngineError> {
+        let store = self.store(&v.store)?;
+        vic_runtime::open_beneath(
+            &store.path,
+            &Path::new(&v.name).join("_data"),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+        )
+        .map_err(|e| match e {
+            vic_runtime::HostPathError::NotFound { .. } => EngineError::Internal(format!(
+                "volume {}: its data folder is gone from {}: {e}",
+                v.name,
+                store.path.display()
+            )),
+            e => EngineError::from(e),
+        })
     }
 
     /// `docker volume create`: an existing volume of that name is returned as it is (Docker's
@@ -199,21 +330,48 @@ impl VolumeService {
         if let Ok(existing) = self.get(&name) {
             return Ok(existing);
         }
-        let dir = store.path.join(&name);
-        std::fs::create_dir_all(dir.join("_data"))
-            .map_err(|e| internal("cannot create the volume", e))?;
+        self.make_data(store, &name)?;
         let v = Volume {
-            name,
+            name: name.clone(),
             created: crate::containers::now(),
             store: store.label.clone(),
             labels: req.labels,
             anonymous,
             initialized: false,
-            mountpoint: dir.join("_data"),
+            mountpoint: store.path.join(&name).join("_data"),
         };
         self.save(&v)?;
         tracing::info!(volume = %v.name, store = %v.store, "volume created");
         Ok(v)
+    }
+
+    /// Makes `<store>/<name>/_data` one step at a time beneath the store, never through a
+    /// symlink; a data folder made now belongs to the container's root.
+    fn make_data(&self, store: &VolumeStore, name: &str) -> Result<(), EngineError> {
+        let mut at = PathBuf::new();
+        for part in [name, "_data"] {
+            let parent =
+                vic_runtime::open_beneath(&store.path, &at, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            let made =
+                match rustix::fs::mkdirat(&parent, part, rustix::fs::Mode::from_raw_mode(0o755)) {
+                    Ok(()) => true,
+                    Err(rustix::io::Errno::EXIST) => false,
+                    Err(e) => return Err(internal("cannot create the volume", e)),
+                };
+            at.push(part);
+            let dir =
+                vic_runtime::open_beneath(&store.path, &at, OFlags::RDONLY | OFlags::DIRECTORY)?;
+            if made && part == "_data" {
+                let root = self.ids.to_host(0).unwrap_or(0);
+                rustix::fs::fchown(
+                    &dir,
+                    Some(rustix::fs::Uid::from_raw(root)),
+                    Some(rustix::fs::Gid::from_raw(root)),
+                )
+                .map_err(|e| internal("cannot create the volume", e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks a volume as used: the image's content is copied into a volume once, when it is
@@ -231,22 +389,30 @@ impl VolumeService {
     pub fn remove(&self, name: &str) -> Result<(), EngineError> {
         let v = self.get(name)?;
         let store = self.store(&v.store)?;
+        // The record goes first: a half-removed volume is no longer listed.
+        self.with(|db| db.execute("DELETE FROM volumes WHERE name = ?1", [&v.name]))?;
+        // std's remove_dir_all removes a symlink rather than follow it, at the top and below.
         let dir = store.path.join(&v.name);
-        // The marker goes first: a half-removed volume is no longer listed.
-        std::fs::remove_file(dir.join("volume.json"))
-            .map_err(|e| internal("cannot remove the volume", e))?;
-        std::fs::remove_dir_all(&dir).map_err(|e| internal("cannot remove the volume", e))?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(internal("cannot remove the volume", e));
+            }
+            _ => {}
+        }
         tracing::info!(volume = %name, "volume removed");
         Ok(())
     }
 
     /// Bytes used by a volume's data.
     pub fn size(&self, v: &Volume) -> u64 {
-        crate::containers::disk_usage(&v.mountpoint)
+        self.open_data(v)
+            .map(|fd| vic_runtime::usage(&fd))
+            .unwrap_or(0)
     }
 
     /// Checks that host folder `source` may be bind-mounted: it must exist and lie, once every
-    /// symlink is resolved, under a store the administrator named. Returns the resolved path.
+    /// symlink is resolved, under a store the administrator named. Returns the resolved path,
+    /// which [`VolumeService::open_bind`] opens again, proven, each time it is used.
     pub fn check_bind(&self, source: &str) -> Result<PathBuf, EngineError> {
         let allowed: Vec<&VolumeStore> = self.stores.iter().filter(|s| s.binds).collect();
         let refuse = || {
@@ -281,12 +447,36 @@ impl VolumeService {
                 internal(&format!("cannot resolve {source}"), e)
             }
         })?;
-        let inside = allowed.iter().any(|s| {
-            std::fs::canonicalize(&s.path)
-                .map(|root| real.starts_with(root))
-                .unwrap_or(false)
-        });
-        if inside { Ok(real) } else { Err(refuse()) }
+        if allowed.iter().any(|s| real.starts_with(&s.path)) {
+            Ok(real)
+        } else {
+            Err(refuse())
+        }
+    }
+
+    /// Opens bind source `path` (as [`VolumeService::check_bind`] returned it) beneath the
+    /// store it lies in, no symlink followed: a folder a container swapped for a symlink since
+    /// is refused, never mounted or read.
+    pub fn open_bind(&self, path: &Path) -> Result<OwnedFd, EngineError> {
+        let store = self
+            .stores
+            .iter()
+            .filter(|s| s.binds)
+            .find(|s| path.starts_with(&s.path))
+            .ok_or_else(|| {
+                EngineError::Forbidden(format!(
+                    "mounting host folder {} is refused: it is under no volume store of this VCH",
+                    path.display()
+                ))
+            })?;
+        let rel = path.strip_prefix(&store.path).unwrap_or(Path::new(""));
+        vic_runtime::open_beneath(&store.path, rel, OFlags::PATH).map_err(|e| match e {
+            vic_runtime::HostPathError::NotFound { .. } => EngineError::Invalid(format!(
+                "invalid mount config: bind source path does not exist: {}",
+                path.display()
+            )),
+            e => EngineError::from(e),
+        })
     }
 }
 
@@ -303,6 +493,7 @@ mod tests {
         let vols = VolumeService::open(
             &tmp.path().join("vch"),
             &[("shared".into(), shared.clone())],
+            IdMap::IDENTITY,
         )
         .unwrap();
         let a = vols
@@ -383,8 +574,78 @@ mod tests {
             Err(EngineError::Invalid(_))
         ));
         // The default store never allows binds.
-        let plain = VolumeService::open(&tmp.path().join("vch2"), &[]).unwrap();
+        let plain = VolumeService::open(&tmp.path().join("vch2"), &[], IdMap::IDENTITY).unwrap();
         let err = plain.check_bind("/tmp").unwrap_err().to_string();
         assert!(err.contains("--volume-store"), "{err}");
+    }
+
+    #[test]
+    fn nothing_a_container_writes_in_a_store_is_believed_or_followed() {
+        use std::os::unix::fs::MetadataExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let secret = tmp.path().join("host-secret");
+        std::fs::create_dir_all(&secret).unwrap();
+        std::fs::write(secret.join("canary"), "host").unwrap();
+        let ids = IdMap::new(300_000, vic_core::ID_RANGE_SIZE).unwrap();
+        let vols = VolumeService::open(
+            &tmp.path().join("vch"),
+            &[("default".into(), store.clone())],
+            ids,
+        )
+        .unwrap();
+        let v = vols
+            .create(VolumeRequest {
+                name: Some("data".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        // A new volume's data belongs to the container's root.
+        assert_eq!(std::fs::metadata(&v.mountpoint).unwrap().uid(), 300_000);
+        // A forged record beside planted data: not a volume.
+        std::fs::create_dir_all(store.join("forged")).unwrap();
+        std::os::unix::fs::symlink(&secret, store.join("forged/_data")).unwrap();
+        std::fs::write(
+            store.join("forged/volume.json"),
+            r#"{"name":"forged","created":"x","store":"default"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            vols.get("forged"),
+            Err(EngineError::NoSuchVolume(_))
+        ));
+        assert_eq!(vols.list().len(), 1);
+        // A real volume's data swapped for a symlink to a host folder: refused, not followed.
+        let store_real = std::fs::canonicalize(&store).unwrap();
+        std::fs::rename(store_real.join("data/_data"), store_real.join("data/old")).unwrap();
+        std::os::unix::fs::symlink(&secret, store_real.join("data/_data")).unwrap();
+        let err = vols.open_data(&v).unwrap_err();
+        assert!(matches!(err, EngineError::Forbidden(_)), "{err}");
+        assert_eq!(vols.size(&v), 0);
+        // A volume named like the swapped one cannot be made through the symlink either.
+        std::os::unix::fs::symlink(&secret, store_real.join("evil")).unwrap();
+        assert!(
+            vols.create(VolumeRequest {
+                name: Some("evil".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        // Removal takes the link, not what it points to.
+        vols.remove("data").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(secret.join("canary")).unwrap(),
+            "host"
+        );
+        // A bind source whose folder became a symlink since create: refused.
+        let sub = store_real.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let checked = vols.check_bind(sub.to_str().unwrap()).unwrap();
+        assert!(vols.open_bind(&checked).is_ok());
+        std::fs::remove_dir(&sub).unwrap();
+        std::os::unix::fs::symlink(&secret, &sub).unwrap();
+        let err = vols.open_bind(&checked).unwrap_err();
+        assert!(matches!(err, EngineError::Forbidden(_)), "{err}");
+        assert!(vols.open_bind(Path::new("/etc")).is_err());
     }
 }

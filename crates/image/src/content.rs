@@ -41,12 +41,7 @@ pub struct ContentStore {
 }
 
 fn hex_of(digest: &str) -> Result<&str, ContentError> {
-    match digest.split_once(':') {
-        Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Ok(hex)
-        }
-        _ => Err(ContentError::BadDigest(digest.to_owned())),
-    }
+    vic_core::sha256_hex("digest", digest).map_err(|_| ContentError::BadDigest(digest.to_owned()))
 }
 
 impl ContentStore {

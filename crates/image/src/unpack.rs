@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use vic_core::IdMap;
 
 /// Why a layer could not be unpacked. A refused entry aborts the whole layer: a layer that
 /// tries to escape is hostile, not partly usable.
@@ -35,6 +36,15 @@ pub enum UnpackError {
     /// The layer does not fit on the filesystem it is unpacked to.
     #[error("{0}")]
     NoSpace(String),
+    /// A layer named by something other than a content ID (an image config's `diff_ids`).
+    #[error("{0}")]
+    BadId(#[from] vic_core::DigestError),
+    /// An owner the VCH's user namespace cannot hold.
+    #[error("layer entry {entry:?}: {source}")]
+    Owner {
+        entry: String,
+        source: vic_core::IdError,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UnpackError + '_ {
@@ -198,8 +208,8 @@ fn symlink_stays_inside(entry: &Path, target: &Path) -> bool {
 }
 
 /// Refuses to write through a symlink: every existing parent of `rel` under `root` must be a
-/// real directory.
-fn ensure_parents(root: &Path, rel: &Path) -> Result<(), UnpackError> {
+/// real directory. Parents the layer does not list are made, owned by the container's root.
+fn ensure_parents(root: &Path, rel: &Path, ids: IdMap) -> Result<(), UnpackError> {
     let mut cur = root.to_path_buf();
     let parents: Vec<_> = rel
         .parent()
@@ -217,12 +227,67 @@ fn ensure_parents(root: &Path, rel: &Path) -> Result<(), UnpackError> {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 std::fs::remove_file(&cur).map_err(io(&cur))?;
-                std::fs::create_dir(&cur).map_err(io(&cur))?;
+                make_root_dir(&cur, ids)?;
             }
-            Err(_) => std::fs::create_dir(&cur).map_err(io(&cur))?,
+            Err(_) => make_root_dir(&cur, ids)?,
         }
     }
     Ok(())
+}
+
+/// A folder owned by the container's root (host root without a user namespace).
+fn make_root_dir(path: &Path, ids: IdMap) -> Result<(), UnpackError> {
+    std::fs::create_dir(path).map_err(io(path))?;
+    if !ids.is_identity() {
+        let root = ids.to_host(0).unwrap_or(0);
+        std::os::unix::fs::lchown(path, Some(root), Some(root)).map_err(io(path))?;
+    }
+    Ok(())
+}
+
+/// The host owner of an entry whose header says `uid`/`gid` (container ids).
+fn host_owner(ids: IdMap, uid: u64, gid: u64, entry: &Path) -> Result<(u32, u32), UnpackError> {
+    let one = |id: u64| {
+        let id = u32::try_from(id).unwrap_or(u32::MAX);
+        ids.to_host(id).map_err(|source| UnpackError::Owner {
+            entry: entry.display().to_string(),
+            source,
+        })
+    };
+    Ok((one(uid)?, one(gid)?))
+}
+
+/// The pax extended attribute that holds a file's capabilities.
+const CAPS_XATTR: &str = "SCHILY.xattr.security.capability";
+
+/// File capabilities (`security.capability`) rewritten for a user namespace: a v2 (or v1)
+/// entry names no root and the kernel honours it only where host root is mapped, which it never
+/// is in a VCH's namespace; the v3 form names the namespace's root (`rootid`), so `ping`-style
+/// capabilities keep working in the container and nowhere else.
+fn caps_for_namespace(value: &[u8], ids: IdMap) -> Option<Vec<u8>> {
+    const V1: u32 = 0x0100_0000;
+    const V2: u32 = 0x0200_0000;
+    const V3: u32 = 0x0300_0000;
+    let word = |i: usize| {
+        value
+            .get(i * 4..i * 4 + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let magic = word(0)?;
+    let flags = magic & 0x00ff_ffff;
+    let (data, rootid): ([u32; 4], u32) = match (magic & 0xff00_0000, value.len()) {
+        (V1, 12) => ([word(1)?, word(2)?, 0, 0], 0),
+        (V2, 20) => ([word(1)?, word(2)?, word(3)?, word(4)?], 0),
+        (V3, 24) => ([word(1)?, word(2)?, word(3)?, word(4)?], word(5)?),
+        _ => return None,
+    };
+    let mut out = (V3 | flags).to_le_bytes().to_vec();
+    for d in data {
+        out.extend_from_slice(&d.to_le_bytes());
+    }
+    out.extend_from_slice(&ids.to_host(rootid).ok()?.to_le_bytes());
+    Some(out)
 }
 
 fn remove_existing(path: &Path) -> Result<(), UnpackError> {
@@ -237,10 +302,16 @@ fn remove_existing(path: &Path) -> Result<(), UnpackError> {
 /// whiteouts into overlayfs form (`.wh.NAME` → a 0/0 character device `NAME`; `.wh..wh..opq`
 /// → the `trusted.overlay.opaque` xattr), preserving ownership, modes, xattrs, hard links and
 /// device files, and checking the uncompressed content against `diff_id` when given.
+///
+/// Owners are shifted into the VCH's user namespace by `ids` (the identity map keeps them):
+/// the layer on the host belongs to the namespace's ids, so the container's root owns what the
+/// image's root owns, and nothing in it belongs to the host's root. An owner outside the
+/// namespace's range refuses the layer, as Docker's `userns-remap` does.
 pub fn unpack_layer(
     blob: &Path,
     dest: &Path,
     diff_id: Option<&str>,
+    ids: IdMap,
 ) -> Result<UnpackStats, UnpackError> {
     let reader = HashingReader {
         inner: decompress(blob)?,
@@ -251,7 +322,8 @@ pub fn unpack_layer(
     };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    // Shifted owners are set after each entry (below); the identity keeps the header's.
+    archive.set_preserve_ownerships(ids.is_identity());
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(true);
     archive.set_overwrite(true);
@@ -271,7 +343,7 @@ pub fn unpack_layer(
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default();
-        ensure_parents(dest, &rel)?;
+        ensure_parents(dest, &rel, ids)?;
         let full = dest.join(&rel);
         if name == b".wh..wh..opq" {
             let dir = full.parent().unwrap_or(dest);
@@ -298,7 +370,7 @@ pub fn unpack_layer(
                 target: link.display().to_string(),
             })?;
             let src = dest.join(&target);
-            ensure_parents(dest, &target)?;
+            ensure_parents(dest, &target, ids)?;
             if std::fs::symlink_metadata(&src).is_err() {
                 return Err(UnpackError::LinkOutside {
                     entry: rel.display().to_string(),
@@ -346,14 +418,37 @@ pub fn unpack_layer(
                 path: full.clone(),
                 source: e.into(),
             })?;
-            let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+            let (uid, gid) = host_owner(ids, h.uid().unwrap_or(0), h.gid().unwrap_or(0), &rel)?;
             let _ = std::os::unix::fs::lchown(&full, Some(uid), Some(gid));
             continue;
         }
         if !kind.is_dir() {
             remove_existing(&full)?;
         }
+        if ids.is_identity() {
+            entry.unpack(&full).map_err(io(&full))?;
+            continue;
+        }
+        let h = entry.header().clone();
+        let (uid, gid) = host_owner(ids, h.uid().unwrap_or(0), h.gid().unwrap_or(0), &rel)?;
+        let caps = entry.pax_extensions().ok().flatten().and_then(|exts| {
+            exts.flatten()
+                .find(|e| e.key_bytes() == CAPS_XATTR.as_bytes())
+                .map(|e| e.value_bytes().to_vec())
+        });
         entry.unpack(&full).map_err(io(&full))?;
+        std::os::unix::fs::lchown(&full, Some(uid), Some(gid)).map_err(io(&full))?;
+        // A change of owner clears setuid, setgid and file capabilities: set them again. The
+        // layer folder is the endpoint's alone while it is unpacked, so paths are safe here.
+        if !kind.is_symlink() {
+            let mode = h.mode().unwrap_or(0o644) & 0o7777;
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode))
+                .map_err(io(&full))?;
+        }
+        if let Some(v3) = caps.and_then(|c| caps_for_namespace(&c, ids)) {
+            xattr_set(&full, "security.capability", &v3)?;
+        }
     }
     // Drain what tar did not read (padding), so the hash covers the whole stream.
     let mut reader = archive.into_inner();
@@ -394,15 +489,18 @@ fn mknod_char(path: &Path, major: u32, minor: u32) -> Result<(), UnpackError> {
 #[cfg(test)]
 mod tests;
 
-/// Unpacked layers under `<root>/<diff-id hex>/`, each unpacked once.
+/// Unpacked layers under `<root>/<diff-id hex>/`, each unpacked once, owned by the VCH's
+/// user namespace ids (`ids`). A diff ID must be `sha256:` and 64 hex digits before it names a
+/// folder: an image config is the image author's to write.
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     root: PathBuf,
+    ids: IdMap,
 }
 
 impl LayerStore {
     /// Opens (creating) the store, removing half-unpacked layers of an interrupted run.
-    pub fn open(root: &Path) -> Result<Self, UnpackError> {
+    pub fn open(root: &Path, ids: IdMap) -> Result<Self, UnpackError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
         if let Ok(entries) = std::fs::read_dir(root) {
             for e in entries.flatten() {
@@ -413,24 +511,31 @@ impl LayerStore {
         }
         Ok(Self {
             root: root.to_owned(),
+            ids,
         })
     }
 
-    /// Where the layer with this diff ID is (or will be) unpacked.
-    pub fn path(&self, diff_id: &str) -> PathBuf {
-        self.root
-            .join(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+    /// The id map layers are unpacked with.
+    pub fn ids(&self) -> IdMap {
+        self.ids
     }
 
-    /// Whether it is unpacked.
+    /// Where the layer with this diff ID is (or will be) unpacked.
+    pub fn path(&self, diff_id: &str) -> Result<PathBuf, UnpackError> {
+        Ok(self
+            .root
+            .join(vic_core::sha256_hex("layer diff ID", diff_id)?))
+    }
+
+    /// Whether it is unpacked (a malformed ID never is).
     pub fn has(&self, diff_id: &str) -> bool {
-        self.path(diff_id).is_dir()
+        self.path(diff_id).is_ok_and(|p| p.is_dir())
     }
 
     /// Unpacks `blob` as layer `diff_id` unless already done: into a temporary folder first,
     /// renamed into place once complete, so a crash never leaves a partial layer under its name.
     pub fn ensure(&self, blob: &Path, diff_id: &str) -> Result<PathBuf, UnpackError> {
-        let target = self.path(diff_id);
+        let target = self.path(diff_id)?;
         if target.is_dir() {
             return Ok(target);
         }
@@ -443,8 +548,8 @@ impl LayerStore {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir(&tmp).map_err(io(&tmp))?;
-        match unpack_layer(blob, &tmp, Some(diff_id)) {
+        make_root_dir(&tmp, self.ids)?;
+        match unpack_layer(blob, &tmp, Some(diff_id), self.ids) {
             Ok(_) => {
                 std::fs::rename(&tmp, &target).map_err(io(&target))?;
                 Ok(target)
@@ -458,7 +563,7 @@ impl LayerStore {
 
     /// Removes an unpacked layer.
     pub fn remove(&self, diff_id: &str) -> Result<(), UnpackError> {
-        let p = self.path(diff_id);
+        let p = self.path(diff_id)?;
         match std::fs::remove_dir_all(&p) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&p)(e)),
             _ => Ok(()),

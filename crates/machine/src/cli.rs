@@ -181,6 +181,15 @@ pub(crate) struct CreateArgs {
     pub(crate) registry: RegistryArgs,
     #[command(flatten)]
     pub(crate) container_networks: ContainerNetworkArgs,
+    /// Run containers without a user namespace: their root is root on this host. Not
+    /// recommended: --privileged, added capabilities and unconfined security options are then
+    /// refused unless --allow-privileged is given too
+    #[arg(long)]
+    pub(crate) no_user_namespace: bool,
+    /// With --no-user-namespace: allow --privileged, capabilities beyond Docker's default set and
+    /// seccomp/apparmor/systempaths=unconfined, which hand this host to the VCH's clients
+    #[arg(long, requires = "no_user_namespace")]
+    pub(crate) allow_privileged: bool,
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
@@ -308,6 +317,21 @@ pub(crate) struct ConfigureArgs {
     pub(crate) container_network_firewall: Vec<String>,
     #[command(flatten)]
     pub(crate) tls: ConfigureTlsArgs,
+    /// Turn user namespaces on: containers' root becomes an unprivileged host id (the VCH's
+    /// containers must be stopped; the endpoint restarts)
+    #[arg(long, conflicts_with = "no_user_namespace")]
+    pub(crate) user_namespace: bool,
+    /// Turn user namespaces off: containers' root is root on this host (not recommended; the
+    /// VCH's containers must be stopped; the endpoint restarts)
+    #[arg(long)]
+    pub(crate) no_user_namespace: bool,
+    /// Without user namespaces: allow --privileged, added capabilities and unconfined security
+    /// options, which hand this host to the VCH's clients
+    #[arg(long, conflicts_with = "forbid_privileged")]
+    pub(crate) allow_privileged: bool,
+    /// Refuse them again (the default)
+    #[arg(long)]
+    pub(crate) forbid_privileged: bool,
     /// Time allowed for the endpoint to apply the change
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,

@@ -68,6 +68,10 @@ pub(crate) struct CreateOptions {
     pub(crate) certificate_validity_days: u32,
     pub(crate) organization: Vec<String>,
     pub(crate) client_network_ip: Option<IpAddr>,
+    #[serde(default)]
+    pub(crate) no_user_namespace: bool,
+    #[serde(default)]
+    pub(crate) allow_privileged: bool,
 }
 
 /// The registry policy as configured (entries in their canonical text form).
@@ -144,6 +148,15 @@ pub(crate) struct VchConfig {
     /// Bumped by every `configure`; the endpoint records which one it applies.
     #[serde(default)]
     pub(crate) generation: u64,
+    /// The user namespace of the VCH's containers (their root is an unprivileged host id);
+    /// `None`: off, their root is the host's root (a VCH from before user namespaces, or
+    /// `--no-user-namespace`).
+    #[serde(default)]
+    pub(crate) user_namespace: Option<crate::subids::UserNamespaceSetting>,
+    /// With the user namespace off: `--privileged`, added capabilities and unconfined
+    /// security options are allowed (`--allow-privileged`).
+    #[serde(default)]
+    pub(crate) allow_privileged: bool,
 }
 
 pub(crate) fn default_bridge_range() -> vic_net::ipnet::Ipv4Net {
@@ -297,6 +310,31 @@ impl VchConfig {
     pub(crate) fn bind_addr(&self) -> std::net::SocketAddr {
         let ip = self.listen_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         std::net::SocketAddr::new(ip, self.port)
+    }
+
+    /// How the VCH's containers are held in, for the engine.
+    pub(crate) fn containment(&self) -> Result<vic_engine::Containment> {
+        Ok(vic_engine::Containment {
+            userns: self
+                .user_namespace
+                .as_ref()
+                .map(crate::subids::UserNamespaceSetting::ids)
+                .transpose()?,
+            allow_privileged: self.allow_privileged,
+        })
+    }
+
+    /// What `create`, `inspect`, `docker info` and the portal say when containers can reach
+    /// the host: `None` while the user namespace is on.
+    pub(crate) fn containment_warning(&self) -> Option<String> {
+        if self.user_namespace.is_some() {
+            return None;
+        }
+        Some(if self.allow_privileged {
+            "user namespaces are off on this VCH and privileged containers are allowed: container root is root on the VCH's host, and --privileged or an added capability hands that host to whoever holds a client certificate".to_owned()
+        } else {
+            "user namespaces are off on this VCH: container root is root on the VCH's host (files it writes to host folders belong to the host's root); turn them on with vic-machine configure --user-namespace".to_owned()
+        })
     }
 
     /// The short tag that names this VCH's bridges and nftables table.

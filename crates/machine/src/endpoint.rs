@@ -215,6 +215,8 @@ fn facts(cfg: &VchConfig, paths: &VchPaths) -> Result<VchFacts> {
                 .to_string(),
         ),
         certificates: crate::clients::watched_certificates(cfg, paths),
+        user_namespace: cfg.user_namespace.as_ref().map(|s| s.describe()),
+        containment_warning: cfg.containment_warning(),
     })
 }
 
@@ -358,11 +360,16 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
     let paths = VchPaths::new(&root, &args.name);
     let cfg = VchConfig::load(&paths)?;
     vic_pki::install_crypto_provider();
+    let containment = cfg.containment()?;
+    crate::subids::share_state_folder(&paths.dir, cfg.user_namespace.as_ref())?;
+    if let Some(w) = cfg.containment_warning() {
+        tracing::warn!("{w}");
+    }
     let security = security(&cfg, &paths)?;
     let facts = facts(&cfg, &paths)?;
     let settings = registry_settings(&cfg, &paths)?;
     let images = Arc::new(
-        vic_engine::ImageService::open(&paths.dir, settings)
+        vic_engine::ImageService::open(&paths.dir, settings, containment.ids())
             .map_err(|e| Error::Failed(format!("cannot open the image store: {e}")))?,
     );
     let stores: Vec<(String, std::path::PathBuf)> = cfg
@@ -371,7 +378,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .map(|s| (s.label.clone(), s.path.clone()))
         .collect();
     let volumes = Arc::new(
-        vic_engine::VolumeService::open(&paths.dir, &stores)
+        vic_engine::VolumeService::open(&paths.dir, &stores, containment.ids())
             .map_err(|e| Error::Failed(format!("cannot open the volume stores: {e}")))?,
     );
     let networks = Arc::new(
@@ -402,6 +409,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
             networks,
             runtime_binary(&cfg.container_runtime)?,
             monitor_binary()?,
+            containment,
         )
         .map_err(|e| Error::Failed(format!("cannot open the container store: {e}")))?,
     );

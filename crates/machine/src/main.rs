@@ -14,6 +14,7 @@ mod output;
 mod ping;
 mod process;
 mod rotate;
+mod subids;
 mod systemd;
 
 use std::process::ExitCode;

@@ -1,13 +1,19 @@
-//! `vic-monitor [--tty] [--stdin] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`: creates and starts
-//! one container with the OCI runtime (`runc create` + `runc start`, as its subreaper), reports
-//! on stdout whether the start worked (`started` or `error MESSAGE`), appends the container's
+//! `vic-monitor [--tty] [--stdin] [--sandbox-userns=PATH:ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
+//! runs one container with the OCI runtime (`runc run --detach`, as its subreaper), reports on
+//! stdout whether the start worked (`started` or `error MESSAGE`), appends the container's
 //! output to `STATE_DIR/container.log` in Docker's json-file format, feeds it the input that
 //! attached clients send to `STATE_DIR/control.sock`, and records its exit in
 //! `STATE_DIR/exit.json`. It is started detached by the endpoint and does not depend on it, so a
 //! container keeps running, logging and reporting its exit while the endpoint is down.
 //!
+//! `vic-monitor --namespaces` is the other use: it makes a container's user namespace and the
+//! network namespace that namespace owns, for the endpoint to map and pin.
+//!
 //! `--tty` gives the container a terminal (runc's console socket hands the master to us);
-//! `--stdin` keeps its standard input open (a pipe) instead of `/dev/null`.
+//! `--stdin` keeps its standard input open (a pipe) instead of `/dev/null`;
+//! `--sandbox-userns=PATH:ID` runs the runtime itself inside the user namespace pinned at PATH,
+//! whose root is host id ID (gVisor's runsc, which cannot be handed a user namespace: its whole
+//! sandbox then runs as the container's root, an unprivileged host id).
 //!
 //! The control socket takes frames of `[kind: u8][length: u32 big-endian][payload]`:
 //! kind 0 is input, 1 closes the input (a terminal gets an end-of-file character), 2 resizes the
@@ -182,6 +188,8 @@ fn report(line: &str) {
 struct Args {
     tty: bool,
     stdin: bool,
+    /// The user namespace the runtime runs in, and the host id of its root.
+    sandbox: Option<(String, u32)>,
     runtime: String,
     root: String,
     id: String,
@@ -193,14 +201,26 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
     let (flags, rest): (Vec<String>, Vec<String>) =
         args.into_iter().partition(|a| a.starts_with("--"));
     let [runtime, root, id, bundle, state] = <[String; 5]>::try_from(rest).map_err(|_| {
-        "usage: vic-monitor [--tty] [--stdin] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR".to_owned()
+        "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=PATH:ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR".to_owned()
     })?;
-    if let Some(f) = flags.iter().find(|f| *f != "--tty" && *f != "--stdin") {
-        return Err(format!("unknown flag {f}"));
+    let mut sandbox = None;
+    for f in &flags {
+        match f.strip_prefix("--sandbox-userns=") {
+            Some(v) => {
+                let (path, id) = v
+                    .rsplit_once(':')
+                    .and_then(|(p, i)| Some((p.to_owned(), i.parse::<u32>().ok()?)))
+                    .ok_or_else(|| format!("{f}: expected --sandbox-userns=PATH:ID"))?;
+                sandbox = Some((path, id));
+            }
+            None if f == "--tty" || f == "--stdin" => {}
+            None => return Err(format!("unknown flag {f}")),
+        }
     }
     Ok(Args {
         tty: flags.iter().any(|f| f == "--tty"),
         stdin: flags.iter().any(|f| f == "--stdin"),
+        sandbox,
         runtime,
         root,
         id,
@@ -225,8 +245,29 @@ fn run(a: &Args) -> Result<(), String> {
     let _ = std::fs::remove_file(&runc_log);
     let pid_file = state.join("init.pid");
     let _ = std::fs::remove_file(&pid_file);
+    if let Some((_, owner)) = &a.sandbox {
+        // A runtime in the container's namespace writes these as the container's root: they
+        // are made here, in the folder only the host's root may change, and handed over.
+        for f in [&runc_log, &pid_file] {
+            File::create(f)
+                .and_then(|_| std::os::unix::fs::chown(f, Some(*owner), Some(*owner)))
+                .map_err(|e| format!("cannot prepare {}: {e}", f.display()))?;
+        }
+    }
+    let cgroups = match &a.sandbox {
+        Some((_, owner)) => delegate_cgroups(&a.id, *owner, &a.bundle),
+        None => Vec::new(),
+    };
     let runc = |args: &[&str]| {
-        let mut c = Command::new(&a.runtime);
+        let mut c = match &a.sandbox {
+            // The sandbox answers only its own namespace's root.
+            Some((userns, _)) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--user={userns}")).arg("--").arg(&a.runtime);
+                c
+            }
+            _ => Command::new(&a.runtime),
+        };
         c.args(vic_runtime::global_args(std::path::Path::new(&a.runtime)))
             .args(["--root", &a.root, "--log"])
             .arg(&runc_log)
@@ -248,8 +289,11 @@ fn run(a: &Args) -> Result<(), String> {
     let input: Input = Arc::new(Mutex::new(None));
     let mut pumps = Vec::new();
     let (console, outputs) = if a.tty {
-        let console = vic_runtime::ConsoleSocket::bind(state, "console.sock")
-            .map_err(|e| format!("cannot listen for the terminal: {e}"))?;
+        let console = match &a.sandbox {
+            Some((_, owner)) => vic_runtime::ConsoleSocket::bind_for(state, "console.sock", *owner),
+            None => vic_runtime::ConsoleSocket::bind(state, "console.sock"),
+        }
+        .map_err(|e| format!("cannot listen for the terminal: {e}"))?;
         create
             .arg("--console-socket")
             .arg(console.path())
@@ -301,6 +345,7 @@ fn run(a: &Args) -> Result<(), String> {
         // What runc printed about its failure is in the pipes, unread: not the container's
         // output.
         let message = failed("create");
+        remove_cgroups(&cgroups);
         report(&format!("error {message}"));
         return Err(message);
     }
@@ -357,9 +402,91 @@ fn run(a: &Args) -> Result<(), String> {
         let _ = f.sync_all();
     }
     delete_reaping(runc(&["delete", "--force", &a.id]));
+    remove_cgroups(&cgroups);
     let exit = serde_json::json!({"code": code, "finished": now()});
     write_atomic(&state.join("exit.json"), exit.to_string().as_bytes())
         .map_err(|e| format!("cannot record the exit status: {e}"))
+}
+
+/// Makes the container's cgroup (`<hierarchy>/<id>`, runsc's own path for it) in every
+/// hierarchy, sets the limits of the runtime spec in `bundle` there, and lets `owner` (the
+/// container's root) move processes in and nothing more: runsc, running in the container's
+/// user namespace, finds its cgroup made and joins it. Returns the folders made, for
+/// [`remove_cgroups`].
+fn delegate_cgroups(id: &str, owner: u32, bundle: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut hierarchies: Vec<PathBuf> = mounts
+        .lines()
+        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
+        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+        .filter(|p| p.starts_with(base))
+        .collect();
+    hierarchies.sort();
+    hierarchies.dedup();
+    let spec: serde_json::Value = std::fs::read(Path::new(bundle).join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let res = &spec["linux"]["resources"];
+    let num = |v: &serde_json::Value| v.as_i64().filter(|n| *n > 0);
+    let (memory, quota, period, shares, pids) = (
+        num(&res["memory"]["limit"]),
+        num(&res["cpu"]["quota"]),
+        num(&res["cpu"]["period"]),
+        num(&res["cpu"]["shares"]),
+        num(&res["pids"]["limit"]),
+    );
+    let mut made = Vec::new();
+    for h in hierarchies {
+        let dir = h.join(id);
+        if std::fs::create_dir(&dir).is_err() {
+            continue;
+        }
+        let set = |file: &str, value: String| {
+            if dir.join(file).exists() {
+                let _ = std::fs::write(dir.join(file), value);
+            }
+        };
+        // A new cpuset has no CPUs or memory nodes until given its parent's.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(h.join(f)) {
+                set(f, v.trim().to_owned());
+            }
+        }
+        if let Some(m) = memory {
+            set("memory.limit_in_bytes", m.to_string());
+            set("memory.max", m.to_string());
+        }
+        if let Some(q) = quota {
+            let p = period.unwrap_or(100_000);
+            set("cpu.cfs_period_us", p.to_string());
+            set("cpu.cfs_quota_us", q.to_string());
+            set("cpu.max", format!("{q} {p}"));
+        }
+        if let Some(s) = shares {
+            set("cpu.shares", s.to_string());
+            set(
+                "cpu.weight",
+                (1 + (s.max(2) - 2) * 9999 / 262_142).to_string(),
+            );
+        }
+        if let Some(p) = pids {
+            set("pids.max", p.to_string());
+        }
+        for f in ["cgroup.procs", "tasks"] {
+            let _ = std::os::unix::fs::chown(dir.join(f), Some(owner), Some(owner));
+        }
+        made.push(dir);
+    }
+    made
+}
+
+/// Removes the cgroups [`delegate_cgroups`] made (empty once the sandbox is gone).
+fn remove_cgroups(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
 }
 
 /// Runs the runtime's `delete` while reaping every other child that ends meanwhile: runsc's
@@ -382,8 +509,30 @@ fn delete_reaping(mut delete: Command) {
     }
 }
 
+/// `vic-monitor --namespaces`: makes a new user namespace and a network namespace it owns,
+/// says `ready`, and holds them until its standard input closes, so the endpoint can write the
+/// id map and pin both (`vic_net::netns::create_owned`). A process of its own: a thread of the
+/// endpoint cannot make a user namespace (the kernel allows it to single-threaded processes
+/// only, which the monitor is at this point).
+fn hold_namespaces() -> Result<(), String> {
+    use nix::sched::{CloneFlags, unshare};
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("cannot make the container's namespaces: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    let mut rest = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut rest);
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let result = parse(std::env::args().skip(1).collect()).and_then(|a| run(&a));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = if args.first().is_some_and(|a| a == "--namespaces") {
+        hold_namespaces()
+    } else {
+        parse(args).and_then(|a| run(&a))
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

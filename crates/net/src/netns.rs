@@ -61,3 +61,80 @@ pub fn remove(path: &Path) -> Result<(), NetError> {
         _ => Ok(()),
     }
 }
+
+/// Makes a new user namespace that maps container ids through `ids`, and a network namespace
+/// it owns, pinned at `userns` and `netns` (a no-op when both are there). The container's
+/// runtime joins both: its root is root only over what its own namespace owns, so a sysfs can
+/// be mounted for its network while the host's kernel settings stay out of reach.
+///
+/// A thread cannot make a user namespace (the kernel allows that to single-threaded processes
+/// only), so `helper` (`vic-monitor --namespaces`) makes both and holds them while the map is
+/// written and the pins are made.
+pub fn create_owned(
+    netns: &Path,
+    userns: &Path,
+    ids: vic_core::IdMap,
+    helper: &Path,
+) -> Result<(), NetError> {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    if exists(netns) && exists(userns) {
+        return Ok(());
+    }
+    // Half a pair (a crash between the two pins) is made again whole.
+    remove(netns)?;
+    remove(userns)?;
+    let mut child = Command::new(helper)
+        .arg("--namespaces")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| io("cannot run", helper, e))?;
+    let made = (|| -> Result<(), NetError> {
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        if line.trim() != "ready" {
+            let mut why = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut err, &mut why);
+            }
+            return Err(NetError::System(format!(
+                "cannot make the namespaces of {}: {}",
+                netns.display(),
+                why.trim()
+            )));
+        }
+        let proc = Path::new("/proc").join(child.id().to_string());
+        let map = format!("0 {} {}\n", ids.base(), ids.size());
+        for file in ["uid_map", "gid_map"] {
+            let p = proc.join(file);
+            std::fs::write(&p, &map).map_err(|e| io("cannot write", &p, e))?;
+        }
+        for (pin, ns) in [(userns, "ns/user"), (netns, "ns/net")] {
+            std::fs::File::create(pin).map_err(|e| io("cannot create", pin, e))?;
+            mount(
+                Some(&proc.join(ns)),
+                pin,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| io("cannot pin a namespace at", pin, e))?;
+        }
+        Ok(())
+    })();
+    // Its standard input closes: it ends.
+    drop(child.stdin.take());
+    if made.is_err() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    if made.is_err() {
+        let _ = remove(netns);
+        let _ = remove(userns);
+    }
+    made
+}

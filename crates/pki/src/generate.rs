@@ -233,6 +233,25 @@ pub fn generate_ca(
     finish("CA certificate", params, key.into().into_key()?, None)
 }
 
+/// A CA signed by `parent` (tests: a read-only CA issued by a full-access one).
+#[cfg(test)]
+pub(crate) fn generate_intermediate_ca(
+    parent: &CaSigner,
+    name: &str,
+    key: impl Into<NewKey>,
+) -> Result<GeneratedPair, PkiError> {
+    let mut params = base_params(crate::CA_DAYS);
+    params.distinguished_name.push(DnType::CommonName, name);
+    make_ca(&mut params);
+    params.use_authority_key_identifier_extension = true;
+    finish(
+        "intermediate CA certificate",
+        params,
+        key.into().into_key()?,
+        Some(parent),
+    )
+}
+
 /// The extensions of a self-signed CA that signs the VCH's leaves.
 fn make_ca(params: &mut CertificateParams) {
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

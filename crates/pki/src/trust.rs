@@ -155,6 +155,9 @@ pub struct ClientTrust {
     revoked: Revocations,
     full_count: usize,
     read_only_count: usize,
+    /// The read-only CAs themselves: a chain that passes through one of them is read-only,
+    /// even when it also reaches a full-access CA (a read-only CA issued by a full one).
+    read_only_cas: Vec<CertificateDer<'static>>,
     /// Who each client certificate seen since this trust was built is, by fingerprint: a
     /// resumed TLS session skips the handshake's checks, and this spares its connection a
     /// chain verification and two certificate parses. A new trust (any change of CAs or of
@@ -226,6 +229,7 @@ impl ClientTrust {
             revoked,
             full_count: full.len(),
             read_only_count: read_only.len(),
+            read_only_cas: read_only.to_vec(),
             known: std::sync::Mutex::default(),
         })
     }
@@ -240,12 +244,14 @@ impl ClientTrust {
         (self.full_count, self.read_only_count)
     }
 
-    /// The role of a client whose chain passed the handshake.
+    /// The role of a client whose chain passed the handshake: decided by the CA that
+    /// verified the leaf. Full access needs a path to a full-access CA on which no read-only CA
+    /// signed anything; the subject's read-only marker only takes rights away.
     pub fn role(&self, chain: &[CertificateDer<'_>]) -> Role {
         let Some((leaf, rest)) = chain.split_first() else {
             return Role::ReadOnly;
         };
-        if marked_read_only(leaf) {
+        if marked_read_only(leaf) || self.issued_by_read_only(leaf, rest) {
             return Role::ReadOnly;
         }
         match &self.full {
@@ -292,6 +298,45 @@ impl ClientTrust {
     /// Whether this (already verified) client certificate is revoked now.
     pub fn is_revoked(&self, leaf: &CertId) -> bool {
         self.revoked.contains(leaf)
+    }
+}
+
+impl ClientTrust {
+    /// Whether a read-only CA signed `leaf`, or any certificate of `rest` that leads from it
+    /// upwards (each found by issuer name and checked by signature, so that a certificate
+    /// slipped into the chain cannot hide the read-only step).
+    fn issued_by_read_only(&self, leaf: &CertificateDer<'_>, rest: &[CertificateDer<'_>]) -> bool {
+        use x509_parser::prelude::*;
+        if self.read_only_cas.is_empty() {
+            return false;
+        }
+        let ro: Vec<X509Certificate<'_>> = self
+            .read_only_cas
+            .iter()
+            .filter_map(|c| parse_x509_certificate(c.as_ref()).ok().map(|(_, c)| c))
+            .collect();
+        let above: Vec<X509Certificate<'_>> = rest
+            .iter()
+            .filter_map(|c| parse_x509_certificate(c.as_ref()).ok().map(|(_, c)| c))
+            .collect();
+        let Ok((_, mut current)) = parse_x509_certificate(leaf.as_ref()) else {
+            return true;
+        };
+        // A chain is at most as long as what the client sent.
+        for _ in 0..=above.len() {
+            let signed_by = |ca: &X509Certificate<'_>| {
+                ca.subject() == current.issuer()
+                    && current.verify_signature(Some(ca.public_key())).is_ok()
+            };
+            if ro.iter().any(signed_by) {
+                return true;
+            }
+            match above.iter().find(|c| signed_by(c)) {
+                Some(next) => current = next.clone(),
+                None => return false,
+            }
+        }
+        false
     }
 }
 
@@ -415,6 +460,43 @@ mod tests {
             assert_eq!(admin_who.role, Role::Full);
         }
         assert!(trust.identify(&[]).is_none());
+    }
+
+    #[test]
+    fn a_read_only_ca_issued_by_a_full_one_stays_read_only() {
+        let root = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
+        // The read-only CA is an intermediate of the full-access root.
+        let ro = crate::generate::generate_intermediate_ca(
+            &root.signer().unwrap(),
+            "viewers",
+            KeySize::EcP256,
+        )
+        .unwrap();
+        let trust =
+            ClientTrust::new(&[der(&root)], &[der(&ro)], Revocations::default(), false).unwrap();
+        let viewer = generate_client(
+            &ro.signer().unwrap(),
+            &crate::ClientProfile::new("viewer"),
+            KeySize::EcP256,
+        )
+        .unwrap();
+        // With its CA in the chain it reaches the full-access root too: still read-only.
+        let now = UnixTime::now();
+        assert!(
+            trust
+                .verify_client_cert(&viewer.cert_der, &[der(&ro)], now)
+                .is_ok()
+        );
+        assert_eq!(trust.role(&[der(&viewer), der(&ro)]), Role::ReadOnly);
+        assert_eq!(trust.role(&[der(&viewer)]), Role::ReadOnly);
+        // A certificate the root signed directly keeps full access.
+        let admin = generate_client(
+            &root.signer().unwrap(),
+            &crate::ClientProfile::new("admin"),
+            KeySize::EcP256,
+        )
+        .unwrap();
+        assert_eq!(trust.role(&[der(&admin), der(&ro)]), Role::Full);
     }
 
     #[test]

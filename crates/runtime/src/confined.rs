@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -14,6 +14,7 @@ use rustix::fs::{
     AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timestamps, openat, openat2, statat,
 };
 use rustix::io::Errno;
+use vic_core::IdMap;
 
 /// Why a confined operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,10 +83,13 @@ pub struct ExtractOptions {
     pub no_overwrite_dir_non_dir: bool,
 }
 
-/// A folder that paths are resolved inside of, as if it were `/`.
+/// A folder that paths are resolved inside of, as if it were `/`. Its files' owners are
+/// host ids; archives show them as the container sees them, through `ids` (the VCH's user
+/// namespace map; the identity without one).
 #[derive(Debug)]
 pub struct Root {
     fd: OwnedFd,
+    ids: IdMap,
 }
 
 /// Splits a container path into its folder and last name (`None` for `/`, `.`, `..` endings,
@@ -152,6 +156,7 @@ pub struct Source {
     top: PathBuf,
     stat: PathStat,
     shown: String,
+    ids: IdMap,
 }
 
 impl Source {
@@ -164,12 +169,13 @@ impl Source {
     pub fn write<W: Write>(self, out: W) -> Result<PathStat, ConfinedError> {
         let mut tar = tar::Builder::new(out);
         tar.follow_symlinks(false);
+        let ids = self.ids;
         match &self.name {
-            Some(n) => add_entry(&mut tar, &self.dirfd, OsStr::new(n), &self.top)?,
+            Some(n) => add_entry(&mut tar, &self.dirfd, OsStr::new(n), &self.top, ids)?,
             None => {
                 let st =
                     rustix::fs::fstat(&self.dirfd).map_err(io_err("cannot stat", &self.shown))?;
-                add_dir(&mut tar, self.dirfd, &st, &self.top)?;
+                add_dir(&mut tar, self.dirfd, &st, &self.top, ids)?;
             }
         }
         tar.into_inner()
@@ -226,7 +232,56 @@ impl Root {
             Mode::empty(),
         )
         .map_err(io_err("cannot open", &shown))?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd,
+            ids: IdMap::IDENTITY,
+        })
+    }
+
+    /// A root at a folder already opened (a host path proven inside its own root, see
+    /// [`crate::open_beneath`]).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self {
+            fd,
+            ids: IdMap::IDENTITY,
+        }
+    }
+
+    /// The same root, its owners seen through `ids`: archives show container ids, extraction
+    /// writes host ids.
+    pub fn with_ids(self, ids: IdMap) -> Self {
+        Self { ids, ..self }
+    }
+
+    /// Reads regular file `path` (resolved inside the root) whole, up to `max` bytes: `None`
+    /// when it does not exist. Anything but a regular file (a FIFO, `/dev/zero`, a folder) or
+    /// a longer file is refused, so a hostile image cannot make a reader hang or eat memory.
+    pub fn read_small(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, ConfinedError> {
+        // Non-blocking: opening a FIFO for reading would wait for a writer.
+        let fd = match self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK) {
+            Ok(fd) => fd,
+            Err(ConfinedError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", path))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(ConfinedError::Refused {
+                entry: path.to_owned(),
+                reason: "it is not a regular file".into(),
+            });
+        }
+        if st.st_size as u64 > max {
+            return Err(ConfinedError::Refused {
+                entry: path.to_owned(),
+                reason: format!("it is larger than {max} bytes"),
+            });
+        }
+        let mut out = Vec::new();
+        std::fs::File::from(fd)
+            .take(max)
+            .read_to_end(&mut out)
+            .map_err(std_err("cannot read", path))?;
+        Ok(Some(out))
     }
 
     /// Opens `path`, resolved inside the root (symlinks followed, but never out of it).
@@ -275,6 +330,7 @@ impl Root {
             top,
             stat,
             shown: path.to_owned(),
+            ids: self.ids,
         })
     }
 
@@ -302,7 +358,7 @@ impl Root {
             if st.st_dev != dev {
                 continue;
             }
-            add_entry(&mut tar, &fd, name, Path::new(name))?;
+            add_entry(&mut tar, &fd, name, Path::new(name), self.ids)?;
         }
         tar.into_inner()
             .and_then(|mut w| w.flush())
@@ -348,6 +404,16 @@ impl Root {
             let header = entry.header().clone();
             let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
             let kind = header.entry_type();
+            // The owner on the host: the archive's (`docker cp -a`) or the container's root,
+            // through the VCH's user namespace.
+            let owner = if opts.keep_owner {
+                (
+                    self.host_id(header.uid().unwrap_or(0), &shown)?,
+                    self.host_id(header.gid().unwrap_or(0), &shown)?,
+                )
+            } else {
+                (self.host_id(0, &shown)?, self.host_id(0, &shown)?)
+            };
             let existing = statat(&parent, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
                 .ok()
                 .map(|s| FileType::from_raw_mode(s.st_mode));
@@ -382,8 +448,15 @@ impl Root {
                         rustix::fs::mkdirat(&parent, name.as_os_str(), mode)
                             .map_err(io_err("cannot create", &shown))?;
                     }
-                    rustix::fs::chmodat(&parent, name.as_os_str(), mode, AtFlags::empty())
-                        .map_err(io_err("cannot set the mode of", &shown))?;
+                    // By descriptor, never following: the container may swap a symlink in.
+                    let fd = openat(
+                        &parent,
+                        name.as_os_str(),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err("cannot open", &shown))?;
+                    set_owner_and_mode(&fd, owner, mode, &shown)?;
                 }
                 E::Regular | E::Continuous => {
                     let fd = openat(
@@ -400,8 +473,7 @@ impl Root {
                     let mut file = std::fs::File::from(fd);
                     std::io::copy(&mut entry, &mut file)
                         .map_err(std_err("cannot write", &shown))?;
-                    rustix::fs::fchmod(&file, mode)
-                        .map_err(io_err("cannot set the mode of", &shown))?;
+                    set_owner_and_mode(&file, owner, mode, &shown)?;
                 }
                 E::Symlink => {
                     let target = entry
@@ -448,6 +520,32 @@ impl Root {
                 E::Fifo => {
                     rustix::fs::mknodat(&parent, name.as_os_str(), FileType::Fifo, mode, 0)
                         .map_err(io_err("cannot create", &shown))?;
+                    let fd = openat(
+                        &parent,
+                        name.as_os_str(),
+                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err("cannot open", &shown))?;
+                    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Fifo {
+                        return Err(ConfinedError::Refused {
+                            entry: shown,
+                            reason: "it was replaced while it was extracted".into(),
+                        });
+                    }
+                    rustix::fs::chownat(
+                        &fd,
+                        "",
+                        Some(rustix::fs::Uid::from_raw(owner.0)),
+                        Some(rustix::fs::Gid::from_raw(owner.1)),
+                        AtFlags::EMPTY_PATH,
+                    )
+                    .map_err(io_err("cannot set the owner of", &shown))?;
+                    // An O_PATH descriptor takes no fchmod; its /proc link names that very
+                    // inode, whatever the path now holds.
+                    rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), mode)
+                        .map_err(io_err("cannot set the mode of", &shown))?;
                 }
                 E::Char | E::Block => {
                     return Err(ConfinedError::Refused {
@@ -463,26 +561,16 @@ impl Root {
                     });
                 }
             }
-            let (uid, gid) = if opts.keep_owner {
-                (
-                    header.uid().unwrap_or(0) as u32,
-                    header.gid().unwrap_or(0) as u32,
+            // Links take their owner without following (a hard link shares its target's).
+            if matches!(kind, E::Symlink | E::Link) {
+                rustix::fs::chownat(
+                    &parent,
+                    name.as_os_str(),
+                    Some(rustix::fs::Uid::from_raw(owner.0)),
+                    Some(rustix::fs::Gid::from_raw(owner.1)),
+                    AtFlags::SYMLINK_NOFOLLOW,
                 )
-            } else {
-                (0, 0)
-            };
-            rustix::fs::chownat(
-                &parent,
-                name.as_os_str(),
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(io_err("cannot set the owner of", &shown))?;
-            // A change of owner clears setuid and setgid: set the mode again after it.
-            if kind == E::Regular && mode.bits() & 0o6000 != 0 {
-                rustix::fs::chmodat(&parent, name.as_os_str(), mode, AtFlags::empty())
-                    .map_err(io_err("cannot set the mode of", &shown))?;
+                .map_err(io_err("cannot set the owner of", &shown))?;
             }
             if let Ok(mtime) = header.mtime() {
                 let t = rustix::fs::Timespec {
@@ -504,6 +592,16 @@ impl Root {
         Ok(count)
     }
 
+    /// The host id of container id `id`, for archive entry `shown`.
+    fn host_id(&self, id: u64, shown: &str) -> Result<u32, ConfinedError> {
+        self.ids
+            .to_host(u32::try_from(id).unwrap_or(u32::MAX))
+            .map_err(|e| ConfinedError::Refused {
+                entry: shown.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
     /// The folder `dir/rel`, created as needed; each step is resolved inside the root.
     fn make_dirs(&self, dir: &str, rel: &Path) -> Result<OwnedFd, ConfinedError> {
         let mut at = dir.trim_end_matches('/').to_owned();
@@ -523,7 +621,15 @@ impl Root {
                             e => io_err("cannot create", &next)(e),
                         },
                     )?;
-                    self.resolve(&next, OFlags::PATH | OFlags::DIRECTORY)?
+                    let made = self.resolve(&next, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                    let root = self.host_id(0, &next)?;
+                    rustix::fs::fchown(
+                        &made,
+                        Some(rustix::fs::Uid::from_raw(root)),
+                        Some(rustix::fs::Gid::from_raw(root)),
+                    )
+                    .map_err(io_err("cannot set the owner of", &next))?;
+                    made
                 }
                 Err(e) => return Err(e),
             };
@@ -533,12 +639,29 @@ impl Root {
     }
 }
 
+/// Sets the owner, then the mode (a change of owner clears setuid and setgid), of an open file.
+fn set_owner_and_mode(
+    fd: impl std::os::fd::AsFd,
+    owner: (u32, u32),
+    mode: Mode,
+    shown: &str,
+) -> Result<(), ConfinedError> {
+    rustix::fs::fchown(
+        &fd,
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+    )
+    .map_err(io_err("cannot set the owner of", shown))?;
+    rustix::fs::fchmod(&fd, mode).map_err(io_err("cannot set the mode of", shown))
+}
+
 /// Adds entry `name` of folder `dirfd` (and, for a folder, what it holds) as `as_path`.
 fn add_entry<W: Write>(
     tar: &mut tar::Builder<W>,
     dirfd: &OwnedFd,
     name: &OsStr,
     as_path: &Path,
+    ids: IdMap,
 ) -> Result<(), ConfinedError> {
     let shown = as_path.to_string_lossy().into_owned();
     let st =
@@ -552,7 +675,7 @@ fn add_entry<W: Write>(
                 Mode::empty(),
             )
             .map_err(io_err("cannot open", &shown))?;
-            add_dir(tar, fd, &st, as_path)
+            add_dir(tar, fd, &st, as_path, ids)
         }
         FileType::RegularFile => {
             let fd = openat(
@@ -564,7 +687,7 @@ fn add_entry<W: Write>(
             .map_err(io_err("cannot open", &shown))?;
             // Described from the opened file: what is read is what is described.
             let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
-            let mut h = header(&st, tar::EntryType::Regular);
+            let mut h = header(&st, tar::EntryType::Regular, ids);
             h.set_size(st.st_size as u64);
             let data = Padded {
                 inner: std::fs::File::from(fd).take(st.st_size as u64),
@@ -576,7 +699,7 @@ fn add_entry<W: Write>(
         FileType::Symlink => {
             let target = rustix::fs::readlinkat(dirfd, name, Vec::new())
                 .map_err(io_err("cannot read", &shown))?;
-            let mut h = header(&st, tar::EntryType::Symlink);
+            let mut h = header(&st, tar::EntryType::Symlink, ids);
             append_raw(
                 tar,
                 &mut h,
@@ -592,7 +715,7 @@ fn add_entry<W: Write>(
                 FileType::CharacterDevice => tar::EntryType::Char,
                 _ => tar::EntryType::Block,
             };
-            let mut h = header(&st, kind);
+            let mut h = header(&st, kind, ids);
             let dev = st.st_rdev;
             let _ = h.set_device_major(rustix::fs::major(dev));
             let _ = h.set_device_minor(rustix::fs::minor(dev));
@@ -615,9 +738,10 @@ fn add_dir<W: Write>(
     fd: OwnedFd,
     st: &Stat,
     as_path: &Path,
+    ids: IdMap,
 ) -> Result<(), ConfinedError> {
     let shown = as_path.to_string_lossy().into_owned();
-    let mut h = header(st, tar::EntryType::Directory);
+    let mut h = header(st, tar::EntryType::Directory, ids);
     let mut name = as_path.as_os_str().as_bytes().to_vec();
     name.push(b'/');
     append_raw(tar, &mut h, &name, None, std::io::empty())
@@ -626,7 +750,7 @@ fn add_dir<W: Write>(
     names.sort();
     for n in names {
         let name = OsStr::from_bytes(&n);
-        add_entry(tar, &fd, name, &as_path.join(name))?;
+        add_entry(tar, &fd, name, &as_path.join(name), ids)?;
     }
     Ok(())
 }
@@ -708,12 +832,13 @@ fn walk_dir(
     Ok(())
 }
 
-fn header(st: &Stat, kind: tar::EntryType) -> tar::Header {
+/// A header for a file with status `st`, its owner as the container sees it.
+fn header(st: &Stat, kind: tar::EntryType, ids: IdMap) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(u64::from(st.st_uid));
-    h.set_gid(u64::from(st.st_gid));
+    h.set_uid(u64::from(ids.to_container(st.st_uid)));
+    h.set_gid(u64::from(ids.to_container(st.st_gid)));
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
@@ -745,8 +870,9 @@ impl<R: Read> Read for Padded<R> {
 }
 
 /// Copies everything in folder `src` (inside `root`) into the empty folder `dst` (a new
-/// volume), keeping owners and modes: Docker's copy of an image's content into a volume.
-pub fn copy_into_volume(root: &Root, src: &str, dst: &Path) -> Result<u64, ConfinedError> {
+/// volume's data, opened by the caller), keeping owners and modes: Docker's copy of an image's
+/// content into a volume.
+pub fn copy_into_volume(root: &Root, src: &str, dst: OwnedFd) -> Result<u64, ConfinedError> {
     let fd = match root.resolve(src, OFlags::RDONLY | OFlags::DIRECTORY) {
         Ok(fd) => fd,
         // Nothing in the image at that path: nothing to copy.
@@ -754,14 +880,16 @@ pub fn copy_into_volume(root: &Root, src: &str, dst: &Path) -> Result<u64, Confi
         Err(e) => return Err(e),
     };
     let (reader, writer) = std::io::pipe().map_err(std_err("cannot copy", src))?;
-    let dst_root = Root::open(dst)?;
+    // Both sides see owners through the same map: host ids come out as they went in.
+    let dst_root = Root::from_fd(dst).with_ids(root.ids);
+    let ids = root.ids;
     // A tar stream between the two halves keeps one code path for reading a container's files.
     std::thread::scope(|s| {
         let producer = s.spawn(move || -> Result<(), ConfinedError> {
             let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", src))?;
             let mut tar = tar::Builder::new(writer);
             tar.follow_symlinks(false);
-            add_dir(&mut tar, fd, &st, Path::new("."))?;
+            add_dir(&mut tar, fd, &st, Path::new("."), ids)?;
             tar.into_inner().map_err(std_err("cannot copy", src))?;
             Ok(())
         });
@@ -784,275 +912,4 @@ pub fn copy_into_volume(root: &Root, src: &str, dst: &Path) -> Result<u64, Confi
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree() -> tempfile::TempDir {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        std::fs::create_dir_all(r.join("etc/conf.d")).unwrap();
-        std::fs::write(r.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
-        std::fs::write(r.join("etc/conf.d/a"), "a").unwrap();
-        std::os::unix::fs::symlink("/etc", r.join("link")).unwrap();
-        std::os::unix::fs::symlink("../../../../../../", r.join("up")).unwrap();
-        t
-    }
-
-    /// Every path below `dir`, for before/after comparisons.
-    fn listing(dir: &Path) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut todo = vec![dir.to_owned()];
-        while let Some(d) = todo.pop() {
-            for e in std::fs::read_dir(&d).unwrap().flatten() {
-                let p = e.path();
-                if e.file_type().unwrap().is_dir() {
-                    todo.push(p.clone());
-                }
-                out.push(p);
-            }
-        }
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn the_hostile_cp_corpus_never_writes_outside_the_root() {
-        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cp");
-        // Refused with this reason, or accepted with what it wrote inside the root.
-        let cases: &[(&str, Result<&str, &str>)] = &[
-            ("dotdot.tar", Err("..")),
-            ("bad-checksum.tar", Err("checksum")),
-            ("huge-size.tar", Err("unexpected EOF")),
-            ("long-path.tar", Err("longer than 4096 bytes")),
-            ("block-device.tar", Err("device nodes")),
-            ("char-device.tar", Err("device nodes")),
-            ("hardlink-outside.tar", Err("climbs out")),
-            // Links are resolved as the container would: inside its root.
-            ("symlink-chain.tar", Ok("vic-evil")),
-            ("symlink-chain-write.tar", Ok("etc/vic-evil")),
-            ("symlink-then-write.tar", Ok("tmp/vic-evil")),
-            ("setuid.tar", Ok("tool")),
-        ];
-        for (file, expected) in cases {
-            let parent = tempfile::tempdir().unwrap();
-            let root_dir = parent.path().join("root");
-            std::fs::create_dir_all(root_dir.join("etc")).unwrap();
-            std::fs::create_dir_all(root_dir.join("tmp")).unwrap();
-            std::fs::write(parent.path().join("canary"), "host").unwrap();
-            let before = listing(parent.path());
-            let root = Root::open(&root_dir).unwrap();
-            let input = std::fs::File::open(corpus.join(file)).unwrap();
-            let r = root.extract("/", input, ExtractOptions::default());
-            match expected {
-                Err(needle) => {
-                    let e = r.expect_err(file).to_string();
-                    assert!(e.contains(needle), "{file}: {e}");
-                }
-                Ok(inside) => {
-                    r.unwrap_or_else(|e| panic!("{file}: {e}"));
-                    let meta = root_dir.join(inside).symlink_metadata();
-                    assert!(meta.is_ok(), "{file}: {inside} missing");
-                    if *file == "setuid.tar" {
-                        use std::os::unix::fs::PermissionsExt as _;
-                        assert_eq!(meta.unwrap().permissions().mode() & 0o7777, 0o4755);
-                    }
-                }
-            }
-            let after: Vec<_> = listing(parent.path())
-                .into_iter()
-                .filter(|p| !p.starts_with(&root_dir))
-                .collect();
-            let before: Vec<_> = before
-                .into_iter()
-                .filter(|p| !p.starts_with(&root_dir))
-                .collect();
-            assert_eq!(after, before, "{file} wrote outside the root");
-            assert_eq!(
-                std::fs::read_to_string(parent.path().join("canary")).unwrap(),
-                "host"
-            );
-        }
-        assert!(!Path::new("/tmp/vic-evil").exists());
-        assert!(!Path::new("/etc/vic-evil").exists());
-    }
-
-    fn names(tar_bytes: &[u8]) -> Vec<String> {
-        tar::Archive::new(tar_bytes)
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn resolution_never_leaves_the_root() {
-        let t = tree();
-        let root = Root::open(t.path()).unwrap();
-        // `/etc` through an absolute symlink is the root's /etc, not the host's.
-        let st = root.stat("/link/hosts").unwrap();
-        assert_eq!(st.size, 20);
-        // `..` past the top stays at the top.
-        assert!(root.stat("/up/etc/hosts").is_ok());
-        assert!(root.stat("/../../etc/conf.d/a").is_ok());
-        assert!(matches!(
-            root.stat("/etc/passwd"),
-            Err(ConfinedError::NotFound(_))
-        ));
-        let l = root.stat("/link").unwrap();
-        assert_eq!(l.link_target, "/etc");
-        assert!(root.stat("/etc/.").unwrap().is_dir());
-    }
-
-    #[test]
-    fn archive_names_and_contents() {
-        let t = tree();
-        let root = Root::open(t.path()).unwrap();
-        let mut out = Vec::new();
-        root.archive("/etc", &mut out).unwrap();
-        assert_eq!(
-            names(&out),
-            ["etc/", "etc/conf.d/", "etc/conf.d/a", "etc/hosts"]
-        );
-        // Long names survive.
-        let deep = "d".repeat(120);
-        std::fs::create_dir_all(t.path().join("etc").join(&deep)).unwrap();
-        std::fs::write(t.path().join("etc").join(&deep).join("f"), "f").unwrap();
-        let mut out = Vec::new();
-        root.archive("/etc", &mut out).unwrap();
-        assert!(names(&out).contains(&format!("etc/{deep}/f")));
-        let mut out = Vec::new();
-        root.archive("/etc/.", &mut out).unwrap();
-        assert!(names(&out).contains(&"./hosts".to_owned()));
-        // A symlink is archived as a symlink, never followed.
-        let mut out = Vec::new();
-        root.archive("/up", &mut out).unwrap();
-        assert_eq!(names(&out), ["up"]);
-    }
-
-    fn archive_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, kind, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_mode(0o644);
-            match kind {
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    h.set_size(0);
-                    b.append_link(&mut h, path, data).unwrap();
-                }
-                _ => {
-                    h.set_size(data.len() as u64);
-                    // Raw names: the builder refuses `..`, a hostile archive does not.
-                    let name = path.as_bytes();
-                    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-                    h.set_cksum();
-                    b.append(&h, data.as_bytes()).unwrap();
-                }
-            }
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn extraction_stays_inside() {
-        let t = tree();
-        let outside = tempfile::tempdir().unwrap();
-        let root = Root::open(t.path()).unwrap();
-        let opts = ExtractOptions::default();
-        // A symlink to the host's folder, then a file through it: lands in the root.
-        let a = archive_of(&[
-            (
-                "esc",
-                tar::EntryType::Symlink,
-                outside.path().to_str().unwrap(),
-            ),
-            ("esc/owned", tar::EntryType::Regular, "x"),
-        ]);
-        assert!(matches!(
-            root.extract("/", a.as_slice(), opts),
-            Err(ConfinedError::Refused { .. })
-        ));
-        assert!(!outside.path().join("owned").exists());
-        // Through a symlink to a folder of the root: lands there.
-        let a = archive_of(&[("link/new", tar::EntryType::Regular, "n")]);
-        root.extract("/", a.as_slice(), opts).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(t.path().join("etc/new")).unwrap(),
-            "n"
-        );
-        // `..` is refused outright.
-        let a = archive_of(&[("../evil", tar::EntryType::Regular, "x")]);
-        assert!(matches!(
-            root.extract("/etc", a.as_slice(), opts),
-            Err(ConfinedError::Refused { .. })
-        ));
-        // Writing onto an existing symlink replaces the link, never its target.
-        std::os::unix::fs::symlink(outside.path().join("victim"), t.path().join("etc/trap"))
-            .unwrap();
-        let a = archive_of(&[("trap", tar::EntryType::Regular, "y")]);
-        root.extract("/etc", a.as_slice(), opts).unwrap();
-        assert!(!outside.path().join("victim").exists());
-        assert_eq!(
-            std::fs::read_to_string(t.path().join("etc/trap")).unwrap(),
-            "y"
-        );
-        // Devices are refused; the extraction point must be a folder.
-        let a = archive_of(&[("null", tar::EntryType::Char, "")]);
-        assert!(root.extract("/", a.as_slice(), opts).is_err());
-        assert!(matches!(
-            root.extract("/etc/hosts", a.as_slice(), opts),
-            Err(ConfinedError::NotDirectory(_))
-        ));
-        // A hard link to a file outside: resolved inside the root, so not found.
-        let a = archive_of(&[("hl", tar::EntryType::Link, "../../../etc/passwd")]);
-        assert!(root.extract("/", a.as_slice(), opts).is_err());
-        // Replacing a folder with a file is refused when asked.
-        let a = archive_of(&[("conf.d", tar::EntryType::Regular, "z")]);
-        assert!(matches!(
-            root.extract(
-                "/etc",
-                a.as_slice(),
-                ExtractOptions {
-                    no_overwrite_dir_non_dir: true,
-                    ..opts
-                }
-            ),
-            Err(ConfinedError::Refused { .. })
-        ));
-    }
-
-    #[test]
-    fn export_and_walk() {
-        let t = tree();
-        let root = Root::open(t.path()).unwrap();
-        let mut out = Vec::new();
-        root.export(&mut out).unwrap();
-        let n = names(&out);
-        assert!(
-            n.contains(&"etc/hosts".to_owned()) && n.contains(&"up".to_owned()),
-            "{n:?}"
-        );
-        let all = root.walk().unwrap();
-        assert!(
-            all.iter()
-                .any(|(p, k, _)| p == "/etc/conf.d/a" && *k == FileType::RegularFile)
-        );
-        assert!(
-            all.iter()
-                .any(|(p, k, _)| p == "/link" && *k == FileType::Symlink)
-        );
-    }
-
-    #[test]
-    fn copy_into_a_volume() {
-        let t = tree();
-        let vol = tempfile::tempdir().unwrap();
-        let root = Root::open(t.path()).unwrap();
-        assert_eq!(copy_into_volume(&root, "/etc", vol.path()).unwrap(), 3);
-        assert_eq!(
-            std::fs::read_to_string(vol.path().join("conf.d/a")).unwrap(),
-            "a"
-        );
-        assert_eq!(copy_into_volume(&root, "/nothing", vol.path()).unwrap(), 0);
-    }
-}
+mod tests;

@@ -71,6 +71,19 @@ impl ConsoleSocket {
         Ok(Self { at, listener })
     }
 
+    /// Listens at `dir/name` for a runtime that runs as host id `owner` inside a user
+    /// namespace, which may not look into this process's descriptors: the socket is the
+    /// owner's, and the folder's handle is inherited by the runtime, which reaches the socket
+    /// through its own `/proc/self/fd/N/NAME`.
+    pub fn bind_for(dir: &Path, name: &str, owner: u32) -> std::io::Result<Self> {
+        let mut at = ShortPath::new(dir, name)?;
+        let listener = at.bind()?;
+        std::os::unix::fs::chown(&at.path, Some(owner), Some(owner))?;
+        rustix::io::fcntl_setfd(&at._handle, rustix::io::FdFlags::empty())?;
+        at.for_others = at.path.clone();
+        Ok(Self { at, listener })
+    }
+
     /// What to pass to `--console-socket`.
     pub fn path(&self) -> &Path {
         self.at.for_others()

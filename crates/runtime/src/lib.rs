@@ -7,6 +7,7 @@
 
 mod confined;
 mod console;
+mod hostpath;
 mod rootfs;
 mod runc;
 mod seccomp;
@@ -14,10 +15,13 @@ mod spec;
 
 pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, Source, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
+pub use hostpath::{HostPathError, open_beneath, shift_tree, shift_tree_at, stage, unstage, usage};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
-pub use runc::{ContainerState, Runc, RuncError, global_args, needs_own_netns, runtime_message};
-pub use rustix::fs::FileType;
+pub use runc::{
+    ContainerState, Runc, RuncError, global_args, is_runsc, needs_own_netns, runtime_message,
+};
+pub use rustix::fs::{FileType, OFlags};
 pub use spec::{
-    CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, check_capabilities,
-    runtime_spec, write_bundle,
+    CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, UserNamespace,
+    beyond_default_capabilities, check_capabilities, runtime_spec, write_bundle,
 };

@@ -37,6 +37,9 @@ pub struct ContainerState {
 pub struct Runc {
     binary: PathBuf,
     root: PathBuf,
+    /// Where containers' folders are when each one's runtime runs inside its user namespace
+    /// (`<folder>/<id>/userns`): gVisor's runsc, whose sandbox answers only its own namespace.
+    sandboxes: Option<PathBuf>,
 }
 
 impl Runc {
@@ -45,11 +48,32 @@ impl Runc {
         Self {
             binary: binary.into(),
             root: root.into(),
+            sandboxes: None,
         }
     }
 
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.binary);
+    /// Runs the runtime for container `id` inside the user namespace pinned at
+    /// `containers/<id>/userns` (see [`Runc::command_for`]).
+    pub fn sandboxed(self, containers: impl Into<PathBuf>) -> Self {
+        Self {
+            sandboxes: Some(containers.into()),
+            ..self
+        }
+    }
+
+    /// The runtime, ready for a command about container `id`: its global flags and state root,
+    /// inside the container's user namespace when it is sandboxed there.
+    pub fn command_for(&self, id: &str) -> Command {
+        let mut c = match &self.sandboxes {
+            Some(dir) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--user={}", dir.join(id).join("userns").display()))
+                    .arg("--")
+                    .arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
         c.args(global_args(&self.binary))
             .arg("--root")
             .arg(&self.root);
@@ -83,7 +107,7 @@ impl Runc {
         stdout: Stdio,
         stderr: Stdio,
     ) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["create", "--bundle"])
             .arg(bundle)
             .arg(id)
@@ -107,14 +131,14 @@ impl Runc {
 
     /// Starts a created container.
     pub fn start(&self, id: &str) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["start", id]);
         self.output("start", id, c).map(|_| ())
     }
 
     /// The container's state.
     pub fn state(&self, id: &str) -> Result<ContainerState, RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["state", id]);
         let out = self.output("state", id, c)?;
         serde_json::from_slice(&out.stdout).map_err(|e| RuncError::Failed {
@@ -126,7 +150,7 @@ impl Runc {
 
     /// Sends `signal` (e.g. `TERM`, `KILL`) to the container's init.
     pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["kill", id, signal]);
         self.output("kill", id, c).map(|_| ())
     }
@@ -139,7 +163,7 @@ impl Runc {
                 why: "gVisor's runsc cannot change the limits of a running container: recreate the container with the new limits",
             });
         }
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.arg("update");
         if limits.memory > 0 {
             c.arg("--memory").arg(limits.memory.to_string());
@@ -161,7 +185,7 @@ impl Runc {
     /// One sample of the container's cgroup statistics (`runc events --stats`), as runc's
     /// JSON `data` object (cpu, memory, pids, blkio).
     pub fn stats(&self, id: &str) -> Result<serde_json::Value, RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["events", "--stats", id]);
         let out = self.output("events", id, c)?;
         let v: serde_json::Value =
@@ -175,14 +199,14 @@ impl Runc {
 
     /// Freezes the container's processes (cgroup freezer).
     pub fn pause(&self, id: &str) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["pause", id]);
         self.output("pause", id, c).map(|_| ())
     }
 
     /// Thaws a paused container.
     pub fn resume(&self, id: &str) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["resume", id]);
         self.output("resume", id, c).map(|_| ())
     }
@@ -193,7 +217,7 @@ impl Runc {
         id: &str,
         ps_args: &[String],
     ) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         // runsc prints its own table (UID PID PPID C TTY STIME TIME CMD) and takes no ps options.
         if is_runsc(&self.binary) {
             if !ps_args.is_empty() {
@@ -207,8 +231,13 @@ impl Runc {
             c.args(["ps", id, "-ef"]);
         } else {
             // runc runs the host's ps with these options and keeps the container's rows
-            // (which needs a PID column).
+            // (which needs a PID column). Without a selection of its own ps lists only the
+            // caller's user, and a container in a user namespace runs as other host ids: every
+            // process is selected (-e), the container's are kept.
             c.args(["ps", id]).args(ps_args);
+            if !selects_any(ps_args) {
+                c.arg("-e");
+            }
         }
         let out = self.output("ps", id, c)?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -243,7 +272,7 @@ impl Runc {
 
     /// Deletes the container (`force`: even if running).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.arg("delete");
         if force {
             c.arg("--force");
@@ -254,7 +283,7 @@ impl Runc {
 
     /// Runs a container in the foreground and returns its exit code and output.
     pub fn run(&self, id: &str, bundle: &Path) -> Result<(i32, Vec<u8>, Vec<u8>), RuncError> {
-        let mut c = self.cmd();
+        let mut c = self.command_for(id);
         c.args(["run", "--bundle"]).arg(bundle).arg(id);
         let out = c
             .stdin(Stdio::null())
@@ -290,7 +319,51 @@ pub fn needs_own_netns(binary: &Path) -> bool {
     is_runsc(binary)
 }
 
-fn is_runsc(binary: &Path) -> bool {
+/// Whether ps options `args` select processes themselves (the value of a format or sort
+/// option, such as `-o args`, is not an option).
+fn selects_any(args: &[String]) -> bool {
+    let mut value_next = false;
+    for a in args {
+        if std::mem::take(&mut value_next) {
+            continue;
+        }
+        value_next = matches!(
+            a.as_str(),
+            "-o" | "-O" | "o" | "O" | "--format" | "--sort" | "-k"
+        );
+        if !value_next && selects_processes(a) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether ps option `arg` selects processes by itself (`-e`, `-A`, `-u root`, BSD `aux`, ...).
+fn selects_processes(arg: &str) -> bool {
+    match arg.strip_prefix('-') {
+        Some(long) if long.starts_with('-') => [
+            "--pid",
+            "--ppid",
+            "--sid",
+            "--tty",
+            "--user",
+            "--group",
+            "--deselect",
+        ]
+        .iter()
+        .any(|o| arg.starts_with(o)),
+        Some(short) => short
+            .chars()
+            .next()
+            .is_some_and(|c| "AeaxdNCGgpqstUu".contains(c)),
+        None => {
+            arg.chars().all(|c| c.is_ascii_alphabetic()) && (arg.contains('a') || arg.contains('x'))
+        }
+    }
+}
+
+/// Whether `binary` is gVisor's runsc.
+pub fn is_runsc(binary: &Path) -> bool {
     binary.file_name().is_some_and(|n| n == "runsc")
 }
 
@@ -319,6 +392,21 @@ mod tests {
         assert!(needs_own_netns(Path::new("/usr/bin/runsc")));
         assert!(global_args(Path::new("/usr/sbin/runc")).is_empty());
         assert!(!needs_own_netns(Path::new("/usr/bin/crun")));
+    }
+
+    #[test]
+    fn ps_selections() {
+        for sel in ["-e", "-A", "-ef", "aux", "ax", "-u", "--pid=1", "-p"] {
+            assert!(selects_processes(sel), "{sel}");
+        }
+        for not in ["-o", "pid,comm", "-f", "--format", "-l", "o"] {
+            assert!(!selects_processes(not), "{not}");
+        }
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!selects_any(&args(&["-o", "args"])));
+        assert!(!selects_any(&args(&["-o", "pid,comm"])));
+        assert!(selects_any(&args(&["-e", "-o", "pid"])));
+        assert!(selects_any(&args(&["aux"])));
     }
 
     #[test]

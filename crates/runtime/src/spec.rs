@@ -42,6 +42,18 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     /// cgroup limits (`-m`, `--cpus`, `--cpu-shares`, `--pids-limit`).
     pub limits: Limits,
+    /// The VCH's user namespace: the container's root is an unprivileged host id.
+    pub userns: Option<UserNamespace>,
+}
+
+/// A container's user namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserNamespace {
+    /// Container ids to host ids.
+    pub ids: vic_core::IdMap,
+    /// Join this one (made with the container's network namespace, which it owns); `None`
+    /// makes a new one.
+    pub path: Option<PathBuf>,
 }
 
 /// cgroup limits; zero means none.
@@ -245,6 +257,18 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> 
     Ok(caps)
 }
 
+/// The `--cap-add` names that Docker's default set lacks (`ALL` included), as given.
+pub fn beyond_default_capabilities(add: &[String]) -> Vec<String> {
+    add.iter()
+        .filter(|n| {
+            let upper = n.to_ascii_uppercase();
+            let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+            !DEFAULT_CAPS.contains(&bare)
+        })
+        .cloned()
+        .collect()
+}
+
 /// Checks `--cap-add`/`--cap-drop` names (at create, so a typo fails before start).
 pub fn check_capabilities(add: &[String], drop: &[String]) -> Result<(), SpecError> {
     for name in add
@@ -313,7 +337,23 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
             }
         }
     }
+    if let Some(u) = &spec.userns {
+        let mut user = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User);
+        if let Some(p) = &u.path {
+            user = user.path(p.clone());
+        }
+        namespaces.push(user.build().map_err(invalid)?);
+    }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if let Some(u) = &spec.userns {
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(u.ids.base())
+            .size(u.ids.size())
+            .build()
+            .map_err(invalid)?;
+        linux = linux.uid_mappings(vec![map]).gid_mappings(vec![map]);
+    }
     if let Some(profile) = seccomp {
         linux = linux.seccomp(profile);
     }

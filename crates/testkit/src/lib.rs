@@ -230,6 +230,13 @@ impl TestHost {
             .prefix("vic-e2e-")
             .tempdir()
             .unwrap();
+        // Passable by others, as /var/lib is: a VCH's containers run as unprivileged host ids
+        // and reach their root file systems below the state root.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("home")).unwrap();
         // `ip netns exec` mounts /etc/netns/<ns>/hosts over /etc/hosts: names of the test's
         // own hosts go there (see `add_host`).

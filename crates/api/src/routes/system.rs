@@ -238,6 +238,16 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
         }
     }
     security_options.push("name=seccomp,profile=builtin".to_owned());
+    match &facts.user_namespace {
+        Some(ns) => {
+            security_options.push("name=userns".to_owned());
+            system_status.push(["User namespace".to_owned(), ns.clone()]);
+        }
+        None => system_status.push(["User namespace".to_owned(), "off".to_owned()]),
+    }
+    if let Some(w) = &facts.containment_warning {
+        warnings.push(format!("WARNING: {w}"));
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for (label, path) in &facts.certificates {
         for notice in vic_pki::expiring(label, path, now) {

@@ -7,9 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use vic_runtime::{ConfinedError, ExtractOptions, PathStat, Root};
 
-use super::{ContainerRecord, ContainerService, Status, internal};
+use super::{ContainerRecord, ContainerService, Status};
 use crate::EngineError;
-use crate::mounts::MountType;
 
 impl From<ConfinedError> for EngineError {
     fn from(e: ConfinedError) -> Self {
@@ -46,25 +45,27 @@ fn lexical(path: &str) -> PathBuf {
 impl ContainerService {
     /// The root that `path` of container `name_or_id` is resolved in, and the path inside it.
     /// A running container's live root (`/proc/PID/root`, which shows its volumes too); a
-    /// stopped one's root file system, mounted if needed, or the folder of the volume the path
-    /// lies in.
+    /// stopped one's root file system, mounted if needed, or the folder of the volume (or host
+    /// folder) the path lies in, proven inside its store. Owners are seen through the VCH's
+    /// user namespace.
     fn cp_root(&self, name_or_id: &str, path: &str) -> Result<(Root, String), EngineError> {
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
         if let Status::Running { pid } | Status::Paused { pid } = self.status(&rec)
             && pid > 0
+            && let Some(root) = self.live_root(&id, pid)
         {
-            let root = Root::open(Path::new(&format!("/proc/{pid}/root")))?;
-            return Ok((root, path.to_owned()));
+            return Ok((root.with_ids(self.ids()), path.to_owned()));
         }
         let clean = lexical(path);
         // The deepest mount that holds the path.
         let mount = rec
             .mounts
             .iter()
-            .filter(|m| clean.starts_with(&m.destination))
-            .max_by_key(|m| m.destination.len());
-        if let Some(m) = mount {
+            .enumerate()
+            .filter(|(_, m)| clean.starts_with(&m.destination))
+            .max_by_key(|(_, m)| m.destination.len());
+        if let Some((i, m)) = mount {
             let rest = clean
                 .strip_prefix(&m.destination)
                 .map(|r| format!("/{}", r.display()))
@@ -74,23 +75,57 @@ impl ContainerService {
             } else {
                 rest
             };
-            let folder = match m.kind {
-                MountType::Volume => {
-                    self.volumes
-                        .get(m.name.as_deref().unwrap_or_default())?
-                        .mountpoint
-                }
-                MountType::Bind => m.source.clone(),
-                MountType::Tmpfs => {
-                    return Err(EngineError::Conflict(format!(
-                        "{} is a tmpfs, which exists only while the container runs",
-                        m.destination
-                    )));
-                }
-            };
-            return Ok((Root::open(&folder)?, rest));
+            let fd = self.open_source(&rec, i)?;
+            return Ok((Root::from_fd(fd).with_ids(self.ids()), rest));
         }
-        Ok((Root::open(&self.mounted_rootfs(&rec)?)?, path.to_owned()))
+        Ok((
+            Root::open(&self.mounted_rootfs(&rec)?)?.with_ids(self.ids()),
+            path.to_owned(),
+        ))
+    }
+
+    /// The root of running container `id`'s process `pid`, if `pid` is still that container's
+    /// (a child of its monitor): a stale pid may name any process of the host by now. Both
+    /// are read through one handle on the process, so it cannot change in between.
+    fn live_root(&self, id: &str, pid: i64) -> Option<Root> {
+        use vic_runtime::OFlags;
+        let monitor: i64 = std::fs::read_to_string(self.dir(id).join("monitor.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let proc = rustix::fs::open(
+            format!("/proc/{pid}"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        let status = rustix::fs::openat(
+            &proc,
+            "status",
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(status), &mut text).ok()?;
+        let parent: i64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        if parent != monitor {
+            return None;
+        }
+        let root = rustix::fs::openat(
+            &proc,
+            "root",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        Some(Root::from_fd(root))
     }
 
     /// The root file system of a stopped container, mounted if it is not.
@@ -102,9 +137,7 @@ impl ContainerService {
             _ => false,
         };
         if !mounted {
-            let (_, layers) = self.images.layer_paths(&rec.image_id)?;
-            vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
-                .map_err(|e| internal("cannot mount the container's root", e))?;
+            self.mount_root(rec, &rootfs)?;
         }
         Ok(rootfs)
     }
@@ -113,7 +146,7 @@ impl ContainerService {
     pub fn export(&self, name_or_id: &str, out: impl Write) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
-        let root = Root::open(&self.mounted_rootfs(&rec)?)?;
+        let root = Root::open(&self.mounted_rootfs(&rec)?)?.with_ids(self.ids());
         root.export(out)?;
         let rec = self.load(&id)?;
         self.emit("export", &rec, &[]);

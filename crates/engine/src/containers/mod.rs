@@ -3,12 +3,14 @@
 //! table; each container's files live in `<state>/containers/<id>/`: the overlayfs dirs, the
 //! bundle, and the monitor's `container.log`, `monitor.pid` and `exit.json`.
 
+mod containment;
 mod copy;
 mod lifecycle;
 mod network;
 mod security;
 mod table;
 
+pub use containment::Containment;
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use vic_runtime::{ContainerSpec, Runc};
 
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
-pub use network::{NetworkAttachment, PortRequest, PublishedPort, remove_netns};
+pub use network::{NetworkAttachment, PortRequest, PublishedPort, remove_namespaces};
 
 /// What `docker create` asks for (already parsed from Docker's JSON by the API).
 #[derive(Debug, Clone, Default)]
@@ -465,6 +467,8 @@ pub struct ContainerService {
     runtime: PathBuf,
     runtime_root: PathBuf,
     monitor: PathBuf,
+    /// The user namespace and what is allowed without one.
+    containment: Containment,
     events: crate::EventBus,
     /// Bumped when a monitor of this endpoint ends (its exit is recorded), when a container
     /// is removed and when an attached client leaves: waiters wake at once instead of at
@@ -487,21 +491,18 @@ pub(crate) fn now() -> String {
         .unwrap_or_default()
 }
 
-/// Bytes used by the files under `dir` (not following symlinks; hard links counted once per
-/// name).
+/// Bytes used by the files under `dir` (not following symlinks, at `dir` or below; hard links
+/// counted once per name).
 pub fn disk_usage(dir: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(dir) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
+    use vic_runtime::OFlags;
+    match rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => vic_runtime::usage(&fd),
+        Err(_) => std::fs::symlink_metadata(dir).map_or(0, |m| m.len()),
     }
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| disk_usage(&e.path()))
-        .sum()
 }
 
 /// Whether process `pid` runs (a zombie, exited but not yet reaped by whoever adopted it,
@@ -572,6 +573,7 @@ impl ContainerService {
         networks: Arc<NetworkService>,
         runtime: PathBuf,
         monitor: PathBuf,
+        containment: Containment,
     ) -> Result<Self, EngineError> {
         // `runc exec --tty` must detach; its process then becomes ours (not init's) when runc
         // exits, so its exit code can be read. Only this process's own orphans are affected.
@@ -583,6 +585,15 @@ impl ContainerService {
             std::fs::create_dir_all(d)
                 .map_err(|e| internal("cannot create the container store", e))?;
         }
+        // runsc keeps its state as the container's root when it runs in the containers' user
+        // namespace (see `sandbox_flag`): its state folder is that root's.
+        if let Some(ids) = containment.userns
+            && vic_runtime::is_runsc(&runtime)
+        {
+            let owner = ids.to_host(0).unwrap_or(0);
+            std::os::unix::fs::chown(&runtime_root, Some(owner), Some(owner))
+                .map_err(|e| internal("cannot hand the runtime its state folder", e))?;
+        }
         let table = table::Table::open(&crate::state_db(state_dir)?)?;
         table.adopt_folders(&root)?;
         let svc = Self {
@@ -592,7 +603,12 @@ impl ContainerService {
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
-            runc: Runc::new(&runtime, &runtime_root),
+            runc: match containment.userns {
+                Some(_) if vic_runtime::is_runsc(&runtime) => {
+                    Runc::new(&runtime, &runtime_root).sandboxed(&root)
+                }
+                _ => Runc::new(&runtime, &runtime_root),
+            },
             root,
             events: images.events().clone(),
             changed: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -605,6 +621,7 @@ impl ContainerService {
             runtime,
             runtime_root,
             monitor,
+            containment,
         };
 
         // A start cut short by a killed endpoint: the monitor runs the container, the record
@@ -937,6 +954,7 @@ impl ContainerService {
             names: req.names.clone(),
         };
         security::parse(&rec.security_opt)?;
+        self.containment.check(&rec)?;
         // Stored by name, however it was given.
         if let Ok(n) = self.networks.get(&rec.network_mode) {
             rec.network_mode = n.name;
@@ -993,56 +1011,6 @@ impl ContainerService {
         Ok(id)
     }
 
-    /// `uid[:gid]` for the user spec, names looked up in the image's /etc/passwd and /etc/group.
-    fn user_ids(&self, user: &str, layers: &[PathBuf]) -> Result<(u32, u32), EngineError> {
-        if user.is_empty() {
-            return Ok((0, 0));
-        }
-        let (u, g) = match user.split_once(':') {
-            Some((u, g)) => (u, Some(g)),
-            None => (user, None),
-        };
-        let file = |name: &str| {
-            layers
-                .iter()
-                .rev()
-                .find_map(|l| std::fs::read_to_string(l.join(name)).ok())
-                .unwrap_or_default()
-        };
-        let lookup = |text: &str, key: &str, field: usize| {
-            text.lines().find_map(|l| {
-                let parts: Vec<&str> = l.split(':').collect();
-                (parts.first() == Some(&key))
-                    .then(|| parts.get(field).and_then(|v| v.parse::<u32>().ok()))
-                    .flatten()
-            })
-        };
-        let passwd = file("etc/passwd");
-        let (uid, primary) = match u.parse::<u32>() {
-            Ok(n) => (n, lookup(&passwd, u, 3).unwrap_or(n)),
-            Err(_) => {
-                let uid = lookup(&passwd, u, 2).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "unable to find user {u}: no matching entries in passwd file"
-                    ))
-                })?;
-                (uid, lookup(&passwd, u, 3).unwrap_or(0))
-            }
-        };
-        let gid = match g {
-            None => primary,
-            Some(g) => match g.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => lookup(&file("etc/group"), g, 2).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-            },
-        };
-        Ok((uid, gid))
-    }
-
     /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
     pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
         let id = self.resolve(name_or_id)?;
@@ -1050,14 +1018,22 @@ impl ContainerService {
         if let Status::Running { .. } = self.status(&rec) {
             return Ok(false);
         }
+        // An administrator may have turned user namespaces off since this was created.
+        self.containment.check(&rec)?;
         let dir = self.dir(&id);
-        let (_, layers) = self.images.layer_paths(&rec.image_id)?;
-        let (uid, gid) = self.user_ids(&rec.user, &layers)?;
         let rootfs = dir.join("rootfs");
         vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
-        vic_runtime::mount_overlay(&layers, &dir.join("upper"), &dir.join("work"), &rootfs)
-            .map_err(|e| internal("cannot mount the root", e))?;
-        let mounts = match self.runtime_mounts(&rec, &rootfs) {
+        self.mount_root(&rec, &rootfs)?;
+        let (uid, gid) = match self.user_ids(&rec.user, &rootfs) {
+            Ok(ids) => ids,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        // Proven host folders, bound where the runtime finds them, until the start is decided.
+        let mut staged = containment::Staged { paths: Vec::new() };
+        let mounts = match self.runtime_mounts(&rec, &rootfs, &mut staged) {
             Ok(mut m) => {
                 if rec.init {
                     m.push(vic_runtime::MountSpec {
@@ -1104,6 +1080,7 @@ impl ContainerService {
         // Its neighbours learn its name, and it theirs.
         self.refresh_names(Some(&rec));
         let spec = ContainerSpec {
+            userns: self.spec_userns(&rec, netns.is_some()),
             netns,
             seccomp_unconfined: security.seccomp_unconfined,
             no_new_privileges: security.no_new_privileges,
@@ -1138,6 +1115,8 @@ impl ContainerService {
         let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
         let _ = std::fs::remove_file(dir.join("exit.json"));
         let _ = std::fs::remove_file(dir.join("monitor.pid"));
+        // The last run's pid names nothing now (or, reused, someone else).
+        let _ = std::fs::remove_file(dir.join("init.pid"));
         self.forget_runtime_state(&id);
         let mut monitor = Command::new(&self.monitor);
         if rec.tty {
@@ -1145,6 +1124,9 @@ impl ContainerService {
         }
         if rec.open_stdin {
             monitor.arg("--stdin");
+        }
+        if let Some(flag) = self.sandbox_flag(&id) {
+            monitor.arg(flag);
         }
         monitor
             .arg(&self.runtime)
@@ -1216,48 +1198,48 @@ impl ContainerService {
         Ok(true)
     }
 
-    /// The runtime mounts of `rec`; a volume still empty gets the image's content at its path
-    /// first (once: Docker's copy-up), read from the container's root `rootfs`.
+    /// The runtime mounts of `rec`, each volume and host folder proven and staged in
+    /// `staged`; a volume still empty gets the image's content at its path first (once:
+    /// Docker's copy-up), read from the container's root `rootfs`.
     fn runtime_mounts(
         &self,
         rec: &ContainerRecord,
         rootfs: &Path,
+        staged: &mut containment::Staged,
     ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
         let mut out = Vec::new();
-        for m in &rec.mounts {
+        for (i, m) in rec.mounts.iter().enumerate() {
             let kind = match m.kind {
-                MountType::Volume => {
-                    let name = m.name.clone().unwrap_or_default();
-                    let v = self.volumes.get(&name)?;
-                    let empty = std::fs::read_dir(&v.mountpoint)
-                        .map(|mut d| d.next().is_none())
-                        .unwrap_or(false);
-                    if !v.initialized && !m.no_copy && empty {
-                        let root = vic_runtime::Root::open(rootfs)
-                            .map_err(|e| internal("cannot open the container's root", e))?;
-                        let n = vic_runtime::copy_into_volume(&root, &m.destination, &v.mountpoint)
-                            .map_err(|e| {
-                                internal(
-                                    &format!(
-                                        "cannot copy the image's {} into volume {name}",
-                                        m.destination
-                                    ),
-                                    e,
-                                )
-                            })?;
-                        tracing::debug!(volume = %name, entries = n, "image content copied into volume");
+                MountType::Volume | MountType::Bind => {
+                    let fd = self.open_source(rec, i)?;
+                    if m.kind == MountType::Volume {
+                        let name = m.name.clone().unwrap_or_default();
+                        let v = self.volumes.get(&name)?;
+                        let empty = rustix::fs::Dir::read_from(&fd).is_ok_and(|d| {
+                            d.filter_map(Result::ok)
+                                .all(|e| matches!(e.file_name().to_bytes(), b"." | b".."))
+                        });
+                        if !v.initialized && !m.no_copy && empty {
+                            let root = vic_runtime::Root::open(rootfs)?.with_ids(self.ids());
+                            let dst = fd
+                                .try_clone()
+                                .map_err(|e| internal("cannot open the volume", e))?;
+                            let n = vic_runtime::copy_into_volume(&root, &m.destination, dst)
+                                .map_err(|e| {
+                                    internal(
+                                        &format!(
+                                            "cannot copy the image's {} into volume {name}",
+                                            m.destination
+                                        ),
+                                        e,
+                                    )
+                                })?;
+                            tracing::debug!(volume = %name, entries = n, "image content copied into volume");
+                        }
+                        self.volumes.mark_initialized(&name)?;
                     }
-                    self.volumes.mark_initialized(&name)?;
                     vic_runtime::MountKind::Bind {
-                        source: v.mountpoint,
-                        read_only: m.read_only,
-                    }
-                }
-                MountType::Bind => {
-                    // Checked again: the store's folders may have changed since create.
-                    let source = self.volumes.check_bind(&m.source.to_string_lossy())?;
-                    vic_runtime::MountKind::Bind {
-                        source,
+                        source: self.stage(&rec.id, &fd, staged)?,
                         read_only: m.read_only,
                     }
                 }
@@ -1603,15 +1585,10 @@ impl ContainerService {
                 "exec {exec_id} has already run"
             )));
         }
-        let (_, layers) = self
-            .images
-            .layer_paths(&self.load(&rec.container)?.image_id)?;
-        let (uid, gid) = self.user_ids(&rec.user, &layers)?;
-        let mut cmd = tokio::process::Command::new(&self.runtime);
-        cmd.args(vic_runtime::global_args(&self.runtime))
-            .arg("--root")
-            .arg(&self.runtime_root)
-            .arg("exec");
+        // The user database of the running container's own root.
+        let (uid, gid) = self.user_ids(&rec.user, &self.dir(&rec.container).join("rootfs"))?;
+        let mut cmd = tokio::process::Command::from(self.runc.command_for(&rec.container));
+        cmd.arg("exec");
         cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
         for e in &rec.env {
             cmd.args(["--env", e]);
@@ -1622,7 +1599,7 @@ impl ContainerService {
         let pid_file = self
             .dir(&rec.container)
             .join(format!("exec-{}.pid", &exec_id[..12]));
-        let _ = std::fs::remove_file(&pid_file);
+        self.runtime_file(&pid_file)?;
         cmd.stdin(if rec.open_stdin {
             Stdio::piped()
         } else {
@@ -1654,9 +1631,14 @@ impl ContainerService {
     ) -> Result<ExecProcess, EngineError> {
         let dir = self.dir(&rec.container);
         let name = &exec_id[..12];
-        let console = vic_runtime::ConsoleSocket::bind(&dir, &format!("exec-{name}.sock"))
-            .map_err(|e| internal("cannot listen for the exec's terminal", e))?;
+        let socket = format!("exec-{name}.sock");
+        let console = match self.sandbox_owner() {
+            Some(owner) => vic_runtime::ConsoleSocket::bind_for(&dir, &socket, owner),
+            None => vic_runtime::ConsoleSocket::bind(&dir, &socket),
+        }
+        .map_err(|e| internal("cannot listen for the exec's terminal", e))?;
         let pid_file = dir.join(format!("exec-{name}.pid"));
+        self.runtime_file(&pid_file)?;
         cmd.args(["--tty", "--detach", "--console-socket"])
             .arg(console.path())
             .arg("--pid-file")
@@ -1731,7 +1713,8 @@ impl ContainerService {
     /// started (no pid file: not found, not executable, a bad user) is 126, as Docker reports
     /// it, rather than the runtime's own 255.
     pub fn exec_exit_code(code: i32, pid_file: &Path) -> i32 {
-        let started = pid_file.exists();
+        // Written once the process runs (a runtime in a user namespace gets it made empty).
+        let started = std::fs::metadata(pid_file).is_ok_and(|m| m.len() > 0);
         let _ = std::fs::remove_file(pid_file);
         if code == 255 && !started { 126 } else { code }
     }

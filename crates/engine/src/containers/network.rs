@@ -258,6 +258,41 @@ impl ContainerService {
         self.dir(id).join("netns")
     }
 
+    /// The pinned user namespace of container `id` (made with its network namespace).
+    pub(super) fn userns_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join("userns")
+    }
+
+    /// Makes container `id`'s network namespace; with the VCH's user namespace on, owned by a
+    /// user namespace of its own (so the container's root can mount a sysfs for it), which the
+    /// runtime then joins.
+    fn make_netns(&self, id: &str) -> Result<(), EngineError> {
+        let path = self.netns_path(id);
+        match self.containment.userns {
+            Some(ids) => netns::create_owned(&path, &self.userns_path(id), ids, &self.monitor),
+            None => netns::create(&path),
+        }
+        .map_err(|e| internal("network namespace", e))
+    }
+
+    /// The user namespace of `rec`'s runtime spec: none without the VCH's; the one pinned with
+    /// its network namespace (`pinned`), or a new one the runtime makes. gVisor's runsc takes
+    /// none: the monitor runs the whole sandbox inside the container's namespace instead.
+    pub(super) fn spec_userns(
+        &self,
+        rec: &ContainerRecord,
+        pinned: bool,
+    ) -> Option<vic_runtime::UserNamespace> {
+        let ids = self.containment.userns?;
+        if vic_runtime::is_runsc(&self.runtime) {
+            return None;
+        }
+        Some(vic_runtime::UserNamespace {
+            ids,
+            path: pinned.then(|| self.userns_path(&rec.id)),
+        })
+    }
+
     /// Puts `rec` on its network before it starts: the namespace, veth and address (kept
     /// while the container exists), and its published ports. Returns the namespace to join;
     /// `None` (network `none`) gives the container a namespace of its own with loopback only.
@@ -272,7 +307,7 @@ impl ContainerService {
             // Loopback only, made here because this runtime must be handed one.
             let path = self.netns_path(&rec.id);
             if !netns::exists(&path) {
-                netns::create(&path).map_err(|e| internal("network namespace", e))?;
+                self.make_netns(&rec.id)?;
                 if let Err(e) = link::loopback_up(&path) {
                     let _ = netns::remove(&path);
                     return Err(internal("loopback", e));
@@ -300,7 +335,7 @@ impl ContainerService {
         };
         // A namespace that survived (endpoint restart, container restart) keeps its link.
         if !netns::exists(&path) {
-            netns::create(&path).map_err(|e| internal("network namespace", e))?;
+            self.make_netns(&rec.id)?;
             let host_if = host_veth(&rec.id);
             let attach = if net.is_bridge() {
                 link::attach
@@ -724,6 +759,12 @@ impl ContainerService {
             let path = dir.join(name);
             std::fs::write(&path, content)
                 .map_err(|e| internal(&format!("cannot write {name}"), e))?;
+            // The container's root may edit them, as in Docker.
+            if let Some(ids) = self.containment.userns {
+                let root = ids.to_host(0).unwrap_or(0);
+                std::os::unix::fs::lchown(&path, Some(root), Some(root))
+                    .map_err(|e| internal(&format!("cannot hand over {name}"), e))?;
+            }
             out.push(vic_runtime::MountSpec {
                 destination: format!("/etc/{name}"),
                 kind: vic_runtime::MountKind::Bind {
@@ -760,7 +801,7 @@ impl ContainerService {
 
     /// Takes `id` off its network for good (at removal): the namespace, and with it the veth.
     pub(super) fn disconnect(&self, id: &str) -> Result<(), EngineError> {
-        netns::remove(&self.netns_path(id)).map_err(|e| internal("network namespace", e))?;
+        remove_namespaces(&self.dir(id))?;
         // The kernel frees a namespace (and the veth in it) in the background: the host end
         // goes now, so nothing is left once `rm` returns.
         link::remove_link(&host_veth(id)).map_err(|e| internal("veth", e))?;
@@ -876,9 +917,11 @@ fn bindable(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> bool {
     }
 }
 
-/// Removes a container's pinned namespace by path (for `vic-machine delete`).
-pub fn remove_netns(path: &Path) -> Result<(), EngineError> {
-    netns::remove(path).map_err(|e| internal("network namespace", e))
+/// Removes the pinned namespaces of the container whose folder is `dir` (also for
+/// `vic-machine delete`).
+pub fn remove_namespaces(dir: &Path) -> Result<(), EngineError> {
+    netns::remove(&dir.join("netns")).map_err(|e| internal("network namespace", e))?;
+    netns::remove(&dir.join("userns")).map_err(|e| internal("user namespace", e))
 }
 
 #[cfg(test)]

@@ -46,6 +46,13 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
     } else {
         None
     };
+    if let Some(change) = crate::commands::containment::Change::of(&args) {
+        crate::commands::containment::apply(change, &mut cfg, &paths, &root, args.timeout, out)?;
+        if !wants && firewall_changes.is_empty() && tls_plan.is_none() {
+            out.info("Completed successfully");
+            return Ok(());
+        }
+    }
     if !wants && firewall_changes.is_empty() && tls_plan.is_none() {
         if !args.reset_admin_password {
             out.info(

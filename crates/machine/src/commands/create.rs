@@ -21,9 +21,11 @@ use crate::output::Out;
 use crate::ping::{self, Ping};
 use crate::process;
 
-/// Removes a half-created VCH state folder unless the create succeeded.
+/// Removes a half-created VCH state folder (and gives back its id range) unless the create
+/// succeeded.
 struct StateGuard {
     dir: PathBuf,
+    ids: Option<crate::subids::UserNamespaceSetting>,
     armed: bool,
 }
 
@@ -31,6 +33,9 @@ impl Drop for StateGuard {
     fn drop(&mut self) {
         if self.armed {
             let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(s) = &self.ids {
+                let _ = crate::subids::release(&crate::subids::SubIdFiles::host(), s);
+            }
         }
     }
 }
@@ -82,7 +87,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         args.organization.clone()
     };
 
-    let volume_stores = volume_stores(&args.volume_store, out)?;
+    let volume_stores = volume_stores(&args.volume_store, &root, out)?;
     crate::endpoint::runtime_binary(&args.container_runtime)?;
     let container_networks =
         crate::cnetworks::parse(&args.container_networks, vic_net::link::link_exists)?;
@@ -173,14 +178,36 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     })?;
     let mut guard = StateGuard {
         dir: paths.dir.clone(),
+        ids: None,
         armed: true,
     };
     vic_pki::create_private_dir(&paths.tls_dir())?;
+    let id = vic_pki::random_hex(16);
+    let user_namespace = if args.no_user_namespace {
+        out.warn(format!(
+            "Creating VCH without user namespaces: container root is root on this host{}",
+            if args.allow_privileged {
+                ", and --privileged, added capabilities and unconfined security options are allowed: whoever holds a client certificate holds this host"
+            } else {
+                "; --privileged, added capabilities and unconfined security options are refused"
+            }
+        ));
+        None
+    } else {
+        let setting = crate::subids::reserve(
+            &crate::subids::SubIdFiles::host(),
+            &crate::subids::entry_name(name.as_str(), &id[..6]),
+        )?;
+        guard.ids = Some(setting.clone());
+        out.info(format!("User namespace: {}", setting.describe()));
+        Some(setting)
+    };
+    crate::subids::share_state_folder(&paths.dir, user_namespace.as_ref())?;
 
     let mut cfg = VchConfig {
         version: CONFIG_VERSION,
         name: name.to_string(),
-        id: vic_pki::random_hex(16),
+        id,
         created: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -201,6 +228,8 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         container_networks,
         bridge_network_width: args.bridge_network_width,
         generation: 0,
+        user_namespace,
+        allow_privileged: args.allow_privileged,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
             tls_cert_path: cert_path.clone(),
@@ -214,6 +243,8 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             certificate_validity_days: args.certificate_validity_days,
             organization: args.organization.clone(),
             client_network_ip: args.client_network_ip,
+            no_user_namespace: args.no_user_namespace,
+            allow_privileged: args.allow_privileged,
         },
     };
     if let Some(o) = &outcome {
@@ -439,11 +470,15 @@ pub(crate) fn wait_ready(
     }
 }
 
-/// Checks `--volume-store` entries: one path per label, each a folder (made if missing).
+/// Checks `--volume-store` entries: one path per label, each a folder (made if missing) that
+/// neither holds nor lies in the state root `root`: containers may bind folders of a store, and
+/// the VCHs' state (keys, records, layers) is never theirs to mount.
 fn volume_stores(
     given: &[(PathBuf, String)],
+    root: &Path,
     out: &mut Out,
 ) -> Result<Vec<config::VolumeStoreSetting>> {
+    let root = std::fs::canonicalize(root).map_err(Error::io("cannot resolve", root))?;
     let mut stores: Vec<config::VolumeStoreSetting> = Vec::new();
     for (path, label) in given {
         if stores.iter().any(|s| &s.label == label) {
@@ -453,6 +488,13 @@ fn volume_stores(
         }
         std::fs::create_dir_all(path).map_err(Error::io("cannot create volume store", path))?;
         let path = std::fs::canonicalize(path).map_err(Error::io("cannot resolve", path))?;
+        if root.starts_with(&path) || path.starts_with(&root) {
+            return Err(Error::Usage(format!(
+                "--volume-store {}:{label} is refused: it overlaps the VCHs' state root {} (containers may mount folders of a volume store, and the state root holds every VCH's keys and records); choose a folder outside it",
+                path.display(),
+                root.display()
+            )));
+        }
         out.info(format!("Volume store {label} = {}", path.display()));
         stores.push(config::VolumeStoreSetting {
             label: label.clone(),

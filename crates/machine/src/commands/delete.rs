@@ -49,6 +49,15 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
     }
     std::fs::remove_dir_all(&paths.dir).map_err(Error::io("cannot remove", &paths.dir))?;
     out.info(format!("Removed the VCH state in {}", paths.dir.display()));
+    if let Some(ns) = &cfg.user_namespace {
+        crate::subids::release(&crate::subids::SubIdFiles::host(), ns)?;
+        out.info(format!(
+            "Released host ids {}-{} ({} in /etc/subuid and /etc/subgid)",
+            ns.base,
+            u64::from(ns.base) + u64::from(ns.size) - 1,
+            ns.entry
+        ));
+    }
     if cfg.cert_path.exists() {
         out.info(format!(
             "Certificates in {} are kept: a later create with the same name and folder reuses them",
@@ -88,7 +97,7 @@ fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
         if let Err(err) = vic_runtime::unmount(&e.path().join("rootfs")) {
             out.warn(format!("container {id}: {err}"));
         }
-        if let Err(err) = vic_engine::remove_netns(&e.path().join("netns")) {
+        if let Err(err) = vic_engine::remove_namespaces(&e.path()) {
             out.warn(format!("container {id}: {err}"));
         }
         out.info(format!("Removed container {}", &id[..id.len().min(12)]));

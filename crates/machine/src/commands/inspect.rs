@@ -134,6 +134,13 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     let policy = cfg.registry.policy()?;
     out.info(format!("Registry policy: {policy}"));
     out.info(format!("Container runtime: {}", cfg.container_runtime));
+    match &cfg.user_namespace {
+        Some(ns) => out.info(format!("User namespace: {}", ns.describe())),
+        None => out.info("User namespace: off"),
+    }
+    if let Some(w) = cfg.containment_warning() {
+        out.warn(w);
+    }
     out.info(format!(
         "Bridge networks: /{} from {}",
         cfg.bridge_network_width, cfg.bridge_network_range
@@ -206,6 +213,12 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
     };
     if let Some(ip) = o.client_network_ip {
         push("--client-network-ip", Some(ip.to_string()));
+    }
+    if cfg.user_namespace.is_none() {
+        push("--no-user-namespace", None);
+        if cfg.allow_privileged {
+            push("--allow-privileged", None);
+        }
     }
     if o.no_tls {
         push("--no-tls", None);

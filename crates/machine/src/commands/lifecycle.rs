@@ -19,8 +19,21 @@ pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
         out.info("Completed successfully");
         return Ok(());
     }
-    let mut child = process::launch(&root, &cfg, &paths)?;
-    match wait_ready(&cfg, &paths, &mut child, args.timeout, out) {
+    start_endpoint(&root, &cfg, &paths, args.timeout, out)?;
+    out.info("Completed successfully");
+    Ok(())
+}
+
+/// Starts the endpoint of a stopped VCH and waits until its API answers.
+pub(crate) fn start_endpoint(
+    root: &std::path::Path,
+    cfg: &crate::config::VchConfig,
+    paths: &crate::config::VchPaths,
+    timeout: std::time::Duration,
+    out: &mut Out,
+) -> Result<()> {
+    let mut child = process::launch(root, cfg, paths)?;
+    match wait_ready(cfg, paths, &mut child, timeout, out) {
         Ok(note) => {
             if let Some(n) = note {
                 out.info(n);
@@ -34,17 +47,27 @@ pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
     out.info(format!(
         "VCH {:?} started (endpoint pid {}): tcp://{}",
         cfg.name,
-        process::running_pid(&paths).unwrap_or_default(),
+        process::running_pid(paths).unwrap_or_default(),
         cfg.docker_host_port()
     ));
-    out.info("Completed successfully");
     Ok(())
 }
 
 fn stop_endpoint(args: &LifecycleArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.root.root)?;
     let (cfg, paths) = load(&root, &args.name)?;
-    match process::running_pid(&paths) {
+    stop_running(&cfg, &paths, args.timeout, args.force, out)
+}
+
+/// Stops the VCH's endpoint if it runs (its containers keep running).
+pub(crate) fn stop_running(
+    cfg: &crate::config::VchConfig,
+    paths: &crate::config::VchPaths,
+    timeout: std::time::Duration,
+    force: bool,
+    out: &mut Out,
+) -> Result<()> {
+    match process::running_pid(paths) {
         None => out.info(format!("VCH {:?} is not running", cfg.name)),
         Some(pid) => {
             out.info(format!("Stopping the endpoint (pid {pid})"));
@@ -56,10 +79,10 @@ fn stop_endpoint(args: &LifecycleArgs, out: &mut Out) -> Result<()> {
             {
                 crate::systemd::stop(unit)?;
             }
-            if !process::stop(pid, args.timeout, args.force) {
+            if !process::stop(pid, timeout, force) {
                 return Err(Error::Failed(format!(
                     "the endpoint (pid {pid}) did not stop within {}s; use --force to kill it",
-                    args.timeout.as_secs()
+                    timeout.as_secs()
                 )));
             }
             let _ = std::fs::remove_file(paths.pid());

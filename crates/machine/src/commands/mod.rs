@@ -1,5 +1,6 @@
 pub(crate) mod cert;
 pub(crate) mod configure;
+pub(crate) mod containment;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod inspect;

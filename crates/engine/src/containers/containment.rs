@@ -1,0 +1,232 @@
+//! How a VCH holds its containers in: the user namespace that makes a container's root an
+//! unprivileged host id, the refusal of host-level privileges when the administrator turned
+//! that off, and the steps of a start that build host paths (the root file system, the image's
+//! user database, volume and host-folder mounts), each proven inside its root.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use vic_core::IdMap;
+
+use super::{ContainerRecord, ContainerService, internal};
+use crate::EngineError;
+use crate::mounts::MountType;
+
+/// What the administrator chose for a VCH (`vic-machine create` / `configure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Containment {
+    /// The VCH's user namespace (container ids to host ids); `None`: off, container root is
+    /// host root.
+    pub userns: Option<IdMap>,
+    /// With the user namespace off: `--privileged`, capabilities beyond Docker's default set
+    /// and `seccomp|apparmor|systempaths=unconfined` are allowed (`--allow-privileged`).
+    pub allow_privileged: bool,
+}
+
+impl Containment {
+    /// The id map of files and archives (the identity without a user namespace).
+    pub fn ids(&self) -> IdMap {
+        self.userns.unwrap_or(IdMap::IDENTITY)
+    }
+
+    /// Refuses what would make a container root on the host: without a user namespace,
+    /// privileges beyond Docker's defaults need the administrator's `--allow-privileged`.
+    pub(crate) fn check(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        if self.userns.is_some() || self.allow_privileged {
+            return Ok(());
+        }
+        let asked = if rec.privileged {
+            Some("--privileged".to_owned())
+        } else if let Some(cap) = vic_runtime::beyond_default_capabilities(&rec.cap_add).first() {
+            Some(format!("--cap-add {cap}"))
+        } else {
+            rec.security_opt
+                .iter()
+                .find(|o| {
+                    let (k, v) = o
+                        .split_once('=')
+                        .or_else(|| o.split_once(':'))
+                        .unwrap_or(("", ""));
+                    matches!(k, "seccomp" | "apparmor" | "systempaths") && v == "unconfined"
+                })
+                .map(|o| format!("--security-opt {o}"))
+        };
+        match asked {
+            Some(what) => Err(EngineError::Forbidden(format!(
+                "{what} is refused on this VCH: user namespaces are off, so its containers' root is root on the VCH's host and this would hand it the host; the administrator can turn user namespaces on (vic-machine configure --user-namespace) or allow it (vic-machine configure --allow-privileged)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The image's user database is read whole: a larger one is refused.
+const USER_DB_MAX: u64 = 4 << 20;
+
+/// A mount staged for the runtime: the proven folder bound under the container's folder.
+pub(super) struct Staged {
+    pub(super) paths: Vec<PathBuf>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            vic_runtime::unstage(p);
+        }
+    }
+}
+
+impl ContainerService {
+    /// The id map of the VCH's files.
+    pub(super) fn ids(&self) -> IdMap {
+        self.containment.ids()
+    }
+
+    /// Mounts `rec`'s root file system at `rootfs`: its image's layers under its own upper
+    /// folder, which belongs to the container's root.
+    pub(super) fn mount_root(
+        &self,
+        rec: &ContainerRecord,
+        rootfs: &Path,
+    ) -> Result<(), EngineError> {
+        let dir = self.dir(&rec.id);
+        let (_, layers) = self.images.layer_paths(&rec.image_id)?;
+        let upper = dir.join("upper");
+        // Made before the mount: overlayfs takes its root's owner from the upper folder then.
+        if !upper.exists() {
+            std::fs::create_dir(&upper).map_err(|e| internal("cannot create the root", e))?;
+            let root = self.ids().to_host(0).unwrap_or(0);
+            std::os::unix::fs::lchown(&upper, Some(root), Some(root))
+                .map_err(|e| internal("cannot hand the root to the container", e))?;
+        }
+        vic_runtime::mount_overlay(&layers, &upper, &dir.join("work"), rootfs)
+            .map_err(|e| internal("cannot mount the root", e))
+    }
+
+    /// `uid[:gid]` for the user spec, names looked up in the container's own /etc/passwd and
+    /// /etc/group, read inside its root (`root`, mounted) with a size cap.
+    pub(super) fn user_ids(&self, user: &str, root: &Path) -> Result<(u32, u32), EngineError> {
+        if user.is_empty() {
+            return Ok((0, 0));
+        }
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let root = vic_runtime::Root::open(root)?;
+        let file = |name: &str| -> Result<String, EngineError> {
+            match root.read_small(name, USER_DB_MAX) {
+                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()),
+                Err(e) => Err(EngineError::Invalid(format!(
+                    "unable to find user {user}: the image's {name}: {e}"
+                ))),
+            }
+        };
+        let lookup = |text: &str, key: &str, field: usize| {
+            text.lines().find_map(|l| {
+                let parts: Vec<&str> = l.split(':').collect();
+                (parts.first() == Some(&key))
+                    .then(|| parts.get(field).and_then(|v| v.parse::<u32>().ok()))
+                    .flatten()
+            })
+        };
+        let numeric_user = u.parse::<u32>().ok();
+        let passwd = if numeric_user.is_some() && g.is_some() {
+            String::new()
+        } else {
+            file("/etc/passwd")?
+        };
+        let (uid, primary) = match numeric_user {
+            Some(n) => (n, lookup(&passwd, u, 3).unwrap_or(n)),
+            None => {
+                let uid = lookup(&passwd, u, 2).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "unable to find user {u}: no matching entries in passwd file"
+                    ))
+                })?;
+                (uid, lookup(&passwd, u, 3).unwrap_or(0))
+            }
+        };
+        let gid = match g {
+            None => primary,
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => lookup(&file("/etc/group")?, g, 2).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+            },
+        };
+        Ok((uid, gid))
+    }
+
+    /// The proven host folder behind mount `i` of `rec` (a volume's data or a permitted host
+    /// folder), opened by descriptor.
+    pub(super) fn open_source(
+        &self,
+        rec: &ContainerRecord,
+        i: usize,
+    ) -> Result<OwnedFd, EngineError> {
+        let m = &rec.mounts[i];
+        match m.kind {
+            MountType::Volume => {
+                let v = self.volumes.get(m.name.as_deref().unwrap_or_default())?;
+                self.volumes.open_data(&v)
+            }
+            MountType::Bind => self.volumes.open_bind(&m.source),
+            MountType::Tmpfs => Err(EngineError::Conflict(format!(
+                "{} is a tmpfs, which exists only while the container runs",
+                m.destination
+            ))),
+        }
+    }
+
+    /// The monitor's `--sandbox-userns` flag for container `id`: gVisor's runsc cannot be
+    /// handed a user namespace, so the whole sandbox runs inside the container's instead.
+    pub(super) fn sandbox_flag(&self, id: &str) -> Option<String> {
+        let ids = self.containment.userns?;
+        vic_runtime::is_runsc(&self.runtime).then(|| {
+            format!(
+                "--sandbox-userns={}:{}",
+                self.userns_path(id).display(),
+                ids.base()
+            )
+        })
+    }
+
+    /// The host id the runtime runs as when it runs inside the containers' user namespace.
+    pub(super) fn sandbox_owner(&self) -> Option<u32> {
+        let ids = self.containment.userns?;
+        vic_runtime::is_runsc(&self.runtime).then(|| ids.base())
+    }
+
+    /// Makes `path` (in a container's folder, which only the host's root may change) empty and
+    /// writable by the runtime, which may run as the container's root.
+    pub(super) fn runtime_file(&self, path: &Path) -> Result<(), EngineError> {
+        let _ = std::fs::remove_file(path);
+        if let Some(owner) = self.sandbox_owner() {
+            std::fs::File::create(path)
+                .and_then(|_| std::os::unix::fs::chown(path, Some(owner), Some(owner)))
+                .map_err(|e| internal("cannot prepare a runtime file", e))?;
+        }
+        Ok(())
+    }
+
+    /// Binds proven folder `fd` for the runtime at a staging path under the container's own
+    /// folder (no container reaches it), recorded in `staged` for removal.
+    pub(super) fn stage(
+        &self,
+        id: &str,
+        fd: &OwnedFd,
+        staged: &mut Staged,
+    ) -> Result<PathBuf, EngineError> {
+        let dir = self.dir(id).join("mounts");
+        std::fs::create_dir_all(&dir).map_err(|e| internal("cannot stage mounts", e))?;
+        let at = dir.join(staged.paths.len().to_string());
+        vic_runtime::unstage(&at);
+        vic_runtime::stage(fd, &at)?;
+        staged.paths.push(at.clone());
+        Ok(at)
+    }
+}
