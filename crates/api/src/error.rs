@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The client's certificate does not allow this (read-only role, revoked).
     #[error("{0}")]
     Forbidden(String),
+    /// The client has as many of these requests running as it may.
+    #[error("{0}")]
+    TooMany(String),
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] vic_engine::EngineError),
@@ -48,6 +51,7 @@ impl ApiError {
             Self::InvalidHost { .. } | Self::EmptyHost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Engine(e) => match e.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,

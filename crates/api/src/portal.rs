@@ -28,6 +28,10 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Failed logins allowed per source address in [`FAIL_WINDOW`].
 const MAX_FAILURES: usize = 5;
 const FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses with recent failed sign-ins remembered at most.
+const MAX_FAILING_ADDRESSES: usize = 65536;
+/// Sign-in forms handed out and not used yet, at most.
+const MAX_FORM_TOKENS: usize = 4096;
 /// Log bytes shown on a page (the tail).
 const LOG_TAIL: u64 = 64 * 1024;
 
@@ -94,8 +98,10 @@ struct PortalState {
     sessions: Mutex<HashMap<String, Session>>,
     /// Login-form tokens not used yet, with their expiry.
     csrf: Mutex<HashMap<String, Instant>>,
-    /// Failed logins per source address.
+    /// Login attempts per source address (counted as they begin; a success is taken back).
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// Password checks running (argon2 is slow and large by design).
+    checking: tokio::sync::Semaphore,
     /// The last refusals (failed logins, failed handshakes), shown on the dashboard.
     refusals: Mutex<VecDeque<String>>,
     /// Refusals logged in the current minute.
@@ -161,6 +167,7 @@ impl Portal {
                 sessions: Mutex::default(),
                 csrf: Mutex::default(),
                 failures: Mutex::default(),
+                checking: tokio::sync::Semaphore::new(2),
                 refusals: Mutex::default(),
                 log_window: Mutex::default(),
             }),
@@ -363,6 +370,17 @@ fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> R
     if let Ok(mut c) = state.csrf.lock() {
         let now = Instant::now();
         c.retain(|_, exp| *exp > now);
+        // Anyone who reaches the port can ask for forms: the oldest token makes room.
+        while c.len() >= MAX_FORM_TOKENS {
+            let Some(oldest) = c
+                .iter()
+                .min_by_key(|(_, exp)| **exp)
+                .map(|(t, _)| t.clone())
+            else {
+                break;
+            };
+            c.remove(&oldest);
+        }
         c.insert(token.clone(), now + Duration::from_secs(600));
     }
     let facts = state.app.facts();
@@ -401,6 +419,10 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
             q.back()
                 .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
         });
+        // So many addresses failing at once is an attack from many: new ones wait.
+        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&ip) {
+            return true;
+        }
         let q = f.entry(ip).or_default();
         while q
             .front()
@@ -408,7 +430,13 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
         {
             q.pop_front();
         }
-        q.len() >= MAX_FAILURES
+        if q.len() >= MAX_FAILURES {
+            return true;
+        }
+        // Counted now, before the password is checked: attempts sent in parallel all count.
+        // A success takes its count back.
+        q.push_back(now);
+        false
     });
     if limited {
         state.refuse(format!("login from {ip} refused: too many failed attempts"));
@@ -450,19 +478,24 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
     }
     let hash = state.password_hash().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
-    // argon2 takes its time on purpose: off the async workers.
+    // argon2 takes its time (and memory) on purpose: off the async workers, a few at a time.
     let checked = hash.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        !checked.is_empty() && vic_pki::verify_password(&password, &checked)
-    })
-    .await
-    .unwrap_or(false);
+    let ok = match state.checking.acquire().await {
+        Ok(_permit) => tokio::task::spawn_blocking(move || {
+            !checked.is_empty() && vic_pki::verify_password(&password, &checked)
+        })
+        .await
+        .unwrap_or(false),
+        Err(_) => false,
+    };
     if !ok {
-        if let Ok(mut f) = state.failures.lock() {
-            f.entry(ip).or_default().push_back(Instant::now());
-        }
         state.refuse(format!("login from {ip} refused: wrong password"));
         return login_page(state, Some("Wrong password."), StatusCode::UNAUTHORIZED);
+    }
+    if let Ok(mut f) = state.failures.lock()
+        && let Some(q) = f.get_mut(&ip)
+    {
+        q.pop_back();
     }
     let token = vic_pki::random_hex(32);
     if let Ok(mut s) = state.sessions.lock() {
@@ -738,8 +771,13 @@ fn dashboard(state: &PortalState, who: &str, registries: &[(String, bool)]) -> R
                 .collect()
         })
         .unwrap_or_default();
+    let containment = match (&facts.user_namespace, &facts.containment_warning) {
+        (_, Some(w)) => format!("<p class=\"bad warning\">Warning: {}</p>", esc(w)),
+        (Some(ns), None) => format!("<p class=\"dim\">User namespace: {}</p>", esc(ns)),
+        (None, None) => String::new(),
+    };
     let body = format!(
-        "<div class=\"cols\">\
+        "{containment}<div class=\"cols\">\
          <section class=\"card\"><h2>{name}</h2><dl>\
          <dt>Version</dt><dd>{version}</dd><dt>Up</dt><dd>{up}</dd>\
          <dt>Docker API</dt><dd>{listen} · {tls}</dd><dt>Signed in as</dt><dd>{who}</dd>\

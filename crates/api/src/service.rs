@@ -32,6 +32,41 @@ pub(crate) struct State {
     allowed_hosts: Option<AllowedHosts>,
     /// `None` for plain HTTP.
     pub(crate) tls: Arc<std::sync::RwLock<Option<crate::listener::LiveTls>>>,
+    /// Downloads of files (cp out, export, save) running, per client.
+    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// Downloads of files one client may run at once: each holds a thread and what it streams.
+const STREAMS_PER_CLIENT: usize = 4;
+
+/// A download counted against its client until its response body is gone.
+struct StreamSlot {
+    streams: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    client: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = s.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Whether the request downloads a container's or an image's files.
+fn is_download(method: &axum::http::Method, path: &str) -> bool {
+    if *method != axum::http::Method::GET {
+        return false;
+    }
+    let segs: Vec<&str> = split_version(path).1.trim_matches('/').split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["containers", _, "archive" | "export"] | ["images", "get"] | ["images", .., "get"]
+    )
 }
 
 impl State {
@@ -52,7 +87,28 @@ impl State {
             app,
             allowed_hosts,
             tls: Arc::new(std::sync::RwLock::new(tls)),
+            streams: Arc::default(),
         }
+    }
+
+    /// A download slot for this connection's client, or `None` when it has all of its own:
+    /// clients are told apart by certificate, or by address without one.
+    fn stream_slot(&self, info: &ConnInfo) -> Option<StreamSlot> {
+        let client = if info.leaf.is_some() {
+            info.client.to_string()
+        } else {
+            info.remote.ip().to_string()
+        };
+        let mut s = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let n = s.entry(client.clone()).or_default();
+        if *n >= STREAMS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            streams: self.streams.clone(),
+            client,
+        })
     }
 
     /// Why this connection's client may not make this request now, if it may not: its
@@ -74,8 +130,9 @@ impl State {
             }
         }
         let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
-        // The websocket attach is a GET that writes to the container's stdin.
-        if info.role == vic_pki::Role::ReadOnly && (!read || path.ends_with("/attach/ws")) {
+        if info.role == vic_pki::Role::ReadOnly
+            && !(read && read_only_allows(split_version(path).1))
+        {
             return Some(format!(
                 "the client certificate {} is read-only on this VCH: {method} {path} is refused (read-only clients may list, inspect and read logs and events); ask the VCH administrator for a full-access certificate",
                 info.client
@@ -83,6 +140,108 @@ impl State {
         }
         None
     }
+}
+
+/// What a read-only client may read: lists, inspections, logs, events and statistics. Not a
+/// container's or an image's files (`archive`, `export`, `images/get`), not the websocket
+/// attach (a GET that writes to the container's input), nothing not named here.
+fn read_only_allows(path: &str) -> bool {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["_ping"] | ["version"] | ["info"] | ["events"] | ["system", "df"] => true,
+        ["containers", "json"] | ["networks"] | ["volumes"] => true,
+        [
+            "containers",
+            _,
+            "json" | "logs" | "top" | "stats" | "changes",
+        ] => true,
+        ["networks", _] | ["volumes", _] | ["exec", _, "json"] => true,
+        // Image names hold slashes (`/images/library/busybox/json`).
+        ["images", .., "json" | "history"] => true,
+        ["distribution", .., "json"] => true,
+        _ => false,
+    }
+}
+
+/// Why a request that a web browser made is refused, if it is one: a page on any site could
+/// otherwise drive the API through a browser that holds the VCH's client certificate, or that
+/// reaches a VCH without TLS. The docker CLI and the SDKs send no `Sec-Fetch-*` header, and an
+/// `Origin` only as websocket clients do, naming the API's own address, which no page can have
+/// (the API serves none).
+fn browser_refusal(req: &Request<Incoming>) -> Option<String> {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site") {
+        return Some(format!(
+            "requests from web browsers are refused (Sec-Fetch-Site: {}): this Docker API is for the docker CLI and SDKs",
+            site.to_str().unwrap_or("?")
+        ));
+    }
+    let origin = h.get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("?");
+    let own = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host))
+        });
+    (!own).then(|| {
+        format!(
+            "requests from web pages are refused (Origin: {origin}): this Docker API is for the docker CLI and SDKs"
+        )
+    })
+}
+
+/// A read-only client sees which variables a container or image sets, not their values.
+fn hides_env(info: &ConnInfo, method: &axum::http::Method, path: &str) -> bool {
+    if info.role != vic_pki::Role::ReadOnly || *method != axum::http::Method::GET {
+        return false;
+    }
+    let segs: Vec<&str> = split_version(path).1.trim_matches('/').split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["containers", _, "json"] | ["images", .., "json"] | ["exec", _, "json"]
+    )
+}
+
+/// `KEY=value` entries of `Config.Env` (and an image's `ContainerConfig.Env`) as `KEY=<hidden>`.
+async fn redact_env(resp: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return ApiError::Engine(vic_engine::EngineError::Internal(
+            "response too large to redact".into(),
+        ))
+        .into_response();
+    };
+    let mut v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    let items = match v.as_array_mut() {
+        Some(list) => list.iter_mut().collect::<Vec<_>>(),
+        None => vec![&mut v],
+    };
+    for item in items {
+        for section in ["Config", "ContainerConfig", "ProcessConfig"] {
+            if let Some(env) = item[section]["Env"].as_array_mut() {
+                for e in env.iter_mut() {
+                    if let Some(key) = e
+                        .as_str()
+                        .map(|s| s.split('=').next().unwrap_or("").to_owned())
+                    {
+                        *e = serde_json::Value::String(format!("{key}=<hidden>"));
+                    }
+                }
+            }
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&v).unwrap_or_default()),
+    )
 }
 
 /// Serves one request: Host check, API version prefix, routing; then the headers every Docker
@@ -95,16 +254,47 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match state.refusal(&info, &method, &path) {
-        Some(why) => ApiError::Forbidden(why).into_response(),
-        None => {
+    let refused = browser_refusal(&req).or_else(|| state.refusal(&info, &method, &path));
+    let slot = match refused {
+        None if is_download(&method, &path) => Some(state.stream_slot(&info)),
+        _ => None,
+    };
+    let mut resp = match (refused, slot) {
+        (Some(why), _) => ApiError::Forbidden(why).into_response(),
+        (None, Some(None)) => ApiError::TooMany(format!(
+            "{} downloads from this client are running already (docker cp, export, save): wait for one to finish",
+            STREAMS_PER_CLIENT
+        ))
+        .into_response(),
+        (None, Some(Some(slot))) => {
             let req = req.map(|b| {
                 Body::new(crate::body_timeout::IdleTimeout::new(
                     b,
                     crate::body_timeout::BODY_IDLE,
                 ))
             });
-            as_json_error(route(&state, &info, req).await).await
+            let resp = as_json_error(route(&state, &info, req).await).await;
+            // The slot goes with the body: when the client has it all, or is gone.
+            let (parts, body) = resp.into_parts();
+            let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                let _held = &slot;
+                chunk
+            });
+            Response::from_parts(parts, Body::from_stream(body))
+        }
+        (None, None) => {
+            let req = req.map(|b| {
+                Body::new(crate::body_timeout::IdleTimeout::new(
+                    b,
+                    crate::body_timeout::BODY_IDLE,
+                ))
+            });
+            let resp = as_json_error(route(&state, &info, req).await).await;
+            if hides_env(&info, &method, &path) && resp.status().is_success() {
+                redact_env(resp).await
+            } else {
+                resp
+            }
         }
     };
     let h = resp.headers_mut();
@@ -222,7 +412,40 @@ fn split_version(path: &str) -> (Option<&str>, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_version;
+    use super::{read_only_allows, split_version};
+
+    #[test]
+    fn read_only_clients_read_lists_inspections_and_logs_only() {
+        for ok in [
+            "/_ping",
+            "/info",
+            "/events",
+            "/containers/json",
+            "/containers/abc/json",
+            "/containers/abc/logs",
+            "/containers/abc/top",
+            "/images/json",
+            "/images/library/busybox/json",
+            "/images/busybox/history",
+            "/networks/bridge",
+            "/volumes",
+            "/exec/123/json",
+        ] {
+            assert!(read_only_allows(ok), "{ok}");
+        }
+        for no in [
+            "/containers/abc/archive",
+            "/containers/abc/export",
+            "/containers/abc/attach/ws",
+            "/images/get",
+            "/images/busybox/get",
+            "/containers/abc/attach",
+            "/build",
+            "/session",
+        ] {
+            assert!(!read_only_allows(no), "{no}");
+        }
+    }
 
     #[test]
     fn version_prefixes() {

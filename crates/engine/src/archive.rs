@@ -23,6 +23,21 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> EngineError {
     EngineError::Internal(format!("{what}: {e}"))
 }
 
+/// A file of the scratch folder read whole, refused past `max` bytes.
+fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            max >> 20
+        )));
+    }
+    Ok(out)
+}
+
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
@@ -154,6 +169,9 @@ impl ImageService {
                 EngineError::Invalid(format!("archive entry {raw:?} refused: {reason}"))
             })?;
             let dest = scratch.join(&rel);
+            let size = entry.header().size().unwrap_or(0);
+            vic_image::ensure_room(scratch, "the archive", size)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_err("scratch", e))?;
             }
@@ -161,9 +179,10 @@ impl ImageService {
             std::io::copy(&mut entry, &mut out)
                 .map_err(|e| io_err("cannot read the archive", e))?;
         }
-        let manifest = std::fs::read(scratch.join("manifest.json")).map_err(|_| {
+        let manifest = read_small(&scratch.join("manifest.json"), 1 << 20).map_err(|_| {
             EngineError::Invalid(
-                "the archive has no manifest.json: is it from `docker save`?".into(),
+                "the archive has no manifest.json (or one over 1 MiB): is it from `docker save`?"
+                    .into(),
             )
         })?;
         let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest)
@@ -184,8 +203,8 @@ impl ImageService {
                     )))
                 }
             };
-            let config_bytes =
-                std::fs::read(read(&entry.config)?).map_err(|e| io_err("config", e))?;
+            let config_bytes = read_small(&read(&entry.config)?, crate::images::CONFIG_MAX)
+                .map_err(|e| EngineError::Invalid(format!("image config {}: {e}", entry.config)))?;
             let config: ImageConfig = serde_json::from_slice(&config_bytes)
                 .map_err(|e| EngineError::Invalid(format!("image config: {e}")))?;
             crate::images::check_diff_ids(&config.rootfs.diff_ids)?;

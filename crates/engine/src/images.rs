@@ -124,6 +124,9 @@ fn unix(created: Option<&str>) -> i64 {
     days * 86_400 + h * 3600 + mi * 60 + sec
 }
 
+/// The largest image config read (a config is JSON read whole; real ones are kilobytes).
+pub(crate) const CONFIG_MAX: u64 = 8 << 20;
+
 /// Refuses an image whose config names a layer by anything but a content ID: a diff ID
 /// becomes a folder name in the layer store, and the config is the image author's to write.
 pub(crate) fn check_diff_ids(diff_ids: &[String]) -> Result<(), EngineError> {
@@ -279,7 +282,15 @@ impl ImageService {
             }
         }
         let already = self.meta.resolve(None, &image.config.digest).ok().flatten();
-        // Config.
+        // Config: read whole, so bounded.
+        if image.config.size > CONFIG_MAX {
+            return Err(EngineError::Invalid(format!(
+                "the config of {} is {} bytes, more than the {} MiB an image config may have",
+                reference.familiar(),
+                image.config.size,
+                CONFIG_MAX >> 20
+            )));
+        }
         if !self.content.has(&image.config.digest) {
             self.download(
                 reference,

@@ -28,6 +28,7 @@ pub use networks::{
     ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
     NetworkSettings,
 };
+pub use vic_image::ensure_room;
 pub use vic_net::firewall::{IpRange, TrustLevel};
 pub use vic_net::ipam::mac_for;
 pub use vic_net::nat::Proto;

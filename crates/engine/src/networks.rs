@@ -334,9 +334,20 @@ impl NetworkService {
                         "subnet {s} is too small: use at most a /30"
                     )));
                 }
+                if let Some(h) = vic_net::host::clash(s.trunc(), &vic_net::host::networks()) {
+                    return Err(EngineError::Conflict(format!(
+                        "subnet {s} overlaps {}: a bridge network there would take the host's own traffic; choose a subnet the host does not use",
+                        h.what
+                    )));
+                }
                 s.trunc()
             }
-            None => ipam::carve_subnet(self.settings.range, self.settings.width, &taken)
+            None => ipam::carve_subnet(self.settings.range, self.settings.width, &{
+                // Nor any network the host has now.
+                let mut t = taken.clone();
+                t.extend(vic_net::host::networks().into_iter().map(|h| h.net));
+                t
+            })
                 .ok_or_else(|| {
                     EngineError::Conflict(format!(
                         "no free /{} left in the bridge network range {}: remove a network, or create the VCH with a wider --bridge-network-range",

@@ -90,11 +90,19 @@ impl ContentStore {
     /// Starts writing blob `digest`.
     pub fn ingest(&self, digest: &str, size: Option<u64>) -> Result<Ingest, ContentError> {
         let hex = hex_of(digest)?;
+        // Each ingest its own file: two pulls of one blob at once must not write into the
+        // same one (each verifies only what it wrote itself).
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self
             .root
             .join("ingest")
-            .join(format!("{hex}.{}", std::process::id()));
-        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            .join(format!("{hex}.{}.{n}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         Ok(Ingest {
             tmp,
             target: self.root.join("blobs/sha256").join(hex),

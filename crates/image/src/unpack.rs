@@ -123,6 +123,13 @@ impl<R: Read> Read for HashingReader<R> {
 /// Fails when the filesystem of `dest` has less free than its reserve: 5% of its size, at
 /// most 256 MiB.
 fn check_space(dest: &Path, unpacked: u64) -> std::io::Result<()> {
+    ensure_room(dest, "the layer", unpacked)
+}
+
+/// Fails when the filesystem of `dest` has less free than its reserve (5% of its size, at most
+/// 256 MiB): `what` (an image layer, a `docker load` archive), `written` bytes so far, stops
+/// while the VCH's own state can still be written.
+pub fn ensure_room(dest: &Path, what: &str, written: u64) -> std::io::Result<()> {
     let Ok(st) = nix::sys::statvfs::statvfs(dest) else {
         return Ok(());
     };
@@ -134,8 +141,8 @@ fn check_space(dest: &Path, unpacked: u64) -> std::io::Result<()> {
         return Err(std::io::Error::new(
             std::io::ErrorKind::StorageFull,
             format!(
-                "the layer does not fit: {} MiB unpacked so far and only {} MiB left on the filesystem of {} (its last {} MiB are kept for the VCH's own state); free space there or pull a smaller image",
-                unpacked >> 20,
+                "{what} does not fit: {} MiB written so far and only {} MiB left on the filesystem of {} (its last {} MiB are kept for the VCH's own state); free space there or use a smaller image",
+                written >> 20,
                 free >> 20,
                 dest.display(),
                 reserve >> 20

@@ -9,6 +9,7 @@ pub use ipnet;
 
 pub mod firewall;
 pub mod forward;
+pub mod host;
 pub mod ipam;
 pub mod link;
 pub mod nat;

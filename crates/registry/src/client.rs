@@ -228,7 +228,13 @@ impl RegistryClient {
         let mut identity = None;
         // Docker's layout: a folder per registry; port 443 is written without the port.
         let dir_name = registry.strip_suffix(":443").unwrap_or(registry);
-        for base in &self.settings.certs_d {
+        // A folder name and nothing else: the name comes from an image reference.
+        let plain = !dir_name.is_empty()
+            && !dir_name.contains('/')
+            && dir_name != "."
+            && dir_name != ".."
+            && !dir_name.contains('\0');
+        for base in self.settings.certs_d.iter().filter(|_| plain) {
             let dir = base.join(dir_name);
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -569,8 +575,7 @@ impl RegistryClient {
             )
             .await?;
         let status = resp.status();
-        let body = resp
-            .into_body()
+        let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
             .collect()
             .await
             .map(|b| b.to_bytes())
@@ -767,7 +772,11 @@ fn basic(c: &Credentials) -> String {
 
 /// The message of a registry error body (`{"errors":[{"code","message"}]}`), if any.
 pub(crate) async fn error_message(resp: Response<Incoming>) -> Option<String> {
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let body = http_body_util::Limited::new(resp.into_body(), 64 << 10)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<Item>,

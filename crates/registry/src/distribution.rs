@@ -28,6 +28,9 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     s
 }
 
+/// The largest manifest (or index) read from a registry.
+pub(crate) const MANIFEST_MAX: usize = 4 << 20;
+
 fn pull_scope(r: &Reference) -> String {
     format!("repository:{}:pull", r.repository)
 }
@@ -75,13 +78,21 @@ impl RegistryClient {
             .get("Docker-Content-Digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = resp
-            .into_body()
+        // Read whole, so bounded (Docker's own limit for a manifest).
+        let bytes = http_body_util::Limited::new(resp.into_body(), MANIFEST_MAX)
             .collect()
             .await
             .map_err(|e| RegistryError::Protocol {
                 registry: r.registry.clone(),
-                reason: e.to_string(),
+                reason: if e.is::<http_body_util::LengthLimitError>() {
+                    format!(
+                        "the manifest of {} is larger than {} MiB: refused",
+                        r.familiar(),
+                        MANIFEST_MAX >> 20
+                    )
+                } else {
+                    e.to_string()
+                },
             })?
             .to_bytes()
             .to_vec();

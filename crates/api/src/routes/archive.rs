@@ -120,10 +120,12 @@ pub(super) fn stream_from(
 ) -> Body {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let err_tx = tx.clone();
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let writer = ChannelWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
+            handle,
         };
         if let Err(e) = work(writer) {
             tracing::warn!(error = %e, "archive stream failed");
@@ -137,10 +139,27 @@ pub(super) fn stream_from(
 
 const CHUNK: usize = 64 * 1024;
 
+/// How long a stream waits for its client to take the next chunk before it gives up: a client
+/// that stops reading must not hold a thread (and what it streams) for ever.
+/// `VIC_WRITE_STALL_SECS` shortens it for tests.
+fn write_stall() -> std::time::Duration {
+    static STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
+        std::env::var("VIC_WRITE_STALL_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs,
+            )
+    });
+    *STALL
+}
+
 /// Sends what is written as body chunks of up to 64 KiB (flushed on drop).
 pub(super) struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
+    handle: tokio::runtime::Handle,
 }
 
 impl Write for ChannelWriter {
@@ -157,9 +176,23 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+        let sent = self
+            .handle
+            .block_on(tokio::time::timeout(write_stall(), self.tx.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client went away",
+            )),
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the client took nothing for {}s: stream abandoned",
+                    write_stall().as_secs()
+                ),
+            )),
+        }
     }
 }
 

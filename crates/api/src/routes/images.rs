@@ -379,29 +379,17 @@ pub(crate) async fn image_prune(
 }
 
 /// Streams a file of the scratch folder and removes it (unlinked once open).
+/// Streams the archive at `path` (removed once open, so its space goes with the stream).
 async fn stream_file(path: std::path::PathBuf) -> Result<Response, ApiError> {
-    use tokio::io::AsyncReadExt;
-    let file = tokio::fs::File::open(&path)
-        .await
+    let mut file = std::fs::File::open(&path)
         .map_err(|e| ApiError::BadRequest(format!("archive vanished: {e}")))?;
-    let _ = tokio::fs::remove_file(&path).await;
-    let stream = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(buf), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
+    let _ = std::fs::remove_file(&path);
+    let body = super::archive::stream_from(move |mut w| {
+        std::io::copy(&mut file, &mut w)
+            .map(drop)
+            .map_err(|e| vic_engine::EngineError::Internal(format!("save: {e}")))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
 async fn save_response(state: &Shared, names: Vec<String>) -> Result<Response, ApiError> {
@@ -447,12 +435,29 @@ pub(crate) async fn image_load(
         .await
         .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("archive upload broke off: {e}")))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
+    let (mut written, mut next_check) = (0u64, 0u64);
+    let buffered = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::BadRequest(format!("archive upload broke off: {e}")))?;
+            written += chunk.len() as u64;
+            // The body is as long as the client likes: it stops before the disk is full.
+            if written >= next_check {
+                next_check = written + (8 << 20);
+                vic_engine::ensure_room(&archive, "the archive", written)
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
+        }
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(e) = buffered {
+        drop(file);
+        let _ = tokio::fs::remove_file(&archive).await;
+        return Err(e);
     }
     file.flush()
         .await

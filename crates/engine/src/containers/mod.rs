@@ -6,6 +6,7 @@
 mod containment;
 mod copy;
 mod lifecycle;
+mod names;
 mod network;
 mod security;
 mod table;
@@ -955,6 +956,7 @@ impl ContainerService {
         };
         security::parse(&rec.security_opt)?;
         self.containment.check(&rec)?;
+        names::check(&rec)?;
         // Stored by name, however it was given.
         if let Ok(n) = self.networks.get(&rec.network_mode) {
             rec.network_mode = n.name;

@@ -466,6 +466,9 @@ impl ContainerService {
         requested_ip: Option<Ipv4Addr>,
         aliases: Vec<String>,
     ) -> Result<(), EngineError> {
+        for a in &aliases {
+            super::names::check_alias(a)?;
+        }
         let id = self.resolve(container)?;
         let net = self.networks.get(network)?;
         let _guard = self
