@@ -6,6 +6,7 @@
 mod certs;
 mod clients;
 mod containers;
+mod containment;
 mod day2;
 mod faults;
 mod hardening;

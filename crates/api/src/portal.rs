@@ -412,40 +412,6 @@ fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> R
 async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     use http_body_util::BodyExt;
     let ip = remote.ip();
-    let limited = state.failures.lock().is_ok_and(|mut f| {
-        let now = Instant::now();
-        // Addresses whose failures are all old are forgotten: the map stays small.
-        f.retain(|_, q| {
-            q.back()
-                .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
-        });
-        // So many addresses failing at once is an attack from many: new ones wait.
-        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&ip) {
-            return true;
-        }
-        let q = f.entry(ip).or_default();
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > FAIL_WINDOW)
-        {
-            q.pop_front();
-        }
-        if q.len() >= MAX_FAILURES {
-            return true;
-        }
-        // Counted now, before the password is checked: attempts sent in parallel all count.
-        // A success takes its count back.
-        q.push_back(now);
-        false
-    });
-    if limited {
-        state.refuse(format!("login from {ip} refused: too many failed attempts"));
-        return login_page(
-            state,
-            Some("Too many failed attempts from your address: wait a minute."),
-            StatusCode::TOO_MANY_REQUESTS,
-        );
-    }
     let body = match http_body_util::Limited::new(req.into_body(), 8 * 1024)
         .collect()
         .await
@@ -474,6 +440,41 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
             state,
             Some("The sign-in form expired or did not come from this portal: try again."),
             StatusCode::FORBIDDEN,
+        );
+    }
+    let limited = state.failures.lock().is_ok_and(|mut f| {
+        let now = Instant::now();
+        // Addresses whose failures are all old are forgotten: the map stays small.
+        f.retain(|_, q| {
+            q.back()
+                .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
+        });
+        // So many addresses failing at once is an attack from many: new ones wait.
+        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&ip) {
+            return true;
+        }
+        let q = f.entry(ip).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > FAIL_WINDOW)
+        {
+            q.pop_front();
+        }
+        if q.len() >= MAX_FAILURES {
+            return true;
+        }
+        // Counted now, before the password is checked (and in the same lock as the check):
+        // attempts sent in parallel all count.
+        // A success takes its count back.
+        q.push_back(now);
+        false
+    });
+    if limited {
+        state.refuse(format!("login from {ip} refused: too many failed attempts"));
+        return login_page(
+            state,
+            Some("Too many failed attempts from your address: wait a minute."),
+            StatusCode::TOO_MANY_REQUESTS,
         );
     }
     let hash = state.password_hash().unwrap_or_default();

@@ -23,5 +23,5 @@ pub use runc::{
 pub use rustix::fs::{FileType, OFlags};
 pub use spec::{
     CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, UserNamespace,
-    beyond_default_capabilities, check_capabilities, runtime_spec, write_bundle,
+    beyond_default_capabilities, check_capabilities, max_capability, runtime_spec, write_bundle,
 };

@@ -44,6 +44,14 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// The VCH's user namespace: the container's root is an unprivileged host id.
     pub userns: Option<UserNamespace>,
+    /// The highest capability number the runtime knows, when it knows fewer than the kernel
+    /// (Debian 12's runsc stops at AUDIT_READ, 37, and fails to start a sandbox asked for more).
+    pub max_capability: Option<usize>,
+}
+
+/// The highest capability number `binary` knows, if it knows fewer than the kernel.
+pub fn max_capability(binary: &Path) -> Option<usize> {
+    crate::runc::is_runsc(binary).then_some(37)
 }
 
 /// A container's user namespace.
@@ -111,6 +119,11 @@ pub enum SpecError {
         "capability {0:?} is not available on this VCH's host (the endpoint's own bounding set lacks it)"
     )]
     UnavailableCapability(String),
+    /// A capability the runtime does not know.
+    #[error(
+        "capability {0:?} is not supported by this VCH's container runtime (gVisor's runsc knows the capabilities up to AUDIT_READ)"
+    )]
+    UnknownToRuntime(String),
     /// No command to run.
     #[error("no command specified: the image has no Cmd or Entrypoint and none was given")]
     NoCommand,
@@ -230,8 +243,17 @@ fn all_capabilities() -> HashSet<Capability> {
 }
 
 fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> {
+    let known = |c: &Capability| {
+        spec.max_capability.is_none_or(|max| {
+            BY_NUMBER
+                .iter()
+                .position(|n| capability(n).is_ok_and(|x| &x == c))
+                .is_some_and(|bit| bit <= max)
+        })
+    };
+    let all = || -> HashSet<Capability> { all_capabilities().into_iter().filter(known).collect() };
     if spec.privileged {
-        return Ok(all_capabilities());
+        return Ok(all());
     }
     let mut caps: HashSet<Capability> = DEFAULT_CAPS
         .iter()
@@ -240,9 +262,13 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> 
         .collect::<Result<_, _>>()?;
     for add in &spec.cap_add {
         if add.eq_ignore_ascii_case("ALL") {
-            caps = all_capabilities();
+            caps = all();
         } else if available(add) {
-            caps.insert(capability(add)?);
+            let cap = capability(add)?;
+            if !known(&cap) {
+                return Err(SpecError::UnknownToRuntime(add.to_owned()));
+            }
+            caps.insert(cap);
         } else {
             return Err(SpecError::UnavailableCapability(add.to_owned()));
         }
@@ -520,6 +546,37 @@ mod tests {
             runtime_spec(&ContainerSpec::default(), Path::new("/r")),
             Err(SpecError::NoCommand)
         ));
+        // A runtime that knows fewer capabilities gets none it does not know.
+        let mut g = base();
+        g.max_capability = Some(37);
+        g.privileged = true;
+        assert!(
+            !caps_of(&runtime_spec(&g, Path::new("/r")).unwrap())
+                .contains(&capability("BPF").unwrap())
+        );
+        g.privileged = false;
+        g.cap_add = vec!["BPF".into()];
+        assert!(matches!(
+            runtime_spec(&g, Path::new("/r")),
+            Err(SpecError::UnknownToRuntime(_))
+        ));
+        // A user namespace: joined by path, ids mapped.
+        let mut u = base();
+        u.userns = Some(UserNamespace {
+            ids: vic_core::IdMap::new(200_000, 65536).unwrap(),
+            path: Some("/pin/userns".into()),
+        });
+        let s = runtime_spec(&u, Path::new("/r")).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        assert!(l.namespaces().as_ref().unwrap().iter().any(|n| {
+            n.typ() == LinuxNamespaceType::User
+                && n.path().as_deref() == Some(Path::new("/pin/userns"))
+        }));
+        let m = &l.uid_mappings().as_ref().unwrap()[0];
+        assert_eq!(
+            (m.container_id(), m.host_id(), m.size()),
+            (0, 200_000, 65536)
+        );
         let mut n = base();
         n.netns = Some("/run/netns/x".into());
         let s = runtime_spec(&n, Path::new("/r")).unwrap();

@@ -1083,6 +1083,7 @@ impl ContainerService {
         self.refresh_names(Some(&rec));
         let spec = ContainerSpec {
             userns: self.spec_userns(&rec, netns.is_some()),
+            max_capability: vic_runtime::max_capability(&self.runtime),
             netns,
             seccomp_unconfined: security.seccomp_unconfined,
             no_new_privileges: security.no_new_privileges,

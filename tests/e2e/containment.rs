@@ -1,0 +1,733 @@
+//! Containment: what a client, an image or a container process tries in order to reach the
+//! VCH's host, each case proving with canary files that nothing on the host was read, written
+//! or deleted (issue 16's escape corpus), and the privileged probes on every runtime.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::Digest as _;
+use vic_testkit::TestHost;
+
+use crate::create;
+
+const IMG: &str = "127.0.0.1:5000/busybox";
+
+/// A folder of the test's host with a file in it, and what it held.
+struct Canary {
+    dir: PathBuf,
+}
+
+impl Canary {
+    fn new(host: &TestHost, name: &str) -> Self {
+        let dir = host.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret"), "host secret\n").unwrap();
+        Self { dir }
+    }
+
+    /// Asserts the folder and its file are as made: not deleted, changed or added to.
+    fn intact(&self) {
+        assert_eq!(
+            std::fs::read_to_string(self.dir.join("secret")).unwrap_or_default(),
+            "host secret\n",
+            "canary {} was changed",
+            self.dir.display()
+        );
+        let names: Vec<_> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["secret"],
+            "canary {} was written",
+            self.dir.display()
+        );
+    }
+}
+
+/// One layer entry: a file (with its content), a symlink (its target) or a folder.
+enum E<'a> {
+    File(&'a str, &'a [u8], u32),
+    Link(&'a str, &'a str),
+    Dir(&'a str),
+}
+
+/// An image's one layer of `entries` (and busybox as /bin/sh), and its config, which lists
+/// `diff_ids` (the layer's own when `None`).
+fn image_parts(entries: &[E<'_>], diff_ids: Option<&[&str]>) -> (Vec<u8>, String) {
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8], link: Option<&str>, mode| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        match link {
+            Some(l) => layer.append_link(&mut h, path, l).unwrap(),
+            None => layer.append_data(&mut h, path, data).unwrap(),
+        }
+    };
+    add("bin/", tar::EntryType::Directory, b"", None, 0o755);
+    add(
+        "bin/busybox",
+        tar::EntryType::Regular,
+        &busybox,
+        None,
+        0o755,
+    );
+    for a in ["sh", "true", "cat", "ls", "id"] {
+        add(
+            &format!("bin/{a}"),
+            tar::EntryType::Symlink,
+            b"",
+            Some("busybox"),
+            0o777,
+        );
+    }
+    for e in entries {
+        match e {
+            E::File(p, data, mode) => add(p, tar::EntryType::Regular, data, None, *mode),
+            E::Link(p, target) => add(p, tar::EntryType::Symlink, b"", Some(target), 0o777),
+            E::Dir(p) => add(p, tar::EntryType::Directory, b"", None, 0o755),
+        }
+    }
+    let layer = layer.into_inner().unwrap();
+    let own: String = sha2::Sha256::digest(&layer)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let own = format!("sha256:{own}");
+    let diff_ids: Vec<String> = match diff_ids {
+        Some(ids) => ids.iter().map(|s| s.to_string()).collect(),
+        None => vec![own],
+    };
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    })
+    .to_string();
+    (layer, config)
+}
+
+/// A docker-archive of image `tag` made of [`image_parts`].
+fn image_archive(dir: &Path, tag: &str, entries: &[E<'_>], diff_ids: Option<&[&str]>) -> PathBuf {
+    let (layer, config) = image_parts(entries, diff_ids);
+    let manifest = serde_json::json!([
+        {"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}
+    ])
+    .to_string();
+    let path = dir.join(format!("{}.tar", tag.replace([':', '/'], "-")));
+    let mut out = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for (name, data) in [
+        ("config.json", config.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+        ("layer.tar", layer.as_slice()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, name, data).unwrap();
+    }
+    out.into_inner().unwrap().flush().unwrap();
+    path
+}
+
+/// A plain-HTTP VCH on 127.0.0.2 with busybox pulled, an administrator volume store `shared`
+/// at `store/`, and the create flags `more`.
+fn vch(host: &TestHost, name: &str, more: &[&str]) -> Vec<(String, String)> {
+    let store = format!("{}:shared", host.path("store").display());
+    let mut args = vec!["--volume-store", store.as_str()];
+    args.extend_from_slice(more);
+    let env = crate::plain_vch_with_registry_and(host, name, &args);
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+    env
+}
+
+/// Pushes a layer and a config as image `REPO:TAG` to the registry on 127.0.0.1:5000, the way
+/// an image author would, with nothing checking what the config says.
+const PUSH: &str = r#"
+import hashlib, json, sys, urllib.request
+reg = "http://127.0.0.1:5000"
+layer, config, repo, tag = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), sys.argv[3], sys.argv[4]
+def push(data):
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = urllib.request.urlopen(urllib.request.Request(f"{reg}/v2/{repo}/blobs/uploads/", method="POST"))
+    loc = r.headers["Location"]
+    loc = reg + loc if loc.startswith("/") else loc
+    sep = "&" if "?" in loc else "?"
+    urllib.request.urlopen(urllib.request.Request(f"{loc}{sep}digest={digest}", data=data, method="PUT",
+        headers={"Content-Type": "application/octet-stream"}))
+    return {"digest": digest, "size": len(data)}
+c, l = push(config), push(layer)
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": dict(c, mediaType="application/vnd.docker.container.image.v1+json"),
+    "layers": [dict(l, mediaType="application/vnd.docker.image.rootfs.diff.tar")]}
+urllib.request.urlopen(urllib.request.Request(f"{reg}/v2/{repo}/manifests/{tag}", data=json.dumps(manifest).encode(),
+    method="PUT", headers={"Content-Type": manifest["mediaType"]}))
+"#;
+
+/// The first host id of VCH `name`'s range, from its config.
+fn range_base(host: &TestHost, name: &str) -> u32 {
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(host.root().join(name).join("config.json")).unwrap())
+            .unwrap();
+    cfg["user_namespace"]["base"].as_u64().unwrap() as u32
+}
+
+/// Hands `dir` (made if missing) to the root of VCH `name`'s containers, as an administrator
+/// who offers a host folder to them does.
+fn offer(host: &TestHost, name: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let base = range_base(host, name);
+    std::os::unix::fs::chown(dir, Some(base), Some(base)).unwrap();
+}
+
+#[test]
+fn a_crafted_image_names_no_host_folder() {
+    let host = TestHost::new();
+    let env = vch(&host, "img", &[]);
+    let canary = Canary::new(&host, "canary");
+    let escapes = [
+        format!("sha256:{}", canary.dir.display()),
+        "sha256:../../../../../../tmp".to_owned(),
+        format!("sha256:{}", "A".repeat(64)),
+    ];
+    for (i, id) in escapes.iter().enumerate() {
+        let tar = image_archive(host.dir(), &format!("evil:{i}"), &[], Some(&[id.as_str()]));
+        host.docker(&env, ["load", "-i", tar.to_str().unwrap()])
+            .fails()
+            .says("is not a content ID");
+        host.docker(&env, ["images", "-q", &format!("evil:{i}")])
+            .ok()
+            .never_says("sha256");
+        canary.intact();
+    }
+    // The same through a registry: refused at pull.
+    let (layer, config) = image_parts(&[], Some(&[escapes[0].as_str()]));
+    std::fs::write(host.path("layer.tar"), layer).unwrap();
+    std::fs::write(host.path("config.json"), config).unwrap();
+    std::fs::write(host.path("push.py"), PUSH).unwrap();
+    host.sh("python3 push.py layer.tar config.json evil reg")
+        .ok();
+    host.docker(&env, ["pull", "127.0.0.1:5000/evil:reg"])
+        .fails()
+        .says("is not a content ID");
+    canary.intact();
+}
+
+#[test]
+fn the_image_user_database_is_read_inside_the_image_only() {
+    let host = TestHost::new();
+    let env = vch(&host, "usr", &[]);
+    // /etc/passwd a link to itself (the host's, on the host), /etc/group to /dev/zero, and a
+    // FIFO-like trap would hang a reader that follows them on the host.
+    let tar = image_archive(
+        host.dir(),
+        "users:1",
+        &[
+            E::Dir("etc/"),
+            E::Link("etc/passwd", "/etc/passwd"),
+            E::Link("etc/group", "/dev/zero"),
+        ],
+        None,
+    );
+    host.docker(&env, ["load", "-i", tar.to_str().unwrap()])
+        .ok();
+    let started = std::time::Instant::now();
+    host.docker(&env, ["run", "--rm", "-u", "daemon", "users:1", "id"])
+        .fails()
+        .says("unable to find user daemon");
+    host.docker(&env, ["run", "--rm", "-u", "0:disk", "users:1", "id"])
+        .fails()
+        .says("unable to find group disk");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the lookups took {:?}",
+        started.elapsed()
+    );
+    // A real user database is read from the container's own root.
+    let tar = image_archive(
+        host.dir(),
+        "users:2",
+        &[
+            E::Dir("etc/"),
+            E::File(
+                "etc/passwd",
+                b"root:x:0:0::/:/bin/sh\napp:x:1234:4321::/:/bin/sh\n",
+                0o644,
+            ),
+            E::File("etc/group", b"root:x:0:\napp:x:4321:\n", 0o644),
+        ],
+        None,
+    );
+    host.docker(&env, ["load", "-i", tar.to_str().unwrap()])
+        .ok();
+    host.docker(&env, ["run", "--rm", "-u", "app", "users:2", "id"])
+        .ok()
+        .says("uid=1234")
+        .says("gid=4321");
+}
+
+#[test]
+fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
+    let host = TestHost::new();
+    // Without user namespaces a container's root may write anything in a store it binds (with
+    // them the store's own folders are out of its reach too): the proofs alone must hold.
+    let env = vch(&host, "vst", &["--no-user-namespace"]);
+    let canary = Canary::new(&host, "canary");
+    let store = host.path("store");
+    let c = canary.dir.display().to_string();
+    host.docker(
+        &env,
+        ["volume", "create", "--opt", "VolumeStore=shared", "v1"],
+    )
+    .ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "-v",
+            "v1:/v",
+            IMG,
+            "sh",
+            "-c",
+            "echo mine > /v/f",
+        ],
+    )
+    .ok();
+    std::fs::create_dir_all(store.join("sub")).unwrap();
+    // A container that will bind a folder of the store, made while the folder is real.
+    host.docker(
+        &env,
+        [
+            "create",
+            "--name",
+            "later",
+            "-v",
+            &format!("{}:/x", store.join("sub").display()),
+            IMG,
+            "ls",
+            "/x",
+        ],
+    )
+    .ok();
+    // A container that binds the whole store plants links to the host's folder: a forged
+    // volume, a real volume's data swapped, the other container's folder swapped.
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/s", store.display()),
+            IMG,
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /s/evil && ln -s {c} /s/evil/_data \
+                 && echo '{{\"name\":\"evil\",\"created\":\"x\",\"store\":\"shared\"}}' > /s/evil/volume.json \
+                 && mv /s/v1/_data /s/v1/old && ln -s {c} /s/v1/_data \
+                 && rm -r /s/sub && ln -s {c} /s/sub"
+            ),
+        ],
+    )
+    .ok();
+    host.docker(&env, ["volume", "ls", "-q"])
+        .ok()
+        .never_says("evil");
+    // The forged volume is none; made for real, it cannot take the planted link.
+    host.docker(
+        &env,
+        ["volume", "create", "--opt", "VolumeStore=shared", "evil"],
+    )
+    .fails()
+    .says("refused");
+    host.docker(&env, ["run", "--rm", "-v", "evil:/x", IMG, "ls", "/x"])
+        .ok()
+        .never_says("secret");
+    // A real volume whose data was swapped for a link is refused, not followed.
+    host.docker(&env, ["run", "--rm", "-v", "v1:/x", IMG, "ls", "/x"])
+        .fails()
+        .never_says("secret")
+        .says("refused");
+    host.docker(&env, ["start", "-a", "later"])
+        .fails()
+        .never_says("secret")
+        .says("refused");
+    host.docker(&env, ["cp", "later:/x/secret", "-"])
+        .fails()
+        .never_says("host secret");
+    host.docker(&env, ["volume", "rm", "v1"]).ok();
+    host.docker(&env, ["rm", "later"]).ok();
+    canary.intact();
+}
+
+/// The privileged probes on `runtime`: container root, `--privileged` and added capabilities
+/// act inside the container's user namespace only.
+fn root_is_not_host_root(runtime: &str) {
+    let host = TestHost::new();
+    let env = vch(&host, "prv", &["--container-runtime", runtime]);
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let inspect = host.vic_machine(["inspect", "--name", "prv"]).ok();
+    inspect.says("User namespace: container ids 0-65535 are host ids");
+    host.docker(&env, ["info", "-f", "{{.SecurityOptions}}"])
+        .ok()
+        .says("name=userns");
+    for flags in [
+        &["--privileged"][..],
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "systempaths=unconfined",
+        ][..],
+        &["--cap-add", "ALL", "--security-opt", "seccomp=unconfined"][..],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([
+            IMG,
+            "sh",
+            "-c",
+            "echo '|/tmp/vic-escape %p' > /proc/sys/kernel/core_pattern && echo WROTE",
+        ]);
+        host.docker(&env, &args).never_says("WROTE");
+        assert_eq!(
+            std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+            before,
+            "{runtime} {flags:?} changed the host's core_pattern"
+        );
+    }
+    // Root inside maps to an unprivileged host id (gVisor keeps its own map inside; its
+    // sandbox runs as that id on the host).
+    if runtime != "runsc" {
+        let map = host
+            .docker(&env, ["run", "--rm", IMG, "cat", "/proc/self/uid_map"])
+            .ok()
+            .stdout;
+        let fields: Vec<u64> = map
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert!(
+            fields.len() == 3 && fields[0] == 0 && fields[1] >= 100_000 && fields[2] == 65536,
+            "{runtime}: {map}"
+        );
+    }
+    offer(&host, "prv", &host.path("store/w"));
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "--privileged",
+            "-v",
+            &format!("{}:/w", host.path("store/w").display()),
+            IMG,
+            "sh",
+            "-c",
+            "echo x > /w/f",
+        ],
+    )
+    .ok();
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(host.path("store/w/f")).unwrap());
+    assert!(owner >= 100_000, "{runtime}: written as host uid {owner}");
+}
+
+#[test]
+fn container_root_is_not_host_root_on_runc() {
+    root_is_not_host_root("runc");
+}
+
+#[test]
+fn container_root_is_not_host_root_on_crun() {
+    root_is_not_host_root("crun");
+}
+
+#[test]
+fn container_root_is_not_host_root_on_runsc() {
+    root_is_not_host_root("runsc");
+}
+
+#[test]
+fn without_user_namespaces_host_privileges_need_the_administrator() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let out = create(
+        &host,
+        "off",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+            "--no-user-namespace",
+        ],
+    );
+    out.says("without user namespaces");
+    let env = out.docker_env();
+    host.docker(&env, ["info"])
+        .ok()
+        .says("WARNING: user namespaces are off");
+    for flags in [
+        &["--privileged"][..],
+        &["--cap-add", "SYS_ADMIN"][..],
+        &["--security-opt", "seccomp=unconfined"][..],
+        &["--security-opt", "apparmor=unconfined"][..],
+        &["--security-opt", "systempaths=unconfined"][..],
+    ] {
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend([IMG, "true"]);
+        host.docker(&env, &args)
+            .fails()
+            .says("is refused on this VCH: user namespaces are off");
+    }
+    host.docker(
+        &env,
+        ["run", "--rm", "--cap-add", "NET_BIND_SERVICE", IMG, "true"],
+    )
+    .ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "-v",
+            "data:/d",
+            "--name",
+            "wr",
+            IMG,
+            "sh",
+            "-c",
+            "echo x > /d/f",
+        ],
+    )
+    .ok();
+    // The administrator allows them...
+    host.vic_machine(["configure", "--name", "off", "--allow-privileged"])
+        .ok()
+        .says("Privileged containers allowed");
+    host.docker(&env, ["run", "--rm", "--privileged", IMG, "true"])
+        .ok();
+    // ... or turns user namespaces on: what the containers own moves into the VCH's range.
+    host.vic_machine(["configure", "--name", "off", "--user-namespace"])
+        .ok()
+        .says("User namespace on: container ids 0-65535 are host ids");
+    host.docker(&env, ["info"])
+        .ok()
+        .never_says("WARNING: user namespaces are off");
+    let data = host.root().join("off/volumes/data/_data/f");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&data).unwrap());
+    assert!(owner >= 100_000, "volume data owned by {owner}");
+    host.docker(&env, ["start", "-a", "wr"]).ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "-v",
+            "data:/d",
+            IMG,
+            "sh",
+            "-c",
+            "echo y >> /d/f && cat /d/f",
+        ],
+    )
+    .ok()
+    .says("y");
+    // A running container keeps the switch from happening under it.
+    host.docker(&env, ["run", "-d", "--name", "busy", IMG, "sleep", "60"])
+        .ok();
+    host.vic_machine(["configure", "--name", "off", "--no-user-namespace"])
+        .fails()
+        .says("stop them first");
+    host.docker(&env, ["rm", "-f", "busy"]).ok();
+    host.vic_machine(["configure", "--name", "off", "--no-user-namespace"])
+        .ok();
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&data).unwrap());
+    assert_eq!(owner, 0);
+    host.vic_machine(["inspect", "--name", "off"])
+        .ok()
+        .says("User namespace: off");
+}
+
+#[test]
+fn names_reach_no_other_lines_and_networks_leave_the_host_alone() {
+    let host = TestHost::new();
+    let env = vch(&host, "nms", &[]);
+    let api = |body: &str| {
+        host.sh(&format!(
+            "curl -s -o /dev/stderr -w '%{{http_code}}' -H 'Content-Type: application/json' -d '{body}' http://127.0.0.2:2375/v1.44/containers/create"
+        ))
+    };
+    for body in [
+        format!(r#"{{"Image":"{IMG}","Hostname":"h\n203.0.113.9 bank.example"}}"#),
+        format!(
+            r#"{{"Image":"{IMG}","NetworkingConfig":{{"EndpointsConfig":{{"bridge":{{"Aliases":["db\n203.0.113.9 bank.example"]}}}}}}}}"#
+        ),
+        format!(r#"{{"Image":"{IMG}","HostConfig":{{"ExtraHosts":["a\nb:203.0.113.9"]}}}}"#),
+        format!(
+            r#"{{"Image":"{IMG}","HostConfig":{{"DnsSearch":["x\nnameserver 203.0.113.9"]}}}}"#
+        ),
+    ] {
+        let r = api(&body);
+        assert!(r.stdout.trim() == "400", "{body}: {r:?}");
+        assert!(r.stderr.contains("invalid"), "{body}: {r:?}");
+    }
+    host.docker(&env, ["network", "create", "--subnet", "0.0.0.0/1", "wide"])
+        .fails()
+        .says("overlaps address 127.0.0.1 of lo");
+    host.docker(
+        &env,
+        ["network", "create", "--subnet", "127.0.0.0/16", "lo16"],
+    )
+    .fails()
+    .says("overlaps");
+    host.docker(
+        &env,
+        ["network", "create", "--subnet", "10.99.0.0/24", "fine"],
+    )
+    .ok();
+}
+
+#[test]
+fn browsers_read_only_clients_and_slow_readers_get_their_limits() {
+    let host = TestHost::new();
+    host.start_registry("127.0.0.1:5000", None, None);
+    host.push_busybox("127.0.0.1:5000", "busybox");
+    let mut cmd = host.command(vic_testkit::vic_machine_bin());
+    cmd.args([
+        "create",
+        "--name",
+        "lim",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--insecure-registry",
+        "127.0.0.1:5000",
+    ])
+    .env("VIC_WRITE_STALL_SECS", "3");
+    let env = vic_testkit::run(cmd).ok().docker_env();
+    host.docker(&env, ["pull", "-q", IMG]).ok();
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "app",
+            "-e",
+            "TOKEN=hunter2",
+            IMG,
+            "sleep",
+            "600",
+        ],
+    )
+    .ok();
+    // More than socket buffers hold, so that a client that stops reading stalls the export.
+    host.docker(
+        &env,
+        [
+            "exec",
+            "app",
+            "busybox",
+            "dd",
+            "if=/dev/urandom",
+            "of=/big",
+            "bs=1M",
+            "count=24",
+        ],
+    )
+    .ok();
+    // Browsers: a foreign Origin or any Sec-Fetch-Site is refused; the API's own origin (what
+    // websocket clients send) is not.
+    let certs = host.path("lim");
+    let curl = |headers: &str| {
+        host.sh(&format!(
+            "curl -s -w ' %{{http_code}}' --cacert {d}/ca.pem --cert {d}/cert.pem --key {d}/key.pem {headers} https://127.0.0.2:2376/v1.44/containers/json",
+            d = certs.display()
+        ))
+    };
+    curl("-H 'Origin: https://evil.example'")
+        .says("requests from web pages are refused")
+        .says(" 403");
+    curl("-H 'Sec-Fetch-Site: cross-site'")
+        .says("requests from web browsers are refused")
+        .says(" 403");
+    curl("-H 'Origin: https://127.0.0.2:2376'").says(" 200");
+    curl("").says(" 200");
+
+    // A read-only client: lists, inspections without values, logs; no files.
+    host.vic_machine([
+        "cert",
+        "issue",
+        "--name",
+        "lim",
+        "--user",
+        "viewer",
+        "--read-only",
+    ])
+    .ok();
+    let viewer: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "DOCKER_CERT_PATH" {
+                host.path("lim-viewer").display().to_string()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    host.docker(&viewer, ["ps"]).ok().says("app");
+    host.docker(&viewer, ["inspect", "-f", "{{json .Config.Env}}", "app"])
+        .ok()
+        .says("TOKEN=<hidden>")
+        .never_says("hunter2");
+    host.docker(&viewer, ["logs", "app"]).ok();
+    for args in [
+        &["cp", "app:/etc/hostname", "-"][..],
+        &["export", "app"][..],
+        &["save", IMG][..],
+    ] {
+        host.docker(&viewer, args)
+            .fails()
+            .says("is read-only on this VCH");
+    }
+
+    // Downloads: a client that stops reading is cut off, and may hold only a few at once.
+    let slow = format!(
+        "import socket, ssl, sys, time\n\
+         ctx = ssl.create_default_context(cafile='{d}/ca.pem')\n\
+         ctx.load_cert_chain('{d}/cert.pem', '{d}/key.pem')\n\
+         socks = []\n\
+         for i in range(5):\n\
+         \x20   s = ctx.wrap_socket(socket.create_connection(('127.0.0.2', 2376)), server_hostname='127.0.0.2')\n\
+         \x20   s.sendall(b'GET /v1.44/containers/app/export HTTP/1.1\\r\\nHost: 127.0.0.2\\r\\n\\r\\n')\n\
+         \x20   socks.append(s)\n\
+         \x20   time.sleep(0.3)\n\
+         print(socks[4].recv(200).decode(errors='replace').split('\\r\\n')[0])\n\
+         time.sleep(6)\n\
+         for s in socks[:4]:\n\
+         \x20   s.settimeout(5)\n\
+         \x20   try:\n\
+         \x20       while s.recv(1 << 20): pass\n\
+         \x20   except Exception: pass\n\
+         print('done')\n",
+        d = certs.display()
+    );
+    std::fs::write(host.path("slow.py"), slow).unwrap();
+    host.sh("python3 slow.py").ok().says("429").says("done");
+    let log = std::fs::read_to_string(host.root().join("lim/endpoint.log")).unwrap();
+    assert!(
+        log.contains("the client took nothing for 3s"),
+        "no abandoned stream in the log"
+    );
+    // The slots are free again.
+    host.docker(&env, ["export", "-o", "app.tar", "app"]).ok();
+}
