@@ -46,11 +46,13 @@ impl Canary {
     }
 }
 
-/// One layer entry: a file (with its content), a symlink (its target) or a folder.
+/// One layer entry: a file (with its content), a symlink (its target), a folder or a
+/// character device (major, minor).
 enum E<'a> {
     File(&'a str, &'a [u8], u32),
     Link(&'a str, &'a str),
     Dir(&'a str),
+    Char(&'a str, u32, u32),
 }
 
 /// An image's one layer of `entries` (and busybox as /bin/sh), and its config, which lists
@@ -85,12 +87,25 @@ fn image_parts(entries: &[E<'_>], diff_ids: Option<&[&str]>) -> (Vec<u8>, String
             0o777,
         );
     }
+    let mut devices = Vec::new();
     for e in entries {
         match e {
             E::File(p, data, mode) => add(p, tar::EntryType::Regular, data, None, *mode),
             E::Link(p, target) => add(p, tar::EntryType::Symlink, b"", Some(target), 0o777),
             E::Dir(p) => add(p, tar::EntryType::Directory, b"", None, 0o755),
+            E::Char(p, major, minor) => {
+                devices.push((p.to_string(), *major, *minor));
+            }
         }
+    }
+    for (p, major, minor) in devices {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        layer.append_data(&mut h, p, std::io::empty()).unwrap();
     }
     let layer = layer.into_inner().unwrap();
     let own: String = sha2::Sha256::digest(&layer)
@@ -242,6 +257,18 @@ fn the_image_user_database_is_read_inside_the_image_only() {
     host.docker(&env, ["run", "--rm", "-u", "0:disk", "users:1", "id"])
         .fails()
         .says("unable to find group disk");
+    // A device node in its place (here /dev/zero's numbers) is never opened.
+    let tar = image_archive(
+        host.dir(),
+        "users:3",
+        &[E::Dir("etc/"), E::Char("etc/passwd", 1, 5)],
+        None,
+    );
+    host.docker(&env, ["load", "-i", tar.to_str().unwrap()])
+        .ok();
+    host.docker(&env, ["run", "--rm", "-u", "app", "users:3", "id"])
+        .fails()
+        .says("it is not a regular file");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
         "the lookups took {:?}",
@@ -314,8 +341,24 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
         ],
     )
     .ok();
+    // Where the VCH keeps v1 in the shared store (`vch-<id>/v1`).
+    let mountpoint = host
+        .docker(&env, ["volume", "inspect", "-f", "{{.Mountpoint}}", "v1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let v1 = Path::new(&mountpoint)
+        .parent()
+        .unwrap()
+        .strip_prefix(std::fs::canonicalize(&store).unwrap())
+        .unwrap()
+        .display()
+        .to_string();
+    let mine = v1.split('/').next().unwrap().to_owned();
     // A container that binds the whole store plants links to the host's folder: a forged
-    // volume, a real volume's data swapped, the other container's folder swapped.
+    // volume (a record beside it, and a folder where a new one would go), a real volume's data
+    // swapped, the other container's folder swapped.
     host.docker(
         &env,
         [
@@ -327,9 +370,9 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
             "sh",
             "-c",
             &format!(
-                "mkdir -p /s/evil && ln -s {c} /s/evil/_data \
+                "mkdir -p /s/evil /s/{mine}/evil && ln -s {c} /s/evil/_data && ln -s {c} /s/{mine}/evil/_data \
                  && echo '{{\"name\":\"evil\",\"created\":\"x\",\"store\":\"shared\"}}' > /s/evil/volume.json \
-                 && mv /s/v1/_data /s/v1/old && ln -s {c} /s/v1/_data \
+                 && mv /s/{v1}/_data /s/{v1}/old && ln -s {c} /s/{v1}/_data \
                  && rm -r /s/sub && ln -s {c} /s/sub"
             ),
         ],
@@ -344,7 +387,7 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
         ["volume", "create", "--opt", "VolumeStore=shared", "evil"],
     )
     .fails()
-    .says("refused");
+    .says("is no volume of this VCH");
     host.docker(&env, ["run", "--rm", "-v", "evil:/x", IMG, "ls", "/x"])
         .ok()
         .never_says("secret");
@@ -451,6 +494,64 @@ fn container_root_is_not_host_root_on_crun() {
 #[test]
 fn container_root_is_not_host_root_on_runsc() {
     root_is_not_host_root("runsc");
+}
+
+#[test]
+fn the_kernels_own_files_are_never_copied_out_of_a_container() {
+    let host = TestHost::new();
+    let env = vch(&host, "krn", &[]);
+    // Unmasked /proc (allowed: root inside is not root outside), yet the VCH reads as the
+    // host's root: what it copies must never be the kernel's.
+    host.docker(
+        &env,
+        [
+            "run",
+            "-d",
+            "--name",
+            "kern",
+            "--security-opt",
+            "systempaths=unconfined",
+            IMG,
+            "sleep",
+            "600",
+        ],
+    )
+    .ok();
+    for path in [
+        "kern:/proc/kcore",
+        "kern:/proc/1/environ",
+        "kern:/sys/kernel/notes",
+    ] {
+        host.docker(&env, ["cp", path, "-"])
+            .fails()
+            .says("file system, which is never copied");
+    }
+    // Nor is anything written into them.
+    std::fs::write(host.path("core_pattern"), "|/tmp/vic-escape %p\n").unwrap();
+    let before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    host.docker(&env, ["cp", "core_pattern", "kern:/proc/sys/kernel/"])
+        .fails();
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        before
+    );
+    // The whole root: its files, none of /proc or /sys.
+    let listing = host
+        .sh(&format!(
+            "DOCKER_HOST=tcp://127.0.0.2:2375 {} cp kern:/ - | tar -tf -",
+            vic_testkit::docker_bin()
+        ))
+        .ok();
+    listing.says("bin/busybox");
+    let kernel: Vec<&str> = listing
+        .stdout
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start_matches("./");
+            (l.starts_with("proc/") || l.starts_with("sys/")) && l.matches('/').count() > 1
+        })
+        .collect();
+    assert!(kernel.is_empty(), "kernel files in the archive: {kernel:?}");
 }
 
 #[test]
@@ -580,12 +681,22 @@ fn names_reach_no_other_lines_and_networks_leave_the_host_alone() {
         assert!(r.stdout.trim() == "400", "{body}: {r:?}");
         assert!(r.stderr.contains("invalid"), "{body}: {r:?}");
     }
-    host.docker(&env, ["network", "create", "--subnet", "0.0.0.0/1", "wide"])
-        .fails()
-        .says("overlaps address 127.0.0.1 of lo");
+    // Not where the host's own traffic goes: public space, link-local services, loopback ...
+    for subnet in [
+        "0.0.0.0/1",
+        "8.8.8.0/24",
+        "169.254.169.0/24",
+        "127.0.0.0/16",
+    ] {
+        host.docker(&env, ["network", "create", "--subnet", subnet, "wide"])
+            .fails()
+            .says("must lie in private address space");
+    }
+    // ... nor a network the host has.
+    host.sh("ip addr add 10.77.0.1/24 dev lo").ok();
     host.docker(
         &env,
-        ["network", "create", "--subnet", "127.0.0.0/16", "lo16"],
+        ["network", "create", "--subnet", "10.77.0.0/16", "taken"],
     )
     .fails()
     .says("overlaps");
@@ -690,6 +801,14 @@ fn browsers_read_only_clients_and_slow_readers_get_their_limits() {
         .says("TOKEN=<hidden>")
         .never_says("hunter2");
     host.docker(&viewer, ["logs", "app"]).ok();
+    host.docker(&viewer, ["top", "app"]).ok().says("sleep");
+    // ps options could print the processes' environment; history holds ENV values.
+    host.docker(&viewer, ["top", "app", "e", "-o", "pid,args"])
+        .fails()
+        .says("is read-only on this VCH");
+    host.docker(&viewer, ["history", IMG])
+        .fails()
+        .says("is read-only on this VCH");
     for args in [
         &["cp", "app:/etc/hostname", "-"][..],
         &["export", "app"][..],

@@ -570,6 +570,27 @@ fn container_networks_enforce_their_trust_levels() {
     docker(&["run", "--net", "peers", "-p", "80", IMG, "true"])
         .fails()
         .says("must specify a mapping (firewall configured for \"peers\"");
+    // A container that could remove its network's firewall is not let on it (but on an open
+    // one, which has none).
+    for caps in [&["--cap-add", "NET_ADMIN"][..], &["--privileged"][..]] {
+        let mut a = vec!["run", "--rm", "--net", "closed"];
+        a.extend_from_slice(caps);
+        a.extend([IMG, "true"]);
+        docker(&a)
+            .fails()
+            .says("is refused on container network closed");
+    }
+    docker(&[
+        "run",
+        "--rm",
+        "--net",
+        "open",
+        "--cap-add",
+        "NET_ADMIN",
+        IMG,
+        "true",
+    ])
+    .ok();
 
     // One container per level, serving on 80 and 81.
     let serve = "mkdir -p /a /b && echo port80 > /a/index.html && echo port81 > /b/index.html && busybox httpd -p 81 -h /b && exec busybox httpd -f -p 80 -h /a";

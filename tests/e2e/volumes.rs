@@ -114,7 +114,11 @@ fn named_and_anonymous_volumes_keep_data() {
         ],
     )
     .ok();
-    assert!(host.path("store/teamvol/_data").is_dir());
+    // In the VCH's own folder of the shared store.
+    let id = std::fs::read_to_string(host.root().join("vol/config.json")).unwrap();
+    let id: serde_json::Value = serde_json::from_str(&id).unwrap();
+    let id = id["id"].as_str().unwrap();
+    assert!(host.path(&format!("store/vch-{id}/teamvol/_data")).is_dir());
     host.docker(&env, ["volume", "ls", "-q", "--filter", "label=team=a"])
         .ok()
         .says("teamvol");

@@ -409,9 +409,24 @@ fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> R
     )
 }
 
+/// Whose budget of sign-in attempts an address spends: its own for IPv4, its /64's for IPv6
+/// (a single host holds a whole /64 and could otherwise try from each address).
+fn attempt_budget(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
 async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     use http_body_util::BodyExt;
     let ip = remote.ip();
+    let budget = attempt_budget(ip);
     let body = match http_body_util::Limited::new(req.into_body(), 8 * 1024)
         .collect()
         .await
@@ -450,10 +465,10 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
                 .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
         });
         // So many addresses failing at once is an attack from many: new ones wait.
-        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&ip) {
+        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&budget) {
             return true;
         }
-        let q = f.entry(ip).or_default();
+        let q = f.entry(budget).or_default();
         while q
             .front()
             .is_some_and(|t| now.duration_since(*t) > FAIL_WINDOW)
@@ -494,7 +509,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
         return login_page(state, Some("Wrong password."), StatusCode::UNAUTHORIZED);
     }
     if let Ok(mut f) = state.failures.lock()
-        && let Some(q) = f.get_mut(&ip)
+        && let Some(q) = f.get_mut(&budget)
     {
         q.pop_back();
     }

@@ -114,7 +114,8 @@ impl State {
     /// Why this connection's client may not make this request now, if it may not: its
     /// certificate was revoked since it connected, or its role is read-only and the request
     /// is not a read.
-    fn refusal(&self, info: &ConnInfo, method: &axum::http::Method, path: &str) -> Option<String> {
+    fn refusal(&self, info: &ConnInfo, method: &axum::http::Method, uri: &Uri) -> Option<String> {
+        let path = uri.path();
         if let Some(leaf) = &info.leaf {
             let trust = self
                 .tls
@@ -130,11 +131,17 @@ impl State {
             }
         }
         let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
+        // `top` with ps options could print the processes' environment (`ps e`).
+        let ps_options = path.ends_with("/top")
+            && uri.query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv.starts_with("ps_args=") && kv.len() > 8)
+            });
         if info.role == vic_pki::Role::ReadOnly
-            && !(read && read_only_allows(split_version(path).1))
+            && (!(read && read_only_allows(split_version(path).1)) || ps_options)
         {
             return Some(format!(
-                "the client certificate {} is read-only on this VCH: {method} {path} is refused (read-only clients may list, inspect and read logs and events); ask the VCH administrator for a full-access certificate",
+                "the client certificate {} is read-only on this VCH: {method} {path} is refused (read-only clients may list, inspect, read logs, events and statistics, and run top without ps options); ask the VCH administrator for a full-access certificate",
                 info.client
             ));
         }
@@ -156,8 +163,9 @@ fn read_only_allows(path: &str) -> bool {
             "json" | "logs" | "top" | "stats" | "changes",
         ] => true,
         ["networks", _] | ["volumes", _] | ["exec", _, "json"] => true,
-        // Image names hold slashes (`/images/library/busybox/json`).
-        ["images", .., "json" | "history"] => true,
+        // Image names hold slashes (`/images/library/busybox/json`). Not `history`: its
+        // `CreatedBy` lines carry the values of `ENV` and build arguments.
+        ["images", .., "json"] => true,
         ["distribution", .., "json"] => true,
         _ => false,
     }
@@ -254,7 +262,7 @@ pub(crate) async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let refused = browser_refusal(&req).or_else(|| state.refusal(&info, &method, &path));
+    let refused = browser_refusal(&req).or_else(|| state.refusal(&info, &method, req.uri()));
     let slot = match refused {
         None if is_download(&method, &path) => Some(state.stream_slot(&info)),
         _ => None,
@@ -426,7 +434,6 @@ mod tests {
             "/containers/abc/top",
             "/images/json",
             "/images/library/busybox/json",
-            "/images/busybox/history",
             "/networks/bridge",
             "/volumes",
             "/exec/123/json",
@@ -442,6 +449,7 @@ mod tests {
             "/containers/abc/attach",
             "/build",
             "/session",
+            "/images/busybox/history",
         ] {
             assert!(!read_only_allows(no), "{no}");
         }
@@ -483,8 +491,9 @@ mod route_tests {
         let images = Arc::new(
             vic_engine::ImageService::open(&dir, Default::default(), Default::default()).unwrap(),
         );
-        let volumes =
-            Arc::new(vic_engine::VolumeService::open(&dir, &[], Default::default()).unwrap());
+        let volumes = Arc::new(
+            vic_engine::VolumeService::open(&dir, &[], Default::default(), "test").unwrap(),
+        );
         let networks = Arc::new(
             vic_engine::NetworkService::open(&dir, vic_engine::NetworkSettings::default()).unwrap(),
         );
@@ -609,23 +618,33 @@ mod route_tests {
             ("GET", "/v1.44/containers/json"),
             ("HEAD", "/_ping"),
             ("GET", "/v1.44/containers/x/logs"),
+            ("GET", "/v1.44/containers/x/top"),
         ] {
-            assert_eq!(s.refusal(&ro, &method.parse().unwrap(), path), None);
+            assert_eq!(
+                s.refusal(&ro, &method.parse().unwrap(), &path.parse().unwrap()),
+                None
+            );
         }
         for (method, path) in [
             ("POST", "/v1.44/containers/create"),
             ("DELETE", "/v1.44/images/x"),
             ("PUT", "/v1.44/containers/x/archive"),
             ("GET", "/v1.44/containers/x/attach/ws"),
+            ("GET", "/v1.44/containers/x/top?ps_args=e+-o+pid,args"),
+            ("GET", "/v1.44/images/x/history"),
         ] {
             let why = s
-                .refusal(&ro, &method.parse().unwrap(), path)
+                .refusal(&ro, &method.parse().unwrap(), &path.parse().unwrap())
                 .unwrap_or_else(|| panic!("{method} {path} allowed"));
             assert!(why.contains("CN=viewer is read-only"), "{why}");
         }
         let full = info(vic_pki::Role::Full);
         assert_eq!(
-            s.refusal(&full, &"POST".parse().unwrap(), "/v1.44/containers/create"),
+            s.refusal(
+                &full,
+                &"POST".parse().unwrap(),
+                &"/v1.44/containers/create".parse().unwrap()
+            ),
             None
         );
     }

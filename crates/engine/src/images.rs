@@ -146,6 +146,12 @@ impl ImageService {
         ids: vic_core::IdMap,
     ) -> Result<Self, EngineError> {
         let content = ContentStore::open(&state_dir.join("content"))?;
+        // Images may be private: the host's root's alone, as the database is.
+        std::fs::set_permissions(
+            state_dir.join("content"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(|e| EngineError::Internal(format!("content store: {e}")))?;
         let meta = ImageStore::open(&crate::state_db(state_dir)?)?;
         let layers = LayerStore::open(&state_dir.join("layers"), ids)?;
         // Scratch space for archives in flight; whatever an interrupted run left is garbage.

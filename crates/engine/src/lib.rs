@@ -18,7 +18,7 @@ pub use containers::{
     AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, ControlKind,
     CreateRequest, ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment,
     PortRequest, PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket,
-    control_frame, disk_usage, remove_namespaces, wait_orphan,
+    control_frame, disk_usage, remove_namespaces, unstage_all, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};
@@ -48,6 +48,7 @@ pub(crate) fn state_db(state_dir: &std::path::Path) -> Result<std::path::PathBuf
     let db = state_dir.join(STATE_DB);
     let old = state_dir.join("images.db");
     if db.exists() || !old.exists() {
+        private_db(&db)?;
         return Ok(db);
     }
     let fail = |e: &dyn std::fmt::Display| {
@@ -68,7 +69,33 @@ pub(crate) fn state_db(state_dir: &std::path::Path) -> Result<std::path::PathBuf
         let _ = std::fs::remove_file(state_dir.join(format!("images.db{suffix}")));
     }
     tracing::info!(db = %db.display(), "image records moved into the state database");
+    private_db(&db)?;
     Ok(db)
+}
+
+/// The state database holds every container's environment: the host's root's alone (0600,
+/// made so before SQLite opens it; its journal files take the database's mode). The state
+/// folder lets the VCH's containers' root pass, for their root file systems.
+fn private_db(db: &std::path::Path) -> Result<(), EngineError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let fail = |e: std::io::Error| {
+        EngineError::Internal(format!("cannot make {} private: {e}", db.display()))
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db)
+        .map_err(fail)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn resolution() {
         let tmp = tempfile::tempdir().unwrap();
-        let vols = VolumeService::open(tmp.path(), &[], Default::default()).unwrap();
+        let vols = VolumeService::open(tmp.path(), &[], Default::default(), "test").unwrap();
         let recs = resolve(
             &vols,
             &[MountRequest::bind("named:/data").unwrap()],

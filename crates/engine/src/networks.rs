@@ -334,6 +334,13 @@ impl NetworkService {
                         "subnet {s} is too small: use at most a /30"
                     )));
                 }
+                if !vic_net::host::private(s.trunc()) && !self.settings.range.contains(&s.trunc())
+                {
+                    return Err(EngineError::Forbidden(format!(
+                        "subnet {s} is refused: a bridge network takes the host's own traffic to its addresses, so it must lie in private address space (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10) or in the VCH's bridge range {}",
+                        self.settings.range
+                    )));
+                }
                 if let Some(h) = vic_net::host::clash(s.trunc(), &vic_net::host::networks()) {
                     return Err(EngineError::Conflict(format!(
                         "subnet {s} overlaps {}: a bridge network there would take the host's own traffic; choose a subnet the host does not use",

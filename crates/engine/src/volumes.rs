@@ -1,7 +1,11 @@
 //! Volumes: named and anonymous data folders that outlive containers. A volume's data lives in
 //! a volume store (a host folder: the VCH's default store, or one the administrator named with
-//! `--volume-store PATH:label`) as `<store>/<name>/_data/`, owned by the container's root (the
-//! VCH's user namespace root). What the VCH knows of its volumes is a table of its state
+//! `--volume-store PATH:label`) as `<store>/<name>/_data/` in the VCH's own default store and
+//! `<store>/vch-<VCH id>/<name>/_data/` in a store the administrator named (which other VCHs
+//! and the administrator's own folders share), owned by the container's root (the VCH's user
+//! namespace root). A volume is only ever made in a folder it makes itself: no name can adopt a
+//! folder that was there (another VCH's volume, an administrator's folder) and have it removed
+//! with the volume. What the VCH knows of its volumes is a table of its state
 //! database, never a file in a store: a container that binds a store folder may write anything
 //! there, so nothing in a store is believed, and a volume's data folder is opened beneath its
 //! store with no symlink followed before it is used (`vic_runtime::open_beneath`).
@@ -38,6 +42,10 @@ pub struct Volume {
     /// The image's content was copied in (or the volume was used), so never again.
     #[serde(default)]
     pub initialized: bool,
+    /// Its folder in its store (`None`: `<name>`, as volumes were kept before stores were
+    /// shared per VCH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
     /// The host folder mounted into containers (not stored: depends on the store's path).
     #[serde(skip)]
     pub mountpoint: PathBuf,
@@ -58,6 +66,8 @@ pub struct VolumeStore {
     pub label: String,
     /// The folder, symlinks resolved once at open (the administrator's path).
     pub path: PathBuf,
+    /// The folder as the administrator gave it (clients may name binds by either).
+    pub given: PathBuf,
     /// Host folders under this store may be bind-mounted (`-v /path:/in/container`): true for
     /// stores the administrator named, false for the VCH's own default store.
     pub binds: bool,
@@ -70,6 +80,8 @@ pub struct VolumeService {
     db: Mutex<Connection>,
     /// The owner of a new volume's data: the container's root.
     ids: IdMap,
+    /// The VCH's folder in a shared store.
+    owner: String,
 }
 
 const SCHEMA: &str = "
@@ -105,14 +117,23 @@ impl From<vic_runtime::HostPathError> for EngineError {
     }
 }
 
+impl Volume {
+    /// Its folder in its store.
+    pub fn folder(&self) -> String {
+        self.dir.clone().unwrap_or_else(|| self.name.clone())
+    }
+}
+
 impl VolumeService {
     /// The stores of a VCH whose state folder is `state_dir`, with the administrator's `extra`
     /// stores (label, path). A store labelled `default` among them replaces the built-in one.
     /// New volumes' data belongs to the container's root under `ids`.
+    /// `owner` (the VCH's ID) names its folder in the stores it may share.
     pub fn open(
         state_dir: &Path,
         extra: &[(String, PathBuf)],
         ids: IdMap,
+        owner: &str,
     ) -> Result<Self, EngineError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| internal(&format!("cannot create {}", state_dir.display()), e))?;
@@ -121,6 +142,7 @@ impl VolumeService {
             .map(|(label, path)| VolumeStore {
                 label: label.clone(),
                 path: path.clone(),
+                given: path.clone(),
                 binds: true,
             })
             .collect();
@@ -128,6 +150,7 @@ impl VolumeService {
             stores.push(VolumeStore {
                 label: DEFAULT_STORE.into(),
                 path: state_dir.join("volumes"),
+                given: state_dir.join("volumes"),
                 binds: false,
             });
         }
@@ -162,6 +185,7 @@ impl VolumeService {
             stores,
             db: Mutex::new(db),
             ids,
+            owner: format!("vch-{owner}"),
         };
         if fresh {
             svc.adopt_legacy();
@@ -227,7 +251,7 @@ impl VolumeService {
     fn decode(&self, json: &str) -> Option<Volume> {
         let mut v: Volume = serde_json::from_str(json).ok()?;
         let store = self.store(&v.store).ok()?;
-        v.mountpoint = store.path.join(&v.name).join("_data");
+        v.mountpoint = store.path.join(v.folder()).join("_data");
         Some(v)
     }
 
@@ -278,7 +302,7 @@ impl VolumeService {
         let store = self.store(&v.store)?;
         vic_runtime::open_beneath(
             &store.path,
-            &Path::new(&v.name).join("_data"),
+            &Path::new(&v.folder()).join("_data"),
             OFlags::RDONLY | OFlags::DIRECTORY,
         )
         .map_err(|e| match e {
@@ -330,7 +354,12 @@ impl VolumeService {
         if let Ok(existing) = self.get(&name) {
             return Ok(existing);
         }
-        self.make_data(store, &name)?;
+        let dir = if store.binds {
+            format!("{}/{name}", self.owner)
+        } else {
+            name.clone()
+        };
+        self.make_data(store, &dir)?;
         let v = Volume {
             name: name.clone(),
             created: crate::containers::now(),
@@ -338,33 +367,47 @@ impl VolumeService {
             labels: req.labels,
             anonymous,
             initialized: false,
-            mountpoint: store.path.join(&name).join("_data"),
+            mountpoint: store.path.join(&dir).join("_data"),
+            dir: Some(dir),
         };
         self.save(&v)?;
         tracing::info!(volume = %v.name, store = %v.store, "volume created");
         Ok(v)
     }
 
-    /// Makes `<store>/<name>/_data` one step at a time beneath the store, never through a
-    /// symlink; a data folder made now belongs to the container's root.
-    fn make_data(&self, store: &VolumeStore, name: &str) -> Result<(), EngineError> {
+    /// Makes `<store>/<dir>/_data` one step at a time beneath the store, never through a
+    /// symlink; the volume's own folder (the last of `dir`) must be new; its data folder
+    /// belongs to the container's root.
+    fn make_data(&self, store: &VolumeStore, dir: &str) -> Result<(), EngineError> {
         let mut at = PathBuf::new();
-        for part in [name, "_data"] {
+        let parts: Vec<&str> = dir.split('/').chain(["_data"]).collect();
+        let own = parts.len() - 2;
+        for (i, part) in parts.iter().enumerate() {
             let parent =
                 vic_runtime::open_beneath(&store.path, &at, OFlags::RDONLY | OFlags::DIRECTORY)?;
-            let made =
-                match rustix::fs::mkdirat(&parent, part, rustix::fs::Mode::from_raw_mode(0o755)) {
-                    Ok(()) => true,
-                    Err(rustix::io::Errno::EXIST) => false,
-                    Err(e) => return Err(internal("cannot create the volume", e)),
-                };
+            let made = match rustix::fs::mkdirat(
+                &parent,
+                *part,
+                rustix::fs::Mode::from_raw_mode(0o755),
+            ) {
+                Ok(()) => true,
+                Err(rustix::io::Errno::EXIST) if i < own => false,
+                Err(rustix::io::Errno::EXIST) => {
+                    return Err(EngineError::Conflict(format!(
+                        "{} is already in volume store {} and is no volume of this VCH: remove or rename it, or choose another volume name",
+                        store.path.join(&at).join(part).display(),
+                        store.label
+                    )));
+                }
+                Err(e) => return Err(internal("cannot create the volume", e)),
+            };
             at.push(part);
-            let dir =
+            let fd =
                 vic_runtime::open_beneath(&store.path, &at, OFlags::RDONLY | OFlags::DIRECTORY)?;
-            if made && part == "_data" {
+            if made && *part == "_data" {
                 let root = self.ids.to_host(0).unwrap_or(0);
                 rustix::fs::fchown(
-                    &dir,
+                    &fd,
                     Some(rustix::fs::Uid::from_raw(root)),
                     Some(rustix::fs::Gid::from_raw(root)),
                 )
@@ -392,7 +435,7 @@ impl VolumeService {
         // The record goes first: a half-removed volume is no longer listed.
         self.with(|db| db.execute("DELETE FROM volumes WHERE name = ?1", [&v.name]))?;
         // std's remove_dir_all removes a symlink rather than follow it, at the top and below.
-        let dir = store.path.join(&v.name);
+        let dir = store.path.join(v.folder());
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(internal("cannot remove the volume", e));
@@ -410,10 +453,13 @@ impl VolumeService {
             .unwrap_or(0)
     }
 
-    /// Checks that host folder `source` may be bind-mounted: it must exist and lie, once every
-    /// symlink is resolved, under a store the administrator named. Returns the resolved path,
-    /// which [`VolumeService::open_bind`] opens again, proven, each time it is used.
+    /// Checks that host folder `source` may be bind-mounted: it must lie under a store the
+    /// administrator named, as written (no `..`), and exist there with no symlink on the way
+    /// (opened beneath the store, so a client learns nothing of any other host path). Returns
+    /// it under the store's resolved path, which [`VolumeService::open_bind`] opens again,
+    /// proven, each time it is used.
     pub fn check_bind(&self, source: &str) -> Result<PathBuf, EngineError> {
+        use std::path::Component;
         let allowed: Vec<&VolumeStore> = self.stores.iter().filter(|s| s.binds).collect();
         let refuse = || {
             let hint = if allowed.is_empty() {
@@ -423,7 +469,7 @@ impl VolumeService {
                     "only folders under {} may be mounted; use a named volume (-v NAME:/path) otherwise",
                     allowed
                         .iter()
-                        .map(|s| s.path.display().to_string())
+                        .map(|s| s.given.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
@@ -435,22 +481,29 @@ impl VolumeService {
                 "bind source {source:?} is not an absolute path"
             )));
         }
-        if allowed.is_empty() {
+        if Path::new(source)
+            .components()
+            .any(|c| c == Component::ParentDir)
+        {
             return Err(refuse());
         }
-        let real = std::fs::canonicalize(source).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                EngineError::Invalid(format!(
-                    "invalid mount config: bind source path does not exist: {source}"
-                ))
-            } else {
-                internal(&format!("cannot resolve {source}"), e)
-            }
-        })?;
-        if allowed.iter().any(|s| real.starts_with(&s.path)) {
-            Ok(real)
-        } else {
-            Err(refuse())
+        let clean: PathBuf = Path::new(source).components().collect();
+        let found = allowed.iter().find_map(|s| {
+            [&s.path, &s.given]
+                .into_iter()
+                .find_map(|root| clean.strip_prefix(root).ok())
+                .map(|rel| (*s, rel.to_owned()))
+        });
+        let Some((store, rel)) = found else {
+            return Err(refuse());
+        };
+        match vic_runtime::open_beneath(&store.path, &rel, OFlags::PATH) {
+            Ok(_) => Ok(store.path.join(rel)),
+            Err(vic_runtime::HostPathError::NotFound { .. }) => Err(EngineError::Invalid(format!(
+                "invalid mount config: bind source path does not exist: {source}"
+            ))),
+            Err(vic_runtime::HostPathError::Escapes { .. }) => Err(refuse()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -494,6 +547,7 @@ mod tests {
             &tmp.path().join("vch"),
             &[("shared".into(), shared.clone())],
             IdMap::IDENTITY,
+            "test",
         )
         .unwrap();
         let a = vols
@@ -574,7 +628,8 @@ mod tests {
             Err(EngineError::Invalid(_))
         ));
         // The default store never allows binds.
-        let plain = VolumeService::open(&tmp.path().join("vch2"), &[], IdMap::IDENTITY).unwrap();
+        let plain =
+            VolumeService::open(&tmp.path().join("vch2"), &[], IdMap::IDENTITY, "test").unwrap();
         let err = plain.check_bind("/tmp").unwrap_err().to_string();
         assert!(err.contains("--volume-store"), "{err}");
     }
@@ -592,6 +647,7 @@ mod tests {
             &tmp.path().join("vch"),
             &[("default".into(), store.clone())],
             ids,
+            "test",
         )
         .unwrap();
         let v = vols
@@ -617,13 +673,14 @@ mod tests {
         assert_eq!(vols.list().len(), 1);
         // A real volume's data swapped for a symlink to a host folder: refused, not followed.
         let store_real = std::fs::canonicalize(&store).unwrap();
-        std::fs::rename(store_real.join("data/_data"), store_real.join("data/old")).unwrap();
-        std::os::unix::fs::symlink(&secret, store_real.join("data/_data")).unwrap();
+        let own = store_real.join("vch-test");
+        std::fs::rename(own.join("data/_data"), own.join("data/old")).unwrap();
+        std::os::unix::fs::symlink(&secret, own.join("data/_data")).unwrap();
         let err = vols.open_data(&v).unwrap_err();
         assert!(matches!(err, EngineError::Forbidden(_)), "{err}");
         assert_eq!(vols.size(&v), 0);
         // A volume named like the swapped one cannot be made through the symlink either.
-        std::os::unix::fs::symlink(&secret, store_real.join("evil")).unwrap();
+        std::os::unix::fs::symlink(&secret, own.join("evil")).unwrap();
         assert!(
             vols.create(VolumeRequest {
                 name: Some("evil".into()),
@@ -631,6 +688,16 @@ mod tests {
             })
             .is_err()
         );
+        // A folder that is there already (another VCH's volume, the administrator's) is never
+        // taken over, so never removed with a volume.
+        std::fs::create_dir_all(own.join("adopted/_data")).unwrap();
+        let err = vols
+            .create(VolumeRequest {
+                name: Some("adopted".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Conflict(_)), "{err}");
         // Removal takes the link, not what it points to.
         vols.remove("data").unwrap();
         assert_eq!(

@@ -362,6 +362,11 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
     vic_pki::install_crypto_provider();
     let containment = cfg.containment()?;
     crate::subids::share_state_folder(&paths.dir, cfg.user_namespace.as_ref())?;
+    // The log names clients and containers: the host's root's alone, like the database.
+    let _ = std::fs::set_permissions(
+        paths.log(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    );
     if let Some(w) = cfg.containment_warning() {
         tracing::warn!("{w}");
     }
@@ -378,7 +383,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .map(|s| (s.label.clone(), s.path.clone()))
         .collect();
     let volumes = Arc::new(
-        vic_engine::VolumeService::open(&paths.dir, &stores, containment.ids())
+        vic_engine::VolumeService::open(&paths.dir, &stores, containment.ids(), &cfg.id)
             .map_err(|e| Error::Failed(format!("cannot open the volume stores: {e}")))?,
     );
     let networks = Arc::new(

@@ -85,19 +85,45 @@ fn account_ids(text: &str) -> Vec<u32> {
 }
 
 /// The first range of `ID_RANGE_SIZE` ids from [`FIRST`] (on a multiple of the size) that
-/// overlaps none of `taken` and holds none of `accounts`.
-fn first_free(taken: &[(u32, u32)], accounts: &[u32]) -> Option<u32> {
+/// overlaps none of `taken` and holds none of `accounts`; one no VCH had before if there is
+/// any (files a deleted VCH's containers left in host folders still belong to its range, so a
+/// range `retired` is handed out again last, oldest first).
+fn first_free(taken: &[(u32, u32)], accounts: &[u32], retired: &[u32]) -> Option<u32> {
+    let free = |base: u32| {
+        IdMap::new(base, ID_RANGE_SIZE).is_ok_and(|map| {
+            !taken.iter().any(|(s, c)| map.overlaps(*s, *c))
+                && !accounts.iter().any(|id| map.overlaps(*id, 1))
+        })
+    };
     let mut base = FIRST;
     while u64::from(base) + u64::from(ID_RANGE_SIZE) <= u64::from(LAST) {
-        let map = IdMap::new(base, ID_RANGE_SIZE).ok()?;
-        let clash = taken.iter().any(|(s, c)| map.overlaps(*s, *c))
-            || accounts.iter().any(|id| map.overlaps(*id, 1));
-        if !clash {
+        if free(base) && !retired.contains(&base) {
             return Some(base);
         }
         base += ID_RANGE_SIZE;
     }
-    None
+    retired.iter().copied().find(|b| free(*b))
+}
+
+/// The retired ranges the lock file lists (first ids, oldest first).
+fn retired(lock: &std::fs::File) -> Vec<u32> {
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut &*lock, &mut text);
+    text.split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+/// Rewrites the lock file's list of retired ranges.
+fn set_retired(lock: &std::fs::File, list: &[u32]) -> Result<()> {
+    use std::io::{Seek as _, Write as _};
+    let text: String = list.iter().map(|b| format!("{b}\n")).collect();
+    let mut f = lock;
+    f.set_len(0)
+        .and_then(|()| f.seek(std::io::SeekFrom::Start(0)).map(drop))
+        .and_then(|()| f.write_all(text.as_bytes()))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::Failed(format!("cannot record retired id ranges: {e}")))
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -119,6 +145,7 @@ fn lock(files: &SubIdFiles) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&files.lock)
         .map_err(Error::io("cannot open", &files.lock))?;
@@ -176,7 +203,7 @@ impl Drop for ShadowLock {
 
 /// Picks and reserves a range for VCH `entry` (a name no other entry has).
 pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSetting> {
-    let _held = lock(files)?;
+    let held = lock(files)?;
     let _uid_lock = ShadowLock::take(&files.subuid)?;
     let _gid_lock = ShadowLock::take(&files.subgid)?;
     let (uids, gids) = (read(&files.subuid)?, read(&files.subgid)?);
@@ -193,7 +220,8 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
     }
     let mut accounts = account_ids(&read(&files.passwd)?);
     accounts.extend(account_ids(&read(&files.group)?));
-    let base = first_free(&taken, &accounts).ok_or_else(|| {
+    let mut old = retired(&held);
+    let base = first_free(&taken, &accounts, &old).ok_or_else(|| {
         Error::Failed(format!(
             "no free range of {ID_RANGE_SIZE} ids is left between {FIRST} and {LAST} in {} and {}: delete VCHs or users that no longer need theirs",
             files.subuid.display(),
@@ -209,6 +237,10 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
         t.push_str(&line);
         write(path, &t)?;
     }
+    if old.contains(&base) {
+        old.retain(|b| *b != base);
+        set_retired(&held, &old)?;
+    }
     Ok(UserNamespaceSetting {
         base,
         size: ID_RANGE_SIZE,
@@ -218,7 +250,7 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
 
 /// Gives the range of `setting` back (its lines go; a missing line is fine).
 pub(crate) fn release(files: &SubIdFiles, setting: &UserNamespaceSetting) -> Result<()> {
-    let _held = lock(files)?;
+    let held = lock(files)?;
     let _uid_lock = ShadowLock::take(&files.subuid)?;
     let _gid_lock = ShadowLock::take(&files.subgid)?;
     let mine = format!("{}:{}:{}", setting.entry, setting.base, setting.size);
@@ -233,6 +265,11 @@ pub(crate) fn release(files: &SubIdFiles, setting: &UserNamespaceSetting) -> Res
             .map(|l| format!("{l}\n"))
             .collect();
         write(path, &kept)?;
+    }
+    let mut list = retired(&held);
+    if !list.contains(&setting.base) {
+        list.push(setting.base);
+        set_retired(&held, &list)?;
     }
     Ok(())
 }
@@ -318,11 +355,18 @@ mod tests {
             !uid.contains("vic-a-111111") && uid.contains("vic-b-222222"),
             "{uid}"
         );
-        // The freed range is handed out again.
+        // A freed range is handed out again only when no other is left: files in host folders
+        // may still be its.
         assert_eq!(
             reserve(&f, "vic-c-333333").map(|s| s.base).ok(),
-            Some(296_608)
+            Some(427_680)
         );
+        assert_eq!(retired(&std::fs::File::open(&f.lock).unwrap()), [296_608]);
+        assert_eq!(
+            first_free(&[(100_000, LAST - 100_000)], &[], &[296_608, 100_000]),
+            None
+        );
+        assert_eq!(first_free(&[(100_000, 1)], &[], &[296_608]), Some(165_536));
         assert!(a.describe().contains("host ids 296608-362143"));
     }
 

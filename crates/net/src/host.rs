@@ -62,6 +62,21 @@ pub fn routes(table: &str) -> Vec<HostNetwork> {
         .collect()
 }
 
+/// Whether `subnet` lies in private address space (RFC 1918, and the shared space of
+/// RFC 6598): never the public Internet, a link-local service (169.254.169.254), loopback or
+/// multicast, which a bridge network there would take from the host.
+pub fn private(subnet: Ipv4Net) -> bool {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+    ]
+    .iter()
+    .filter_map(|n| n.parse::<Ipv4Net>().ok())
+    .any(|p| p.contains(&subnet))
+}
+
 /// The host network `subnet` overlaps, if any.
 pub fn clash(subnet: Ipv4Net, host: &[HostNetwork]) -> Option<&HostNetwork> {
     host.iter()
@@ -89,5 +104,15 @@ eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
             clash(s("0.0.0.0/1"), &networks()).is_some(),
             "loopback lies in it"
         );
+        assert!(private(s("10.99.0.0/24")) && private(s("172.20.0.0/16")));
+        for public in [
+            "8.8.8.0/24",
+            "169.254.169.0/24",
+            "0.0.0.0/1",
+            "127.0.0.0/16",
+            "10.0.0.0/7",
+        ] {
+            assert!(!private(s(public)), "{public}");
+        }
     }
 }

@@ -257,19 +257,21 @@ impl Root {
     /// when it does not exist. Anything but a regular file (a FIFO, `/dev/zero`, a folder) or
     /// a longer file is refused, so a hostile image cannot make a reader hang or eat memory.
     pub fn read_small(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, ConfinedError> {
-        // Non-blocking: opening a FIFO for reading would wait for a writer.
-        let fd = match self.resolve(path, OFlags::RDONLY | OFlags::NONBLOCK) {
+        // Found without opening it (a device node's driver, a FIFO's writer, never see an
+        // open), then opened only as the regular file it is.
+        let found = match self.resolve(path, OFlags::PATH) {
             Ok(fd) => fd,
             Err(ConfinedError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", path))?;
+        let st = rustix::fs::fstat(&found).map_err(io_err("cannot stat", path))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(ConfinedError::Refused {
                 entry: path.to_owned(),
                 reason: "it is not a regular file".into(),
             });
         }
+        let fd = reopen_regular(&found, path)?;
         if st.st_size as u64 > max {
             return Err(ConfinedError::Refused {
                 entry: path.to_owned(),
@@ -288,7 +290,7 @@ impl Root {
     pub fn resolve(&self, path: &str, flags: OFlags) -> Result<OwnedFd, ConfinedError> {
         let rel = path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
-        openat2(
+        let fd = openat2(
             &self.fd,
             rel,
             flags | OFlags::CLOEXEC,
@@ -301,7 +303,16 @@ impl Root {
                 ConfinedError::NotDirectory(path.to_owned())
             }
             e => io_err("cannot open", path)(e),
-        })
+        })?;
+        if let Some(fs) = pseudo_fs(&fd) {
+            return Err(ConfinedError::Refused {
+                entry: path.to_owned(),
+                reason: format!(
+                    "it is in the kernel's {fs} file system, which is never copied (the VCH reads it as the host's root)"
+                ),
+            });
+        }
+        Ok(fd)
     }
 
     /// `lstat` of `path` inside the root (a final symlink is described, not followed).
@@ -485,6 +496,30 @@ impl Root {
                         })?;
                     rustix::fs::symlinkat(target.as_os_str(), &parent, name.as_os_str())
                         .map_err(io_err("cannot create", &shown))?;
+                    // The owner goes to the link made, by descriptor: a name the container
+                    // swapped meanwhile gets nothing.
+                    let fd = openat(
+                        &parent,
+                        name.as_os_str(),
+                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err("cannot open", &shown))?;
+                    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
+                    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                        return Err(ConfinedError::Refused {
+                            entry: shown,
+                            reason: "it was replaced while it was extracted".into(),
+                        });
+                    }
+                    rustix::fs::chownat(
+                        &fd,
+                        "",
+                        Some(rustix::fs::Uid::from_raw(owner.0)),
+                        Some(rustix::fs::Gid::from_raw(owner.1)),
+                        AtFlags::EMPTY_PATH,
+                    )
+                    .map_err(io_err("cannot set the owner of", &shown))?;
                 }
                 E::Link => {
                     let target = entry
@@ -561,17 +596,8 @@ impl Root {
                     });
                 }
             }
-            // Links take their owner without following (a hard link shares its target's).
-            if matches!(kind, E::Symlink | E::Link) {
-                rustix::fs::chownat(
-                    &parent,
-                    name.as_os_str(),
-                    Some(rustix::fs::Uid::from_raw(owner.0)),
-                    Some(rustix::fs::Gid::from_raw(owner.1)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(io_err("cannot set the owner of", &shown))?;
-            }
+            // A hard link keeps its target's owner: it is the same file, which may be one the
+            // container's root does not own (in a host folder it binds).
             if let Ok(mtime) = header.mtime() {
                 let t = rustix::fs::Timespec {
                     tv_sec: mtime as i64,
@@ -621,7 +647,14 @@ impl Root {
                             e => io_err("cannot create", &next)(e),
                         },
                     )?;
-                    let made = self.resolve(&next, OFlags::RDONLY | OFlags::DIRECTORY)?;
+                    // The folder made, not whatever its name leads to now.
+                    let made = openat(
+                        &fd,
+                        name,
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err("cannot open", &next))?;
                     let root = self.host_id(0, &next)?;
                     rustix::fs::fchown(
                         &made,
@@ -637,6 +670,47 @@ impl Root {
         }
         Ok(fd)
     }
+}
+
+/// The name of the kernel pseudo file system `fd` is on, if it is on one: their files are the
+/// kernel's (memory, firmware tables, other processes), never a container's data.
+fn pseudo_fs(fd: &OwnedFd) -> Option<&'static str> {
+    let st = rustix::fs::fstatfs(fd).ok()?;
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as i64 as u32;
+    Some(match magic {
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x0027_e0eb => "cgroup",
+        0x6367_7270 => "cgroup2",
+        0x6462_6720 => "debugfs",
+        0x7363_6673 => "securityfs",
+        0x7472_6163 => "tracefs",
+        0xcafe_4a11 => "bpf",
+        0x6265_6570 => "configfs",
+        0xde5e_81e4 => "efivarfs",
+        0x6165_676c => "pstore",
+        0x4249_4e4d => "binfmt_misc",
+        0x1cd1 => "devpts",
+        0x1980_0202 => "mqueue",
+        0x6573_5543 => "fusectl",
+        0x0187 => "autofs",
+        0x6e73_6673 => "nsfs",
+        0xf97c_ff8c => "selinuxfs",
+        0x4341_5d53 => "smackfs",
+        _ => return None,
+    })
+}
+
+/// Opens the regular file found at `found` (an `O_PATH` handle) for reading, through its
+/// `/proc/self/fd` link: that very inode, whatever its name leads to now.
+fn reopen_regular(found: &OwnedFd, shown: &str) -> Result<OwnedFd, ConfinedError> {
+    rustix::fs::open(
+        format!("/proc/self/fd/{}", found.as_raw_fd()),
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err("cannot open", shown))
 }
 
 /// Sets the owner, then the mode (a change of owner clears setuid and setgid), of an open file.
@@ -675,16 +749,34 @@ fn add_entry<W: Write>(
                 Mode::empty(),
             )
             .map_err(io_err("cannot open", &shown))?;
+            // The kernel's own file systems (a running container's /proc, /sys) are left out:
+            // the VCH reads as the host's root, which may read what the container may not.
+            if pseudo_fs(&fd).is_some() {
+                return Ok(());
+            }
             add_dir(tar, fd, &st, as_path, ids)
         }
         FileType::RegularFile => {
-            let fd = openat(
+            // Found without opening it: if the name became a device node or a FIFO since it
+            // was listed, its driver or writer never sees an open.
+            let found = openat(
                 dirfd,
                 name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )
             .map_err(io_err("cannot open", &shown))?;
+            let st = rustix::fs::fstat(&found).map_err(io_err("cannot stat", &shown))?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Err(ConfinedError::Refused {
+                    entry: shown,
+                    reason: "it was replaced while it was archived".into(),
+                });
+            }
+            if pseudo_fs(&found).is_some() {
+                return Ok(());
+            }
+            let fd = reopen_regular(&found, &shown)?;
             // Described from the opened file: what is read is what is described.
             let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
             let mut h = header(&st, tar::EntryType::Regular, ids);

@@ -144,17 +144,35 @@ pub fn unstage(staging: &Path) {
     let _ = std::fs::remove_dir(staging).or_else(|_| std::fs::remove_file(staging));
 }
 
+/// How [`shift_tree`] treats setuid and setgid bits, which a change of owner clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetIds {
+    /// Set them again (files only the host's root reaches: a container's own changes).
+    Keep,
+    /// Leave them cleared: a setuid file a container made as its own root would otherwise
+    /// become a setuid-root file in a host folder others reach.
+    Drop,
+}
+
+/// What a shift maps from and to, and how it treats setuid bits.
+type Shift = (IdMap, IdMap, SetIds);
+
 /// Changes the owner of every entry under `dir` (included) from `from`'s ids to `to`'s, never
 /// following a link: a VCH whose user namespace is turned on or off gets its layers, volumes
 /// and containers' changes re-owned. Returns how many entries it changed.
-pub fn shift_tree(dir: &Path, from: IdMap, to: IdMap) -> Result<u64, HostPathError> {
+pub fn shift_tree(
+    dir: &Path,
+    from: IdMap,
+    to: IdMap,
+    setids: SetIds,
+) -> Result<u64, HostPathError> {
     let fd = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(io("cannot open", dir))?;
-    shift_tree_at(&fd, dir, from, to)
+    shift_tree_at(&fd, dir, from, to, setids)
 }
 
 /// [`shift_tree`] of a folder already open (a volume's data, proven beneath its store);
@@ -164,18 +182,14 @@ pub fn shift_tree_at(
     shown: &Path,
     from: IdMap,
     to: IdMap,
+    setids: SetIds,
 ) -> Result<u64, HostPathError> {
     let st = rustix::fs::fstat(fd).map_err(io("cannot stat", shown))?;
-    shift_one(fd, None, &st, from, to, shown)?;
-    shift_below(fd, from, to, shown).map(|n| n + 1)
+    shift_one(fd, None, &st, (from, to, setids), shown)?;
+    shift_below(fd, (from, to, setids), shown).map(|n| n + 1)
 }
 
-fn shift_below(
-    dirfd: &OwnedFd,
-    from: IdMap,
-    to: IdMap,
-    shown: &Path,
-) -> Result<u64, HostPathError> {
+fn shift_below(dirfd: &OwnedFd, shift: Shift, shown: &Path) -> Result<u64, HostPathError> {
     use rustix::fs::{AtFlags, FileType};
     let mut n = 0;
     let names: Vec<Vec<u8>> = rustix::fs::Dir::read_from(dirfd)
@@ -189,7 +203,7 @@ fn shift_below(
         let path = shown.join(name);
         let st = rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io("cannot stat", &path))?;
-        shift_one(dirfd, Some(name), &st, from, to, &path)?;
+        shift_one(dirfd, Some(name), &st, shift, &path)?;
         n += 1;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
             let sub = rustix::fs::openat(
@@ -199,7 +213,7 @@ fn shift_below(
                 Mode::empty(),
             )
             .map_err(io("cannot open", &path))?;
-            n += shift_below(&sub, from, to, &path)?;
+            n += shift_below(&sub, shift, &path)?;
         }
     }
     Ok(n)
@@ -213,8 +227,7 @@ fn shift_one(
     dirfd: &OwnedFd,
     name: Option<&std::ffi::OsStr>,
     st: &rustix::fs::Stat,
-    from: IdMap,
-    to: IdMap,
+    (from, to, setids): Shift,
     shown: &Path,
 ) -> Result<(), HostPathError> {
     use rustix::fs::{AtFlags, FileType, Gid, Uid};
@@ -236,7 +249,7 @@ fn shift_one(
     )
     .map_err(io("cannot change the owner of", shown))?;
     let kind = FileType::from_raw_mode(st.st_mode);
-    if kind == FileType::RegularFile && st.st_mode & 0o6000 != 0 {
+    if kind == FileType::RegularFile && st.st_mode & 0o6000 != 0 && setids == SetIds::Keep {
         // Opened without following (the entry was a regular file a moment ago; a swapped-in
         // symlink fails to open).
         let fd = match name {
@@ -333,7 +346,7 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink(&outside, tree.join("a/link")).unwrap();
         let ns = IdMap::new(300_000, vic_core::ID_RANGE_SIZE).unwrap();
-        let n = shift_tree(&tree, IdMap::IDENTITY, ns).unwrap();
+        let n = shift_tree(&tree, IdMap::IDENTITY, ns, SetIds::Keep).unwrap();
         assert_eq!(n, 5);
         let m = std::fs::metadata(tree.join("a/b/f")).unwrap();
         assert_eq!((m.uid(), m.gid()), (300_000, 300_000));
@@ -349,8 +362,10 @@ mod tests {
             0,
             "not followed"
         );
-        shift_tree(&tree, ns, IdMap::IDENTITY).unwrap();
-        assert_eq!(std::fs::metadata(tree.join("a/b/f")).unwrap().uid(), 0);
+        shift_tree(&tree, ns, IdMap::IDENTITY, SetIds::Drop).unwrap();
+        let m = std::fs::metadata(tree.join("a/b/f")).unwrap();
+        assert_eq!(m.uid(), 0);
+        assert_eq!(m.mode() & 0o7777, 0o755, "no setuid-root file made");
     }
 
     #[test]

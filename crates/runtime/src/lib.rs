@@ -15,7 +15,9 @@ mod spec;
 
 pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, Source, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
-pub use hostpath::{HostPathError, open_beneath, shift_tree, shift_tree_at, stage, unstage, usage};
+pub use hostpath::{
+    HostPathError, SetIds, open_beneath, shift_tree, shift_tree_at, stage, unstage, usage,
+};
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{
     ContainerState, Runc, RuncError, global_args, is_runsc, needs_own_netns, runtime_message,

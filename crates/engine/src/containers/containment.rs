@@ -68,6 +68,16 @@ pub(super) struct Staged {
     pub(super) paths: Vec<PathBuf>,
 }
 
+/// Removes every staging mount under container folder `dir` (left by an endpoint killed in the
+/// middle of a start): a folder is only ever removed with nothing of a store mounted in it.
+pub fn unstage_all(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir.join("mounts")) {
+        for e in entries.flatten() {
+            vic_runtime::unstage(&e.path());
+        }
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         for p in &self.paths {
@@ -77,6 +87,43 @@ impl Drop for Staged {
 }
 
 impl ContainerService {
+    /// Refuses what would let a container undo its container network's trust level: that
+    /// firewall lives in the container's own network namespace, so `NET_ADMIN` (added, in
+    /// `ALL`, or by `--privileged`) would let it delete the rules. An `open` network has none.
+    pub(super) fn check_firewall_held(&self, rec: &ContainerRecord) -> Result<(), EngineError> {
+        let Some(spec) = self
+            .networks
+            .get(&rec.network_mode)
+            .ok()
+            .and_then(|n| n.external)
+            .filter(|s| s.firewall != vic_net::firewall::TrustLevel::Open)
+        else {
+            return Ok(());
+        };
+        let net_admin = rec.cap_add.iter().any(|c| {
+            let c = c.to_ascii_uppercase();
+            c == "ALL" || c.strip_prefix("CAP_").unwrap_or(&c) == "NET_ADMIN"
+        });
+        let dropped = rec.cap_drop.iter().any(|c| {
+            let c = c.to_ascii_uppercase();
+            c == "ALL" || c.strip_prefix("CAP_").unwrap_or(&c) == "NET_ADMIN"
+        });
+        if (rec.privileged || net_admin) && !dropped {
+            return Err(EngineError::Forbidden(format!(
+                "{} with NET_ADMIN is refused on container network {}: its firewall (trust level {}) lives in the container's network namespace, where NET_ADMIN could remove it; the administrator can open the network (vic-machine configure --container-network-firewall {}:open)",
+                if rec.privileged {
+                    "--privileged"
+                } else {
+                    "--cap-add"
+                },
+                spec.name,
+                spec.firewall,
+                spec.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The id map of the VCH's files.
     pub(super) fn ids(&self) -> IdMap {
         self.containment.ids()

@@ -11,7 +11,7 @@ mod network;
 mod security;
 mod table;
 
-pub use containment::Containment;
+pub use containment::{Containment, unstage_all};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 
 use std::collections::HashMap;
@@ -597,6 +597,10 @@ impl ContainerService {
         }
         let table = table::Table::open(&crate::state_db(state_dir)?)?;
         table.adopt_folders(&root)?;
+        // Mounts staged by a start that never finished (a killed endpoint) go first.
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            containment::unstage_all(&e.path());
+        }
         let svc = Self {
             table,
             announced: std::sync::Mutex::default(),
@@ -962,6 +966,7 @@ impl ContainerService {
             rec.network_mode = n.name;
         }
         self.check_network(&rec)?;
+        self.check_firewall_held(&rec)?;
         for (i, e) in rec.extra_networks.iter_mut().enumerate() {
             let n = self.networks.get(&e.network)?;
             if !n.is_bridge() || rec.network_mode == "none" {
@@ -1020,8 +1025,10 @@ impl ContainerService {
         if let Status::Running { .. } = self.status(&rec) {
             return Ok(false);
         }
-        // An administrator may have turned user namespaces off since this was created.
+        // An administrator may have turned user namespaces off, or closed the container's
+        // network, since this was created.
         self.containment.check(&rec)?;
+        self.check_firewall_held(&rec)?;
         let dir = self.dir(&id);
         let rootfs = dir.join("rootfs");
         vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
@@ -1977,6 +1984,7 @@ impl ContainerService {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
+        containment::unstage_all(&dir);
         let mut removed = std::fs::remove_dir_all(&dir);
         for _ in 0..5 {
             match &removed {

@@ -93,9 +93,16 @@ pub(crate) fn apply(
     if userns.is_none() && allow.is_none() {
         return Ok(());
     }
+    let was_running = process::running_pid(paths).is_some();
+    // The endpoint stops first: nothing (a client, a restart policy) starts a container
+    // between the check below and the change.
+    stop_running(cfg, paths, timeout, false, out)?;
     if userns.is_some() {
         let running = running_containers(paths);
         if !running.is_empty() {
+            if was_running {
+                start_endpoint(root, cfg, paths, timeout, out)?;
+            }
             return Err(Error::Failed(format!(
                 "{} container(s) of this VCH run ({}): their files would change owner under them; stop them first (docker stop), then configure again",
                 running.len(),
@@ -103,8 +110,6 @@ pub(crate) fn apply(
             )));
         }
     }
-    let was_running = process::running_pid(paths).is_some();
-    stop_running(cfg, paths, timeout, false, out)?;
     let files = SubIdFiles::host();
     match userns {
         Some(true) => {
@@ -175,7 +180,8 @@ fn reown(cfg: &VchConfig, paths: &VchPaths, from: IdMap, to: IdMap, out: &mut Ou
         vic_engine::remove_namespaces(&dir).map_err(|e| fail("cannot remove namespaces", &e))?;
         let upper = dir.join("upper");
         if upper.is_dir() {
-            changed += vic_runtime::shift_tree(&upper, from, to)
+            // Below the state folder, which no other host account reaches.
+            changed += vic_runtime::shift_tree(&upper, from, to, vic_runtime::SetIds::Keep)
                 .map_err(|e| fail("cannot re-own a container's files", &e))?;
         }
         let owner = to.to_host(0).unwrap_or(0);
@@ -188,13 +194,20 @@ fn reown(cfg: &VchConfig, paths: &VchPaths, from: IdMap, to: IdMap, out: &mut Ou
         .iter()
         .map(|s| (s.label.clone(), s.path.clone()))
         .collect();
-    let volumes = vic_engine::VolumeService::open(&paths.dir, &stores, from)
+    let volumes = vic_engine::VolumeService::open(&paths.dir, &stores, from, &cfg.id)
         .map_err(|e| fail("cannot open the volumes", &e))?;
     for v in volumes.list() {
         let fd = volumes
             .open_data(&v)
             .map_err(|e| fail(&format!("volume {}", v.name), &e))?;
-        changed += vic_runtime::shift_tree_at(&fd, &v.mountpoint, from, to)
+        // Stores may be reached by others: no setuid file of a container's becomes the
+        // host's root's.
+        let setids = if to.is_identity() {
+            vic_runtime::SetIds::Drop
+        } else {
+            vic_runtime::SetIds::Keep
+        };
+        changed += vic_runtime::shift_tree_at(&fd, &v.mountpoint, from, to, setids)
             .map_err(|e| fail(&format!("cannot re-own volume {}", v.name), &e))?;
     }
     let runtime = paths.dir.join("runtime");

@@ -43,7 +43,12 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
         crate::systemd::remove(unit)?;
         out.info(format!("Removed systemd unit {unit}"));
     }
-    remove_containers(&paths.dir, &cfg.container_runtime, out);
+    remove_containers(
+        &paths.dir,
+        &cfg.container_runtime,
+        cfg.user_namespace.is_some(),
+        out,
+    );
     for problem in vic_engine::NetworkService::teardown(&paths.dir, &cfg.network_tag()) {
         out.warn(problem);
     }
@@ -70,7 +75,7 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
 
 /// Kills and deletes every container of the VCH and unmounts its root, so that nothing (no
 /// process, mount or runtime state) outlives the VCH.
-fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
+fn remove_containers(state: &std::path::Path, runtime: &str, userns: bool, out: &mut Out) {
     let binary = match crate::endpoint::runtime_binary(runtime) {
         Ok(b) => b,
         Err(e) => {
@@ -79,7 +84,13 @@ fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
             runtime.into()
         }
     };
-    let runc = vic_runtime::Runc::new(binary, state.join("runtime"));
+    let runc = vic_runtime::Runc::new(&binary, state.join("runtime"));
+    // runsc runs inside each container's user namespace there, and is driven from it.
+    let runc = if userns && vic_runtime::is_runsc(&binary) {
+        runc.sandboxed(state.join("containers"))
+    } else {
+        runc
+    };
     let Ok(entries) = std::fs::read_dir(state.join("containers")) else {
         return;
     };
@@ -97,6 +108,7 @@ fn remove_containers(state: &std::path::Path, runtime: &str, out: &mut Out) {
         if let Err(err) = vic_runtime::unmount(&e.path().join("rootfs")) {
             out.warn(format!("container {id}: {err}"));
         }
+        vic_engine::unstage_all(&e.path());
         if let Err(err) = vic_engine::remove_namespaces(&e.path()) {
             out.warn(format!("container {id}: {err}"));
         }

@@ -413,3 +413,21 @@ fn small_reads_refuse_what_is_not_a_small_file() {
         Err(ConfinedError::Refused { .. })
     ));
 }
+
+#[test]
+fn a_hard_link_never_hands_its_target_to_the_container() {
+    use std::os::unix::fs::MetadataExt as _;
+    let t = tree();
+    let ids = IdMap::new(400_000, vic_core::ID_RANGE_SIZE).unwrap();
+    let root = Root::open(t.path()).unwrap().with_ids(ids);
+    // `etc/hosts` stands for a file of the host's root in a folder the container binds.
+    let a = archive_of(&[("hl", tar::EntryType::Link, "etc/hosts")]);
+    root.extract("/", a.as_slice(), ExtractOptions::default())
+        .unwrap();
+    let m = std::fs::metadata(t.path().join("etc/hosts")).unwrap();
+    assert_eq!(m.uid(), 0, "the linked file changed owner");
+    assert_eq!(
+        m.ino(),
+        std::fs::metadata(t.path().join("hl")).unwrap().ino()
+    );
+}
