@@ -232,6 +232,40 @@ fn a_crafted_image_names_no_host_folder() {
     canary.intact();
 }
 
+/// A registry on 127.0.0.1:5001 whose every manifest is 5 MiB.
+const HUGE_MANIFESTS: &str = r#"
+import http.server
+big = b'{"schemaVersion": 2, "pad": "' + b"a" * (5 << 20) + b'"}'
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        self.send_response(200)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.send_header("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+    def do_GET(self):
+        self.answer(b"{}" if self.path == "/v2/" else big)
+    do_HEAD = do_GET
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 5001), H).serve_forever()
+"#;
+
+#[test]
+fn what_a_registry_sends_is_read_within_limits() {
+    let host = TestHost::new();
+    let env = vch(&host, "reg", &["--insecure-registry", "127.0.0.1:5001"]);
+    std::fs::write(host.path("huge.py"), HUGE_MANIFESTS).unwrap();
+    host.sh("python3 huge.py >/dev/null 2>&1 & sleep 1").ok();
+    host.docker(&env, ["pull", "127.0.0.1:5001/big"])
+        .fails()
+        .says("larger than 4 MiB: refused");
+    // The VCH is as it was.
+    host.docker(&env, ["run", "--rm", IMG, "true"]).ok();
+}
+
 #[test]
 fn the_image_user_database_is_read_inside_the_image_only() {
     let host = TestHost::new();
@@ -576,6 +610,29 @@ fn without_user_namespaces_host_privileges_need_the_administrator() {
     host.docker(&env, ["info"])
         .ok()
         .says("WARNING: user namespaces are off");
+    // The admin portal says it too.
+    let password = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let portal = "https://127.0.0.2:2378";
+    let page = host.sh(&format!("curl -sk {portal}/login")).ok().stdout;
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    host.sh(&format!(
+        "curl -sk -c jar -d csrf={token} --data-urlencode password={password} {portal}/login"
+    ))
+    .ok();
+    host.sh(&format!("curl -sk -b jar {portal}/"))
+        .ok()
+        .says("Warning: user namespaces are off on this VCH");
     for flags in [
         &["--privileged"][..],
         &["--cap-add", "SYS_ADMIN"][..],

@@ -389,6 +389,17 @@ fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
     host.sh(&format!("find {} -name '*.tmp-*'", host.root().display()))
         .ok()
         .never_says("tmp");
+    // A `docker load` body as long as its client likes stops before the disk is full too (the
+    // client sees the refusal, or the connection closed on the rest of its upload), and what
+    // was buffered goes.
+    host.sh(&format!(
+        "head -c 300000000 /dev/zero | DOCKER_HOST=tcp://127.0.0.2:2375 {} load",
+        vic_testkit::docker_bin()
+    ))
+    .fails();
+    host.sh(&format!("find {}/small/tmp -type f", host.root().display()))
+        .ok()
+        .never_says("load");
     // The VCH works on with what is left.
     host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
         .ok();

@@ -191,6 +191,40 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
 }
 
 #[test]
+fn sign_in_attempts_sent_at_once_all_count() {
+    let host = TestHost::new();
+    let out = create(
+        &host,
+        "par",
+        &["--no-tls", "--client-network-ip", "127.0.0.2"],
+    );
+    let password = printed_password(&out, "the password is printed");
+    // Ten forms, then ten wrong passwords at once: the limit (5 a minute) holds for all of
+    // them, not only for those that finished before the next began.
+    let tokens: Vec<String> = (0..10)
+        .map(|_| csrf(&host.sh(&format!("curl -sk {PORTAL}/login")).ok().stdout))
+        .collect();
+    let script: String = tokens
+        .iter()
+        .map(|t| {
+            format!("curl -sk -o /dev/null -w '%{{http_code}}\\n' -d csrf={t} -d password=nope {PORTAL}/login & ")
+        })
+        .collect::<String>()
+        + "wait";
+    let codes = host.sh(&script).ok().stdout;
+    let wrong = codes.lines().filter(|c| c.trim() == "401").count();
+    let limited = codes.lines().filter(|c| c.trim() == "429").count();
+    assert!(wrong <= 5 && wrong + limited == 10, "{codes}");
+    // The right password from that address waits too.
+    let t = csrf(&host.sh(&format!("curl -sk {PORTAL}/login")).ok().stdout);
+    host.sh(&format!(
+        "curl -sk -i -d csrf={t} --data-urlencode password={password} {PORTAL}/login"
+    ))
+    .ok()
+    .says("429 Too Many Requests");
+}
+
+#[test]
 fn portal_signs_in_with_the_client_certificate() {
     let host = TestHost::new();
     let out = create(&host, "mtls", &["--client-network-ip", "127.0.0.2"]);

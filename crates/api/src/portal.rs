@@ -365,23 +365,27 @@ fn session_user(state: &PortalState, req: &Request<Incoming>, client: IpAddr) ->
     Some("admin (password)".to_owned())
 }
 
+/// Keeps a new sign-in form's token for 10 minutes. Anyone who reaches the port can ask for
+/// forms: past [`MAX_FORM_TOKENS`] the oldest token makes room.
+fn remember_form_token(tokens: &mut HashMap<String, Instant>, token: String, now: Instant) {
+    tokens.retain(|_, exp| *exp > now);
+    while tokens.len() >= MAX_FORM_TOKENS {
+        let Some(oldest) = tokens
+            .iter()
+            .min_by_key(|(_, exp)| **exp)
+            .map(|(t, _)| t.clone())
+        else {
+            break;
+        };
+        tokens.remove(&oldest);
+    }
+    tokens.insert(token, now + Duration::from_secs(600));
+}
+
 fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> Response<Body> {
     let token = vic_pki::random_hex(16);
     if let Ok(mut c) = state.csrf.lock() {
-        let now = Instant::now();
-        c.retain(|_, exp| *exp > now);
-        // Anyone who reaches the port can ask for forms: the oldest token makes room.
-        while c.len() >= MAX_FORM_TOKENS {
-            let Some(oldest) = c
-                .iter()
-                .min_by_key(|(_, exp)| **exp)
-                .map(|(t, _)| t.clone())
-            else {
-                break;
-            };
-            c.remove(&oldest);
-        }
-        c.insert(token.clone(), now + Duration::from_secs(600));
+        remember_form_token(&mut c, token.clone(), Instant::now());
     }
     let facts = state.app.facts();
     let note = if state.password_hash().is_some() {
@@ -910,6 +914,43 @@ mod tests {
         assert_eq!(f["password"], "p@ss word!");
         assert_eq!(form_urlencoded(b"x=%zz")["x"], "%zz");
         assert_eq!(form_urlencoded(b"x=%4")["x"], "%4");
+    }
+
+    #[test]
+    fn form_tokens_are_bounded_and_the_newest_kept() {
+        let mut tokens = HashMap::new();
+        let start = Instant::now();
+        for i in 0..MAX_FORM_TOKENS + 100 {
+            remember_form_token(
+                &mut tokens,
+                format!("t{i}"),
+                start + Duration::from_millis(i as u64),
+            );
+        }
+        assert_eq!(tokens.len(), MAX_FORM_TOKENS);
+        assert!(tokens.contains_key(&format!("t{}", MAX_FORM_TOKENS + 99)));
+        assert!(!tokens.contains_key("t0"));
+        // Expired ones go first.
+        remember_form_token(
+            &mut tokens,
+            "late".into(),
+            start + Duration::from_secs(3600),
+        );
+        assert_eq!(tokens.len(), 1);
+    }
+
+    #[test]
+    fn attempts_are_budgeted_per_address_or_ipv6_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(attempt_budget(a), attempt_budget(b));
+        assert_ne!(
+            attempt_budget(a),
+            attempt_budget("2001:db8:1:3::1".parse().unwrap())
+        );
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(attempt_budget(v4), v4);
+        assert_eq!(attempt_budget("::ffff:198.51.100.7".parse().unwrap()), v4);
     }
 
     #[test]

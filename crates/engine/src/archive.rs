@@ -170,7 +170,7 @@ impl ImageService {
             })?;
             let dest = scratch.join(&rel);
             let size = entry.header().size().unwrap_or(0);
-            vic_image::ensure_room(scratch, "the archive", size)
+            vic_image::ensure_room(scratch, "the archive", 0, size)
                 .map_err(|e| EngineError::Invalid(e.to_string()))?;
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_err("scratch", e))?;

@@ -123,13 +123,13 @@ impl<R: Read> Read for HashingReader<R> {
 /// Fails when the filesystem of `dest` has less free than its reserve: 5% of its size, at
 /// most 256 MiB.
 fn check_space(dest: &Path, unpacked: u64) -> std::io::Result<()> {
-    ensure_room(dest, "the layer", unpacked)
+    ensure_room(dest, "the layer", unpacked, 0)
 }
 
-/// Fails when the filesystem of `dest` has less free than its reserve (5% of its size, at most
-/// 256 MiB): `what` (an image layer, a `docker load` archive), `written` bytes so far, stops
-/// while the VCH's own state can still be written.
-pub fn ensure_room(dest: &Path, what: &str, written: u64) -> std::io::Result<()> {
+/// Fails when the filesystem of `dest` would keep less free than its reserve (5% of its size,
+/// at most 256 MiB) once `coming` more bytes are written: `what` (an image layer, a `docker
+/// load` archive), `written` bytes so far, stops while the VCH's own state can still be written.
+pub fn ensure_room(dest: &Path, what: &str, written: u64, coming: u64) -> std::io::Result<()> {
     let Ok(st) = nix::sys::statvfs::statvfs(dest) else {
         return Ok(());
     };
@@ -137,7 +137,7 @@ pub fn ensure_room(dest: &Path, what: &str, written: u64) -> std::io::Result<()>
     let total = st.blocks() * block;
     let free = st.blocks_available() * block;
     let reserve = (total / 20).min(256 << 20);
-    if free < reserve {
+    if free < reserve.saturating_add(coming) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::StorageFull,
             format!(

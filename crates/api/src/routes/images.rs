@@ -443,8 +443,8 @@ pub(crate) async fn image_load(
             written += chunk.len() as u64;
             // The body is as long as the client likes: it stops before the disk is full.
             if written >= next_check {
-                next_check = written + (8 << 20);
-                vic_engine::ensure_room(&archive, "the archive", written)
+                next_check = written + (1 << 20);
+                vic_engine::ensure_room(&archive, "the archive", written, 1 << 20)
                     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             }
             file.write_all(&chunk)
