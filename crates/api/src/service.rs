@@ -132,10 +132,14 @@ impl State {
         }
         let read = *method == axum::http::Method::GET || *method == axum::http::Method::HEAD;
         // `top` with ps options could print the processes' environment (`ps e`).
+        // The query as the handler decodes it (`ps%5Fargs` is `ps_args`), every pair.
         let ps_options = path.ends_with("/top")
             && uri.query().is_some_and(|q| {
-                q.split('&')
-                    .any(|kv| kv.starts_with("ps_args=") && kv.len() > 8)
+                serde_urlencoded::from_str::<Vec<(String, String)>>(q).map_or(true, |pairs| {
+                    pairs
+                        .iter()
+                        .any(|(k, v)| k == "ps_args" && !v.trim().is_empty())
+                })
             });
         if info.role == vic_pki::Role::ReadOnly
             && (!(read && read_only_allows(split_version(path).1)) || ps_options)
@@ -631,6 +635,7 @@ mod route_tests {
             ("PUT", "/v1.44/containers/x/archive"),
             ("GET", "/v1.44/containers/x/attach/ws"),
             ("GET", "/v1.44/containers/x/top?ps_args=e+-o+pid,args"),
+            ("GET", "/v1.44/containers/x/top?ps%5Fargs=e&ps_args="),
             ("GET", "/v1.44/images/x/history"),
         ] {
             let why = s
