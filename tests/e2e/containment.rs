@@ -332,10 +332,9 @@ fn the_image_user_database_is_read_inside_the_image_only() {
 }
 
 #[test]
-fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
+fn a_volume_store_changed_under_the_vch_mounts_nothing_of_the_host() {
     let host = TestHost::new();
-    // Without user namespaces a container's root may write anything in a store it binds (with
-    // them the store's own folders are out of its reach too): the proofs alone must hold.
+    // Without user namespaces, so that a container's root could write anything it binds.
     let env = vch(&host, "vst", &["--no-user-namespace"]);
     let canary = Canary::new(&host, "canary");
     let store = host.path("store");
@@ -359,6 +358,36 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
         ],
     )
     .ok();
+    // Where the VCH keeps v1 in the shared store (`vch-<id>/v1`).
+    let mountpoint = host
+        .docker(&env, ["volume", "inspect", "-f", "{{.Mountpoint}}", "v1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let real_store = std::fs::canonicalize(&store).unwrap();
+    let v1 = Path::new(&mountpoint).parent().unwrap().to_owned();
+    let mine = v1.parent().unwrap().to_owned();
+    // No container gets the store itself or a VCH's folder of it, where the volumes are.
+    for (source, says) in [
+        (store.clone(), "volume store shared itself"),
+        (mine.clone(), "holds a VCH's volumes"),
+        (v1.clone(), "holds a VCH's volumes"),
+    ] {
+        host.docker(
+            &env,
+            [
+                "run",
+                "--rm",
+                "-v",
+                &format!("{}:/s", source.display()),
+                IMG,
+                "true",
+            ],
+        )
+        .fails()
+        .says(says);
+    }
     std::fs::create_dir_all(store.join("sub")).unwrap();
     // A container that will bind a folder of the store, made while the folder is real.
     host.docker(
@@ -375,43 +404,24 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
         ],
     )
     .ok();
-    // Where the VCH keeps v1 in the shared store (`vch-<id>/v1`).
-    let mountpoint = host
-        .docker(&env, ["volume", "inspect", "-f", "{{.Mountpoint}}", "v1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    let v1 = Path::new(&mountpoint)
-        .parent()
-        .unwrap()
-        .strip_prefix(std::fs::canonicalize(&store).unwrap())
-        .unwrap()
-        .display()
-        .to_string();
-    let mine = v1.split('/').next().unwrap().to_owned();
-    // A container that binds the whole store plants links to the host's folder: a forged
-    // volume (a record beside it, and a folder where a new one would go), a real volume's data
-    // swapped, the other container's folder swapped.
-    host.docker(
-        &env,
-        [
-            "run",
-            "--rm",
-            "-v",
-            &format!("{}:/s", store.display()),
-            IMG,
-            "sh",
-            "-c",
-            &format!(
-                "mkdir -p /s/evil /s/{mine}/evil && ln -s {c} /s/evil/_data && ln -s {c} /s/{mine}/evil/_data \
-                 && echo '{{\"name\":\"evil\",\"created\":\"x\",\"store\":\"shared\"}}' > /s/evil/volume.json \
-                 && mv /s/{v1}/_data /s/{v1}/old && ln -s {c} /s/{v1}/_data \
-                 && rm -r /s/sub && ln -s {c} /s/sub"
-            ),
-        ],
+    // Then the store changes under the VCH (whoever may write there: the administrator, a VCH
+    // from before the rule above): a forged volume record, a folder where a new volume would go,
+    // a volume's data swapped, the other container's folder swapped, each a link to the host's.
+    let link = |at: &Path| {
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&c, at).unwrap();
+    };
+    link(&real_store.join("evil/_data"));
+    std::fs::write(
+        real_store.join("evil/volume.json"),
+        r#"{"name":"evil","created":"x","store":"shared","dir":"/etc"}"#,
     )
-    .ok();
+    .unwrap();
+    link(&mine.join("evil/_data"));
+    std::fs::rename(v1.join("_data"), v1.join("old")).unwrap();
+    link(&v1.join("_data"));
+    std::fs::remove_dir(store.join("sub")).unwrap();
+    link(&store.join("sub"));
     host.docker(&env, ["volume", "ls", "-q"])
         .ok()
         .never_says("evil");
@@ -437,9 +447,11 @@ fn a_volume_store_a_container_writes_mounts_nothing_of_the_host() {
     host.docker(&env, ["cp", "later:/x/secret", "-"])
         .fails()
         .never_says("host secret");
+    // Removing the volume removes the link, never what it leads to.
     host.docker(&env, ["volume", "rm", "v1"]).ok();
     host.docker(&env, ["rm", "later"]).ok();
     canary.intact();
+    assert!(Path::new("/etc/passwd").exists());
 }
 
 /// The privileged probes on `runtime`: container root, `--privileged` and added capabilities

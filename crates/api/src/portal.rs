@@ -97,7 +97,7 @@ struct PortalState {
     started: Instant,
     sessions: Mutex<HashMap<String, Session>>,
     /// Login-form tokens not used yet, with their expiry.
-    csrf: Mutex<HashMap<String, Instant>>,
+    csrf: Mutex<HashMap<String, FormToken>>,
     /// Login attempts per source address (counted as they begin; a success is taken back).
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
     /// Password checks running (argon2 is slow and large by design).
@@ -319,7 +319,7 @@ async fn handle(
     };
     tracing::info!(target: "portal", %remote, %method, %path, client = who.as_deref().unwrap_or("anonymous"), "portal request");
     match (method, path.as_str()) {
-        (Method::GET, "/login") => login_page(state, None, StatusCode::OK),
+        (Method::GET, "/login") => login_page(state, remote.ip(), None, StatusCode::OK),
         (Method::POST, "/login") => login(state, remote, req).await,
         (Method::POST, "/logout") => {
             if let (Some(token), Ok(mut s)) = (cookie(&req, "vic_session"), state.sessions.lock()) {
@@ -365,27 +365,68 @@ fn session_user(state: &PortalState, req: &Request<Incoming>, client: IpAddr) ->
     Some("admin (password)".to_owned())
 }
 
-/// Keeps a new sign-in form's token for 10 minutes. Anyone who reaches the port can ask for
-/// forms: past [`MAX_FORM_TOKENS`] the oldest token makes room.
-fn remember_form_token(tokens: &mut HashMap<String, Instant>, token: String, now: Instant) {
-    tokens.retain(|_, exp| *exp > now);
-    while tokens.len() >= MAX_FORM_TOKENS {
-        let Some(oldest) = tokens
-            .iter()
-            .min_by_key(|(_, exp)| **exp)
-            .map(|(t, _)| t.clone())
-        else {
-            break;
-        };
-        tokens.remove(&oldest);
-    }
-    tokens.insert(token, now + Duration::from_secs(600));
+/// A sign-in form's token: when it expires, and whose budget it counts against.
+#[derive(Debug, Clone, Copy)]
+struct FormToken {
+    expires: Instant,
+    budget: IpAddr,
 }
 
-fn login_page(state: &PortalState, error: Option<&str>, status: StatusCode) -> Response<Body> {
+/// Sign-in forms one address (an IPv6 /64) may hold at once.
+const FORMS_PER_ADDRESS: usize = 16;
+
+/// Keeps a new sign-in form's token for 10 minutes. Anyone who reaches the port can ask for
+/// forms: an address keeps its [`FORMS_PER_ADDRESS`] newest, and past [`MAX_FORM_TOKENS`] in
+/// all the oldest makes room, so one address cannot crowd out the administrator's form.
+fn remember_form_token(
+    tokens: &mut HashMap<String, FormToken>,
+    token: String,
+    budget: IpAddr,
+    now: Instant,
+) {
+    tokens.retain(|_, t| t.expires > now);
+    let oldest = |tokens: &HashMap<String, FormToken>, of: Option<IpAddr>| {
+        tokens
+            .iter()
+            .filter(|(_, t)| of.is_none_or(|b| t.budget == b))
+            .min_by_key(|(_, t)| t.expires)
+            .map(|(k, _)| k.clone())
+    };
+    while tokens.values().filter(|t| t.budget == budget).count() >= FORMS_PER_ADDRESS {
+        let Some(k) = oldest(tokens, Some(budget)) else {
+            break;
+        };
+        tokens.remove(&k);
+    }
+    while tokens.len() >= MAX_FORM_TOKENS {
+        let Some(k) = oldest(tokens, None) else {
+            break;
+        };
+        tokens.remove(&k);
+    }
+    tokens.insert(
+        token,
+        FormToken {
+            expires: now + Duration::from_secs(600),
+            budget,
+        },
+    );
+}
+
+fn login_page(
+    state: &PortalState,
+    remote: IpAddr,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response<Body> {
     let token = vic_pki::random_hex(16);
     if let Ok(mut c) = state.csrf.lock() {
-        remember_form_token(&mut c, token.clone(), Instant::now());
+        remember_form_token(
+            &mut c,
+            token.clone(),
+            attempt_budget(remote),
+            Instant::now(),
+        );
     }
     let facts = state.app.facts();
     let note = if state.password_hash().is_some() {
@@ -449,7 +490,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
         state
             .csrf
             .lock()
-            .is_ok_and(|mut c| c.remove(t).is_some_and(|exp| exp > Instant::now()))
+            .is_ok_and(|mut c| c.remove(t).is_some_and(|f| f.expires > Instant::now()))
     });
     if !csrf_ok {
         state.refuse(format!(
@@ -457,6 +498,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
         ));
         return login_page(
             state,
+            ip,
             Some("The sign-in form expired or did not come from this portal: try again."),
             StatusCode::FORBIDDEN,
         );
@@ -468,9 +510,17 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
             q.back()
                 .is_some_and(|t| now.duration_since(*t) <= FAIL_WINDOW)
         });
-        // So many addresses failing at once is an attack from many: new ones wait.
-        if f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&budget) {
-            return true;
+        // So many addresses failing at once is an attack from many: the one whose last try
+        // is oldest is forgotten (password checks stay few at a time whatever this holds).
+        while f.len() >= MAX_FAILING_ADDRESSES && !f.contains_key(&budget) {
+            let Some(k) = f
+                .iter()
+                .min_by_key(|(_, q)| q.back().copied())
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            f.remove(&k);
         }
         let q = f.entry(budget).or_default();
         while q
@@ -492,6 +542,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
         state.refuse(format!("login from {ip} refused: too many failed attempts"));
         return login_page(
             state,
+            ip,
             Some("Too many failed attempts from your address: wait a minute."),
             StatusCode::TOO_MANY_REQUESTS,
         );
@@ -510,7 +561,7 @@ async fn login(state: &PortalState, remote: SocketAddr, req: Request<Incoming>) 
     };
     if !ok {
         state.refuse(format!("login from {ip} refused: wrong password"));
-        return login_page(state, Some("Wrong password."), StatusCode::UNAUTHORIZED);
+        return login_page(state, ip, Some("Wrong password."), StatusCode::UNAUTHORIZED);
     }
     if let Ok(mut f) = state.failures.lock()
         && let Some(q) = f.get_mut(&budget)
@@ -920,20 +971,37 @@ mod tests {
     fn form_tokens_are_bounded_and_the_newest_kept() {
         let mut tokens = HashMap::new();
         let start = Instant::now();
-        for i in 0..MAX_FORM_TOKENS + 100 {
+        let admin: IpAddr = "198.51.100.1".parse().unwrap();
+        let flood: IpAddr = "203.0.113.9".parse().unwrap();
+        remember_form_token(&mut tokens, "admin".into(), admin, start);
+        // One address asking for forms without end keeps only its newest few.
+        for i in 0..1000 {
             remember_form_token(
                 &mut tokens,
-                format!("t{i}"),
-                start + Duration::from_millis(i as u64),
+                format!("f{i}"),
+                flood,
+                start + Duration::from_millis(i),
+            );
+        }
+        assert!(tokens.contains_key("admin"));
+        assert_eq!(tokens.len(), FORMS_PER_ADDRESS + 1);
+        assert!(tokens.contains_key("f999") && !tokens.contains_key("f0"));
+        // Many addresses: bounded in all.
+        for i in 0..MAX_FORM_TOKENS as u32 + 100 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            remember_form_token(
+                &mut tokens,
+                format!("m{i}"),
+                ip,
+                start + Duration::from_secs(1) + Duration::from_micros(u64::from(i)),
             );
         }
         assert_eq!(tokens.len(), MAX_FORM_TOKENS);
-        assert!(tokens.contains_key(&format!("t{}", MAX_FORM_TOKENS + 99)));
-        assert!(!tokens.contains_key("t0"));
         // Expired ones go first.
         remember_form_token(
             &mut tokens,
             "late".into(),
+            admin,
             start + Duration::from_secs(3600),
         );
         assert_eq!(tokens.len(), 1);

@@ -86,6 +86,11 @@ impl IdMap {
         }
     }
 
+    /// Whether host id `host` is one of the map's (a container's id).
+    pub fn holds_host(&self, host: u32) -> bool {
+        host.checked_sub(self.base).is_some_and(|id| id < self.size)
+    }
+
     /// Whether `[base, base + size)` and `other` share an id.
     pub fn overlaps(&self, base: u32, size: u32) -> bool {
         let (a0, a1) = (
@@ -140,6 +145,7 @@ mod tests {
         assert_eq!(m.to_container(0), OVERFLOW_ID);
         assert_eq!(m.to_container(265_536), OVERFLOW_ID);
         assert!(!m.is_identity());
+        assert!(m.holds_host(265_535) && !m.holds_host(0) && !m.holds_host(265_536));
         assert!(IdMap::IDENTITY.is_identity());
         assert_eq!(IdMap::IDENTITY.to_host(123_456), Ok(123_456));
         assert_eq!(IdMap::IDENTITY.to_container(7), 7);

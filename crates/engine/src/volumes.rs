@@ -194,9 +194,11 @@ impl VolumeService {
     }
 
     /// A VCH from before the volume table kept each volume's record as `volume.json` beside
-    /// its data: those records are read once, when the table is made, and never again.
+    /// its data: those records are read once, when the table is made, and never again; from
+    /// the VCH's own default store only, which no container reaches (a record in a store that
+    /// containers may write could name any folder of it), and only as `<name>`.
     fn adopt_legacy(&self) {
-        for s in &self.stores {
+        for s in self.stores.iter().filter(|s| !s.binds) {
             for e in std::fs::read_dir(&s.path).into_iter().flatten().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !valid_volume_name(&name) {
@@ -217,6 +219,7 @@ impl VolumeService {
                 if let Ok(mut v) = serde_json::from_slice::<Volume>(&bytes) {
                     v.name = name;
                     v.store = s.label.clone();
+                    v.dir = None;
                     if let Err(e) = self.save(&v) {
                         tracing::warn!(volume = %v.name, error = %e, "cannot adopt volume");
                     } else {
@@ -250,6 +253,14 @@ impl VolumeService {
     /// A stored record with its mount point filled in.
     fn decode(&self, json: &str) -> Option<Volume> {
         let mut v: Volume = serde_json::from_str(json).ok()?;
+        // Its folder is `<name>` or `vch-<this VCH>/<name>`, nothing a record could aim
+        // elsewhere.
+        if let Some(d) = &v.dir
+            && *d != v.name
+            && *d != format!("{}/{}", self.owner, v.name)
+        {
+            return None;
+        }
         let store = self.store(&v.store).ok()?;
         v.mountpoint = store.path.join(v.folder()).join("_data");
         Some(v)
@@ -434,14 +445,8 @@ impl VolumeService {
         let store = self.store(&v.store)?;
         // The record goes first: a half-removed volume is no longer listed.
         self.with(|db| db.execute("DELETE FROM volumes WHERE name = ?1", [&v.name]))?;
-        // std's remove_dir_all removes a symlink rather than follow it, at the top and below.
-        let dir = store.path.join(v.folder());
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(internal("cannot remove the volume", e));
-            }
-            _ => {}
-        }
+        // Beneath the store, no symlink followed on the way or below.
+        vic_runtime::remove_beneath(&store.path, Path::new(&v.folder()))?;
         tracing::info!(volume = %name, "volume removed");
         Ok(())
     }
@@ -497,6 +502,26 @@ impl VolumeService {
         let Some((store, rel)) = found else {
             return Err(refuse());
         };
+        // Not the store itself, nor a folder where a VCH keeps its volumes: binding those would
+        // hand a container the volumes of every VCH that shares the store.
+        let first = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
+        match first {
+            None => {
+                return Err(EngineError::Forbidden(format!(
+                    "mounting host folder {source} is refused: it is volume store {} itself, which holds the volumes of the VCHs that share it; mount a folder inside it",
+                    store.label
+                )));
+            }
+            Some(f) if f.starts_with("vch-") => {
+                return Err(EngineError::Forbidden(format!(
+                    "mounting host folder {source} is refused: {f} holds a VCH's volumes; use the volume by name (-v NAME:/path)"
+                )));
+            }
+            Some(_) => {}
+        }
         match vic_runtime::open_beneath(&store.path, &rel, OFlags::PATH) {
             Ok(_) => Ok(store.path.join(rel)),
             Err(vic_runtime::HostPathError::NotFound { .. }) => Err(EngineError::Invalid(format!(

@@ -105,26 +105,10 @@ fn first_free(taken: &[(u32, u32)], accounts: &[u32], retired: &[u32]) -> Option
     retired.iter().copied().find(|b| free(*b))
 }
 
-/// The retired ranges the lock file lists (first ids, oldest first).
-fn retired(lock: &std::fs::File) -> Vec<u32> {
-    let mut text = String::new();
-    let _ = std::io::Read::read_to_string(&mut &*lock, &mut text);
-    text.split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect()
-}
-
-/// Rewrites the lock file's list of retired ranges.
-fn set_retired(lock: &std::fs::File, list: &[u32]) -> Result<()> {
-    use std::io::{Seek as _, Write as _};
-    let text: String = list.iter().map(|b| format!("{b}\n")).collect();
-    let mut f = lock;
-    f.set_len(0)
-        .and_then(|()| f.seek(std::io::SeekFrom::Start(0)).map(drop))
-        .and_then(|()| f.write_all(text.as_bytes()))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::Failed(format!("cannot record retired id ranges: {e}")))
-}
+/// The entry name that keeps a deleted VCH's range out of everyone else's hands in
+/// `/etc/subuid` and `/etc/subgid` (files its containers left in host folders still carry its
+/// ids): `useradd` never hands it out, and VCHs only when no other range is left.
+const RETIRED: &str = "vic-retired";
 
 fn read(path: &Path) -> Result<String> {
     match std::fs::read_to_string(path) {
@@ -203,12 +187,19 @@ impl Drop for ShadowLock {
 
 /// Picks and reserves a range for VCH `entry` (a name no other entry has).
 pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSetting> {
-    let held = lock(files)?;
+    let _held = lock(files)?;
     let _uid_lock = ShadowLock::take(&files.subuid)?;
     let _gid_lock = ShadowLock::take(&files.subgid)?;
     let (uids, gids) = (read(&files.subuid)?, read(&files.subgid)?);
     let mut taken: Vec<(u32, u32)> = Vec::new();
+    let mut retired: Vec<u32> = Vec::new();
     for (name, start, count) in ranges(&uids).into_iter().chain(ranges(&gids)) {
+        if name == RETIRED {
+            if !retired.contains(&start) {
+                retired.push(start);
+            }
+            continue;
+        }
         if name == entry {
             return Err(Error::Failed(format!(
                 "{entry} already has a range in {} or {}: remove that line, or delete the VCH that holds it",
@@ -220,8 +211,7 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
     }
     let mut accounts = account_ids(&read(&files.passwd)?);
     accounts.extend(account_ids(&read(&files.group)?));
-    let mut old = retired(&held);
-    let base = first_free(&taken, &accounts, &old).ok_or_else(|| {
+    let base = first_free(&taken, &accounts, &retired).ok_or_else(|| {
         Error::Failed(format!(
             "no free range of {ID_RANGE_SIZE} ids is left between {FIRST} and {LAST} in {} and {}: delete VCHs or users that no longer need theirs",
             files.subuid.display(),
@@ -229,17 +219,15 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
         ))
     })?;
     let line = format!("{entry}:{base}:{ID_RANGE_SIZE}\n");
+    let tombstone = format!("{RETIRED}:{base}:{ID_RANGE_SIZE}");
     for (path, text) in [(&files.subuid, &uids), (&files.subgid, &gids)] {
-        let mut t = text.clone();
-        if !t.is_empty() && !t.ends_with('\n') {
-            t.push('\n');
-        }
+        let mut t: String = text
+            .lines()
+            .filter(|l| l.trim() != tombstone)
+            .map(|l| format!("{l}\n"))
+            .collect();
         t.push_str(&line);
         write(path, &t)?;
-    }
-    if old.contains(&base) {
-        old.retain(|b| *b != base);
-        set_retired(&held, &old)?;
     }
     Ok(UserNamespaceSetting {
         base,
@@ -248,9 +236,10 @@ pub(crate) fn reserve(files: &SubIdFiles, entry: &str) -> Result<UserNamespaceSe
     })
 }
 
-/// Gives the range of `setting` back (its lines go; a missing line is fine).
+/// Gives the range of `setting` back: its lines become [`RETIRED`] ones (a missing line is
+/// fine).
 pub(crate) fn release(files: &SubIdFiles, setting: &UserNamespaceSetting) -> Result<()> {
-    let held = lock(files)?;
+    let _held = lock(files)?;
     let _uid_lock = ShadowLock::take(&files.subuid)?;
     let _gid_lock = ShadowLock::take(&files.subgid)?;
     let mine = format!("{}:{}:{}", setting.entry, setting.base, setting.size);
@@ -259,17 +248,19 @@ pub(crate) fn release(files: &SubIdFiles, setting: &UserNamespaceSetting) -> Res
         if !text.lines().any(|l| l.trim() == mine) {
             continue;
         }
+        let tombstone = format!("{RETIRED}:{}:{}", setting.base, setting.size);
         let kept: String = text
             .lines()
-            .filter(|l| l.trim() != mine)
+            .map(|l| {
+                if l.trim() == mine {
+                    tombstone.as_str()
+                } else {
+                    l
+                }
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         write(path, &kept)?;
-    }
-    let mut list = retired(&held);
-    if !list.contains(&setting.base) {
-        list.push(setting.base);
-        set_retired(&held, &list)?;
     }
     Ok(())
 }
@@ -361,7 +352,8 @@ mod tests {
             reserve(&f, "vic-c-333333").map(|s| s.base).ok(),
             Some(427_680)
         );
-        assert_eq!(retired(&std::fs::File::open(&f.lock).unwrap()), [296_608]);
+        let uid = std::fs::read_to_string(&f.subuid).unwrap_or_default();
+        assert!(uid.contains("vic-retired:296608:65536"), "{uid}");
         assert_eq!(
             first_free(&[(100_000, LAST - 100_000)], &[], &[296_608, 100_000]),
             None

@@ -330,6 +330,23 @@ impl Root {
         let (dir, name) = split(path);
         let dirfd = self.resolve(&dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let stat = stat_in(&dirfd, &dir, name.as_deref(), path)?;
+        // What the container's root may not read is not copied out for it.
+        let st = match &name {
+            Some(n) => statat(&dirfd, n.as_str(), AtFlags::SYMLINK_NOFOLLOW),
+            None => rustix::fs::fstat(&dirfd),
+        }
+        .map_err(io_err("cannot stat", path))?;
+        let want = match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => 0o5,
+            FileType::RegularFile => 0o4,
+            _ => 0,
+        };
+        if !may(self.ids, &st, want) {
+            return Err(ConfinedError::Refused {
+                entry: path.to_owned(),
+                reason: "it belongs to the host, and the container's root may not read it".into(),
+            });
+        }
         let top = match &name {
             Some(n) => PathBuf::from(n),
             None if path.ends_with("/.") => PathBuf::from("."),
@@ -425,10 +442,27 @@ impl Root {
             } else {
                 (self.host_id(0, &shown)?, self.host_id(0, &shown)?)
             };
-            let existing = statat(&parent, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-                .ok()
+            let existing_st = statat(&parent, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
+            let existing = existing_st
+                .as_ref()
                 .map(|s| FileType::from_raw_mode(s.st_mode));
             let wants_dir = kind.is_dir();
+            // What the container's root could not change, the endpoint does not change for it.
+            let reuse_dir = existing == Some(FileType::Directory) && wants_dir;
+            if !reuse_dir {
+                self.may_change_in(&parent, &shown)?;
+                let parent_st =
+                    rustix::fs::fstat(&parent).map_err(io_err("cannot stat", &shown))?;
+                if let Some(st) = &existing_st
+                    && parent_st.st_mode & 0o1000 != 0
+                    && !self.owns(st)
+                {
+                    return Err(ConfinedError::Refused {
+                        entry: shown,
+                        reason: "it belongs to the host, in a sticky folder".into(),
+                    });
+                }
+            }
             match existing {
                 Some(FileType::Directory) if wants_dir => {}
                 Some(t) => {
@@ -467,7 +501,18 @@ impl Root {
                         Mode::empty(),
                     )
                     .map_err(io_err("cannot open", &shown))?;
-                    set_owner_and_mode(&fd, owner, mode, &shown)?;
+                    if let Some(fs) = pseudo_fs(&fd) {
+                        return Err(ConfinedError::Refused {
+                            entry: shown,
+                            reason: format!("it is the kernel's {fs} file system"),
+                        });
+                    }
+                    // A folder that was there keeps its owner and mode unless it is the
+                    // container's own (one of the host's in a bound folder stays the host's).
+                    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
+                    if !reuse_dir || self.owns(&st) {
+                        set_owner_and_mode(&fd, owner, mode, &shown)?;
+                    }
                 }
                 E::Regular | E::Continuous => {
                     let fd = openat(
@@ -542,6 +587,16 @@ impl Root {
                         ),
                         OFlags::PATH | OFlags::DIRECTORY,
                     )?;
+                    // The container's root may link only what is its own (the kernel's
+                    // protected hard links), not a file of the host's in a folder it binds.
+                    let target_st = statat(&tparent, tname, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(io_err("cannot stat", &shown))?;
+                    if !self.owns(&target_st) {
+                        return Err(ConfinedError::Refused {
+                            entry: shown,
+                            reason: "it links a file of the host's, which the container's root may not link".into(),
+                        });
+                    }
                     // Not followed: a link to a symlink links the symlink, inside the root.
                     rustix::fs::linkat(
                         &tparent,
@@ -618,6 +673,37 @@ impl Root {
         Ok(count)
     }
 
+    /// Whether the container's root may `want` (4 read, 2 write, 1 search: `ls -l`'s bits) the
+    /// file with status `st`, as the kernel would let it inside its user namespace: a file of
+    /// the namespace's own ids is its root's to do anything with; another (the host's, in a
+    /// folder the container binds) only as far as anyone may. The endpoint works as the host's
+    /// root, and must not do for the container what it could not do itself. Without a user
+    /// namespace the container's root is the host's and may everything.
+    fn container_may(&self, st: &Stat, want: u32) -> bool {
+        may(self.ids, st, want)
+    }
+
+    /// Whether the file with status `st` is the container's own (its ids; any file without a
+    /// user namespace).
+    fn owns(&self, st: &Stat) -> bool {
+        owned(self.ids, st)
+    }
+
+    /// Refuses when the container's root may not change what folder `dirfd` holds.
+    fn may_change_in(&self, dirfd: &OwnedFd, shown: &str) -> Result<(), ConfinedError> {
+        let st = rustix::fs::fstat(dirfd).map_err(io_err("cannot stat", shown))?;
+        if self.container_may(&st, 0o3) {
+            Ok(())
+        } else {
+            Err(ConfinedError::Refused {
+                entry: shown.to_owned(),
+                reason:
+                    "its folder belongs to the host, and the container's root may not write in it"
+                        .into(),
+            })
+        }
+    }
+
     /// The host id of container id `id`, for archive entry `shown`.
     fn host_id(&self, id: u64, shown: &str) -> Result<u32, ConfinedError> {
         self.ids
@@ -638,6 +724,10 @@ impl Root {
             fd = match self.resolve(&next, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(fd) => fd,
                 Err(ConfinedError::NotFound(_)) => {
+                    self.may_change_in(
+                        &self.resolve(&at, OFlags::RDONLY | OFlags::DIRECTORY)?,
+                        &next,
+                    )?;
                     rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)).map_err(
                         |e| match e {
                             Errno::EXIST => ConfinedError::Refused {
@@ -655,6 +745,12 @@ impl Root {
                         Mode::empty(),
                     )
                     .map_err(io_err("cannot open", &next))?;
+                    if pseudo_fs(&made).is_some() {
+                        return Err(ConfinedError::Refused {
+                            entry: next.clone(),
+                            reason: "it is on one of the kernel's file systems".into(),
+                        });
+                    }
                     let root = self.host_id(0, &next)?;
                     rustix::fs::fchown(
                         &made,
@@ -670,6 +766,18 @@ impl Root {
         }
         Ok(fd)
     }
+}
+
+/// Whether the file with status `st` is the container's own under `ids` (any file without a
+/// user namespace).
+fn owned(ids: IdMap, st: &Stat) -> bool {
+    ids.is_identity() || (ids.holds_host(st.st_uid) && ids.holds_host(st.st_gid))
+}
+
+/// Whether the container's root may `want` (4 read, 2 write, 1 search) the file with status
+/// `st`: anything with its own files, with others what anyone may.
+fn may(ids: IdMap, st: &Stat, want: u32) -> bool {
+    owned(ids, st) || st.st_mode & want == want
 }
 
 /// The name of the kernel pseudo file system `fd` is on, if it is on one: their files are the
@@ -750,8 +858,9 @@ fn add_entry<W: Write>(
             )
             .map_err(io_err("cannot open", &shown))?;
             // The kernel's own file systems (a running container's /proc, /sys) are left out:
-            // the VCH reads as the host's root, which may read what the container may not.
-            if pseudo_fs(&fd).is_some() {
+            // the VCH reads as the host's root, which may read what the container may not; and
+            // so is a folder the container's root may not list.
+            if pseudo_fs(&fd).is_some() || !may(ids, &st, 0o5) {
                 return Ok(());
             }
             add_dir(tar, fd, &st, as_path, ids)
@@ -773,7 +882,7 @@ fn add_entry<W: Write>(
                     reason: "it was replaced while it was archived".into(),
                 });
             }
-            if pseudo_fs(&found).is_some() {
+            if pseudo_fs(&found).is_some() || !may(ids, &st, 0o4) {
                 return Ok(());
             }
             let fd = reopen_regular(&found, &shown)?;

@@ -268,6 +268,56 @@ fn shift_one(
     Ok(())
 }
 
+/// Removes `root/rel` and everything below it, resolved beneath `root` with no symlink
+/// followed on the way and by descriptor below (a link is removed, never followed). A missing
+/// one is fine.
+pub fn remove_beneath(root: &Path, rel: &Path) -> Result<(), HostPathError> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(HostPathError::Escapes {
+            path: root.join(rel),
+            root: root.to_owned(),
+        });
+    };
+    let dir = match open_beneath(root, parent, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(fd) => fd,
+        Err(HostPathError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    remove_at(&dir, name, &root.join(rel))
+}
+
+/// Removes entry `name` of `dirfd`, a folder with all it holds, never following a link.
+fn remove_at(dirfd: &OwnedFd, name: &std::ffi::OsStr, shown: &Path) -> Result<(), HostPathError> {
+    use rustix::fs::{AtFlags, FileType};
+    let st = match rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(io("cannot stat", shown)(e)),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let sub = rustix::fs::openat(
+            dirfd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("cannot open", shown))?;
+        let names: Vec<Vec<u8>> = rustix::fs::Dir::read_from(&sub)
+            .map_err(io("cannot list", shown))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_bytes().to_vec())
+            .filter(|n| n != b"." && n != b"..")
+            .collect();
+        for n in names {
+            let n = std::ffi::OsStr::from_bytes(&n);
+            remove_at(&sub, n, &shown.join(n))?;
+        }
+        rustix::fs::unlinkat(dirfd, name, AtFlags::REMOVEDIR).map_err(io("cannot remove", shown))
+    } else {
+        rustix::fs::unlinkat(dirfd, name, AtFlags::empty()).map_err(io("cannot remove", shown))
+    }
+}
+
 /// Bytes used by the files below folder `dir` (open), walked by descriptor without following
 /// a link; hard links are counted once per name.
 pub fn usage(dir: &OwnedFd) -> u64 {

@@ -16,7 +16,8 @@ mod spec;
 pub use confined::{ConfinedError, ExtractOptions, PathStat, Root, Source, copy_into_volume};
 pub use console::{ConsoleSocket, ShortPath, resize};
 pub use hostpath::{
-    HostPathError, SetIds, open_beneath, shift_tree, shift_tree_at, stage, unstage, usage,
+    HostPathError, SetIds, open_beneath, remove_beneath, shift_tree, shift_tree_at, stage, unstage,
+    usage,
 };
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{

@@ -467,7 +467,17 @@ pub fn write_bundle(spec: &ContainerSpec, bundle: &Path, rootfs: &Path) -> Resul
     let s = runtime_spec(spec, rootfs)?;
     let path = bundle.join("config.json");
     let json = serde_json::to_vec_pretty(&s).map_err(|e| SpecError::Invalid(e.to_string()))?;
-    std::fs::write(&path, json).map_err(|source| SpecError::Io { path, source })
+    // It holds the container's environment: the host's root's alone (0600 from creation).
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&json))
+        .map_err(|source| SpecError::Io { path, source })
 }
 
 #[cfg(test)]

@@ -108,7 +108,8 @@ impl ContainerService {
             let c = c.to_ascii_uppercase();
             c == "ALL" || c.strip_prefix("CAP_").unwrap_or(&c) == "NET_ADMIN"
         });
-        if (rec.privileged || net_admin) && !dropped {
+        // `--privileged` gets every capability whatever is dropped.
+        if rec.privileged || (net_admin && !dropped) {
             return Err(EngineError::Forbidden(format!(
                 "{} with NET_ADMIN is refused on container network {}: its firewall (trust level {}) lives in the container's network namespace, where NET_ADMIN could remove it; the administrator can open the network (vic-machine configure --container-network-firewall {}:open)",
                 if rec.privileged {

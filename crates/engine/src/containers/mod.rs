@@ -462,6 +462,9 @@ pub struct ContainerService {
     /// Containers between their network set-up and their monitor's answer: their ports
     /// count as published.
     starting: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Containers being started or removed: one of the two at a time (a removal must never
+    /// meet mounts a start is staging in the folder it removes).
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
     runc: Runc,
     /// The container records (the state database's container table).
     table: table::Table,
@@ -555,6 +558,36 @@ impl Drop for Starting<'_> {
     }
 }
 
+/// A container held for a start or a removal while it lives.
+struct Busy<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> Busy<'a> {
+    /// Holds `id`, unless a start or a removal holds it already.
+    fn try_hold(
+        set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+        id: &str,
+    ) -> Option<Self> {
+        let mut s = set.lock().unwrap_or_else(|p| p.into_inner());
+        s.insert(id.to_owned()).then(|| Self {
+            set,
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut s = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        s.remove(&self.id);
+    }
+}
+
+/// How long a start or a removal waits for another one of the same container.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
 /// Container names follow the same rule as volume names, with an optional leading `/`.
 fn valid_name(n: &str) -> bool {
     crate::valid_volume_name(n.strip_prefix('/').unwrap_or(n))
@@ -623,6 +656,7 @@ impl ContainerService {
             net_lock: std::sync::Mutex::default(),
             rules_lock: std::sync::Mutex::default(),
             starting: std::sync::Mutex::default(),
+            busy: std::sync::Mutex::default(),
             runtime,
             runtime_root,
             monitor,
@@ -1021,6 +1055,18 @@ impl ContainerService {
     /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
     pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
         let id = self.resolve(name_or_id)?;
+        let waited = std::time::Instant::now();
+        let _busy = loop {
+            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+                break b;
+            }
+            if waited.elapsed() > BUSY_WAIT {
+                return Err(EngineError::Conflict(format!(
+                    "container {id} is being started or removed: try again"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let mut rec = self.load(&id)?;
         if let Status::Running { .. } = self.status(&rec) {
             return Ok(false);
@@ -1121,6 +1167,11 @@ impl ContainerService {
         std::fs::create_dir_all(&bundle).map_err(|e| internal("bundle", e))?;
         vic_runtime::write_bundle(&spec, &bundle, &rootfs)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // A runtime in the container's namespace reads it as the container's root.
+        if let Some(owner) = self.sandbox_owner() {
+            std::os::unix::fs::chown(bundle.join("config.json"), Some(owner), Some(owner))
+                .map_err(|e| internal("bundle", e))?;
+        }
         // A new run: the previous exit, monitor and pause are history.
         let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
         let _ = std::fs::remove_file(dir.join("exit.json"));
@@ -1931,6 +1982,18 @@ impl ContainerService {
         volumes: bool,
     ) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
+        let waited = std::time::Instant::now();
+        let _busy = loop {
+            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+                break b;
+            }
+            if waited.elapsed() > BUSY_WAIT {
+                return Err(EngineError::Conflict(format!(
+                    "container {id} is being started or removed: try again"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         let mut rec = self.load(&id)?;
         if matches!(
             self.status(&rec),

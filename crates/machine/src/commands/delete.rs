@@ -57,7 +57,7 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
     if let Some(ns) = &cfg.user_namespace {
         crate::subids::release(&crate::subids::SubIdFiles::host(), ns)?;
         out.info(format!(
-            "Released host ids {}-{} ({} in /etc/subuid and /etc/subgid)",
+            "Retired host ids {}-{} ({} in /etc/subuid and /etc/subgid is now vic-retired: files its containers left in host folders still carry them, so they are handed out again last)",
             ns.base,
             u64::from(ns.base) + u64::from(ns.size) - 1,
             ns.entry

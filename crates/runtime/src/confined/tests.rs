@@ -274,6 +274,10 @@ fn owners_cross_the_user_namespace_both_ways() {
     use std::os::unix::fs::MetadataExt as _;
     let t = tree();
     let ids = IdMap::new(400_000, vic_core::ID_RANGE_SIZE).unwrap();
+    // The root is the container's (as its upper folder is); etc/hosts stays the host's.
+    for d in [t.path().to_owned(), t.path().join("etc")] {
+        std::os::unix::fs::chown(&d, Some(400_000), Some(400_000)).unwrap();
+    }
     let root = Root::open(t.path()).unwrap().with_ids(ids);
     // In: the archive's ids (docker cp -a) or the container's root become host ids.
     let mut b = tar::Builder::new(Vec::new());
@@ -419,15 +423,75 @@ fn a_hard_link_never_hands_its_target_to_the_container() {
     use std::os::unix::fs::MetadataExt as _;
     let t = tree();
     let ids = IdMap::new(400_000, vic_core::ID_RANGE_SIZE).unwrap();
+    std::os::unix::fs::chown(t.path(), Some(400_000), Some(400_000)).unwrap();
     let root = Root::open(t.path()).unwrap().with_ids(ids);
-    // `etc/hosts` stands for a file of the host's root in a folder the container binds.
+    // `etc/hosts` stands for a file of the host's root in a folder the container binds: the
+    // container's root could not link it, so the endpoint does not either.
     let a = archive_of(&[("hl", tar::EntryType::Link, "etc/hosts")]);
+    let err = root
+        .extract("/", a.as_slice(), ExtractOptions::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("links a file of the host's"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(t.path().join("etc/hosts")).unwrap().uid(),
+        0
+    );
+    assert!(!t.path().join("hl").exists());
+    // One of its own it may.
+    std::fs::write(t.path().join("mine"), "m").unwrap();
+    std::os::unix::fs::chown(t.path().join("mine"), Some(400_007), Some(400_007)).unwrap();
+    let a = archive_of(&[("hl2", tar::EntryType::Link, "mine")]);
     root.extract("/", a.as_slice(), ExtractOptions::default())
         .unwrap();
-    let m = std::fs::metadata(t.path().join("etc/hosts")).unwrap();
-    assert_eq!(m.uid(), 0, "the linked file changed owner");
+    let m = std::fs::metadata(t.path().join("mine")).unwrap();
+    assert_eq!(m.uid(), 400_007);
     assert_eq!(
         m.ino(),
-        std::fs::metadata(t.path().join("hl")).unwrap().ino()
+        std::fs::metadata(t.path().join("hl2")).unwrap().ino()
+    );
+}
+
+#[test]
+fn the_container_roots_rights_bound_what_cp_does_for_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = tree();
+    let ids = IdMap::new(400_000, vic_core::ID_RANGE_SIZE).unwrap();
+    // A bound host folder: the host's, 0755, with a file only the host's root may read.
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(t.path().join("etc/shadow"), "secret").unwrap();
+    std::fs::set_permissions(
+        t.path().join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let root = Root::open(t.path()).unwrap().with_ids(ids);
+    // Nothing is written into a folder the container's root may not write.
+    let a = archive_of(&[("new", tar::EntryType::Regular, "x")]);
+    let err = root
+        .extract("/etc", a.as_slice(), ExtractOptions::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("may not write in it"), "{err}");
+    assert!(!t.path().join("etc/new").exists());
+    // An existing folder of the host's keeps its owner and mode.
+    let a = archive_of(&[("etc", tar::EntryType::Directory, "")]);
+    let _ = root.extract("/", a.as_slice(), ExtractOptions::default());
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(t.path().join("etc")).unwrap()),
+        0
+    );
+    // What it may not read is not copied out: refused by name, left out of a folder.
+    assert!(matches!(
+        root.archive("/etc/shadow", Vec::new()),
+        Err(ConfinedError::Refused { .. })
+    ));
+    let mut out = Vec::new();
+    root.archive("/etc", &mut out).unwrap();
+    let n = names(&out);
+    assert!(
+        n.contains(&"etc/hosts".to_owned()) && !n.contains(&"etc/shadow".to_owned()),
+        "{n:?}"
     );
 }
