@@ -1,0 +1,271 @@
+//! `docker exec`: instances created, then started once with the runtime, with pipes or a
+//! terminal.
+
+use super::*;
+
+/// An exec instance (`docker exec`): created, then started once.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub id: String,
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub working_dir: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: u32,
+    /// `docker exec -t`: the process gets a terminal.
+    pub tty: bool,
+    /// `docker exec -i`: the process reads what the client sends.
+    pub open_stdin: bool,
+}
+
+/// What `docker exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+/// A started exec.
+#[derive(Debug)]
+pub enum ExecProcess {
+    /// `runc exec` in the foreground with the process's pipes (stdin only when the exec keeps
+    /// it open), and the pid file it writes once the process started.
+    Pipes {
+        child: Box<tokio::process::Child>,
+        pid_file: PathBuf,
+    },
+    /// A process with a terminal: its pid (ours to wait for, see [`wait_orphan`]) and the
+    /// terminal's master (input and output).
+    Terminal { pid: i32, master: std::fs::File },
+}
+
+impl ContainerService {
+    /// `docker exec` (create): records what to run in a running container.
+    pub fn exec_create(&self, name_or_id: &str, req: ExecRequest) -> Result<String, EngineError> {
+        let ExecRequest {
+            cmd,
+            env,
+            user,
+            working_dir,
+            tty,
+            open_stdin,
+        } = req;
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        match self.status(&rec) {
+            Status::Running { .. } => {}
+            Status::Paused { .. } => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is paused, unpause the container before exec"
+                )));
+            }
+            _ => {
+                return Err(EngineError::Conflict(format!(
+                    "Container {id} is not running"
+                )));
+            }
+        }
+        if cmd.is_empty() {
+            return Err(EngineError::Invalid("No exec command specified".into()));
+        }
+        let exec_id = vic_pki::random_hex(32);
+        let mut all_env = rec.env.clone();
+        all_env.extend(env);
+        let record = ExecRecord {
+            id: exec_id.clone(),
+            container: id,
+            cmd,
+            env: all_env,
+            user: user.filter(|u| !u.is_empty()).unwrap_or(rec.user.clone()),
+            working_dir: working_dir
+                .filter(|w| !w.is_empty())
+                .unwrap_or(rec.working_dir.clone()),
+            running: false,
+            exit_code: None,
+            pid: 0,
+            tty,
+            open_stdin,
+        };
+        let action = format!("exec_create: {}", record.cmd.join(" "));
+        self.execs
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?
+            .insert(exec_id.clone(), record);
+        self.emit(&action, &rec, &[("execID", exec_id.clone())]);
+        Ok(exec_id)
+    }
+
+    /// An exec instance.
+    pub fn exec_inspect(&self, exec_id: &str) -> Result<ExecRecord, EngineError> {
+        self.execs
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NoSuchExec(exec_id.to_owned()))
+    }
+
+    /// Starts an exec instance with `runc exec`; the caller moves its input and output and
+    /// reports the exit with [`ContainerService::exec_finished`]. Blocking: a terminal is
+    /// received from the runtime before this returns.
+    pub fn exec_start(&self, exec_id: &str) -> Result<ExecProcess, EngineError> {
+        let rec = self.exec_inspect(exec_id)?;
+        if rec.running || rec.exit_code.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "exec {exec_id} has already run"
+            )));
+        }
+        // The user database of the running container's own root.
+        let (uid, gid) = self.user_ids(&rec.user, &self.dir(&rec.container).join("rootfs"))?;
+        let mut cmd = tokio::process::Command::from(self.runc.command_for(&rec.container));
+        cmd.arg("exec");
+        cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
+        for e in &rec.env {
+            cmd.args(["--env", e]);
+        }
+        if rec.tty {
+            return self.exec_start_terminal(exec_id, &rec, cmd);
+        }
+        let pid_file = self
+            .dir(&rec.container)
+            .join(format!("exec-{}.pid", &exec_id[..12]));
+        self.runtime_file(&pid_file)?;
+        cmd.stdin(if rec.open_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&rec.container)
+        .args(&rec.cmd)
+        .kill_on_drop(false);
+        let child = cmd
+            .spawn()
+            .map_err(|e| internal("cannot run the exec", e))?;
+        self.exec_running(exec_id, child.id().unwrap_or(0), None);
+        Ok(ExecProcess::Pipes {
+            child: Box::new(child),
+            pid_file,
+        })
+    }
+
+    /// `runc exec --tty` (which must detach): receives the terminal, reads the pid.
+    fn exec_start_terminal(
+        &self,
+        exec_id: &str,
+        rec: &ExecRecord,
+        mut cmd: tokio::process::Command,
+    ) -> Result<ExecProcess, EngineError> {
+        let dir = self.dir(&rec.container);
+        let name = &exec_id[..12];
+        let socket = format!("exec-{name}.sock");
+        let console = match self.sandbox_owner() {
+            Some(owner) => vic_runtime::ConsoleSocket::bind_for(&dir, &socket, owner),
+            None => vic_runtime::ConsoleSocket::bind(&dir, &socket),
+        }
+        .map_err(|e| internal("cannot listen for the exec's terminal", e))?;
+        let pid_file = dir.join(format!("exec-{name}.pid"));
+        self.runtime_file(&pid_file)?;
+        cmd.args(["--tty", "--detach", "--console-socket"])
+            .arg(console.path())
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(&rec.container)
+            .args(&rec.cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = tokio::runtime::Handle::current().block_on(async move {
+            // Called on a blocking thread of the runtime.
+            let child = cmd.spawn()?;
+            std::thread::spawn(move || {
+                let _ = tx.send(console.receive_master());
+            });
+            child.wait_with_output().await
+        });
+        let out = out.map_err(|e| internal("cannot run the exec", e))?;
+        if !out.status.success() {
+            // Wake the receiving thread so it ends.
+            let _ = vic_runtime::ShortPath::new(&dir, &format!("exec-{name}.sock"))
+                .and_then(|p| p.connect());
+            return Err(EngineError::Invalid(format!(
+                "OCI runtime exec failed: {}",
+                vic_runtime::runtime_message(&out.stderr)
+            )));
+        }
+        let master = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| internal("the runtime sent no terminal", e))?
+            .map_err(|e| internal("exec terminal", e))?;
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+            .ok_or_else(|| internal("exec", "the runtime recorded no pid"))?;
+        let _ = std::fs::remove_file(&pid_file);
+        self.exec_running(exec_id, pid as u32, master.try_clone().ok());
+        Ok(ExecProcess::Terminal { pid, master })
+    }
+
+    fn exec_running(&self, exec_id: &str, pid: u32, terminal: Option<std::fs::File>) {
+        if let Ok(mut t) = self.execs.lock()
+            && let Some(r) = t.get_mut(exec_id)
+        {
+            r.running = true;
+            r.pid = pid;
+        }
+        if let Some(master) = terminal
+            && let Ok(mut t) = self.terminals.lock()
+        {
+            t.insert(exec_id.to_owned(), master);
+        }
+    }
+
+    /// `POST /exec/{id}/resize`: the exec's terminal size.
+    pub fn exec_resize(&self, exec_id: &str, rows: u16, cols: u16) -> Result<(), EngineError> {
+        self.exec_inspect(exec_id)?;
+        let t = self
+            .terminals
+            .lock()
+            .map_err(|_| internal("exec table", "poisoned"))?;
+        match t.get(exec_id) {
+            Some(master) => {
+                vic_runtime::resize(master, rows, cols).map_err(|e| internal("resize", e))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The exit code of a foreground `runc exec` that ended with `code`: a process that never
+    /// started (no pid file: not found, not executable, a bad user) is 126, as Docker reports
+    /// it, rather than the runtime's own 255.
+    pub fn exec_exit_code(code: i32, pid_file: &Path) -> i32 {
+        // Written once the process runs (a runtime in a user namespace gets it made empty).
+        let started = std::fs::metadata(pid_file).is_ok_and(|m| m.len() > 0);
+        let _ = std::fs::remove_file(pid_file);
+        if code == 255 && !started { 126 } else { code }
+    }
+
+    /// Records an exec's exit code.
+    pub fn exec_finished(&self, exec_id: &str, code: i32) {
+        if let Ok(mut t) = self.execs.lock()
+            && let Some(r) = t.get_mut(exec_id)
+        {
+            r.running = false;
+            r.exit_code = Some(code);
+        }
+        if let Ok(mut t) = self.terminals.lock() {
+            t.remove(exec_id);
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! What changes a created container: pause, top, rename, prune, kill, stop, remove.
+
+use super::start::{BUSY_WAIT, Busy};
+use super::*;
+
+impl ContainerService {
+    /// `docker pause` / `docker unpause`.
+    pub fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        let st = self.status(&rec);
+        match (pause, &st) {
+            (true, Status::Running { .. }) => {
+                self.runc.pause(&id).map_err(|e| internal("pause", e))?;
+                std::fs::write(self.dir(&id).join(PAUSED_MARKER), b"")
+                    .map_err(|e| internal("pause", e))?;
+                self.emit("pause", &rec, &[]);
+                Ok(())
+            }
+            (false, Status::Paused { .. }) => {
+                self.runc.resume(&id).map_err(|e| internal("unpause", e))?;
+                let _ = std::fs::remove_file(self.dir(&id).join(PAUSED_MARKER));
+                self.emit("unpause", &rec, &[]);
+                Ok(())
+            }
+            (true, Status::Paused { .. }) => Err(EngineError::Conflict(format!(
+                "Container {id} is already paused"
+            ))),
+            (false, _) => Err(EngineError::Conflict(format!(
+                "Container {id} is not paused"
+            ))),
+            (true, _) => Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            ))),
+        }
+    }
+
+    /// `docker top`, with the options for `ps` (`-ef` when none).
+    pub fn top(
+        &self,
+        name_or_id: &str,
+        ps_args: &str,
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        if !matches!(
+            self.status(&self.load(&id)?),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        let args: Vec<String> = ps_args.split_whitespace().map(str::to_owned).collect();
+        self.runc.ps(&id, &args).map_err(|e| match e {
+            vic_runtime::RuncError::Unsupported { .. } => {
+                EngineError::NotImplemented(e.to_string())
+            }
+            // What ps said about its options is the user's to fix.
+            vic_runtime::RuncError::Failed { .. } if !args.is_empty() => {
+                EngineError::Invalid(format!("ps {ps_args}: {e}"))
+            }
+            e => internal("top", e),
+        })
+    }
+
+    /// `docker rename`.
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let new = new_name.trim_start_matches('/');
+        if !valid_name(new) {
+            return Err(EngineError::Invalid(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if let Some(other) = self.all().into_iter().find(|c| c.name == new && c.id != id) {
+            return Err(table::name_taken(new, &other.id));
+        }
+        let mut rec = self.load(&id)?;
+        let old = std::mem::replace(&mut rec.name, new.to_owned());
+        self.save(&rec)?;
+        self.emit("rename", &rec, &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `docker container prune`: removes stopped containers but those `keep` keeps (the
+    /// filters); returns their IDs.
+    pub async fn prune(
+        &self,
+        keep: &(dyn Fn(&ContainerRecord) -> bool + Sync),
+    ) -> Result<Vec<String>, EngineError> {
+        let mut gone = Vec::new();
+        for rec in self.all() {
+            if matches!(
+                self.status(&rec),
+                Status::Exited { .. } | Status::Dead | Status::Created
+            ) && !keep(&rec)
+            {
+                self.remove(&rec.id, false, false).await?;
+                gone.push(rec.id);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// `docker kill`.
+    pub fn kill(&self, name_or_id: &str, signal: &str) -> Result<(), EngineError> {
+        let sig = if signal.is_empty() {
+            "KILL".to_owned()
+        } else {
+            lifecycle::signal_name(signal)?
+        };
+        let id = self.resolve(name_or_id)?;
+        let rec = self.load(&id)?;
+        if !matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        self.runc.kill(&id, &sig).map_err(|e| internal("kill", e))?;
+        self.emit("kill", &rec, &[("signal", sig.clone())]);
+        // A signal that ends the container reaches a paused one once it is thawed (Docker's
+        // rule: KILL, or the container's own stop signal).
+        if sig == "KILL" || sig == lifecycle::stop_signal(&rec) {
+            self.thaw(&id);
+        }
+        Ok(())
+    }
+
+    /// Thaws a paused container (after a signal meant to end it, so that it arrives).
+    fn thaw(&self, id: &str) {
+        let marker = self.dir(id).join(PAUSED_MARKER);
+        if marker.exists() && self.runc.resume(id).is_ok() {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+
+    /// `docker stop`, returning false if it was not running: the container's stop signal, then KILL after `timeout` (default: its `--stop-timeout`,
+    /// else 10 s). The restart policy leaves a stopped container alone.
+    pub async fn stop(
+        &self,
+        name_or_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<bool, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let mut rec = self.load(&id)?;
+        rec.manually_stopped = true;
+        self.save(&rec)?;
+        if !matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            return Ok(false);
+        }
+        let signal = lifecycle::stop_signal(&rec);
+        if self.runc.kill(&id, &signal).is_ok() {
+            self.emit("kill", &rec, &[("signal", signal.clone())]);
+        }
+        // A paused container gets the signal once thawed.
+        self.thaw(&id);
+        let timeout = timeout.unwrap_or_else(|| {
+            Duration::from_secs(rec.stop_timeout.filter(|t| *t >= 0).unwrap_or(10) as u64)
+        });
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.finished(&id) {
+                self.emit("stop", &rec, &[]);
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if self.runc.kill(&id, "KILL").is_ok() {
+            self.emit("kill", &rec, &[("signal", "KILL".to_owned())]);
+        }
+        for _ in 0..100 {
+            if self.finished(&id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.emit("stop", &rec, &[]);
+        Ok(true)
+    }
+
+    /// `docker rm`: refuses a running container unless `force`; unmounts and removes all, and
+    /// its anonymous volumes with `volumes` (`rm -v`, `run --rm`).
+    pub async fn remove(
+        &self,
+        name_or_id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let waited = std::time::Instant::now();
+        let _busy = loop {
+            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+                break b;
+            }
+            if waited.elapsed() > BUSY_WAIT {
+                return Err(EngineError::Conflict(format!(
+                    "container {id} is being started or removed: try again"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut rec = self.load(&id)?;
+        if matches!(
+            self.status(&rec),
+            Status::Running { .. } | Status::Paused { .. }
+        ) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            // Not to be restarted by its policy while it goes.
+            rec.manually_stopped = true;
+            self.save(&rec)?;
+            let _ = self.runc.kill(&id, "KILL");
+            self.thaw(&id);
+            for _ in 0..100 {
+                if self.finished(&id) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        self.forget_runtime_state(&id);
+        self.announce_exit(&rec);
+        let dir = self.dir(&id);
+        if let (Some(Status::Exited { code, .. }), Ok(mut removed)) =
+            (read_exit(&dir), self.removed.lock())
+        {
+            removed.push_back((id.clone(), code));
+            // A waiter polls every 50 ms; a short memory is enough.
+            while removed.len() > 64 {
+                removed.pop_front();
+            }
+        }
+        vic_runtime::unmount(&dir.join("rootfs"))
+            .map_err(|e| internal("cannot unmount the root", e))?;
+        self.disconnect(&id)?;
+        if !rec.attachments().is_empty() {
+            self.refresh_names(None);
+        }
+        // The monitor writes the exit record as it ends: let it finish before the folder goes.
+        if let Some(pid) = std::fs::read_to_string(dir.join("monitor.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // It ends right after writing its exit record: poll finely.
+            for _ in 0..1000 {
+                if !process_alive(pid) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        containment::unstage_all(&dir);
+        let mut removed = std::fs::remove_dir_all(&dir);
+        for _ in 0..5 {
+            match &removed {
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    removed = std::fs::remove_dir_all(&dir);
+                }
+                _ => break,
+            }
+        }
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(internal("cannot remove the container", e));
+            }
+            _ => {}
+        }
+        // The row last: until the folder is gone, a second `rm` can finish the job.
+        self.table.delete(&id)?;
+        self.changed.send_modify(|n| *n += 1);
+        if !rec.published.is_empty() {
+            let _ = self.refresh_rules(None);
+        }
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
+        tracing::info!(container = %id, "container removed");
+        if let Ok(mut seen) = self.announced.lock() {
+            seen.remove(&id);
+        }
+        // Its exec instances go with it (as in Docker): the table does not grow for ever.
+        if let Ok(mut execs) = self.execs.lock() {
+            execs.retain(|_, e| e.container != id);
+        }
+        self.emit("destroy", &rec, &[]);
+        Ok(())
+    }
+}

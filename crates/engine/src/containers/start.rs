@@ -1,0 +1,327 @@
+//! `docker start`: the root mounted, the mounts proven and staged, the namespaces and the
+//! bundle made, the container handed to a monitor; a start and a removal of one container
+//! never overlap.
+
+use super::*;
+
+/// Marks a container as starting for as long as it lives.
+struct Starting<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> Starting<'a> {
+    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, id: &str) -> Self {
+        if let Ok(mut s) = set.lock() {
+            s.insert(id.to_owned());
+        }
+        Self {
+            set,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
+}
+
+/// A container held for a start or a removal while it lives.
+pub(super) struct Busy<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> Busy<'a> {
+    /// Holds `id`, unless a start or a removal holds it already.
+    pub(super) fn try_hold(
+        set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+        id: &str,
+    ) -> Option<Self> {
+        let mut s = set.lock().unwrap_or_else(|p| p.into_inner());
+        s.insert(id.to_owned()).then(|| Self {
+            set,
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut s = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        s.remove(&self.id);
+    }
+}
+
+/// How long a start or a removal waits for another one of the same container.
+pub(super) const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+impl ContainerService {
+    /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
+    pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let waited = std::time::Instant::now();
+        let _busy = loop {
+            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+                break b;
+            }
+            if waited.elapsed() > BUSY_WAIT {
+                return Err(EngineError::Conflict(format!(
+                    "container {id} is being started or removed: try again"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut rec = self.load(&id)?;
+        if let Status::Running { .. } = self.status(&rec) {
+            return Ok(false);
+        }
+        // An administrator may have turned user namespaces off, or closed the container's
+        // network, since this was created.
+        self.containment.check(&rec)?;
+        self.check_firewall_held(&rec)?;
+        let dir = self.dir(&id);
+        let rootfs = dir.join("rootfs");
+        vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
+        self.mount_root(&rec, &rootfs)?;
+        let (uid, gid) = match self.user_ids(&rec.user, &rootfs) {
+            Ok(ids) => ids,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        // Proven host folders, bound where the runtime finds them, until the start is decided.
+        let mut staged = containment::Staged { paths: Vec::new() };
+        let mounts = match self.runtime_mounts(&rec, &rootfs, &mut staged) {
+            Ok(mut m) => {
+                if rec.init {
+                    m.push(vic_runtime::MountSpec {
+                        destination: "/sbin/docker-init".into(),
+                        kind: vic_runtime::MountKind::Bind {
+                            source: INIT_BINARY.into(),
+                            read_only: true,
+                        },
+                    });
+                }
+                m
+            }
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        let security = security::parse(&rec.security_opt)?;
+        // Until this start is decided, its ports count as published for every render.
+        let _starting = Starting::new(&self.starting, &id);
+        let netns = match self.connect(&mut rec) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        let mounts = match self.name_files(&rec) {
+            Ok(files) => {
+                let mut m = mounts;
+                // Before the user's own mounts, so a -v over /etc/hosts still wins.
+                for f in files.into_iter().rev() {
+                    if !m.iter().any(|x| x.destination == f.destination) {
+                        m.insert(0, f);
+                    }
+                }
+                m
+            }
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        // Its neighbours learn its name, and it theirs.
+        self.refresh_names(Some(&rec));
+        let spec = ContainerSpec {
+            userns: self.spec_userns(&rec, netns.is_some()),
+            max_capability: vic_runtime::max_capability(&self.runtime),
+            netns,
+            seccomp_unconfined: security.seccomp_unconfined,
+            no_new_privileges: security.no_new_privileges,
+            unmasked_paths: security.unmasked_paths,
+            mounts,
+            limits: rec.limits(),
+            args: rec
+                .init
+                .then(|| ["/sbin/docker-init".to_owned(), "--".to_owned()])
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(rec.path.clone()))
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            env: rec.env.clone(),
+            cwd: rec.working_dir.clone(),
+            uid,
+            gid,
+            hostname: rec.hostname.clone(),
+            privileged: rec.privileged,
+            cap_add: rec.cap_add.clone(),
+            cap_drop: rec.cap_drop.clone(),
+            readonly_rootfs: rec.readonly_rootfs,
+            terminal: rec.tty,
+            ..Default::default()
+        };
+        let bundle = dir.join("bundle");
+        std::fs::create_dir_all(&bundle).map_err(|e| internal("bundle", e))?;
+        vic_runtime::write_bundle(&spec, &bundle, &rootfs)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        // A runtime in the container's namespace reads it as the container's root.
+        if let Some(owner) = self.sandbox_owner() {
+            std::os::unix::fs::chown(bundle.join("config.json"), Some(owner), Some(owner))
+                .map_err(|e| internal("bundle", e))?;
+        }
+        // A new run: the previous exit, monitor and pause are history.
+        let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
+        let _ = std::fs::remove_file(dir.join("exit.json"));
+        let _ = std::fs::remove_file(dir.join("monitor.pid"));
+        // The last run's pid names nothing now (or, reused, someone else).
+        let _ = std::fs::remove_file(dir.join("init.pid"));
+        self.forget_runtime_state(&id);
+        let mut monitor = Command::new(&self.monitor);
+        if rec.tty {
+            monitor.arg("--tty");
+        }
+        if rec.open_stdin {
+            monitor.arg("--stdin");
+        }
+        if let Some(flag) = self.sandbox_flag(&id) {
+            monitor.arg(flag);
+        }
+        monitor
+            .arg(&self.runtime)
+            .arg(&self.runtime_root)
+            .arg(&id)
+            .arg(&bundle)
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("monitor.err")).map_err(|e| internal("monitor log", e))?,
+            ))
+            // Its own process group: signals to the endpoint do not reach it.
+            .process_group(0);
+        let mut child = monitor.spawn().map_err(|e| {
+            internal(
+                &format!("cannot start the monitor {}", self.monitor.display()),
+                e,
+            )
+        })?;
+        // The monitor answers once the container runs (or could not start): `docker start`
+        // returns only then, so what follows it (kill, exec, top) finds a running container.
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        // Reap it when it ends (it records the exit itself); no zombie stays behind.
+        let changed = self.changed.clone();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+            changed.send_modify(|n| *n += 1);
+        });
+        match line
+            .trim_end()
+            .split_once(' ')
+            .unwrap_or((line.trim_end(), ""))
+        {
+            ("started", _) => {}
+            ("error", message) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(EngineError::Invalid(message.to_owned()));
+            }
+            _ => {
+                let _ = vic_runtime::unmount(&rootfs);
+                let why = std::fs::read_to_string(dir.join("monitor.err")).unwrap_or_default();
+                return Err(EngineError::Internal(format!(
+                    "the container monitor ended without starting the container: {}",
+                    why.trim()
+                )));
+            }
+        }
+        rec.started_at = Some(now());
+        rec.manually_stopped = false;
+        self.save(&rec)?;
+        tracing::info!(container = %id, "container started");
+        for m in &rec.mounts {
+            if let Some(n) = &m.name {
+                self.emit_volume(
+                    "mount",
+                    n,
+                    &[
+                        ("container", id.clone()),
+                        ("destination", m.destination.clone()),
+                    ],
+                );
+            }
+        }
+        self.emit("start", &rec, &[]);
+        Ok(true)
+    }
+
+    /// The runtime mounts of `rec`, each volume and host folder proven and staged in
+    /// `staged`; a volume still empty gets the image's content at its path first (once:
+    /// Docker's copy-up), read from the container's root `rootfs`.
+    fn runtime_mounts(
+        &self,
+        rec: &ContainerRecord,
+        rootfs: &Path,
+        staged: &mut containment::Staged,
+    ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
+        let mut out = Vec::new();
+        for (i, m) in rec.mounts.iter().enumerate() {
+            let kind = match m.kind {
+                MountType::Volume | MountType::Bind => {
+                    let fd = self.open_source(rec, i)?;
+                    if m.kind == MountType::Volume {
+                        let name = m.name.clone().unwrap_or_default();
+                        let v = self.volumes.get(&name)?;
+                        let empty = rustix::fs::Dir::read_from(&fd).is_ok_and(|d| {
+                            d.filter_map(Result::ok)
+                                .all(|e| matches!(e.file_name().to_bytes(), b"." | b".."))
+                        });
+                        if !v.initialized && !m.no_copy && empty {
+                            let root = vic_runtime::Root::open(rootfs)?.with_ids(self.ids());
+                            let dst = fd
+                                .try_clone()
+                                .map_err(|e| internal("cannot open the volume", e))?;
+                            let n = vic_runtime::copy_into_volume(&root, &m.destination, dst)
+                                .map_err(|e| {
+                                    internal(
+                                        &format!(
+                                            "cannot copy the image's {} into volume {name}",
+                                            m.destination
+                                        ),
+                                        e,
+                                    )
+                                })?;
+                            tracing::debug!(volume = %name, entries = n, "image content copied into volume");
+                        }
+                        self.volumes.mark_initialized(&name)?;
+                    }
+                    vic_runtime::MountKind::Bind {
+                        source: self.stage(&rec.id, &fd, staged)?,
+                        read_only: m.read_only,
+                    }
+                }
+                MountType::Tmpfs => vic_runtime::MountKind::Tmpfs {
+                    options: m.options.clone(),
+                },
+            };
+            out.push(vic_runtime::MountSpec {
+                destination: m.destination.clone(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+}
