@@ -45,7 +45,7 @@ in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
 
 sh crates/testkit/scripts/oci-image.sh "$work/oci" >/dev/null
 skopeo copy -q "oci:$work/oci:latest" "docker-archive:$work/bb.tar:busybox:latest"
-create() { VIC_ROOT="$work/root" in_ns "$1" create --name "$2" --no-tls --client-network-ip "$3" "${@:4}" >/dev/null; }
+create() { VIC_ROOT="$work/root" in_ns "$1" create --name "$2" --no-tls --client-network-ip "$3" --tls-cert-path "$work/$2" "${@:4}" >/dev/null; }
 create "$old" base 127.0.0.2
 create "$new" userns 127.0.0.3
 create "$new" off 127.0.0.4 --no-user-namespace

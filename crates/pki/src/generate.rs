@@ -108,7 +108,6 @@ impl NewKey {
 }
 
 /// A generated certificate and its private key.
-#[derive(Debug)]
 pub struct GeneratedPair {
     /// PEM of the certificate.
     pub cert_pem: String,
@@ -118,6 +117,16 @@ pub struct GeneratedPair {
     pub key_pem: String,
     /// DER (PKCS#8) of the private key.
     pub key_der: Vec<u8>,
+}
+
+/// Shows the certificate, never the key: a pair may end up in a log line or a panic message.
+impl std::fmt::Debug for GeneratedPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedPair")
+            .field("cert_pem", &self.cert_pem)
+            .field("key", &"[secret key elided]")
+            .finish()
+    }
 }
 
 impl GeneratedPair {
@@ -482,6 +491,16 @@ mod tests {
         };
         assert_ne!(subject(&a), subject(&b));
         assert!(subject(&a).contains("v CA"));
+    }
+
+    #[test]
+    fn debug_never_prints_the_key() {
+        let ca = generate_ca("v", &[], CA_DAYS, KeySize::EcP256).unwrap();
+        let shown = format!("{ca:?}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && !shown.contains(ca.key_pem.lines().nth(1).unwrap())
+        );
+        assert!(shown.contains("secret key elided"));
     }
 
     #[test]
