@@ -32,8 +32,10 @@ const FAIL_WINDOW: Duration = Duration::from_secs(60);
 const MAX_FAILING_ADDRESSES: usize = 65536;
 /// Sign-in forms handed out and not used yet, at most.
 const MAX_FORM_TOKENS: usize = 4096;
-/// Log bytes shown on a page (the tail).
+/// Endpoint log bytes shown on a page (the tail).
 const LOG_TAIL: u64 = 64 * 1024;
+/// Container log lines shown on a page (the last ones).
+const LOG_LINES: usize = 500;
 
 /// What the portal needs besides the endpoint's own state.
 #[derive(Debug, Clone)]
@@ -646,19 +648,16 @@ fn tail(path: &Path) -> String {
     }
 }
 
-/// A container's json-file log as plain lines.
-fn container_log_text(path: &Path) -> String {
-    tail(path)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| {
-            format!(
-                "{} {} {}",
-                v["time"].as_str().unwrap_or_default(),
-                v["stream"].as_str().unwrap_or_default(),
-                v["log"].as_str().unwrap_or_default().trim_end()
-            )
-        })
+/// The last `LOG_LINES` lines of a container's log as plain text, read by the engine.
+fn container_log_text(containers: &vic_engine::ContainerService, id: &str) -> String {
+    let lines = containers
+        .log_tail_offset(id, LOG_LINES)
+        .and_then(|from| containers.read_log(id, from))
+        .map(|(lines, _)| lines)
+        .unwrap_or_default();
+    lines
+        .iter()
+        .map(|l| format!("{} {} {}", l.time, l.stream, l.log.trim_end()))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -682,14 +681,7 @@ fn logs_page(state: &PortalState, which: Option<&str>) -> Response<Body> {
         Some(id) => match containers.iter().find(|v| v.record.id == id) {
             Some(v) => (
                 v.record.name.clone(),
-                container_log_text(
-                    &state
-                        .settings
-                        .state_dir
-                        .join("containers")
-                        .join(&v.record.id)
-                        .join("container.log"),
-                ),
+                container_log_text(&state.app.containers, &v.record.id),
             ),
             None => return html(StatusCode::NOT_FOUND, "Logs", "<p>No such container.</p>"),
         },
@@ -901,15 +893,10 @@ fn bundle(state: &PortalState) -> Response<Body> {
         &std::fs::read(&state.settings.log).unwrap_or_default(),
     );
     for v in state.app.containers.list(true) {
-        let dir = state
-            .settings
-            .state_dir
-            .join("containers")
-            .join(&v.record.id);
         let short = &v.record.id[..12];
         add(
             &format!("containers/{short}-{}/container.log", v.record.name),
-            &std::fs::read(dir.join("container.log")).unwrap_or_default(),
+            &state.app.containers.raw_log(&v.record.id),
         );
         add(
             &format!("containers/{short}-{}/container.json", v.record.name),

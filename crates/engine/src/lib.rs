@@ -15,10 +15,10 @@ mod networks;
 mod volumes;
 
 pub use containers::{
-    AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, ControlKind,
-    CreateRequest, ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment,
-    PortRequest, PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket,
-    control_frame, disk_usage, remove_namespaces, unstage_all, wait_orphan,
+    AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, CreateRequest,
+    ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment, PortRequest,
+    PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket, disk_usage,
+    remove_namespaces, unstage_all, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};
@@ -33,6 +33,8 @@ pub use vic_net::firewall::{IpRange, TrustLevel};
 pub use vic_net::ipam::mac_for;
 pub use vic_net::nat::Proto;
 pub use vic_registry::{Credentials, Reference};
+/// The protocol with containers' monitors, for those who read their files or feed their input.
+pub use vic_runtime::monitor;
 pub use vic_runtime::{ExtractOptions, Limits, PathStat};
 pub use volumes::{
     DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,

@@ -1,23 +1,20 @@
-//! `vic-monitor [--tty] [--stdin] [--sandbox-userns=PATH:ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
+//! `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
 //! runs one container with the OCI runtime (`runc run --detach`, as its subreaper), reports on
-//! stdout whether the start worked (`started` or `error MESSAGE`), appends the container's
-//! output to `STATE_DIR/container.log` in Docker's json-file format, feeds it the input that
-//! attached clients send to `STATE_DIR/control.sock`, and records its exit in
-//! `STATE_DIR/exit.json`. It is started detached by the endpoint and does not depend on it, so a
-//! container keeps running, logging and reporting its exit while the endpoint is down.
+//! stdout whether the start worked, appends the container's output to its log in Docker's
+//! json-file format, feeds it the input that attached clients send to its control socket, and
+//! records its exit. It is started detached by the endpoint and does not depend on it, so a
+//! container keeps running, logging and reporting its exit while the endpoint is down. The
+//! arguments, the report, the control frames and the files are `vic_runtime::monitor`'s, the
+//! one definition both sides use.
 //!
 //! `vic-monitor --namespaces` is the other use: it makes a container's user namespace and the
 //! network namespace that namespace owns, for the endpoint to map and pin.
 //!
 //! `--tty` gives the container a terminal (runc's console socket hands the master to us);
 //! `--stdin` keeps its standard input open (a pipe) instead of `/dev/null`;
-//! `--sandbox-userns=PATH:ID` runs the runtime itself inside the user namespace pinned at PATH,
-//! whose root is host id ID (gVisor's runsc, which cannot be handed a user namespace: its whole
+//! `--sandbox-userns=ID` runs the runtime itself inside the container's user namespace, whose
+//! root is host id ID (gVisor's runsc, which cannot be handed a user namespace: its whole
 //! sandbox then runs as the container's root, an unprivileged host id).
-//!
-//! The control socket takes frames of `[kind: u8][length: u32 big-endian][payload]`:
-//! kind 0 is input, 1 closes the input (a terminal gets an end-of-file character), 2 resizes the
-//! terminal (payload: rows and columns, two big-endian u16).
 //!
 //! Small on purpose: std, nix, serde_json, time and the runtime crate's console helpers, so it
 //! starts fast and costs little per container.
@@ -32,6 +29,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vic_runtime::monitor::{Control, ExitRecord, MonitorConfig, MonitorFiles, StartReport};
+
 type Log = Arc<Mutex<File>>;
 /// Where input for the container goes: its stdin pipe, its terminal, or nowhere.
 type Input = Arc<Mutex<Option<File>>>;
@@ -40,15 +39,6 @@ fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// Writes `bytes` to `path` atomically (temp file, sync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
 }
 
 fn append(log: &Log, stream: &str, text: &str) {
@@ -124,23 +114,18 @@ fn pump_chunks(mut reader: impl Read, log: Log) {
 
 /// Serves one control connection until it closes.
 fn control(mut conn: UnixStream, input: Input, terminal: Option<Arc<File>>) {
-    let mut header = [0u8; 5];
-    while conn.read_exact(&mut header).is_ok() {
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let mut payload = vec![0u8; len.min(1 << 20)];
-        if conn.read_exact(&mut payload).is_err() {
-            break;
-        }
-        match header[0] {
-            0 => {
+    let mut buf = Vec::new();
+    while let Ok(Some(frame)) = Control::read(&mut conn, &mut buf) {
+        match frame {
+            Control::Input(payload) => {
                 if let Ok(mut sink) = input.lock()
                     && let Some(f) = sink.as_mut()
-                    && f.write_all(&payload).is_err()
+                    && f.write_all(payload).is_err()
                 {
                     *sink = None;
                 }
             }
-            1 => {
+            Control::CloseInput => {
                 if let Ok(mut sink) = input.lock() {
                     if terminal.is_some()
                         && let Some(f) = sink.as_mut()
@@ -152,131 +137,67 @@ fn control(mut conn: UnixStream, input: Input, terminal: Option<Arc<File>>) {
                     }
                 }
             }
-            2 if payload.len() == 4 => {
+            Control::Resize { rows, cols } => {
                 if let Some(t) = &terminal {
-                    let rows = u16::from_be_bytes([payload[0], payload[1]]);
-                    let cols = u16::from_be_bytes([payload[2], payload[3]]);
                     let _ = vic_runtime::resize(t.as_ref(), rows, cols);
                 }
             }
-            _ => {}
         }
     }
 }
 
-/// runc's own error, from its JSON log (`--log-format json`): the last error-level message.
-fn runtime_error(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["level"] == "error" || v["level"] == "fatal")
-        .and_then(|v| v["msg"].as_str().map(str::to_owned))
-}
-
 /// Tells the endpoint how the start went (one line on stdout), then lets go of stdout so the
 /// endpoint's read ends.
-fn report(line: &str) {
+fn report(report: &StartReport) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", report.to_line());
     let _ = out.flush();
     if let Ok(null) = File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(null);
     }
 }
 
-struct Args {
-    tty: bool,
-    stdin: bool,
-    /// The user namespace the runtime runs in, and the host id of its root.
-    sandbox: Option<(String, u32)>,
-    runtime: String,
-    root: String,
-    id: String,
-    bundle: String,
-    state: PathBuf,
-}
-
-fn parse(args: Vec<String>) -> Result<Args, String> {
-    let (flags, rest): (Vec<String>, Vec<String>) =
-        args.into_iter().partition(|a| a.starts_with("--"));
-    let [runtime, root, id, bundle, state] = <[String; 5]>::try_from(rest).map_err(|_| {
-        "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=PATH:ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR".to_owned()
-    })?;
-    let mut sandbox = None;
-    for f in &flags {
-        match f.strip_prefix("--sandbox-userns=") {
-            Some(v) => {
-                let (path, id) = v
-                    .rsplit_once(':')
-                    .and_then(|(p, i)| Some((p.to_owned(), i.parse::<u32>().ok()?)))
-                    .ok_or_else(|| format!("{f}: expected --sandbox-userns=PATH:ID"))?;
-                sandbox = Some((path, id));
-            }
-            None if f == "--tty" || f == "--stdin" => {}
-            None => return Err(format!("unknown flag {f}")),
-        }
-    }
-    Ok(Args {
-        tty: flags.iter().any(|f| f == "--tty"),
-        stdin: flags.iter().any(|f| f == "--stdin"),
-        sandbox,
-        runtime,
-        root,
-        id,
-        bundle,
-        state: PathBuf::from(state),
-    })
-}
-
-fn run(a: &Args) -> Result<(), String> {
+fn run(a: &MonitorConfig) -> Result<(), String> {
     // The container's init is runc's child; once `runc create` exits it is re-parented to us,
     // so we can wait for it and read its real exit status.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a subreaper: {e}"))?;
-    let state = &a.state;
+    let files = a.files();
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(state.join("container.log"))
+        .open(files.log())
         .map_err(|e| format!("cannot open the container log: {e}"))?;
     let log: Log = Arc::new(Mutex::new(log));
-    let runc_log = state.join("runc.log");
+    let runc_log = files.runtime_log();
     let _ = std::fs::remove_file(&runc_log);
-    let pid_file = state.join("init.pid");
+    let pid_file = files.init_pid();
     let _ = std::fs::remove_file(&pid_file);
-    if let Some((_, owner)) = &a.sandbox {
+    if let Some(owner) = a.sandbox_owner {
         // A runtime in the container's namespace writes these as the container's root: they
         // are made here, in the folder only the host's root may change, and handed over.
         for f in [&runc_log, &pid_file] {
             File::create(f)
-                .and_then(|_| std::os::unix::fs::chown(f, Some(*owner), Some(*owner)))
+                .and_then(|_| std::os::unix::fs::chown(f, Some(owner), Some(owner)))
                 .map_err(|e| format!("cannot prepare {}: {e}", f.display()))?;
         }
     }
-    let cgroups = match &a.sandbox {
-        Some((_, owner)) => delegate_cgroups(&a.id, *owner, &a.bundle),
+    let cgroups = match a.sandbox_owner {
+        Some(owner) => delegate_cgroups(&a.id, owner, &a.bundle),
         None => Vec::new(),
     };
+    let mut runtime = vic_runtime::Runc::new(&a.runtime, &a.runtime_root).logging_to(&runc_log);
+    if a.sandbox_owner.is_some() {
+        // The sandbox answers only its own namespace's root.
+        runtime = runtime.sandboxed_at(files.userns());
+    }
     let runc = |args: &[&str]| {
-        let mut c = match &a.sandbox {
-            // The sandbox answers only its own namespace's root.
-            Some((userns, _)) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--user={userns}")).arg("--").arg(&a.runtime);
-                c
-            }
-            _ => Command::new(&a.runtime),
-        };
-        c.args(vic_runtime::global_args(std::path::Path::new(&a.runtime)))
-            .args(["--root", &a.root, "--log"])
-            .arg(&runc_log)
-            .args(["--log-format", "json"])
-            .args(args)
-            .stdin(Stdio::null());
+        let mut c = runtime.command_for(&a.id);
+        c.args(args).stdin(Stdio::null());
         c
     };
-    let control_at = vic_runtime::ShortPath::new(state, "control.sock")
+    let control_at = files
+        .control()
         .map_err(|e| format!("cannot open the state folder: {e}"))?;
     let listener = control_at
         .bind()
@@ -285,13 +206,15 @@ fn run(a: &Args) -> Result<(), String> {
     // `run --detach` creates and starts in one runtime process (one fewer than create +
     // start); the container's output is read only once it returned, so what the runtime
     // itself prints on a failure never counts as the container's.
-    let mut create = runc(&["run", "--detach", "--bundle", &a.bundle]);
+    let mut create = runc(&["run", "--detach", "--bundle"]);
+    create.arg(&a.bundle);
     let input: Input = Arc::new(Mutex::new(None));
     let mut pumps = Vec::new();
     let (console, outputs) = if a.tty {
-        let console = match &a.sandbox {
-            Some((_, owner)) => vic_runtime::ConsoleSocket::bind_for(state, "console.sock", *owner),
-            None => vic_runtime::ConsoleSocket::bind(state, "console.sock"),
+        let name = MonitorFiles::CONSOLE_SOCKET;
+        let console = match a.sandbox_owner {
+            Some(owner) => vic_runtime::ConsoleSocket::bind_for(&a.state, name, owner),
+            None => vic_runtime::ConsoleSocket::bind(&a.state, name),
         }
         .map_err(|e| format!("cannot listen for the terminal: {e}"))?;
         create
@@ -313,7 +236,7 @@ fn run(a: &Args) -> Result<(), String> {
         }
         (None, Some((out_r, err_r)))
     };
-    // The terminal arrives while `runc create` runs; receive it on the side so a failing
+    // The terminal arrives while `runc run --detach` runs; receive it on the side so a failing
     // create cannot leave us waiting.
     let (master_tx, master_rx) = std::sync::mpsc::channel();
     if let Some(console) = console {
@@ -337,7 +260,7 @@ fn run(a: &Args) -> Result<(), String> {
         }
     }
     let failed = |what: &str| {
-        let why = runtime_error(&runc_log).unwrap_or_else(|| what.to_owned());
+        let why = vic_runtime::last_logged_error(&runc_log).unwrap_or_else(|| what.to_owned());
         delete_reaping(runc(&["delete", "--force", &a.id]));
         format!("OCI runtime {what} failed: {why}")
     };
@@ -346,7 +269,7 @@ fn run(a: &Args) -> Result<(), String> {
         // output.
         let message = failed("create");
         remove_cgroups(&cgroups);
-        report(&format!("error {message}"));
+        report(&StartReport::Failed(message.clone()));
         return Err(message);
     }
     // Output is read from here on: the container's own, from its first byte.
@@ -360,9 +283,8 @@ fn run(a: &Args) -> Result<(), String> {
         let l = log.clone();
         pumps.push(std::thread::spawn(move || pump_chunks(reader, l)));
     }
-    let init: i32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|p| p.trim().parse().ok())
+    let init = files
+        .read_init_pid()
         .ok_or("the runtime did not record the container's pid")?;
     {
         let (input, terminal) = (input.clone(), terminal.clone());
@@ -373,12 +295,10 @@ fn run(a: &Args) -> Result<(), String> {
             }
         });
     }
-    write_atomic(
-        &state.join("monitor.pid"),
-        format!("{}\n", std::process::id()).as_bytes(),
-    )
-    .map_err(|e| format!("cannot record the monitor pid: {e}"))?;
-    report("started");
+    files
+        .write_monitor_pid()
+        .map_err(|e| format!("cannot record the monitor pid: {e}"))?;
+    report(&StartReport::Started);
 
     let code = loop {
         use nix::sys::wait::{WaitStatus, waitpid};
@@ -403,8 +323,11 @@ fn run(a: &Args) -> Result<(), String> {
     }
     delete_reaping(runc(&["delete", "--force", &a.id]));
     remove_cgroups(&cgroups);
-    let exit = serde_json::json!({"code": code, "finished": now()});
-    write_atomic(&state.join("exit.json"), exit.to_string().as_bytes())
+    files
+        .write_exit(&ExitRecord {
+            code,
+            finished: now(),
+        })
         .map_err(|e| format!("cannot record the exit status: {e}"))
 }
 
@@ -413,7 +336,7 @@ fn run(a: &Args) -> Result<(), String> {
 /// container's root) move processes in and nothing more: runsc, running in the container's
 /// user namespace, finds its cgroup made and joins it. Returns the folders made, for
 /// [`remove_cgroups`].
-fn delegate_cgroups(id: &str, owner: u32, bundle: &str) -> Vec<PathBuf> {
+fn delegate_cgroups(id: &str, owner: u32, bundle: &Path) -> Vec<PathBuf> {
     let base = Path::new("/sys/fs/cgroup");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut hierarchies: Vec<PathBuf> = mounts
@@ -424,7 +347,7 @@ fn delegate_cgroups(id: &str, owner: u32, bundle: &str) -> Vec<PathBuf> {
         .collect();
     hierarchies.sort();
     hierarchies.dedup();
-    let spec: serde_json::Value = std::fs::read(Path::new(bundle).join("config.json"))
+    let spec: serde_json::Value = std::fs::read(bundle.join("config.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -531,7 +454,7 @@ fn main() -> ExitCode {
     let result = if args.first().is_some_and(|a| a == "--namespaces") {
         hold_namespaces()
     } else {
-        parse(args).and_then(|a| run(&a))
+        MonitorConfig::from_args(args).and_then(|a| run(&a))
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Containers on an OCI runtime binary (runc by default): the bundle (the OCI runtime spec made
 //! from an image's defaults and the user's options, and the overlayfs root made from unpacked
-//! layers) and the driver that runs the runtime binary.
+//! layers), the driver that runs the runtime binary, and the protocol with the monitor that runs
+//! each container ([`monitor`]).
 //!
 //! Invariant: the runtime is driven as a binary, never linked; specs are made by a pure
 //! function ([`runtime_spec`]) and applied by the thin [`Runc`] driver.
@@ -8,6 +9,7 @@
 mod confined;
 mod console;
 mod hostpath;
+pub mod monitor;
 mod rootfs;
 mod runc;
 mod seccomp;
@@ -21,7 +23,8 @@ pub use hostpath::{
 };
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{
-    ContainerState, Runc, RuncError, global_args, is_runsc, needs_own_netns, runtime_message,
+    ContainerState, Runc, RuncError, global_args, is_runsc, last_logged_error, needs_own_netns,
+    runtime_message,
 };
 pub use rustix::fs::{FileType, OFlags};
 pub use spec::{

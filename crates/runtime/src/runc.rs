@@ -37,9 +37,22 @@ pub struct ContainerState {
 pub struct Runc {
     binary: PathBuf,
     root: PathBuf,
-    /// Where containers' folders are when each one's runtime runs inside its user namespace
-    /// (`<folder>/<id>/userns`): gVisor's runsc, whose sandbox answers only its own namespace.
-    sandboxes: Option<PathBuf>,
+    /// Which user namespace the runtime runs in, if not the host's.
+    sandbox: Sandbox,
+    /// Where the runtime logs, as JSON lines (`--log`), instead of its standard error.
+    log: Option<PathBuf>,
+}
+
+/// Where the runtime runs: gVisor's runsc, whose sandbox answers only its own namespace's
+/// root, runs inside the container's user namespace.
+#[derive(Debug, Clone)]
+enum Sandbox {
+    /// In the host's namespace.
+    Host,
+    /// In each container's namespace, pinned at `<folder>/<id>/userns`.
+    PerContainer(PathBuf),
+    /// In the namespace pinned at this path (one container's driver: its monitor).
+    At(PathBuf),
 }
 
 impl Runc {
@@ -48,7 +61,8 @@ impl Runc {
         Self {
             binary: binary.into(),
             root: root.into(),
-            sandboxes: None,
+            sandbox: Sandbox::Host,
+            log: None,
         }
     }
 
@@ -56,7 +70,23 @@ impl Runc {
     /// `containers/<id>/userns` (see [`Runc::command_for`]).
     pub fn sandboxed(self, containers: impl Into<PathBuf>) -> Self {
         Self {
-            sandboxes: Some(containers.into()),
+            sandbox: Sandbox::PerContainer(containers.into()),
+            ..self
+        }
+    }
+
+    /// Runs the runtime inside the user namespace pinned at `userns`, whatever the container.
+    pub fn sandboxed_at(self, userns: impl Into<PathBuf>) -> Self {
+        Self {
+            sandbox: Sandbox::At(userns.into()),
+            ..self
+        }
+    }
+
+    /// Has the runtime log to `log` as JSON lines (read back by [`last_logged_error`]).
+    pub fn logging_to(self, log: impl Into<PathBuf>) -> Self {
+        Self {
+            log: Some(log.into()),
             ..self
         }
     }
@@ -64,10 +94,15 @@ impl Runc {
     /// The runtime, ready for a command about container `id`: its global flags and state root,
     /// inside the container's user namespace when it is sandboxed there.
     pub fn command_for(&self, id: &str) -> Command {
-        let mut c = match &self.sandboxes {
-            Some(dir) => {
+        let userns = match &self.sandbox {
+            Sandbox::Host => None,
+            Sandbox::PerContainer(dir) => Some(dir.join(id).join("userns")),
+            Sandbox::At(path) => Some(path.clone()),
+        };
+        let mut c = match userns {
+            Some(userns) => {
                 let mut c = Command::new("nsenter");
-                c.arg(format!("--user={}", dir.join(id).join("userns").display()))
+                c.arg(format!("--user={}", userns.display()))
                     .arg("--")
                     .arg(&self.binary);
                 c
@@ -77,6 +112,9 @@ impl Runc {
         c.args(global_args(&self.binary))
             .arg("--root")
             .arg(&self.root);
+        if let Some(log) = &self.log {
+            c.arg("--log").arg(log).args(["--log-format", "json"]);
+        }
         c
     }
 
@@ -365,6 +403,17 @@ fn selects_processes(arg: &str) -> bool {
 /// Whether `binary` is gVisor's runsc.
 pub fn is_runsc(binary: &Path) -> bool {
     binary.file_name().is_some_and(|n| n == "runsc")
+}
+
+/// The runtime's last error from its JSON log (see [`Runc::logging_to`]): the message of the
+/// last error- or fatal-level line.
+pub fn last_logged_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error" || v["level"] == "fatal")
+        .and_then(|v| v["msg"].as_str().map(str::to_owned))
 }
 
 /// runc logs JSON-ish lines (`level=error msg="..."`); keep the message.

@@ -17,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use vic_docker_api::ApiVersion;
-use vic_engine::{ControlKind, ExecProcess, control_frame};
+use vic_engine::ExecProcess;
+use vic_engine::monitor::Control;
 
 use super::Shared;
 use super::containers::{frame, stream_content_type};
@@ -180,9 +181,7 @@ pub(crate) async fn attach(
                             // docker CLI half-closes this way when it reads the detach keys
                             // itself).
                             if stdin_once && !tty {
-                                let _ = ctl
-                                    .write_all(&control_frame(ControlKind::CloseInput, &[]))
-                                    .await;
+                                let _ = ctl.write_all(&Control::CloseInput.encode()).await;
                             } else {
                                 detached.notify_one();
                             }
@@ -193,7 +192,7 @@ pub(crate) async fn attach(
                     let (data, done) = detach.feed(&buf[..n]);
                     if !data.is_empty()
                         && ctl
-                            .write_all(&control_frame(ControlKind::Input, &data))
+                            .write_all(&Control::Input(&data).encode())
                             .await
                             .is_err()
                     {

@@ -230,20 +230,9 @@ impl ContainerService {
         }
     }
 
-    /// The monitor's `--sandbox-userns` flag for container `id`: gVisor's runsc cannot be
-    /// handed a user namespace, so the whole sandbox runs inside the container's instead.
-    pub(super) fn sandbox_flag(&self, id: &str) -> Option<String> {
-        let ids = self.containment.userns?;
-        vic_runtime::is_runsc(&self.runtime).then(|| {
-            format!(
-                "--sandbox-userns={}:{}",
-                self.userns_path(id).display(),
-                ids.base()
-            )
-        })
-    }
-
-    /// The host id the runtime runs as when it runs inside the containers' user namespace.
+    /// The host id the runtime runs as when it runs inside the containers' user namespace:
+    /// gVisor's runsc cannot be handed a user namespace, so the whole sandbox runs inside the
+    /// container's instead (the monitor's `MonitorConfig::sandbox_owner`).
     pub(super) fn sandbox_owner(&self) -> Option<u32> {
         let ids = self.containment.userns?;
         vic_runtime::is_runsc(&self.runtime).then(|| ids.base())

@@ -1,29 +1,14 @@
-//! The monitor's control socket: frames of input, end of input and terminal size.
+//! The monitor's control socket: input, end of input and terminal size, as
+//! `vic_runtime::monitor::Control` frames.
 
 use super::*;
 
-/// What a frame to a container's monitor carries (see `vic-monitor`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlKind {
-    Input = 0,
-    CloseInput = 1,
-    Resize = 2,
-}
-
-/// One frame for a monitor's control socket: `[kind][length: u32 BE][payload]`.
-pub fn control_frame(kind: ControlKind, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(5 + payload.len());
-    f.push(kind as u8);
-    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
 impl ContainerService {
     /// A connection to the monitor of running container `id`, for its input and terminal size
-    /// (frames made by [`control_frame`]).
+    /// (frames of [`vic_runtime::monitor::Control`]).
     pub fn control(&self, id: &str) -> Result<std::os::unix::net::UnixStream, EngineError> {
-        vic_runtime::ShortPath::new(&self.dir(id), "control.sock")
+        self.files(id)
+            .control()
             .and_then(|at| at.connect())
             .map_err(|e| EngineError::Conflict(format!("Container {id} is not running ({e})")))
     }
@@ -36,12 +21,8 @@ impl ContainerService {
         if !rec.tty {
             return Ok(());
         }
-        let mut size = rows.to_be_bytes().to_vec();
-        size.extend_from_slice(&cols.to_be_bytes());
-        std::io::Write::write_all(
-            &mut self.control(&id)?,
-            &control_frame(ControlKind::Resize, &size),
-        )
-        .map_err(|e| internal("resize", e))
+        vic_runtime::monitor::Control::Resize { rows, cols }
+            .send(&mut self.control(&id)?)
+            .map_err(|e| internal("resize", e))
     }
 }

@@ -89,11 +89,7 @@ impl ContainerService {
     /// are read through one handle on the process, so it cannot change in between.
     fn live_root(&self, id: &str, pid: i64) -> Option<Root> {
         use vic_runtime::OFlags;
-        let monitor: i64 = std::fs::read_to_string(self.dir(id).join("monitor.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
+        let monitor = i64::from(self.files(id).read_monitor_pid()?);
         let proc = rustix::fs::open(
             format!("/proc/{pid}"),
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

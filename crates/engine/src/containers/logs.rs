@@ -73,17 +73,23 @@ impl ContainerService {
     /// The next log lines from byte `offset`, about 1 MiB of them at most (a big log is read
     /// in parts: call again from the returned offset until it stops moving).
     pub fn read_log(&self, id: &str, offset: u64) -> Result<(Vec<LogLine>, u64), EngineError> {
-        let Ok(mut f) = std::fs::File::open(self.dir(id).join("container.log")) else {
+        let Ok(mut f) = std::fs::File::open(self.files(id).log()) else {
             return Ok((Vec::new(), offset));
         };
         read_lines(&mut f, offset, LOG_CHUNK).map_err(|e| internal("log", e))
+    }
+
+    /// Container `id`'s log as the monitor wrote it (Docker's json-file lines), for the
+    /// support bundle; empty when it has none yet.
+    pub fn raw_log(&self, id: &str) -> Vec<u8> {
+        std::fs::read(self.files(id).log()).unwrap_or_default()
     }
 
     /// Where the last `n` whole lines of the log begin (`n = 0`: the end of its last whole
     /// line), found from the end of the file: `logs --tail` and an attach start there without
     /// reading what comes before.
     pub fn log_tail_offset(&self, id: &str, n: usize) -> Result<u64, EngineError> {
-        let Ok(mut f) = std::fs::File::open(self.dir(id).join("container.log")) else {
+        let Ok(mut f) = std::fs::File::open(self.files(id).log()) else {
             return Ok(0);
         };
         tail_offset(&mut f, n).map_err(|e| internal("log", e))

@@ -1,7 +1,7 @@
 //! Containers: create from an image, start under a monitor (which outlives the endpoint),
 //! wait, logs, stop, kill, remove. What was asked is a row of the state database's container
 //! table; each container's files live in `<state>/containers/<id>/`: the overlayfs dirs, the
-//! bundle, and the monitor's `container.log`, `monitor.pid` and `exit.json`.
+//! bundle, and the files its monitor keeps (`vic_runtime::monitor::MonitorFiles`).
 
 mod containment;
 mod control;
@@ -20,7 +20,6 @@ mod volume_use;
 mod waiting;
 
 pub use containment::{Containment, unstage_all};
-pub use control::{ControlKind, control_frame};
 pub use create::CreateRequest;
 pub use exec::{ExecProcess, ExecRecord, ExecRequest};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
@@ -35,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vic_runtime::monitor::{MonitorConfig, MonitorFiles, StartReport};
 use vic_runtime::{ContainerSpec, Runc};
 
 use crate::mounts::{MountRecord, MountRequest, MountType};
@@ -306,13 +306,11 @@ fn process_alive(pid: i32) -> bool {
     }
 }
 
-/// The exit the monitor recorded in `dir/exit.json`, if any.
+/// The exit the monitor recorded for container folder `dir`, if any.
 fn read_exit(dir: &Path) -> Option<Status> {
-    let bytes = std::fs::read(dir.join("exit.json")).ok()?;
-    let v = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?;
-    Some(Status::Exited {
-        code: v["code"].as_i64().unwrap_or(-1) as i32,
-        finished: v["finished"].as_str().unwrap_or_default().to_owned(),
+    MonitorFiles::new(dir).read_exit().map(|e| Status::Exited {
+        code: e.code,
+        finished: e.finished,
     })
 }
 
@@ -348,7 +346,7 @@ impl ContainerService {
                 .map_err(|e| internal("cannot create the container store", e))?;
         }
         // runsc keeps its state as the container's root when it runs in the containers' user
-        // namespace (see `sandbox_flag`): its state folder is that root's.
+        // namespace (see `sandbox_owner`): its state folder is that root's.
         if let Some(ids) = containment.userns
             && vic_runtime::is_runsc(&runtime)
         {
@@ -394,7 +392,7 @@ impl ContainerService {
         // A start cut short by a killed endpoint: the monitor runs the container, the record
         // does not say so yet.
         for mut rec in svc.all() {
-            let pid_file = svc.dir(&rec.id).join("monitor.pid");
+            let pid_file = svc.files(&rec.id).monitor_pid();
             if rec.started_at.is_none()
                 && let Ok(meta) = std::fs::metadata(&pid_file)
             {
@@ -453,6 +451,11 @@ impl ContainerService {
         self.root.join(id)
     }
 
+    /// The files the monitor of container `id` keeps.
+    fn files(&self, id: &str) -> MonitorFiles {
+        MonitorFiles::new(&self.dir(id))
+    }
+
     fn load(&self, id: &str) -> Result<ContainerRecord, EngineError> {
         self.table
             .get(id)?
@@ -495,20 +498,16 @@ impl ContainerService {
         }
         // Never started, unless a monitor was launched for it: a start the endpoint was killed
         // in the middle of still runs a container.
-        if rec.started_at.is_none() && !dir.join("monitor.pid").exists() {
+        let files = MonitorFiles::new(&dir);
+        if rec.started_at.is_none() && !files.monitor_pid().exists() {
             return Status::Created;
         }
         // Files only, no runtime call: this runs for every container on every list, start and
         // rule refresh. The pid file (runc's `--pid-file`) and the pause marker (written by
         // `pause`) say the rest.
-        let read_pid = |name: &str| {
-            std::fs::read_to_string(dir.join(name))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-        };
-        let pid = read_pid("init.pid").map_or(0, i64::from);
+        let pid = files.read_init_pid().map_or(0, i64::from);
         // Absent monitor pid: the monitor is just starting.
-        if let Some(monitor_pid) = read_pid("monitor.pid") {
+        if let Some(monitor_pid) = files.read_monitor_pid() {
             let monitor_alive = process_alive(monitor_pid);
             if !monitor_alive {
                 // The monitor records the exit just before it ends: look again, or this read

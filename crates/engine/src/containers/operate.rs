@@ -246,10 +246,7 @@ impl ContainerService {
             self.refresh_names(None);
         }
         // The monitor writes the exit record as it ends: let it finish before the folder goes.
-        if let Some(pid) = std::fs::read_to_string(dir.join("monitor.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
+        if let Some(pid) = self.files(&id).read_monitor_pid() {
             // It ends right after writing its exit record: poll finely.
             for _ in 0..1000 {
                 if !process_alive(pid) {

@@ -183,31 +183,27 @@ impl ContainerService {
         }
         // A new run: the previous exit, monitor and pause are history.
         let _ = std::fs::remove_file(dir.join(PAUSED_MARKER));
-        let _ = std::fs::remove_file(dir.join("exit.json"));
-        let _ = std::fs::remove_file(dir.join("monitor.pid"));
-        // The last run's pid names nothing now (or, reused, someone else).
-        let _ = std::fs::remove_file(dir.join("init.pid"));
+        let files = MonitorFiles::new(&dir);
+        files.clear_run();
         self.forget_runtime_state(&id);
+        let config = MonitorConfig {
+            tty: rec.tty,
+            stdin: rec.open_stdin,
+            sandbox_owner: self.sandbox_owner(),
+            runtime: self.runtime.clone(),
+            runtime_root: self.runtime_root.clone(),
+            id: id.clone(),
+            bundle,
+            state: dir.clone(),
+        };
         let mut monitor = Command::new(&self.monitor);
-        if rec.tty {
-            monitor.arg("--tty");
-        }
-        if rec.open_stdin {
-            monitor.arg("--stdin");
-        }
-        if let Some(flag) = self.sandbox_flag(&id) {
-            monitor.arg(flag);
-        }
         monitor
-            .arg(&self.runtime)
-            .arg(&self.runtime_root)
-            .arg(&id)
-            .arg(&bundle)
-            .arg(&dir)
+            .args(config.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
-                std::fs::File::create(dir.join("monitor.err")).map_err(|e| internal("monitor log", e))?,
+                std::fs::File::create(files.monitor_errors())
+                    .map_err(|e| internal("monitor log", e))?,
             ))
             // Its own process group: signals to the endpoint do not reach it.
             .process_group(0);
@@ -229,19 +225,15 @@ impl ContainerService {
             let _ = child.wait();
             changed.send_modify(|n| *n += 1);
         });
-        match line
-            .trim_end()
-            .split_once(' ')
-            .unwrap_or((line.trim_end(), ""))
-        {
-            ("started", _) => {}
-            ("error", message) => {
+        match StartReport::parse(&line) {
+            Some(StartReport::Started) => {}
+            Some(StartReport::Failed(message)) => {
                 let _ = vic_runtime::unmount(&rootfs);
-                return Err(EngineError::Invalid(message.to_owned()));
+                return Err(EngineError::Invalid(message));
             }
-            _ => {
+            None => {
                 let _ = vic_runtime::unmount(&rootfs);
-                let why = std::fs::read_to_string(dir.join("monitor.err")).unwrap_or_default();
+                let why = std::fs::read_to_string(files.monitor_errors()).unwrap_or_default();
                 return Err(EngineError::Internal(format!(
                     "the container monitor ended without starting the container: {}",
                     why.trim()

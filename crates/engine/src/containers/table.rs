@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{ContainerRecord, internal};
+use super::{ContainerRecord, MonitorFiles, internal};
 use crate::EngineError;
 
 const SCHEMA: &str = "
@@ -132,7 +132,7 @@ impl Table {
                     let _ = std::fs::remove_file(&legacy);
                     tracing::info!(container = %id, "container record moved into the state database");
                 }
-                Err(_) if !entry.path().join("monitor.pid").exists() => {
+                Err(_) if !MonitorFiles::new(&entry.path()).monitor_pid().exists() => {
                     let _ = std::fs::remove_dir_all(entry.path());
                     tracing::warn!(container = %id, "removed the folder of a container whose create did not finish");
                 }

@@ -51,9 +51,8 @@ fn running_containers(paths: &VchPaths) -> Vec<String> {
     entries
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("monitor.pid"))
-                .ok()
-                .and_then(|p| p.trim().parse::<u32>().ok())
+            vic_runtime::monitor::MonitorFiles::new(&e.path())
+                .read_monitor_pid()
                 .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
                 .is_some_and(|comm| comm.trim() == "vic-monitor")
         })

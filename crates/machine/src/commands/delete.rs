@@ -99,7 +99,10 @@ fn remove_containers(state: &std::path::Path, runtime: &str, userns: bool, out: 
         let _ = runc.kill(&id, "KILL");
         // The monitor records the exit; give it a moment, then remove the runtime's state.
         for _ in 0..50 {
-            if e.path().join("exit.json").exists() {
+            if vic_runtime::monitor::MonitorFiles::new(&e.path())
+                .exit()
+                .exists()
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,0 +1,489 @@
+//! The protocol between the endpoint and a container's monitor (`vic-monitor`), written once
+//! for both sides: how the monitor is started ([`MonitorConfig`]), the line it answers with
+//! ([`StartReport`]), the frames its control socket takes ([`Control`]), and the files it keeps
+//! in the container's folder ([`MonitorFiles`], [`ExitRecord`]).
+//!
+//! The two sides are separate processes of possibly different builds (a monitor outlives the
+//! endpoint that started it, and an upgraded endpoint reads an old monitor's files), so what is
+//! here changes only in ways both can read.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ShortPath;
+
+/// How the endpoint starts a monitor: `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID]
+/// RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    /// The container has a terminal (runc's console socket hands the master to the monitor).
+    pub tty: bool,
+    /// The container's standard input stays open (a pipe fed from the control socket).
+    pub stdin: bool,
+    /// The runtime itself runs inside the container's user namespace (pinned at
+    /// [`MonitorFiles::userns`]), whose root is this host id: gVisor's runsc, which cannot be
+    /// handed a user namespace.
+    pub sandbox_owner: Option<u32>,
+    /// The OCI runtime binary.
+    pub runtime: PathBuf,
+    /// The runtime's state root (one per VCH).
+    pub runtime_root: PathBuf,
+    /// The container's ID, as the runtime knows it.
+    pub id: String,
+    /// The OCI bundle.
+    pub bundle: PathBuf,
+    /// The container's folder, where the monitor keeps [`MonitorFiles`].
+    pub state: PathBuf,
+}
+
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+
+impl MonitorConfig {
+    /// The monitor's command-line arguments.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args = Vec::new();
+        if self.tty {
+            args.push("--tty".into());
+        }
+        if self.stdin {
+            args.push("--stdin".into());
+        }
+        if let Some(owner) = self.sandbox_owner {
+            args.push(format!("--sandbox-userns={owner}").into());
+        }
+        args.push(self.runtime.clone().into());
+        args.push(self.runtime_root.clone().into());
+        args.push(self.id.clone().into());
+        args.push(self.bundle.clone().into());
+        args.push(self.state.clone().into());
+        args
+    }
+
+    /// Reads the arguments [`MonitorConfig::to_args`] wrote.
+    pub fn from_args(args: Vec<String>) -> Result<Self, String> {
+        let (flags, rest): (Vec<String>, Vec<String>) =
+            args.into_iter().partition(|a| a.starts_with("--"));
+        let [runtime, runtime_root, id, bundle, state] =
+            <[String; 5]>::try_from(rest).map_err(|_| USAGE.to_owned())?;
+        let mut config = Self {
+            tty: false,
+            stdin: false,
+            sandbox_owner: None,
+            runtime: runtime.into(),
+            runtime_root: runtime_root.into(),
+            id,
+            bundle: bundle.into(),
+            state: state.into(),
+        };
+        for f in flags {
+            match f.as_str() {
+                "--tty" => config.tty = true,
+                "--stdin" => config.stdin = true,
+                _ => match f.strip_prefix("--sandbox-userns=") {
+                    Some(v) => {
+                        config.sandbox_owner = Some(v.parse().map_err(|_| {
+                            format!("{f}: expected --sandbox-userns=ID (a host user id)")
+                        })?);
+                    }
+                    None => return Err(format!("unknown flag {f}; {USAGE}")),
+                },
+            }
+        }
+        Ok(config)
+    }
+
+    /// The files the monitor keeps for this container.
+    pub fn files(&self) -> MonitorFiles {
+        MonitorFiles::new(&self.state)
+    }
+}
+
+/// The one line the monitor writes on its standard output once the container runs or could
+/// not start; `docker start` returns only then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartReport {
+    /// The container runs; its pid and the monitor's are recorded.
+    Started,
+    /// The runtime failed; its own message.
+    Failed(String),
+}
+
+impl StartReport {
+    /// The line as written (without its newline).
+    pub fn to_line(&self) -> String {
+        match self {
+            Self::Started => "started".to_owned(),
+            Self::Failed(message) => format!("error {}", message.replace('\n', " ")),
+        }
+    }
+
+    /// Reads a line [`StartReport::to_line`] wrote; `None` for anything else (a monitor that
+    /// ended without answering leaves an empty line).
+    pub fn parse(line: &str) -> Option<Self> {
+        let line = line.trim_end();
+        match line.split_once(' ').unwrap_or((line, "")) {
+            ("started", "") => Some(Self::Started),
+            ("error", message) => Some(Self::Failed(message.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// A frame for a monitor's control socket: `[kind: u8][length: u32 big-endian][payload]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control<'a> {
+    /// Bytes for the container's standard input or terminal (kind 0).
+    Input(&'a [u8]),
+    /// The end of input (kind 1): a pipe is closed, a terminal gets an end-of-file character.
+    CloseInput,
+    /// The terminal's size (kind 2; payload rows and columns, two big-endian u16).
+    Resize { rows: u16, cols: u16 },
+}
+
+/// The largest payload a monitor reads in one frame; a larger one is cut to this (the rest is
+/// read and dropped), so a client cannot grow a monitor's memory.
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
+impl Control<'_> {
+    /// The frame's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let (kind, size);
+        let payload: &[u8] = match self {
+            Self::Input(bytes) => {
+                kind = 0u8;
+                bytes
+            }
+            Self::CloseInput => {
+                kind = 1;
+                &[]
+            }
+            Self::Resize { rows, cols } => {
+                kind = 2;
+                let [r0, r1] = rows.to_be_bytes();
+                let [c0, c1] = cols.to_be_bytes();
+                size = [r0, r1, c0, c1];
+                &size
+            }
+        };
+        let mut frame = Vec::with_capacity(5 + payload.len());
+        frame.push(kind);
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// Writes the frame to `to`.
+    pub fn send(&self, to: &mut impl Write) -> std::io::Result<()> {
+        to.write_all(&self.encode())
+    }
+
+    /// Reads the next frame from `from` into `buf` (reused between calls). `Ok(None)` at the
+    /// end of the stream or at an incomplete frame; frames of unknown kinds or malformed sizes
+    /// are skipped, so a newer endpoint's frame never stops an older monitor.
+    pub fn read<'b>(
+        from: &mut impl Read,
+        buf: &'b mut Vec<u8>,
+    ) -> std::io::Result<Option<Control<'b>>> {
+        loop {
+            let mut header = [0u8; 5];
+            if let Err(e) = from.read_exact(&mut header) {
+                return end_or(e);
+            }
+            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            buf.clear();
+            buf.resize(len.min(MAX_PAYLOAD), 0);
+            if let Err(e) = from.read_exact(buf) {
+                return end_or(e);
+            }
+            if len > MAX_PAYLOAD {
+                let skipped = std::io::copy(
+                    &mut from.take((len - MAX_PAYLOAD) as u64),
+                    &mut std::io::sink(),
+                )?;
+                if skipped < (len - MAX_PAYLOAD) as u64 {
+                    return Ok(None);
+                }
+            }
+            match (header[0], buf.len()) {
+                (0, _) => return Ok(Some(Control::Input(buf))),
+                (1, _) => return Ok(Some(Control::CloseInput)),
+                (2, 4) => {
+                    return Ok(Some(Control::Resize {
+                        rows: u16::from_be_bytes([buf[0], buf[1]]),
+                        cols: u16::from_be_bytes([buf[2], buf[3]]),
+                    }));
+                }
+                _ => continue,
+            }
+        }
+    }
+}
+
+fn end_or<T>(e: std::io::Error) -> std::io::Result<Option<T>> {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// How a container's last run ended, as its monitor recorded it in `exit.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExitRecord {
+    /// The exit code; 128 + the signal for a container killed by one.
+    pub code: i32,
+    /// When, RFC 3339.
+    pub finished: String,
+}
+
+/// The files a monitor keeps in a container's folder. Only the host's root may change that
+/// folder; the container never sees it.
+#[derive(Debug, Clone)]
+pub struct MonitorFiles {
+    dir: PathBuf,
+}
+
+impl MonitorFiles {
+    /// The files in container folder `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The container's output, one JSON object per line (Docker's json-file format).
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("container.log")
+    }
+
+    /// The [`ExitRecord`] of the last run; absent while it runs.
+    pub fn exit(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+
+    /// The monitor's pid, written once the container runs: a live monitor means a running
+    /// container.
+    pub fn monitor_pid(&self) -> PathBuf {
+        self.dir.join("monitor.pid")
+    }
+
+    /// The container's init pid, as the runtime recorded it.
+    pub fn init_pid(&self) -> PathBuf {
+        self.dir.join("init.pid")
+    }
+
+    /// The runtime's own log (JSON lines), where its error on a failed start is read.
+    pub fn runtime_log(&self) -> PathBuf {
+        self.dir.join("runc.log")
+    }
+
+    /// The monitor's standard error, for when it ends without a [`StartReport`].
+    pub fn monitor_errors(&self) -> PathBuf {
+        self.dir.join("monitor.err")
+    }
+
+    /// The user namespace a sandboxed runtime runs in (see [`MonitorConfig::sandbox_owner`]).
+    pub fn userns(&self) -> PathBuf {
+        self.dir.join("userns")
+    }
+
+    /// The control socket (see [`Control`]), through a path short enough to bind.
+    pub fn control(&self) -> std::io::Result<ShortPath> {
+        ShortPath::new(&self.dir, "control.sock")
+    }
+
+    /// The name of the socket the runtime hands a terminal to, in the container's folder.
+    pub const CONSOLE_SOCKET: &'static str = "console.sock";
+
+    /// The exit of the last run, if the monitor recorded one. A record that does not parse
+    /// (a write cut short by a crash) reads as code -1.
+    pub fn read_exit(&self) -> Option<ExitRecord> {
+        let bytes = std::fs::read(self.exit()).ok()?;
+        Some(
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| ExitRecord {
+                code: -1,
+                finished: String::new(),
+            }),
+        )
+    }
+
+    /// Records the exit of this run (atomically: temp file, sync, rename).
+    pub fn write_exit(&self, exit: &ExitRecord) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(exit).map_err(std::io::Error::other)?;
+        write_atomic(&self.exit(), &bytes)
+    }
+
+    /// The monitor's pid, if it recorded one.
+    pub fn read_monitor_pid(&self) -> Option<i32> {
+        read_pid(&self.monitor_pid())
+    }
+
+    /// Records the monitor's own pid (atomically).
+    pub fn write_monitor_pid(&self) -> std::io::Result<()> {
+        write_atomic(
+            &self.monitor_pid(),
+            format!("{}\n", std::process::id()).as_bytes(),
+        )
+    }
+
+    /// The container's init pid, if the runtime recorded one.
+    pub fn read_init_pid(&self) -> Option<i32> {
+        read_pid(&self.init_pid())
+    }
+
+    /// Forgets the last run before a new one: its exit, its monitor and its init pid (which
+    /// names nothing now, or, reused, someone else).
+    pub fn clear_run(&self) {
+        for f in [self.exit(), self.monitor_pid(), self.init_pid()] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Writes `bytes` to `path` atomically (temp file, sync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_through_arguments() {
+        let mut c = MonitorConfig {
+            tty: true,
+            stdin: false,
+            sandbox_owner: Some(231_072),
+            runtime: "/usr/bin/runsc".into(),
+            runtime_root: "/var/lib/vic/v/runtime".into(),
+            id: "abc".into(),
+            bundle: "/var/lib/vic/v/containers/abc/bundle".into(),
+            state: "/var/lib/vic/v/containers/abc".into(),
+        };
+        let args = |c: &MonitorConfig| {
+            c.to_args()
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.tty = false;
+        c.stdin = true;
+        c.sandbox_owner = None;
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        let with = |flag: &str| {
+            let mut a = args(&c);
+            a.insert(0, flag.to_owned());
+            MonitorConfig::from_args(a).unwrap_err()
+        };
+        assert!(with("--bogus").contains("unknown flag --bogus"));
+        // The form of an older endpoint, which named the namespace itself.
+        assert!(with("--sandbox-userns=/proc/1/ns/user:5").contains("host user id"));
+        assert!(
+            MonitorConfig::from_args(vec!["a".into()])
+                .unwrap_err()
+                .starts_with("usage")
+        );
+    }
+
+    #[test]
+    fn start_reports() {
+        for r in [
+            StartReport::Started,
+            StartReport::Failed("OCI runtime create failed: no such file".into()),
+        ] {
+            assert_eq!(StartReport::parse(&format!("{}\n", r.to_line())), Some(r));
+        }
+        assert_eq!(
+            StartReport::Failed("two\nlines".into()).to_line(),
+            "error two lines"
+        );
+        assert_eq!(StartReport::parse(""), None);
+        assert_eq!(StartReport::parse("started early"), None);
+    }
+
+    #[test]
+    fn frames_round_trip_and_unknown_ones_are_skipped() {
+        let mut wire = Vec::new();
+        Control::Input(b"hello").send(&mut wire).unwrap();
+        wire.extend_from_slice(&[9, 0, 0, 0, 2, 1, 2]); // a kind this side does not know
+        Control::Resize { rows: 24, cols: 80 }
+            .send(&mut wire)
+            .unwrap();
+        wire.extend_from_slice(&[2, 0, 0, 0, 1, 7]); // a resize of the wrong size
+        Control::CloseInput.send(&mut wire).unwrap();
+        wire.extend_from_slice(&[0, 0, 0, 0, 9, 1]); // cut short
+        let mut r = wire.as_slice();
+        let mut buf = Vec::new();
+        assert_eq!(
+            Control::read(&mut r, &mut buf).unwrap(),
+            Some(Control::Input(b"hello"))
+        );
+        assert_eq!(
+            Control::read(&mut r, &mut buf).unwrap(),
+            Some(Control::Resize { rows: 24, cols: 80 })
+        );
+        assert_eq!(
+            Control::read(&mut r, &mut buf).unwrap(),
+            Some(Control::CloseInput)
+        );
+        assert_eq!(Control::read(&mut r, &mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_frames_are_cut_not_buffered() {
+        let big = vec![7u8; MAX_PAYLOAD + 10];
+        let mut wire = Control::Input(&big).encode();
+        Control::CloseInput.send(&mut wire).unwrap();
+        let mut r = wire.as_slice();
+        let mut buf = Vec::new();
+        match Control::read(&mut r, &mut buf).unwrap() {
+            Some(Control::Input(b)) => assert_eq!(b.len(), MAX_PAYLOAD),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            Control::read(&mut r, &mut buf).unwrap(),
+            Some(Control::CloseInput)
+        );
+    }
+
+    #[test]
+    fn exit_records_and_pids() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = MonitorFiles::new(dir.path());
+        assert_eq!(files.read_exit(), None);
+        let exit = ExitRecord {
+            code: 137,
+            finished: "2026-12-05T20:00:00Z".into(),
+        };
+        files.write_exit(&exit).unwrap();
+        assert_eq!(files.read_exit(), Some(exit));
+        // The format an older monitor wrote by hand.
+        std::fs::write(files.exit(), r#"{"code":3,"finished":"x"}"#).unwrap();
+        assert_eq!(files.read_exit().unwrap().code, 3);
+        std::fs::write(files.exit(), "{\"co").unwrap();
+        assert_eq!(files.read_exit().unwrap().code, -1);
+        files.write_monitor_pid().unwrap();
+        assert_eq!(files.read_monitor_pid(), Some(std::process::id() as i32));
+        std::fs::write(files.init_pid(), "42").unwrap();
+        assert_eq!(files.read_init_pid(), Some(42));
+        files.clear_run();
+        assert_eq!(
+            (
+                files.read_exit(),
+                files.read_monitor_pid(),
+                files.read_init_pid()
+            ),
+            (None, None, None)
+        );
+    }
+}
