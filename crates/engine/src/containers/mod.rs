@@ -8,11 +8,13 @@ mod control;
 mod copy;
 mod create;
 mod exec;
+mod hosts;
 mod lifecycle;
 mod logs;
 mod names;
 mod network;
 mod operate;
+mod ports;
 mod security;
 mod start;
 mod table;
@@ -39,7 +41,8 @@ use vic_runtime::{ContainerSpec, Runc};
 
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
-pub use network::{NetworkAttachment, PortRequest, PublishedPort, remove_namespaces};
+pub use network::{NetworkAttachment, remove_namespaces};
+pub use ports::{PortRequest, PublishedPort};
 
 /// In a container's folder while it is paused (`docker pause`).
 const PAUSED_MARKER: &str = "paused";

@@ -1,30 +1,21 @@
 //! A container's place on a network: its pinned namespace, veth and address on a bridge
-//! network, its published ports, and the files that make names resolve (`/etc/hosts`,
-//! `/etc/resolv.conf`, `/etc/hostname`).
+//! network, further networks joined and left, the nftables rules refreshed from the running
+//! containers. Its published ports are `ports.rs`'s; the files that make names resolve,
+//! `hosts.rs`'s.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use vic_net::firewall::{self, PortRule, TrustLevel};
-use vic_net::nat::{Proto, Published};
+use vic_net::firewall::{self, PortRule};
+use vic_net::nat::Published;
 use vic_net::{ipam, link, netns};
 
+use super::ports::*;
 use super::{ContainerRecord, ContainerService, Status, internal};
 use crate::{EngineError, NetworkService};
-
-/// `-p [ip:][host[-end]:]container[/proto]` as Docker's CLI sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortRequest {
-    pub container_port: u16,
-    pub proto: Proto,
-    /// Only the VCH's own address (or none: every address it serves).
-    pub host_ip: Option<Ipv4Addr>,
-    /// A host port range (`start == end` for one port); `None`: any free port.
-    pub host_ports: Option<(u16, u16)>,
-}
 
 /// A bridge network a container joined besides its first one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,18 +28,6 @@ pub struct NetworkAttachment {
     pub requested_ip: Option<Ipv4Addr>,
     pub aliases: Vec<String>,
 }
-
-/// A port published while the container runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishedPort {
-    pub container_port: u16,
-    pub proto: Proto,
-    pub host_ip: Option<Ipv4Addr>,
-    pub host_port: u16,
-}
-
-/// Where Docker (and Linux) take ephemeral ports from.
-const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// The host end of container `id`'s veth (at most 15 bytes).
 fn host_veth(id: &str) -> String {
@@ -65,132 +44,8 @@ fn extra_veth(id: &str, iface: &str) -> String {
     )
 }
 
-/// The first lines of every container's `/etc/hosts`.
-const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
-
 /// The container's end of its veth.
 const CONTAINER_IF: &str = "eth0";
-
-impl PortRequest {
-    /// Parses one `HostConfig.PortBindings` entry: key `80/tcp`, binding host IP and port.
-    pub fn parse(key: &str, host_ip: &str, host_port: &str) -> Result<Self, EngineError> {
-        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-        let bad = |what: &str| EngineError::Invalid(format!("invalid port {what} in {key:?}"));
-        let container_port: u16 = port.parse().map_err(|_| bad("number"))?;
-        if container_port == 0 {
-            return Err(bad("number"));
-        }
-        let proto: Proto = proto
-            .parse()
-            .map_err(|e: vic_net::NetError| EngineError::Invalid(e.to_string()))?;
-        let host_ip = match host_ip {
-            "" | "0.0.0.0" => None,
-            ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
-                EngineError::Invalid(format!(
-                    "invalid host IP {ip:?} for port {key}: use an IPv4 address"
-                ))
-            })?),
-        };
-        let host_ports = match host_port {
-            "" | "0" => None,
-            p => {
-                let (a, b) = p.split_once('-').unwrap_or((p, p));
-                let parse = |s: &str| {
-                    s.parse::<u16>()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| EngineError::Invalid(format!("invalid host port {p:?}")))
-                };
-                let (a, b) = (parse(a)?, parse(b)?);
-                if a > b {
-                    return Err(EngineError::Invalid(format!(
-                        "invalid host port range {p:?}"
-                    )));
-                }
-                Some((a, b))
-            }
-        };
-        Ok(Self {
-            container_port,
-            proto,
-            host_ip,
-            host_ports,
-        })
-    }
-}
-
-/// The start of a container's `/etc/hosts`: localhost, then its `--add-host` entries.
-fn hosts_head(rec: &ContainerRecord) -> String {
-    let mut hosts = HOSTS_HEAD.to_owned();
-    for (name, addr) in &rec.names.extra_hosts {
-        hosts.push_str(&format!("{addr}\t{name}\n"));
-    }
-    hosts
-}
-
-/// `base` (a resolv.conf) with the name servers, search domains and options that `names`
-/// gives put in place of its own (each kind kept when `names` has none of it).
-fn with_names(base: &str, names: &crate::NameConfig) -> String {
-    let kind = |l: &str| l.split_whitespace().next().unwrap_or_default().to_owned();
-    let mut lines: Vec<String> = base.lines().map(str::to_owned).collect();
-    let mut put = |kinds: &[&str], new: Vec<String>| {
-        if !new.is_empty() {
-            lines.retain(|l| !kinds.contains(&kind(l).as_str()));
-            lines.extend(new);
-        }
-    };
-    put(
-        &["nameserver"],
-        names
-            .dns
-            .iter()
-            .map(|d| format!("nameserver {d}"))
-            .collect(),
-    );
-    if !names.dns_search.is_empty() {
-        put(
-            &["search", "domain"],
-            vec![format!("search {}", names.dns_search.join(" "))],
-        );
-    }
-    if !names.dns_options.is_empty() {
-        put(
-            &["options"],
-            vec![format!("options {}", names.dns_options.join(" "))],
-        );
-    }
-    lines.iter().map(|l| format!("{l}\n")).collect()
-}
-
-/// The host's name servers as a container should see them: loopback ones (a resolver on the
-/// host itself) cannot be reached from a container's namespace, so a host that runs
-/// systemd-resolved (127.0.0.53) gives its upstream servers instead, as Docker does.
-fn resolv_conf() -> String {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let usable = |text: &str| {
-        text.lines().any(|l| {
-            let mut w = l.split_whitespace();
-            w.next() == Some("nameserver")
-                && w.next()
-                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-                    .is_some_and(|a| !a.is_loopback())
-        })
-    };
-    let host = match std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
-        Ok(upstream) if !usable(&host) && usable(&upstream) => upstream,
-        _ => host,
-    };
-    host.lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver")
-                && w.next()
-                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
-                    .is_some_and(|a| a.is_loopback()))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
 impl ContainerService {
     /// Checks `--network`, `-p`, `-P` and `--ip` at create, with Docker's and VIC's messages.
@@ -371,49 +226,6 @@ impl ContainerService {
         Ok(Some(path))
     }
 
-    /// Rewrites `/etc/hosts` of every running container (and `starting`) so that each finds
-    /// the others on the networks they share by name, alias, hostname and short ID. The files
-    /// are rewritten in place (the same inode stays bound in the container), and need no
-    /// service: names keep resolving while the endpoint is down.
-    pub(crate) fn refresh_names(&self, starting: Option<&ContainerRecord>) {
-        let members: Vec<ContainerRecord> = self
-            .all()
-            .into_iter()
-            .filter(|r| starting.is_none_or(|s| s.id != r.id))
-            .filter(|r| {
-                matches!(
-                    self.status(r),
-                    Status::Running { .. } | Status::Paused { .. }
-                )
-            })
-            .chain(starting.cloned())
-            .filter(|r| !r.attachments().is_empty())
-            .collect();
-        for m in &members {
-            let mine: Vec<String> = m.attachments().into_iter().map(|a| a.0).collect();
-            let mut table = String::new();
-            for other in &members {
-                for (net, ip, aliases) in other.attachments() {
-                    let Some(ip) = ip.filter(|_| mine.contains(&net)) else {
-                        continue;
-                    };
-                    let mut names = vec![other.name.clone()];
-                    names.extend(aliases);
-                    names.push(other.id[..12].to_owned());
-                    if other.hostname != other.id[..12] {
-                        names.push(other.hostname.clone());
-                    }
-                    names.dedup();
-                    table.push_str(&format!("{ip}\t{}\n", names.join(" ")));
-                }
-            }
-            let path = self.dir(&m.id).join("hosts");
-            if let Err(e) = std::fs::write(&path, format!("{}{table}", hosts_head(m))) {
-                tracing::warn!(container = %m.id, error = %e, "cannot update /etc/hosts");
-            }
-        }
-    }
-
     /// The addresses in use on network `name` (first or further network of any container),
     /// but `except`'s own there.
     fn taken_on(&self, name: &str, except: &str) -> HashSet<Ipv4Addr> {
@@ -558,56 +370,6 @@ impl ContainerService {
         Ok(())
     }
 
-    /// Host ports for `rec`'s requests, none of them published by another running container
-    /// nor in use on the host.
-    fn allocate_ports(&self, rec: &ContainerRecord) -> Result<Vec<PublishedPort>, EngineError> {
-        let requests = port_requests(rec);
-        let mut taken: HashSet<(u16, Proto)> = self
-            .all()
-            .into_iter()
-            .filter(|r| r.id != rec.id)
-            .filter(|r| {
-                matches!(
-                    self.status(r),
-                    Status::Running { .. } | Status::Paused { .. }
-                )
-            })
-            .filter(|r| self.on_bridge(r))
-            .flat_map(|r| r.published)
-            .map(|p| (p.host_port, p.proto))
-            .collect();
-        let publish_ip = self.networks.settings().publish_ip;
-        let mut out = Vec::new();
-        for r in requests {
-            let host_ip = r.host_ip.or(publish_ip);
-            let free = |port: u16, taken: &HashSet<(u16, Proto)>| {
-                !taken.contains(&(port, r.proto)) && bindable(host_ip, port, r.proto)
-            };
-            let port = match r.host_ports {
-                Some((a, b)) => (a..=b).find(|p| free(*p, &taken)).ok_or_else(|| {
-                    let what = if a == b { a.to_string() } else { format!("{a}-{b}") };
-                    EngineError::Conflict(format!(
-                        "port {what} is not available: {} port {what} of {} is published by another container or in use on the VCH's host; choose another with -p",
-                        r.proto.as_str(),
-                        host_ip.map_or("the VCH".to_owned(), |ip| ip.to_string())
-                    ))
-                })?,
-                None => EPHEMERAL
-                    .clone()
-                    .find(|p| free(*p, &taken))
-                    .ok_or_else(|| EngineError::Conflict("no free host port left to publish on".into()))?,
-            };
-            taken.insert((port, r.proto));
-            out.push(PublishedPort {
-                container_port: r.container_port,
-                proto: r.proto,
-                host_ip,
-                host_port: port,
-            });
-        }
-        Ok(out)
-    }
-
     /// At endpoint start: bridges and the table may be from before a crash or a reboot (or
     /// gone with it); make them match the stored state.
     pub fn restore_network(&self) -> Result<(), EngineError> {
@@ -641,7 +403,7 @@ impl ContainerService {
     }
 
     /// Whether `rec` is on one of the VCH's bridge networks.
-    fn on_bridge(&self, rec: &ContainerRecord) -> bool {
+    pub(super) fn on_bridge(&self, rec: &ContainerRecord) -> bool {
         self.networks
             .get(&rec.network_mode)
             .is_ok_and(|n| n.is_bridge())
@@ -741,67 +503,6 @@ impl ContainerService {
         self.networks.apply_rules(&ports)
     }
 
-    /// The files that make names resolve in the container, written to its folder and bound
-    /// over the image's.
-    pub(super) fn name_files(
-        &self,
-        rec: &ContainerRecord,
-    ) -> Result<Vec<vic_runtime::MountSpec>, EngineError> {
-        let dir = self.dir(&rec.id);
-        let mut hosts = hosts_head(rec);
-        if let Some(ip) = rec.ip {
-            hosts.push_str(&format!("{ip}\t{}\n", rec.hostname));
-        }
-        let files = [
-            ("hosts", hosts),
-            ("hostname", format!("{}\n", rec.hostname)),
-            ("resolv.conf", self.resolv_conf_for(rec)),
-        ];
-        let mut out = Vec::new();
-        for (name, content) in files {
-            let path = dir.join(name);
-            std::fs::write(&path, content)
-                .map_err(|e| internal(&format!("cannot write {name}"), e))?;
-            // The container's root may edit them, as in Docker.
-            if let Some(ids) = self.containment.userns {
-                let root = ids.to_host(0).unwrap_or(0);
-                std::os::unix::fs::lchown(&path, Some(root), Some(root))
-                    .map_err(|e| internal(&format!("cannot hand over {name}"), e))?;
-            }
-            out.push(vic_runtime::MountSpec {
-                destination: format!("/etc/{name}"),
-                kind: vic_runtime::MountKind::Bind {
-                    source: path,
-                    read_only: false,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    /// The container network's DNS servers when it has some, else the host's; then what the
-    /// container asked for (`--dns`, `--dns-search`, `--dns-option`) in place of each part.
-    fn resolv_conf_for(&self, rec: &ContainerRecord) -> String {
-        with_names(&self.base_resolv_conf(rec), &rec.names)
-    }
-
-    fn base_resolv_conf(&self, rec: &ContainerRecord) -> String {
-        match self
-            .networks
-            .get(&rec.network_mode)
-            .ok()
-            .and_then(|n| n.external)
-            .filter(|s| !s.dns.is_empty())
-        {
-            Some(spec) => spec
-                .dns
-                .iter()
-                .map(|d| format!("nameserver {d}\n"))
-                .collect(),
-            None => resolv_conf(),
-        }
-    }
-
     /// Takes `id` off its network for good (at removal): the namespace, and with it the veth.
     pub(super) fn disconnect(&self, id: &str) -> Result<(), EngineError> {
         remove_namespaces(&self.dir(id))?;
@@ -839,150 +540,9 @@ fn apply_firewall(
     .map_err(|e| internal("cannot apply the container network's firewall", e))
 }
 
-/// VIC's checks of `-p` on a container network.
-fn check_external_ports(
-    rec: &ContainerRecord,
-    network: &str,
-    level: TrustLevel,
-) -> Result<(), EngineError> {
-    let publishes = !rec.port_bindings.is_empty() || rec.publish_all;
-    if publishes && matches!(level, TrustLevel::Closed | TrustLevel::Outbound) {
-        return Err(EngineError::Invalid(format!(
-            "ports cannot be published via container network {network} (firewall configured as either \"closed\" or \"outbound\")"
-        )));
-    }
-    for r in &rec.port_bindings {
-        if let Some((a, b)) = r.host_ports
-            && a != b
-        {
-            return Err(EngineError::Invalid(format!(
-                "ports published on external networks cannot include both a redirect and a range ({a}-{b}:{}/{})",
-                r.container_port,
-                r.proto.as_str()
-            )));
-        }
-        if level == TrustLevel::Peers && r.host_ports.is_none_or(|(a, _)| a == r.container_port) {
-            return Err(EngineError::Invalid(format!(
-                "ports published via container network {network} must specify a mapping (firewall configured for \"peers\" - no need for publishing unless redirecting)"
-            )));
-        }
-        if r.host_ip.is_some() {
-            return Err(EngineError::Invalid(format!(
-                "ports on container network {network} are published on the container's own address: leave out the host IP"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The ports a container publishes on a container network: on its own address, `-p H:C`
-/// redirecting H to C, `-p C` (and `-P`) as C itself.
-fn external_ports(rec: &ContainerRecord, ip: Ipv4Addr) -> Vec<PublishedPort> {
-    port_requests(rec)
-        .into_iter()
-        .map(|r| PublishedPort {
-            container_port: r.container_port,
-            proto: r.proto,
-            host_ip: Some(ip),
-            host_port: r.host_ports.map_or(r.container_port, |(a, _)| a),
-        })
-        .collect()
-}
-
-/// `-p` requests, and with `-P` one (any host port) per exposed port not already given.
-fn port_requests(rec: &ContainerRecord) -> Vec<PortRequest> {
-    let mut requests = rec.port_bindings.clone();
-    if rec.publish_all {
-        for (port, proto) in &rec.exposed_ports {
-            if !requests
-                .iter()
-                .any(|r| r.container_port == *port && r.proto == *proto)
-            {
-                requests.push(PortRequest {
-                    container_port: *port,
-                    proto: *proto,
-                    host_ip: None,
-                    host_ports: None,
-                });
-            }
-        }
-    }
-    requests
-}
-
-/// Whether `port` can be bound on `ip` (every address when `None`) here: nothing else on
-/// the host listens there.
-fn bindable(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> bool {
-    let addr = (ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
-    match proto {
-        Proto::Tcp => TcpListener::bind(addr).is_ok(),
-        Proto::Udp => UdpSocket::bind(addr).is_ok(),
-    }
-}
-
 /// Removes the pinned namespaces of the container whose folder is `dir` (also for
 /// `vic-machine delete`).
 pub fn remove_namespaces(dir: &Path) -> Result<(), EngineError> {
     netns::remove(&dir.join("netns")).map_err(|e| internal("network namespace", e))?;
     netns::remove(&dir.join("userns")).map_err(|e| internal("user namespace", e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolv_conf_parts_are_replaced_one_kind_at_a_time() {
-        let base =
-            "nameserver 198.51.100.53\nsearch corp.example\ndomain corp.example\noptions ndots:2\n";
-        assert_eq!(with_names(base, &crate::NameConfig::default()), base);
-        let dns_only = crate::NameConfig {
-            dns: vec![
-                "203.0.113.1".parse().unwrap(),
-                "203.0.113.2".parse().unwrap(),
-            ],
-            ..Default::default()
-        };
-        assert_eq!(
-            with_names(base, &dns_only),
-            "search corp.example\ndomain corp.example\noptions ndots:2\nnameserver 203.0.113.1\nnameserver 203.0.113.2\n"
-        );
-        let all = crate::NameConfig {
-            dns_search: vec!["a.example".into(), "b.example".into()],
-            dns_options: vec!["ndots:5".into(), "timeout:1".into()],
-            ..Default::default()
-        };
-        assert_eq!(
-            with_names(base, &all),
-            "nameserver 198.51.100.53\nsearch a.example b.example\noptions ndots:5 timeout:1\n"
-        );
-    }
-
-    #[test]
-    fn port_bindings_as_the_cli_sends_them() {
-        let r = PortRequest::parse("80/tcp", "", "8080").unwrap();
-        assert_eq!(
-            (r.container_port, r.proto, r.host_ip, r.host_ports),
-            (80, Proto::Tcp, None, Some((8080, 8080)))
-        );
-        let r = PortRequest::parse("53/udp", "198.51.100.1", "").unwrap();
-        assert_eq!(r.proto, Proto::Udp);
-        assert_eq!(r.host_ip, Some(Ipv4Addr::new(198, 51, 100, 1)));
-        assert_eq!(r.host_ports, None);
-        assert_eq!(
-            PortRequest::parse("80", "0.0.0.0", "9000-9010")
-                .unwrap()
-                .host_ports,
-            Some((9000, 9010))
-        );
-        for (k, ip, p) in [
-            ("x/tcp", "", ""),
-            ("80/sctp", "", ""),
-            ("80/tcp", "nohost", ""),
-            ("80/tcp", "", "9-1"),
-            ("0/tcp", "", ""),
-        ] {
-            assert!(PortRequest::parse(k, ip, p).is_err(), "{k} {ip} {p}");
-        }
-    }
 }

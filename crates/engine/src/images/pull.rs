@@ -1,0 +1,260 @@
+//! `docker pull`: the manifest for a platform, blobs verified before they are stored, the
+//! image recorded only once all are.
+
+use super::*;
+
+impl ImageService {
+    /// Pulls `reference` for `platform` (`os/arch[/variant]`, default linux/amd64), sending
+    /// progress to `events`. Blobs are verified before they are stored; the image is recorded
+    /// only once all of them are, so an interrupted pull leaves no image behind.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        platform: Option<&str>,
+        creds: Option<Credentials>,
+        events: &mpsc::Sender<PullEvent>,
+    ) -> Result<(), EngineError> {
+        let creds = creds.or_else(|| self.stored_creds(&reference.registry));
+        let creds = creds.as_ref();
+        let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;
+        let top = match self
+            .registry()
+            .manifest(reference, reference.manifest_ref(), creds)
+            .await
+        {
+            Err(vic_registry::RegistryError::Unauthorized { detail, .. }) => {
+                return Err(EngineError::PullAccessDenied {
+                    repository: reference.familiar_repository(),
+                    detail,
+                });
+            }
+            other => other?,
+        };
+        // The first event goes out only once the registry answered: failures before it (policy,
+        // authentication, unknown image) become the HTTP status of the request.
+        say(
+            events,
+            reference.tag.clone().or(reference.digest.clone()),
+            format!("Pulling from {}", reference.repository),
+        )
+        .await;
+        let mut manifest =
+            Manifest::parse(&top.media_type, &top.bytes).map_err(EngineError::Internal)?;
+        let mut manifest_digest = top.digest.clone();
+        if matches!(manifest, Manifest::Image(_)) {
+            // Kept for push and save (content-addressed like every blob).
+            self.content.put(&top.bytes)?;
+        }
+        if let Manifest::Index(index) = &manifest {
+            let chosen =
+                select_platform(index, &os, &arch, variant.as_deref()).ok_or_else(|| {
+                    EngineError::Invalid(format!(
+                        "no matching manifest for {} in the manifest list entries",
+                        platform.unwrap_or("linux/amd64")
+                    ))
+                })?;
+            let child = self
+                .registry()
+                .manifest(reference, &chosen.digest, creds)
+                .await?;
+            self.content.put(&child.bytes)?;
+            manifest_digest = child.digest.clone();
+            manifest =
+                Manifest::parse(&child.media_type, &child.bytes).map_err(EngineError::Internal)?;
+        }
+        let Manifest::Image(image) = manifest else {
+            return Err(EngineError::Internal(format!(
+                "{} is an index of indexes",
+                reference.familiar()
+            )));
+        };
+        for layer in &image.layers {
+            let mt = layer.media_type.as_str();
+            let known = mt.is_empty() || mt.contains("tar");
+            if !known {
+                return Err(EngineError::Invalid(format!(
+                    "layer {} has unsupported media type {mt}",
+                    layer.digest
+                )));
+            }
+        }
+        let already = self.meta.resolve(None, &image.config.digest).ok().flatten();
+        // Config: read whole, so bounded.
+        if image.config.size > CONFIG_MAX {
+            return Err(EngineError::Invalid(format!(
+                "the config of {} is {} bytes, more than the {} MiB an image config may have",
+                reference.familiar(),
+                image.config.size,
+                CONFIG_MAX >> 20
+            )));
+        }
+        if !self.content.has(&image.config.digest) {
+            self.download(
+                reference,
+                &image.config.digest,
+                image.config.size,
+                creds,
+                None,
+            )
+            .await?;
+        }
+        let config_bytes = self.content.read(&image.config.digest)?;
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+            EngineError::Internal(format!(
+                "image config of {} is not valid: {e}",
+                reference.familiar()
+            ))
+        })?;
+        if config.os != os || config.architecture != arch {
+            return Err(EngineError::Invalid(format!(
+                "image {} is for {}/{}, not {os}/{arch}",
+                reference.familiar(),
+                config.os,
+                config.architecture
+            )));
+        }
+        // Layers.
+        for layer in &image.layers {
+            let id = short(&layer.digest);
+            if self.content.has(&layer.digest) {
+                say(events, Some(id), "Already exists".into()).await;
+            } else {
+                say(events, Some(id), "Pulling fs layer".into()).await;
+            }
+        }
+        for layer in &image.layers {
+            if self.content.has(&layer.digest) {
+                continue;
+            }
+            let id = short(&layer.digest);
+            self.download(
+                reference,
+                &layer.digest,
+                layer.size,
+                creds,
+                Some((&id, events)),
+            )
+            .await?;
+            say(events, Some(id.clone()), "Verifying Checksum".into()).await;
+            say(events, Some(id.clone()), "Download complete".into()).await;
+        }
+        // Unpack every layer not unpacked yet, checking each against its diff ID.
+        if config.rootfs.diff_ids.len() != image.layers.len() {
+            return Err(EngineError::Invalid(format!(
+                "image {} has {} layers but its config lists {} diff IDs",
+                reference.familiar(),
+                image.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        check_diff_ids(&config.rootfs.diff_ids)?;
+        for (layer, diff_id) in image.layers.iter().zip(&config.rootfs.diff_ids) {
+            if self.layers.has(diff_id) {
+                continue;
+            }
+            let id = short(&layer.digest);
+            say(events, Some(id.clone()), "Extracting".into()).await;
+            let blob = self.content.path(&layer.digest)?;
+            let store = self.layers.clone();
+            let diff = diff_id.clone();
+            tokio::task::spawn_blocking(move || store.ensure(&blob, &diff))
+                .await
+                .map_err(|e| EngineError::Internal(format!("unpack task failed: {e}")))??;
+            say(events, Some(id), "Pull complete".into()).await;
+        }
+        let record = ImageRecord {
+            id: image.config.digest.clone(),
+            config: config_bytes,
+            manifest_digest: manifest_digest.clone(),
+            layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+            size: image.layers.iter().map(|l| l.size).sum(),
+            tags: vec![],
+            digests: vec![],
+        };
+        let tag = reference
+            .tag
+            .as_ref()
+            .map(|t| format!("{}/{}:{t}", reference.registry, reference.repository));
+        let repo_digest = format!(
+            "{}/{}@{}",
+            reference.registry, reference.repository, top.digest
+        );
+        let up_to_date = already
+            .as_ref()
+            .is_some_and(|a| tag.as_ref().is_none_or(|t| a.tags.contains(t)));
+        self.meta.put(&record, tag.as_deref(), Some(&repo_digest))?;
+        say(events, None, format!("Digest: {}", top.digest)).await;
+        let name = reference.familiar();
+        if up_to_date {
+            say(
+                events,
+                None,
+                format!("Status: Image is up to date for {name}"),
+            )
+            .await;
+        } else {
+            say(
+                events,
+                None,
+                format!("Status: Downloaded newer image for {name}"),
+            )
+            .await;
+        }
+        tracing::info!(image = %name, id = %record.id, "image pulled");
+        self.emit("pull", &name.to_string(), &name.to_string());
+        Ok(())
+    }
+
+    async fn download(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        size: u64,
+        creds: Option<&Credentials>,
+        progress: Option<(&str, &mpsc::Sender<PullEvent>)>,
+    ) -> Result<(), EngineError> {
+        let resp = self.registry().blob(reference, digest, creds).await?;
+        let mut ingest = self.content.ingest(digest, Some(size))?;
+        let mut body = resp.into_body();
+        let mut last_report = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                EngineError::Registry(vic_registry::RegistryError::Protocol {
+                    registry: reference.registry.clone(),
+                    reason: format!("download of {digest} broke off: {e}"),
+                })
+            })?;
+            if let Ok(data) = frame.into_data() {
+                ingest.write(&data)?;
+                if let Some((id, tx)) = progress {
+                    let written = ingest.written();
+                    // About a hundred updates per layer at most.
+                    if written - last_report >= (size / 100).max(64 * 1024) || written == size {
+                        last_report = written;
+                        let _ = tx
+                            .send(PullEvent::Progress {
+                                id: id.to_owned(),
+                                action: "Downloading",
+                                current: written,
+                                total: size,
+                            })
+                            .await;
+                    }
+                }
+            }
+        }
+        ingest.commit()?;
+        Ok(())
+    }
+}
+
+pub(super) fn parse_platform(p: &str) -> Result<(String, String, Option<String>), EngineError> {
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => Err(EngineError::Invalid(format!(
+            "invalid platform {p:?}: expected os/arch[/variant], e.g. linux/amd64"
+        ))),
+    }
+}
