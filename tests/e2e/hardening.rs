@@ -202,7 +202,7 @@ case("absurd-cpus", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\
 case("absurd-memory", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Memory\":-5}}"))
 case("unsupported-option", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Ulimits\":[{\"Name\":\"nofile\",\"Soft\":1,\"Hard\":1}]}}"))
 case("bad-dns", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"HostConfig\":{\"Dns\":[\"not-an-ip\"]}}"))
-case("deep-json", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"NetworkingConfig\":" + b"[" * 100000 + b"]" * 100000 + b"}"))
+case("deep-json", post(b"/v1.44/containers/create", b"{\"Image\":\"busybox\",\"Deep\":" + b"[" * 100000 + b"]" * 100000 + b"}"))
 case("binary-garbage", bytes(range(256)) * 40)
 
 # Slow clients: many connections that never finish their headers.

@@ -570,6 +570,25 @@ mod route_tests {
         let (status, body) = call(&s, "PUT", "/containers/abc/archive?path=/", None).await;
         assert_eq!(status, 404);
         assert!(body.contains("No such container: abc"), "{body}");
+        // One route per container operation: what names none is not a Docker path, whatever
+        // the method; the operation this VCH lacks says its name.
+        for (method, path) in [
+            ("POST", "/v1.44/containers/abc/bogus"),
+            ("GET", "/containers/abc/start"),
+            ("PUT", "/containers/abc/json"),
+        ] {
+            assert_eq!(
+                call(&s, method, path, None).await,
+                (404, r#"{"message":"page not found"}"#.into()),
+                "{method} {path}"
+            );
+        }
+        let (status, body) = call(&s, "GET", "/containers/abc/attach/ws", None).await;
+        assert_eq!(status, 501);
+        assert!(body.contains("ContainerAttachWebsocket"), "{body}");
+        let (status, body) = call(&s, "POST", "/containers/abc/stop", None).await;
+        assert_eq!(status, 404);
+        assert!(body.contains("No such container: abc"), "{body}");
         let (status, body) = call(&s, "PUT", "/v1.44/volumes/x", None).await;
         assert_eq!(status, 501);
         assert!(body.contains("VolumeUpdate"), "{body}");

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -67,22 +68,29 @@ fn path_of(q: &HashMap<String, String>) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("a path is required (path=...)".into()))
 }
 
-/// `HEAD` and `GET /containers/{id}/archive?path=`.
-pub(crate) async fn archive_get(
-    state: Shared,
-    id: &str,
-    q: &HashMap<String, String>,
-    head: bool,
+/// `ContainerArchiveInfo`: `HEAD /containers/{id}/archive?path=`, the path's stat in a
+/// header.
+pub(crate) async fn container_archive_info(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let path = path_of(q)?;
+    let path = path_of(&q)?;
     let c = state.containers.clone();
-    let id = id.to_owned();
-    if head {
-        let stat = blocking(move || c.archive_stat(&id, &path)).await?;
-        let mut resp = StatusCode::OK.into_response();
-        resp.headers_mut().insert(STAT_HEADER, stat_header(&stat));
-        return Ok(resp);
-    }
+    let stat = blocking(move || c.archive_stat(&id, &path)).await?;
+    let mut resp = StatusCode::OK.into_response();
+    resp.headers_mut().insert(STAT_HEADER, stat_header(&stat));
+    Ok(resp)
+}
+
+/// `ContainerArchive`: `GET /containers/{id}/archive?path=`, the path as a tar stream.
+pub(crate) async fn container_archive(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let path = path_of(&q)?;
+    let c = state.containers.clone();
     // Resolved before the response starts: a path that is not there is a 404, not a cut
     // stream (which the docker CLI would take for an empty archive).
     let source = blocking(move || c.archive_source(&id, &path)).await?;
@@ -93,14 +101,15 @@ pub(crate) async fn archive_get(
     Ok(resp)
 }
 
-/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`.
-pub(crate) async fn archive_put(
-    state: Shared,
-    id: &str,
-    q: &HashMap<String, String>,
+/// `PutContainerArchive`: `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`
+/// (`docker cp` into a container).
+pub(crate) async fn put_container_archive(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let path = path_of(q)?;
+    let path = path_of(&q)?;
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
     let opts = ExtractOptions {
         keep_owner: flag("copyUIDGID"),
@@ -108,7 +117,6 @@ pub(crate) async fn archive_put(
     };
     let reader = BodyReader::new(body);
     let c = state.containers.clone();
-    let id = id.to_owned();
     blocking(move || c.archive_put(&id, &path, reader, opts)).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::routing::{MethodFilter, MethodRouter, get, post};
+use axum::routing::{MethodFilter, MethodRouter, delete, get, post};
 
 pub(crate) use containers::check_create_body;
 pub use unimplemented::{UNIMPLEMENTED, UnimplementedOp};
@@ -98,13 +98,49 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/containers/create", post(containers::container_create))
         .route("/containers/json", get(containers::container_list))
         .route("/containers/prune", post(containers::container_prune))
+        .route("/containers/{id}", delete(containers::container_delete))
+        .route("/containers/{id}/json", get(containers::container_inspect))
+        .route("/containers/{id}/top", get(containers::container_top))
+        .route("/containers/{id}/logs", get(containers::container_logs))
         .route(
-            "/containers/{*rest}",
-            get(containers::container_get)
-                .post(containers::container_post)
-                .put(containers::container_put)
-                .delete(containers::container_delete),
+            "/containers/{id}/changes",
+            get(containers::container_changes),
         )
+        .route("/containers/{id}/export", get(containers::container_export))
+        .route("/containers/{id}/stats", get(stats::container_stats))
+        .route(
+            "/containers/{id}/resize",
+            post(containers::container_resize),
+        )
+        .route("/containers/{id}/start", post(containers::container_start))
+        .route("/containers/{id}/stop", post(containers::container_stop))
+        .route(
+            "/containers/{id}/restart",
+            post(containers::container_restart),
+        )
+        .route("/containers/{id}/kill", post(containers::container_kill))
+        .route(
+            "/containers/{id}/update",
+            post(containers::container_update),
+        )
+        .route(
+            "/containers/{id}/rename",
+            post(containers::container_rename),
+        )
+        .route("/containers/{id}/pause", post(containers::container_pause))
+        .route(
+            "/containers/{id}/unpause",
+            post(containers::container_unpause),
+        )
+        .route("/containers/{id}/attach", post(stdio::container_attach))
+        .route("/containers/{id}/wait", post(containers::container_wait))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::container_archive)
+                .head(archive::container_archive_info)
+                .put(archive::put_container_archive),
+        )
+        .route("/containers/{id}/exec", post(containers::container_exec))
         .route("/events", get(events::system_events))
         .route("/system/df", get(system::system_df))
         .route("/volumes", get(volumes::volume_list))
@@ -131,5 +167,10 @@ pub(crate) fn router(state: Shared) -> Router {
     for (path, methods) in by_path {
         router = router.route(path, methods);
     }
-    router.fallback(unimplemented::fallback).with_state(state)
+    // A known path asked with another method names no operation either (Docker's router
+    // answers both alike).
+    router
+        .fallback(unimplemented::fallback)
+        .method_not_allowed_fallback(|| async { ApiError::NotFound })
+        .with_state(state)
 }

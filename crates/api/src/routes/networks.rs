@@ -1,144 +1,15 @@
-//! `docker network ls/inspect`, and the network parts of a container's JSON (`NetworkSettings`,
-//! the `Ports` of `docker ps`, `docker port`).
+//! `docker network` operations: list, inspect, create, remove, prune, connect and disconnect
+//! (a container's own network settings are `containers/views.rs`'s).
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value, json};
-use vic_engine::{ContainerView, NetworkRecord, Status};
+use vic_engine::NetworkRecord;
 
 use super::Shared;
 use crate::ApiError;
-
-fn running(v: &ContainerView) -> bool {
-    matches!(v.status, Status::Running { .. } | Status::Paused { .. })
-}
-
-/// The container's endpoints (first network first), in Docker's `EndpointSettings` shape.
-fn endpoints_json(state: &Shared, v: &ContainerView) -> Vec<(String, Value)> {
-    let mut requested = vec![v.record.requested_ip];
-    requested.extend(v.record.extra_networks.iter().map(|e| e.requested_ip));
-    v.record
-        .attachments()
-        .into_iter()
-        .zip(requested)
-        .filter_map(|((name, ip, aliases), requested)| {
-            let net = state.containers.networks().get(&name).ok()?;
-            let ip = ip.filter(|_| running(v));
-            let first = name == v.record.network_mode;
-            Some((
-                net.name.clone(),
-                json!({
-                    "IPAMConfig": requested.map(|ip| json!({"IPv4Address": ip.to_string()})),
-                    "Links": null,
-                    "Aliases": if aliases.is_empty() { Value::Null } else { json!(aliases) },
-                    "NetworkID": net.id,
-                    "EndpointID": if ip.is_some() { format!("{}-{}", &v.record.id[..12], &net.id[..12]) } else { String::new() },
-                    // Only the first network routes beyond its subnet.
-                    "Gateway": if ip.is_some() && first && !net.internal { net.gateway.to_string() } else { String::new() },
-                    "IPAddress": ip.map(|i| i.to_string()).unwrap_or_default(),
-                    "IPPrefixLen": if ip.is_some() { net.subnet.prefix_len() } else { 0 },
-                    "MacAddress": ip.map(vic_engine::mac_for).unwrap_or_default(),
-                    "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                }),
-            ))
-        })
-        .collect()
-}
-
-/// `NetworkSettings` of `GET /containers/{id}/json`.
-pub(crate) fn settings_json(state: &Shared, v: &ContainerView) -> Value {
-    let endpoints = endpoints_json(state, v);
-    let endpoint = endpoints.first().cloned();
-    let mut ports: HashMap<String, Value> = HashMap::new();
-    if running(v) && endpoint.is_some() {
-        for (port, proto) in &v.record.exposed_ports {
-            ports.insert(format!("{port}/{}", proto.as_str()), Value::Null);
-        }
-        for p in &v.record.published {
-            let entry = ports
-                .entry(format!("{}/{}", p.container_port, p.proto.as_str()))
-                .or_insert(Value::Null);
-            if entry.is_null() {
-                *entry = json!([]);
-            }
-            if let Some(list) = entry.as_array_mut() {
-                list.push(json!({
-                    "HostIp": p.host_ip.map_or("0.0.0.0".to_owned(), |i| i.to_string()),
-                    "HostPort": p.host_port.to_string(),
-                }));
-            }
-        }
-    }
-    let e = endpoint
-        .as_ref()
-        .map(|(_, e)| e.clone())
-        .unwrap_or(json!({}));
-    json!({
-        "Bridge": "", "SandboxID": if running(v) { v.record.id.clone() } else { String::new() },
-        "SandboxKey": if endpoint.is_some() && running(v) {
-            state.containers.netns_file(&v.record.id).display().to_string()
-        } else { String::new() },
-        "Ports": ports,
-        "Gateway": e["Gateway"], "IPAddress": e["IPAddress"], "IPPrefixLen": e["IPPrefixLen"],
-        "MacAddress": e["MacAddress"], "EndpointID": e["EndpointID"],
-        "Networks": match endpoint {
-            Some(_) => Value::Object(endpoints.into_iter().collect()),
-            None if v.record.network_mode == "none" => json!({"none": {
-                "NetworkID": "none", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-            }}),
-            None => json!({}),
-        },
-    })
-}
-
-/// `HostConfig.PortBindings` as created.
-pub(crate) fn port_bindings_json(v: &ContainerView) -> Value {
-    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
-    for r in &v.record.port_bindings {
-        out.entry(format!("{}/{}", r.container_port, r.proto.as_str()))
-            .or_default()
-            .push(json!({
-                "HostIp": r.host_ip.map(|i| i.to_string()).unwrap_or_default(),
-                "HostPort": match r.host_ports {
-                    None => String::new(),
-                    Some((a, b)) if a == b => a.to_string(),
-                    Some((a, b)) => format!("{a}-{b}"),
-                },
-            }));
-    }
-    json!(out)
-}
-
-/// `Ports` of `GET /containers/json`.
-pub(crate) fn summary_ports(v: &ContainerView) -> Value {
-    if !running(v) {
-        return json!([]);
-    }
-    let mut out: Vec<Value> = v
-        .record
-        .published
-        .iter()
-        .map(|p| {
-            json!({
-                "IP": p.host_ip.map_or("0.0.0.0".to_owned(), |i| i.to_string()),
-                "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto.as_str(),
-            })
-        })
-        .collect();
-    for (port, proto) in &v.record.exposed_ports {
-        if !v
-            .record
-            .published
-            .iter()
-            .any(|p| p.container_port == *port && p.proto == *proto)
-        {
-            out.push(json!({"PrivatePort": port, "Type": proto.as_str()}));
-        }
-    }
-    json!(out)
-}
 
 fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
     let containers: HashMap<String, Value> = state

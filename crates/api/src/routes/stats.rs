@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -92,12 +93,13 @@ fn document(
     })
 }
 
-/// `GET /containers/{id}/stats?stream=&one-shot=`.
+/// `ContainerStats`: `GET /containers/{id}/stats?stream=&one-shot=`.
 pub(crate) async fn container_stats(
-    state: Shared,
-    id: &str,
-    q: &HashMap<String, String>,
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let id = id.as_str();
     let flag = |k: &str, default: bool| {
         q.get(k)
             .map_or(default, |v| v == "1" || v.eq_ignore_ascii_case("true"))

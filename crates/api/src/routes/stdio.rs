@@ -16,12 +16,12 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use vic_docker_api::ApiVersion;
+use vic_docker_api::{ApiVersion, StdStream, frame};
 use vic_engine::ExecProcess;
 use vic_engine::monitor::Control;
 
 use super::Shared;
-use super::containers::{frame, stream_content_type};
+use super::containers::log_frame;
 use crate::ApiError;
 use crate::error::blocking;
 
@@ -39,7 +39,7 @@ fn upgraded(version: ApiVersion) -> Response {
     h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
     h.insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(stream_content_type(version)),
+        header::HeaderValue::from_static(vic_docker_api::multiplexed_content_type(version)),
     );
     resp.extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
@@ -114,14 +114,15 @@ impl DetachKeys {
     }
 }
 
-/// `POST /containers/{id}/attach`.
-pub(crate) async fn attach(
-    state: Shared,
-    id: &str,
-    q: &HashMap<String, String>,
+/// `ContainerAttach`: `POST /containers/{id}/attach`.
+pub(crate) async fn container_attach(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let view = state.containers.inspect(id)?;
+    let q = &q;
+    let view = state.containers.inspect(&id)?;
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
     let (want_in, out, err) = (
         flag("stdin") && view.record.open_stdin,
@@ -221,7 +222,7 @@ pub(crate) async fn attach(
                 let bytes = if tty {
                     l.log.as_bytes().to_vec()
                 } else {
-                    frame(l, false)
+                    log_frame(l, false)
                 };
                 if to_client.write_all(&bytes).await.is_err() {
                     return;
@@ -298,7 +299,7 @@ pub(crate) async fn exec_start(
                         stream: "stderr".into(),
                         time: String::new(),
                     };
-                    frame(&line, false)
+                    log_frame(&line, false)
                 };
                 let _ = client.write_all(&bytes).await;
                 let _ = client.shutdown().await;
@@ -403,10 +404,12 @@ async fn pump_frames<W: AsyncWrite + Unpin>(
                     } else {
                         &buf_e[..n]
                     };
-                    let mut frame = vec![stream, 0, 0, 0];
-                    frame.extend_from_slice(&(n as u32).to_be_bytes());
-                    frame.extend_from_slice(data);
-                    if w.write_all(&frame).await.is_err() {
+                    let which = if stream == 1 {
+                        StdStream::Stdout
+                    } else {
+                        StdStream::Stderr
+                    };
+                    if w.write_all(&frame(which, data)).await.is_err() {
                         out = None;
                     }
                 }

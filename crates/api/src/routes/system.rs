@@ -151,14 +151,14 @@ pub(crate) async fn system_df(
             j
         })
         .collect();
-    let containers: Vec<serde_json::Value> = containers
+    let containers: Vec<vic_docker_api::ContainerSummary> = containers
         .iter()
         .map(|(v, size)| {
-            let mut j = super::containers::summary_json(&state, v);
+            let mut s = super::containers::summary(&state, v);
             let image = image_size.get(&v.record.image_id).copied().unwrap_or(0);
-            j["SizeRw"] = serde_json::json!(size);
-            j["SizeRootFs"] = serde_json::json!(size + image);
-            j
+            s.size_rw = Some(*size);
+            s.size_root_fs = Some(size + image);
+            s
         })
         .collect();
     let volumes: Vec<serde_json::Value> = volumes

@@ -30,6 +30,11 @@ pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("POST", "/build/prune", "BuildPrune"),
     op("POST", "/commit", "ImageCommit"),
     op("PUT", "/volumes/{name}", "VolumeUpdate"),
+    op(
+        "GET",
+        "/containers/{id}/attach/ws",
+        "ContainerAttachWebsocket",
+    ),
     op("POST", "/session", "Session"),
     op("POST", "/grpc", "Grpc"),
 ];

@@ -61,6 +61,49 @@ impl Drop for Busy<'_> {
 pub(super) const BUSY_WAIT: Duration = Duration::from_secs(60);
 
 impl ContainerService {
+    /// `docker start` as a client asks for it: the restart count back to zero, the start run
+    /// off the async workers, and for a `run --rm` container its removal once it ends (or at
+    /// once when it could not start: nothing will ever exit, and a client waiting for the
+    /// removal is released). `false`: it was running already.
+    pub async fn start_requested(self: &Arc<Self>, name_or_id: &str) -> Result<bool, EngineError> {
+        let id = self.resolve(name_or_id)?;
+        let svc = self.clone();
+        let id2 = id.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            svc.reset_restarts(&id2)?;
+            svc.start(&id2)
+        })
+        .await
+        .map_err(|e| internal("start", e))?;
+        let rec = self.load(&id)?;
+        if !rec.auto_remove {
+            return started;
+        }
+        let started = match started {
+            Err(e) => {
+                if let Err(r) = self.remove(&id, true, true).await {
+                    tracing::warn!(container = %id, error = %r, "auto-remove failed");
+                }
+                return Err(e);
+            }
+            Ok(started) => started,
+        };
+        if started {
+            let ticket = self.wait_ticket(&id, WaitCondition::NotRunning)?;
+            let svc = self.clone();
+            tokio::spawn(async move {
+                if svc.wait(ticket).await.is_ok() {
+                    // Attached clients get the last output before the log goes.
+                    svc.wait_detached(&id, Duration::from_secs(2)).await;
+                    if let Err(e) = svc.remove(&id, true, true).await {
+                        tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                    }
+                }
+            });
+        }
+        Ok(started)
+    }
+
     /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
     pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
         let id = self.resolve(name_or_id)?;

@@ -1,0 +1,426 @@
+//! `ContainerCreate`: the request body checked and turned into what the engine is asked for.
+//! Options this VCH does not implement are refused, never ignored.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use vic_docker_api::{
+    ContainerCreateBody, ContainerCreateResponse, EndpointConfigBody, HostConfigBody, MountBody,
+    RestartPolicyBody,
+};
+use vic_engine::{CreateRequest, MountRequest, RestartPolicy};
+
+use crate::ApiError;
+use crate::routes::Shared;
+
+/// Create options this VCH does not implement, with the docker flag that sets each: a
+/// non-default value is refused rather than ignored.
+const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
+    ("BlkioWeight", "--blkio-weight"),
+    ("BlkioWeightDevice", "--blkio-weight-device"),
+    ("BlkioDeviceReadBps", "--device-read-bps"),
+    ("BlkioDeviceWriteBps", "--device-write-bps"),
+    ("BlkioDeviceReadIOps", "--device-read-iops"),
+    ("BlkioDeviceWriteIOps", "--device-write-iops"),
+    ("Cgroup", "--cgroup"),
+    ("CgroupParent", "--cgroup-parent"),
+    ("CpuCount", "--cpu-count"),
+    ("CpuPercent", "--cpu-percent"),
+    ("CpuPeriod", "--cpu-period"),
+    ("CpuQuota", "--cpu-quota"),
+    ("CpuRealtimePeriod", "--cpu-rt-period"),
+    ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
+    ("CpusetCpus", "--cpuset-cpus"),
+    ("CpusetMems", "--cpuset-mems"),
+    ("DeviceCgroupRules", "--device-cgroup-rule"),
+    ("DeviceRequests", "--gpus"),
+    ("Devices", "--device"),
+    ("GroupAdd", "--group-add"),
+    ("IOMaximumBandwidth", "--io-maxbandwidth"),
+    ("IOMaximumIOps", "--io-maxiops"),
+    ("IpcMode", "--ipc"),
+    ("KernelMemory", "--kernel-memory"),
+    ("KernelMemoryTCP", "--kernel-memory-tcp"),
+    ("Links", "--link"),
+    ("MemoryReservation", "--memory-reservation"),
+    ("OomKillDisable", "--oom-kill-disable"),
+    ("OomScoreAdj", "--oom-score-adj"),
+    ("PidMode", "--pid"),
+    ("Runtime", "--runtime"),
+    ("StorageOpt", "--storage-opt"),
+    ("Sysctls", "--sysctl"),
+    ("UTSMode", "--uts"),
+    ("Ulimits", "--ulimit"),
+    ("UsernsMode", "--userns"),
+    ("VolumeDriver", "--volume-driver"),
+    ("VolumesFrom", "--volumes-from"),
+];
+
+/// Config (top-level) options this VCH does not implement.
+const UNSUPPORTED_CONFIG: &[(&str, &str)] = &[
+    ("Domainname", "--domainname"),
+    ("MacAddress", "--mac-address"),
+    ("Healthcheck", "--health-cmd"),
+];
+
+/// Whether `v` is what the docker CLI sends when the option is not given.
+fn is_unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_unset),
+    }
+}
+
+/// Refuses create options that would otherwise be ignored: the container would not be what
+/// was asked for. Fields not known at all (newer API versions) are left to Docker's rule of
+/// ignoring them.
+fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
+    let h = &body.host_config.other;
+    let mut asked: Vec<String> = UNSUPPORTED_HOST_CONFIG
+        .iter()
+        .filter(|(field, _)| h.get(*field).is_some_and(|v| !is_unset(v)))
+        .map(|(field, flag)| format!("{flag} (HostConfig.{field})"))
+        .collect();
+    asked.extend(
+        UNSUPPORTED_CONFIG
+            .iter()
+            .filter(|(field, _)| body.other.get(*field).is_some_and(|v| !is_unset(v)))
+            // `--no-healthcheck` is `Test: ["NONE"]`: nothing to run either way.
+            .filter(|(field, _)| {
+                *field != "Healthcheck" || body.other[*field]["Test"] != json!(["NONE"])
+            })
+            .map(|(field, flag)| format!("{flag} (Config.{field})")),
+    );
+    // Values that mean "as by default" although they are not zero.
+    let special = [
+        ("MemorySwap", "--memory-swap", [json!(-1), json!(0)]),
+        (
+            "MemorySwappiness",
+            "--memory-swappiness",
+            [json!(-1), Value::Null],
+        ),
+        ("Isolation", "--isolation", [json!("default"), json!("")]),
+        ("CgroupnsMode", "--cgroupns", [json!("private"), json!("")]),
+    ];
+    for (field, flag, defaults) in special {
+        if let Some(v) = h.get(field)
+            && !v.is_null()
+            && !defaults.contains(v)
+        {
+            asked.push(format!("{flag} (HostConfig.{field})"));
+        }
+    }
+    if let Some(log) = h.get("LogConfig") {
+        let driver = log["Type"].as_str().unwrap_or("");
+        if !["", "json-file"].contains(&driver) {
+            asked.push(format!(
+                "--log-driver {driver} (only json-file is supported)"
+            ));
+        } else if !is_unset(&log["Config"]) {
+            asked.push("--log-opt (HostConfig.LogConfig.Config)".into());
+        }
+    }
+    if asked.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Engine(vic_engine::EngineError::NotImplemented(
+            format!(
+                "this VCH does not support {}: run the container without {}",
+                asked.join(", "),
+                if asked.len() == 1 { "it" } else { "them" }
+            ),
+        )))
+    }
+}
+
+/// `POST /containers/create?name=`.
+pub(crate) async fn container_create(
+    State(state): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(body): Json<ContainerCreateBody>,
+) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
+    let req = create_request(&body, q.get("name").filter(|n| !n.is_empty()).cloned())?;
+    let id = state.containers.create(req)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContainerCreateResponse {
+            id,
+            warnings: Vec::new(),
+        }),
+    ))
+}
+
+/// Checks a create body as `POST /containers/create` does, creating nothing: the fuzzer's
+/// way into the API's most complex body.
+pub(crate) fn check_create_body(bytes: &[u8]) -> Result<(), ApiError> {
+    let body: ContainerCreateBody = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    create_request(&body, None).map(drop)
+}
+
+/// What the engine is asked for, from the request body: everything about it is checked here
+/// (options refused, mounts, restart policy, ports, networks).
+fn create_request(
+    body: &ContainerCreateBody,
+    name: Option<String>,
+) -> Result<CreateRequest, ApiError> {
+    refuse_unsupported(body)?;
+    let h = &body.host_config;
+    let mounts = mount_requests(body)?;
+    let restart = restart_policy(h.restart_policy.as_ref())?;
+    let network_mode = match h.network_mode.as_deref().unwrap_or("default") {
+        "" | "default" => vic_engine::DEFAULT_NETWORK.to_owned(),
+        other => other.to_owned(),
+    };
+    let mut port_bindings = Vec::new();
+    for (key, list) in h.port_bindings.iter().flatten() {
+        let list = list.as_deref().unwrap_or_default();
+        if list.is_empty() {
+            port_bindings.push(vic_engine::PortRequest::parse(key, "", "")?);
+        }
+        for b in list {
+            port_bindings.push(vic_engine::PortRequest::parse(
+                key,
+                b.host_ip.as_deref().unwrap_or_default(),
+                b.host_port.as_deref().unwrap_or_default(),
+            )?);
+        }
+    }
+    let mut exposed_ports = Vec::new();
+    for key in body.exposed_ports.iter().flat_map(|m| m.keys()) {
+        let p = vic_engine::PortRequest::parse(key, "", "")?;
+        exposed_ports.push((p.container_port, p.proto));
+    }
+    // The endpoint settings of the first network carry --ip and --network-alias; any other
+    // endpoint is a further network (`--network` given again, API 1.44+).
+    let endpoints: Vec<(&String, &EndpointConfigBody)> = body
+        .networking_config
+        .iter()
+        .flat_map(|n| n.endpoints_config.iter().flatten())
+        .collect();
+    let given_mode = h.network_mode.clone().unwrap_or_default();
+    let first = |name: &str| {
+        endpoints.len() == 1 || name == network_mode || name == given_mode || name == "default"
+    };
+    let ip_of = |e: &EndpointConfigBody| -> Result<Option<std::net::Ipv4Addr>, ApiError> {
+        e.ipam_config
+            .as_ref()
+            .and_then(|c| c.ipv4_address.as_deref())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<std::net::Ipv4Addr>().map_err(|_| {
+                    ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip"))
+                })
+            })
+            .transpose()
+    };
+    let aliases_of = |e: &EndpointConfigBody| e.aliases.clone().unwrap_or_default();
+    let (ip, aliases) = match endpoints.iter().find(|(n, _)| first(n)) {
+        Some((_, e)) => (ip_of(e)?, aliases_of(e)),
+        None => (None, Vec::new()),
+    };
+    let mut extra_networks = Vec::new();
+    for (name, e) in endpoints.iter().filter(|(n, _)| !first(n)) {
+        extra_networks.push(vic_engine::NetworkAttachment {
+            network: (*name).clone(),
+            iface: String::new(),
+            ip: None,
+            requested_ip: ip_of(e)?,
+            aliases: aliases_of(e),
+        });
+    }
+    Ok(CreateRequest {
+        name,
+        image: body.image.clone(),
+        cmd: body.cmd.clone(),
+        entrypoint: body.entrypoint.clone(),
+        env: body.env.clone().unwrap_or_default(),
+        working_dir: body.working_dir.clone(),
+        user: body.user.clone(),
+        hostname: body.hostname.clone(),
+        labels: body.labels.clone().unwrap_or_default(),
+        tty: body.tty,
+        open_stdin: body.open_stdin,
+        stdin_once: body.stdin_once,
+        privileged: h.privileged,
+        cap_add: h.cap_add.clone().unwrap_or_default(),
+        cap_drop: h.cap_drop.clone().unwrap_or_default(),
+        readonly_rootfs: h.readonly_rootfs,
+        auto_remove: h.auto_remove,
+        mounts,
+        limits: vic_engine::Limits {
+            memory: h.memory,
+            nano_cpus: h.nano_cpus,
+            cpu_shares: h.cpu_shares,
+            pids: h.pids_limit.unwrap_or(0),
+        },
+        restart,
+        stop_signal: body.stop_signal.clone(),
+        stop_timeout: body.stop_timeout,
+        init: h.init == Some(true),
+        security_opt: security_opt(h)?,
+        network_mode,
+        port_bindings,
+        publish_all: h.publish_all_ports,
+        exposed_ports,
+        ip,
+        aliases,
+        extra_networks,
+        names: name_config(h)?,
+    })
+}
+
+/// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, checked.
+fn name_config(h: &HostConfigBody) -> Result<vic_engine::NameConfig, ApiError> {
+    let ip = |raw: &str, flag: &str| {
+        raw.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| ApiError::BadRequest(format!("invalid IP address {raw:?} in {flag}")))
+    };
+    let mut extra_hosts = Vec::new();
+    for entry in h.extra_hosts.iter().flatten() {
+        // `name:ip` (the CLI's form; the address may be IPv6, colons and all) or `name=ip`.
+        let (name, addr) = entry
+            .split_once('=')
+            .or_else(|| entry.split_once(':'))
+            .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("invalid --add-host {entry:?}: use NAME:IP"))
+            })?;
+        if addr == "host-gateway" {
+            return Err(ApiError::BadRequest(format!(
+                "--add-host {name}:host-gateway is not supported by this VCH: give the address"
+            )));
+        }
+        extra_hosts.push((name.to_owned(), ip(addr, "--add-host")?));
+    }
+    Ok(vic_engine::NameConfig {
+        extra_hosts,
+        dns: h
+            .dns
+            .iter()
+            .flatten()
+            .map(|d| ip(d, "--dns"))
+            .collect::<Result<_, _>>()?,
+        dns_search: h.dns_search.clone().unwrap_or_default(),
+        dns_options: h.dns_options.clone().unwrap_or_default(),
+    })
+}
+
+/// `HostConfig.SecurityOpt`, with `--security-opt systempaths=unconfined` put back: the CLI
+/// sends that one as empty `MaskedPaths` and `ReadonlyPaths`.
+fn security_opt(h: &HostConfigBody) -> Result<Vec<String>, ApiError> {
+    let mut out = h.security_opt.clone().unwrap_or_default();
+    match (&h.masked_paths, &h.readonly_paths) {
+        (None, None) => {}
+        (Some(m), Some(r)) if m.is_empty() && r.is_empty() => {
+            out.push("systempaths=unconfined".to_owned())
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "custom MaskedPaths and ReadonlyPaths are not supported by this VCH: use the defaults, or --security-opt systempaths=unconfined for none".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `-v` (`HostConfig.Binds`, and `Config.Volumes` for anonymous ones), `--mount`
+/// (`HostConfig.Mounts`) and `--tmpfs` (`HostConfig.Tmpfs`) as mount requests.
+fn mount_requests(body: &ContainerCreateBody) -> Result<Vec<MountRequest>, ApiError> {
+    let h = &body.host_config;
+    let mut out = Vec::new();
+    for b in h.binds.iter().flatten() {
+        out.push(MountRequest::bind(b)?);
+    }
+    for m in h.mounts.iter().flatten() {
+        // Parsed one by one: the error names the mount config.
+        let m: MountBody = serde_json::from_value(m.clone())
+            .map_err(|e| ApiError::BadRequest(format!("invalid mount config: {e}")))?;
+        out.push(mount_request(&m)?);
+    }
+    for (target, opts) in h.tmpfs.iter().flatten() {
+        out.push(MountRequest::tmpfs(target, opts)?);
+    }
+    // `--shm-size`: the size of the default /dev/shm, unless a mount of its own replaces it.
+    if h.shm_size < 0 {
+        return Err(ApiError::BadRequest(
+            "SHM size can not be less than 0".into(),
+        ));
+    }
+    if h.shm_size > 0
+        && !out
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == "/dev/shm")
+    {
+        out.push(MountRequest::tmpfs(
+            "/dev/shm",
+            &format!("size={},mode=1777,nosuid,nodev,noexec", h.shm_size),
+        )?);
+    }
+    // `Config.Volumes` also lists the targets of `-v` binds (compose sends both): only the
+    // others are anonymous volumes.
+    for target in body.volumes.iter().flat_map(|v| v.keys()) {
+        let t = target.trim_end_matches('/');
+        if !out.iter().any(|m| m.target.trim_end_matches('/') == t) {
+            out.push(MountRequest::anonymous(target));
+        }
+    }
+    Ok(out)
+}
+
+/// One `--mount`.
+fn mount_request(m: &MountBody) -> Result<MountRequest, ApiError> {
+    let mut r = match m.typ.as_str() {
+        "volume" => MountRequest::bind(&format!("{}:{}", m.source, m.target))
+            .or_else(|_| Ok::<_, vic_engine::EngineError>(MountRequest::anonymous(&m.target)))?,
+        "bind" => {
+            if m.source.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "invalid mount config for type \"bind\": field Source must not be empty".into(),
+                ));
+            }
+            MountRequest::bind(&format!("{}:{}", m.source, m.target))?
+        }
+        "tmpfs" => {
+            let mut opts = Vec::new();
+            if let Some(size) = m.tmpfs_options.size_bytes.filter(|s| *s > 0) {
+                opts.push(format!("size={size}"));
+            }
+            if let Some(mode) = m.tmpfs_options.mode.filter(|m| *m > 0) {
+                opts.push(format!("mode={mode:o}"));
+            }
+            MountRequest::tmpfs(&m.target, &opts.join(","))?
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid mount config: mount type {other:?} is not supported (use volume, bind or tmpfs)"
+            )));
+        }
+    };
+    if m.typ == "volume" && m.source.is_empty() {
+        r.source = None;
+    }
+    r.read_only = m.read_only;
+    r.no_copy = m.volume_options.no_copy;
+    r.labels = m.volume_options.labels.clone().unwrap_or_default();
+    Ok(r)
+}
+
+/// `HostConfig.RestartPolicy` (`{"Name": "on-failure", "MaximumRetryCount": 3}`).
+pub(super) fn restart_policy(body: Option<&RestartPolicyBody>) -> Result<RestartPolicy, ApiError> {
+    let name = body.and_then(|r| r.name.as_deref()).unwrap_or_default();
+    let count = body.and_then(|r| r.maximum_retry_count).unwrap_or(0);
+    Ok(RestartPolicy::new(
+        name,
+        u32::try_from(count).unwrap_or(u32::MAX),
+    )?)
+}
