@@ -3,7 +3,7 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{create, plain_vch};
 
 /// `curl` to `url` with `args`; prints the HTTP status (000 when the TLS handshake or the
 /// connection failed) and curl's own error.
@@ -241,12 +241,7 @@ fn endpoint_rss_kib(host: &TestHost, name: &str) -> u64 {
 #[test]
 fn hostile_api_input_gets_a_json_4xx_and_the_endpoint_keeps_serving() {
     let host = TestHost::new();
-    let env = create(
-        &host,
-        "hostile",
-        &["--no-tls", "--client-network-ip", "127.0.0.2"],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "hostile", &[]);
     let before = endpoint_rss_kib(&host, "hostile");
     std::fs::write(host.path("hostile.py"), HOSTILE).unwrap();
     let out = host.sh("python3 hostile.py").ok();
@@ -367,18 +362,7 @@ fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
         host.root().display()
     ))
     .ok();
-    let env = create(
-        &host,
-        "small",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "small", &["--insecure-registry", "127.0.0.1:5000"]);
     host.docker(&env, ["pull", "127.0.0.1:5000/bomb"])
         .fails()
         .says("the layer does not fit");

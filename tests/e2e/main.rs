@@ -39,6 +39,13 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// A plain-HTTP VCH `name` on 127.0.0.2 with `more` create flags; returns create's env.
+fn plain_vch(host: &TestHost, name: &str, more: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["--no-tls", "--client-network-ip", "127.0.0.2"];
+    args.extend_from_slice(more);
+    create(host, name, &args).docker_env()
+}
+
 /// A plain-HTTP VCH `name` on 127.0.0.2 that may pull from a registry on 127.0.0.1:5000, which
 /// is started and given busybox; returns create's env.
 fn plain_vch_with_registry(host: &TestHost, name: &str) -> Vec<(String, String)> {
@@ -53,15 +60,9 @@ fn plain_vch_with_registry_and(
 ) -> Vec<(String, String)> {
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "busybox");
-    let mut args = vec![
-        "--no-tls",
-        "--client-network-ip",
-        "127.0.0.2",
-        "--insecure-registry",
-        "127.0.0.1:5000",
-    ];
+    let mut args = vec!["--insecure-registry", "127.0.0.1:5000"];
     args.extend_from_slice(more);
-    create(host, name, &args).docker_env()
+    plain_vch(host, name, &args)
 }
 
 /// The address of container `name` on its network.

@@ -4,7 +4,7 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{create, plain_vch};
 
 const IMG: &str = "127.0.0.1:5000/busybox";
 /// The VCH's address on the link to the client host.
@@ -237,18 +237,7 @@ fn user_networks_resolve_names_and_are_isolated() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "nets",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "nets", &["--insecure-registry", "127.0.0.1:5000"]);
     host.docker(&env, ["pull", "-q", IMG]).ok();
     let docker = |args: &[&str]| host.docker(&env, args);
 

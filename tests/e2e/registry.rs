@@ -2,7 +2,7 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{create, plain_vch};
 
 #[test]
 fn registry_policy_is_parsed_stored_and_reported() {
@@ -272,18 +272,7 @@ fn login_checks_credentials_and_the_vch_keeps_them() {
         "private/busybox",
         Some("alice:s3cret-pass"),
     );
-    let env = create(
-        &host,
-        "auth",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--registry-ca",
-            "regpki/ca.pem",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "auth", &["--registry-ca", "regpki/ca.pem"]);
     pull(&host, &env, "127.0.0.1:5443/private/busybox")
         .fails()
         .says("pull access denied for 127.0.0.1:5443/private/busybox");
@@ -518,18 +507,7 @@ fn configure_changes_the_policy_of_a_running_vch() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "cfg",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--whitelist-registry",
-            "10.0.0.0/8",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "cfg", &["--whitelist-registry", "10.0.0.0/8"]);
     pull(&host, &env, "127.0.0.1:5000/busybox")
         .fails()
         .says("Access denied to unauthorized registry (127.0.0.1:5000)");
@@ -577,18 +555,7 @@ fn push_uploads_what_the_registry_lacks_under_the_policy() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "source/busybox");
-    let env = create(
-        &host,
-        "push",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "push", &["--insecure-registry", "127.0.0.1:5000"]);
     pull(&host, &env, "127.0.0.1:5000/source/busybox").ok();
     host.docker(
         &env,
@@ -650,18 +617,7 @@ fn save_and_load_round_trip_between_vchs() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     let id = host.push_busybox("127.0.0.1:5000", "busybox");
-    let a = create(
-        &host,
-        "a",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let a = plain_vch(&host, "a", &["--insecure-registry", "127.0.0.1:5000"]);
     let b = create(
         &host,
         "b",
@@ -724,18 +680,7 @@ fn image_indexes_pick_the_platform() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     let (amd, arm) = host.push_busybox_index("127.0.0.1:5000", "multi");
-    let env = create(
-        &host,
-        "plat",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "plat", &["--insecure-registry", "127.0.0.1:5000"]);
     // linux/amd64 by default, although arm64 is listed first.
     pull(&host, &env, "127.0.0.1:5000/multi")
         .ok()
@@ -876,18 +821,7 @@ skopeo copy -q --dest-tls-verify=false oci:wl:latest docker://127.0.0.1:5000/lay
 "#,
     )
     .ok();
-    let env = create(
-        &host,
-        "wh",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "wh", &["--insecure-registry", "127.0.0.1:5000"]);
     pull(&host, &env, "127.0.0.1:5000/layered")
         .ok()
         .says("Pull complete");
@@ -963,18 +897,7 @@ fn token_auth_registries_work_through_the_bearer_challenge() {
         ("bob", "t0ken-pass"),
     );
     host.push_busybox_as("127.0.0.1:5443", "team/busybox", Some("bob:t0ken-pass"));
-    let env = create(
-        &host,
-        "tok",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--registry-ca",
-            "regpki/ca.pem",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "tok", &["--registry-ca", "regpki/ca.pem"]);
     pull(&host, &env, "127.0.0.1:5443/team/busybox")
         .fails()
         .says("pull access denied");
@@ -1007,18 +930,7 @@ fn blob_redirects_are_followed() {
     host.start_registry("127.0.0.1:5000", None, None);
     let id = host.push_busybox("127.0.0.1:5000", "busybox");
     host.start_redirecting_registry("127.0.0.1:5002", "127.0.0.1:5000");
-    let env = create(
-        &host,
-        "redir",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5002",
-        ],
-    )
-    .docker_env();
+    let env = plain_vch(&host, "redir", &["--insecure-registry", "127.0.0.1:5002"]);
     pull(&host, &env, "127.0.0.1:5002/busybox")
         .ok()
         .says("Pull complete");

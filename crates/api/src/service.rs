@@ -80,6 +80,8 @@ impl State {
         let app = Arc::new(crate::routes::AppState {
             facts: std::sync::RwLock::new(facts),
             images,
+            volumes: containers.volumes().clone(),
+            networks: containers.networks().clone(),
             containers,
         });
         Self {

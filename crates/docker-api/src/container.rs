@@ -444,6 +444,20 @@ pub struct ProcessConfig {
     pub privileged: bool,
 }
 
+/// What `X-Docker-Container-Path-Stat` says of a path (base64 of this JSON) on
+/// `docker cp`'s archive requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits.
+    pub mode: u32,
+    /// RFC 3339.
+    pub mtime: String,
+    pub link_target: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

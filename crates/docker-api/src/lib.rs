@@ -5,25 +5,40 @@
 
 mod container;
 mod error;
+mod events;
+mod image;
 mod network;
+mod stats;
 mod stream;
 mod system;
 mod version;
+mod volume;
 
 pub use container::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspect,
     ContainerPruneResponse, ContainerState, ContainerSummary, ContainerUpdateBody,
     ContainerUpdateResponse, Empty, EndpointConfigBody, EndpointIpamBody, ExecCreateBody,
     ExecInspect, FilesystemChange, HostConfig, HostConfigBody, IdResponse, LogConfig, MountBody,
-    MountPoint, NetworkingConfig, PortBindingBody, ProcessConfig, RestartPolicy, RestartPolicyBody,
-    SummaryHostConfig, SummaryNetworkSettings, TmpfsOptionsBody, TopResponse, VolumeOptionsBody,
-    WaitError, WaitResponse,
+    MountPoint, NetworkingConfig, PathStat, PortBindingBody, ProcessConfig, RestartPolicy,
+    RestartPolicyBody, SummaryHostConfig, SummaryNetworkSettings, TmpfsOptionsBody, TopResponse,
+    VolumeOptionsBody, WaitError, WaitResponse,
 };
 pub use error::ErrorResponse;
-pub use network::{EndpointIpamConfig, EndpointSettings, NetworkSettings, Port, PortBinding};
+pub use events::{EventActor, EventMessage};
+pub use image::{
+    ErrorDetail, GraphDriver, HistoryItem, ImageDeleteItem, ImageInspect, ImageMetadata,
+    ImagePruneResponse, ImageSummary, JsonMessage, ProgressDetail, RootFs,
+};
+pub use network::{
+    ConfigReference, EndpointIpamConfig, EndpointSettings, Ipam, IpamBody, IpamConfig,
+    IpamConfigBody, Network, NetworkConnectBody, NetworkContainer, NetworkCreateBody,
+    NetworkCreateResponse, NetworkPruneResponse, NetworkSettings, Port, PortBinding,
+};
+pub use stats::{ContainerStats, CpuStats, CpuUsage, MemoryStats, PidsStats, ThrottlingData};
 pub use stream::{MULTIPLEXED_STREAM, RAW_STREAM, StdStream, frame, multiplexed_content_type};
 pub use system::{
-    ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, RuntimeInfo, SwarmInfo,
-    SystemInfo, SystemVersion,
+    AuthResponse, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, RuntimeInfo,
+    SwarmInfo, SystemDf, SystemInfo, SystemVersion,
 };
 pub use version::{ApiVersion, VersionError};
+pub use volume::{Volume, VolumeCreateBody, VolumeListResponse, VolumePruneResponse, VolumeUsage};

@@ -85,3 +85,137 @@ pub struct Port {
     #[serde(rename = "Type")]
     pub typ: String,
 }
+
+/// A network of `docker network ls/inspect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Network {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Created")]
+    pub created: String,
+    #[serde(rename = "Scope")]
+    pub scope: String,
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    #[serde(rename = "Internal")]
+    pub internal: bool,
+    #[serde(rename = "Attachable")]
+    pub attachable: bool,
+    #[serde(rename = "Ingress")]
+    pub ingress: bool,
+    #[serde(rename = "ConfigFrom")]
+    pub config_from: ConfigReference,
+    #[serde(rename = "ConfigOnly")]
+    pub config_only: bool,
+    /// The running containers on it, by ID.
+    #[serde(rename = "Containers")]
+    pub containers: HashMap<String, NetworkContainer>,
+    #[serde(rename = "Options")]
+    pub options: HashMap<String, String>,
+    #[serde(rename = "Labels")]
+    pub labels: HashMap<String, String>,
+}
+
+/// `IPAM` of a network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ipam {
+    pub driver: String,
+    /// `null` for networks without addresses (`none`).
+    pub options: Option<HashMap<String, String>>,
+    pub config: Vec<IpamConfig>,
+}
+
+/// One subnet of a network's `IPAM`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    pub subnet: String,
+    pub gateway: String,
+}
+
+/// `ConfigFrom` of a network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigReference {
+    pub network: String,
+}
+
+/// A container as a network lists it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetworkContainer {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "MacAddress")]
+    pub mac_address: String,
+    /// Address and prefix length, `10.0.0.2/24`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateBody {
+    pub name: String,
+    pub driver: Option<String>,
+    pub internal: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<IpamBody>,
+    pub labels: Option<HashMap<String, String>>,
+    pub options: Option<HashMap<String, String>>,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+}
+
+/// `IPAM` of a create request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamBody {
+    pub config: Option<Vec<IpamConfigBody>>,
+}
+
+/// One subnet asked for (`--subnet`, `--gateway`, `--ip-range`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpamConfigBody {
+    #[serde(rename = "Subnet")]
+    pub subnet: Option<String>,
+    #[serde(rename = "Gateway")]
+    pub gateway: Option<String>,
+    #[serde(rename = "IPRange")]
+    pub ip_range: Option<String>,
+}
+
+/// What `docker network create` answers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkCreateResponse {
+    pub id: String,
+    pub warning: String,
+}
+
+/// `docker network prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkPruneResponse {
+    pub networks_deleted: Vec<String>,
+}
+
+/// `POST /networks/{id}/connect` and `.../disconnect`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnectBody {
+    pub container: String,
+    pub endpoint_config: Option<crate::EndpointConfigBody>,
+}

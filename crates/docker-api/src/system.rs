@@ -139,3 +139,34 @@ pub struct SwarmInfo {
     pub control_available: bool,
     pub error: String,
 }
+
+/// `GET /system/df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SystemDf {
+    pub layers_size: u64,
+    pub images: Vec<crate::ImageSummary>,
+    pub containers: Vec<crate::ContainerSummary>,
+    pub volumes: Vec<crate::Volume>,
+    /// Always empty: a VCH has no build cache.
+    pub build_cache: Vec<serde_json::Value>,
+}
+
+/// What `POST /auth` (`docker login`) answers.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuthResponse {
+    pub status: String,
+    /// A token the client may log in with instead of its password: a secret.
+    pub identity_token: String,
+}
+
+/// Shows the status, never the token.
+impl std::fmt::Debug for AuthResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthResponse")
+            .field("status", &self.status)
+            .field("identity_token", &"[elided]")
+            .finish()
+    }
+}

@@ -172,7 +172,7 @@ pub(super) fn dashboard(
         }
     }
     let mut nets = String::new();
-    for n in state.app.containers.networks().list() {
+    for n in state.app.networks.list() {
         let level = n
             .external
             .as_ref()

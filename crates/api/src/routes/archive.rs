@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::sync::mpsc;
 use vic_engine::{ExtractOptions, PathStat};
 
@@ -53,11 +52,15 @@ fn stat_header(st: &PathStat) -> HeaderValue {
                 .ok()
         })
         .unwrap_or_default();
-    let j = json!({
-        "name": st.name, "size": st.size, "mode": go_mode(st.mode), "mtime": mtime,
-        "linkTarget": st.link_target,
-    });
-    let encoded = base64::engine::general_purpose::STANDARD.encode(j.to_string());
+    let stat = vic_docker_api::PathStat {
+        name: st.name.clone(),
+        size: st.size,
+        mode: go_mode(st.mode),
+        mtime,
+        link_target: st.link_target.clone(),
+    };
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(&stat).unwrap_or_default());
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use vic_docker_api::{EventActor, EventMessage};
 use vic_engine::Event;
 
 use super::Shared;
@@ -40,22 +40,29 @@ fn matches(e: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
     })
 }
 
-fn message(e: &Event) -> Value {
-    let mut m = json!({
-        "Type": e.kind, "Action": e.action,
-        "Actor": {"ID": e.id, "Attributes": e.attributes},
-        "scope": "local",
-        "time": (e.time_nano / 1_000_000_000) as i64, "timeNano": e.time_nano as i64,
-    });
-    // The old top-level fields, which docker-py and compose v1 still read.
-    if e.kind == "container" || e.kind == "image" {
-        m["status"] = json!(e.action);
-        m["id"] = json!(e.id);
-        if let Some(image) = e.attributes.get("image") {
-            m["from"] = json!(image);
-        }
+fn message(e: &Event) -> EventMessage {
+    let old = e.kind == "container" || e.kind == "image";
+    EventMessage {
+        typ: e.kind.to_owned(),
+        action: e.action.clone(),
+        actor: EventActor {
+            id: e.id.clone(),
+            attributes: e.attributes.clone(),
+        },
+        scope: "local".to_owned(),
+        time: (e.time_nano / 1_000_000_000) as i64,
+        time_nano: e.time_nano as i64,
+        status: old.then(|| e.action.clone()),
+        id: old.then(|| e.id.clone()),
+        from: e.attributes.get("image").filter(|_| old).cloned(),
     }
-    m
+}
+
+/// An event as one line of the stream.
+fn line(e: &Event) -> String {
+    let mut l = serde_json::to_string(&message(e)).unwrap_or_default();
+    l.push('\n');
+    l
 }
 
 /// `GET /events?since=&until=&filters=`.
@@ -72,10 +79,10 @@ pub(crate) async fn system_events(
     let (past, rx) = state.containers.events().subscribe(since);
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let within = move |e: &Event| until.is_none_or(|u| e.time_nano <= u);
-    let past: Vec<Value> = past
+    let past: Vec<String> = past
         .iter()
         .filter(|e| within(e) && matches(e, &filters))
-        .map(message)
+        .map(line)
         .collect();
     // Live events until `until` (none if it has passed), forever without it.
     let live_for = until.map(|u| Duration::from_nanos(u.saturating_sub(now).max(0) as u64));
@@ -91,17 +98,14 @@ pub(crate) async fn system_events(
             };
             match next {
                 Ok(e) if matches(&e, &filters) => {
-                    return Some((Ok(format!("{}\n", message(&e))), (rx, filters)));
+                    return Some((Ok(line(&e)), (rx, filters)));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return None,
             }
         }
     });
-    let head = futures_util::stream::iter(
-        past.into_iter()
-            .map(|m| Ok::<_, std::convert::Infallible>(format!("{m}\n"))),
-    );
+    let head = futures_util::stream::iter(past.into_iter().map(Ok::<_, std::convert::Infallible>));
     let body = futures_util::StreamExt::chain(head, live);
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
@@ -131,7 +135,10 @@ mod tests {
         let exec = Event::new("container", "exec_create: sh -c true", "abc");
         assert!(matches(&exec, &f("event", "exec_create")));
         let m = message(&e);
-        assert_eq!(m["status"], "start");
-        assert_eq!(m["Actor"]["Attributes"]["name"], "web");
+        assert_eq!(m.status.as_deref(), Some("start"));
+        assert_eq!(m.actor.attributes["name"], "web");
+        let v: serde_json::Value = serde_json::from_str(&line(&e)).unwrap();
+        assert_eq!(v["from"], "busybox");
+        assert_eq!(v["Actor"]["ID"], "abc123");
     }
 }

@@ -1,4 +1,6 @@
-//! `/images/...`: pull (`ImageCreate`), list, inspect, tag, remove.
+//! `/images/...`: pull (`ImageCreate`), list, inspect, history, tag, push, remove, prune,
+//! save and load. Image names hold `/`, so `/images/{*name}` is one route per method, split
+//! by its last segment into the operation's own handler.
 
 use std::collections::HashMap;
 
@@ -8,8 +10,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use vic_docker_api::{
+    GraphDriver, HistoryItem, ImageDeleteItem, ImageInspect, ImageMetadata, ImagePruneResponse,
+    JsonMessage, ProgressDetail, RootFs,
+};
 use vic_engine::{Credentials, ImageSummary, PullEvent, Reference, Removed};
 
 use super::Shared;
@@ -33,33 +38,34 @@ fn registry_auth(headers: &HeaderMap) -> Option<Credentials> {
     })
 }
 
-fn progress_json(ev: &PullEvent) -> Value {
+/// A pull's or push's event as a line of Docker's progress stream.
+fn progress_line(ev: &PullEvent) -> Vec<u8> {
     match ev {
-        PullEvent::Status {
-            id: Some(id),
-            status,
-        } => json!({"status": status, "id": id}),
-        PullEvent::Status { id: None, status } => json!({"status": status}),
+        PullEvent::Status { id, status } => JsonMessage {
+            status: Some(status.clone()),
+            id: id.clone(),
+            ..Default::default()
+        },
         PullEvent::Progress {
             id,
             action,
             current,
             total,
-        } => json!({
-            "status": action,
-            "progressDetail": {"current": current, "total": total},
-            "id": id,
-        }),
+        } => JsonMessage {
+            status: Some((*action).to_owned()),
+            id: Some(id.clone()),
+            progress_detail: Some(ProgressDetail {
+                current: *current,
+                total: *total,
+            }),
+            ..Default::default()
+        },
     }
+    .line()
 }
 
-fn line(v: &Value) -> Vec<u8> {
-    let mut b = serde_json::to_vec(v).unwrap_or_default();
-    b.push(b'\n');
-    b
-}
-
-/// `POST /images/create?fromImage=...&tag=...&platform=...`: streams pull progress.
+/// `ImageCreate`: `POST /images/create?fromImage=...&tag=...&platform=...`: streams pull
+/// progress.
 pub(crate) async fn image_create(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
@@ -106,7 +112,7 @@ async fn progress_response(
             Err(e) => return Err(ApiError::BadRequest(format!("pull task failed: {e}"))),
         },
     };
-    let first = first.map(|ev| line(&progress_json(&ev)));
+    let first = first.map(|ev| progress_line(&ev));
     let task = Some(task);
     let stream =
         futures_util::stream::unfold((first, rx, task), |(first, mut rx, task)| async move {
@@ -114,7 +120,7 @@ async fn progress_response(
                 return Some((Ok::<_, std::convert::Infallible>(bytes), (None, rx, task)));
             }
             if let Some(ev) = rx.recv().await {
-                return Some((Ok(line(&progress_json(&ev))), (None, rx, task)));
+                return Some((Ok(progress_line(&ev)), (None, rx, task)));
             }
             let task = task?;
             match task.await {
@@ -122,21 +128,11 @@ async fn progress_response(
                 Ok(Err(e)) => {
                     let msg = e.to_string();
                     tracing::warn!(error = %msg, "pull failed");
-                    Some((
-                        Ok(line(
-                            &json!({"errorDetail": {"message": msg}, "error": msg}),
-                        )),
-                        (None, rx, None),
-                    ))
+                    Some((Ok(JsonMessage::failure(msg).line()), (None, rx, None)))
                 }
                 Err(e) => {
                     let msg = format!("pull task failed: {e}");
-                    Some((
-                        Ok(line(
-                            &json!({"errorDetail": {"message": msg}, "error": msg}),
-                        )),
-                        (None, rx, None),
-                    ))
+                    Some((Ok(JsonMessage::failure(msg).line()), (None, rx, None)))
                 }
             }
         });
@@ -147,27 +143,20 @@ async fn progress_response(
         .into_response())
 }
 
-fn labels(s: &ImageSummary) -> Value {
-    s.config
-        .config
-        .as_ref()
-        .and_then(|c| c.labels.clone())
-        .map_or(Value::Null, |l| json!(l))
-}
-
-pub(super) fn summary_json(s: &ImageSummary) -> Value {
-    json!({
-        "Id": s.id,
-        "ParentId": "",
-        "RepoTags": s.tags,
-        "RepoDigests": s.digests,
-        "Created": s.created,
-        "Size": s.size,
-        "SharedSize": -1,
-        "VirtualSize": s.size,
-        "Labels": labels(s),
-        "Containers": -1,
-    })
+/// An image as `docker images` lists it.
+pub(super) fn summary(s: &ImageSummary) -> vic_docker_api::ImageSummary {
+    vic_docker_api::ImageSummary {
+        id: s.id.clone(),
+        parent_id: String::new(),
+        repo_tags: s.tags.clone(),
+        repo_digests: s.digests.clone(),
+        created: s.created,
+        size: s.size,
+        shared_size: -1,
+        virtual_size: s.size,
+        labels: s.config.config.as_ref().and_then(|c| c.labels.clone()),
+        containers: -1,
+    }
 }
 
 /// Shell-style match of `pattern` (with `*`) against `s`.
@@ -181,11 +170,11 @@ fn glob(pattern: &str, s: &str) -> bool {
     }
 }
 
-/// `GET /images/json`.
+/// `ImageList`: `GET /images/json`.
 pub(crate) async fn image_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<vic_docker_api::ImageSummary>>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     check_keys(&filters, &["reference", "dangling", "label"])?;
     let mut out = Vec::new();
@@ -221,102 +210,155 @@ pub(crate) async fn image_list(
                 continue;
             }
         }
-        out.push(summary_json(&s));
+        out.push(summary(&s));
     }
     Ok(Json(out))
 }
 
-fn inspect_json(s: &ImageSummary) -> Value {
-    let c = &s.config_json;
-    json!({
-        "Id": s.id,
-        "RepoTags": s.tags,
-        "RepoDigests": s.digests,
-        "Parent": "",
-        "Comment": c.get("comment").cloned().unwrap_or(json!("")),
-        "Created": c.get("created").cloned().unwrap_or(json!("")),
-        "DockerVersion": c.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": c.get("author").cloned().unwrap_or(json!("")),
-        "Config": c.get("config").cloned().unwrap_or(Value::Null),
-        "Architecture": s.config.architecture,
-        "Variant": s.config.variant,
-        "Os": s.config.os,
-        "Size": s.size,
-        "VirtualSize": s.size,
-        "GraphDriver": {"Name": "vic", "Data": {}},
-        "RootFS": {"Type": "layers", "Layers": s.config.rootfs.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    })
+/// `ImageInspect`.
+fn image_inspect(state: &Shared, name: &str) -> Result<Json<ImageInspect>, ApiError> {
+    let s = state.images.inspect(name)?;
+    let text = |k: &str| {
+        s.config_json
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(Json(ImageInspect {
+        id: s.id.clone(),
+        repo_tags: s.tags.clone(),
+        repo_digests: s.digests.clone(),
+        parent: String::new(),
+        comment: text("comment"),
+        created: text("created"),
+        docker_version: text("docker_version"),
+        author: text("author"),
+        config: s.config_json.get("config").cloned(),
+        architecture: s.config.architecture.clone(),
+        variant: s.config.variant.clone(),
+        os: s.config.os.clone(),
+        size: s.size,
+        virtual_size: s.size,
+        graph_driver: GraphDriver {
+            name: "vic".to_owned(),
+            data: HashMap::new(),
+        },
+        root_fs: RootFs {
+            typ: "layers".to_owned(),
+            layers: s.config.rootfs.diff_ids.clone(),
+        },
+        metadata: ImageMetadata {
+            last_tag_time: "0001-01-01T00:00:00Z".to_owned(),
+        },
+    }))
 }
 
-/// `GET /images/{name}/json` (names contain `/`, hence one wildcard route).
+/// `ImageHistory`.
+fn image_history(state: &Shared, name: &str) -> Result<Json<Vec<HistoryItem>>, ApiError> {
+    Ok(Json(
+        state
+            .images
+            .history(name)?
+            .into_iter()
+            .map(|h| HistoryItem {
+                id: h.id,
+                created: h.created,
+                created_by: h.created_by,
+                tags: (!h.tags.is_empty()).then_some(h.tags),
+                size: h.size,
+                comment: h.comment,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /images/{name}/json|history|get`: `ImageInspect`, `ImageHistory`, `ImageGet`.
 pub(crate) async fn image_get(
     State(state): State<Shared>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(Json(inspect_json(&state.images.inspect(name)?)).into_response());
+    match rest.rsplit_once('/') {
+        Some((name, "json")) => Ok(image_inspect(&state, name)?.into_response()),
+        Some((name, "history")) => Ok(image_history(&state, name)?.into_response()),
+        Some((name, "get")) => save_response(&state, vec![name.to_owned()]).await,
+        _ => Err(ApiError::NotFound),
     }
-    if let Some(name) = rest.strip_suffix("/history") {
-        let lines: Vec<Value> = state
-            .images
-            .history(name)?
-            .into_iter()
-            .map(|h| {
-                json!({
-                    "Id": h.id, "Created": h.created, "CreatedBy": h.created_by,
-                    "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
-                    "Size": h.size, "Comment": h.comment,
-                })
-            })
-            .collect();
-        return Ok(Json(lines).into_response());
-    }
-    if let Some(name) = rest.strip_suffix("/get") {
-        return save_response(&state, vec![name.to_owned()]).await;
-    }
-    Err(ApiError::NotFound)
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`, and `push` (not yet).
+/// `ImageTag`: `?repo=&tag=`.
+fn image_tag(
+    state: &Shared,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<StatusCode, ApiError> {
+    let repo = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("repository name (repo) required".into()))?;
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.clone(),
+    };
+    state.images.tag(name, &target)?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `ImagePush`: `?tag=`, credentials in `X-Registry-Auth`; streams progress.
+async fn image_push(
+    state: &Shared,
+    name: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_owned(),
+    };
+    let creds = registry_auth(headers);
+    let (tx, rx) = mpsc::channel::<PullEvent>(64);
+    let images = state.images.clone();
+    let task = tokio::spawn(async move { images.push(&name, creds, &tx).await });
+    progress_response(rx, task).await
+}
+
+/// `POST /images/{name}/tag|push`: `ImageTag`, `ImagePush`.
 pub(crate) async fn image_post(
     State(state): State<Shared>,
     Path(rest): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(name) = rest.strip_suffix("/tag") {
-        let repo = q
-            .get("repo")
-            .filter(|r| !r.is_empty())
-            .ok_or_else(|| ApiError::BadRequest("repository name (repo) required".into()))?;
-        let target = match q.get("tag").filter(|t| !t.is_empty()) {
-            Some(t) => format!("{repo}:{t}"),
-            None => repo.clone(),
-        };
-        state.images.tag(name, &target)?;
-        return Ok(StatusCode::CREATED.into_response());
+    match rest.rsplit_once('/') {
+        Some((name, "tag")) => Ok(image_tag(&state, name, &q)?.into_response()),
+        Some((name, "push")) => image_push(&state, name, &q, &headers).await,
+        _ => Err(ApiError::NotFound),
     }
-    if let Some(name) = rest.strip_suffix("/push") {
-        let name = match q.get("tag").filter(|t| !t.is_empty()) {
-            Some(t) => format!("{name}:{t}"),
-            None => name.to_owned(),
-        };
-        let creds = registry_auth(&headers);
-        let (tx, rx) = mpsc::channel::<PullEvent>(64);
-        let images = state.images.clone();
-        let task = tokio::spawn(async move { images.push(&name, creds, &tx).await });
-        return progress_response(rx, task).await;
-    }
-    Err(ApiError::NotFound)
 }
 
-/// `DELETE /images/{name}?force=`.
+/// What `docker rmi` and `image prune` did, in Docker's shape.
+fn deleted_items(removed: Vec<Removed>) -> Vec<ImageDeleteItem> {
+    removed
+        .into_iter()
+        .map(|r| match r {
+            Removed::Untagged(n) => ImageDeleteItem {
+                untagged: Some(n),
+                deleted: None,
+            },
+            Removed::Deleted(id) => ImageDeleteItem {
+                untagged: None,
+                deleted: Some(id),
+            },
+        })
+        .collect()
+}
+
+/// `ImageDelete`: `DELETE /images/{name}?force=`.
 pub(crate) async fn image_delete(
     State(state): State<Shared>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<ImageDeleteItem>>, ApiError> {
     let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
     let image = state.images.inspect(&name)?;
     // Removing one name of several never affects containers; removing the image does.
@@ -329,23 +371,15 @@ pub(crate) async fn image_delete(
         state.containers.check_image_unused(&image.id, force)?;
     }
     let removed = state.images.remove(&name, force)?;
-    Ok(Json(
-        removed
-            .into_iter()
-            .map(|r| match r {
-                Removed::Untagged(n) => json!({"Untagged": n}),
-                Removed::Deleted(id) => json!({"Deleted": id}),
-            })
-            .collect(),
-    ))
+    Ok(Json(deleted_items(removed)))
 }
 
-/// `POST /images/prune?filters=`: `dangling=false` (every unused image, not only untagged
+/// `ImagePrune`: `POST /images/prune?filters=`: `dangling=false` (every unused image, not only untagged
 /// ones), `until` (created before), `label`, `label!`.
 pub(crate) async fn image_prune(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImagePruneResponse>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     check_keys(&filters, &["dangling", "until", "label", "label!"])?;
     let all = filters
@@ -366,16 +400,11 @@ pub(crate) async fn image_prune(
             })
     };
     let (removed, freed) = state.images.prune(all, &keep)?;
-    let deleted: Vec<Value> = removed
-        .into_iter()
-        .map(|r| match r {
-            Removed::Untagged(n) => json!({"Untagged": n}),
-            Removed::Deleted(id) => json!({"Deleted": id}),
-        })
-        .collect();
-    Ok(Json(
-        json!({"ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": freed}),
-    ))
+    let deleted = deleted_items(removed);
+    Ok(Json(ImagePruneResponse {
+        images_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: freed,
+    }))
 }
 
 /// Streams a file of the scratch folder and removes it (unlinked once open).
@@ -404,7 +433,7 @@ async fn save_response(state: &Shared, names: Vec<String>) -> Result<Response, A
     stream_file(path).await
 }
 
-/// `GET /images/get?names=a&names=b` (`docker save a b`).
+/// `ImageGetAll`: `GET /images/get?names=a&names=b` (`docker save a b`).
 pub(crate) async fn image_get_all(
     State(state): State<Shared>,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -421,7 +450,7 @@ pub(crate) async fn image_get_all(
     save_response(&state, names).await
 }
 
-/// `POST /images/load` (`docker load`): the body is a docker-archive.
+/// `ImageLoad`: `POST /images/load` (`docker load`): the body is a docker-archive.
 pub(crate) async fn image_load(
     State(state): State<Shared>,
     body: Body,
@@ -470,7 +499,13 @@ pub(crate) async fn image_load(
     let lines = loaded?;
     let body: Vec<u8> = lines
         .iter()
-        .flat_map(|l| line(&json!({"stream": format!("{l}\n")})))
+        .flat_map(|l| {
+            JsonMessage {
+                stream: Some(format!("{l}\n")),
+                ..Default::default()
+            }
+            .line()
+        })
         .collect();
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

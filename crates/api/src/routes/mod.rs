@@ -31,6 +31,9 @@ pub(crate) struct AppState {
     pub(crate) facts: std::sync::RwLock<VchFacts>,
     pub(crate) images: Arc<vic_engine::ImageService>,
     pub(crate) containers: Arc<vic_engine::ContainerService>,
+    /// The same services the containers use, reached directly for their own operations.
+    pub(crate) volumes: Arc<vic_engine::VolumeService>,
+    pub(crate) networks: Arc<vic_engine::NetworkService>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -81,7 +84,11 @@ pub(crate) fn router(state: Shared) -> Router {
             get(networks::network_inspect).delete(networks::network_delete),
         ),
         ("/networks/create", post(networks::network_create)),
-        ("/networks/{id}/{action}", post(networks::network_post)),
+        ("/networks/{id}/connect", post(networks::network_connect)),
+        (
+            "/networks/{id}/disconnect",
+            post(networks::network_disconnect),
+        ),
         ("/networks/prune", post(networks::network_prune)),
     ] {
         let entry = by_path.remove(path).unwrap_or_default();

@@ -5,14 +5,20 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde_json::Value;
+use vic_docker_api::{
+    ConfigReference, Ipam, IpamConfig, Network, NetworkConnectBody, NetworkContainer,
+    NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
+};
 use vic_engine::NetworkRecord;
 
 use super::Shared;
 use crate::ApiError;
 
-fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
-    let containers: HashMap<String, Value> = state
+/// A network as `docker network ls/inspect` shows it, with the running containers on it.
+fn network(state: &Shared, n: &NetworkRecord) -> Network {
+    let containers = state
         .containers
         .list(false)
         .into_iter()
@@ -25,70 +31,91 @@ fn network_json(state: &Shared, n: &NetworkRecord) -> Value {
                 .1?;
             Some((
                 v.record.id.clone(),
-                json!({
-                    "Name": v.record.name, "EndpointID": v.record.id,
-                    "MacAddress": vic_engine::mac_for(ip),
-                    "IPv4Address": format!("{ip}/{}", n.subnet.prefix_len()), "IPv6Address": "",
-                }),
+                NetworkContainer {
+                    name: v.record.name.clone(),
+                    endpoint_id: v.record.id.clone(),
+                    mac_address: vic_engine::mac_for(ip),
+                    ipv4_address: format!("{ip}/{}", n.subnet.prefix_len()),
+                    ipv6_address: String::new(),
+                },
             ))
         })
         .collect();
-    json!({
-        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": "local", "Driver": n.driver,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()}]},
-        "Internal": n.internal, "Attachable": false, "Ingress": false,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-        "Containers": containers,
-        "Options": match &n.external {
-            None => json!({"com.docker.network.bridge.name": n.bridge}),
-            Some(spec) => json!({
-                "vic.container-network.interface": spec.host_if,
-                "vic.container-network.firewall": spec.firewall.as_str(),
-                "vic.container-network.ip-ranges": spec.ranges.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(","),
-            }),
+    let options = match &n.external {
+        None => [(
+            "com.docker.network.bridge.name".to_owned(),
+            n.bridge.clone(),
+        )]
+        .into(),
+        Some(spec) => [
+            ("vic.container-network.interface", spec.host_if.clone()),
+            (
+                "vic.container-network.firewall",
+                spec.firewall.as_str().to_owned(),
+            ),
+            (
+                "vic.container-network.ip-ranges",
+                spec.ranges
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    };
+    Network {
+        name: n.name.clone(),
+        id: n.id.clone(),
+        created: n.created.clone(),
+        scope: "local".to_owned(),
+        driver: n.driver.clone(),
+        ipam: Ipam {
+            driver: "default".to_owned(),
+            options: Some(HashMap::new()),
+            config: vec![IpamConfig {
+                subnet: n.subnet.to_string(),
+                gateway: n.gateway.to_string(),
+            }],
         },
-        "Labels": n.labels,
-    })
+        internal: n.internal,
+        containers,
+        options,
+        labels: n.labels.clone(),
+        ..Default::default()
+    }
 }
 
-/// When `none` came to be: with the VCH's default network.
-fn none_created(state: &Shared) -> String {
-    state
-        .containers
-        .networks()
-        .get(vic_engine::DEFAULT_NETWORK)
-        .map(|n| n.created)
-        .unwrap_or_default()
+/// The `none` network: containers with loopback only. It came to be with the VCH's default
+/// network.
+fn none_network(state: &Shared) -> Network {
+    Network {
+        name: "none".to_owned(),
+        id: "none".to_owned(),
+        created: state
+            .networks
+            .get(vic_engine::DEFAULT_NETWORK)
+            .map(|n| n.created)
+            .unwrap_or_default(),
+        scope: "local".to_owned(),
+        driver: "null".to_owned(),
+        ipam: Ipam {
+            driver: "default".to_owned(),
+            options: None,
+            config: Vec::new(),
+        },
+        config_from: ConfigReference::default(),
+        ..Default::default()
+    }
 }
 
-/// The `none` network: containers with loopback only.
-fn none_json(created: &str) -> Value {
-    json!({
-        "Name": "none", "Id": "none", "Created": created, "Scope": "local", "Driver": "null",
-        "EnableIPv6": false, "IPAM": {"Driver": "default", "Options": null, "Config": []},
-        "Internal": false, "Attachable": false, "Ingress": false,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {},
-    })
-}
-
-fn all_networks(state: &Shared) -> Vec<Value> {
-    let mut out: Vec<Value> = state
-        .containers
-        .networks()
-        .list()
-        .iter()
-        .map(|n| network_json(state, n))
-        .collect();
-    out.push(none_json(&none_created(state)));
-    out
-}
-
-/// `GET /networks` with `filters` name, id, driver, label, type.
+/// `NetworkList`: `GET /networks` with `filters` name, id, driver, label, type.
 pub(crate) async fn network_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<Network>>, ApiError> {
     let filters: HashMap<String, Value> = match q.get("filters").filter(|f| !f.is_empty()) {
         Some(f) => serde_json::from_str(f)
             .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?,
@@ -104,20 +131,24 @@ pub(crate) async fn network_list(
             _ => Vec::new(),
         }
     };
+    let records = state.networks.list();
+    let all = records
+        .iter()
+        .map(|n| network(&state, n))
+        .chain(std::iter::once(none_network(&state)));
     let mut out = Vec::new();
-    for n in all_networks(&state) {
+    for n in all {
         let mut keep = true;
         for (key, v) in &filters {
             let wanted = values(v);
-            let s = |k: &str| n[k].as_str().unwrap_or_default().to_owned();
             keep &= match key.as_str() {
-                "name" => wanted.iter().any(|w| s("Name").contains(w.as_str())),
-                "id" => wanted.iter().any(|w| s("Id").starts_with(w.as_str())),
-                "driver" => wanted.contains(&s("Driver")),
+                "name" => wanted.iter().any(|w| n.name.contains(w.as_str())),
+                "id" => wanted.iter().any(|w| n.id.starts_with(w.as_str())),
+                "driver" => wanted.contains(&n.driver),
                 "type" => wanted.iter().any(|w| w == "builtin"),
-                "label" => wanted
-                    .iter()
-                    .all(|w| super::filters::label_matches(w, |k| n["Labels"][k].as_str())),
+                "label" => wanted.iter().all(|w| {
+                    super::filters::label_matches(w, |k| n.labels.get(k).map(String::as_str))
+                }),
                 other => {
                     return Err(ApiError::BadRequest(format!("invalid filter '{other}'")));
                 }
@@ -130,38 +161,23 @@ pub(crate) async fn network_list(
     Ok(Json(out))
 }
 
-/// `GET /networks/{id}`.
+/// `NetworkInspect`: `GET /networks/{id}`.
 pub(crate) async fn network_inspect(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Network>, ApiError> {
     if id == "none" {
-        return Ok(Json(none_json(&none_created(&state))));
+        return Ok(Json(none_network(&state)));
     }
-    let n = state.containers.networks().get(&id)?;
-    Ok(Json(network_json(&state, &n)))
+    let n = state.networks.get(&id)?;
+    Ok(Json(network(&state, &n)))
 }
 
-/// The body of `POST /networks/create`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct NetworkCreateBody {
-    name: String,
-    driver: Option<String>,
-    internal: bool,
-    #[serde(rename = "IPAM")]
-    ipam: Option<Value>,
-    labels: Option<HashMap<String, String>>,
-    options: Option<HashMap<String, String>>,
-    #[serde(rename = "EnableIPv6")]
-    enable_ipv6: Option<bool>,
-}
-
-/// `POST /networks/create`.
+/// `NetworkCreate`: `POST /networks/create`.
 pub(crate) async fn network_create(
     State(state): State<Shared>,
     Json(body): Json<NetworkCreateBody>,
-) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<NetworkCreateResponse>), ApiError> {
     if body.enable_ipv6 == Some(true) {
         return Err(ApiError::BadRequest(
             "IPv6 networks are not supported by this VCH".into(),
@@ -172,29 +188,20 @@ pub(crate) async fn network_create(
             "network option {k:?} is not supported by this VCH"
         )));
     }
-    let configs = body
-        .ipam
-        .as_ref()
-        .and_then(|i| i["Config"].as_array().cloned())
-        .unwrap_or_default();
+    let configs = body.ipam.and_then(|i| i.config).unwrap_or_default();
     if configs.len() > 1 {
         return Err(ApiError::BadRequest(
             "one subnet per network: give --subnet once".into(),
         ));
     }
-    let field = |k: &str| {
-        configs
-            .first()
-            .and_then(|c| c[k].as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    if field("IPRange").is_some() {
+    let config = configs.into_iter().next().unwrap_or_default();
+    let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+    if given(config.ip_range).is_some() {
         return Err(ApiError::BadRequest(
             "--ip-range is not supported by this VCH: addresses come from the whole subnet".into(),
         ));
     }
-    let subnet = field("Subnet")
+    let subnet = given(config.subnet)
         .map(|s| {
             s.parse().map_err(|_| {
                 ApiError::BadRequest(format!(
@@ -203,7 +210,7 @@ pub(crate) async fn network_create(
             })
         })
         .transpose()?;
-    let gateway = field("Gateway")
+    let gateway = given(config.gateway)
         .map(|s| {
             s.parse().map_err(|_| {
                 ApiError::BadRequest(format!("invalid gateway {s:?}: use an IPv4 address"))
@@ -223,30 +230,33 @@ pub(crate) async fn network_create(
         gateway,
         labels: body.labels.unwrap_or_default(),
     };
-    let c = state.containers.clone();
-    let rec = crate::error::blocking(move || c.networks().create(&req)).await?;
+    let networks = state.networks.clone();
+    let rec = crate::error::blocking(move || networks.create(&req)).await?;
     state.containers.events().publish(
         vic_engine::Event::new("network", "create", &rec.id)
             .with("name", rec.name.clone())
             .with("type", "bridge"),
     );
     Ok((
-        axum::http::StatusCode::CREATED,
-        Json(json!({"Id": rec.id, "Warning": ""})),
+        StatusCode::CREATED,
+        Json(NetworkCreateResponse {
+            id: rec.id,
+            warning: String::new(),
+        }),
     ))
 }
 
-/// `DELETE /networks/{id}`.
+/// `NetworkDelete`: `DELETE /networks/{id}`.
 pub(crate) async fn network_delete(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<axum::http::StatusCode, ApiError> {
+) -> Result<StatusCode, ApiError> {
     if id == "none" {
         return Err(ApiError::Engine(vic_engine::EngineError::Forbidden(
             "none is a pre-defined network and cannot be removed".into(),
         )));
     }
-    let net = state.containers.networks().get(&id)?;
+    let net = state.networks.get(&id)?;
     let c = state.containers.clone();
     let target = net.id.clone();
     crate::error::blocking(move || c.network_remove(&target)).await?;
@@ -255,70 +265,71 @@ pub(crate) async fn network_delete(
             .with("name", net.name.clone())
             .with("type", "bridge"),
     );
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /networks/prune`.
-pub(crate) async fn network_prune(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+/// `NetworkPrune`: `POST /networks/prune`.
+pub(crate) async fn network_prune(
+    State(state): State<Shared>,
+) -> Result<Json<NetworkPruneResponse>, ApiError> {
     let c = state.containers.clone();
     let removed = crate::error::blocking(move || c.network_prune()).await?;
-    Ok(Json(json!({"NetworksDeleted": removed})))
+    Ok(Json(NetworkPruneResponse {
+        networks_deleted: removed,
+    }))
 }
 
-/// The body of `POST /networks/{id}/connect` and `.../disconnect`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct ConnectBody {
-    container: String,
-    endpoint_config: Option<Value>,
-}
-
-/// `POST /networks/{id}/connect` and `POST /networks/{id}/disconnect`.
-pub(crate) async fn network_post(
+/// `NetworkConnect`: `POST /networks/{id}/connect` (`--ip`, `--alias` in the endpoint config).
+pub(crate) async fn network_connect(
     State(state): State<Shared>,
-    Path((id, action)): Path<(String, String)>,
-    Json(body): Json<ConnectBody>,
-) -> Result<axum::http::StatusCode, ApiError> {
-    let c = state.containers.clone();
-    let net = c.networks().get(&id)?;
-    let container = body.container.clone();
-    match action.as_str() {
-        "connect" => {
-            let e = body.endpoint_config.unwrap_or(Value::Null);
-            let ip = e["IPAMConfig"]["IPv4Address"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse().map_err(|_| {
-                        ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip"))
-                    })
-                })
-                .transpose()?;
-            let aliases = e["Aliases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.as_str().map(str::to_owned))
-                .collect();
-            let name = net.name.clone();
-            crate::error::blocking(move || c.network_connect(&name, &container, ip, aliases))
-                .await?;
-        }
-        "disconnect" => {
-            let name = net.name.clone();
-            crate::error::blocking(move || c.network_disconnect(&name, &container)).await?;
-        }
-        other => {
-            return Err(ApiError::Engine(vic_engine::EngineError::NotFound(
-                format!("page not found: /networks/{id}/{other}"),
-            )));
-        }
-    }
+    Path(id): Path<String>,
+    Json(body): Json<NetworkConnectBody>,
+) -> Result<StatusCode, ApiError> {
+    let net = state.networks.get(&id)?;
+    let e = body.endpoint_config.unwrap_or_default();
+    let ip = e
+        .ipam_config
+        .and_then(|c| c.ipv4_address)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid IPv4 address {s:?} for --ip")))
+        })
+        .transpose()?;
+    let aliases = e.aliases.unwrap_or_default();
+    let (c, name, container) = (
+        state.containers.clone(),
+        net.name.clone(),
+        body.container.clone(),
+    );
+    crate::error::blocking(move || c.network_connect(&name, &container, ip, aliases)).await?;
+    announce(&state, "connect", &net, body.container);
+    Ok(StatusCode::OK)
+}
+
+/// `NetworkDisconnect`: `POST /networks/{id}/disconnect`.
+pub(crate) async fn network_disconnect(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Json(body): Json<NetworkConnectBody>,
+) -> Result<StatusCode, ApiError> {
+    let net = state.networks.get(&id)?;
+    let (c, name, container) = (
+        state.containers.clone(),
+        net.name.clone(),
+        body.container.clone(),
+    );
+    crate::error::blocking(move || c.network_disconnect(&name, &container)).await?;
+    announce(&state, "disconnect", &net, body.container);
+    Ok(StatusCode::OK)
+}
+
+/// The network event `action` about `container`.
+fn announce(state: &Shared, action: &str, net: &NetworkRecord, container: String) {
     state.containers.events().publish(
-        vic_engine::Event::new("network", &action, &net.id)
+        vic_engine::Event::new("network", action, &net.id)
             .with("name", net.name.clone())
             .with("type", "bridge")
-            .with("container", body.container),
+            .with("container", container),
     );
-    Ok(axum::http::StatusCode::OK)
 }

@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
+use vic_docker_api::{ContainerStats, CpuStats, CpuUsage, MemoryStats, PidsStats, ThrottlingData};
 
 use super::Shared;
 use crate::ApiError;
@@ -30,67 +31,88 @@ fn host_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn cpu_stats(sample: Option<&Value>) -> Value {
+fn cpu_stats(sample: Option<&Value>) -> CpuStats {
     let Some(d) = sample else {
-        return json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0});
+        return CpuStats::default();
     };
     let usage = &d["cpu"]["usage"];
-    let percpu = usage["percpu"].as_array().cloned().unwrap_or_default();
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
-    json!({
-        "cpu_usage": {
-            "total_usage": usage["total"].as_u64().unwrap_or(0),
-            "percpu_usage": percpu,
-            "usage_in_kernelmode": usage["kernel"].as_u64().unwrap_or(0),
-            "usage_in_usermode": usage["user"].as_u64().unwrap_or(0),
+    let throttling = &d["cpu"]["throttling"];
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    CpuStats {
+        cpu_usage: CpuUsage {
+            total_usage: n(&usage["total"]),
+            percpu_usage: Some(
+                usage["percpu"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(n)
+                    .collect(),
+            ),
+            usage_in_kernelmode: Some(n(&usage["kernel"])),
+            usage_in_usermode: Some(n(&usage["user"])),
         },
-        "system_cpu_usage": d["system"].as_u64().unwrap_or(0),
-        "online_cpus": online,
-        "throttling_data": {
-            "periods": d["cpu"]["throttling"]["periods"].as_u64().unwrap_or(0),
-            "throttled_periods": d["cpu"]["throttling"]["throttledPeriods"].as_u64().unwrap_or(0),
-            "throttled_time": d["cpu"]["throttling"]["throttledTime"].as_u64().unwrap_or(0),
-        },
-    })
+        system_cpu_usage: n(&d["system"]),
+        online_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
+        throttling_data: Some(ThrottlingData {
+            periods: n(&throttling["periods"]),
+            throttled_periods: n(&throttling["throttledPeriods"]),
+            throttled_time: n(&throttling["throttledTime"]),
+        }),
+    }
 }
 
-/// One Docker stats document from the current and the previous sample.
+/// A document as one line of the stream.
+fn line(doc: &ContainerStats) -> String {
+    let mut l = serde_json::to_string(doc).unwrap_or_default();
+    l.push('\n');
+    l
+}
+
+/// One Docker stats document from the current and the previous sample (the runtime's
+/// `events --stats` JSON).
 fn document(
     id: &str,
     name: &str,
     cur: Option<&Value>,
     prev: Option<&Value>,
     preread: &str,
-) -> Value {
-    let mem = cur.map(|d| &d["memory"]);
+) -> ContainerStats {
     let host = host_memory();
-    let limit = mem
-        .and_then(|m| m["usage"]["limit"].as_u64())
-        // No limit reads as a huge number from runc and as 0 from runsc.
-        .map_or(0, |l| if host > 0 && (l == 0 || l > host) { host } else { l });
-    json!({
-        "id": id, "name": format!("/{name}"),
-        "read": if cur.is_some() { now() } else { "0001-01-01T00:00:00Z".into() },
-        "preread": preread,
-        "pids_stats": {
-            "current": cur.and_then(|d| d["pids"]["current"].as_u64()).unwrap_or(0),
-            "limit": cur.and_then(|d| d["pids"]["limit"].as_u64()).unwrap_or(0),
+    let memory_stats = match cur.map(|d| &d["memory"]) {
+        Some(m) => MemoryStats {
+            usage: Some(m["usage"]["usage"].as_u64().unwrap_or(0)),
+            max_usage: Some(m["usage"]["max"].as_u64().unwrap_or(0)),
+            // No limit reads as a huge number from runc and as 0 from runsc.
+            limit: Some(m["usage"]["limit"].as_u64().map_or(0, |l| {
+                if host > 0 && (l == 0 || l > host) {
+                    host
+                } else {
+                    l
+                }
+            })),
+            stats: Some(m["raw"].clone()),
         },
-        "cpu_stats": cpu_stats(cur),
-        "precpu_stats": cpu_stats(prev),
-        "memory_stats": if let Some(m) = mem {
-            json!({
-                "usage": m["usage"]["usage"].as_u64().unwrap_or(0),
-                "max_usage": m["usage"]["max"].as_u64().unwrap_or(0),
-                "limit": limit,
-                "stats": m["raw"].clone(),
-            })
+        None => MemoryStats::default(),
+    };
+    ContainerStats {
+        id: id.to_owned(),
+        name: format!("/{name}"),
+        read: if cur.is_some() {
+            now()
         } else {
-            json!({})
+            "0001-01-01T00:00:00Z".into()
         },
-        "blkio_stats": {},
-        "networks": {},
-    })
+        preread: preread.to_owned(),
+        pids_stats: PidsStats {
+            current: cur.and_then(|d| d["pids"]["current"].as_u64()).unwrap_or(0),
+            limit: cur.and_then(|d| d["pids"]["limit"].as_u64()).unwrap_or(0),
+        },
+        cpu_stats: cpu_stats(cur),
+        precpu_stats: cpu_stats(prev),
+        memory_stats,
+        ..Default::default()
+    }
 }
 
 /// `ContainerStats`: `GET /containers/{id}/stats?stream=&one-shot=`.
@@ -125,11 +147,7 @@ pub(crate) async fn container_stats(
             (sample(cid.clone()).await?, first, preread)
         };
         let doc = document(&cid, &name, cur.as_ref(), prev.as_ref(), &preread);
-        return Ok((
-            [(header::CONTENT_TYPE, "application/json")],
-            format!("{doc}\n"),
-        )
-            .into_response());
+        return Ok(([(header::CONTENT_TYPE, "application/json")], line(&doc)).into_response());
     }
     let body = futures_util::stream::unfold(
         (
@@ -149,10 +167,9 @@ pub(crate) async fn container_stats(
                     }
                 };
                 let doc = document(&cid, &name, cur.as_ref(), prev.as_ref(), &preread);
-                let read = doc["read"].as_str().unwrap_or_default().to_owned();
                 Some((
-                    Ok::<_, std::convert::Infallible>(format!("{doc}\n")),
-                    (None, cur, read),
+                    Ok::<_, std::convert::Infallible>(line(&doc)),
+                    (None, cur, doc.read),
                 ))
             }
         },

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::IntoResponse;
 use vic_docker_api::{
     ApiVersion, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, SwarmInfo,
-    SystemInfo, SystemVersion,
+    SystemDf, SystemInfo, SystemVersion,
 };
 
 fn ping_headers() -> HeaderMap {
@@ -104,12 +104,11 @@ pub(crate) async fn system_version() -> Json<SystemVersion> {
     })
 }
 
-/// `GET /info`.
-/// `GET /system/df` (`docker system df`): images (with how many containers use each),
+/// `SystemDataUsage`: `GET /system/df` (`docker system df`): images (with how many containers use each),
 /// containers (with what they wrote), volumes (with their size and users).
 pub(crate) async fn system_df(
     State(state): State<super::Shared>,
-) -> Result<Json<serde_json::Value>, crate::ApiError> {
+) -> Result<Json<SystemDf>, crate::ApiError> {
     let s = state.clone();
     let (images, containers, volumes) = crate::error::blocking(move || {
         let images = s.images.list()?;
@@ -123,12 +122,11 @@ pub(crate) async fn system_df(
             })
             .collect();
         let volumes: Vec<_> = s
-            .containers
-            .volumes()
+            .volumes
             .list()
             .into_iter()
             .map(|v| {
-                let size = s.containers.volumes().size(&v);
+                let size = s.volumes.size(&v);
                 let users = s.containers.volume_users(&v.name).len();
                 (v, size, users)
             })
@@ -138,20 +136,18 @@ pub(crate) async fn system_df(
     .await?;
     let layers: u64 = images.iter().map(|i| i.size).sum();
     let image_size: HashMap<String, u64> = images.iter().map(|i| (i.id.clone(), i.size)).collect();
-    let images: Vec<serde_json::Value> = images
+    let images = images
         .iter()
         .map(|i| {
-            let mut j = super::images::summary_json(i);
-            j["Containers"] = serde_json::json!(
-                containers
-                    .iter()
-                    .filter(|(c, _)| c.record.image_id == i.id)
-                    .count()
-            );
-            j
+            let mut s = super::images::summary(i);
+            s.containers = containers
+                .iter()
+                .filter(|(c, _)| c.record.image_id == i.id)
+                .count() as i64;
+            s
         })
         .collect();
-    let containers: Vec<vic_docker_api::ContainerSummary> = containers
+    let containers = containers
         .iter()
         .map(|(v, size)| {
             let mut s = super::containers::summary(&state, v);
@@ -161,22 +157,27 @@ pub(crate) async fn system_df(
             s
         })
         .collect();
-    let volumes: Vec<serde_json::Value> = volumes
+    let volumes = volumes
         .iter()
         .map(|(v, size, users)| {
-            serde_json::json!({
-                "Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": v.created,
-                "Labels": v.labels, "Scope": "local", "Options": {},
-                "UsageData": {"Size": size, "RefCount": users},
-            })
+            let mut out = super::volumes::volume(v);
+            out.usage_data = Some(vic_docker_api::VolumeUsage {
+                size: *size,
+                ref_count: *users as u64,
+            });
+            out
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "LayersSize": layers, "Images": images, "Containers": containers,
-        "Volumes": volumes, "BuildCache": [],
-    })))
+    Ok(Json(SystemDf {
+        layers_size: layers,
+        images,
+        containers,
+        volumes,
+        build_cache: Vec::new(),
+    }))
 }
 
+/// `SystemInfo`: `GET /info`.
 pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<SystemInfo> {
     let facts = &state.facts();
     let (pretty, version_id) = os_release();
@@ -306,7 +307,7 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
 pub(crate) async fn system_auth(
     State(state): State<super::Shared>,
     Json(body): Json<AuthConfig>,
-) -> Result<Json<serde_json::Value>, crate::ApiError> {
+) -> Result<Json<vic_docker_api::AuthResponse>, crate::ApiError> {
     let server = body
         .serveraddress
         .trim_start_matches("https://")
@@ -320,9 +321,10 @@ pub(crate) async fn system_auth(
         password: body.password,
     };
     state.images.login(&server, creds).await?;
-    Ok(Json(
-        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
-    ))
+    Ok(Json(vic_docker_api::AuthResponse {
+        status: "Login Succeeded".to_owned(),
+        identity_token: String::new(),
+    }))
 }
 
 /// The body of `POST /auth` and of `X-Registry-Auth`.

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use vic_docker_api::{VolumeCreateBody, VolumeListResponse, VolumePruneResponse};
 use vic_engine::{DEFAULT_STORE, Volume, VolumeRequest};
 
 use super::Shared;
@@ -14,16 +13,22 @@ use super::filters::{label_matches, parse_filters};
 use crate::ApiError;
 use crate::error::blocking;
 
-fn volume_json(v: &Volume) -> Value {
-    let options = if v.store == DEFAULT_STORE {
-        json!({})
-    } else {
-        json!({"VolumeStore": v.store})
-    };
-    json!({
-        "Name": v.name, "Driver": "local", "Mountpoint": v.mountpoint, "CreatedAt": v.created,
-        "Labels": v.labels, "Scope": "local", "Options": options,
-    })
+/// A volume as Docker's clients read it (its store, when not the default, as an option).
+pub(crate) fn volume(v: &Volume) -> vic_docker_api::Volume {
+    let mut options = HashMap::new();
+    if v.store != DEFAULT_STORE {
+        options.insert("VolumeStore".to_owned(), v.store.clone());
+    }
+    vic_docker_api::Volume {
+        name: v.name.clone(),
+        driver: "local".to_owned(),
+        mountpoint: v.mountpoint.display().to_string(),
+        created_at: v.created.clone(),
+        labels: v.labels.clone(),
+        scope: "local".to_owned(),
+        options,
+        usage_data: None,
+    }
 }
 
 /// The volume endpoints' refusal of an unknown filter, in VIC's words (`Invalid filter`).
@@ -42,20 +47,11 @@ fn has_label(v: &Volume, want: &str) -> bool {
     label_matches(want, |k| v.labels.get(k).map(String::as_str))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct VolumeCreateBody {
-    name: Option<String>,
-    driver: Option<String>,
-    driver_opts: Option<HashMap<String, String>>,
-    labels: Option<HashMap<String, String>>,
-}
-
-/// `POST /volumes/create`.
+/// `VolumeCreate`: `POST /volumes/create`.
 pub(crate) async fn volume_create(
     State(state): State<Shared>,
     Json(body): Json<VolumeCreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<vic_docker_api::Volume>), ApiError> {
     let req = VolumeRequest {
         name: body.name,
         driver: body.driver,
@@ -64,19 +60,19 @@ pub(crate) async fn volume_create(
     };
     let c = state.containers.clone();
     let v = blocking(move || c.create_volume(req)).await?;
-    Ok((StatusCode::CREATED, Json(volume_json(&v))))
+    Ok((StatusCode::CREATED, Json(volume(&v))))
 }
 
-/// `GET /volumes?filters=`: dangling, name (substring), driver, label.
+/// `VolumeList`: `GET /volumes?filters=`: dangling, name (substring), driver, label.
 pub(crate) async fn volume_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VolumeListResponse>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     volume_filter_keys(&filters, &["dangling", "name", "driver", "label"])?;
-    let c = state.containers.clone();
+    let (c, volumes) = (state.containers.clone(), state.volumes.clone());
     let listed = blocking(move || {
-        Ok(c.volumes()
+        Ok(volumes
             .list()
             .into_iter()
             .map(|v| {
@@ -86,7 +82,7 @@ pub(crate) async fn volume_list(
             .collect::<Vec<_>>())
     })
     .await?;
-    let out: Vec<Value> = listed
+    let volumes = listed
         .iter()
         .filter(|(v, used)| {
             filters.iter().all(|(k, vals)| match k.as_str() {
@@ -99,21 +95,24 @@ pub(crate) async fn volume_list(
                 _ => vals.iter().all(|val| has_label(v, val)),
             })
         })
-        .map(|(v, _)| volume_json(v))
+        .map(|(v, _)| volume(v))
         .collect();
-    Ok(Json(json!({"Volumes": out, "Warnings": []})))
+    Ok(Json(VolumeListResponse {
+        volumes,
+        warnings: Vec::new(),
+    }))
 }
 
-/// `GET /volumes/{name}`.
+/// `VolumeInspect`: `GET /volumes/{name}`.
 pub(crate) async fn volume_inspect(
     State(state): State<Shared>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let v = state.containers.volumes().get(&name)?;
-    Ok(Json(volume_json(&v)))
+) -> Result<Json<vic_docker_api::Volume>, ApiError> {
+    let v = state.volumes.get(&name)?;
+    Ok(Json(volume(&v)))
 }
 
-/// `DELETE /volumes/{name}`: refused while a container uses it (`force` does not change that,
+/// `VolumeDelete`: `DELETE /volumes/{name}`: refused while a container uses it (`force` does not change that,
 /// as with Docker).
 pub(crate) async fn volume_delete(
     State(state): State<Shared>,
@@ -124,12 +123,12 @@ pub(crate) async fn volume_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /volumes/prune`: unused anonymous volumes, or all unused ones with `all=true`;
+/// `VolumePrune`: `POST /volumes/prune`: unused anonymous volumes, or all unused ones with `all=true`;
 /// `label` filters.
 pub(crate) async fn volume_prune(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VolumePruneResponse>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     volume_filter_keys(&filters, &["all", "label"])?;
     let all = filters
@@ -141,7 +140,8 @@ pub(crate) async fn volume_prune(
         c.prune_volumes(all, &|v: &Volume| labels.iter().all(|l| has_label(v, l)))
     })
     .await?;
-    Ok(Json(
-        json!({"VolumesDeleted": gone, "SpaceReclaimed": freed}),
-    ))
+    Ok(Json(VolumePruneResponse {
+        volumes_deleted: gone,
+        space_reclaimed: freed,
+    }))
 }

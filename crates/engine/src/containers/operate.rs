@@ -193,15 +193,10 @@ impl ContainerService {
         volumes: bool,
     ) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
-        let waited = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
         let _busy = loop {
-            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+            if let Some(b) = Busy::try_hold(&self.busy, &id, deadline)? {
                 break b;
-            }
-            if waited.elapsed() > BUSY_WAIT {
-                return Err(EngineError::Conflict(format!(
-                    "container {id} is being started or removed: try again"
-                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };

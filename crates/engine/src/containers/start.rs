@@ -37,16 +37,26 @@ pub(super) struct Busy<'a> {
 }
 
 impl<'a> Busy<'a> {
-    /// Holds `id`, unless a start or a removal holds it already.
+    /// Holds `id`, unless a start or a removal holds it already (`None`: try again a little
+    /// later); refused once `deadline` has passed.
     pub(super) fn try_hold(
         set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
         id: &str,
-    ) -> Option<Self> {
+        deadline: std::time::Instant,
+    ) -> Result<Option<Self>, EngineError> {
         let mut s = set.lock().unwrap_or_else(|p| p.into_inner());
-        s.insert(id.to_owned()).then(|| Self {
-            set,
-            id: id.to_owned(),
-        })
+        if s.insert(id.to_owned()) {
+            return Ok(Some(Self {
+                set,
+                id: id.to_owned(),
+            }));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(EngineError::Conflict(format!(
+                "container {id} is being started or removed: try again"
+            )));
+        }
+        Ok(None)
     }
 }
 
@@ -107,15 +117,10 @@ impl ContainerService {
     /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
     pub fn start(&self, name_or_id: &str) -> Result<bool, EngineError> {
         let id = self.resolve(name_or_id)?;
-        let waited = std::time::Instant::now();
+        let deadline = std::time::Instant::now() + BUSY_WAIT;
         let _busy = loop {
-            if let Some(b) = Busy::try_hold(&self.busy, &id) {
+            if let Some(b) = Busy::try_hold(&self.busy, &id, deadline)? {
                 break b;
-            }
-            if waited.elapsed() > BUSY_WAIT {
-                return Err(EngineError::Conflict(format!(
-                    "container {id} is being started or removed: try again"
-                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         };

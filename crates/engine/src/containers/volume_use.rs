@@ -78,7 +78,7 @@ impl ContainerService {
     }
 
     /// The volume service.
-    pub fn volumes(&self) -> &VolumeService {
+    pub fn volumes(&self) -> &Arc<VolumeService> {
         &self.volumes
     }
 }

@@ -395,19 +395,26 @@ pub(crate) async fn container_rename(
 
 /// `ContainerPause`: `POST /containers/{id}/pause`.
 pub(crate) async fn container_pause(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
+    state: State<Shared>,
+    id: Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.containers.pause(&id, true)?;
-    Ok(StatusCode::NO_CONTENT)
+    freeze(state, id, true)
 }
 
 /// `ContainerUnpause`: `POST /containers/{id}/unpause`.
 pub(crate) async fn container_unpause(
+    state: State<Shared>,
+    id: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    freeze(state, id, false)
+}
+
+fn freeze(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    pause: bool,
 ) -> Result<StatusCode, ApiError> {
-    state.containers.pause(&id, false)?;
+    state.containers.pause(&id, pause)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

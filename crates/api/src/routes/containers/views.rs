@@ -167,8 +167,7 @@ fn mounts(state: &Shared, v: &ContainerView) -> Vec<MountPoint> {
         .map(|m| {
             let source = match (&m.kind, &m.name) {
                 (MountType::Volume, Some(n)) => state
-                    .containers
-                    .volumes()
+                    .volumes
                     .get(n)
                     .map(|v| v.mountpoint.display().to_string())
                     .unwrap_or_default(),
@@ -202,11 +201,7 @@ fn binds(state: &Shared, v: &ContainerView) -> Vec<String> {
             let source = match (&m.kind, &m.name) {
                 (MountType::Bind, _) => m.source.display().to_string(),
                 (MountType::Volume, Some(n))
-                    if state
-                        .containers
-                        .volumes()
-                        .get(n)
-                        .is_ok_and(|v| !v.anonymous) =>
+                    if state.volumes.get(n).is_ok_and(|v| !v.anonymous) =>
                 {
                     n.clone()
                 }
@@ -227,7 +222,7 @@ fn endpoints(state: &Shared, v: &ContainerView) -> Vec<(String, EndpointSettings
         .into_iter()
         .zip(requested)
         .filter_map(|((name, ip, aliases), requested)| {
-            let net = state.containers.networks().get(&name).ok()?;
+            let net = state.networks.get(&name).ok()?;
             let ip = ip.filter(|_| running(v));
             let first = name == v.record.network_mode;
             Some((
