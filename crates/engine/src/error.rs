@@ -72,9 +72,21 @@ pub enum EngineError {
     /// A bad argument.
     #[error("{0}")]
     Invalid(String),
+    /// The container runtime failed at `op` (a race with the container's own end is a
+    /// [`EngineError::Conflict`] instead: see `ContainerService::runtime_failed`).
+    #[error("{op}: {source}")]
+    Runtime {
+        op: &'static str,
+        source: vic_runtime::RuncError,
+    },
     /// Something else failed.
     #[error("{0}")]
     Internal(String),
+}
+
+/// An internal failure while doing `what`.
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Internal(format!("{what}: {e}"))
 }
 
 impl EngineError {
@@ -96,9 +108,15 @@ impl EngineError {
             Self::Registry(R::Unauthorized { .. }) => ErrorKind::Unauthorized,
             Self::Registry(R::NotFound { .. }) => ErrorKind::NotFound,
             Self::Registry(_) => ErrorKind::Upstream,
-            Self::Content(_) | Self::Meta(_) | Self::Unpack(_) | Self::Internal(_) => {
-                ErrorKind::Internal
-            }
+            Self::Runtime {
+                source: vic_runtime::RuncError::Unsupported { .. },
+                ..
+            } => ErrorKind::NotImplemented,
+            Self::Content(_)
+            | Self::Meta(_)
+            | Self::Unpack(_)
+            | Self::Runtime { .. }
+            | Self::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -13,6 +13,7 @@ use vic_net::ipnet::Ipv4Net;
 use vic_net::{forward, ipam, link, nat};
 
 use crate::EngineError;
+use crate::error::internal;
 
 /// How a VCH's networks are laid out (from `vic-machine create`).
 #[derive(Debug, Clone)]
@@ -104,10 +105,6 @@ pub struct NetworkService {
     networks: Mutex<Vec<NetworkRecord>>,
     /// The kernel matches the stored networks.
     ready: std::sync::atomic::AtomicBool,
-}
-
-fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(format!("{what}: {e}"))
 }
 
 impl NetworkService {

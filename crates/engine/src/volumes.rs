@@ -23,6 +23,7 @@ use vic_core::IdMap;
 use vic_runtime::OFlags;
 
 use crate::EngineError;
+use crate::error::internal;
 
 /// The label of the store in the VCH's own state folder.
 pub const DEFAULT_STORE: &str = "default";
@@ -97,10 +98,6 @@ pub fn valid_volume_name(n: &str) -> bool {
         && n.starts_with(|c: char| c.is_ascii_alphanumeric())
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(format!("{what}: {e}"))
 }
 
 fn db_err(e: rusqlite::Error) -> EngineError {

@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use vic_runtime::monitor::{MonitorConfig, MonitorFiles, StartReport};
 use vic_runtime::{ContainerSpec, Runc};
 
+use crate::error::internal;
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
 pub use network::{NetworkAttachment, remove_namespaces};
@@ -320,10 +321,6 @@ fn read_exit(dir: &Path) -> Option<Status> {
 /// Container names follow the same rule as volume names, with an optional leading `/`.
 fn valid_name(n: &str) -> bool {
     crate::valid_volume_name(n.strip_prefix('/').unwrap_or(n))
-}
-
-fn internal(what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(format!("{what}: {e}"))
 }
 
 impl ContainerService {

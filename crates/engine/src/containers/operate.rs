@@ -4,6 +4,23 @@ use super::start::{BUSY_WAIT, Busy};
 use super::*;
 
 impl ContainerService {
+    /// A runtime call about container `id` failed. The state was checked before the call, so
+    /// a container that is not running now ended in between: a conflict (409), as Docker
+    /// answers, not the runtime's failure.
+    fn runtime_failed(&self, id: &str, op: &'static str, e: vic_runtime::RuncError) -> EngineError {
+        let live = self.load(id).is_ok_and(|r| {
+            matches!(
+                self.status(&r),
+                Status::Running { .. } | Status::Paused { .. }
+            )
+        });
+        if live {
+            EngineError::Runtime { op, source: e }
+        } else {
+            EngineError::Conflict(format!("Container {id} is not running"))
+        }
+    }
+
     /// `docker pause` / `docker unpause`.
     pub fn pause(&self, name_or_id: &str, pause: bool) -> Result<(), EngineError> {
         let id = self.resolve(name_or_id)?;
@@ -11,14 +28,18 @@ impl ContainerService {
         let st = self.status(&rec);
         match (pause, &st) {
             (true, Status::Running { .. }) => {
-                self.runc.pause(&id).map_err(|e| internal("pause", e))?;
+                self.runc
+                    .pause(&id)
+                    .map_err(|e| self.runtime_failed(&id, "pause", e))?;
                 std::fs::write(self.dir(&id).join(PAUSED_MARKER), b"")
                     .map_err(|e| internal("pause", e))?;
                 self.emit("pause", &rec, &[]);
                 Ok(())
             }
             (false, Status::Paused { .. }) => {
-                self.runc.resume(&id).map_err(|e| internal("unpause", e))?;
+                self.runc
+                    .resume(&id)
+                    .map_err(|e| self.runtime_failed(&id, "unpause", e))?;
                 let _ = std::fs::remove_file(self.dir(&id).join(PAUSED_MARKER));
                 self.emit("unpause", &rec, &[]);
                 Ok(())
@@ -59,7 +80,7 @@ impl ContainerService {
             vic_runtime::RuncError::Failed { .. } if !args.is_empty() => {
                 EngineError::Invalid(format!("ps {ps_args}: {e}"))
             }
-            e => internal("top", e),
+            e => self.runtime_failed(&id, "top", e),
         })
     }
 
@@ -119,7 +140,9 @@ impl ContainerService {
                 "Container {id} is not running"
             )));
         }
-        self.runc.kill(&id, &sig).map_err(|e| internal("kill", e))?;
+        self.runc
+            .kill(&id, &sig)
+            .map_err(|e| self.runtime_failed(&id, "kill", e))?;
         self.emit("kill", &rec, &[("signal", sig.clone())]);
         // A signal that ends the container reaches a paused one once it is thawed (Docker's
         // rule: KILL, or the container's own stop signal).
@@ -286,5 +309,64 @@ impl ContainerService {
         }
         self.emit("destroy", &rec, &[]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> ContainerService {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let images =
+            Arc::new(ImageService::open(&dir, Default::default(), Default::default()).unwrap());
+        let volumes = Arc::new(VolumeService::open(&dir, &[], Default::default(), "test").unwrap());
+        let networks =
+            Arc::new(NetworkService::open(&dir, crate::NetworkSettings::default()).unwrap());
+        ContainerService::open(
+            &dir,
+            images,
+            volumes,
+            networks,
+            "/usr/sbin/runc".into(),
+            "/nonexistent/vic-monitor".into(),
+            Default::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_runtime_failure_after_the_container_ended_is_a_conflict() {
+        let svc = service();
+        let rec: ContainerRecord = serde_json::from_value(serde_json::json!({
+            "id": "c0ffee", "name": "c", "image": "busybox", "image_id": "sha256:0",
+            "created": "2026-12-05T00:00:00Z", "path": "true", "args": [], "entrypoint": null,
+            "cmd": null, "env": [], "working_dir": "/", "user": "", "hostname": "c",
+            "labels": {}, "started_at": "2026-12-05T00:00:01Z",
+        }))
+        .unwrap();
+        svc.save(&rec).unwrap();
+        std::fs::create_dir_all(svc.dir("c0ffee")).unwrap();
+        let failed = || vic_runtime::RuncError::Failed {
+            op: "kill",
+            id: "c0ffee".into(),
+            message: "container not running".into(),
+        };
+        // Ended (an exit recorded): the race is the client's to hear about as a 409.
+        let files = svc.files("c0ffee");
+        files
+            .write_exit(&vic_runtime::monitor::ExitRecord {
+                code: 0,
+                finished: "2026-12-05T00:00:02Z".into(),
+            })
+            .unwrap();
+        let e = svc.runtime_failed("c0ffee", "kill", failed());
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict, "{e}");
+        // Running (a live monitor, no exit): the runtime's own failure.
+        files.clear_run();
+        files.write_monitor_pid().unwrap();
+        let e = svc.runtime_failed("c0ffee", "kill", failed());
+        assert_eq!(e.kind(), crate::ErrorKind::Internal, "{e}");
+        assert!(e.to_string().contains("container not running"), "{e}");
     }
 }
