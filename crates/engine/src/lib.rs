@@ -17,8 +17,8 @@ mod volumes;
 pub use containers::{
     AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, CreateRequest,
     ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment, PortRequest,
-    PublishedPort, RestartPolicy, Status, UpdateRequest, WaitCondition, WaitTicket, disk_usage,
-    remove_namespaces, unstage_all, wait_orphan,
+    PublishedPort, RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket,
+    disk_usage, reown_containers, tear_down, wait_orphan,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};

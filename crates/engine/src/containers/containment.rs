@@ -70,7 +70,7 @@ pub(super) struct Staged {
 
 /// Removes every staging mount under container folder `dir` (left by an endpoint killed in the
 /// middle of a start): a folder is only ever removed with nothing of a store mounted in it.
-pub fn unstage_all(dir: &Path) {
+pub(super) fn unstage_all(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir.join("mounts")) {
         for e in entries.flatten() {
             vic_runtime::unstage(&e.path());

@@ -13,6 +13,7 @@ mod lifecycle;
 mod logs;
 mod names;
 mod network;
+mod offline;
 mod operate;
 mod ports;
 mod security;
@@ -21,11 +22,12 @@ mod table;
 mod volume_use;
 mod waiting;
 
-pub use containment::{Containment, unstage_all};
+pub use containment::Containment;
 pub use create::CreateRequest;
 pub use exec::{ExecProcess, ExecRecord, ExecRequest};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 pub use logs::LogLine;
+pub use offline::{TornDown, reown_containers, tear_down};
 pub use waiting::{AttachGuard, WaitCondition, WaitTicket};
 
 use std::collections::HashMap;
@@ -42,7 +44,7 @@ use vic_runtime::{ContainerSpec, Runc};
 use crate::error::internal;
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
-pub use network::{NetworkAttachment, remove_namespaces};
+pub use network::NetworkAttachment;
 pub use ports::{PortRequest, PublishedPort};
 
 /// In a container's folder while it is paused (`docker pause`).
@@ -367,12 +369,7 @@ impl ContainerService {
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
             removed: std::sync::Mutex::default(),
-            runc: match containment.userns {
-                Some(_) if vic_runtime::is_runsc(&runtime) => {
-                    Runc::new(&runtime, &runtime_root).sandboxed(&root)
-                }
-                _ => Runc::new(&runtime, &runtime_root),
-            },
+            runc: offline::runtime_driver(state_dir, &runtime, containment.userns.is_some()),
             root,
             events: images.events().clone(),
             changed: Arc::new(tokio::sync::watch::Sender::new(0)),

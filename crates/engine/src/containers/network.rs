@@ -542,7 +542,7 @@ fn apply_firewall(
 
 /// Removes the pinned namespaces of the container whose folder is `dir` (also for
 /// `vic-machine delete`).
-pub fn remove_namespaces(dir: &Path) -> Result<(), EngineError> {
+pub(super) fn remove_namespaces(dir: &Path) -> Result<(), EngineError> {
     netns::remove(&dir.join("netns")).map_err(|e| internal("network namespace", e))?;
     netns::remove(&dir.join("userns")).map_err(|e| internal("user namespace", e))
 }

@@ -168,26 +168,8 @@ fn reown(cfg: &VchConfig, paths: &VchPaths, from: IdMap, to: IdMap, out: &mut Ou
         }
         _ => {}
     }
-    let mut changed = 0;
-    for e in std::fs::read_dir(paths.dir.join("containers"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let dir = e.path();
-        vic_runtime::unmount(&dir.join("rootfs")).map_err(|e| fail("cannot unmount", &e))?;
-        vic_engine::remove_namespaces(&dir).map_err(|e| fail("cannot remove namespaces", &e))?;
-        let upper = dir.join("upper");
-        if upper.is_dir() {
-            // Below the state folder, which no other host account reaches.
-            changed += vic_runtime::shift_tree(&upper, from, to, vic_runtime::SetIds::Keep)
-                .map_err(|e| fail("cannot re-own a container's files", &e))?;
-        }
-        let owner = to.to_host(0).unwrap_or(0);
-        for f in ["hosts", "hostname", "resolv.conf"] {
-            let _ = std::os::unix::fs::lchown(dir.join(f), Some(owner), Some(owner));
-        }
-    }
+    let mut changed = vic_engine::reown_containers(&paths.dir, from, to)
+        .map_err(|e| fail("cannot re-own the containers", &e))?;
     let stores: Vec<(String, std::path::PathBuf)> = cfg
         .volume_stores
         .iter()

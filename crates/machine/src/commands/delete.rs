@@ -74,7 +74,7 @@ pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
 }
 
 /// Kills and deletes every container of the VCH and unmounts its root, so that nothing (no
-/// process, mount or runtime state) outlives the VCH.
+/// process, mount or runtime state) outlives the VCH: the engine's teardown, reported.
 fn remove_containers(state: &std::path::Path, runtime: &str, userns: bool, out: &mut Out) {
     let binary = match crate::endpoint::runtime_binary(runtime) {
         Ok(b) => b,
@@ -84,37 +84,10 @@ fn remove_containers(state: &std::path::Path, runtime: &str, userns: bool, out: 
             runtime.into()
         }
     };
-    let runc = vic_runtime::Runc::new(&binary, state.join("runtime"));
-    // runsc runs inside each container's user namespace there, and is driven from it.
-    let runc = if userns && vic_runtime::is_runsc(&binary) {
-        runc.sandboxed(state.join("containers"))
-    } else {
-        runc
-    };
-    let Ok(entries) = std::fs::read_dir(state.join("containers")) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let id = e.file_name().to_string_lossy().into_owned();
-        let _ = runc.kill(&id, "KILL");
-        // The monitor records the exit; give it a moment, then remove the runtime's state.
-        for _ in 0..50 {
-            if vic_runtime::monitor::MonitorFiles::new(&e.path())
-                .exit()
-                .exists()
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    for c in vic_engine::tear_down(state, &binary, userns) {
+        for p in &c.problems {
+            out.warn(format!("container {}: {p}", c.id));
         }
-        let _ = runc.delete(&id, true);
-        if let Err(err) = vic_runtime::unmount(&e.path().join("rootfs")) {
-            out.warn(format!("container {id}: {err}"));
-        }
-        vic_engine::unstage_all(&e.path());
-        if let Err(err) = vic_engine::remove_namespaces(&e.path()) {
-            out.warn(format!("container {id}: {err}"));
-        }
-        out.info(format!("Removed container {}", &id[..id.len().min(12)]));
+        out.info(format!("Removed container {}", &c.id[..c.id.len().min(12)]));
     }
 }
