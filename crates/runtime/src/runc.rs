@@ -118,14 +118,18 @@ impl Runc {
         c
     }
 
-    fn output(&self, op: &'static str, id: &str, mut cmd: Command) -> Result<Output, RuncError> {
-        let out = cmd
-            .stdin(Stdio::null())
+    /// Runs `cmd` to its end without input, and collects its output.
+    fn collect(&self, mut cmd: Command) -> Result<Output, RuncError> {
+        cmd.stdin(Stdio::null())
             .output()
             .map_err(|source| RuncError::Spawn {
                 binary: self.binary.clone(),
                 source,
-            })?;
+            })
+    }
+
+    fn output(&self, op: &'static str, id: &str, cmd: Command) -> Result<Output, RuncError> {
+        let out = self.collect(cmd)?;
         if out.status.success() {
             Ok(out)
         } else {
@@ -323,13 +327,7 @@ impl Runc {
     pub fn run(&self, id: &str, bundle: &Path) -> Result<(i32, Vec<u8>, Vec<u8>), RuncError> {
         let mut c = self.command_for(id);
         c.args(["run", "--bundle"]).arg(bundle).arg(id);
-        let out = c
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| RuncError::Spawn {
-                binary: self.binary.clone(),
-                source,
-            })?;
+        let out = self.collect(c)?;
         Ok((out.status.code().unwrap_or(-1), out.stdout, out.stderr))
     }
 }

@@ -269,6 +269,29 @@ impl ContainerService {
         .map_err(|e| internal(&format!("cannot attach to network {}", net.name), e))
     }
 
+    /// The network and the container a connect or disconnect changes, with the lock that
+    /// keeps other network changes out until it is done.
+    fn network_change(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<
+        (
+            crate::NetworkRecord,
+            ContainerRecord,
+            std::sync::MutexGuard<'_, ()>,
+        ),
+        EngineError,
+    > {
+        let id = self.resolve(container)?;
+        let net = self.networks.get(network)?;
+        let guard = self
+            .net_lock
+            .lock()
+            .map_err(|_| internal("network", "poisoned"))?;
+        Ok((net, self.load(&id)?, guard))
+    }
+
     /// `docker network connect`: a further bridge network, attached now if the container runs,
     /// else at its next start.
     pub fn network_connect(
@@ -281,13 +304,7 @@ impl ContainerService {
         for a in &aliases {
             super::names::check_alias(a)?;
         }
-        let id = self.resolve(container)?;
-        let net = self.networks.get(network)?;
-        let _guard = self
-            .net_lock
-            .lock()
-            .map_err(|_| internal("network", "poisoned"))?;
-        let mut rec = self.load(&id)?;
+        let (net, mut rec, _guard) = self.network_change(network, container)?;
         if !net.is_bridge() {
             return Err(EngineError::Invalid(format!(
                 "{} is a container network: a container joins it at create (docker run --net {}), and only as its first network",
@@ -339,13 +356,7 @@ impl ContainerService {
     /// `docker network disconnect`: leaves a further network (the first one stays for the
     /// container's life).
     pub fn network_disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
-        let id = self.resolve(container)?;
-        let net = self.networks.get(network)?;
-        let _guard = self
-            .net_lock
-            .lock()
-            .map_err(|_| internal("network", "poisoned"))?;
-        let mut rec = self.load(&id)?;
+        let (net, mut rec, _guard) = self.network_change(network, container)?;
         if rec.network_mode == net.name {
             return Err(EngineError::Invalid(format!(
                 "container {} cannot leave {}, the network it was created on: remove and recreate it with another --network",

@@ -56,6 +56,41 @@ pub(super) fn set_owner_and_mode(
     rustix::fs::fchmod(&fd, mode).map_err(io_err("cannot set the mode of", shown))
 }
 
+/// Gives `owner` the entry `name` just made in `parent` as a `kind`, by descriptor: opened
+/// without following, checked to be what was made, so a name the container swapped meanwhile
+/// gets nothing. Returns the `O_PATH` descriptor.
+pub(super) fn own_made(
+    parent: &OwnedFd,
+    name: &OsStr,
+    kind: FileType,
+    owner: (u32, u32),
+    shown: &str,
+) -> Result<OwnedFd, ConfinedError> {
+    let fd = openat(
+        parent,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err("cannot open", shown))?;
+    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", shown))?;
+    if FileType::from_raw_mode(st.st_mode) != kind {
+        return Err(ConfinedError::Refused {
+            entry: shown.to_owned(),
+            reason: "it was replaced while it was extracted".into(),
+        });
+    }
+    rustix::fs::chownat(
+        &fd,
+        "",
+        Some(rustix::fs::Uid::from_raw(owner.0)),
+        Some(rustix::fs::Gid::from_raw(owner.1)),
+        AtFlags::EMPTY_PATH,
+    )
+    .map_err(io_err("cannot set the owner of", shown))?;
+    Ok(fd)
+}
+
 impl Root {
     /// Unpacks tar stream `input` into folder `dir` inside the root.
     pub fn extract<R: Read>(
@@ -195,30 +230,7 @@ impl Root {
                         })?;
                     rustix::fs::symlinkat(target.as_os_str(), &parent, name.as_os_str())
                         .map_err(io_err("cannot create", &shown))?;
-                    // The owner goes to the link made, by descriptor: a name the container
-                    // swapped meanwhile gets nothing.
-                    let fd = openat(
-                        &parent,
-                        name.as_os_str(),
-                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(io_err("cannot open", &shown))?;
-                    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
-                    if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
-                        return Err(ConfinedError::Refused {
-                            entry: shown,
-                            reason: "it was replaced while it was extracted".into(),
-                        });
-                    }
-                    rustix::fs::chownat(
-                        &fd,
-                        "",
-                        Some(rustix::fs::Uid::from_raw(owner.0)),
-                        Some(rustix::fs::Gid::from_raw(owner.1)),
-                        AtFlags::EMPTY_PATH,
-                    )
-                    .map_err(io_err("cannot set the owner of", &shown))?;
+                    own_made(&parent, &name, FileType::Symlink, owner, &shown)?;
                 }
                 E::Link => {
                     let target = entry
@@ -264,28 +276,7 @@ impl Root {
                 E::Fifo => {
                     rustix::fs::mknodat(&parent, name.as_os_str(), FileType::Fifo, mode, 0)
                         .map_err(io_err("cannot create", &shown))?;
-                    let fd = openat(
-                        &parent,
-                        name.as_os_str(),
-                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(io_err("cannot open", &shown))?;
-                    let st = rustix::fs::fstat(&fd).map_err(io_err("cannot stat", &shown))?;
-                    if FileType::from_raw_mode(st.st_mode) != FileType::Fifo {
-                        return Err(ConfinedError::Refused {
-                            entry: shown,
-                            reason: "it was replaced while it was extracted".into(),
-                        });
-                    }
-                    rustix::fs::chownat(
-                        &fd,
-                        "",
-                        Some(rustix::fs::Uid::from_raw(owner.0)),
-                        Some(rustix::fs::Gid::from_raw(owner.1)),
-                        AtFlags::EMPTY_PATH,
-                    )
-                    .map_err(io_err("cannot set the owner of", &shown))?;
+                    let fd = own_made(&parent, &name, FileType::Fifo, owner, &shown)?;
                     // An O_PATH descriptor takes no fchmod; its /proc link names that very
                     // inode, whatever the path now holds.
                     rustix::fs::chmod(format!("/proc/self/fd/{}", fd.as_raw_fd()), mode)

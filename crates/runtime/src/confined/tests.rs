@@ -290,6 +290,23 @@ fn owners_cross_the_user_namespace_both_ways() {
     h.set_gid(1001);
     h.set_size(1);
     b.append_data(&mut h, "new/tool", &b"x"[..]).unwrap();
+    // A link and a fifo are given their owners by descriptor, as made.
+    for (name, kind, uid) in [
+        ("new/ln", tar::EntryType::Symlink, 1002),
+        ("new/p", tar::EntryType::Fifo, 1003),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o640);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_size(0);
+        if kind == tar::EntryType::Symlink {
+            b.append_link(&mut h, name, "tool").unwrap();
+        } else {
+            b.append_data(&mut h, name, std::io::empty()).unwrap();
+        }
+    }
     let a = b.into_inner().unwrap();
     let keep = ExtractOptions {
         keep_owner: true,
@@ -299,6 +316,10 @@ fn owners_cross_the_user_namespace_both_ways() {
     let m = std::fs::metadata(t.path().join("new/tool")).unwrap();
     assert_eq!((m.uid(), m.gid()), (401_000, 401_001));
     assert_eq!(m.mode() & 0o7777, 0o4755, "setuid set after the owner");
+    for (name, uid) in [("new/ln", 401_002), ("new/p", 401_003)] {
+        let m = std::fs::symlink_metadata(t.path().join(name)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, uid), "{name}");
+    }
     assert_eq!(
         std::fs::metadata(t.path().join("new")).unwrap().uid(),
         400_000
@@ -329,7 +350,7 @@ fn owners_cross_the_user_namespace_both_ways() {
             (e.header().uid().unwrap(), e.header().gid().unwrap())
         })
         .collect();
-    assert_eq!(owners, [(0, 0), (0, 0)]);
+    assert_eq!(owners, [(0, 0); 4]);
     let mut out = Vec::new();
     root.archive("/etc/hosts", &mut out).unwrap();
     let mut archive = tar::Archive::new(out.as_slice());
