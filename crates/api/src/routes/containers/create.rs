@@ -147,7 +147,8 @@ pub(crate) async fn container_create(
     Json(body): Json<ContainerCreateBody>,
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
     let req = create_request(&body, q.get("name").filter(|n| !n.is_empty()).cloned())?;
-    let id = state.containers.create(req)?;
+    let c = state.containers.clone();
+    let id = crate::error::blocking(move || c.create(req)).await?;
     Ok((
         StatusCode::CREATED,
         Json(ContainerCreateResponse {

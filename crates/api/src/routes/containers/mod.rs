@@ -222,7 +222,8 @@ pub(crate) async fn container_top(
     Query(q): Query_,
 ) -> Result<Json<TopResponse>, ApiError> {
     let ps_args = q.get("ps_args").map_or("", String::as_str);
-    let (titles, processes) = state.containers.top(&id, ps_args)?;
+    let (c, ps_args) = (state.containers.clone(), ps_args.to_owned());
+    let (titles, processes) = blocking(move || c.top(&id, &ps_args)).await?;
     Ok(Json(TopResponse { titles, processes }))
 }
 
@@ -328,9 +329,8 @@ pub(crate) async fn container_kill(
     Path(id): Path<String>,
     Query(q): Query_,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .containers
-        .kill(&id, q.get("signal").map_or("KILL", String::as_str))?;
+    let (c, signal) = (state.containers.clone(), q.get("signal").cloned());
+    blocking(move || c.kill(&id, signal.as_deref().unwrap_or("KILL"))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -398,7 +398,7 @@ pub(crate) async fn container_pause(
     state: State<Shared>,
     id: Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    freeze(state, id, true)
+    freeze(state, id, true).await
 }
 
 /// `ContainerUnpause`: `POST /containers/{id}/unpause`.
@@ -406,15 +406,16 @@ pub(crate) async fn container_unpause(
     state: State<Shared>,
     id: Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    freeze(state, id, false)
+    freeze(state, id, false).await
 }
 
-fn freeze(
+async fn freeze(
     State(state): State<Shared>,
     Path(id): Path<String>,
     pause: bool,
 ) -> Result<StatusCode, ApiError> {
-    state.containers.pause(&id, pause)?;
+    let c = state.containers.clone();
+    blocking(move || c.pause(&id, pause)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -472,17 +473,16 @@ pub(crate) async fn container_exec(
     Path(id): Path<String>,
     Json(body): Json<ExecCreateBody>,
 ) -> Result<(StatusCode, Json<IdResponse>), ApiError> {
-    let exec_id = state.containers.exec_create(
-        &id,
-        vic_engine::ExecRequest {
-            cmd: body.cmd,
-            env: body.env.unwrap_or_default(),
-            user: body.user,
-            working_dir: body.working_dir,
-            tty: body.tty,
-            open_stdin: body.attach_stdin,
-        },
-    )?;
+    let req = vic_engine::ExecRequest {
+        cmd: body.cmd,
+        env: body.env.unwrap_or_default(),
+        user: body.user,
+        working_dir: body.working_dir,
+        tty: body.tty,
+        open_stdin: body.attach_stdin,
+    };
+    let c = state.containers.clone();
+    let exec_id = blocking(move || c.exec_create(&id, req)).await?;
     Ok((StatusCode::CREATED, Json(IdResponse { id: exec_id })))
 }
 
