@@ -74,16 +74,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Runs blocking engine work (runtime calls, archive building) off the async workers.
+/// Blocking engine work, run off the async workers the engine's one way; its failure is the
+/// request's.
 pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, vic_engine::EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| {
-            ApiError::Engine(vic_engine::EngineError::Internal(format!(
-                "background task failed: {e}"
-            )))
-        })?
-        .map_err(ApiError::from)
+    Ok(vic_engine::blocking(work).await?)
 }

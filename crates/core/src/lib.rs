@@ -1,10 +1,11 @@
 //! Shared vocabulary of vic: the VCH name type, the product version, and the ids that name
 //! things on the host (user namespace maps, content IDs).
 //!
-//! This crate does no I/O and is not async; every other vic crate may depend on it.
+//! This crate does no I/O (it reads the clock) and is not async; every other vic crate may depend on it.
 
 mod ids;
 mod name;
+pub mod time;
 mod version;
 
 pub use ids::{DigestError, ID_RANGE_SIZE, IdError, IdMap, OVERFLOW_ID, sha256_hex};

@@ -15,10 +15,11 @@ mod networks;
 mod volumes;
 
 pub use containers::{
-    AttachGuard, ContainerRecord, ContainerService, ContainerView, Containment, CreateRequest,
-    ExecProcess, ExecRecord, ExecRequest, LogLine, NameConfig, NetworkAttachment, PortRequest,
-    PublishedPort, RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket,
-    disk_usage, reown_containers, tear_down, wait_orphan,
+    AttachGuard, AttachInput, AttachRequest, Attachment, ContainerRecord, ContainerService,
+    ContainerView, Containment, CreateRequest, ExecOutput, ExecRecord, ExecRequest, ExecSession,
+    LogLine, NameConfig, NetworkAttachment, Output, OutputFilter, PortRequest, PublishedPort,
+    RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket, disk_usage,
+    reown_containers, tear_down,
 };
 pub use error::{EngineError, ErrorKind};
 pub use events::{Event, EventBus};
@@ -39,6 +40,17 @@ pub use vic_runtime::{ExtractOptions, Limits, PathStat};
 pub use volumes::{
     DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
 };
+
+/// Runs blocking engine work (runtime calls, file trees, archives, layer unpacking) on the
+/// runtime's blocking threads, off the async workers: the one way the engine and its callers
+/// do it.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| error::internal("background task failed", e))?
+}
 
 /// The VCH's state database, in its state folder: images and containers.
 pub const STATE_DB: &str = "state.db";

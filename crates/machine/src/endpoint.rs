@@ -341,9 +341,8 @@ async fn reload_on_hangup(
                     .map(crate::cnetworks::ContainerNetworkSetting::to_engine)
                     .collect();
                 let c = containers.clone();
-                match tokio::task::spawn_blocking(move || c.reconfigure_networks(&specs)).await {
-                    Ok(Ok(())) => mark_applied(&paths, cfg.generation),
-                    Ok(Err(e)) => tracing::error!(error = %e, "container network change failed"),
+                match vic_engine::blocking(move || c.reconfigure_networks(&specs)).await {
+                    Ok(()) => mark_applied(&paths, cfg.generation),
                     Err(e) => tracing::error!(error = %e, "container network change failed"),
                 }
             }

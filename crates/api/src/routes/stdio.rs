@@ -7,7 +7,6 @@
 //! and output are its own pipes or terminal.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -17,11 +16,10 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use vic_docker_api::{ApiVersion, StdStream, frame};
-use vic_engine::ExecProcess;
-use vic_engine::monitor::Control;
+use vic_engine::ExecOutput;
 
 use super::Shared;
-use super::containers::log_frame;
+use super::containers::output_bytes;
 use crate::ApiError;
 use crate::error::blocking;
 
@@ -114,21 +112,16 @@ impl DetachKeys {
     }
 }
 
-/// `ContainerAttach`: `POST /containers/{id}/attach`.
+/// `ContainerAttach`: `POST /containers/{id}/attach`. The engine gives the run's output and
+/// the way to its input; this carries them over the hijacked connection, in frames unless the
+/// container has a terminal, and watches the client's input for the detach keys.
 pub(crate) async fn container_attach(
     State(state): State<Shared>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let q = &q;
-    let view = state.containers.inspect(&id)?;
     let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
-    let (want_in, out, err) = (
-        flag("stdin") && view.record.open_stdin,
-        flag("stdout"),
-        flag("stderr"),
-    );
     let mut detach = DetachKeys::parse(
         q.get("detachKeys")
             .map(String::as_str)
@@ -136,41 +129,32 @@ pub(crate) async fn container_attach(
             .unwrap_or("ctrl-p,ctrl-q"),
     )
     .map_err(ApiError::BadRequest)?;
+    let attachment = state.containers.attach(
+        &id,
+        vic_engine::AttachRequest {
+            stdin: flag("stdin"),
+            stdout: flag("stdout"),
+            stderr: flag("stderr"),
+        },
+    )?;
     let version = version_of(&req);
     let upgrade = hyper::upgrade::on(&mut req);
-    let cid = view.record.id.clone();
-    let (tty, stdin_once) = (view.record.tty, view.record.stdin_once);
-    // Output from now on (what the container writes after the attach), until the run that is
-    // current, or the next one if none is, ends.
-    let offset = state.containers.log_tail_offset(&cid, 0)?;
-    let ticket = state
-        .containers
-        .wait_ticket(&cid, vic_engine::WaitCondition::NextExit)?;
-    let guard = state.containers.attach_guard(&cid);
     tokio::spawn(async move {
-        let _guard = guard;
+        let vic_engine::Attachment {
+            mut output,
+            input,
+            tty,
+            stdin_once,
+        } = attachment;
         let Ok(upgraded) = upgrade.await else { return };
         let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
         let detached = std::sync::Arc::new(tokio::sync::Notify::new());
-        if want_in {
-            let (state, cid, ticket) = (state.clone(), cid.clone(), ticket.clone());
+        if let Some(mut input) = input {
             let detached = detached.clone();
             tokio::spawn(async move {
-                // The monitor's socket appears when the container starts; until then the
-                // client's input waits in the connection.
-                let ctl = loop {
-                    if let Ok(s) = state.containers.control(&cid)
-                        && s.set_nonblocking(true).is_ok()
-                        && let Ok(s) = tokio::net::UnixStream::from_std(s)
-                    {
-                        break s;
-                    }
-                    if state.containers.run_over(&ticket).is_some() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                };
-                let mut ctl = ctl;
+                if !input.ready().await {
+                    return;
+                }
                 let mut buf = vec![0u8; 32 * 1024];
                 loop {
                     let n = match from_client.read(&mut buf).await {
@@ -182,7 +166,7 @@ pub(crate) async fn container_attach(
                             // docker CLI half-closes this way when it reads the detach keys
                             // itself).
                             if stdin_once && !tty {
-                                let _ = ctl.write_all(&Control::CloseInput.encode()).await;
+                                let _ = input.close().await;
                             } else {
                                 detached.notify_one();
                             }
@@ -191,62 +175,33 @@ pub(crate) async fn container_attach(
                         Ok(n) => n,
                     };
                     let (data, done) = detach.feed(&buf[..n]);
-                    if !data.is_empty()
-                        && ctl
-                            .write_all(&Control::Input(&data).encode())
-                            .await
-                            .is_err()
-                    {
+                    if !data.is_empty() && input.send(&data).await.is_err() {
                         return;
                     }
                     if done {
-                        tracing::info!(container = %cid, "client detached");
+                        tracing::info!(container = %id, "client detached");
                         detached.notify_one();
                         return;
                     }
                 }
             });
         }
-        let mut offset = offset;
-        let mut changes = state.containers.activity();
         loop {
-            changes.borrow_and_update();
-            let over = state.containers.run_over(&ticket).is_some();
-            let Ok((lines, next)) = state.containers.read_log(&cid, offset) else {
-                break;
-            };
-            for l in lines
-                .iter()
-                .filter(|l| if l.stream == "stderr" { err } else { out })
-            {
-                let bytes = if tty {
-                    l.log.as_bytes().to_vec()
-                } else {
-                    log_frame(l, false)
-                };
-                if to_client.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            offset = next;
-            // Once the run is over its log is complete: read it to the end, then stop.
-            if over {
-                if lines.is_empty() {
-                    break;
-                }
-                continue;
-            }
-            // The log may have more than one read takes: read on (a detach still ends it).
-            if !lines.is_empty() {
-                if futures_util::FutureExt::now_or_never(detached.notified()).is_some() {
-                    break;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-                _ = changes.changed() => {}
+            let lines = tokio::select! {
+                // A detach ends the attach before output that is already there.
+                biased;
                 () = detached.notified() => break,
+                lines = output.next() => match lines {
+                    Some(lines) => lines,
+                    None => break,
+                },
+            };
+            if to_client
+                .write_all(&output_bytes(&lines, tty, false))
+                .await
+                .is_err()
+            {
+                return;
             }
         }
         let _ = to_client.flush().await;
@@ -280,13 +235,12 @@ pub(crate) async fn exec_start(
     };
     let containers = state.containers.clone();
     let eid = id.clone();
-    let process = match blocking(move || containers.exec_start(&eid)).await {
+    let session = match blocking(move || containers.exec_start(&eid)).await {
         Ok(p) => p,
         // The process could not start (not found, not executable, no such user): as Docker
-        // does, the stream says why and the exec exits 126.
+        // does, the stream says why (the engine recorded its exit, 126).
         Err(ApiError::Engine(vic_engine::EngineError::Invalid(why))) if !body.detach => {
             let tty = state.containers.exec_inspect(&id).is_ok_and(|e| e.tty);
-            state.containers.exec_finished(&id, 126);
             tokio::spawn(async move {
                 let Ok(upgraded) = upgrade.await else { return };
                 let mut client = TokioIo::new(upgraded);
@@ -294,12 +248,7 @@ pub(crate) async fn exec_start(
                 let bytes = if tty {
                     text.into_bytes()
                 } else {
-                    let line = vic_engine::LogLine {
-                        log: text,
-                        stream: "stderr".into(),
-                        time: String::new(),
-                    };
-                    log_frame(&line, false)
+                    frame(StdStream::Stderr, text.as_bytes())
                 };
                 let _ = client.write_all(&bytes).await;
                 let _ = client.shutdown().await;
@@ -309,61 +258,42 @@ pub(crate) async fn exec_start(
         Err(e) => return Err(e),
     };
     if body.detach {
-        tokio::spawn(run_exec(state, id, process, None));
+        tokio::spawn(run_exec(session, None));
         return Ok(StatusCode::OK.into_response());
     }
     tokio::spawn(async move {
         let client = upgrade.await.ok().map(TokioIo::new);
-        run_exec(state, id, process, client).await;
+        run_exec(session, client).await;
     });
     Ok(upgraded(version))
 }
 
-/// Moves an exec's input and output until it ends, then records its exit code and closes the
-/// client's stream (the CLI reads the code once the stream ends).
-async fn run_exec(state: Shared, exec_id: String, process: ExecProcess, client: Option<Client>) {
-    let (from_client, mut to_client) = match client {
+/// Moves an exec's input and output until it ends, then closes the client's stream once the
+/// engine has its exit code (the CLI asks for the code once the stream ends).
+async fn run_exec(mut session: vic_engine::ExecSession, client: Option<Client>) {
+    let mut to_client = match client {
         Some(c) => {
-            let (r, w) = tokio::io::split(c);
-            (Some(r), Some(w))
+            let (from_client, to_client) = tokio::io::split(c);
+            if let Some(input) = session.take_input() {
+                tokio::spawn(copy_input(from_client, input));
+            }
+            Some(to_client)
         }
-        None => (None, None),
+        None => None,
     };
-    let code = match process {
-        ExecProcess::Terminal { pid, master } => {
-            let input = master.try_clone().ok().map(tokio::fs::File::from_std);
-            if let (Some(r), Some(w)) = (from_client, input) {
-                tokio::spawn(copy_input(r, w));
-            }
-            let mut output = tokio::fs::File::from_std(master);
-            let mut buf = vec![0u8; 32 * 1024];
-            // The terminal reads as an error (EIO) once the process and its children are gone.
-            while let Ok(n) = output.read(&mut buf).await
-                && n > 0
-            {
-                if let Some(w) = to_client.as_mut()
-                    && w.write_all(&buf[..n]).await.is_err()
-                {
-                    to_client = None;
-                }
-            }
-            tokio::task::spawn_blocking(move || vic_engine::wait_orphan(pid))
-                .await
-                .unwrap_or(-1)
+    while let Some((which, data)) = session.next().await {
+        let bytes = match which {
+            ExecOutput::Terminal => data,
+            ExecOutput::Stdout => frame(StdStream::Stdout, &data),
+            ExecOutput::Stderr => frame(StdStream::Stderr, &data),
+        };
+        if let Some(w) = to_client.as_mut()
+            && w.write_all(&bytes).await.is_err()
+        {
+            to_client = None;
         }
-        ExecProcess::Pipes {
-            mut child,
-            pid_file,
-        } => {
-            if let (Some(r), Some(w)) = (from_client, child.stdin.take()) {
-                tokio::spawn(copy_input(r, w));
-            }
-            pump_frames(&mut child, to_client.as_mut()).await;
-            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(-1);
-            vic_engine::ContainerService::exec_exit_code(code, &pid_file)
-        }
-    };
-    state.containers.exec_finished(&exec_id, code);
+    }
+    session.finish().await;
     if let Some(mut w) = to_client {
         let _ = w.flush().await;
         let _ = w.shutdown().await;
@@ -374,59 +304,6 @@ async fn run_exec(state: Shared, exec_id: String, process: ExecProcess, client: 
 async fn copy_input(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) {
     let _ = tokio::io::copy(&mut from, &mut to).await;
     let _ = to.shutdown().await;
-}
-
-/// A child's stdout and stderr as multiplexed frames until both end.
-async fn pump_frames<W: AsyncWrite + Unpin>(
-    child: &mut tokio::process::Child,
-    mut out: Option<&mut W>,
-) {
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let (mut buf_o, mut buf_e) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
-    while stdout.is_some() || stderr.is_some() {
-        let (stream, n) = tokio::select! {
-            r = read_some(&mut stdout, &mut buf_o), if stdout.is_some() => (1u8, r),
-            r = read_some(&mut stderr, &mut buf_e), if stderr.is_some() => (2u8, r),
-        };
-        match n {
-            Ok(0) | Err(_) => {
-                if stream == 1 {
-                    stdout = None
-                } else {
-                    stderr = None
-                }
-            }
-            Ok(n) => {
-                if let Some(w) = out.as_mut() {
-                    let data = if stream == 1 {
-                        &buf_o[..n]
-                    } else {
-                        &buf_e[..n]
-                    };
-                    let which = if stream == 1 {
-                        StdStream::Stdout
-                    } else {
-                        StdStream::Stderr
-                    };
-                    if w.write_all(&frame(which, data)).await.is_err() {
-                        out = None;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reads from a stream that may be closed already (then: end of file).
-async fn read_some<R: AsyncRead + Unpin>(
-    r: &mut Option<R>,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    match r.as_mut() {
-        Some(r) => r.read(buf).await,
-        None => Ok(0),
-    }
 }
 
 /// `h` and `w` of a resize request.

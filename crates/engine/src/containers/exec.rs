@@ -32,20 +32,6 @@ pub struct ExecRequest {
     pub open_stdin: bool,
 }
 
-/// A started exec.
-#[derive(Debug)]
-pub enum ExecProcess {
-    /// `runc exec` in the foreground with the process's pipes (stdin only when the exec keeps
-    /// it open), and the pid file it writes once the process started.
-    Pipes {
-        child: Box<tokio::process::Child>,
-        pid_file: PathBuf,
-    },
-    /// A process with a terminal: its pid (ours to wait for, see [`wait_orphan`]) and the
-    /// terminal's master (input and output).
-    Terminal { pid: i32, master: std::fs::File },
-}
-
 impl ContainerService {
     /// `docker exec` (create): records what to run in a running container.
     pub fn exec_create(&self, name_or_id: &str, req: ExecRequest) -> Result<String, EngineError> {
@@ -112,10 +98,19 @@ impl ContainerService {
             .ok_or_else(|| EngineError::NoSuchExec(exec_id.to_owned()))
     }
 
-    /// Starts an exec instance with `runc exec`; the caller moves its input and output and
-    /// reports the exit with [`ContainerService::exec_finished`]. Blocking: a terminal is
-    /// received from the runtime before this returns.
-    pub fn exec_start(&self, exec_id: &str) -> Result<ExecProcess, EngineError> {
+    /// Starts an exec instance with `runc exec`; its client moves its input and output and
+    /// waits for its end with [`ExecSession::finish`]. Blocking: a terminal is received from
+    /// the runtime before this returns. A process that cannot start (`OCI runtime exec
+    /// failed`) has exited 126, as Docker reports it.
+    pub fn exec_start(self: &Arc<Self>, exec_id: &str) -> Result<ExecSession, EngineError> {
+        let started = self.launch_exec(exec_id);
+        if let Err(EngineError::Invalid(_)) = &started {
+            self.exec_finished(exec_id, 126);
+        }
+        started
+    }
+
+    fn launch_exec(self: &Arc<Self>, exec_id: &str) -> Result<ExecSession, EngineError> {
         let rec = self.exec_inspect(exec_id)?;
         if rec.running || rec.exit_code.is_some() {
             return Err(EngineError::Conflict(format!(
@@ -153,19 +148,21 @@ impl ContainerService {
             .spawn()
             .map_err(|e| internal("cannot run the exec", e))?;
         self.exec_running(exec_id, child.id().unwrap_or(0), None);
-        Ok(ExecProcess::Pipes {
-            child: Box::new(child),
+        Ok(ExecSession::with_pipes(
+            self.clone(),
+            exec_id,
+            child,
             pid_file,
-        })
+        ))
     }
 
     /// `runc exec --tty` (which must detach): receives the terminal, reads the pid.
     fn exec_start_terminal(
-        &self,
+        self: &Arc<Self>,
         exec_id: &str,
         rec: &ExecRecord,
         mut cmd: tokio::process::Command,
-    ) -> Result<ExecProcess, EngineError> {
+    ) -> Result<ExecSession, EngineError> {
         let dir = self.dir(&rec.container);
         let name = &exec_id[..12];
         let socket = format!("exec-{name}.sock");
@@ -214,7 +211,13 @@ impl ContainerService {
             .ok_or_else(|| internal("exec", "the runtime recorded no pid"))?;
         let _ = std::fs::remove_file(&pid_file);
         self.exec_running(exec_id, pid as u32, master.try_clone().ok());
-        Ok(ExecProcess::Terminal { pid, master })
+        Ok(ExecSession::with_terminal(
+            self.clone(),
+            exec_id,
+            pid,
+            master,
+            rec.open_stdin,
+        ))
     }
 
     fn exec_running(&self, exec_id: &str, pid: u32, terminal: Option<std::fs::File>) {
@@ -246,18 +249,8 @@ impl ContainerService {
         }
     }
 
-    /// The exit code of a foreground `runc exec` that ended with `code`: a process that never
-    /// started (no pid file: not found, not executable, a bad user) is 126, as Docker reports
-    /// it, rather than the runtime's own 255.
-    pub fn exec_exit_code(code: i32, pid_file: &Path) -> i32 {
-        // Written once the process runs (a runtime in a user namespace gets it made empty).
-        let started = std::fs::metadata(pid_file).is_ok_and(|m| m.len() > 0);
-        let _ = std::fs::remove_file(pid_file);
-        if code == 255 && !started { 126 } else { code }
-    }
-
     /// Records an exec's exit code.
-    pub fn exec_finished(&self, exec_id: &str, code: i32) {
+    pub(super) fn exec_finished(&self, exec_id: &str, code: i32) {
         if let Ok(mut t) = self.execs.lock()
             && let Some(r) = t.get_mut(exec_id)
         {

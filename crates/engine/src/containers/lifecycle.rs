@@ -166,9 +166,9 @@ impl ContainerService {
         let mut next_try: HashMap<String, Instant> = HashMap::new();
         loop {
             let svc = self.clone();
-            let due = tokio::task::spawn_blocking(move || {
+            let due = crate::blocking(move || {
                 svc.announce_exits();
-                svc.restarts_due()
+                Ok(svc.restarts_due())
             })
             .await;
             for (id, restarts) in due.unwrap_or_default() {
@@ -183,8 +183,8 @@ impl ContainerService {
                 }
                 next_try.remove(&id);
                 let svc = self.clone();
-                let started = tokio::task::spawn_blocking(move || svc.restart_by_policy(&id)).await;
-                if let Ok(Err(e)) = started {
+                let started = crate::blocking(move || svc.restart_by_policy(&id)).await;
+                if let Err(e) = started {
                     tracing::warn!(error = %e, "restart by policy failed");
                 }
             }

@@ -3,11 +3,13 @@
 //! table; each container's files live in `<state>/containers/<id>/`: the overlayfs dirs, the
 //! bundle, and the files its monitor keeps (`vic_runtime::monitor::MonitorFiles`).
 
+mod attach;
 mod containment;
 mod control;
 mod copy;
 mod create;
 mod exec;
+mod exec_session;
 mod hosts;
 mod lifecycle;
 mod logs;
@@ -22,11 +24,13 @@ mod table;
 mod volume_use;
 mod waiting;
 
+pub use attach::{AttachInput, AttachRequest, Attachment};
 pub use containment::Containment;
 pub use create::CreateRequest;
-pub use exec::{ExecProcess, ExecRecord, ExecRequest};
+pub use exec::{ExecRecord, ExecRequest};
+pub use exec_session::{ExecOutput, ExecSession};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
-pub use logs::LogLine;
+pub use logs::{LogLine, Output, OutputFilter};
 pub use offline::{TornDown, reown_containers, tear_down};
 pub use waiting::{AttachGuard, WaitCondition, WaitTicket};
 
@@ -226,7 +230,7 @@ pub struct ContainerView {
 
 /// Waits (blocking) for `pid`, a process re-parented to this one, and returns its exit code
 /// (128 + signal when killed).
-pub fn wait_orphan(pid: i32) -> i32 {
+pub(crate) fn wait_orphan(pid: i32) -> i32 {
     use nix::sys::wait::{WaitStatus, waitpid};
     loop {
         match waitpid(nix::unistd::Pid::from_raw(pid), None) {

@@ -79,12 +79,11 @@ impl ContainerService {
         let id = self.resolve(name_or_id)?;
         let svc = self.clone();
         let id2 = id.clone();
-        let started = tokio::task::spawn_blocking(move || {
+        let started = crate::blocking(move || {
             svc.reset_restarts(&id2)?;
             svc.start(&id2)
         })
-        .await
-        .map_err(|e| internal("start", e))?;
+        .await;
         let rec = self.load(&id)?;
         if !rec.auto_remove {
             return started;

@@ -157,9 +157,7 @@ impl ImageService {
             let blob = self.content.path(&layer.digest)?;
             let store = self.layers.clone();
             let diff = diff_id.clone();
-            tokio::task::spawn_blocking(move || store.ensure(&blob, &diff))
-                .await
-                .map_err(|e| EngineError::Internal(format!("unpack task failed: {e}")))??;
+            crate::blocking(move || Ok(store.ensure(&blob, &diff)?)).await?;
             say(events, Some(id), "Pull complete".into()).await;
         }
         let record = ImageRecord {

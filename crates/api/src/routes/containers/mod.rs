@@ -22,7 +22,7 @@ use vic_docker_api::{
 use vic_engine::{Status, WaitCondition};
 
 pub(crate) use create::{check_create_body, container_create};
-pub(crate) use logs::{container_logs, log_frame};
+pub(crate) use logs::{container_logs, output_bytes};
 use views::nanos;
 
 use super::Shared;

@@ -1,0 +1,40 @@
+//! Times as the VCH writes them: RFC 3339 in UTC, as Docker's API and logs do.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `t` in RFC 3339 (empty if it cannot be written, which only a year beyond 9999 makes).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Now, in RFC 3339.
+pub fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+/// Now, in Unix nanoseconds.
+pub fn now_nanos() -> i128 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos()
+}
+
+/// An RFC 3339 time in Unix nanoseconds; 0 for one that does not parse (records written by
+/// this VCH always do; 0 sorts an unreadable one first rather than failing a listing).
+pub fn unix_nanos(ts: &str) -> i128 {
+    OffsetDateTime::parse(ts, &Rfc3339).map_or(0, OffsetDateTime::unix_timestamp_nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        let s = rfc3339(t);
+        assert_eq!(s, "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(unix_nanos(&s), 1_700_000_000_123_456_789);
+        assert_eq!(unix_nanos("yesterday"), 0);
+        assert!(unix_nanos(&now_rfc3339()) > 1_700_000_000_000_000_000);
+    }
+}
