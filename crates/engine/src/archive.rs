@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use vic_registry::manifest::{Descriptor, ImageConfig, ImageManifest, OCI_MANIFEST};
 
 use crate::EngineError;
+use crate::error::ArchiveError;
 use crate::images::ImageService;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -53,11 +54,9 @@ impl ImageService {
         let mut index = Vec::new();
         for name in names {
             let img = self.find_record(name)?;
-            let manifest_bytes = self.content_read(&img.manifest_digest).map_err(|_| {
-                EngineError::Invalid(format!(
-                    "image {name} has no stored manifest: pull it again, then save"
-                ))
-            })?;
+            let manifest_bytes = self
+                .content_read(&img.manifest_digest)
+                .map_err(|_| ArchiveError::NoStoredManifest(name.clone()))?;
             let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
                 .map_err(|e| io_err("stored manifest", e))?;
             let mut blobs: Vec<(String, u64)> = vec![
@@ -152,26 +151,21 @@ impl ImageService {
         };
         std::fs::create_dir_all(scratch).map_err(|e| io_err("scratch", e))?;
         let mut tar = tar::Archive::new(reader);
-        for entry in tar
-            .entries()
-            .map_err(|e| EngineError::Invalid(format!("not a tar archive: {e}")))?
-        {
-            let mut entry =
-                entry.map_err(|e| EngineError::Invalid(format!("broken archive: {e}")))?;
+        for entry in tar.entries().map_err(ArchiveError::NotTar)? {
+            let mut entry = entry.map_err(ArchiveError::Broken)?;
             if !entry.header().entry_type().is_file() {
                 continue;
             }
-            let raw = entry
-                .path()
-                .map_err(|e| EngineError::Invalid(format!("broken archive: {e}")))?
-                .into_owned();
-            let rel = vic_image::clean_entry_path(&raw).map_err(|reason| {
-                EngineError::Invalid(format!("archive entry {raw:?} refused: {reason}"))
-            })?;
+            let raw = entry.path().map_err(ArchiveError::Broken)?.into_owned();
+            let rel =
+                vic_image::clean_entry_path(&raw).map_err(|reason| ArchiveError::EntryRefused {
+                    path: raw.clone(),
+                    reason,
+                })?;
             let dest = scratch.join(&rel);
             let size = entry.header().size().unwrap_or(0);
             vic_image::ensure_room(scratch, "the archive", 0, size)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+                .map_err(ArchiveError::NoRoom)?;
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| io_err("scratch", e))?;
             }
@@ -179,46 +173,44 @@ impl ImageService {
             std::io::copy(&mut entry, &mut out)
                 .map_err(|e| io_err("cannot read the archive", e))?;
         }
-        let manifest = read_small(&scratch.join("manifest.json"), 1 << 20).map_err(|_| {
-            EngineError::Invalid(
-                "the archive has no manifest.json (or one over 1 MiB): is it from `docker save`?"
-                    .into(),
-            )
-        })?;
-        let entries: Vec<ArchiveEntry> = serde_json::from_slice(&manifest)
-            .map_err(|e| EngineError::Invalid(format!("manifest.json: {e}")))?;
+        let manifest = read_small(&scratch.join("manifest.json"), 1 << 20)
+            .map_err(|_| ArchiveError::NoManifest)?;
+        let entries: Vec<ArchiveEntry> =
+            serde_json::from_slice(&manifest).map_err(ArchiveError::Manifest)?;
         let mut said = Vec::new();
         for entry in entries {
-            let read = |rel: &str| -> Result<std::path::PathBuf, EngineError> {
-                let rel = vic_image::clean_entry_path(Path::new(rel)).map_err(|reason| {
-                    EngineError::Invalid(format!("manifest.json names {rel:?}: {reason}"))
+            let read = |rel: &str| -> Result<std::path::PathBuf, ArchiveError> {
+                let clean = vic_image::clean_entry_path(Path::new(rel)).map_err(|reason| {
+                    ArchiveError::NameRefused {
+                        path: rel.to_owned(),
+                        reason,
+                    }
                 })?;
-                let p = scratch.join(rel);
+                let p = scratch.join(clean);
                 if p.is_file() {
                     Ok(p)
                 } else {
-                    Err(EngineError::Invalid(format!(
-                        "the archive lacks {}",
-                        p.display()
-                    )))
+                    Err(ArchiveError::Lacks(p))
                 }
             };
             let config_bytes = read_small(&read(&entry.config)?, crate::images::CONFIG_MAX)
-                .map_err(|e| EngineError::Invalid(format!("image config {}: {e}", entry.config)))?;
-            let config: ImageConfig = serde_json::from_slice(&config_bytes)
-                .map_err(|e| EngineError::Invalid(format!("image config: {e}")))?;
+                .map_err(|source| ArchiveError::ConfigUnreadable {
+                    path: entry.config.clone(),
+                    source,
+                })?;
+            let config: ImageConfig =
+                serde_json::from_slice(&config_bytes).map_err(ArchiveError::Config)?;
             crate::images::check_diff_ids(&config.rootfs.diff_ids)?;
             let config_digest = self.content_put(&config_bytes)?;
             let mut layers = Vec::new();
             for (i, rel) in entry.layers.iter().enumerate() {
                 let path = read(rel)?;
                 let (digest, size, media_type) = self.content_put_file(&path)?;
-                let diff_id = config.rootfs.diff_ids.get(i).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "{} has more layers than its config lists",
-                        entry.config
-                    ))
-                })?;
+                let diff_id = config
+                    .rootfs
+                    .diff_ids
+                    .get(i)
+                    .ok_or_else(|| ArchiveError::MoreLayers(entry.config.clone()))?;
                 self.unpack(&digest, diff_id)?;
                 layers.push(Descriptor {
                     media_type,

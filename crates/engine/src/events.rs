@@ -32,7 +32,7 @@ impl Event {
             action: action.to_owned(),
             id: id.to_owned(),
             attributes: BTreeMap::new(),
-            time_nano: time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
+            time_nano: vic_core::time::now_nanos(),
         }
     }
 

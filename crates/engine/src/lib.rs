@@ -21,7 +21,10 @@ pub use containers::{
     RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket, disk_usage,
     reown_containers, tear_down,
 };
-pub use error::{EngineError, ErrorKind};
+pub use error::{
+    ArchiveError, ContainerConfigError, EngineError, ErrorKind, ExecError, MountError,
+    NetworkError, PortError, VolumeError,
+};
 pub use events::{Event, EventBus};
 pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
 pub use mounts::{MountRecord, MountRequest, MountType};

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::MountError;
 use crate::{EngineError, VolumeRequest, VolumeService};
 
 /// The kind of a mount, as Docker names them.
@@ -89,9 +90,11 @@ impl MountRequest {
                 "relatime",
             ];
             if !known.contains(&key) {
-                return Err(EngineError::Invalid(format!(
-                    "invalid tmpfs option {o:?} for {target}: use size=, mode=, nr_inodes=, uid=, gid=, ro, rw, exec, noexec, suid, nosuid, dev, nodev"
-                )));
+                return Err(MountError::TmpfsOption {
+                    option: o.to_owned(),
+                    target: target.to_owned(),
+                }
+                .into());
             }
             if key == "ro" {
                 m.read_only = true;
@@ -111,9 +114,7 @@ impl MountRequest {
             [s, t] => (Some(*s), *t, ""),
             [s, t, o] => (Some(*s), *t, *o),
             _ => {
-                return Err(EngineError::Invalid(format!(
-                    "invalid volume specification: '{spec}': use NAME:/path[:ro] or /path"
-                )));
+                return Err(MountError::Spec(spec.to_owned()).into());
             }
         };
         let kind = match source {
@@ -129,9 +130,11 @@ impl MountRequest {
                 "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
                 | "consistent" | "cached" | "delegated" => {}
                 other => {
-                    return Err(EngineError::Invalid(format!(
-                        "invalid mode: {other} (in volume specification '{spec}')"
-                    )));
+                    return Err(MountError::Mode {
+                        mode: other.to_owned(),
+                        spec: spec.to_owned(),
+                    }
+                    .into());
                 }
             }
         }
@@ -160,24 +163,16 @@ pub struct MountRecord {
 fn check_target(target: &str, seen: &[MountRecord]) -> Result<(), EngineError> {
     let clean = target.trim_end_matches('/');
     if !target.starts_with('/') {
-        return Err(EngineError::Invalid(format!(
-            "invalid mount config: mount path must be absolute: {target}"
-        )));
+        return Err(MountError::NotAbsolute(target.to_owned()).into());
     }
     if clean.is_empty() {
-        return Err(EngineError::Invalid(
-            "invalid mount config: destination can't be '/'".into(),
-        ));
+        return Err(MountError::Root.into());
     }
     if target.split('/').any(|c| c == "..") {
-        return Err(EngineError::Invalid(format!(
-            "invalid mount config: mount path {target} must not contain `..`"
-        )));
+        return Err(MountError::DotDot(target.to_owned()).into());
     }
     if seen.iter().any(|m| m.destination == clean) {
-        return Err(EngineError::Invalid(format!(
-            "Duplicate mount point: {clean}"
-        )));
+        return Err(MountError::Duplicate(clean.to_owned()).into());
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use vic_net::ipnet::Ipv4Net;
 use vic_net::{forward, ipam, link, nat};
 
 use crate::EngineError;
-use crate::error::internal;
+use crate::error::{NetworkError, internal};
 
 /// How a VCH's networks are laid out (from `vic-machine create`).
 #[derive(Debug, Clone)]
@@ -257,15 +257,10 @@ impl NetworkService {
             .as_deref()
             .filter(|d| !d.is_empty() && *d != "bridge")
         {
-            return Err(EngineError::Invalid(format!(
-                "network driver {d:?} is not supported by this VCH: use bridge (container networks are set up with vic-machine create --container-network)"
-            )));
+            return Err(NetworkError::Driver(d.to_string()).into());
         }
         if !crate::valid_volume_name(&req.name) {
-            return Err(EngineError::Invalid(format!(
-                "invalid network name {:?}: use at least 2 letters, digits, '_', '.' or '-', starting with a letter or digit",
-                req.name
-            )));
+            return Err(NetworkError::Name(req.name.clone()).into());
         }
         if ["none", "host", "default"].contains(&req.name.as_str()) || self.get(&req.name).is_ok() {
             return Err(EngineError::Conflict(format!(
@@ -327,9 +322,7 @@ impl NetworkService {
                     )));
                 }
                 if s.prefix_len() > 30 {
-                    return Err(EngineError::Invalid(format!(
-                        "subnet {s} is too small: use at most a /30"
-                    )));
+                    return Err(NetworkError::SubnetTooSmall(s.to_string()).into());
                 }
                 if !vic_net::host::private(s.trunc()) && !self.settings.range.contains(&s.trunc())
                 {
@@ -362,9 +355,11 @@ impl NetworkService {
         let gateway = match req.gateway {
             Some(g) if subnet.contains(&g) && g != subnet.network() && g != subnet.broadcast() => g,
             Some(g) => {
-                return Err(EngineError::Invalid(format!(
-                    "gateway {g} is not a host address of subnet {subnet}"
-                )));
+                return Err(NetworkError::Gateway {
+                    gateway: g.to_string(),
+                    subnet: subnet.to_string(),
+                }
+                .into());
             }
             None => ipam::gateway(subnet),
         };
@@ -407,10 +402,13 @@ impl NetworkService {
                 || ip == net.subnet.network()
                 || ip == net.subnet.broadcast()
             {
-                return Err(EngineError::Invalid(format!(
-                    "address {ip} is not usable on network {} ({}, gateway {})",
-                    net.name, net.subnet, net.gateway
-                )));
+                return Err(NetworkError::Address {
+                    ip: ip.to_string(),
+                    network: net.name.clone(),
+                    subnet: net.subnet.to_string(),
+                    gateway: net.gateway.to_string(),
+                }
+                .into());
             }
             if taken.contains(&ip) {
                 return Err(EngineError::Conflict(format!(

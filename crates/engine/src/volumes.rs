@@ -23,7 +23,7 @@ use vic_core::IdMap;
 use vic_runtime::OFlags;
 
 use crate::EngineError;
-use crate::error::internal;
+use crate::error::{VolumeError, internal};
 
 /// The label of the store in the VCH's own state folder.
 pub const DEFAULT_STORE: &str = "default";
@@ -339,22 +339,16 @@ impl VolumeService {
             if k.eq_ignore_ascii_case("VolumeStore") {
                 store = v.clone();
             } else {
-                return Err(EngineError::Invalid(format!(
-                    "{k} is not a supported option (volumes take VolumeStore=LABEL only)"
-                )));
+                return Err(VolumeError::Option(k.clone()).into());
             }
         }
         let store = self.store(&store)?;
         let (name, anonymous) = match req.name.filter(|n| !n.is_empty()) {
             Some(n) if n.len() == 1 => {
-                return Err(EngineError::Invalid(
-                    "volume name is too short, names should be at least two alphanumeric characters".into(),
-                ));
+                return Err(VolumeError::NameTooShort.into());
             }
             Some(n) if !valid_volume_name(&n) => {
-                return Err(EngineError::Invalid(format!(
-                    "volume name \"{n}\" includes invalid characters, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-                )));
+                return Err(VolumeError::Name(n).into());
             }
             Some(n) => (n, false),
             None => (vic_pki::random_hex(32), true),
@@ -479,9 +473,7 @@ impl VolumeService {
             EngineError::Forbidden(format!("mounting host folder {source} is refused: {hint}"))
         };
         if !source.starts_with('/') {
-            return Err(EngineError::Invalid(format!(
-                "bind source {source:?} is not an absolute path"
-            )));
+            return Err(VolumeError::RelativeBind(source.to_owned()).into());
         }
         if Path::new(source)
             .components()
@@ -521,9 +513,9 @@ impl VolumeService {
         }
         match vic_runtime::open_beneath(&store.path, &rel, OFlags::PATH) {
             Ok(_) => Ok(store.path.join(rel)),
-            Err(vic_runtime::HostPathError::NotFound { .. }) => Err(EngineError::Invalid(format!(
-                "invalid mount config: bind source path does not exist: {source}"
-            ))),
+            Err(vic_runtime::HostPathError::NotFound { .. }) => {
+                Err(VolumeError::NoBindSource(source.to_owned()).into())
+            }
             Err(vic_runtime::HostPathError::Escapes { .. }) => Err(refuse()),
             Err(e) => Err(e.into()),
         }
@@ -546,10 +538,9 @@ impl VolumeService {
             })?;
         let rel = path.strip_prefix(&store.path).unwrap_or(Path::new(""));
         vic_runtime::open_beneath(&store.path, rel, OFlags::PATH).map_err(|e| match e {
-            vic_runtime::HostPathError::NotFound { .. } => EngineError::Invalid(format!(
-                "invalid mount config: bind source path does not exist: {}",
-                path.display()
-            )),
+            vic_runtime::HostPathError::NotFound { .. } => {
+                VolumeError::NoBindSource(path.display().to_string()).into()
+            }
             e => EngineError::from(e),
         })
     }
@@ -647,7 +638,7 @@ mod tests {
         ));
         assert!(matches!(
             vols.check_bind(shared.join("missing").to_str().unwrap()),
-            Err(EngineError::Invalid(_))
+            Err(EngineError::Volume(VolumeError::NoBindSource(_)))
         ));
         // The default store never allows binds.
         let plain =

@@ -29,17 +29,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vic_core::time::now_rfc3339 as now;
 use vic_runtime::monitor::{Control, ExitRecord, MonitorConfig, MonitorFiles, StartReport};
 
 type Log = Arc<Mutex<File>>;
 /// Where input for the container goes: its stdin pipe, its terminal, or nowhere.
 type Input = Arc<Mutex<Option<File>>>;
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 fn append(log: &Log, stream: &str, text: &str) {
     let entry = serde_json::json!({"log": text, "stream": stream, "time": now()});

@@ -15,11 +15,7 @@ use super::Shared;
 use crate::ApiError;
 use crate::error::blocking;
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+use vic_core::time::now_rfc3339 as now;
 
 /// The host's memory, which caps an unlimited container's reported limit (as Docker does).
 fn host_memory() -> u64 {

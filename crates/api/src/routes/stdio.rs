@@ -239,7 +239,7 @@ pub(crate) async fn exec_start(
         Ok(p) => p,
         // The process could not start (not found, not executable, no such user): as Docker
         // does, the stream says why (the engine recorded its exit, 126).
-        Err(ApiError::Engine(vic_engine::EngineError::Invalid(why))) if !body.detach => {
+        Err(ApiError::Engine(vic_engine::EngineError::Exec(why))) if !body.detach => {
             let tty = state.containers.exec_inspect(&id).is_ok_and(|e| e.tty);
             tokio::spawn(async move {
                 let Ok(upgraded) = upgrade.await else { return };

@@ -10,6 +10,7 @@ use vic_core::IdMap;
 
 use super::{ContainerRecord, ContainerService, internal};
 use crate::EngineError;
+use crate::error::ContainerConfigError;
 use crate::mounts::MountType;
 
 /// What the administrator chose for a VCH (`vic-machine create` / `configure`).
@@ -165,9 +166,12 @@ impl ContainerService {
         let file = |name: &str| -> Result<String, EngineError> {
             match root.read_small(name, USER_DB_MAX) {
                 Ok(bytes) => Ok(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()),
-                Err(e) => Err(EngineError::Invalid(format!(
-                    "unable to find user {user}: the image's {name}: {e}"
-                ))),
+                Err(e) => Err(ContainerConfigError::UserDb {
+                    user: user.to_owned(),
+                    file: name.to_owned(),
+                    why: e.to_string(),
+                }
+                .into()),
             }
         };
         let lookup = |text: &str, key: &str, field: usize| {
@@ -187,11 +191,8 @@ impl ContainerService {
         let (uid, primary) = match numeric_user {
             Some(n) => (n, lookup(&passwd, u, 3).unwrap_or(n)),
             None => {
-                let uid = lookup(&passwd, u, 2).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "unable to find user {u}: no matching entries in passwd file"
-                    ))
-                })?;
+                let uid = lookup(&passwd, u, 2)
+                    .ok_or_else(|| EngineError::from(ContainerConfigError::NoUser(u.to_owned())))?;
                 (uid, lookup(&passwd, u, 3).unwrap_or(0))
             }
         };
@@ -200,9 +201,7 @@ impl ContainerService {
             Some(g) => match g.parse::<u32>() {
                 Ok(n) => n,
                 Err(_) => lookup(&file("/etc/group")?, g, 2).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
+                    EngineError::from(ContainerConfigError::NoGroup(g.to_owned()))
                 })?,
             },
         };

@@ -70,9 +70,7 @@ impl ContainerService {
         if let Some(n) = &req.name
             && !valid_name(n)
         {
-            return Err(EngineError::Invalid(format!(
-                "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
+            return Err(ContainerConfigError::Name(n.to_owned()).into());
         }
         lifecycle::check_limits(&req.limits)?;
         let image = self.images.inspect(&req.image)?;
@@ -118,7 +116,7 @@ impl ContainerService {
             .cloned()
             .collect();
         if args.is_empty() {
-            return Err(EngineError::Invalid("No command specified".into()));
+            return Err(ContainerConfigError::NoCommand.into());
         }
         let mut env: Vec<String> = cfg.env.clone().unwrap_or_default();
         for e in &req.env {
@@ -230,27 +228,22 @@ impl ContainerService {
         for (i, e) in rec.extra_networks.iter_mut().enumerate() {
             let n = self.networks.get(&e.network)?;
             if !n.is_bridge() || rec.network_mode == "none" {
-                return Err(EngineError::Invalid(format!(
-                    "a container can be on one container network or on none, and then on no other network: {} cannot be added",
-                    n.name
-                )));
+                return Err(
+                    ContainerConfigError::NetworkAfterContainerNetwork(n.name.clone()).into(),
+                );
             }
             e.network = n.name;
             e.iface = format!("eth{}", i + 1);
         }
         if rec.init && !Path::new(INIT_BINARY).is_file() {
-            return Err(EngineError::Invalid(format!(
-                "--init needs {INIT_BINARY} on the VCH's host, which is missing: install it with `apt-get install tini`"
-            )));
+            return Err(ContainerConfigError::NoInit(INIT_BINARY).into());
         }
         if rec.auto_remove && rec.restart.restarts() {
-            return Err(EngineError::Invalid(
-                "Conflicting options: --restart and --rm: a container removed when it exits cannot be restarted".into(),
-            ));
+            return Err(ContainerConfigError::RestartAndRemove.into());
         }
         // Capability names are checked now, not at start.
         vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
-            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            .map_err(|e| ContainerConfigError::Capability(e.to_string()))?;
         let image_volumes: Vec<String> = cfg
             .volumes
             .clone()

@@ -2,6 +2,7 @@
 //! terminal.
 
 use super::*;
+use crate::error::ExecError;
 
 /// An exec instance (`docker exec`): created, then started once.
 #[derive(Debug, Clone)]
@@ -59,7 +60,7 @@ impl ContainerService {
             }
         }
         if cmd.is_empty() {
-            return Err(EngineError::Invalid("No exec command specified".into()));
+            return Err(ExecError::NoCommand.into());
         }
         let exec_id = vic_pki::random_hex(32);
         let mut all_env = rec.env.clone();
@@ -104,7 +105,7 @@ impl ContainerService {
     /// failed`) has exited 126, as Docker reports it.
     pub fn exec_start(self: &Arc<Self>, exec_id: &str) -> Result<ExecSession, EngineError> {
         let started = self.launch_exec(exec_id);
-        if let Err(EngineError::Invalid(_)) = &started {
+        if let Err(EngineError::Exec(_)) = &started {
             self.exec_finished(exec_id, 126);
         }
         started
@@ -118,7 +119,12 @@ impl ContainerService {
             )));
         }
         // The user database of the running container's own root.
-        let (uid, gid) = self.user_ids(&rec.user, &self.dir(&rec.container).join("rootfs"))?;
+        let (uid, gid) = self
+            .user_ids(&rec.user, &self.dir(&rec.container).join("rootfs"))
+            .map_err(|e| match e {
+                EngineError::ContainerConfig(e) => EngineError::Exec(ExecError::User(e)),
+                e => e,
+            })?;
         let mut cmd = tokio::process::Command::from(self.runc.command_for(&rec.container));
         cmd.arg("exec");
         cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
@@ -196,10 +202,7 @@ impl ContainerService {
             // Wake the receiving thread so it ends.
             let _ = vic_runtime::ShortPath::new(&dir, &format!("exec-{name}.sock"))
                 .and_then(|p| p.connect());
-            return Err(EngineError::Invalid(format!(
-                "OCI runtime exec failed: {}",
-                vic_runtime::runtime_message(&out.stderr)
-            )));
+            return Err(ExecError::Launch(vic_runtime::runtime_message(&out.stderr)).into());
         }
         let master = rx
             .recv_timeout(Duration::from_secs(10))

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ContainerService, Status, internal};
 use crate::EngineError;
+use crate::error::ContainerConfigError;
 
 /// `--restart`: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,15 +26,11 @@ impl RestartPolicy {
         match name {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
-                return Err(EngineError::Invalid(format!(
-                    "invalid restart policy '{other}': use no, always, unless-stopped or on-failure[:N]"
-                )));
+                return Err(ContainerConfigError::RestartPolicy(other.to_owned()).into());
             }
         }
         if count > 0 && name != "on-failure" {
-            return Err(EngineError::Invalid(format!(
-                "maximum retry count cannot be used with restart policy '{name}'"
-            )));
+            return Err(ContainerConfigError::RetryCount(name.to_owned()).into());
         }
         Ok(Self {
             name: if name.is_empty() {
@@ -68,25 +65,17 @@ impl RestartPolicy {
 /// Checks limits as Docker does.
 pub(super) fn check_limits(l: &vic_runtime::Limits) -> Result<(), EngineError> {
     if l.memory > 0 && l.memory < 6 * 1024 * 1024 {
-        return Err(EngineError::Invalid(
-            "Minimum memory limit allowed is 6MB".into(),
-        ));
+        return Err(ContainerConfigError::MemoryTooSmall.into());
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
     if l.nano_cpus < 0 || l.nano_cpus > cpus * 1_000_000_000 {
-        return Err(EngineError::Invalid(format!(
-            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-        )));
+        return Err(ContainerConfigError::Cpus(cpus).into());
     }
     if l.nano_cpus > 0 && l.nano_cpus < 10_000_000 {
-        return Err(EngineError::Invalid(format!(
-            "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-        )));
+        return Err(ContainerConfigError::Cpus(cpus).into());
     }
     if l.cpu_shares < 0 || l.memory < 0 {
-        return Err(EngineError::Invalid(
-            "limits cannot be negative (use 0 for no limit)".into(),
-        ));
+        return Err(ContainerConfigError::NegativeLimit.into());
     }
     Ok(())
 }
@@ -120,9 +109,7 @@ impl ContainerService {
         }
         if let Some(r) = req.restart {
             if rec.auto_remove && r.restarts() {
-                return Err(EngineError::Invalid(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
-                ));
+                return Err(ContainerConfigError::RestartWithAutoRemove.into());
             }
             rec.restart = r;
         }
@@ -294,7 +281,7 @@ impl ContainerService {
 /// A signal as the runtime takes it (`TERM`, `USR1`, `9`), from Docker's forms (`SIGTERM`,
 /// `term`, `9`); anything else is refused with Docker's message.
 pub(super) fn signal_name(raw: &str) -> Result<String, EngineError> {
-    let bad = || EngineError::Invalid(format!("Invalid signal: {raw}"));
+    let bad = || EngineError::from(ContainerConfigError::Signal(raw.to_owned()));
     if let Ok(n) = raw.parse::<u8>() {
         // 1..=64: the standard and the real-time signals.
         return (1..=64).contains(&n).then(|| n.to_string()).ok_or_else(bad);

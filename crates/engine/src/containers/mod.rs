@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use vic_runtime::monitor::{MonitorConfig, MonitorFiles, StartReport};
 use vic_runtime::{ContainerSpec, Runc};
 
-use crate::error::internal;
+use crate::error::{ContainerConfigError, internal};
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
 pub use network::NetworkAttachment;
@@ -283,11 +283,7 @@ pub struct ContainerService {
     changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-pub(crate) fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub(crate) use vic_core::time::now_rfc3339 as now;
 
 /// Bytes used by the files under `dir` (not following symlinks, at `dir` or below; hard links
 /// counted once per name).
@@ -399,11 +395,7 @@ impl ContainerService {
             {
                 rec.started_at = Some(
                     meta.modified()
-                        .map(|t| {
-                            time::OffsetDateTime::from(t)
-                                .format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_default()
-                        })
+                        .map(|t| vic_core::time::rfc3339(t.into()))
                         .unwrap_or_else(|_| now()),
                 );
                 tracing::info!(container = %rec.id, "recorded a start the previous endpoint did not finish");

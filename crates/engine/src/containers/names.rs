@@ -5,6 +5,7 @@
 
 use super::ContainerRecord;
 use crate::EngineError;
+use crate::error::ContainerConfigError;
 
 /// A host or domain name: dot-separated labels of letters, digits, `-` and `_` (which Docker
 /// names allow), 1-63 bytes each, 253 at most in all; one trailing dot allowed.
@@ -22,9 +23,11 @@ pub(crate) fn valid_dns_name(name: &str) -> bool {
 }
 
 fn refuse(what: &str, value: &str) -> EngineError {
-    EngineError::Invalid(format!(
-        "invalid {what} {value:?}: use a DNS name (letters, digits, '-' and '_', in dot-separated labels of up to 63 characters)"
-    ))
+    ContainerConfigError::DnsName {
+        what: what.to_owned(),
+        value: value.to_owned(),
+    }
+    .into()
 }
 
 /// Checks every name of `rec` that reaches a name file.
@@ -56,9 +59,7 @@ pub(crate) fn check(rec: &ContainerRecord) -> Result<(), EngineError> {
             && o.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
         if !ok {
-            return Err(EngineError::Invalid(format!(
-                "invalid --dns-option {o:?}: use a resolver option such as ndots:2, timeout:1 or rotate"
-            )));
+            return Err(ContainerConfigError::DnsOption(o.to_string()).into());
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ use vic_net::{ipam, link, netns};
 
 use super::ports::*;
 use super::{ContainerRecord, ContainerService, Status, internal};
+use crate::error::NetworkError;
 use crate::{EngineError, NetworkService};
 
 /// A bridge network a container joined besides its first one.
@@ -54,27 +55,18 @@ impl ContainerService {
         match rec.network_mode.as_str() {
             "none" => {
                 if publishes {
-                    return Err(EngineError::Invalid(
-                        "conflicting options: port publishing and the container type network mode"
-                            .into(),
-                    ));
+                    return Err(NetworkError::PublishWithoutNetwork.into());
                 }
                 if rec.requested_ip.is_some() {
-                    return Err(EngineError::Invalid(
-                        "--ip needs a network: the container is on network none".into(),
-                    ));
+                    return Err(NetworkError::IpWithoutNetwork.into());
                 }
                 return Ok(());
             }
             "host" => {
-                return Err(EngineError::Invalid(
-                    "network mode host is not supported: a VCH's containers never share its host's network stack; publish ports with -p instead".into(),
-                ));
+                return Err(NetworkError::HostMode.into());
             }
             m if m.starts_with("container:") => {
-                return Err(EngineError::Invalid(format!(
-                    "network mode {m} is not supported: put both containers on one network instead"
-                )));
+                return Err(NetworkError::ContainerMode(m.to_owned()).into());
             }
             m => {
                 let net = self.networks.get(m)?;
@@ -89,16 +81,15 @@ impl ContainerService {
         let publish_ip = self.networks.settings().publish_ip;
         for r in &rec.port_bindings {
             if let Some(ip) = r.host_ip.filter(|ip| Some(*ip) != publish_ip) {
-                return Err(EngineError::Invalid(format!(
-                    "host IP {ip} for port bindings is not supported: only 0.0.0.0 and the VCH's address{} are",
-                    publish_ip.map(|p| format!(" {p}")).unwrap_or_default()
-                )));
+                return Err(NetworkError::PublishIp {
+                    ip,
+                    vch: publish_ip,
+                }
+                .into());
             }
         }
         if let Some(ip) = publish_ip.filter(|ip| ip.is_loopback() && publishes) {
-            return Err(EngineError::Invalid(format!(
-                "ports cannot be published on this VCH: its address {ip} is a loopback address, which containers' published ports cannot use; create the VCH with --client-network-ip set to another address"
-            )));
+            return Err(NetworkError::LoopbackVch(ip).into());
         }
         Ok(())
     }
@@ -306,15 +297,10 @@ impl ContainerService {
         }
         let (net, mut rec, _guard) = self.network_change(network, container)?;
         if !net.is_bridge() {
-            return Err(EngineError::Invalid(format!(
-                "{} is a container network: a container joins it at create (docker run --net {}), and only as its first network",
-                net.name, net.name
-            )));
+            return Err(NetworkError::ConnectContainerNetwork(net.name.clone()).into());
         }
         if rec.network_mode == "none" {
-            return Err(EngineError::Invalid(
-                "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
-            ));
+            return Err(NetworkError::ConnectFromNone.into());
         }
         if rec.attachments().iter().any(|a| a.0 == net.name) {
             return Err(EngineError::Forbidden(format!(
@@ -358,20 +344,22 @@ impl ContainerService {
     pub fn network_disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
         let (net, mut rec, _guard) = self.network_change(network, container)?;
         if rec.network_mode == net.name {
-            return Err(EngineError::Invalid(format!(
-                "container {} cannot leave {}, the network it was created on: remove and recreate it with another --network",
-                rec.name, net.name
-            )));
+            return Err(NetworkError::LeaveFirst {
+                container: rec.name.clone(),
+                network: net.name.clone(),
+            }
+            .into());
         }
         let Some(i) = rec
             .extra_networks
             .iter()
             .position(|e| e.network == net.name)
         else {
-            return Err(EngineError::Invalid(format!(
-                "container {} is not connected to network {}",
-                rec.name, net.name
-            )));
+            return Err(NetworkError::NotConnected {
+                container: rec.name.clone(),
+                network: net.name.clone(),
+            }
+            .into());
         };
         let att = rec.extra_networks.remove(i);
         link::remove_link(&extra_veth(&rec.id, &att.iface)).map_err(|e| internal("veth", e))?;

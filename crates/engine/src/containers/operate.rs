@@ -89,9 +89,7 @@ impl ContainerService {
         let id = self.resolve(name_or_id)?;
         let new = new_name.trim_start_matches('/');
         if !valid_name(new) {
-            return Err(EngineError::Invalid(format!(
-                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
+            return Err(ContainerConfigError::Name(new.to_owned()).into());
         }
         if let Some(other) = self.all().into_iter().find(|c| c.name == new && c.id != id) {
             return Err(table::name_taken(new, &other.id));

@@ -10,6 +10,7 @@ use vic_net::nat::Proto;
 
 use super::{ContainerRecord, ContainerService, Status};
 use crate::EngineError;
+use crate::error::PortError;
 
 /// `-p [ip:][host[-end]:]container[/proto]` as Docker's CLI sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,20 +39,20 @@ impl PortRequest {
     /// Parses one `HostConfig.PortBindings` entry: key `80/tcp`, binding host IP and port.
     pub fn parse(key: &str, host_ip: &str, host_port: &str) -> Result<Self, EngineError> {
         let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
-        let bad = |what: &str| EngineError::Invalid(format!("invalid port {what} in {key:?}"));
+        let bad = |what| PortError::Port {
+            what,
+            key: key.to_owned(),
+        };
         let container_port: u16 = port.parse().map_err(|_| bad("number"))?;
         if container_port == 0 {
-            return Err(bad("number"));
+            return Err(bad("number").into());
         }
-        let proto: Proto = proto
-            .parse()
-            .map_err(|e: vic_net::NetError| EngineError::Invalid(e.to_string()))?;
+        let proto: Proto = proto.parse().map_err(PortError::Protocol)?;
         let host_ip = match host_ip {
             "" | "0.0.0.0" => None,
-            ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
-                EngineError::Invalid(format!(
-                    "invalid host IP {ip:?} for port {key}: use an IPv4 address"
-                ))
+            ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| PortError::HostIp {
+                ip: ip.to_owned(),
+                key: key.to_owned(),
             })?),
         };
         let host_ports = match host_port {
@@ -62,13 +63,11 @@ impl PortRequest {
                     s.parse::<u16>()
                         .ok()
                         .filter(|n| *n > 0)
-                        .ok_or_else(|| EngineError::Invalid(format!("invalid host port {p:?}")))
+                        .ok_or_else(|| PortError::HostPort(p.to_owned()))
                 };
                 let (a, b) = (parse(a)?, parse(b)?);
                 if a > b {
-                    return Err(EngineError::Invalid(format!(
-                        "invalid host port range {p:?}"
-                    )));
+                    return Err(PortError::HostRange(p.to_owned()).into());
                 }
                 Some((a, b))
             }
@@ -90,29 +89,25 @@ pub(super) fn check_external_ports(
 ) -> Result<(), EngineError> {
     let publishes = !rec.port_bindings.is_empty() || rec.publish_all;
     if publishes && matches!(level, TrustLevel::Closed | TrustLevel::Outbound) {
-        return Err(EngineError::Invalid(format!(
-            "ports cannot be published via container network {network} (firewall configured as either \"closed\" or \"outbound\")"
-        )));
+        return Err(PortError::ClosedNetwork(network.to_owned()).into());
     }
     for r in &rec.port_bindings {
         if let Some((a, b)) = r.host_ports
             && a != b
         {
-            return Err(EngineError::Invalid(format!(
-                "ports published on external networks cannot include both a redirect and a range ({a}-{b}:{}/{})",
-                r.container_port,
-                r.proto.as_str()
-            )));
+            return Err(PortError::RedirectAndRange {
+                from: a,
+                to: b,
+                port: r.container_port,
+                proto: r.proto.as_str(),
+            }
+            .into());
         }
         if level == TrustLevel::Peers && r.host_ports.is_none_or(|(a, _)| a == r.container_port) {
-            return Err(EngineError::Invalid(format!(
-                "ports published via container network {network} must specify a mapping (firewall configured for \"peers\" - no need for publishing unless redirecting)"
-            )));
+            return Err(PortError::PeersNeedMapping(network.to_owned()).into());
         }
         if r.host_ip.is_some() {
-            return Err(EngineError::Invalid(format!(
-                "ports on container network {network} are published on the container's own address: leave out the host IP"
-            )));
+            return Err(PortError::HostIpOnContainerNetwork(network.to_owned()).into());
         }
     }
     Ok(())

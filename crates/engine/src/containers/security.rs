@@ -1,6 +1,7 @@
 //! `--security-opt`: which of Docker's options a VCH honours, and a clear refusal for the rest.
 
 use crate::EngineError;
+use crate::error::ContainerConfigError;
 
 /// The options that change the runtime spec.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -11,7 +12,11 @@ pub(crate) struct SecurityOptions {
 }
 
 fn invalid(opt: &str, why: &str) -> EngineError {
-    EngineError::Invalid(format!("invalid --security-opt {opt:?}: {why}"))
+    ContainerConfigError::SecurityOpt {
+        opt: opt.to_owned(),
+        why: why.to_owned(),
+    }
+    .into()
 }
 
 /// Parses Docker's `HostConfig.SecurityOpt` (`key=value`, or the older `key:value`).
@@ -32,9 +37,7 @@ pub(crate) fn parse(opts: &[String]) -> Result<SecurityOptions, EngineError> {
             ("seccomp", "unconfined") => out.seccomp_unconfined = true,
             ("seccomp", "builtin" | "default") => out.seccomp_unconfined = false,
             ("seccomp", _) => {
-                return Err(EngineError::Invalid(
-                    "custom seccomp profiles are not supported by this VCH: use the default profile, or seccomp=unconfined".into(),
-                ));
+                return Err(ContainerConfigError::SeccompProfile.into());
             }
             ("no-new-privileges", v) => {
                 out.no_new_privileges = v

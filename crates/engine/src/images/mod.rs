@@ -138,8 +138,7 @@ pub(crate) const CONFIG_MAX: u64 = 8 << 20;
 /// becomes a folder name in the layer store, and the config is the image author's to write.
 pub(crate) fn check_diff_ids(diff_ids: &[String]) -> Result<(), EngineError> {
     for d in diff_ids {
-        vic_core::sha256_hex("layer diff ID", d)
-            .map_err(|e| EngineError::Invalid(format!("the image's config is refused: {e}")))?;
+        vic_core::sha256_hex("layer diff ID", d).map_err(crate::error::ImageError::DiffId)?;
     }
     Ok(())
 }
@@ -262,9 +261,7 @@ impl ImageService {
         let image = self.find(source)?;
         let target: Reference = target.parse()?;
         if target.digest.is_some() {
-            return Err(EngineError::Invalid(
-                "refusing to create a tag with a digest reference".into(),
-            ));
+            return Err(crate::error::ImageError::TagWithDigest.into());
         }
         self.meta.tag(&image.id, &target.to_string())?;
         self.emit("tag", &image.id, &target.familiar());

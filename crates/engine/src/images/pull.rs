@@ -48,10 +48,9 @@ impl ImageService {
         if let Manifest::Index(index) = &manifest {
             let chosen =
                 select_platform(index, &os, &arch, variant.as_deref()).ok_or_else(|| {
-                    EngineError::Invalid(format!(
-                        "no matching manifest for {} in the manifest list entries",
-                        platform.unwrap_or("linux/amd64")
-                    ))
+                    crate::error::ImageError::NoPlatform(
+                        platform.unwrap_or("linux/amd64").to_owned(),
+                    )
                 })?;
             let child = self
                 .registry()
@@ -72,21 +71,22 @@ impl ImageService {
             let mt = layer.media_type.as_str();
             let known = mt.is_empty() || mt.contains("tar");
             if !known {
-                return Err(EngineError::Invalid(format!(
-                    "layer {} has unsupported media type {mt}",
-                    layer.digest
-                )));
+                return Err(crate::error::ImageError::LayerType {
+                    digest: layer.digest.clone(),
+                    media_type: mt.to_owned(),
+                }
+                .into());
             }
         }
         let already = self.meta.resolve(None, &image.config.digest).ok().flatten();
         // Config: read whole, so bounded.
         if image.config.size > CONFIG_MAX {
-            return Err(EngineError::Invalid(format!(
-                "the config of {} is {} bytes, more than the {} MiB an image config may have",
-                reference.familiar(),
-                image.config.size,
-                CONFIG_MAX >> 20
-            )));
+            return Err(crate::error::ImageError::ConfigTooBig {
+                image: reference.familiar(),
+                size: image.config.size,
+                max: CONFIG_MAX,
+            }
+            .into());
         }
         if !self.content.has(&image.config.digest) {
             self.download(
@@ -106,12 +106,12 @@ impl ImageService {
             ))
         })?;
         if config.os != os || config.architecture != arch {
-            return Err(EngineError::Invalid(format!(
-                "image {} is for {}/{}, not {os}/{arch}",
-                reference.familiar(),
-                config.os,
-                config.architecture
-            )));
+            return Err(crate::error::ImageError::WrongPlatform {
+                image: reference.familiar(),
+                found: format!("{}/{}", config.os, config.architecture),
+                wanted: format!("{os}/{arch}"),
+            }
+            .into());
         }
         // Layers.
         for layer in &image.layers {
@@ -140,12 +140,12 @@ impl ImageService {
         }
         // Unpack every layer not unpacked yet, checking each against its diff ID.
         if config.rootfs.diff_ids.len() != image.layers.len() {
-            return Err(EngineError::Invalid(format!(
-                "image {} has {} layers but its config lists {} diff IDs",
-                reference.familiar(),
-                image.layers.len(),
-                config.rootfs.diff_ids.len()
-            )));
+            return Err(crate::error::ImageError::LayerCount {
+                image: reference.familiar(),
+                layers: image.layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            }
+            .into());
         }
         check_diff_ids(&config.rootfs.diff_ids)?;
         for (layer, diff_id) in image.layers.iter().zip(&config.rootfs.diff_ids) {
@@ -251,8 +251,6 @@ pub(super) fn parse_platform(p: &str) -> Result<(String, String, Option<String>)
     match parts.as_slice() {
         [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
         [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
-        _ => Err(EngineError::Invalid(format!(
-            "invalid platform {p:?}: expected os/arch[/variant], e.g. linux/amd64"
-        ))),
+        _ => Err(crate::error::ImageError::Platform(p.to_owned()).into()),
     }
 }

@@ -19,12 +19,10 @@ impl ImageService {
         let creds = creds.or_else(|| self.stored_creds(&reference.registry));
         let creds = creds.as_ref();
         let client = self.registry();
-        let bytes = self.content.read(&rec.manifest_digest).map_err(|_| {
-            EngineError::Invalid(format!(
-                "image {} has no stored manifest (it was pulled by an older vic): pull it again, then push",
-                reference.familiar()
-            ))
-        })?;
+        let bytes = self
+            .content
+            .read(&rec.manifest_digest)
+            .map_err(|_| crate::error::ImageError::NoStoredManifest(reference.familiar()))?;
         let manifest: vic_registry::manifest::ImageManifest = serde_json::from_slice(&bytes)
             .map_err(|e| EngineError::Internal(format!("stored manifest unreadable: {e}")))?;
         let media_type = manifest

@@ -23,7 +23,7 @@ use vic_engine::{Status, WaitCondition};
 
 pub(crate) use create::{check_create_body, container_create};
 pub(crate) use logs::{container_logs, output_bytes};
-use views::nanos;
+use vic_core::time::unix_nanos as nanos;
 
 use super::Shared;
 use crate::ApiError;

@@ -11,6 +11,7 @@ use vic_docker_api::{
 use vic_engine::{ContainerView, MountType, Status};
 
 use crate::routes::Shared;
+use vic_core::time::unix_nanos as nanos;
 
 /// Docker's "never" for times not reached yet.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -371,7 +372,7 @@ fn summary_ports(v: &ContainerView) -> Vec<Port> {
 
 /// `Status` of `docker ps`, in Docker's words: `Up 5 minutes`, `Exited (3) 2 hours ago`.
 fn status_text(v: &ContainerView) -> String {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let now = vic_core::time::now_nanos();
     let since = |ts: &str| human_duration(now - nanos(ts));
     let up = || since(v.record.started_at.as_deref().unwrap_or_default());
     match &v.status {
@@ -405,13 +406,7 @@ fn human_duration(ns: i128) -> String {
     }
 }
 
-/// An RFC 3339 time in Unix nanoseconds (0 if unreadable: a log line without one counts as
-/// old).
-pub(crate) fn nanos(ts: &str) -> i128 {
-    time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
-        .map_or(0, time::OffsetDateTime::unix_timestamp_nanos)
-}
-
+/// An RFC 3339 time in Unix seconds (0 if unreadable).
 fn unix(ts: &str) -> i64 {
     (nanos(ts) / 1_000_000_000) as i64
 }
