@@ -2,7 +2,7 @@
 
 use vic_testkit::TestHost;
 
-use crate::{create, docker_name};
+use crate::{create_on, docker_name, docker_tls, host_with_vch};
 
 /// An OpenSSL CA plus a server certificate for `san` with `ext` extra extensions, in `dir`.
 pub(crate) fn openssl_pki(host: &TestHost, dir: &str, san: &str, server_ext: &str) {
@@ -26,8 +26,7 @@ pub(crate) const GOOD_EXT: &str =
 
 #[test]
 fn redeploy_reuses_the_certificate_folder() {
-    let host = TestHost::new();
-    let first = create(&host, "again", &["--client-network-ip", "127.0.0.2"]);
+    let (host, first) = host_with_vch("again", &[]);
     let before = std::fs::read(host.path("again/server-cert.pem")).unwrap();
     host.vic_machine(["delete", "--name", "again"])
         .ok()
@@ -36,7 +35,7 @@ fn redeploy_reuses_the_certificate_folder() {
         host.path("again/ca.pem").exists(),
         "delete keeps the certificate folder"
     );
-    let second = create(&host, "again", &["--client-network-ip", "127.0.0.2"]);
+    let second = create_on(&host, "again", "127.0.0.2", &[]);
     second
         .says("Loaded server certificate")
         .says("Loaded CA with default name from certificate path")
@@ -72,15 +71,11 @@ fn generation_refuses_a_folder_it_cannot_reuse() {
     );
     // Nothing was deployed, so the name is still free and another folder works.
     host.vic_machine(["ls"]).ok().never_says("busy");
-    create(
+    create_on(
         &host,
         "busy",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--tls-cert-path",
-            "elsewhere",
-        ],
+        "127.0.0.2",
+        &["--tls-cert-path", "elsewhere"],
     );
 }
 
@@ -88,20 +83,15 @@ fn generation_refuses_a_folder_it_cannot_reuse() {
 fn custom_server_certificate_and_client_ca_from_openssl() {
     let host = TestHost::new();
     openssl_pki(&host, "corp", "DNS:vch.test,IP:127.0.0.2", GOOD_EXT);
-    let run = create(
-        &host,
-        "custom",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--tls-server-cert",
-            "corp/server-cert.pem",
-            "--tls-server-key",
-            "corp/server-key.pem",
-            "--tls-ca",
-            "corp/ca.pem",
-        ],
-    );
+    let custom = [
+        "--tls-server-cert",
+        "corp/server-cert.pem",
+        "--tls-server-key",
+        "corp/server-key.pem",
+        "--tls-ca",
+        "corp/ca.pem",
+    ];
+    let run = create_on(&host, "custom", "127.0.0.2", &custom);
     run.says("Loaded CA from")
         .says("Loaded server certificate")
         .never_says("Generating");
@@ -109,28 +99,16 @@ fn custom_server_certificate_and_client_ca_from_openssl() {
     host.sh("echo | openssl s_client -connect 127.0.0.2:2376 -showcerts 2>/dev/null")
         .says("Stark Enterprises Global CA");
     // ... and accepts clients of the custom CA.
-    let docker = |cert: &str, key: &str| {
-        host.docker(
-            &[],
-            [
-                "-H",
-                "tcp://127.0.0.2:2376",
-                "--tlsverify",
-                "--tlscacert",
-                "corp/ca.pem",
-                "--tlscert",
-                cert,
-                "--tlskey",
-                key,
-                "info",
-                "--format",
-                "{{.Name}}",
-            ],
-        )
-    };
-    docker("corp/client-cert.pem", "corp/client-key.pem")
-        .ok()
-        .says("custom");
+    let alice = ("corp/client-cert.pem", "corp/client-key.pem");
+    docker_tls(
+        &host,
+        "127.0.0.2:2376",
+        "corp/ca.pem",
+        alice,
+        &["info", "--format", "{{.Name}}"],
+    )
+    .ok()
+    .says("custom");
     let log = std::fs::read_to_string(host.root().join("custom/endpoint.log")).unwrap();
     assert!(log.contains("client=CN=alice"), "{log}");
 }
@@ -139,39 +117,21 @@ fn custom_server_certificate_and_client_ca_from_openssl() {
 fn custom_certificates_in_other_formats() {
     let host = TestHost::new();
     openssl_pki(&host, "corp", "IP:127.0.0.2", GOOD_EXT);
+    // A VCH `name` (without client verification, its own certificate folder) serving the
+    // certificate file `cert`, with its key from `key` (else from `cert` too).
+    let serving = |name: &str, cert: &str, key: Option<&str>| {
+        let folder = format!("{name}-certs");
+        let mut args = vec!["--no-tlsverify", "--tls-server-cert", cert];
+        args.extend(key.map(|key| ["--tls-server-key", key]).iter().flatten());
+        args.extend(["--tls-cert-path", &folder]);
+        create_on(&host, name, "127.0.0.2", &args)
+    };
     // PKCS#12 bundle holding key + certificate, PKCS#8 key, junk before the PEM blocks.
     host.sh("cd corp && openssl pkcs12 -export -in server-cert.pem -inkey server-key.pem -certfile ca.pem -passout pass: -out server.p12").ok();
-    create(
-        &host,
-        "p12",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--no-tlsverify",
-            "--tls-server-cert",
-            "corp/server.p12",
-            "--tls-cert-path",
-            "p12-certs",
-        ],
-    )
-    .says("Loaded server certificate bundle");
+    serving("p12", "corp/server.p12", None).says("Loaded server certificate bundle");
     host.vic_machine(["delete", "--name", "p12"]).ok();
     host.sh("cd corp && (echo 'Bag Attributes: junk'; cat server-cert.pem ca.pem) > junk-chain.pem && openssl rsa -in server-key.pem -traditional -out pkcs1.pem 2>/dev/null").ok();
-    create(
-        &host,
-        "pem",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--no-tlsverify",
-            "--tls-server-cert",
-            "corp/junk-chain.pem",
-            "--tls-server-key",
-            "corp/pkcs1.pem",
-            "--tls-cert-path",
-            "pem-certs",
-        ],
-    );
+    serving("pem", "corp/junk-chain.pem", Some("corp/pkcs1.pem"));
     // The chain is served as given: leaf then CA.
     let shown = host
         .sh("echo | openssl s_client -connect 127.0.0.2:2376 -showcerts 2>/dev/null")
@@ -184,21 +144,7 @@ fn custom_certificates_in_other_formats() {
     host.vic_machine(["delete", "--name", "pem"]).ok();
     // A PKCS#7 certificate bundle (leaf first) with a PKCS#8 key.
     host.sh("cd corp && openssl crl2pkcs7 -nocrl -certfile server-cert.pem -certfile ca.pem -out chain.p7b && openssl pkcs8 -topk8 -nocrypt -in server-key.pem -out pkcs8.pem").ok();
-    create(
-        &host,
-        "p7",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--no-tlsverify",
-            "--tls-server-cert",
-            "corp/chain.p7b",
-            "--tls-server-key",
-            "corp/pkcs8.pem",
-            "--tls-cert-path",
-            "p7-certs",
-        ],
-    );
+    serving("p7", "corp/chain.p7b", Some("corp/pkcs8.pem"));
     host.sh("echo | openssl s_client -connect 127.0.0.2:2376 2>/dev/null")
         .ok()
         .says("CN = vch.test");

@@ -3,30 +3,16 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{BUSYBOX, Env, pull_busybox, vch_with_registry};
 
 const PYTHON: &str = "/opt/vic-test-python/bin";
 
 /// A mutual-TLS VCH with busybox pulled, as `busybox`; the env create printed.
-fn vch(host: &TestHost) -> Vec<(String, String)> {
+fn vch(host: &TestHost) -> Env {
     vic_testkit::require_bin(&format!("{PYTHON}/docker-compose"));
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        host,
-        "clients",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
-    host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
-        .ok();
-    host.docker(&env, ["tag", "127.0.0.1:5000/busybox", "busybox"])
-        .ok();
+    let env = vch_with_registry(host, "clients", &[], &[]).docker_env();
+    pull_busybox(host, &env);
+    host.docker(&env, ["tag", BUSYBOX, "busybox"]).ok();
     env
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{BUSYBOX, cert, configure, detached, docker_tls, host_with_vch, vch_with_registry};
 
 /// `DOCKER_*` for a client folder holding ca.pem, cert.pem and key.pem.
 fn env_for(host: &TestHost, dir: &str) -> Vec<(String, String)> {
@@ -44,35 +44,9 @@ fn last_tick(text: &str) -> Option<u64> {
 #[test]
 fn server_certificate_rotation_keeps_streams_containers_and_clients() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "rot",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
-    let id = host
-        .docker(
-            &env,
-            [
-                "run",
-                "-d",
-                "127.0.0.1:5000/busybox",
-                "sh",
-                "-c",
-                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
-            ],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let env = vch_with_registry(&host, "rot", &[], &[]).docker_env();
+    let ticks = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
+    let id = detached(&host, &env, &[BUSYBOX, "sh", "-c", ticks]);
     let started = host
         .docker(&env, ["inspect", "-f", "{{.State.StartedAt}}", &id])
         .ok()
@@ -96,17 +70,11 @@ fn server_certificate_rotation_keeps_streams_containers_and_clients() {
     assert!(before.contains("CN = 127.0.0.2"), "{before}");
 
     // A new name: the server certificate is regenerated from the VCH's CA.
-    host.vic_machine([
-        "configure",
-        "--name",
-        "rot",
-        "--tls-cname",
-        "vch.rotated.test",
-    ])
-    .ok()
-    .says("Generating server certificate/key pair")
-    .says("New server certificate")
-    .says("Completed successfully");
+    configure(&host, "rot", &["--tls-cname", "vch.rotated.test"])
+        .ok()
+        .says("Generating server certificate/key pair")
+        .says("New server certificate")
+        .says("Completed successfully");
     let after = served_subject(&host, "rot");
     assert!(after.contains("CN = vch.rotated.test"), "{after}");
     // The client files from create still work (same CA, and the listen address is covered).
@@ -124,17 +92,11 @@ fn server_certificate_rotation_keeps_streams_containers_and_clients() {
         )
         .unwrap();
     }
-    host.vic_machine([
-        "configure",
-        "--name",
-        "rot",
-        "--renew-certificates",
-        "--certificate-validity-days",
-        "400",
-    ])
-    .ok()
-    .says("Renewing CA certificate")
-    .says("Generating client certificate/key pair");
+    let renew = ["--renew-certificates", "--certificate-validity-days", "400"];
+    configure(&host, "rot", &renew)
+        .ok()
+        .says("Renewing CA certificate")
+        .says("Generating client certificate/key pair");
     assert_ne!(
         std::fs::read(host.path("rot/cert.pem")).unwrap(),
         old_client
@@ -169,29 +131,20 @@ fn server_certificate_rotation_keeps_streams_containers_and_clients() {
 
 #[test]
 fn issued_client_certificates_roles_and_revocation() {
-    let host = TestHost::new();
-    create(&host, "team", &["--client-network-ip", "127.0.0.2"]);
-    host.vic_machine(["cert", "issue", "--name", "team", "--user", "alice"])
+    let (host, _) = host_with_vch("team", &[]);
+    cert(&host, "issue", "team", &["--user", "alice"])
         .ok()
         .says("Issued a full-access certificate for alice")
         .says("docker context create team-alice");
-    host.vic_machine([
-        "cert",
-        "issue",
-        "--name",
-        "team",
-        "--user",
-        "viewer",
-        "--read-only",
-    ])
-    .ok()
-    .says("Issued a read-only-access certificate for viewer");
+    cert(&host, "issue", "team", &["--user", "viewer", "--read-only"])
+        .ok()
+        .says("Issued a read-only-access certificate for viewer");
     for f in ["ca.pem", "cert.pem", "key.pem", "cert.pfx"] {
         assert!(host.path(&format!("team-alice/{f}")).is_file(), "{f}");
     }
     assert_eq!(crate::mode(&host.path("team-alice/key.pem")), 0o600);
     // A second certificate for the same user is refused until the first is revoked.
-    host.vic_machine(["cert", "issue", "--name", "team", "--user", "alice"])
+    cert(&host, "issue", "team", &["--user", "alice"])
         .fails()
         .says("already has a certificate");
 
@@ -201,15 +154,15 @@ fn issued_client_certificates_roles_and_revocation() {
     host.docker(&viewer, ["ps", "-a"]).ok();
     host.docker(&viewer, ["volume", "ls"]).ok().says("alices");
     host.docker(&viewer, ["volume", "inspect", "alices"]).ok();
-    host.docker(&viewer, ["volume", "create", "viewers"])
-        .fails()
-        .says("is read-only on this VCH");
-    host.docker(&viewer, ["volume", "rm", "alices"])
-        .fails()
-        .says("is read-only on this VCH");
-    host.docker(&viewer, ["run", "--rm", "busybox", "true"])
-        .fails()
-        .says("is read-only on this VCH");
+    for writes in [
+        &["volume", "create", "viewers"][..],
+        &["volume", "rm", "alices"],
+        &["run", "--rm", "busybox", "true"],
+    ] {
+        host.docker(&viewer, writes)
+            .fails()
+            .says("is read-only on this VCH");
+    }
     let log = endpoint_log(&host, "team");
     assert!(
         log.lines()
@@ -223,21 +176,14 @@ fn issued_client_certificates_roles_and_revocation() {
     );
 
     // Revocation: refused at the handshake from the next connection on, and logged.
-    host.vic_machine(["cert", "revoke", "--name", "team", "--user", "alice"])
+    cert(&host, "revoke", "team", &["--user", "alice"])
         .ok()
         .says("Revoked the certificate of alice");
     host.docker(&alice, ["ps"]).fails().says("revoked");
     host.docker(&viewer, ["ps"]).ok();
     // By certificate file too.
-    host.vic_machine([
-        "cert",
-        "revoke",
-        "--name",
-        "team",
-        "--cert",
-        &host.path("team-viewer/cert.pem").display().to_string(),
-    ])
-    .ok();
+    let viewers = host.path("team-viewer/cert.pem").display().to_string();
+    cert(&host, "revoke", "team", &["--cert", &viewers]).ok();
     host.docker(&viewer, ["ps"]).fails().says("revoked");
     // The pair made at create is untouched.
     host.docker(&env_for(&host, "team"), ["volume", "ls"])
@@ -248,7 +194,7 @@ fn issued_client_certificates_roles_and_revocation() {
         log.contains("refused a revoked client certificate subject=CN=alice"),
         "{log}"
     );
-    let ls = host.vic_machine(["cert", "ls", "--name", "team"]).ok();
+    let ls = cert(&host, "ls", "team", &[]).ok();
     let alice_line = ls
         .stdout
         .lines()
@@ -258,16 +204,12 @@ fn issued_client_certificates_roles_and_revocation() {
     assert!(alice_line.contains("revoked"), "{alice_line}");
     ls.says("default");
     // Once revoked, alice may get a new certificate.
-    host.vic_machine([
-        "cert",
+    cert(
+        &host,
         "issue",
-        "--name",
         "team",
-        "--user",
-        "alice",
-        "--tls-cert-path",
-        "alice2",
-    ])
+        &["--user", "alice", "--tls-cert-path", "alice2"],
+    )
     .ok();
     host.docker(&env_for(&host, "alice2"), ["ps"]).ok();
 }
@@ -279,20 +221,16 @@ fn outside_ca_client(host: &TestHost, ca_dir: &str, cn: &str, client_dir: &str, 
         "mkdir {ca_dir} {client_dir} && openssl req -x509 -newkey rsa:2048 -nodes -keyout {ca_dir}/ca-key.pem -out {ca_dir}/ca.pem -subj '/CN={cn}' -days 30 2>/dev/null && cp {server_ca} {client_dir}/ca.pem"
     ))
     .ok();
-    let (cert, key) = vic_testkit::client_cert_signed_by(
-        &host.path(&format!("{ca_dir}/ca.pem")),
-        &host.path(&format!("{ca_dir}/ca-key.pem")),
-        -1,
-        30,
+    let pair = (
+        format!("{client_dir}/cert.pem"),
+        format!("{client_dir}/key.pem"),
     );
-    std::fs::write(host.path(&format!("{client_dir}/cert.pem")), cert).unwrap();
-    std::fs::write(host.path(&format!("{client_dir}/key.pem")), key).unwrap();
+    crate::write_client_cert(host, ca_dir, (&pair.0, &pair.1), -1, 30);
 }
 
 #[test]
 fn client_ca_rotation_with_overlap_and_verification_toggle() {
-    let host = TestHost::new();
-    create(&host, "ca", &["--client-network-ip", "127.0.0.2"]);
+    let (host, _) = host_with_vch("ca", &[]);
     // A new CA from elsewhere, with a client certificate of its own.
     outside_ca_client(&host, "new", "Next Year CA", "next", "ca/ca.pem");
     let old = env_for(&host, "ca");
@@ -300,46 +238,38 @@ fn client_ca_rotation_with_overlap_and_verification_toggle() {
     host.docker(&next, ["ps"]).fails();
 
     // Overlap: both CAs trusted.
-    host.vic_machine(["configure", "--name", "ca", "--tls-ca", "new/ca.pem"])
+    configure(&host, "ca", &["--tls-ca", "new/ca.pem"])
         .ok()
         .says("No certificate regeneration requested")
         .says("Client CAs: 2 full-access, 0 read-only");
     host.docker(&old, ["ps"]).ok();
     host.docker(&next, ["ps"]).ok();
     // The old CA retired.
-    host.vic_machine(["configure", "--name", "ca", "--remove-tls-ca", "ca/ca.pem"])
-        .ok();
+    configure(&host, "ca", &["--remove-tls-ca", "ca/ca.pem"]).ok();
     host.docker(&old, ["ps"]).fails();
     host.docker(&next, ["ps"]).ok();
     // Removing the last one would lock everyone out: refused, nothing changed.
-    host.vic_machine(["configure", "--name", "ca", "--remove-tls-ca", "new/ca.pem"])
+    configure(&host, "ca", &["--remove-tls-ca", "new/ca.pem"])
         .fails()
         .says("no client CA");
     host.docker(&next, ["ps"]).ok();
 
     // Verification off, then on again, live.
-    host.vic_machine(["configure", "--name", "ca", "--no-tlsverify"])
+    configure(&host, "ca", &["--no-tlsverify"])
         .ok()
         .says("Admin portal password");
     let anyone =
         |host: &TestHost| host.sh("docker -H 127.0.0.2:2376 --tls --tlscacert ca/ca.pem ps");
     anyone(&host).ok();
-    host.vic_machine(["configure", "--name", "ca", "--tlsverify"])
-        .ok();
+    configure(&host, "ca", &["--tlsverify"]).ok();
     anyone(&host).fails();
     host.docker(&next, ["ps"]).ok();
 
     // A read-only CA added at configure: its clients may read only.
     outside_ca_client(&host, "ro", "Auditors CA", "auditor", "ca/ca.pem");
-    host.vic_machine([
-        "configure",
-        "--name",
-        "ca",
-        "--tls-ca-readonly",
-        "ro/ca.pem",
-    ])
-    .ok()
-    .says("Client CAs: 1 full-access, 1 read-only");
+    configure(&host, "ca", &["--tls-ca-readonly", "ro/ca.pem"])
+        .ok()
+        .says("Client CAs: 1 full-access, 1 read-only");
     let auditor = env_for(&host, "auditor");
     host.docker(&auditor, ["ps"]).ok();
     host.docker(&auditor, ["network", "create", "x"])
@@ -352,18 +282,8 @@ fn client_ca_rotation_with_overlap_and_verification_toggle() {
 
 #[test]
 fn expiry_warnings_for_certificates_made_to_expire_soon() {
-    let host = TestHost::new();
-    let env = create(
-        &host,
-        "soon",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--certificate-validity-days",
-            "5",
-        ],
-    )
-    .docker_env();
+    let (host, soon) = host_with_vch("soon", &["--certificate-validity-days", "5"]);
+    let env = soon.docker_env();
     let warning = "server certificate (CN=127.0.0.2, O=soon) expires in 5 days";
     host.vic_machine(["ls"]).ok().says(warning);
     host.vic_machine(["inspect", "--name", "soon"])
@@ -376,31 +296,19 @@ fn expiry_warnings_for_certificates_made_to_expire_soon() {
         .says("--renew-certificates");
     assert!(endpoint_log(&host, "soon").contains(warning));
 
-    host.vic_machine([
-        "configure",
-        "--name",
+    configure(
+        &host,
         "soon",
-        "--renew-certificates",
-        "--certificate-validity-days",
-        "365",
-    ])
+        &["--renew-certificates", "--certificate-validity-days", "365"],
+    )
     .ok();
     host.vic_machine(["ls"]).ok().never_says("expires in");
     host.docker(&env, ["info", "--format", "{{json .Warnings}}"])
         .ok()
         .never_says("expires in");
     // A client certificate issued for a short time is announced too.
-    host.vic_machine([
-        "cert",
-        "issue",
-        "--name",
-        "soon",
-        "--user",
-        "temp",
-        "--certificate-validity-days",
-        "2",
-    ])
-    .ok();
+    let short = ["--user", "temp", "--certificate-validity-days", "2"];
+    cert(&host, "issue", "soon", &short).ok();
     host.vic_machine(["ls"])
         .ok()
         .says("client temp certificate (CN=temp, O=soon) expires in 2 days");
@@ -408,8 +316,7 @@ fn expiry_warnings_for_certificates_made_to_expire_soon() {
 
 #[test]
 fn configure_installs_a_custom_server_certificate_after_checking_it() {
-    let host = TestHost::new();
-    create(&host, "cust", &["--client-network-ip", "127.0.0.2"]);
+    let (host, _) = host_with_vch("cust", &[]);
     crate::certs::openssl_pki(
         &host,
         "corp",
@@ -418,43 +325,26 @@ fn configure_installs_a_custom_server_certificate_after_checking_it() {
     );
     crate::certs::openssl_pki(&host, "wrong", "DNS:other.test", crate::certs::GOOD_EXT);
     let before = served_subject(&host, "cust");
+    let install = |cert: &str, key: &str| {
+        configure(
+            &host,
+            "cust",
+            &["--tls-server-cert", cert, "--tls-server-key", key],
+        )
+    };
     // Names that do not cover the VCH's address: refused before anything changes.
-    host.vic_machine([
-        "configure",
-        "--name",
-        "cust",
-        "--tls-server-cert",
-        "wrong/server-cert.pem",
-        "--tls-server-key",
-        "wrong/server-key.pem",
-    ])
-    .fails()
-    .says("does not cover \"127.0.0.2\"");
-    host.vic_machine([
-        "configure",
-        "--name",
-        "cust",
-        "--tls-server-cert",
-        "corp/server-key.pem",
-        "--tls-server-key",
-        "corp/server-cert.pem",
-    ])
-    .fails()
-    .says("PEM inputs may have been switched");
+    install("wrong/server-cert.pem", "wrong/server-key.pem")
+        .fails()
+        .says("does not cover \"127.0.0.2\"");
+    install("corp/server-key.pem", "corp/server-cert.pem")
+        .fails()
+        .says("PEM inputs may have been switched");
     assert_eq!(served_subject(&host, "cust"), before);
 
-    host.vic_machine([
-        "configure",
-        "--name",
-        "cust",
-        "--tls-server-cert",
-        "corp/server-cert.pem",
-        "--tls-server-key",
-        "corp/server-key.pem",
-    ])
-    .ok()
-    .says("Loaded server certificate")
-    .says("Completed successfully");
+    install("corp/server-cert.pem", "corp/server-key.pem")
+        .ok()
+        .says("Loaded server certificate")
+        .says("Completed successfully");
     // Served on the API and on the admin portal.
     for port in [2376, 2378] {
         host.sh(&format!(
@@ -463,22 +353,8 @@ fn configure_installs_a_custom_server_certificate_after_checking_it() {
         .says("Stark Enterprises Global CA");
     }
     // Clients verify it with the corporate CA and keep their client certificate.
-    host.docker(
-        &[],
-        [
-            "-H",
-            "tcp://127.0.0.2:2376",
-            "--tlsverify",
-            "--tlscacert",
-            "corp/ca.pem",
-            "--tlscert",
-            "cust/cert.pem",
-            "--tlskey",
-            "cust/key.pem",
-            "ps",
-        ],
-    )
-    .ok();
+    let pair = ("cust/cert.pem", "cust/key.pem");
+    docker_tls(&host, "127.0.0.2:2376", "corp/ca.pem", pair, &["ps"]).ok();
     host.vic_machine(["inspect", "config", "--name", "cust"])
         .ok()
         .says("--tls-server-cert");
@@ -486,10 +362,8 @@ fn configure_installs_a_custom_server_certificate_after_checking_it() {
 
 #[test]
 fn a_revoked_client_is_cut_off_on_a_connection_it_already_holds() {
-    let host = TestHost::new();
-    create(&host, "keep", &["--client-network-ip", "127.0.0.2"]);
-    host.vic_machine(["cert", "issue", "--name", "keep", "--user", "bob"])
-        .ok();
+    let (host, _) = host_with_vch("keep", &[]);
+    cert(&host, "issue", "keep", &["--user", "bob"]).ok();
     // One keep-alive connection: a request, the revocation, a request on the same socket.
     let script = r#"
 import http.client, json, ssl, subprocess, sys

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{busybox_vch, insecure_registry_vch};
 
 /// A front for the registry on 127.0.0.1:5000 that passes everything through except blob
 /// downloads, which it cuts after half the bytes (`cut`) or serves with one byte changed
@@ -51,8 +51,7 @@ fn env() -> Vec<(String, String)> {
 #[test]
 fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
+    host.start_busybox_registry();
     std::fs::write(host.path("bad.py"), BAD_REGISTRY).unwrap();
     let mut cmd = host.command("python3");
     cmd.args(["bad.py", "cut", "5001"]);
@@ -61,21 +60,13 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     cmd.args(["bad.py", "corrupt", "5002"]);
     let mut corrupt = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    create(
-        &host,
-        "faults",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-            "--insecure-registry",
-            "127.0.0.1:5001",
-            "--insecure-registry",
-            "127.0.0.1:5002",
-        ],
-    );
+    let bad = [
+        "--insecure-registry",
+        "127.0.0.1:5001",
+        "--insecure-registry",
+        "127.0.0.1:5002",
+    ];
+    insecure_registry_vch(&host, "faults", &bad);
     let env = env();
     let state = host.root().join("faults");
     let r = host
@@ -118,9 +109,7 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
 #[test]
 fn an_endpoint_killed_under_20_clients_loses_nothing_it_acknowledged() {
     let host = TestHost::new();
-    let env = crate::plain_vch_with_registry(&host, "busy");
-    host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
-        .ok();
+    let env = busybox_vch(&host, "busy", &[]);
     let pid = std::fs::read_to_string(host.root().join("busy/endpoint.pid"))
         .unwrap()
         .trim()

@@ -3,7 +3,10 @@
 
 use vic_testkit::TestHost;
 
-use crate::{create, plain_vch};
+use crate::{
+    BUSYBOX, cert, create_on, host_with_vch, insecure_registry_vch, plain_vch, pull_busybox,
+    write_client_cert,
+};
 
 /// `curl` to `url` with `args`; prints the HTTP status (000 when the TLS handshake or the
 /// connection failed) and curl's own error.
@@ -15,26 +18,18 @@ fn status(host: &TestHost, args: &str, url: &str) -> vic_testkit::Run {
 
 #[test]
 fn tls_matrix_on_the_api_and_the_portal() {
-    let host = TestHost::new();
-    create(&host, "m", &["--client-network-ip", "127.0.0.2"]);
-    create(&host, "other", &["--client-network-ip", "127.0.0.3"]);
-    let cert = |name: &str, nb: i64, na: i64| {
-        let (c, k) = vic_testkit::client_cert_signed_by(
-            &host.path("m/ca.pem"),
-            &host.path("m/ca-key.pem"),
-            nb,
-            na,
-        );
-        std::fs::write(host.path(&format!("{name}.pem")), c).unwrap();
-        std::fs::write(host.path(&format!("{name}-key.pem")), k).unwrap();
-        format!("--cert {name}.pem --key {name}-key.pem")
+    let (host, _) = host_with_vch("m", &[]);
+    create_on(&host, "other", "127.0.0.3", &[]);
+    // A client certificate from m's CA, valid from `nb` to `na` days from now: curl's flags.
+    let client_cert = |name: &str, nb: i64, na: i64| {
+        let pair = (format!("{name}.pem"), format!("{name}-key.pem"));
+        write_client_cert(&host, "m", (&pair.0, &pair.1), nb, na);
+        format!("--cert {} --key {}", pair.0, pair.1)
     };
-    let expired = cert("expired", -10, -1);
-    let not_yet = cert("not-yet", 2, 10);
-    host.vic_machine(["cert", "issue", "--name", "m", "--user", "gone"])
-        .ok();
-    host.vic_machine(["cert", "revoke", "--name", "m", "--user", "gone"])
-        .ok();
+    let expired = client_cert("expired", -10, -1);
+    let not_yet = client_cert("not-yet", 2, 10);
+    cert(&host, "issue", "m", &["--user", "gone"]).ok();
+    cert(&host, "revoke", "m", &["--user", "gone"]).ok();
     let refused = [
         (
             "another CA's certificate",
@@ -99,8 +94,7 @@ fn tls_matrix_on_the_api_and_the_portal() {
 #[test]
 fn testssl_finds_no_weak_protocol_or_cipher() {
     vic_testkit::require_bin("/usr/bin/testssl");
-    let host = TestHost::new();
-    create(&host, "scan", &["--client-network-ip", "127.0.0.2"]);
+    let (host, _) = host_with_vch("scan", &[]);
     for port in [2376, 2378] {
         let json = format!("scan-{port}.json");
         host.sh(&format!(
@@ -253,17 +247,17 @@ fn hostile_api_input_gets_a_json_4xx_and_the_endpoint_keeps_serving() {
             .to_owned()
     };
     for (name, status, needle) in [
-        ("malformed-json", "400", "parse the request body as JSON"),
-        ("wrong-type", "400", "invalid type"),
-        ("oversized", "413", "length limit exceeded"),
-        ("bad-name", "400", "Invalid container name"),
-        ("bad-reference", "400", "must be lowercase"),
-        ("bad-subnet", "400", "invalid subnet"),
-        ("absurd-cpus", "400", "Range of CPUs"),
-        ("absurd-memory", "400", "cannot be negative"),
-        ("unsupported-option", "501", "does not support --ulimit"),
-        ("bad-dns", "400", "invalid IP address"),
-        ("deep-json", "400", "recursion limit"),
+        ("malformed-json", 400, "parse the request body as JSON"),
+        ("wrong-type", 400, "invalid type"),
+        ("oversized", 413, "length limit exceeded"),
+        ("bad-name", 400, "Invalid container name"),
+        ("bad-reference", 400, "must be lowercase"),
+        ("bad-subnet", 400, "invalid subnet"),
+        ("absurd-cpus", 400, "Range of CPUs"),
+        ("absurd-memory", 400, "cannot be negative"),
+        ("unsupported-option", 501, "does not support --ulimit"),
+        ("bad-dns", 400, "invalid IP address"),
+        ("deep-json", 400, "recursion limit"),
     ] {
         let l = line(name);
         assert!(
@@ -342,8 +336,7 @@ print(layer["size"])
 fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
     vic_testkit::require_bin("/usr/bin/skopeo");
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
+    host.start_busybox_registry();
     std::fs::write(host.path("bomb.py"), BOMB).unwrap();
     let compressed: u64 = host
         .sh("python3 bomb.py bomb 400")
@@ -362,7 +355,7 @@ fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
         host.root().display()
     ))
     .ok();
-    let env = plain_vch(&host, "small", &["--insecure-registry", "127.0.0.1:5000"]);
+    let env = insecure_registry_vch(&host, "small", &[]);
     host.docker(&env, ["pull", "127.0.0.1:5000/bomb"])
         .fails()
         .says("the layer does not fit");
@@ -385,20 +378,10 @@ fn a_gzip_bomb_on_a_small_disk_fails_the_pull_and_loses_nothing() {
         .ok()
         .never_says("load");
     // The VCH works on with what is left.
-    host.docker(&env, ["pull", "-q", "127.0.0.1:5000/busybox"])
-        .ok();
-    host.docker(
-        &env,
-        [
-            "run",
-            "--rm",
-            "127.0.0.1:5000/busybox",
-            "echo",
-            "still-here",
-        ],
-    )
-    .ok()
-    .says("still-here");
+    pull_busybox(&host, &env);
+    host.docker(&env, ["run", "--rm", BUSYBOX, "echo", "still-here"])
+        .ok()
+        .says("still-here");
 }
 
 #[test]
@@ -407,7 +390,7 @@ fn docker_cp_through_a_symlink_swapped_mid_copy_cannot_touch_the_host() {
     // also exists on the host while `docker cp` runs; a daemon that resolves the path on the
     // host side copies host files out, or writes into the host.
     let host = TestHost::new();
-    let env = crate::plain_vch_with_registry(&host, "race");
+    let env = crate::plain_vch_with_registry(&host, "race", &[]);
     let target = host.path("canary");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("secret"), "host-secret").unwrap();

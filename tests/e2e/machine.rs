@@ -2,32 +2,31 @@
 
 use vic_testkit::TestHost;
 
-use crate::{create, docker_name};
+use crate::{
+    BUSYBOX, create_on, docker_name, docker_tls, host_with_vch, run_detached, vch_with_registry,
+};
+
+/// Asserts that `vic-machine <verb> --name <name>` fails: there is no such VCH.
+fn assert_no_vch(host: &TestHost, verb: &str, name: &str) {
+    host.vic_machine([verb, "--name", name])
+        .fails()
+        .says(&format!("VCH \"{name}\" not found"));
+}
+
+/// `docker info -f {{.DefaultRuntime}}`, asserting success.
+fn default_runtime(host: &TestHost, env: &[(String, String)]) -> vic_testkit::Run {
+    host.docker(env, ["info", "-f", "{{.DefaultRuntime}}"]).ok()
+}
 
 #[test]
 fn two_vchs_side_by_side() {
-    let host = TestHost::new();
-    let a = create(&host, "left", &["--client-network-ip", "127.0.0.2"]);
-    let b = create(&host, "right", &["--client-network-ip", "127.0.0.3"]);
+    let (host, a) = host_with_vch("left", &[]);
+    let b = create_on(&host, "right", "127.0.0.3", &[]);
     docker_name(&host, &a.docker_env()).ok().says("left");
     docker_name(&host, &b.docker_env()).ok().says("right");
     // Each VCH trusts only its own CA.
-    host.docker(
-        &[],
-        [
-            "-H",
-            "tcp://127.0.0.3:2376",
-            "--tlsverify",
-            "--tlscacert",
-            "right/ca.pem",
-            "--tlscert",
-            "left/cert.pem",
-            "--tlskey",
-            "left/key.pem",
-            "info",
-        ],
-    )
-    .fails();
+    let left = ("left/cert.pem", "left/key.pem");
+    docker_tls(&host, "127.0.0.3:2376", "right/ca.pem", left, &["info"]).fails();
     let ls = host.vic_machine(["ls"]).ok();
     ls.says("NAME").says("SERVER CERT EXPIRES");
     assert!(
@@ -63,11 +62,7 @@ fn names_are_validated_like_vic() {
     host.vic_machine(["create", "--name", &"x".repeat(32)])
         .fails()
         .says("exceeds the permitted 31 characters limit");
-    create(
-        &host,
-        "dup",
-        &["--client-network-ip", "127.0.0.2", "--no-tls"],
-    );
+    create_on(&host, "dup", "127.0.0.2", &["--no-tls"]);
     host.vic_machine([
         "create",
         "--name",
@@ -97,19 +92,15 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
     let host = TestHost::new();
     let store = host.dir().join("store");
     std::fs::create_dir_all(&store).unwrap();
-    let run = create(
-        &host,
-        "insp",
-        &[
-            "--client-network-ip",
-            "127.0.0.2",
-            "--no-tlsverify",
-            "--organization",
-            "Acme",
-            "--volume-store",
-            &format!("{}:shared", store.display()),
-        ],
-    );
+    let store_flag = format!("{}:shared", store.display());
+    let more = [
+        "--no-tlsverify",
+        "--organization",
+        "Acme",
+        "--volume-store",
+        &store_flag,
+    ];
+    let run = create_on(&host, "insp", "127.0.0.2", &more);
     let inspect = host.vic_machine(["inspect", "--name", "insp"]).ok();
     inspect
         .says("Status: running")
@@ -156,8 +147,7 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
 
 #[test]
 fn delete_stops_the_endpoint_and_keeps_certificates() {
-    let host = TestHost::new();
-    let run = create(&host, "gone", &["--client-network-ip", "127.0.0.2"]);
+    let (host, run) = host_with_vch("gone", &[]);
     let pid: i32 = std::fs::read_to_string(host.root().join("gone/endpoint.pid"))
         .unwrap()
         .trim()
@@ -176,19 +166,12 @@ fn delete_stops_the_endpoint_and_keeps_certificates() {
                 .contains(" Z ")
     );
     docker_name(&host, &run.docker_env()).fails();
-    host.vic_machine(["delete", "--name", "gone"])
-        .fails()
-        .says("VCH \"gone\" not found");
+    assert_no_vch(&host, "delete", "gone");
 }
 
 #[test]
 fn delete_force_handles_an_endpoint_that_does_not_respond() {
-    let host = TestHost::new();
-    create(
-        &host,
-        "stuck",
-        &["--client-network-ip", "127.0.0.2", "--no-tls"],
-    );
+    let (host, _) = host_with_vch("stuck", &["--no-tls"]);
     let pid = std::fs::read_to_string(host.root().join("stuck/endpoint.pid")).unwrap();
     // A stopped process keeps its socket but answers nothing.
     std::process::Command::new("kill")
@@ -246,12 +229,7 @@ fn create_reports_the_endpoints_own_error() {
     host.vic_machine(["delete", "--name", "squatter", "--root", "other-root"])
         .ok();
     // The certificates it generated are reused by the retry.
-    create(
-        &host,
-        "late",
-        &["--client-network-ip", "127.0.0.4", "--no-tlsverify"],
-    )
-    .says("Loaded server certificate");
+    create_on(&host, "late", "127.0.0.4", &["--no-tlsverify"]).says("Loaded server certificate");
 }
 
 #[test]
@@ -263,8 +241,7 @@ fn version_names_the_commit() {
 
 #[test]
 fn stop_start_and_restart_keep_the_vch() {
-    let host = TestHost::new();
-    let run = create(&host, "life", &["--client-network-ip", "127.0.0.2"]);
+    let (host, run) = host_with_vch("life", &[]);
     let env = run.docker_env();
     host.vic_machine(["stop", "--name", "life"])
         .ok()
@@ -289,9 +266,7 @@ fn stop_start_and_restart_keep_the_vch() {
     let after = std::fs::read_to_string(host.root().join("life/endpoint.pid")).unwrap();
     assert_ne!(before, after, "a new endpoint process");
     docker_name(&host, &env).ok().says("life");
-    host.vic_machine(["start", "--name", "nope"])
-        .fails()
-        .says("VCH \"nope\" not found");
+    assert_no_vch(&host, "start", "nope");
 }
 
 #[test]
@@ -303,36 +278,20 @@ fn the_container_runtime_is_chosen_at_create() {
     // crun: either it runs containers, or create refuses with the host's reason.
     let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
         .is_ok_and(|c| !c.trim().is_empty());
-    let args = [
-        "--no-tls",
-        "--client-network-ip",
-        "127.0.0.2",
-        "--container-runtime",
-        "crun",
-    ];
+    let crun = ["--no-tls", "--container-runtime", "crun"];
     if hybrid {
-        let mut all = vec!["create", "--name", "cr"];
-        all.extend_from_slice(&args);
-        host.vic_machine(all)
+        let create_args = ["create", "--name", "cr", "--client-network-ip", "127.0.0.2"];
+        host.vic_machine([&create_args[..], &crun].concat())
             .fails()
             .says("crun cannot run containers on this host")
             .says("--container-runtime runc");
         return;
     }
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let mut all = args.to_vec();
-    all.extend(["--insecure-registry", "127.0.0.1:5000"]);
-    let env = create(&host, "cr", &all).docker_env();
-    host.docker(&env, ["info", "-f", "{{.DefaultRuntime}}"])
+    let env = vch_with_registry(&host, "cr", &crun, &[]).docker_env();
+    default_runtime(&host, &env).says("crun");
+    host.docker(&env, ["run", "--rm", BUSYBOX, "echo", "from crun"])
         .ok()
-        .says("crun");
-    host.docker(
-        &env,
-        ["run", "--rm", "127.0.0.1:5000/busybox", "echo", "from crun"],
-    )
-    .ok()
-    .says("from crun");
+        .says("from crun");
 }
 
 #[test]
@@ -344,11 +303,9 @@ fn containers_run_on_gvisor_with_runsc() {
         "runsc is missing: scripts/install-test-deps.sh installs it (apt-get install runsc)"
     );
     let host = TestHost::new();
-    let env = crate::plain_vch_with_registry_and(&host, "gv", &["--container-runtime", "runsc"]);
-    let img = "127.0.0.1:5000/busybox";
-    host.docker(&env, ["info", "-f", "{{.DefaultRuntime}}"])
-        .ok()
-        .says("runsc");
+    let env = crate::plain_vch_with_registry(&host, "gv", &["--container-runtime", "runsc"]);
+    let img = BUSYBOX;
+    default_runtime(&host, &env).says("runsc");
     // gVisor's own kernel answers, not the host's.
     host.docker(&env, ["run", "--rm", img, "busybox", "dmesg"])
         .ok()
@@ -358,20 +315,8 @@ fn containers_run_on_gvisor_with_runsc() {
             .code,
         3
     );
-    host.docker(
-        &env,
-        [
-            "run",
-            "-d",
-            "--name",
-            "web",
-            img,
-            "sh",
-            "-c",
-            "mkdir -p /www && echo served-by-gvisor > /www/index.html && exec busybox httpd -f -p 80 -h /www",
-        ],
-    )
-    .ok();
+    let served = crate::networks::web("served-by-gvisor");
+    run_detached(&host, &env, "web", &[img, "sh", "-c", &served]);
     let ip = crate::container_ip(&host, &env, "web");
     assert!(ip.starts_with("172."), "a bridge address: {ip:?}");
     // Container to container over the VCH's bridge.

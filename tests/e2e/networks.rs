@@ -4,14 +4,13 @@
 
 use vic_testkit::TestHost;
 
-use crate::{create, plain_vch};
+use crate::{BUSYBOX as IMG, REGISTRY, create, eventually, pull_busybox, run_detached};
 
-const IMG: &str = "127.0.0.1:5000/busybox";
 /// The VCH's address on the link to the client host.
 const VCH_IP: &str = "198.51.100.1";
 
 /// An HTTP server on port 80 answering `body`, as a container command.
-fn web(body: &str) -> String {
+pub(crate) fn web(body: &str) -> String {
     format!("mkdir -p /www && echo {body} > /www/index.html && exec busybox httpd -f -p 80 -h /www")
 }
 
@@ -27,21 +26,10 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     let outside = host.add_peer("203.0.113.1", "203.0.113.2");
     // As on a host running Docker Engine: forwarding dropped unless a rule lets it through.
     host.sh("iptables -w -P FORWARD DROP").ok();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = create(
-        &host,
-        "net",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            VCH_IP,
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
-    host.docker(&env, ["pull", "-q", IMG]).ok();
+    host.start_busybox_registry();
+    let net = crate::plain_vch_on(&host, "net", VCH_IP, &["--insecure-registry", REGISTRY]);
+    let env = net.docker_env();
+    pull_busybox(&host, &env);
 
     // The default network.
     host.docker(&env, ["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
@@ -62,22 +50,13 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     .says("172.16.0.0/16 172.16.0.1");
 
     // A published port, from the client host and from this host.
-    host.docker(
+    let hello = web("hello-web");
+    run_detached(
+        &host,
         &env,
-        [
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "-p",
-            "8080:80",
-            IMG,
-            "sh",
-            "-c",
-            &web("hello-web"),
-        ],
-    )
-    .ok();
+        "web",
+        &["-p", "8080:80", IMG, "sh", "-c", &hello],
+    );
     let get = |from: &dyn Fn(&str) -> vic_testkit::Run| {
         // The server needs a moment to listen.
         let mut last = None;
@@ -107,17 +86,8 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     in_container(&fetch(&web_ip, 80)).ok().says("hello-web");
     in_container(&fetch(VCH_IP, 8080)).ok().says("hello-web");
     outside.spawn("mkdir -p /tmp/vic-out-$$ && cd /tmp/vic-out-$$ && echo hello-outside > index.html && exec busybox httpd -f -p 203.0.113.2:81 -h .");
-    let mut reached = false;
-    for _ in 0..30 {
-        if in_container(&fetch("203.0.113.2", 81))
-            .stdout
-            .contains("hello-outside")
-        {
-            reached = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let outside_page = || in_container(&fetch("203.0.113.2", 81)).stdout;
+    let reached = eventually(30, || outside_page().contains("hello-outside"));
     assert!(reached, "a container cannot reach a host beyond the VCH");
     // Names resolve to the container's own address; other names through the host's
     // resolvers (its non-loopback name servers).
@@ -135,33 +105,23 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
     host.docker(&env, ["run", "-d", "-p", "8080:80", IMG, "sleep", "60"])
         .fails()
         .says("port 8080 is not available");
-    host.docker(
+    run_detached(
+        &host,
         &env,
-        [
-            "run", "-d", "--name", "any", "--expose", "90", "-P", IMG, "sleep", "60",
-        ],
-    )
-    .ok();
+        "any",
+        &["--expose", "90", "-P", IMG, "sleep", "60"],
+    );
     host.docker(&env, ["port", "any"])
         .ok()
         .says(&format!("90/tcp -> {VCH_IP}:"));
     // A host range: the first free port of it.
     for (name, port) in [("r1", "9000"), ("r2", "9001")] {
-        host.docker(
+        run_detached(
+            &host,
             &env,
-            [
-                "run",
-                "-d",
-                "--name",
-                name,
-                "-p",
-                "9000-9001:80",
-                IMG,
-                "sleep",
-                "60",
-            ],
-        )
-        .ok();
+            name,
+            &["-p", "9000-9001:80", IMG, "sleep", "60"],
+        );
         host.docker(&env, ["port", name, "80"])
             .ok()
             .says(&format!("{VCH_IP}:{port}"));
@@ -201,18 +161,12 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
 
     // Stopped: the port is gone (refused, not answered); started again: back.
     host.docker(&env, ["stop", "-t", "1", "web"]).ok();
-    let mut closed = false;
-    for _ in 0..30 {
-        if !client
+    let published = || {
+        client
             .sh(&format!("curl -s -m 1 http://{VCH_IP}:8080/"))
             .stdout
-            .contains("hello-web")
-        {
-            closed = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    };
+    let closed = eventually(30, || !published().contains("hello-web"));
     assert!(closed, "the port stayed published after stop");
     host.docker(&env, ["start", "web"]).ok();
     get(&|s| client.sh(s));
@@ -235,10 +189,7 @@ fn bridge_network_publishes_ports_nats_and_cleans_up() {
 #[test]
 fn user_networks_resolve_names_and_are_isolated() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let env = plain_vch(&host, "nets", &["--insecure-registry", "127.0.0.1:5000"]);
-    host.docker(&env, ["pull", "-q", IMG]).ok();
+    let env = crate::busybox_vch(&host, "nets", &[]);
     let docker = |args: &[&str]| host.docker(&env, args);
 
     // Networks: the next subnet of the range, or the one asked for.
@@ -293,11 +244,8 @@ fn user_networks_resolve_names_and_are_isolated() {
         .says("not supported by this VCH");
 
     // Names and aliases on one network; a fixed address.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        "db",
+    let (db, api) = (web("hello-db"), web("hello-api"));
+    let db = [
         "--network",
         "back",
         "--network-alias",
@@ -305,46 +253,25 @@ fn user_networks_resolve_names_and_are_isolated() {
         IMG,
         "sh",
         "-c",
-        &web("hello-db"),
-    ])
-    .ok();
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        "api",
-        "--network",
-        "front",
-        IMG,
-        "sh",
-        "-c",
-        &web("hello-api"),
-    ])
-    .ok();
+        &db,
+    ];
+    run_detached(&host, &env, "db", &db);
+    let api = ["--network", "front", IMG, "sh", "-c", &api];
+    run_detached(&host, &env, "api", &api);
     let on = |net: &str, script: &str| {
         host.docker(
             &env,
             ["run", "--rm", "--network", net, IMG, "sh", "-c", script],
         )
     };
-    let mut answered = false;
-    for _ in 0..30 {
-        if on("back", &fetch("database", 80))
+    let answered = eventually(30, || {
+        on("back", &fetch("database", 80))
             .stdout
             .contains("hello-db")
-        {
-            answered = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    });
     assert!(answered, "db not reachable by its alias");
     on("back", &fetch("db", 80)).ok().says("hello-db");
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        "fixed",
+    let fixed = [
         "--network",
         "back",
         "--ip",
@@ -352,8 +279,8 @@ fn user_networks_resolve_names_and_are_isolated() {
         IMG,
         "sleep",
         "60",
-    ])
-    .ok();
+    ];
+    run_detached(&host, &env, "fixed", &fixed);
     docker(&[
         "inspect",
         "-f",
@@ -406,11 +333,7 @@ fn user_networks_resolve_names_and_are_isolated() {
     docker(&["network", "disconnect", "front", "db"]).ok();
     on("front", &fetch("store", 80)).never_says("hello-db");
     // Two networks from the start, and a stopped container connected before its start.
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        "both",
+    let both = [
         "--network",
         "back",
         "--network",
@@ -418,8 +341,8 @@ fn user_networks_resolve_names_and_are_isolated() {
         IMG,
         "sleep",
         "60",
-    ])
-    .ok();
+    ];
+    run_detached(&host, &env, "both", &both);
     docker(&["exec", "both", "sh", "-c", &fetch("api", 80)])
         .ok()
         .says("hello-api");
@@ -465,21 +388,14 @@ fn user_networks_resolve_names_and_are_isolated() {
 /// Whether `fetch` of `http://ip:port/` from `peer` answers `body` (a few tries: servers need
 /// a moment to listen).
 fn answers(peer: &vic_testkit::Peer, ip: &str, port: u16, body: &str, tries: u32) -> bool {
-    (0..tries).any(|i| {
-        if i > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        peer.sh(&format!("curl -s -m 1 http://{ip}:{port}/"))
-            .stdout
-            .contains(body)
-    })
+    let page = || peer.sh(&format!("curl -s -m 1 http://{ip}:{port}/")).stdout;
+    eventually(tries, || page().contains(body))
 }
 
 #[test]
 fn container_networks_enforce_their_trust_levels() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
+    host.start_busybox_registry();
     // A LAN: a bridge of this host (its gateway), an address range per level, a host inside
     // the peers' second range and one outside every range.
     host.sh("ip link add lan0 type bridge && ip addr add 198.51.100.1/24 dev lan0 && ip link set lan0 up")
@@ -537,7 +453,7 @@ fn container_networks_enforce_their_trust_levels() {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = create(&host, "lan", &args).docker_env();
-    host.docker(&env, ["pull", "-q", IMG]).ok();
+    pull_busybox(&host, &env);
     let docker = |a: &[&str]| host.docker(&env, a);
     docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
         .ok()

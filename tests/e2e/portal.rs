@@ -4,12 +4,12 @@
 
 use vic_testkit::TestHost;
 
-use crate::create;
+use crate::{BUSYBOX, create, detached, eventually, host_with_vch, vch_with_registry};
 
 const PORTAL: &str = "https://127.0.0.2:2378";
 
 /// The admin password a vic-machine command printed (once).
-fn printed_password(run: &vic_testkit::Run, what: &str) -> String {
+pub(crate) fn printed_password(run: &vic_testkit::Run, what: &str) -> String {
     run.stdout
         .lines()
         .find_map(|l| l.split("keeps just a hash of it): ").nth(1))
@@ -19,7 +19,7 @@ fn printed_password(run: &vic_testkit::Run, what: &str) -> String {
 }
 
 /// The value of `name="csrf" value="..."` in a login page.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
@@ -30,41 +30,14 @@ fn csrf(page: &str) -> String {
 #[test]
 fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
     // Sessions of 2 seconds, to see one expire.
-    let mut cmd = host.command(vic_testkit::vic_machine_bin());
-    cmd.args([
-        "create",
-        "--name",
-        "adm",
-        "--no-tls",
-        "--client-network-ip",
-        "127.0.0.2",
-        "--insecure-registry",
-        "127.0.0.1:5000",
-    ])
-    .env("VIC_PORTAL_SESSION_SECS", "2");
-    let out = vic_testkit::run(cmd).ok();
+    let sessions = [("VIC_PORTAL_SESSION_SECS", "2")];
+    let out = vch_with_registry(&host, "adm", &["--no-tls"], &sessions);
     out.says(&format!("Admin portal: {PORTAL}/"));
     let password = printed_password(&out, "the password is printed");
     let curl = |args: &str| host.sh(&format!("curl -sk -i {args}"));
     let env = out.docker_env();
-    let id = host
-        .docker(
-            &env,
-            [
-                "run",
-                "-d",
-                "127.0.0.1:5000/busybox",
-                "echo",
-                "hello-portal-log",
-            ],
-        )
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let id = detached(&host, &env, &[BUSYBOX, "echo", "hello-portal-log"]);
 
     // Not signed in: the login page; every answer carries the frame and content policy.
     curl(&format!("{PORTAL}/"))
@@ -119,17 +92,8 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
         .says("endpoint ready")
         .says("refresh: 5");
     // A container's log.
-    let mut seen = false;
-    for _ in 0..30 {
-        if curl(&format!("-b jar {PORTAL}/logs/{id}"))
-            .stdout
-            .contains("stdout hello-portal-log")
-        {
-            seen = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let log_page = || curl(&format!("-b jar {PORTAL}/logs/{id}")).stdout;
+    let seen = eventually(30, || log_page().contains("stdout hello-portal-log"));
     assert!(seen, "the container's log is not shown");
     // The bundle: the logs, never a key, the password or its hash.
     host.sh(&format!(
@@ -192,12 +156,7 @@ fn portal_signs_in_with_the_password_and_serves_pages_and_a_bundle() {
 
 #[test]
 fn sign_in_attempts_sent_at_once_all_count() {
-    let host = TestHost::new();
-    let out = create(
-        &host,
-        "par",
-        &["--no-tls", "--client-network-ip", "127.0.0.2"],
-    );
+    let (host, out) = host_with_vch("par", &["--no-tls"]);
     let password = printed_password(&out, "the password is printed");
     // Ten forms, then ten wrong passwords at once: the limit (5 a minute) holds for all of
     // them, not only for those that finished before the next began.
@@ -226,8 +185,7 @@ fn sign_in_attempts_sent_at_once_all_count() {
 
 #[test]
 fn portal_signs_in_with_the_client_certificate() {
-    let host = TestHost::new();
-    let out = create(&host, "mtls", &["--client-network-ip", "127.0.0.2"]);
+    let (host, out) = host_with_vch("mtls", &[]);
     out.says("Sign in to it with the client certificate");
     out.never_says("Admin portal password");
     let certs = host.dir().join("mtls");
@@ -252,7 +210,7 @@ fn portal_signs_in_with_the_client_certificate() {
     .never_says("type=\"password\"");
     // A certificate of another CA (another VCH's): the handshake is refused, and the refusal
     // shown on the dashboard.
-    create(&host, "other", &["--client-network-ip", "127.0.0.3"]);
+    crate::create_on(&host, "other", "127.0.0.3", &[]);
     let other = host.dir().join("other");
     host.sh(&format!(
         "curl -s -i --cacert {d}/ca.pem --cert {o}/cert.pem --key {o}/key.pem {PORTAL}/",
@@ -267,8 +225,7 @@ fn portal_signs_in_with_the_client_certificate() {
 
 #[test]
 fn headless_chromium_shows_the_dashboard_to_the_client_certificate() {
-    let host = TestHost::new();
-    create(&host, "browse", &["--client-network-ip", "127.0.0.2"]);
+    let (host, _) = host_with_vch("browse", &[]);
     let certs = host.dir().join("browse");
     // A fresh profile whose certificate store holds the VCH's cert.pfx, as an admin imports it.
     let home = host.path("chromium-home");

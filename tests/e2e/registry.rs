@@ -1,8 +1,10 @@
 //! The registry policy as configured at create and reported by `docker info` and `inspect`.
 
-use vic_testkit::TestHost;
+use vic_testkit::{Run, TestHost};
 
-use crate::{create, plain_vch};
+use crate::{
+    BUSYBOX, Env, configure, create, info, insecure_registry_vch, plain_vch, plain_vch_on,
+};
 
 #[test]
 fn registry_policy_is_parsed_stored_and_reported() {
@@ -33,8 +35,7 @@ fn registry_policy_is_parsed_stored_and_reported() {
         .says("Unable to confirm secure registry reg.example.test:5000 is a valid registry at this time")
         .says("Unable to confirm insecure registry 127.0.0.1:5000 is a valid registry at this time");
     let env = run.docker_env();
-    let info = host.docker(&env, ["info"]).ok();
-    info.says("Registry Whitelist Mode: enabled")
+    info(&host, &env).says("Registry Whitelist Mode: enabled")
         .says("Whitelisted Registries: 10.2.2.0/24, *.example.test, reg.example.test:5000, 127.0.0.1:5000")
         .says("Insecure Registries:")
         .says("127.0.0.1:5000");
@@ -53,14 +54,8 @@ fn registry_policy_is_parsed_stored_and_reported() {
     assert!(host.root().join("pol/tls/registry-ca.pem").is_file());
 
     // Without a whitelist every registry is allowed, and nothing is insecure by default.
-    let open = create(
-        &host,
-        "open",
-        &["--no-tls", "--client-network-ip", "127.0.0.3"],
-    );
-    host.docker(&open.docker_env(), ["info"])
-        .ok()
-        .says("Registry Whitelist Mode: disabled.  All registry access allowed.");
+    let open = plain_vch_on(&host, "open", "127.0.0.3", &[]).docker_env();
+    info(&host, &open).says("Registry Whitelist Mode: disabled.  All registry access allowed.");
 }
 
 #[test]
@@ -116,8 +111,48 @@ openssl x509 -req -in req.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days
     .ok();
 }
 
-fn pull(host: &TestHost, env: &[(String, String)], image: &str) -> vic_testkit::Run {
+/// Starts a TLS registry on 127.0.0.1:5443 ([`registry_pki`]'s certificate), with basic
+/// authentication for `user` = (name, password) if given.
+fn start_tls_registry(host: &TestHost, user: Option<(&str, &str)>) {
+    registry_pki(host);
+    let tls = ("regpki/cert.pem", "regpki/key.pem");
+    host.start_registry("127.0.0.1:5443", Some(tls), user);
+}
+
+fn pull(host: &TestHost, env: &[(String, String)], image: &str) -> Run {
     host.docker(env, ["pull", image])
+}
+
+/// Pulls `image`, asserting that a layer was downloaded ("Pull complete").
+fn pulled(host: &TestHost, env: &[(String, String)], image: &str) {
+    pull(host, env, image).ok().says("Pull complete");
+}
+
+/// Asserts that pulling `image` fails, saying `why`.
+fn pull_refused(host: &TestHost, env: &[(String, String)], image: &str, why: &str) {
+    pull(host, env, image).fails().says(why);
+}
+
+/// Tags `image` as `tag` (asserting success) and pushes it; returns the push's output.
+fn tag_and_push(host: &TestHost, env: &[(String, String)], image: &str, tag: &str) -> Run {
+    host.docker(env, ["tag", image, tag]).ok();
+    host.docker(env, ["push", tag])
+}
+
+/// What the policy says when it refuses `registry`.
+fn denied(registry: &str) -> String {
+    format!("Access denied to unauthorized registry ({registry}) while VCH is in whitelist mode")
+}
+
+/// `docker login` to the registry on 127.0.0.1:5443 as `user` with `password`.
+fn login(host: &TestHost, env: &[(String, String)], user: &str, password: &str) -> Run {
+    host.docker(env, ["login", "127.0.0.1:5443", "-u", user, "-p", password])
+}
+
+/// `docker image inspect --format <format> <image>`, asserting success.
+fn image_inspect(host: &TestHost, env: &[(String, String)], image: &str, format: &str) -> Run {
+    host.docker(env, ["image", "inspect", image, "--format", format])
+        .ok()
 }
 
 #[test]
@@ -125,18 +160,7 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     let id = host.push_busybox("127.0.0.1:5000", "test/busybox");
-    let vch = create(
-        &host,
-        "imgs",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    );
-    let env = vch.docker_env();
+    let env = plain_vch(&host, "imgs", &["--insecure-registry", "127.0.0.1:5000"]);
     let r = pull(&host, &env, "127.0.0.1:5000/test/busybox").ok();
     r.says("latest: Pulling from test/busybox")
         .says("Pull complete")
@@ -158,49 +182,28 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
         "{log}"
     );
 
-    let images = host.docker(&env, ["images"]).ok();
-    images.says("127.0.0.1:5000/test/busybox").says(&id[7..19]);
-    host.docker(&env, ["images", "-q"]).ok().says(&id[7..19]);
-    host.docker(&env, ["images", "--digests"])
-        .ok()
-        .says("sha256:");
-    host.docker(&env, ["images", "--filter", "reference=*/test/bus*"])
-        .ok()
-        .says("test/busybox");
-    host.docker(&env, ["images", "--filter", "reference=nothing*", "-q"])
-        .ok()
-        .never_says(&id[7..19]);
-    let inspect = host
-        .docker(
-            &env,
-            [
-                "image",
-                "inspect",
-                "127.0.0.1:5000/test/busybox",
-                "--format",
-                "{{.Id}} {{.Config.Cmd}} {{.Os}}/{{.Architecture}} {{len .RootFS.Layers}}",
-            ],
-        )
-        .ok();
-    inspect.says(&format!("{id} [sh] linux/amd64 1"));
+    let short = &id[7..19];
+    let images = |args: &[&str]| host.docker(&env, [&["images"][..], args].concat()).ok();
+    images(&[]).says("127.0.0.1:5000/test/busybox").says(short);
+    images(&["-q"]).says(short);
+    images(&["--digests"]).says("sha256:");
+    images(&["--filter", "reference=*/test/bus*"]).says("test/busybox");
+    images(&["--filter", "reference=nothing*", "-q"]).never_says(short);
+    let image = "127.0.0.1:5000/test/busybox";
+    let summary = "{{.Id}} {{.Config.Cmd}} {{.Os}}/{{.Architecture}} {{len .RootFS.Layers}}";
+    image_inspect(&host, &env, image, summary).says(&format!("{id} [sh] linux/amd64 1"));
     host.docker(&env, ["image", "inspect", "nope"])
         .fails()
         .says("No such image: nope");
 
-    let history = host
-        .docker(&env, ["history", "127.0.0.1:5000/test/busybox"])
-        .ok();
-    history.says("busybox-static").says(&id[7..19]);
-    host.docker(&env, ["tag", "127.0.0.1:5000/test/busybox", "mine:1"])
-        .ok();
-    host.docker(&env, ["images"]).ok().says("mine");
-    host.docker(&env, ["rmi", "mine:1"])
-        .ok()
-        .says("Untagged: mine:1");
-    host.docker(&env, ["rmi", "127.0.0.1:5000/test/busybox"])
-        .ok()
-        .says(&format!("Deleted: {id}"));
-    assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
+    let history = host.docker(&env, ["history", image]).ok();
+    history.says("busybox-static").says(short);
+    host.docker(&env, ["tag", image, "mine:1"]).ok();
+    images(&[]).says("mine");
+    let rmi = |name: &str| host.docker(&env, ["rmi", name]).ok();
+    rmi("mine:1").says("Untagged: mine:1");
+    rmi(image).says(&format!("Deleted: {id}"));
+    assert_eq!(images(&["-q"]).stdout.trim(), "");
     assert_eq!(
         std::fs::read_dir(host.root().join("imgs/layers"))
             .unwrap()
@@ -209,92 +212,50 @@ fn pull_list_inspect_tag_and_remove_from_an_insecure_http_registry() {
         "unpacked layer removed with the image"
     );
     // The blobs went with the image; a new pull fetches them again.
-    pull(&host, &env, "127.0.0.1:5000/test/busybox")
-        .ok()
-        .says("Pull complete");
+    pulled(&host, &env, image);
     // By digest.
-    let digest = host
-        .docker(
-            &env,
-            [
-                "image",
-                "inspect",
-                "127.0.0.1:5000/test/busybox",
-                "--format",
-                "{{index .RepoDigests 0}}",
-            ],
-        )
-        .ok();
+    let digest = image_inspect(&host, &env, image, "{{index .RepoDigests 0}}");
     pull(&host, &env, digest.stdout.trim()).ok().says("Digest:");
-    host.docker(&env, ["pull", "127.0.0.1:5000/test/none"])
-        .fails()
-        .says("not found");
+    pull_refused(&host, &env, "127.0.0.1:5000/test/none", "not found");
     // Prune: untagged images only, then everything with -a (an image made within the last
     // 100 000 days survives `until`; a label it lacks spares it).
-    host.docker(&env, ["image", "prune", "-f"])
-        .ok()
-        .says("Total reclaimed space: 0B");
-    host.docker(
-        &env,
-        ["image", "prune", "-a", "-f", "--filter", "until=2400000h"],
-    )
-    .ok()
-    .says("Total reclaimed space: 0B");
-    host.docker(
-        &env,
-        ["image", "prune", "-a", "-f", "--filter", "label=absent"],
-    )
-    .ok()
-    .says("Total reclaimed space: 0B");
-    host.docker(
-        &env,
-        ["image", "prune", "-a", "-f", "--filter", "colour=red"],
-    )
-    .fails()
-    .says("invalid filter 'colour'");
-    host.docker(&env, ["image", "prune", "-a", "-f"])
-        .ok()
-        .says("deleted: sha256:");
-    assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
+    let prune = |args: &[&str]| host.docker(&env, [&["image", "prune"][..], args].concat());
+    prune(&["-f"]).ok().says("Total reclaimed space: 0B");
+    for spared in ["until=2400000h", "label=absent"] {
+        prune(&["-a", "-f", "--filter", spared])
+            .ok()
+            .says("Total reclaimed space: 0B");
+    }
+    prune(&["-a", "-f", "--filter", "colour=red"])
+        .fails()
+        .says("invalid filter 'colour'");
+    prune(&["-a", "-f"]).ok().says("deleted: sha256:");
+    assert_eq!(images(&["-q"]).stdout.trim(), "");
 }
 
 #[test]
 fn login_checks_credentials_and_the_vch_keeps_them() {
     let host = TestHost::new();
-    registry_pki(&host);
-    host.start_registry(
-        "127.0.0.1:5443",
-        Some(("regpki/cert.pem", "regpki/key.pem")),
-        Some(("alice", "s3cret-pass")),
-    );
+    start_tls_registry(&host, Some(("alice", "s3cret-pass")));
+    let private = "127.0.0.1:5443/private/busybox";
     host.push_busybox_as(
         "127.0.0.1:5443",
         "private/busybox",
         Some("alice:s3cret-pass"),
     );
     let env = plain_vch(&host, "auth", &["--registry-ca", "regpki/ca.pem"]);
-    pull(&host, &env, "127.0.0.1:5443/private/busybox")
+    pull_refused(
+        &host,
+        &env,
+        private,
+        &format!("pull access denied for {private}"),
+    );
+    login(&host, &env, "alice", "wrong")
         .fails()
-        .says("pull access denied for 127.0.0.1:5443/private/busybox");
-    host.docker(
-        &env,
-        ["login", "127.0.0.1:5443", "-u", "alice", "-p", "wrong"],
-    )
-    .fails()
-    .says("unauthorized");
-    host.docker(
-        &env,
-        [
-            "login",
-            "127.0.0.1:5443",
-            "-u",
-            "alice",
-            "-p",
-            "s3cret-pass",
-        ],
-    )
-    .ok()
-    .says("Login Succeeded");
+        .says("unauthorized");
+    login(&host, &env, "alice", "s3cret-pass")
+        .ok()
+        .says("Login Succeeded");
     // `docker logout` is the CLI's own (Docker's API has no call for it): the CLI forgets the
     // credentials; the VCH kept them (0600), so a client without any still pulls.
     host.docker(&env, ["logout", "127.0.0.1:5443"])
@@ -303,100 +264,52 @@ fn login_checks_credentials_and_the_vch_keeps_them() {
     let cli_config =
         std::fs::read_to_string(host.path("home/.docker/config.json")).unwrap_or_default();
     assert!(!cli_config.contains("127.0.0.1:5443"), "{cli_config}");
-    pull(&host, &env, "127.0.0.1:5443/private/busybox")
-        .ok()
-        .says("Pull complete");
+    pulled(&host, &env, private);
     let auths = host.root().join("auth/auths.json");
     assert_eq!(crate::mode(&auths), 0o600);
     let log = std::fs::read_to_string(host.root().join("auth/endpoint.log")).unwrap();
     assert!(!log.contains("s3cret-pass"), "a password reached the log");
     // Login goes through the policy too.
-    let wl = create(
+    let wl = plain_vch_on(
         &host,
         "wl",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.3",
-            "--whitelist-registry",
-            "10.0.0.0/8",
-        ],
-    )
-    .docker_env();
-    host.docker(
-        &wl,
-        [
-            "login",
-            "127.0.0.1:5443",
-            "-u",
-            "alice",
-            "-p",
-            "s3cret-pass",
-        ],
-    )
-    .fails()
-    .says("Access denied to unauthorized registry (127.0.0.1:5443) while VCH is in whitelist mode");
+        "127.0.0.3",
+        &["--whitelist-registry", "10.0.0.0/8"],
+    );
+    login(&host, &wl.docker_env(), "alice", "s3cret-pass")
+        .fails()
+        .says(&denied("127.0.0.1:5443"));
 }
 
 #[test]
 fn https_registries_need_a_trusted_ca_or_insecure() {
-    let host = TestHost::new();
-    registry_pki(&host);
-    host.start_registry(
-        "127.0.0.1:5443",
-        Some(("regpki/cert.pem", "regpki/key.pem")),
-        None,
-    );
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5443", "busybox");
-    host.push_busybox("127.0.0.1:5000", "busybox");
+    let host = both_registries();
 
     // No CA: refused, with the fix named.
-    let plain = create(
-        &host,
-        "noca",
-        &["--no-tls", "--client-network-ip", "127.0.0.2"],
-    );
-    pull(&host, &plain.docker_env(), "127.0.0.1:5443/busybox")
-        .fails()
-        .says("--registry-ca");
+    let plain = plain_vch(&host, "noca", &[]);
+    pull_refused(&host, &plain, "127.0.0.1:5443/busybox", "--registry-ca");
     // A plain-HTTP registry that is not insecure: never downgraded.
-    pull(&host, &plain.docker_env(), "127.0.0.1:5000/busybox")
-        .fails()
-        .says("does not speak HTTPS");
+    pull_refused(
+        &host,
+        &plain,
+        "127.0.0.1:5000/busybox",
+        "does not speak HTTPS",
+    );
 
     // With the CA.
-    let ca = create(
+    let ca = plain_vch_on(
         &host,
         "ca",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.3",
-            "--registry-ca",
-            "regpki/ca.pem",
-        ],
+        "127.0.0.3",
+        &["--registry-ca", "regpki/ca.pem"],
     );
-    pull(&host, &ca.docker_env(), "127.0.0.1:5443/busybox")
-        .ok()
-        .says("Pull complete");
+    pulled(&host, &ca.docker_env(), "127.0.0.1:5443/busybox");
 
     // Insecure: HTTPS without verification (the handshake works, so no HTTP fallback).
-    let insecure = create(
-        &host,
-        "ins",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.4",
-            "--insecure-registry",
-            "127.0.0.1:5443",
-        ],
-    );
+    let insecure = ["--insecure-registry", "127.0.0.1:5443"];
+    let insecure = plain_vch_on(&host, "ins", "127.0.0.4", &insecure);
     insecure.says("Confirmed insecure registry 127.0.0.1:5443");
-    pull(&host, &insecure.docker_env(), "127.0.0.1:5443/busybox")
-        .ok()
-        .says("Pull complete");
+    pulled(&host, &insecure.docker_env(), "127.0.0.1:5443/busybox");
     let log = std::fs::read_to_string(host.root().join("ins/endpoint.log")).unwrap();
     assert!(!log.contains("using plain http"), "{log}");
 
@@ -404,150 +317,87 @@ fn https_registries_need_a_trusted_ca_or_insecure() {
     // test does not write to /etc, the --registry-ca path covers the same trust store.
 }
 
+/// A test host with busybox in two registries: TLS on 127.0.0.1:5443 ([`start_tls_registry`])
+/// and plain HTTP on 127.0.0.1:5000.
+fn both_registries() -> TestHost {
+    let host = TestHost::new();
+    start_tls_registry(&host, None);
+    host.push_busybox("127.0.0.1:5443", "busybox");
+    host.start_busybox_registry();
+    host
+}
+
 #[test]
 fn whitelist_rules_of_the_seed() {
-    let host = TestHost::new();
-    registry_pki(&host);
+    let host = both_registries();
     host.add_host("127.0.0.1", "reg.example.test");
-    host.start_registry(
-        "127.0.0.1:5443",
-        Some(("regpki/cert.pem", "regpki/key.pem")),
-        None,
-    );
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5443", "busybox");
-    host.push_busybox("127.0.0.1:5000", "busybox");
     let ca = ["--registry-ca", "regpki/ca.pem"];
-    let vch = |name: &str, ip: &str, extra: &[&str]| {
-        let mut args = vec!["--no-tls", "--client-network-ip", ip];
-        args.extend_from_slice(extra);
-        create(&host, name, &args).docker_env()
+    // A plain-HTTP VCH on `ip` whose whitelist is `allowed`, with `more` create flags.
+    let vch = |name: &str, ip: &str, allowed: &str, more: &[&str]| -> Env {
+        let args = [&["--whitelist-registry", allowed][..], more].concat();
+        plain_vch_on(&host, name, ip, &args).docker_env()
     };
+    let named = "reg.example.test:5443/busybox";
+    let by_address = "127.0.0.1:5443/busybox";
 
     // FQDN entry: that registry only; Docker Hub refused without any DNS (none here).
-    let env = vch(
-        "fqdn",
-        "127.0.0.2",
-        &[
-            "--whitelist-registry",
-            "reg.example.test:5443",
-            ca[0],
-            ca[1],
-        ],
-    );
-    pull(&host, &env, "reg.example.test:5443/busybox")
-        .ok()
-        .says("Pull complete");
-    pull(&host, &env, "busybox")
-        .fails()
-        .says("Access denied to unauthorized registry (docker.io) while VCH is in whitelist mode");
-    pull(&host, &env, "127.0.0.1:5443/busybox")
-        .fails()
-        .says("Access denied to unauthorized registry (127.0.0.1:5443)");
+    let env = vch("fqdn", "127.0.0.2", "reg.example.test:5443", &ca);
+    pulled(&host, &env, named);
+    pull_refused(&host, &env, "busybox", &denied("docker.io"));
+    pull_refused(&host, &env, by_address, &denied("127.0.0.1:5443"));
 
     // CIDR: decided on the address connected to, whatever the name.
-    let env = vch(
-        "cidr",
-        "127.0.0.3",
-        &["--whitelist-registry", "127.0.0.0/8", ca[0], ca[1]],
-    );
-    pull(&host, &env, "reg.example.test:5443/busybox").ok();
-    let env = vch(
-        "cidr2",
-        "127.0.0.4",
-        &["--whitelist-registry", "10.0.0.0/8", ca[0], ca[1]],
-    );
+    let env = vch("cidr", "127.0.0.3", "127.0.0.0/8", &ca);
+    pull(&host, &env, named).ok();
+    let env = vch("cidr2", "127.0.0.4", "10.0.0.0/8", &ca);
     // A CA without a whitelist entry grants nothing.
-    pull(&host, &env, "reg.example.test:5443/busybox")
-        .fails()
-        .says("Access denied to unauthorized registry (reg.example.test:5443)");
+    pull_refused(&host, &env, named, &denied("reg.example.test:5443"));
 
     // Wildcard domain.
-    let env = vch(
-        "wild",
-        "127.0.0.5",
-        &["--whitelist-registry", "*.example.test", ca[0], ca[1]],
-    );
-    pull(&host, &env, "reg.example.test:5443/busybox").ok();
-    pull(&host, &env, "127.0.0.1:5443/busybox")
-        .fails()
-        .says("Access denied");
+    let env = vch("wild", "127.0.0.5", "*.example.test", &ca);
+    pull(&host, &env, named).ok();
+    pull_refused(&host, &env, by_address, "Access denied");
 
     // Whitelisted but no trusted CA: refused unless insecure.
-    let env = vch(
-        "noca",
-        "127.0.0.6",
-        &["--whitelist-registry", "reg.example.test:5443"],
-    );
-    pull(&host, &env, "reg.example.test:5443/busybox")
-        .fails()
-        .says("--registry-ca");
+    let env = vch("noca", "127.0.0.6", "reg.example.test:5443", &[]);
+    pull_refused(&host, &env, named, "--registry-ca");
 
     // Insecure registries join the whitelist in whitelist mode.
-    let env = vch(
-        "ins",
-        "127.0.0.7",
-        &[
-            "--whitelist-registry",
-            "10.0.0.0/8",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    );
-    pull(&host, &env, "127.0.0.1:5000/busybox")
-        .ok()
-        .says("Pull complete");
-    host.docker(&env, ["info"])
-        .ok()
-        .says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
+    let insecure = ["--insecure-registry", "127.0.0.1:5000"];
+    let env = vch("ins", "127.0.0.7", "10.0.0.0/8", &insecure);
+    pulled(&host, &env, "127.0.0.1:5000/busybox");
+    info(&host, &env).says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
 }
 
 #[test]
 fn configure_changes_the_policy_of_a_running_vch() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
+    host.start_busybox_registry();
     let env = plain_vch(&host, "cfg", &["--whitelist-registry", "10.0.0.0/8"]);
-    pull(&host, &env, "127.0.0.1:5000/busybox")
-        .fails()
-        .says("Access denied to unauthorized registry (127.0.0.1:5000)");
-    host.vic_machine(["configure", "--name", "cfg"])
+    let busybox = "127.0.0.1:5000/busybox";
+    pull_refused(&host, &env, busybox, &denied("127.0.0.1:5000"));
+    configure(&host, "cfg", &[])
         .ok()
         .says("No registry or container network changes requested");
 
-    let r = host
-        .vic_machine([
-            "configure",
-            "--name",
-            "cfg",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ])
-        .ok();
+    let r = configure(&host, "cfg", &["--insecure-registry", "127.0.0.1:5000"]).ok();
     r.says("Registry policy: whitelist mode: 10.0.0.0/8, 127.0.0.1:5000")
         .says("The endpoint applies the new configuration")
         .says("Completed successfully");
-    pull(&host, &env, "127.0.0.1:5000/busybox")
-        .ok()
-        .says("Pull complete");
-    host.docker(&env, ["info"])
-        .ok()
-        .says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
+    pulled(&host, &env, busybox);
+    info(&host, &env).says("Whitelisted Registries: 10.0.0.0/8, 127.0.0.1:5000");
 
-    host.vic_machine(["configure", "--name", "cfg", "--clear-whitelist-registry"])
-        .ok();
-    host.docker(&env, ["info"])
-        .ok()
-        .says("Registry Whitelist Mode: disabled.  All registry access allowed.");
+    configure(&host, "cfg", &["--clear-whitelist-registry"]).ok();
+    info(&host, &env).says("Registry Whitelist Mode: disabled.  All registry access allowed.");
     host.vic_machine(["inspect", "config", "--name", "cfg"])
         .ok()
         .says("--insecure-registry 127.0.0.1:5000")
         .never_says("--whitelist-registry");
     // Bad input changes nothing.
-    host.vic_machine(["configure", "--name", "cfg", "--registry-ca", "nothing.pem"])
+    configure(&host, "cfg", &["--registry-ca", "nothing.pem"])
         .fails()
         .says("nothing.pem");
-    host.docker(&env, ["info"]).ok().says("127.0.0.1:5000");
+    info(&host, &env).says("127.0.0.1:5000");
 }
 
 #[test]
@@ -555,78 +405,43 @@ fn push_uploads_what_the_registry_lacks_under_the_policy() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     host.push_busybox("127.0.0.1:5000", "source/busybox");
-    let env = plain_vch(&host, "push", &["--insecure-registry", "127.0.0.1:5000"]);
+    let env = insecure_registry_vch(&host, "push", &[]);
+    let pushed = "127.0.0.1:5000/pushed/busybox:v1";
     pull(&host, &env, "127.0.0.1:5000/source/busybox").ok();
-    host.docker(
-        &env,
-        [
-            "tag",
-            "127.0.0.1:5000/source/busybox",
-            "127.0.0.1:5000/pushed/busybox:v1",
-        ],
-    )
-    .ok();
-    let r = host
-        .docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
-        .ok();
+    let r = tag_and_push(&host, &env, "127.0.0.1:5000/source/busybox", pushed).ok();
+    let push = |image: &str| host.docker(&env, ["push", image]);
     r.says("The push refers to repository [127.0.0.1:5000/pushed/busybox]")
         .says("v1: digest: sha256:");
     host.sh("curl -s http://127.0.0.1:5000/v2/pushed/busybox/tags/list")
         .ok()
         .says(r#""tags":["v1"]"#);
     // Pushing again: everything already there.
-    host.docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
-        .ok()
-        .says("Layer already exists");
+    push(pushed).ok().says("Layer already exists");
     // Another VCH pulls what was pushed.
-    let other = create(
-        &host,
-        "other",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.3",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
-    )
-    .docker_env();
-    pull(&host, &other, "127.0.0.1:5000/pushed/busybox:v1")
-        .ok()
-        .says("Pull complete");
-    host.docker(&env, ["push", "127.0.0.1:5000/nothing:v1"])
+    let other = ["--insecure-registry", "127.0.0.1:5000"];
+    let other = plain_vch_on(&host, "other", "127.0.0.3", &other).docker_env();
+    pulled(&host, &other, pushed);
+    push("127.0.0.1:5000/nothing:v1")
         .fails()
         .says("An image does not exist locally with the tag: 127.0.0.1:5000/nothing");
     // The policy applies to pushes.
-    host.vic_machine([
-        "configure",
-        "--name",
-        "push",
+    let whitelist = [
         "--whitelist-registry",
         "10.0.0.0/8",
         "--clear-insecure-registry",
-    ])
-    .ok();
-    host.docker(&env, ["push", "127.0.0.1:5000/pushed/busybox:v1"])
-        .fails()
-        .says("Access denied to unauthorized registry (127.0.0.1:5000) while VCH is in whitelist mode");
+    ];
+    configure(&host, "push", &whitelist).ok();
+    push(pushed).fails().says(&denied("127.0.0.1:5000"));
 }
 
 #[test]
 fn save_and_load_round_trip_between_vchs() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    let id = host.push_busybox("127.0.0.1:5000", "busybox");
-    let a = plain_vch(&host, "a", &["--insecure-registry", "127.0.0.1:5000"]);
-    let b = create(
-        &host,
-        "b",
-        &["--no-tls", "--client-network-ip", "127.0.0.3"],
-    )
-    .docker_env();
-    pull(&host, &a, "127.0.0.1:5000/busybox").ok();
-    host.docker(&a, ["save", "-o", "busybox.tar", "127.0.0.1:5000/busybox"])
-        .ok();
+    let id = host.start_busybox_registry();
+    let a = insecure_registry_vch(&host, "a", &[]);
+    let b = plain_vch_on(&host, "b", "127.0.0.3", &[]).docker_env();
+    pull(&host, &a, BUSYBOX).ok();
+    host.docker(&a, ["save", "-o", "busybox.tar", BUSYBOX]).ok();
     host.sh("tar -tf busybox.tar")
         .ok()
         .says("manifest.json")
@@ -634,37 +449,14 @@ fn save_and_load_round_trip_between_vchs() {
     host.docker(&b, ["load", "-i", "busybox.tar"])
         .ok()
         .says("Loaded image: 127.0.0.1:5000/busybox:latest");
-    host.docker(
-        &b,
-        [
-            "image",
-            "inspect",
-            "127.0.0.1:5000/busybox",
-            "--format",
-            "{{.Id}}",
-        ],
-    )
-    .ok()
-    .says(&id);
+    image_inspect(&host, &b, BUSYBOX, "{{.Id}}").says(&id);
     assert!(
         host.root().join("b/layers").read_dir().unwrap().count() == 1,
         "loaded layer unpacked"
     );
     // A loaded image can be pushed again.
-    host.docker(
-        &b,
-        ["tag", "127.0.0.1:5000/busybox", "127.0.0.1:5000/reloaded:1"],
-    )
-    .ok();
-    host.vic_machine([
-        "configure",
-        "--name",
-        "b",
-        "--insecure-registry",
-        "127.0.0.1:5000",
-    ])
-    .ok();
-    host.docker(&b, ["push", "127.0.0.1:5000/reloaded:1"])
+    configure(&host, "b", &["--insecure-registry", "127.0.0.1:5000"]).ok();
+    tag_and_push(&host, &b, BUSYBOX, "127.0.0.1:5000/reloaded:1")
         .ok()
         .says("1: digest:");
     // Garbage is refused without side effects.
@@ -680,82 +472,57 @@ fn image_indexes_pick_the_platform() {
     let host = TestHost::new();
     host.start_registry("127.0.0.1:5000", None, None);
     let (amd, arm) = host.push_busybox_index("127.0.0.1:5000", "multi");
-    let env = plain_vch(&host, "plat", &["--insecure-registry", "127.0.0.1:5000"]);
+    let env = insecure_registry_vch(&host, "plat", &[]);
+    let multi = "127.0.0.1:5000/multi";
+    let platform = || image_inspect(&host, &env, multi, "{{.Id}} {{.Architecture}}");
+    let pull_for = |platform: &str| host.docker(&env, ["pull", "--platform", platform, multi]);
     // linux/amd64 by default, although arm64 is listed first.
-    pull(&host, &env, "127.0.0.1:5000/multi")
-        .ok()
-        .says("Pull complete");
-    host.docker(
-        &env,
-        [
-            "image",
-            "inspect",
-            "127.0.0.1:5000/multi",
-            "--format",
-            "{{.Id}} {{.Architecture}}",
-        ],
-    )
-    .ok()
-    .says(&format!("{amd} amd64"));
-    host.docker(&env, ["rmi", "127.0.0.1:5000/multi"]).ok();
-    host.docker(
-        &env,
-        ["pull", "--platform", "linux/arm64", "127.0.0.1:5000/multi"],
-    )
-    .ok()
-    .says("Digest:");
-    host.docker(
-        &env,
-        [
-            "image",
-            "inspect",
-            "127.0.0.1:5000/multi",
-            "--format",
-            "{{.Id}} {{.Architecture}}",
-        ],
-    )
-    .ok()
-    .says(&format!("{arm} arm64"));
-    host.docker(
-        &env,
-        ["pull", "--platform", "linux/s390x", "127.0.0.1:5000/multi"],
-    )
-    .fails()
-    .says("no matching manifest for linux/s390x");
+    pulled(&host, &env, multi);
+    platform().says(&format!("{amd} amd64"));
+    host.docker(&env, ["rmi", multi]).ok();
+    pull_for("linux/arm64").ok().says("Digest:");
+    platform().says(&format!("{arm} arm64"));
+    pull_for("linux/s390x")
+        .fails()
+        .says("no matching manifest for linux/s390x");
+}
+
+/// Starts the plain registry on 127.0.0.1:5000 with one image in it: built as an OCI layout
+/// in folder `dir` and pushed as `<repo>:latest` with skopeo. `build` is shell that stores
+/// each blob with `b FILE` (which prints `DIGEST SIZE`) and leaves the manifest in `m.json`;
+/// the layout's index and marker are written here.
+fn start_registry_with_layout(host: &TestHost, dir: &str, repo: &str, build: &str) {
+    host.start_registry("127.0.0.1:5000", None, None);
+    let blob = format!(
+        r#"b() {{ h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" {dir}/blobs/sha256/$h; echo "sha256:$h $(stat -c %s "$1")"; }}"#
+    );
+    let index = r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}"#;
+    let layout = r#"{"imageLayoutVersion":"1.0.0"}"#;
+    host.sh(&format!(
+        "set -e\nmkdir -p {dir}/blobs/sha256\n{blob}\n{build}set -- $(b m.json)\n\
+         printf '{index}' $1 $2 > {dir}/index.json\nprintf '{layout}' > {dir}/oci-layout\n\
+         skopeo copy -q --dest-tls-verify=false oci:{dir}:latest docker://127.0.0.1:5000/{repo}:latest\n"
+    ))
+    .ok();
 }
 
 #[test]
 fn an_endpoint_killed_mid_pull_leaves_no_half_image() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
     // A 40 MB incompressible layer takes long enough to kill the endpoint during it.
-    host.sh(
-        r#"set -e
-mkdir -p big/blobs/sha256 l && head -c 40M /dev/urandom > l/blob
+    start_registry_with_layout(
+        &host,
+        "big",
+        "big",
+        r#"mkdir -p l && head -c 40M /dev/urandom > l/blob
 tar -C l -cf l.tar . && diff="sha256:$(sha256sum l.tar | cut -d' ' -f1)" && gzip -1 -n l.tar
-b() { h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" big/blobs/sha256/$h; echo "sha256:$h $(stat -c %s "$1")"; }
 set -- $(b l.tar.gz); layer=$1; lsize=$2
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff" > c.json
 set -- $(b c.json); cfg=$1; csize=$2
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' $cfg $csize $layer $lsize > m.json
-set -- $(b m.json)
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}' $1 $2 > big/index.json
-printf '{"imageLayoutVersion":"1.0.0"}' > big/oci-layout
-skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/big:latest
 "#,
-    )
-    .ok();
-    create(
-        &host,
-        "kill",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-        ],
     );
+    insecure_registry_vch(&host, "kill", &[]);
     let state = host.root().join("kill");
     let pid = std::fs::read_to_string(state.join("endpoint.pid"))
         .unwrap()
@@ -788,22 +555,20 @@ skopeo copy -q --dest-tls-verify=false oci:big:latest docker://127.0.0.1:5000/bi
         "no partial layer"
     );
     // The next pull starts over and completes.
-    pull(&host, &env, "127.0.0.1:5000/big")
-        .ok()
-        .says("Pull complete");
+    pulled(&host, &env, "127.0.0.1:5000/big");
 }
 
 #[test]
 fn multi_layer_images_with_whiteouts_unpack_for_overlayfs() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.sh(
-        r#"set -e
-mkdir -p wl/blobs/sha256 l1/etc l1/keep l2/etc l2/keep l3
+    start_registry_with_layout(
+        &host,
+        "wl",
+        "layered",
+        r#"mkdir -p l1/etc l1/keep l2/etc l2/keep l3
 echo old > l1/etc/removed; echo data > l1/keep/file
 : > l2/etc/.wh.removed; : > l2/keep/.wh..wh..opq; echo new > l2/keep/other
 printf 'zstd layer\n' > l3/zfile
-b() { h=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" wl/blobs/sha256/$h; echo "sha256:$h $(stat -c %s "$1")"; }
 layers=""; diffs=""
 for l in l1 l2 l3; do
   tar --sort=name --mtime=@0 --owner=0 --group=0 -C $l -cf $l.tar .
@@ -814,28 +579,16 @@ done
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}' "${diffs%,}" > c.json
 set -- $(b c.json)
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' $1 $2 "${layers%,}" > m.json
-set -- $(b m.json)
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}' $1 $2 > wl/index.json
-printf '{"imageLayoutVersion":"1.0.0"}' > wl/oci-layout
-skopeo copy -q --dest-tls-verify=false oci:wl:latest docker://127.0.0.1:5000/layered:latest
 "#,
-    )
-    .ok();
-    let env = plain_vch(&host, "wh", &["--insecure-registry", "127.0.0.1:5000"]);
-    pull(&host, &env, "127.0.0.1:5000/layered")
-        .ok()
-        .says("Pull complete");
-    host.docker(
+    );
+    let env = insecure_registry_vch(&host, "wh", &[]);
+    pulled(&host, &env, "127.0.0.1:5000/layered");
+    image_inspect(
+        &host,
         &env,
-        [
-            "image",
-            "inspect",
-            "127.0.0.1:5000/layered",
-            "--format",
-            "{{len .RootFS.Layers}}",
-        ],
+        "127.0.0.1:5000/layered",
+        "{{len .RootFS.Layers}}",
     )
-    .ok()
     .says("3");
     // Each layer unpacked on its own; the second one's whiteouts in overlayfs form.
     let layers = host.root().join("wh/layers");
@@ -898,52 +651,22 @@ fn token_auth_registries_work_through_the_bearer_challenge() {
     );
     host.push_busybox_as("127.0.0.1:5443", "team/busybox", Some("bob:t0ken-pass"));
     let env = plain_vch(&host, "tok", &["--registry-ca", "regpki/ca.pem"]);
-    pull(&host, &env, "127.0.0.1:5443/team/busybox")
-        .fails()
-        .says("pull access denied");
-    host.docker(
-        &env,
-        ["login", "127.0.0.1:5443", "-u", "bob", "-p", "t0ken-pass"],
-    )
-    .ok()
-    .says("Login Succeeded");
-    pull(&host, &env, "127.0.0.1:5443/team/busybox")
+    let team = "127.0.0.1:5443/team/busybox";
+    pull_refused(&host, &env, team, "pull access denied");
+    login(&host, &env, "bob", "t0ken-pass")
         .ok()
-        .says("Pull complete");
-    host.docker(
-        &env,
-        [
-            "tag",
-            "127.0.0.1:5443/team/busybox",
-            "127.0.0.1:5443/team/copy:1",
-        ],
-    )
-    .ok();
-    host.docker(&env, ["push", "127.0.0.1:5443/team/copy:1"])
-        .ok()
-        .says("1: digest:");
+        .says("Login Succeeded");
+    pulled(&host, &env, team);
+    let pushed = tag_and_push(&host, &env, team, "127.0.0.1:5443/team/copy:1");
+    pushed.ok().says("1: digest:");
 }
 
 #[test]
 fn blob_redirects_are_followed() {
     let host = TestHost::new();
-    host.start_registry("127.0.0.1:5000", None, None);
-    let id = host.push_busybox("127.0.0.1:5000", "busybox");
+    let id = host.start_busybox_registry();
     host.start_redirecting_registry("127.0.0.1:5002", "127.0.0.1:5000");
     let env = plain_vch(&host, "redir", &["--insecure-registry", "127.0.0.1:5002"]);
-    pull(&host, &env, "127.0.0.1:5002/busybox")
-        .ok()
-        .says("Pull complete");
-    host.docker(
-        &env,
-        [
-            "image",
-            "inspect",
-            "127.0.0.1:5002/busybox",
-            "--format",
-            "{{.Id}}",
-        ],
-    )
-    .ok()
-    .says(&id);
+    pulled(&host, &env, "127.0.0.1:5002/busybox");
+    image_inspect(&host, &env, "127.0.0.1:5002/busybox", "{{.Id}}").says(&id);
 }

@@ -1,13 +1,10 @@
 //! The three security levels, as the docker CLI sees them.
 
-use vic_testkit::TestHost;
-
-use crate::{create, docker_name, mode};
+use crate::{create_on, docker_name, docker_tls, host_with_vch, info, mode, write_client_cert};
 
 #[test]
 fn mutual_tls_is_the_default_and_writes_the_pki() {
-    let host = TestHost::new();
-    let run = create(&host, "vch-a", &["--client-network-ip", "127.0.0.2"]);
+    let (host, run) = host_with_vch("vch-a", &[]);
     let certs = host.path("vch-a");
     for line in [
         format!(
@@ -113,90 +110,50 @@ fn mutual_tls_is_the_default_and_writes_the_pki() {
 
 #[test]
 fn mutual_tls_refuses_clients_without_a_valid_certificate() {
-    let host = TestHost::new();
-    let a = create(&host, "a", &["--client-network-ip", "127.0.0.2"]);
-    create(&host, "b", &["--client-network-ip", "127.0.0.3"]);
+    let (host, a) = host_with_vch("a", &[]);
+    create_on(&host, "b", "127.0.0.3", &[]);
     let env = a.docker_env();
-    let h = [
-        "-H",
-        "tcp://127.0.0.2:2376",
-        "--tlsverify",
-        "--tlscacert",
-        "a/ca.pem",
-    ];
+    // Client certificates from a's CA: one expired, one valid.
+    write_client_cert(&host, "a", ("expired.pem", "expired-key.pem"), -10, -1);
+    write_client_cert(&host, "a", ("fresh.pem", "fresh-key.pem"), -1, 10);
+    let version = |pair| docker_tls(&host, "127.0.0.2:2376", "a/ca.pem", pair, &["version"]);
 
     // No client certificate.
     let r = host
-        .docker(&[], h.iter().copied().chain(["version"]))
+        .docker(
+            &[],
+            [
+                "-H",
+                "tcp://127.0.0.2:2376",
+                "--tlsverify",
+                "--tlscacert",
+                "a/ca.pem",
+                "version",
+            ],
+        )
         .fails();
     r.says("certificate required");
-    // A certificate from another VCH's CA: Go does not even offer it.
-    host.docker(
-        &[],
-        h.iter().copied().chain([
-            "--tlscert",
-            "b/cert.pem",
-            "--tlskey",
-            "b/key.pem",
-            "version",
-        ]),
-    )
-    .fails()
-    .says("certificate required");
-    // The server certificate used as a client certificate (no clientAuth).
-    host.docker(
-        &[],
-        h.iter().copied().chain([
-            "--tlscert",
-            "a/server-cert.pem",
-            "--tlskey",
-            "a/server-key.pem",
-            "version",
-        ]),
-    )
-    .fails()
-    .says("unsupported certificate");
-    // An expired certificate from the right CA.
-    let (cert, key) = vic_testkit::client_cert_signed_by(
-        &host.path("a/ca.pem"),
-        &host.path("a/ca-key.pem"),
-        -10,
-        -1,
-    );
-    std::fs::write(host.path("expired.pem"), cert).unwrap();
-    std::fs::write(host.path("expired-key.pem"), key).unwrap();
-    host.docker(
-        &[],
-        h.iter().copied().chain([
-            "--tlscert",
-            "expired.pem",
-            "--tlskey",
-            "expired-key.pem",
-            "version",
-        ]),
-    )
-    .fails()
-    .says("expired certificate");
+    for (pair, why) in [
+        // A certificate from another VCH's CA: Go does not even offer it.
+        (("b/cert.pem", "b/key.pem"), "certificate required"),
+        // The server certificate used as a client certificate (no clientAuth).
+        (
+            ("a/server-cert.pem", "a/server-key.pem"),
+            "unsupported certificate",
+        ),
+        // An expired certificate from the right CA.
+        (("expired.pem", "expired-key.pem"), "expired certificate"),
+    ] {
+        version(pair).fails().says(why);
+    }
     // A valid one signed by the same CA is accepted.
-    let (cert, key) = vic_testkit::client_cert_signed_by(
-        &host.path("a/ca.pem"),
-        &host.path("a/ca-key.pem"),
-        -1,
-        10,
-    );
-    std::fs::write(host.path("fresh.pem"), cert).unwrap();
-    std::fs::write(host.path("fresh-key.pem"), key).unwrap();
-    host.docker(
-        &[],
-        h.iter().copied().chain([
-            "--tlscert",
-            "fresh.pem",
-            "--tlskey",
-            "fresh-key.pem",
-            "info",
-            "--format",
-            "{{.Name}}",
-        ]),
+    let fresh = ("fresh.pem", "fresh-key.pem");
+    docker_tls(
+        &host,
+        "127.0.0.2:2376",
+        "a/ca.pem",
+        fresh,
+        &["info", "--format", "{{.Name}}"],
     )
     .ok()
     .says("a");
@@ -213,12 +170,7 @@ fn mutual_tls_refuses_clients_without_a_valid_certificate() {
 
 #[test]
 fn no_tlsverify_serves_tls_without_client_certificates() {
-    let host = TestHost::new();
-    let run = create(
-        &host,
-        "srv",
-        &["--no-tlsverify", "--client-network-ip", "127.0.0.2"],
-    );
+    let (host, run) = host_with_vch("srv", &["--no-tlsverify"]);
     run.says("Configuring without TLS verify - certificate-based authentication disabled");
     let env = run.docker_env();
     assert!(env.iter().all(|(k, _)| k != "DOCKER_TLS_VERIFY"), "{env:?}");
@@ -250,19 +202,12 @@ fn no_tlsverify_serves_tls_without_client_certificates() {
     // Still TLS: plain HTTP is refused.
     host.docker(&[], ["-H", "tcp://127.0.0.2:2376", "version"])
         .fails();
-    host.docker(&env, ["info"])
-        .ok()
-        .says("does not verify client certificates");
+    info(&host, &env).says("does not verify client certificates");
 }
 
 #[test]
 fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
-    let host = TestHost::new();
-    let run = create(
-        &host,
-        "plain",
-        &["--no-tls", "--client-network-ip", "127.0.0.2"],
-    );
+    let (host, run) = host_with_vch("plain", &["--no-tls"]);
     run.says("Configuring without TLS - all communications will be insecure");
     let env = run.docker_env();
     assert_eq!(
@@ -272,7 +217,7 @@ fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
     run.says("docker -H 127.0.0.2:2375 info");
     assert!(!host.path("plain/ca.pem").exists());
     docker_name(&host, &env).ok().says("plain");
-    host.docker(&env, ["info"]).ok().says("without encryption");
+    info(&host, &env).says("without encryption");
     // DNS rebinding defence (VIC 6-13): a foreign Host header gets a 500.
     let r = host
         .sh("curl -sS -i -H 'Host: please.ddos' http://127.0.0.2:2375/_ping")
@@ -302,29 +247,21 @@ fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
 
 #[test]
 fn bare_create_chooses_names_and_says_so() {
-    let host = TestHost::new();
-    let run = create(&host, "bare", &[]);
+    let host = vic_testkit::TestHost::new();
+    let run = crate::create(&host, "bare", &[]);
     run.says("No --tls-cname or --client-network-ip given: the API listens on all addresses of this host");
     let env = run.docker_env();
     docker_name(&host, &env).ok().says("bare");
     // Reachable on every loopback name the certificate covers.
+    let pair = ("bare/cert.pem", "bare/key.pem");
     for h in ["127.0.0.1", "localhost"] {
-        host.docker(
-            &[],
-            [
-                "-H",
-                &format!("tcp://{h}:2376"),
-                "--tlsverify",
-                "--tlscacert",
-                "bare/ca.pem",
-                "--tlscert",
-                "bare/cert.pem",
-                "--tlskey",
-                "bare/key.pem",
-                "info",
-                "--format",
-                "{{.Name}}",
-            ],
+        let addr = format!("{h}:2376");
+        docker_tls(
+            &host,
+            &addr,
+            "bare/ca.pem",
+            pair,
+            &["info", "--format", "{{.Name}}"],
         )
         .ok()
         .says("bare");
@@ -333,17 +270,7 @@ fn bare_create_chooses_names_and_says_so() {
 
 #[test]
 fn tls_cname_names_the_server_certificate() {
-    let host = TestHost::new();
-    let run = create(
-        &host,
-        "named",
-        &[
-            "--tls-cname",
-            "vch.example.test",
-            "--client-network-ip",
-            "127.0.0.2",
-        ],
-    );
+    let (host, run) = host_with_vch("named", &["--tls-cname", "vch.example.test"]);
     // Clients are told to use the name; the certificate also covers the address.
     assert!(
         run.docker_env()
@@ -355,35 +282,22 @@ fn tls_cname_names_the_server_certificate() {
         .says("Subject: CN = vch.example.test, O = named")
         .says("DNS:vch.example.test")
         .says("IP Address:127.0.0.2");
-    host.docker(
-        &[],
-        [
-            "-H",
-            "tcp://127.0.0.2:2376",
-            "--tlsverify",
-            "--tlscacert",
-            "named/ca.pem",
-            "--tlscert",
-            "named/cert.pem",
-            "--tlskey",
-            "named/key.pem",
-            "info",
-            "--format",
-            "{{.Name}}",
-        ],
+    let pair = ("named/cert.pem", "named/key.pem");
+    docker_tls(
+        &host,
+        "127.0.0.2:2376",
+        "named/ca.pem",
+        pair,
+        &["info", "--format", "{{.Name}}"],
     )
     .ok()
     .says("named");
     // A wildcard cname gives a wildcard certificate (RFC 6125: one label).
-    create(
+    create_on(
         &host,
         "wild",
-        &[
-            "--tls-cname",
-            "*.example.test",
-            "--client-network-ip",
-            "127.0.0.3",
-        ],
+        "127.0.0.3",
+        &["--tls-cname", "*.example.test"],
     );
     host.sh("openssl x509 -in wild/server-cert.pem -noout -text")
         .ok()

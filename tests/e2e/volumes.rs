@@ -1,67 +1,42 @@
 //! Volumes, host folders and `docker cp` through the docker CLI.
 
-use vic_testkit::TestHost;
+use vic_testkit::{Run, TestHost};
 
-use crate::create;
+use crate::{BUSYBOX as IMG, Env, inspect, run_detached};
 
-const IMG: &str = "127.0.0.1:5000/busybox";
+/// A test host with a VCH (plain HTTP) `vol` that has one administrator volume store,
+/// `shared`, and busybox pulled.
+fn vch() -> (TestHost, Env) {
+    let host = TestHost::new();
+    let store = format!("{}:shared", host.path("store").display());
+    let env = crate::busybox_vch(&host, "vol", &["--volume-store", &store]);
+    (host, env)
+}
 
-/// A VCH (plain HTTP) with one administrator volume store, `shared`, and busybox pulled.
-fn vch(host: &TestHost) -> Vec<(String, String)> {
-    host.start_registry("127.0.0.1:5000", None, None);
-    host.push_busybox("127.0.0.1:5000", "busybox");
-    let store = host.path("store");
-    let store = format!("{}:shared", store.display());
-    let env = create(
-        host,
-        "vol",
-        &[
-            "--no-tls",
-            "--client-network-ip",
-            "127.0.0.2",
-            "--insecure-registry",
-            "127.0.0.1:5000",
-            "--volume-store",
-            &store,
-        ],
-    )
-    .docker_env();
-    host.docker(&env, ["pull", "-q", IMG]).ok();
-    env
+/// `docker run --rm -v <volume> busybox <cmd>`.
+fn with_volume(host: &TestHost, env: &[(String, String)], volume: &str, cmd: &[&str]) -> Run {
+    let mut args = vec!["run", "--rm", "-v", volume, IMG];
+    args.extend_from_slice(cmd);
+    host.docker(env, args)
+}
+
+/// The names `docker volume ls -q` lists.
+fn volume_names(host: &TestHost, env: &[(String, String)]) -> Vec<String> {
+    let listed = host.docker(env, ["volume", "ls", "-q"]).ok().stdout;
+    listed.lines().map(str::to_owned).collect()
 }
 
 #[test]
 fn named_and_anonymous_volumes_keep_data() {
-    let host = TestHost::new();
-    let env = vch(&host);
+    let (host, env) = vch();
     // Created on first use; the data outlives the container.
-    host.docker(
-        &env,
-        [
-            "run",
-            "--rm",
-            "-v",
-            "data:/data",
-            IMG,
-            "sh",
-            "-c",
-            "echo kept > /data/f",
-        ],
-    )
-    .ok();
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", "data:/d:ro", IMG, "cat", "/d/f"],
-    )
-    .ok()
-    .says("kept");
+    let data = |at: &str, cmd: &[&str]| with_volume(&host, &env, &format!("data:{at}"), cmd);
+    data("/data", &["sh", "-c", "echo kept > /data/f"]).ok();
+    data("/d:ro", &["cat", "/d/f"]).ok().says("kept");
     // Read-only means read-only.
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", "data:/d:ro", IMG, "touch", "/d/x"],
-    )
-    .fails()
-    .says("Read-only file system");
+    data("/d:ro", &["touch", "/d/x"])
+        .fails()
+        .says("Read-only file system");
     host.docker(&env, ["volume", "ls", "-q"]).ok().says("data");
     host.docker(
         &env,
@@ -84,17 +59,8 @@ fn named_and_anonymous_volumes_keep_data() {
     host.docker(&env, ["volume", "rm", "data"])
         .fails()
         .says("volume is in use");
-    host.docker(
-        &env,
-        [
-            "inspect",
-            "--format",
-            "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
-            "user",
-        ],
-    )
-    .ok()
-    .says("volume data /data");
+    let mounts = "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}";
+    inspect(&host, &env, "user", mounts).says("volume data /data");
     host.docker(&env, ["rm", "user"]).ok();
     host.docker(&env, ["volume", "rm", "data"]).ok();
     host.docker(&env, ["volume", "inspect", "data"])
@@ -122,44 +88,37 @@ fn named_and_anonymous_volumes_keep_data() {
     host.docker(&env, ["volume", "ls", "-q", "--filter", "label=team=a"])
         .ok()
         .says("teamvol");
-    host.docker(&env, ["volume", "create", "test???"])
-        .fails()
-        .says("includes invalid characters");
-    host.docker(&env, ["volume", "create", "--opt", "bogus=foo", "x1"])
-        .fails()
-        .says("bogus is not a supported option");
-    host.docker(
-        &env,
-        ["volume", "create", "--opt", "VolumeStore=fake", "x2"],
-    )
-    .fails()
-    .says("No volume store named (fake) exists");
-    host.docker(&env, ["volume", "create", "-d", "fakeDriver", "x3"])
-        .fails()
-        .says("plugin fakeDriver: plugin not found");
-    host.docker(&env, ["volume", "ls", "--filter", "bogusfilter=1"])
-        .fails()
-        .says("Invalid filter 'bogusfilter'");
+    for (args, why) in [
+        (&["create", "test???"][..], "includes invalid characters"),
+        (
+            &["create", "--opt", "bogus=foo", "x1"],
+            "bogus is not a supported option",
+        ),
+        (
+            &["create", "--opt", "VolumeStore=fake", "x2"],
+            "No volume store named (fake) exists",
+        ),
+        (
+            &["create", "-d", "fakeDriver", "x3"],
+            "plugin fakeDriver: plugin not found",
+        ),
+        (
+            &["ls", "--filter", "bogusfilter=1"],
+            "Invalid filter 'bogusfilter'",
+        ),
+    ] {
+        let volume = [&["volume"][..], args].concat();
+        host.docker(&env, volume).fails().says(why);
+    }
     // Anonymous volumes: -v /path; removed with rm -v, kept (dangling) with plain rm, pruned.
     host.docker(
         &env,
         ["create", "--name", "anon", "-v", "/scratch", IMG, "true"],
     )
     .ok();
-    let before = host
-        .docker(&env, ["volume", "ls", "-q"])
-        .ok()
-        .stdout
-        .lines()
-        .count();
+    let before = volume_names(&host, &env).len();
     host.docker(&env, ["rm", "-v", "anon"]).ok();
-    let after = host
-        .docker(&env, ["volume", "ls", "-q"])
-        .ok()
-        .stdout
-        .lines()
-        .count();
-    assert_eq!(after + 1, before);
+    assert_eq!(volume_names(&host, &env).len() + 1, before);
     host.docker(
         &env,
         ["create", "--name", "anon2", "-v", "/scratch", IMG, "true"],
@@ -173,14 +132,7 @@ fn named_and_anonymous_volumes_keep_data() {
         .find(|l| l.len() == 64)
         .expect("a dangling anonymous volume");
     host.docker(&env, ["volume", "prune", "-f"]).ok();
-    assert!(
-        !host
-            .docker(&env, ["volume", "ls", "-q"])
-            .ok()
-            .stdout
-            .lines()
-            .any(|l| l.len() == 64)
-    );
+    assert!(!volume_names(&host, &env).iter().any(|l| l.len() == 64));
     // --mount and --tmpfs.
     host.docker(
         &env,
@@ -217,25 +169,21 @@ fn named_and_anonymous_volumes_keep_data() {
 
 #[test]
 fn host_folders_only_under_a_volume_store() {
-    let host = TestHost::new();
-    let env = vch(&host);
+    let (host, env) = vch();
     let allowed = host.path("store/site");
     std::fs::create_dir_all(&allowed).unwrap();
     std::fs::write(allowed.join("index.html"), "hello from the host").unwrap();
     let bind = format!("{}:/site:ro", allowed.display());
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", &bind, IMG, "cat", "/site/index.html"],
-    )
-    .ok()
-    .says("hello from the host");
+    with_volume(&host, &env, &bind, &["cat", "/site/index.html"])
+        .ok()
+        .says("hello from the host");
     // Anything else on the host is refused, symlinks resolved first.
-    host.docker(&env, ["run", "--rm", "-v", "/etc:/host-etc", IMG, "true"])
+    with_volume(&host, &env, "/etc:/host-etc", &["true"])
         .fails()
         .says("mounting host folder /etc is refused");
     std::os::unix::fs::symlink("/etc", host.path("store/escape")).unwrap();
     let escape = format!("{}:/x", host.path("store/escape").display());
-    host.docker(&env, ["run", "--rm", "-v", &escape, IMG, "true"])
+    with_volume(&host, &env, &escape, &["true"])
         .fails()
         .says("is refused");
     host.docker(
@@ -255,62 +203,26 @@ fn host_folders_only_under_a_volume_store() {
 
 #[test]
 fn image_volume_content_is_copied_into_new_volumes() {
-    let host = TestHost::new();
-    let env = vch(&host);
+    let (host, env) = vch();
     // busybox has no VOLUME; -v over a folder of the image copies its content in, once.
-    host.docker(
-        &env,
-        [
-            "run",
-            "--rm",
-            "-v",
-            "etcvol:/etc",
-            IMG,
-            "cat",
-            "/etc/passwd",
-        ],
-    )
-    .ok()
-    .says("root:");
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", "etcvol:/data", IMG, "ls", "/data"],
-    )
-    .ok()
-    .says("passwd");
+    with_volume(&host, &env, "etcvol:/etc", &["cat", "/etc/passwd"])
+        .ok()
+        .says("root:");
+    with_volume(&host, &env, "etcvol:/data", &["ls", "/data"])
+        .ok()
+        .says("passwd");
     // nocopy leaves a new volume empty.
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", "empty:/etc:nocopy", IMG, "ls", "/etc"],
-    )
-    .ok();
-    host.docker(
-        &env,
-        ["run", "--rm", "-v", "empty:/data", IMG, "ls", "-A", "/data"],
-    )
-    .ok()
-    .never_says("passwd");
+    with_volume(&host, &env, "empty:/etc:nocopy", &["ls", "/etc"]).ok();
+    with_volume(&host, &env, "empty:/data", &["ls", "-A", "/data"])
+        .ok()
+        .never_says("passwd");
 }
 
 #[test]
 fn cp_in_and_out_of_containers() {
-    let host = TestHost::new();
-    let env = vch(&host);
-    host.docker(
-        &env,
-        [
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "-v",
-            "webdata:/data",
-            IMG,
-            "sleep",
-            "60",
-        ],
-    )
-    .ok();
+    let (host, env) = vch();
+    let sleeper = ["-v", "webdata:/data", IMG, "sleep", "60"];
+    run_detached(&host, &env, "web", &sleeper);
     // Into a running container: a file, and a folder with a nested file.
     std::fs::write(host.path("note.txt"), "a note").unwrap();
     std::fs::create_dir_all(host.path("tree/sub")).unwrap();

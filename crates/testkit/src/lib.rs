@@ -32,15 +32,11 @@ pub fn require_root() {
     );
 }
 
+/// Whether the effective user id (the second of `/proc/self/status`'s `Uid:` line) is 0.
 fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+    uids.is_some_and(|ids| ids.split_whitespace().nth(1) == Some("0"))
 }
 
 /// Fails the test with an instruction when a binary is missing.

@@ -27,6 +27,13 @@ impl TestHost {
         self.start_registry_with(addr, tls, auth);
     }
 
+    /// The registry most tests pull from: plain HTTP on 127.0.0.1:5000, holding busybox as
+    /// `busybox`. Returns the image ID.
+    pub fn start_busybox_registry(&self) -> String {
+        self.start_registry("127.0.0.1:5000", None, None);
+        self.push_busybox("127.0.0.1:5000", "busybox")
+    }
+
     /// Starts a registry front on `addr` that serves `backend`'s API but redirects every blob
     /// download to `backend` (plain HTTP), as registries redirect to their storage.
     pub fn start_redirecting_registry(&self, addr: &str, backend: &str) {
@@ -168,12 +175,8 @@ impl TestHost {
     pub fn push_busybox_as(&self, registry: &str, repo: &str, creds: Option<&str>) -> String {
         require_bin("/usr/bin/skopeo");
         require_bin("/bin/busybox");
-        let script = include_str!("../scripts/oci-image.sh");
         let layout = self.path(&format!("oci-{}", repo.replace('/', "-")));
-        let mut cmd = self.command("sh");
-        cmd.arg("-c").arg(script).arg("oci-image.sh").arg(&layout);
-        let built = run(cmd).ok();
-        let id = built.stdout.trim().to_owned();
+        let id = self.layout_script(OCI_IMAGE, &layout);
         self.sh(&format!(
             "skopeo copy --dest-tls-verify=false {} oci:{}:latest docker://{registry}/{repo}:latest",
             creds.map(|c| format!("--dest-creds {c}")).unwrap_or_default(),
@@ -187,18 +190,8 @@ impl TestHost {
     /// `registry/repo:latest`. Returns (amd64 image ID, arm64 image ID).
     pub fn push_busybox_index(&self, registry: &str, repo: &str) -> (String, String) {
         let layout = self.path(&format!("oci-index-{}", repo.replace('/', "-")));
-        let mut cmd = self.command("sh");
-        cmd.arg("-c")
-            .arg(include_str!("../scripts/oci-image.sh"))
-            .arg("oci-image.sh")
-            .arg(&layout);
-        let amd = run(cmd).ok().stdout.trim().to_owned();
-        let mut cmd = self.command("sh");
-        cmd.arg("-c")
-            .arg(include_str!("../scripts/oci-index.sh"))
-            .arg("oci-index.sh")
-            .arg(&layout);
-        let arm = run(cmd).ok().stdout.trim().to_owned();
+        let amd = self.layout_script(OCI_IMAGE, &layout);
+        let arm = self.layout_script(OCI_INDEX, &layout);
         self.sh(&format!(
             "skopeo copy --all --dest-tls-verify=false oci:{}:latest docker://{registry}/{repo}:latest",
             layout.display()
@@ -206,4 +199,18 @@ impl TestHost {
         .ok();
         (amd, arm)
     }
+
+    /// Runs `script` (one of the scripts/ below, as `(name, text)`) with the OCI layout
+    /// folder `layout`, asserting success; returns what it printed, trimmed (an image ID).
+    fn layout_script(&self, (name, text): (&str, &str), layout: &Path) -> String {
+        let mut cmd = self.command("sh");
+        cmd.arg("-c").arg(text).arg(name).arg(layout);
+        run(cmd).ok().stdout.trim().to_owned()
+    }
 }
+
+/// Builds busybox as an OCI image into a layout folder; prints the image ID.
+const OCI_IMAGE: (&str, &str) = ("oci-image.sh", include_str!("../scripts/oci-image.sh"));
+/// Adds an arm64 copy of that image to the layout and lists both in an index; prints the
+/// arm64 image ID.
+const OCI_INDEX: (&str, &str) = ("oci-index.sh", include_str!("../scripts/oci-index.sh"));
