@@ -7,21 +7,15 @@
 #
 #   ./scripts/bench-containers.sh [runs] [ping-seconds]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 runs="${1:-20}"
 secs="${2:-5}"
 
-./scripts/install-deps.sh
-command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
-cargo build --release --locked -p vic-machine -p vic-monitor -p vic-testkit >/dev/null 2>&1 ||
-    cargo build --release --locked -p vic-machine -p vic-monitor -p vic-testkit
-bin="$PWD/target/release/vic-machine"
+prepare --dockerd vic-machine vic-monitor vic-testkit
 pingbench="$PWD/target/release/vic-ping-bench"
-docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
 runc=/usr/sbin/runc; [ -x "$runc" ] || runc=/usr/bin/runc
 
-ns="vic-bench-ctr-$$"
-work="$(mktemp -d)"
+new_run bench-ctr
 cleanup() {
     VIC_ROOT="$work/root" "$bin" delete --name bench --force >/dev/null 2>&1 || true
     # Docker's containers first: killing dockerd leaves them running (and their mounts).
@@ -31,22 +25,15 @@ cleanup() {
     fi
     [ -f "$work/dd/pid" ] && kill "$(cat "$work/dd/pid")" 2>/dev/null || true
     sleep 2
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
-    # Whatever dockerd left mounted under its roots, deepest first.
-    for m in $(awk -v w="$work/dd" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
-    done
+    netns_down
+    unmount_dockerd_leftovers
     rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+netns_up
 
 # busybox, as a docker-archive for both.
-sh crates/testkit/scripts/oci-image.sh "$work/oci" >/dev/null
-skopeo copy -q "oci:$work/oci:latest" "docker-archive:$work/bb.tar:busybox:latest"
+busybox_archive
 
 # The VCH (mutual TLS, the default) and Docker Engine with the VCH's certificates.
 VIC_ROOT="$work/root" in_ns "$bin" create --name bench --client-network-ip 127.0.0.2 \
@@ -67,9 +54,6 @@ vch_pid="$(cat "$work/root/bench/endpoint.pid")"
 eng_version="$(in_ns "$docker" "${eng[@]}" version --format '{{.Server.Version}}')"
 echo "Docker Engine $eng_version ($(in_ns "$docker" "${eng[@]}" info --format '{{.Driver}}')), $runs runs"
 
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 row() { printf '%-44s %10s %10s %8s\n' "$1" "$2" "$3" "$4"; }
 
 # Bare runc: the floor.

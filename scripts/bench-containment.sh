@@ -9,15 +9,13 @@
 #
 #   ./scripts/bench-containment.sh [runs]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 runs="${1:-30}"
 base_rev="${BASE_REV:-08afacf}"
 
-./scripts/install-deps.sh
-cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 ||
-    cargo build --release --locked -p vic-machine -p vic-monitor
-new="$PWD/target/release/vic-machine"
-work="$(mktemp -d)"
+prepare vic-machine vic-monitor
+new="$bin"
+new_run bench-cnt
 chmod 711 "$work"
 if [ -z "${BASE_BIN:-}" ]; then
     git worktree add -f "$work/base-src" "$base_rev" >/dev/null 2>&1
@@ -26,25 +24,19 @@ if [ -z "${BASE_BIN:-}" ]; then
     BASE_BIN="$work/base-target/release"
 fi
 old="$BASE_BIN/vic-machine"
-docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
 
-ns="vic-bench-cnt-$$"
 cleanup() {
     for v in base:"$old" userns:"$new" off:"$new"; do
         VIC_ROOT="$work/root" "${v#*:}" delete --name "${v%%:*}" --force >/dev/null 2>&1 || true
     done
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
+    netns_down
     git worktree remove --force "$work/base-src" >/dev/null 2>&1 || true
     rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+netns_up
 
-sh crates/testkit/scripts/oci-image.sh "$work/oci" >/dev/null
-skopeo copy -q "oci:$work/oci:latest" "docker-archive:$work/bb.tar:busybox:latest"
+busybox_archive
 create() { VIC_ROOT="$work/root" in_ns "$1" create --name "$2" --no-tls --client-network-ip "$3" --tls-cert-path "$work/$2" "${@:4}" >/dev/null; }
 create "$old" base 127.0.0.2
 create "$new" userns 127.0.0.3
@@ -54,9 +46,6 @@ for a in 127.0.0.2 127.0.0.3 127.0.0.4; do
     in_ns "$docker" -H "tcp://$a:2375" run --rm busybox true >/dev/null
 done
 
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 # Alternating, so the machine's state at the time weighs on all three alike.
 measure() { # network -> "base userns off" medians
     local b=() u=() o=() t

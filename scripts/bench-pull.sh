@@ -7,37 +7,25 @@
 #
 #   ./scripts/bench-pull.sh [runs] [layer-MB]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 runs="${1:-3}"
 size_mb="${2:-100}"
 
-./scripts/install-deps.sh
-command -v dockerd >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
-cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 || cargo build --release --locked -p vic-machine -p vic-monitor
-bin="$PWD/target/release/vic-machine"
-docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
+prepare --dockerd vic-machine vic-monitor
 
-ns="vic-bench-pull-$$"
-work="$(mktemp -d)"
+new_run bench-pull
 certs_d="/etc/docker/certs.d/127.0.0.1:5443"
 cleanup() {
     [ -f "$work/dd/pid" ] && kill "$(cat "$work/dd/pid")" 2>/dev/null || true
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
+    netns_down
     rm -rf "$certs_d"
-    # Whatever dockerd left mounted under its roots, deepest first.
+    # Time for dockerd to go before its mounts are taken away.
     sleep 1
-    for m in $(awk -v w="$work/dd" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
-    done
+    unmount_dockerd_leftovers
     rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# nsenter switches only the network namespace (ip netns exec also remounts /sys, which hides
-# the cgroups dockerd needs).
-in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+netns_up
 
 # Registry with TLS from a throwaway CA.
 cd "$work"
@@ -88,8 +76,6 @@ in_ns dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=
     -H "unix://$work/dd/docker.sock" > dd/log 2>&1 &
 for _ in $(seq 200); do "$docker" -H "unix://$work/dd/docker.sock" version >/dev/null 2>&1 && break; sleep 0.05; done
 
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 vch=(); eng=()
 for i in $(seq "$runs"); do
     t=$(date +%s%N); in_ns "$docker" -H tcp://127.0.0.2:2375 pull -q "$image" >/dev/null; vch+=("$(ms "$t")")

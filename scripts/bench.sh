@@ -6,24 +6,19 @@
 #
 #   ./scripts/bench.sh [runs]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 runs="${1:-10}"
 
-cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 || cargo build --release --locked -p vic-machine -p vic-monitor
-bin="$PWD/target/release/vic-machine"
-ns="vic-bench-$$"
-work="$(mktemp -d)"
+build_release vic-machine vic-monitor
+new_run bench
 cleanup() {
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
+    netns_down
     rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+netns_up
 run() { (cd "$work" && VIC_ROOT="$work/root" ip netns exec "$ns" "$bin" "$@"); }
 
-ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 stats() { sort -n | awk '{a[NR]=$1} END {printf "min %d ms, median %d ms, max %d ms (n=%d)\n", a[1], a[int((NR+1)/2)], a[NR], NR}'; }
 
 gen=(); reuse=(); rss=()

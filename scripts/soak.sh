@@ -7,31 +7,22 @@
 #
 #   ./scripts/soak.sh [clients] [seconds]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 clients="${1:-20}"
 secs="${2:-600}"
 
-./scripts/install-deps.sh
-cargo build --release --locked -p vic-machine -p vic-monitor >/dev/null 2>&1 ||
-    cargo build --release --locked -p vic-machine -p vic-monitor
-bin="$PWD/target/release/vic-machine"
-docker=/usr/local/bin/docker; [ -x "$docker" ] || docker=/usr/bin/docker
+prepare vic-machine vic-monitor
 
-ns="vic-soak-$$"
-work="$(mktemp -d)"
+new_run soak
 cleanup() {
     VIC_ROOT="$work/root" "$bin" delete --name soak --force >/dev/null 2>&1 || true
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
+    netns_down
     rm -rf "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
+netns_up
 
-sh crates/testkit/scripts/oci-image.sh "$work/oci" >/dev/null
-skopeo copy -q "oci:$work/oci:latest" "docker-archive:$work/bb.tar:busybox:latest"
+busybox_archive
 VIC_ROOT="$work/root" VIC_SYSTEMD=0 in_ns "$bin" create --name soak --client-network-ip 127.0.0.2 \
     --tls-cert-path "$work/certs" >/dev/null
 export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$work/certs" DOCKER_HOST=tcp://127.0.0.2:2376

@@ -546,12 +546,8 @@ mod route_tests {
         let s = state(false);
         assert_eq!(call(&s, "GET", "/_ping", None).await, (200, "OK".into()));
         assert_eq!(call(&s, "HEAD", "/v1.24/_ping", None).await.0, 200);
-        let (status, body) = call(&s, "GET", "/v1.44/info", None).await;
-        assert_eq!(status, 200);
-        assert!(body.contains("\"Name\":\"vch\""), "{body}");
-        let (status, body) = call(&s, "GET", "/v1.12/version", None).await;
-        assert_eq!(status, 400);
-        assert!(body.contains("too old"), "{body}");
+        answers(&s, "GET", "/v1.44/info", 200, "\"Name\":\"vch\"").await;
+        answers(&s, "GET", "/v1.12/version", 400, "too old").await;
         assert_eq!(
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
@@ -562,16 +558,13 @@ mod route_tests {
             body,
             r#"{"message":"vic does not implement ImageCommit (POST /commit) yet"}"#
         );
-        let (status, body) = call(&s, "GET", "/v1.41/networks/none", None).await;
-        assert_eq!(status, 200, "{body}");
-        let (status, body) = call(&s, "DELETE", "/v1.41/networks/none", None).await;
-        assert_eq!(status, 403, "{body}");
+        answers(&s, "GET", "/v1.41/networks/none", 200, "").await;
+        answers(&s, "DELETE", "/v1.41/networks/none", 403, "").await;
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
         assert_eq!(status, 404);
         assert_eq!(body, r#"{"message":"No such image: library/busybox"}"#);
-        let (status, body) = call(&s, "PUT", "/containers/abc/archive?path=/", None).await;
-        assert_eq!(status, 404);
-        assert!(body.contains("No such container: abc"), "{body}");
+        let no_abc = "No such container: abc";
+        answers(&s, "PUT", "/containers/abc/archive?path=/", 404, no_abc).await;
         // One route per container operation: what names none is not a Docker path, whatever
         // the method; the operation this VCH lacks says its name.
         for (method, path) in [
@@ -585,21 +578,25 @@ mod route_tests {
                 "{method} {path}"
             );
         }
-        let (status, body) = call(&s, "GET", "/containers/abc/attach/ws", None).await;
-        assert_eq!(status, 501);
-        assert!(body.contains("ContainerAttachWebsocket"), "{body}");
-        let (status, body) = call(&s, "POST", "/containers/abc/stop", None).await;
-        assert_eq!(status, 404);
-        assert!(body.contains("No such container: abc"), "{body}");
-        let (status, body) = call(&s, "PUT", "/v1.44/volumes/x", None).await;
-        assert_eq!(status, 501);
-        assert!(body.contains("VolumeUpdate"), "{body}");
-        let (status, body) = call(&s, "POST", "/images/x/push", None).await;
-        assert_eq!(status, 404);
-        assert!(
-            body.contains("An image does not exist locally with the tag: x"),
-            "{body}"
-        );
+        answers(
+            &s,
+            "GET",
+            "/containers/abc/attach/ws",
+            501,
+            "ContainerAttachWebsocket",
+        )
+        .await;
+        answers(&s, "POST", "/containers/abc/stop", 404, no_abc).await;
+        answers(&s, "PUT", "/v1.44/volumes/x", 501, "VolumeUpdate").await;
+        let missing = "An image does not exist locally with the tag: x";
+        answers(&s, "POST", "/images/x/push", 404, missing).await;
+    }
+
+    /// Asserts that `method path` gets `status` and a body holding `says`.
+    async fn answers(s: &State, method: &str, path: &str, status: u16, says: &str) {
+        let (got, body) = call(s, method, path, None).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(body.contains(says), "{method} {path}: {body}");
     }
 
     #[tokio::test]

@@ -297,6 +297,18 @@ fn caps_for_namespace(value: &[u8], ids: IdMap) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// What link entry `entry` of layer `blob` points to, as the archive says it.
+fn link_name<R: std::io::Read>(
+    entry: &tar::Entry<'_, R>,
+    blob: &Path,
+) -> Result<PathBuf, UnpackError> {
+    Ok(entry
+        .link_name()
+        .map_err(io(blob))?
+        .unwrap_or_default()
+        .into_owned())
+}
+
 fn remove_existing(path: &Path) -> Result<(), UnpackError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
@@ -367,33 +379,23 @@ pub fn unpack_layer(
         }
         let kind = entry.header().entry_type();
         if kind.is_hard_link() {
-            let link = entry
-                .link_name()
-                .map_err(io(blob))?
-                .unwrap_or_default()
-                .into_owned();
-            let target = clean_entry_path(&link).map_err(|_| UnpackError::LinkOutside {
+            let link = link_name(&entry, blob)?;
+            let outside = || UnpackError::LinkOutside {
                 entry: rel.display().to_string(),
                 target: link.display().to_string(),
-            })?;
+            };
+            let target = clean_entry_path(&link).map_err(|_| outside())?;
             let src = dest.join(&target);
             ensure_parents(dest, &target, ids)?;
             if std::fs::symlink_metadata(&src).is_err() {
-                return Err(UnpackError::LinkOutside {
-                    entry: rel.display().to_string(),
-                    target: link.display().to_string(),
-                });
+                return Err(outside());
             }
             remove_existing(&full)?;
             std::fs::hard_link(&src, &full).map_err(io(&full))?;
             continue;
         }
         if kind.is_symlink() {
-            let target = entry
-                .link_name()
-                .map_err(io(blob))?
-                .unwrap_or_default()
-                .into_owned();
+            let target = link_name(&entry, blob)?;
             if !symlink_stays_inside(&rel, &target) {
                 return Err(UnpackError::SymlinkOutside {
                     entry: rel.display().to_string(),

@@ -139,6 +139,48 @@ fn names(req: &CertRequest, out: &mut Out) -> Names {
     server_names(req.cname.as_deref(), req.listen_ip, out)
 }
 
+/// The CA certificates in `files`, each file checked as `flag` requires and then reported as
+/// loaded (`what` names the kind of CA in that line).
+pub(crate) fn load_cas(
+    files: &[PathBuf],
+    flag: &'static str,
+    what: &str,
+    out: &mut Out,
+) -> Result<Vec<CertificateDer<'static>>> {
+    let now = now();
+    let mut cas = Vec::new();
+    for file in files {
+        cas.extend(check_ca_bundle(&load_bundle(file)?, now, flag)?);
+        out.info(format!("Loaded {what} from {}", file.display()));
+    }
+    Ok(cas)
+}
+
+/// Generates the server certificate for `names`, signed by `ca` or, without one, self-signed,
+/// and says which, naming `key_path` where its key will be. Returns it and whether it is
+/// self-signed.
+pub(crate) fn generate_server(
+    ca: Option<&vic_pki::CaSigner>,
+    names: &Names,
+    orgs: &[String],
+    days: u32,
+    key: impl Into<vic_pki::NewKey>,
+    key_path: &Path,
+    out: &mut Out,
+) -> Result<(vic_pki::GeneratedPair, bool)> {
+    let kind = if ca.is_some() {
+        "server"
+    } else {
+        "self-signed"
+    };
+    out.info(format!(
+        "Generating {kind} certificate/key pair - private key in {}",
+        key_path.display()
+    ));
+    let pair = vic_pki::generate_server(ca, &names.cname, &names.generate, orgs, days, key)?;
+    Ok((pair, ca.is_none()))
+}
+
 /// The names for a server certificate with `cname` (if given) on `listen_ip` (all addresses
 /// when `None`).
 pub(crate) fn server_names(
@@ -196,11 +238,7 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
     let names = names(req, out);
     let cert_path = &req.cert_path;
 
-    let mut custom_cas = Vec::new();
-    for file in &req.tls_ca {
-        custom_cas.extend(check_ca_bundle(&load_bundle(file)?, now, "--tls-ca")?);
-        out.info(format!("Loaded CA from {}", file.display()));
-    }
+    let mut custom_cas = load_cas(&req.tls_ca, "--tls-ca", "CA", out)?;
     if req.no_tlsverify && !custom_cas.is_empty() {
         out.warn("--tls-ca is ignored with --no-tlsverify: client certificates are not verified");
         custom_cas.clear();
@@ -300,36 +338,20 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
         Some(s) => (s.chain, s.key, s.sans),
         None => {
             let key_path = cert_path.join("server-key.pem");
-            let pair = match &generated_ca {
-                Some(ca) => {
-                    out.info(format!(
-                        "Generating server certificate/key pair - private key in {}",
-                        key_path.display()
-                    ));
-                    vic_pki::generate_server(
-                        &ca.signer()?,
-                        &names.cname,
-                        &names.generate,
-                        &req.orgs,
-                        req.days,
-                        next_key(),
-                    )?
-                }
-                None => {
-                    out.info(format!(
-                        "Generating self-signed certificate/key pair - private key in {}",
-                        key_path.display()
-                    ));
-                    self_signed = true;
-                    vic_pki::generate_self_signed_server(
-                        &names.cname,
-                        &names.generate,
-                        &req.orgs,
-                        req.days,
-                        next_key(),
-                    )?
-                }
-            };
+            let signer = generated_ca
+                .as_ref()
+                .map(vic_pki::GeneratedPair::signer)
+                .transpose()?;
+            let (pair, made_self_signed) = generate_server(
+                signer.as_ref(),
+                &names,
+                &req.orgs,
+                req.days,
+                next_key(),
+                &key_path,
+                out,
+            )?;
+            self_signed = made_self_signed;
             vic_pki::write_public(&cert_path.join("server-cert.pem"), pair.cert_pem.as_bytes())?;
             vic_pki::write_private(&key_path, pair.key_pem.as_bytes())?;
             let key = PrivateKeyDer::try_from(pair.key_der.clone())

@@ -50,13 +50,14 @@ pub(crate) enum CertCommand {
     /// Issue a client certificate from the VCH's CA for a named user
     Issue(CertIssueArgs),
     /// List the client certificates of a VCH
-    Ls(CertNameArgs),
+    Ls(VchArgs),
     /// Revoke a client certificate: refused at the handshake from now on
     Revoke(CertRevokeArgs),
 }
 
+/// Which VCH a command is about: its name and the state root that holds it.
 #[derive(Debug, Args)]
-pub(crate) struct CertNameArgs {
+pub(crate) struct VchArgs {
     /// Name of the VCH
     #[arg(long, short = 'n', default_value = "virtual-container-host")]
     pub(crate) name: String,
@@ -67,7 +68,7 @@ pub(crate) struct CertNameArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CertIssueArgs {
     #[command(flatten)]
-    pub(crate) vch: CertNameArgs,
+    pub(crate) vch: VchArgs,
     /// Who the certificate is for (its Common Name)
     #[arg(long)]
     pub(crate) user: String,
@@ -88,7 +89,7 @@ pub(crate) struct CertIssueArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CertRevokeArgs {
     #[command(flatten)]
-    pub(crate) vch: CertNameArgs,
+    pub(crate) vch: VchArgs,
     /// The user whose certificate is revoked (as given to `cert issue`; `default` for the
     /// pair made at create)
     #[arg(long, conflicts_with_all = ["serial", "fingerprint", "cert"])]
@@ -116,11 +117,8 @@ pub(crate) struct RootArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// Name of the VCH
-    #[arg(long, short = 'n', default_value = "virtual-container-host")]
-    pub(crate) name: String,
     #[command(flatten)]
-    pub(crate) root: RootArgs,
+    pub(crate) vch: VchArgs,
     /// Host folder for volumes, as PATH:LABEL (repeatable). `docker volume create --opt
     /// VolumeStore=LABEL` puts a volume there, and host folders under PATH may be bind-mounted
     /// (`-v PATH/sub:/in/container`); no other host folder may. Without a store labelled
@@ -290,11 +288,8 @@ impl RegistryArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ConfigureArgs {
-    /// Name of the VCH
-    #[arg(long, short = 'n', default_value = "virtual-container-host")]
-    pub(crate) name: String,
     #[command(flatten)]
-    pub(crate) root: RootArgs,
+    pub(crate) vch: VchArgs,
     /// The lists given replace the VCH's (see --clear-* to empty one)
     #[command(flatten)]
     pub(crate) registry: RegistryArgs,
@@ -418,11 +413,8 @@ pub(crate) enum InspectWhat {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeleteArgs {
-    /// Name of the VCH
-    #[arg(long, short = 'n', default_value = "virtual-container-host")]
-    pub(crate) name: String,
     #[command(flatten)]
-    pub(crate) root: RootArgs,
+    pub(crate) vch: VchArgs,
     /// Delete even if the endpoint does not respond or does not stop (it is killed)
     #[arg(long, short = 'f')]
     pub(crate) force: bool,
@@ -433,11 +425,8 @@ pub(crate) struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LifecycleArgs {
-    /// Name of the VCH
-    #[arg(long, short = 'n', default_value = "virtual-container-host")]
-    pub(crate) name: String,
     #[command(flatten)]
-    pub(crate) root: RootArgs,
+    pub(crate) vch: VchArgs,
     /// Kill the endpoint if it does not stop in time
     #[arg(long, short = 'f')]
     pub(crate) force: bool,

@@ -80,7 +80,8 @@ fn portal_tls(cfg: &VchConfig, paths: &VchPaths) -> Result<Arc<rustls::ServerCon
         if let Some(ip) = cfg.listen_ip {
             names.push(vic_pki::HostName::Ip(ip));
         }
-        let pair = vic_pki::generate_self_signed_server(
+        let pair = vic_pki::generate_server(
+            None,
             &cfg.docker_host,
             &names,
             std::slice::from_ref(&cfg.name),

@@ -58,6 +58,14 @@ impl Out {
         self.info("");
     }
 
+    /// A block set apart by an empty line: `title`, then `line` (the environment and the
+    /// commands a VCH is reached with, as `create`, `inspect` and `cert issue` end).
+    pub(crate) fn section(&mut self, title: &str, line: impl AsRef<str>) {
+        self.blank();
+        self.info(title);
+        self.info(line);
+    }
+
     /// The final failure report (VIC's `--------------------` then `<app> <command> failed:`).
     pub(crate) fn failure(&mut self, command: &str, err: &dyn std::error::Error) {
         self.clear_progress();

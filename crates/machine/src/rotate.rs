@@ -98,14 +98,11 @@ pub(crate) fn plan(
             cas_changed = true;
         }
     }
-    for file in &args.tls_ca {
-        for ca in vic_pki::check_ca_bundle(&vic_pki::load_bundle(file)?, now(), "--tls-ca")? {
-            if !full.contains(&ca) {
-                full.push(ca);
-                cas_changed = true;
-            }
+    for ca in certs::load_cas(&args.tls_ca, "--tls-ca", "CA", out)? {
+        if !full.contains(&ca) {
+            full.push(ca);
+            cas_changed = true;
         }
-        out.info(format!("Loaded CA from {}", file.display()));
     }
     let added_ro = crate::commands::create::read_only_cas(&args.tls_ca_readonly, out)?;
     for ca in added_ro {
@@ -200,37 +197,15 @@ pub(crate) fn plan(
             let names = certs::server_names(cname.as_deref(), cfg.listen_ip, out);
             let key_path = cfg.cert_path.join("server-key.pem");
             let orgs = &cfg.orgs();
-            let (pair, self_signed) = match &signer {
-                Some(signer) => {
-                    out.info(format!(
-                        "Generating server certificate/key pair - private key in {}",
-                        key_path.display()
-                    ));
-                    let pair = vic_pki::generate_server(
-                        signer,
-                        &names.cname,
-                        &names.generate,
-                        orgs,
-                        days,
-                        key_size,
-                    )?;
-                    (pair, false)
-                }
-                None => {
-                    out.info(format!(
-                        "Generating self-signed certificate/key pair - private key in {}",
-                        key_path.display()
-                    ));
-                    let pair = vic_pki::generate_self_signed_server(
-                        &names.cname,
-                        &names.generate,
-                        orgs,
-                        days,
-                        key_size,
-                    )?;
-                    (pair, true)
-                }
-            };
+            let (pair, self_signed) = certs::generate_server(
+                signer.as_ref(),
+                &names,
+                orgs,
+                days,
+                key_size,
+                &key_path,
+                out,
+            )?;
             Some(NewServer {
                 chain_pem: pair.cert_pem,
                 key_pem: pair.key_pem,

@@ -152,15 +152,7 @@ pub fn render(level: TrustLevel, iface: &str, ports: &[PortRule], peers: &[IpRan
         }
         s.push_str("  }\n");
     }
-    let policy = if level == TrustLevel::Open {
-        "accept"
-    } else {
-        "drop"
-    };
-    let _ = writeln!(
-        s,
-        "  chain input {{\n    type filter hook input priority filter; policy {policy};\n    iif \"lo\" accept"
-    );
+    filter_chain(&mut s, "input", level == TrustLevel::Open, "iif");
     if level != TrustLevel::Closed {
         s.push_str("    ct state established,related accept\n");
     }
@@ -196,17 +188,20 @@ pub fn render(level: TrustLevel, iface: &str, ports: &[PortRule], peers: &[IpRan
         _ => {}
     }
     s.push_str("  }\n");
-    let out_policy = if level == TrustLevel::Closed {
-        "drop"
-    } else {
-        "accept"
-    };
-    let _ = writeln!(
-        s,
-        "  chain output {{\n    type filter hook output priority filter; policy {out_policy};\n    oif \"lo\" accept\n  }}"
-    );
+    filter_chain(&mut s, "output", level != TrustLevel::Closed, "oif");
+    s.push_str("  }\n");
     s.push_str("}\n");
     s
+}
+
+/// Opens filter chain `hook` (input or output) with policy accept or drop; loopback, matched by
+/// `lo` (`iif` or `oif`), always passes.
+fn filter_chain(s: &mut String, hook: &str, accept: bool, lo: &str) {
+    let policy = if accept { "accept" } else { "drop" };
+    let _ = writeln!(
+        s,
+        "  chain {hook} {{\n    type filter hook {hook} priority filter; policy {policy};\n    {lo} \"lo\" accept"
+    );
 }
 
 #[cfg(test)]

@@ -9,33 +9,26 @@ use std::process::{Command, Stdio};
 use crate::NetError;
 
 fn rules(bridge: &str, tag: &str) -> [Vec<String>; 2] {
-    let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // Each rule's match, then what every rule ends with: the table's mark (how removal finds
+    // them) and the verdict.
+    let rule = |matches: &[&str]| {
+        matches
+            .iter()
+            .chain(&["-m", "comment", "--comment", tag, "-j", "ACCEPT"])
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+    };
     [
         // Out of the bridge (to the world, or to a neighbour on it).
-        v(&[
-            "-i",
-            bridge,
-            "-m",
-            "comment",
-            "--comment",
-            tag,
-            "-j",
-            "ACCEPT",
-        ]),
+        rule(&["-i", bridge]),
         // Into it: replies, and connections to published ports.
-        v(&[
+        rule(&[
             "-o",
             bridge,
             "-m",
             "conntrack",
             "--ctstate",
             "RELATED,ESTABLISHED,DNAT",
-            "-m",
-            "comment",
-            "--comment",
-            tag,
-            "-j",
-            "ACCEPT",
         ]),
     ]
 }

@@ -15,11 +15,17 @@ fn in_ns(ns: &std::path::Path, cmd: &str) -> std::process::Output {
         .unwrap()
 }
 
-#[test]
-fn a_namespace_is_pinned_and_removed() {
+/// A namespace pinned at `ns` in a folder of its own (which goes when the folder is dropped).
+fn pinned_ns() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("ns");
     netns::create(&p).unwrap();
+    (dir, p)
+}
+
+#[test]
+fn a_namespace_is_pinned_and_removed() {
+    let (_dir, p) = pinned_ns();
     assert!(netns::exists(&p));
     netns::create(&p).unwrap(); // idempotent
     link::loopback_up(&p).unwrap();
@@ -35,9 +41,7 @@ fn a_namespace_is_pinned_and_removed() {
 
 #[test]
 fn the_rendered_table_is_accepted_by_nft() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("ns");
-    netns::create(&p).unwrap();
+    let (_dir, p) = pinned_ns();
     let nets = vec![nat::BridgeNet {
         bridge: "vbtest0".into(),
         subnet: "172.16.0.0/16".parse().unwrap(),
@@ -64,9 +68,7 @@ fn the_rendered_table_is_accepted_by_nft() {
 #[test]
 fn every_firewall_level_is_accepted_by_nft() {
     use vic_net::firewall::{IpRange, PortRule, TrustLevel, render};
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("ns");
-    netns::create(&p).unwrap();
+    let (_dir, p) = pinned_ns();
     let ports = [PortRule {
         proto: nat::Proto::Tcp,
         container: 80,

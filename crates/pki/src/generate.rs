@@ -347,38 +347,26 @@ fn server_params(
     Ok(params)
 }
 
-/// Generates the server certificate, signed by `ca`: CN = `cname`, a subjectAltName for every
-/// name in `names`, the seeds' key usages and EKU serverAuth.
+/// Generates the server certificate: CN = `cname`, a subjectAltName for every name in
+/// `names`, the seeds' key usages and EKU serverAuth. Signed by `ca`, or self-signed without
+/// one (custom client CAs and no server certificate: there is no CA key to sign with).
 pub fn generate_server(
-    ca: &CaSigner,
+    ca: Option<&CaSigner>,
     cname: &str,
     names: &[HostName],
     orgs: &[String],
     days: u32,
     key: impl Into<NewKey>,
 ) -> Result<GeneratedPair, PkiError> {
+    let what = match ca {
+        Some(_) => "server certificate",
+        None => "self-signed server certificate",
+    };
     finish(
-        "server certificate",
+        what,
         server_params(cname, names, orgs, days)?,
         key.into().into_key()?,
-        Some(ca),
-    )
-}
-
-/// Generates a self-signed server certificate (custom client CAs and no server certificate:
-/// there is no CA key to sign with).
-pub fn generate_self_signed_server(
-    cname: &str,
-    names: &[HostName],
-    orgs: &[String],
-    days: u32,
-    key: impl Into<NewKey>,
-) -> Result<GeneratedPair, PkiError> {
-    finish(
-        "self-signed server certificate",
-        server_params(cname, names, orgs, days)?,
-        key.into().into_key()?,
-        None,
+        ca,
     )
 }
 
@@ -508,7 +496,7 @@ mod tests {
         let ca = generate_ca("v", &["org".into()], CA_DAYS, KeySize::EcP256).unwrap();
         let names = [HostName::parse("vch.test"), HostName::parse("127.0.0.2")];
         let s = generate_server(
-            &ca.signer().unwrap(),
+            Some(&ca.signer().unwrap()),
             "vch.test",
             &names,
             &[],

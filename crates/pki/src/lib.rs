@@ -20,8 +20,7 @@ pub use error::PkiError;
 pub use files::{create_private_dir, write_atomic, write_private, write_public};
 pub use generate::{
     CA_DAYS, CaSigner, ClientProfile, GeneratedPair, KeySize, LEAF_DAYS, NewKey, generate_ca,
-    generate_client, generate_self_signed_server, generate_server, pfx_bundle, random_hex,
-    renew_ca,
+    generate_client, generate_server, pfx_bundle, random_hex, renew_ca,
 };
 pub use inspect::{
     CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, days_left, expiring, expiry_notice,

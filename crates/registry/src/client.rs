@@ -423,37 +423,10 @@ impl RegistryClient {
         Ok((resp, scheme))
     }
 
-    /// An authenticated request: answers a bearer or basic challenge once.
-    pub async fn get(
-        &self,
-        registry: &str,
-        path: &str,
-        headers: &[(&str, String)],
-        scope: &str,
-        creds: Option<&Credentials>,
-    ) -> Result<Response<Incoming>, RegistryError> {
-        self.request(registry, Method::GET, path, headers, scope, creds)
-            .await
-    }
-
-    /// An authenticated request of any method, without a body.
-    pub async fn request(
-        &self,
-        registry: &str,
-        method: Method,
-        path: &str,
-        headers: &[(&str, String)],
-        scope: &str,
-        creds: Option<&Credentials>,
-    ) -> Result<Response<Incoming>, RegistryError> {
-        self.request_with_body(registry, method, path, headers, scope, creds, &empty_body)
-            .await
-    }
-
-    /// An authenticated request whose body `body` makes (twice when a challenge must be
-    /// answered first).
+    /// An authenticated request: answers a bearer or basic challenge once. Its body is what
+    /// `body` makes ([`empty_body`] for none), twice when the challenge must be answered first.
     #[allow(clippy::too_many_arguments)]
-    pub async fn request_with_body(
+    pub async fn request(
         &self,
         registry: &str,
         method: Method,
@@ -471,10 +444,7 @@ impl RegistryClient {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        let challenge = resp
-            .headers()
-            .get("WWW-Authenticate")
-            .and_then(|v| v.to_str().ok())
+        let challenge = header_str(&resp, "WWW-Authenticate")
             .unwrap_or_default()
             .to_owned();
         let auth = self
@@ -514,7 +484,9 @@ impl RegistryClient {
         };
         let Some((scheme, rest)) = location.split_once("://") else {
             // Relative: same registry, same rules.
-            return self.get(registry, location, &[], "", None).await;
+            return self
+                .request(registry, Method::GET, location, &[], "", None, &empty_body)
+                .await;
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -586,6 +558,11 @@ impl RegistryClient {
             .await
             .map_err(|e| bad(e.to_string()))
     }
+}
+
+/// Response header `name`, when it is there and is text.
+pub(crate) fn header_str<'a, B>(resp: &'a Response<B>, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The message of a registry error body (`{"errors":[{"code","message"}]}`), if any.

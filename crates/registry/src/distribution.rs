@@ -5,7 +5,7 @@ use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{Credentials, error_message};
+use crate::client::{Credentials, empty_body, error_message, header_str};
 use crate::manifest::ACCEPT;
 use crate::{Reference, RegistryClient, RegistryError};
 
@@ -46,12 +46,14 @@ impl RegistryClient {
     ) -> Result<FetchedManifest, RegistryError> {
         let path = format!("/v2/{}/manifests/{reference}", r.repository);
         let resp = self
-            .get(
+            .request(
                 &r.registry,
+                hyper::Method::GET,
                 &path,
                 &[("Accept", ACCEPT.to_owned())],
                 &pull_scope(r),
                 creds,
+                &empty_body,
             )
             .await?;
         let status = resp.status();
@@ -67,17 +69,10 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(status_error(r, resp).await);
         }
-        let media_type = resp
-            .headers()
-            .get("Content-Type")
-            .and_then(|v| v.to_str().ok())
+        let media_type = header_str(&resp, "Content-Type")
             .unwrap_or_default()
             .to_owned();
-        let header_digest = resp
-            .headers()
-            .get("Docker-Content-Digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header_digest = header_str(&resp, "Docker-Content-Digest").map(str::to_owned);
         // Read whole, so bounded (Docker's own limit for a manifest).
         let bytes = http_body_util::Limited::new(resp.into_body(), MANIFEST_MAX)
             .collect()
@@ -127,9 +122,8 @@ impl RegistryClient {
         digest: &str,
         creds: Option<&Credentials>,
     ) -> Result<Response<Incoming>, RegistryError> {
-        let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let resp = self
-            .get(&r.registry, &path, &[], &pull_scope(r), creds)
+            .blob_request(r, digest, hyper::Method::GET, &pull_scope(r), creds)
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(resp),
@@ -138,12 +132,7 @@ impl RegistryClient {
                 message: error_message(resp).await.unwrap_or_default(),
             }),
             s if s.is_redirection() => {
-                let location = resp
-                    .headers()
-                    .get("Location")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
+                let location = header_str(&resp, "Location").unwrap_or_default().to_owned();
                 let resp = self.follow_blob_redirect(&r.registry, &location).await?;
                 if resp.status().is_success() {
                     Ok(resp)
@@ -153,6 +142,20 @@ impl RegistryClient {
             }
             _ => Err(status_error(r, resp).await),
         }
+    }
+
+    /// `method` on blob `digest` of `r`'s repository, with the token for `scope`.
+    async fn blob_request(
+        &self,
+        r: &Reference,
+        digest: &str,
+        method: hyper::Method,
+        scope: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<Response<Incoming>, RegistryError> {
+        let path = format!("/v2/{}/blobs/{digest}", r.repository);
+        self.request(&r.registry, method, &path, &[], scope, creds, &empty_body)
+            .await
     }
 }
 
@@ -178,16 +181,8 @@ impl RegistryClient {
         digest: &str,
         creds: Option<&Credentials>,
     ) -> Result<bool, RegistryError> {
-        let path = format!("/v2/{}/blobs/{digest}", r.repository);
         let resp = self
-            .request(
-                &r.registry,
-                hyper::Method::HEAD,
-                &path,
-                &[],
-                &push_scope(r),
-                creds,
-            )
+            .blob_request(r, digest, hyper::Method::HEAD, &push_scope(r), creds)
             .await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -208,15 +203,20 @@ impl RegistryClient {
         let scope = push_scope(r);
         let start = format!("/v2/{}/blobs/uploads/", r.repository);
         let resp = self
-            .request(&r.registry, hyper::Method::POST, &start, &[], &scope, creds)
+            .request(
+                &r.registry,
+                hyper::Method::POST,
+                &start,
+                &[],
+                &scope,
+                creds,
+                &empty_body,
+            )
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error(r, resp).await);
         }
-        let location = resp
-            .headers()
-            .get("Location")
-            .and_then(|v| v.to_str().ok())
+        let location = header_str(&resp, "Location")
             .ok_or_else(|| RegistryError::Protocol {
                 registry: r.registry.clone(),
                 reason: "upload started without a Location".into(),
@@ -237,7 +237,7 @@ impl RegistryClient {
         ];
         let body = move || crate::client::file_body(file.clone());
         let resp = self
-            .request_with_body(
+            .request(
                 &r.registry,
                 hyper::Method::PUT,
                 &put,
@@ -270,7 +270,7 @@ impl RegistryClient {
         let bytes = hyper::body::Bytes::from(bytes);
         let body = move || crate::client::bytes_body(bytes.clone());
         let resp = self
-            .request_with_body(
+            .request(
                 &r.registry,
                 hyper::Method::PUT,
                 &path,
@@ -283,10 +283,7 @@ impl RegistryClient {
         if resp.status() != StatusCode::CREATED {
             return Err(status_error(r, resp).await);
         }
-        Ok(resp
-            .headers()
-            .get("Docker-Content-Digest")
-            .and_then(|v| v.to_str().ok())
+        Ok(header_str(&resp, "Docker-Content-Digest")
             .unwrap_or_default()
             .to_owned())
     }

@@ -20,6 +20,8 @@ pub use client::{
 };
 pub use distribution::{FetchedManifest, sha256_digest};
 pub use error::RegistryError;
+/// The method of a [`RegistryClient::request`].
+pub use hyper::Method;
 pub use pattern::{PatternError, RegistryPattern};
 pub use policy::{DOCKER_HUB, Decision, Denial, RegistryPolicy, RegistryTarget, is_docker_hub};
 pub use reference::{Reference, ReferenceError, digest_ok, split_host_port};

@@ -110,70 +110,55 @@ impl Manifest {
     }
 }
 
+// Each struct below fills every missing field with its own default (`serde(default)` on the
+// struct, with `Default` derived): images leave out whatever they do not set.
+
 /// The parts of an image configuration a VCH uses (the raw JSON is kept for inspect).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ImageConfig {
-    #[serde(default)]
     pub architecture: String,
-    #[serde(default)]
     pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(default)]
     pub created: Option<String>,
-    #[serde(default)]
     pub author: Option<String>,
-    #[serde(default)]
     pub config: Option<ContainerConfig>,
-    #[serde(default)]
     pub rootfs: RootFs,
-    #[serde(default)]
     pub history: Vec<History>,
 }
 
 /// The runtime defaults of an image.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerConfig {
-    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default)]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
     pub env: Option<Vec<String>>,
-    #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
     pub cmd: Option<Vec<String>>,
-    #[serde(default)]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
-    #[serde(default)]
     pub working_dir: Option<String>,
-    #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     pub stop_signal: Option<String>,
 }
 
 /// `rootfs` of an image configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RootFs {
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
     pub diff_ids: Vec<String>,
 }
 
 /// One `history` entry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct History {
-    #[serde(default)]
     pub created: Option<String>,
-    #[serde(default)]
     pub created_by: Option<String>,
-    #[serde(default)]
     pub comment: Option<String>,
-    #[serde(default)]
     pub empty_layer: bool,
 }
 

@@ -41,18 +41,19 @@ fn err(entry: &str, reason: impl Into<String>) -> PatternError {
     }
 }
 
+/// A host name as RFC 1123 has it: 253 bytes at most, of dot-separated labels.
 fn valid_dns(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    (1..=253).contains(&name.len()) && name.split('.').all(valid_label)
+}
+
+/// 1-63 letters, digits and `-`, neither first nor last.
+fn valid_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// Splits `host[:port]`, `[v6]:port`, or a bare IPv6 address.
@@ -154,24 +155,15 @@ impl FromStr for RegistryPattern {
 
 /// `ip` with the bits past `prefix` cleared.
 pub(crate) fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    // A /0 would shift by the whole width, which `checked_shl` refuses: then no bit is kept.
     match ip {
         IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IpAddr::V4((bits & m).into())
+            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & m).into())
         }
         IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            IpAddr::V6((bits & m).into())
+            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & m).into())
         }
     }
 }

@@ -39,11 +39,7 @@ pub enum ConfinedError {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a str) -> impl FnOnce(Errno) -> ConfinedError + 'a {
-    move |e| ConfinedError::Io {
-        what,
-        path: path.to_owned(),
-        source: e.into(),
-    }
+    move |e| std_err(what, path)(e.into())
 }
 
 fn std_err<'a>(

@@ -15,6 +15,8 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use vic_core::IdMap;
 
+use crate::dirfd::{entry_names, open_subdir};
+
 /// Why a host path could not be proven inside its root, or used.
 #[derive(Debug, thiserror::Error)]
 pub enum HostPathError {
@@ -192,13 +194,7 @@ pub fn shift_tree_at(
 fn shift_below(dirfd: &OwnedFd, shift: Shift, shown: &Path) -> Result<u64, HostPathError> {
     use rustix::fs::{AtFlags, FileType};
     let mut n = 0;
-    let names: Vec<Vec<u8>> = rustix::fs::Dir::read_from(dirfd)
-        .map_err(io("cannot list", shown))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_bytes().to_vec())
-        .filter(|n| n != b"." && n != b"..")
-        .collect();
-    for name in names {
+    for name in entry_names(dirfd).map_err(io("cannot list", shown))? {
         let name = std::ffi::OsStr::from_bytes(&name);
         let path = shown.join(name);
         let st = rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -206,13 +202,7 @@ fn shift_below(dirfd: &OwnedFd, shift: Shift, shown: &Path) -> Result<u64, HostP
         shift_one(dirfd, Some(name), &st, shift, &path)?;
         n += 1;
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let sub = rustix::fs::openat(
-                dirfd,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io("cannot open", &path))?;
+            let sub = open_subdir(dirfd, name).map_err(io("cannot open", &path))?;
             n += shift_below(&sub, shift, &path)?;
         }
     }
@@ -295,20 +285,8 @@ fn remove_at(dirfd: &OwnedFd, name: &std::ffi::OsStr, shown: &Path) -> Result<()
         Err(e) => return Err(io("cannot stat", shown)(e)),
     };
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-        let sub = rustix::fs::openat(
-            dirfd,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io("cannot open", shown))?;
-        let names: Vec<Vec<u8>> = rustix::fs::Dir::read_from(&sub)
-            .map_err(io("cannot list", shown))?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_bytes().to_vec())
-            .filter(|n| n != b"." && n != b"..")
-            .collect();
-        for n in names {
+        let sub = open_subdir(dirfd, name).map_err(io("cannot open", shown))?;
+        for n in entry_names(&sub).map_err(io("cannot list", shown))? {
             let n = std::ffi::OsStr::from_bytes(&n);
             remove_at(&sub, n, &shown.join(n))?;
         }
@@ -322,14 +300,9 @@ fn remove_at(dirfd: &OwnedFd, name: &std::ffi::OsStr, shown: &Path) -> Result<()
 /// a link; hard links are counted once per name.
 pub fn usage(dir: &OwnedFd) -> u64 {
     use rustix::fs::{AtFlags, FileType};
-    let Ok(names) = rustix::fs::Dir::read_from(dir) else {
+    let Ok(names) = entry_names(dir) else {
         return 0;
     };
-    let names: Vec<Vec<u8>> = names
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_bytes().to_vec())
-        .filter(|n| n != b"." && n != b"..")
-        .collect();
     let mut total = 0;
     for name in names {
         let name = std::ffi::OsStr::from_bytes(&name);
@@ -337,12 +310,7 @@ pub fn usage(dir: &OwnedFd) -> u64 {
             continue;
         };
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            if let Ok(sub) = rustix::fs::openat(
-                dir,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
+            if let Ok(sub) = open_subdir(dir, name) {
                 total += usage(&sub);
             }
         } else {

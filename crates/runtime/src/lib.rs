@@ -8,6 +8,7 @@
 
 mod confined;
 mod console;
+mod dirfd;
 mod hostpath;
 pub mod monitor;
 mod rootfs;

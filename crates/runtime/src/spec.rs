@@ -504,6 +504,10 @@ mod tests {
             .unwrap()
     }
 
+    fn masked_of(s: &Spec) -> &Vec<String> {
+        s.linux().as_ref().unwrap().masked_paths().as_ref().unwrap()
+    }
+
     #[test]
     fn docker_defaults_and_options() {
         let s = runtime_spec(&base(), Path::new("/r")).unwrap();
@@ -511,15 +515,7 @@ mod tests {
         assert_eq!(caps.len(), DEFAULT_CAPS.len());
         assert!(caps.contains(&capability("NET_RAW").unwrap()));
         assert!(!caps.contains(&capability("SYS_ADMIN").unwrap()));
-        assert!(
-            !s.linux()
-                .as_ref()
-                .unwrap()
-                .masked_paths()
-                .as_ref()
-                .unwrap()
-                .is_empty()
-        );
+        assert!(!masked_of(&s).is_empty());
         assert_eq!(s.hostname().as_deref(), Some("c1"));
         let mut o = base();
         o.cap_add = vec!["net_admin".into()];
@@ -530,15 +526,7 @@ mod tests {
         o.privileged = true;
         let s = runtime_spec(&o, Path::new("/r")).unwrap();
         assert!(caps_of(&s).contains(&capability("SYS_ADMIN").unwrap()));
-        assert!(
-            s.linux()
-                .as_ref()
-                .unwrap()
-                .masked_paths()
-                .as_ref()
-                .unwrap()
-                .is_empty()
-        );
+        assert!(masked_of(&s).is_empty());
         o.cap_add = vec!["NOPE".into()];
         o.privileged = false;
         assert!(matches!(

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use vic_engine::{ExtractOptions, PathStat};
+use vic_engine::{ContainerService, EngineError, ExtractOptions, PathStat};
 
 use super::Shared;
 use crate::ApiError;
@@ -71,6 +71,18 @@ fn path_of(q: &HashMap<String, String>) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("a path is required (path=...)".into()))
 }
 
+/// Runs `work` on a blocking thread with container `id` and the `path=` the query must name.
+async fn at_path<T: Send + 'static>(
+    state: &Shared,
+    id: String,
+    q: &HashMap<String, String>,
+    work: impl FnOnce(&ContainerService, &str, &str) -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let path = path_of(q)?;
+    let c = state.containers.clone();
+    blocking(move || work(&c, &id, &path)).await
+}
+
 /// `ContainerArchiveInfo`: `HEAD /containers/{id}/archive?path=`, the path's stat in a
 /// header.
 pub(crate) async fn container_archive_info(
@@ -78,12 +90,8 @@ pub(crate) async fn container_archive_info(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let path = path_of(&q)?;
-    let c = state.containers.clone();
-    let stat = blocking(move || c.archive_stat(&id, &path)).await?;
-    let mut resp = StatusCode::OK.into_response();
-    resp.headers_mut().insert(STAT_HEADER, stat_header(&stat));
-    Ok(resp)
+    let stat = stat_header(&at_path(&state, id, &q, |c, id, path| c.archive_stat(id, path)).await?);
+    Ok((StatusCode::OK, [(STAT_HEADER, stat)]).into_response())
 }
 
 /// `ContainerArchive`: `GET /containers/{id}/archive?path=`, the path as a tar stream.
@@ -92,11 +100,9 @@ pub(crate) async fn container_archive(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let path = path_of(&q)?;
-    let c = state.containers.clone();
     // Resolved before the response starts: a path that is not there is a 404, not a cut
     // stream (which the docker CLI would take for an empty archive).
-    let source = blocking(move || c.archive_source(&id, &path)).await?;
+    let source = at_path(&state, id, &q, |c, id, path| c.archive_source(id, path)).await?;
     let stat = stat_header(source.stat());
     let body = stream_from(move |w| source.write(w).map(drop).map_err(Into::into));
     let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();

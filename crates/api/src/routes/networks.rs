@@ -11,7 +11,7 @@ use vic_docker_api::{
     ConfigReference, Ipam, IpamConfig, Network, NetworkConnectBody, NetworkContainer,
     NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
 };
-use vic_engine::NetworkRecord;
+use vic_engine::{ContainerService, EngineError, NetworkRecord};
 
 use super::Shared;
 use crate::ApiError;
@@ -297,14 +297,14 @@ pub(crate) async fn network_connect(
         })
         .transpose()?;
     let aliases = e.aliases.unwrap_or_default();
-    let (c, name, container) = (
-        state.containers.clone(),
-        net.name.clone(),
-        body.container.clone(),
-    );
-    crate::error::blocking(move || c.network_connect(&name, &container, ip, aliases)).await?;
-    announce(&state, "connect", &net, body.container);
-    Ok(StatusCode::OK)
+    change_membership(
+        &state,
+        &net,
+        "connect",
+        body.container,
+        move |c, name, container| c.network_connect(name, container, ip, aliases),
+    )
+    .await
 }
 
 /// `NetworkDisconnect`: `POST /networks/{id}/disconnect`.
@@ -313,14 +313,32 @@ pub(crate) async fn network_disconnect(
     Path(id): Path<String>,
     Json(body): Json<NetworkConnectBody>,
 ) -> Result<StatusCode, ApiError> {
-    let net = state.networks.get(&id)?;
-    let (c, name, container) = (
+    change_membership(
+        &state,
+        &state.networks.get(&id)?,
+        "disconnect",
+        body.container,
+        |c, name, container| c.network_disconnect(name, container),
+    )
+    .await
+}
+
+/// Runs `change` (a connect or disconnect of `container` to `net`) off the async workers,
+/// then announces it as event `action`.
+async fn change_membership(
+    state: &Shared,
+    net: &NetworkRecord,
+    action: &str,
+    container: String,
+    change: impl FnOnce(&ContainerService, &str, &str) -> Result<(), EngineError> + Send + 'static,
+) -> Result<StatusCode, ApiError> {
+    let (c, name, who) = (
         state.containers.clone(),
         net.name.clone(),
-        body.container.clone(),
+        container.clone(),
     );
-    crate::error::blocking(move || c.network_disconnect(&name, &container)).await?;
-    announce(&state, "disconnect", &net, body.container);
+    crate::error::blocking(move || change(&c, &name, &who)).await?;
+    announce(state, action, net, container);
     Ok(StatusCode::OK)
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CertIssueArgs, CertNameArgs, CertRevokeArgs};
+use crate::cli::{CertIssueArgs, CertRevokeArgs, VchArgs};
 use crate::clients::{ClientEntry, ClientList};
 use crate::commands::absolute;
 use crate::commands::inspect::load;
@@ -143,17 +143,19 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
     user_cfg.client_ca = Some(dir.join("ca.pem"));
     user_cfg.client_cert = Some(dir.join("cert.pem"));
     user_cfg.client_key = Some(dir.join("key.pem"));
-    out.blank();
-    out.info("Docker environment variables:");
-    out.info(connect::env_string(&user_cfg));
-    out.blank();
-    out.info("Or create a docker context for it:");
-    out.info(connect::context_command(&user_cfg));
+    out.section(
+        "Docker environment variables:",
+        connect::env_string(&user_cfg),
+    );
+    out.section(
+        "Or create a docker context for it:",
+        connect::context_command(&user_cfg),
+    );
     out.info("Completed successfully");
     Ok(())
 }
 
-pub(crate) fn ls(args: CertNameArgs, out: &mut Out) -> Result<()> {
+pub(crate) fn ls(args: VchArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.root.root)?;
     let (_, paths) = load(&root, &args.name)?;
     let list = ClientList::load(&paths)?;

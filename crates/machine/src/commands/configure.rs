@@ -17,11 +17,11 @@ use crate::output::Out;
 use crate::{certs, process};
 
 pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root.root)?;
-    let (_, paths) = load(&root, &args.name)?;
+    let root = absolute(&args.vch.root.root)?;
+    let (_, paths) = load(&root, &args.vch.name)?;
     let _lock = paths.lock_for_change()?;
     // Read under the lock: a change that finished meanwhile is built upon, not undone.
-    let (mut cfg, paths) = load(&root, &args.name)?;
+    let (mut cfg, paths) = load(&root, &args.vch.name)?;
     let r = &args.registry;
     let wants = !r.registry_ca.is_empty()
         || !r.insecure_registry.is_empty()

@@ -42,14 +42,14 @@ impl Drop for StateGuard {
 
 pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     let started = Instant::now();
-    let name = VchName::new(&args.name)?;
+    let name = VchName::new(&args.vch.name)?;
     let key_size = KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
         Error::Usage(format!(
             "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
             args.certificate_key_size
         ))
     })?;
-    let root = absolute(&args.root.root)?;
+    let root = absolute(&args.vch.root.root)?;
     std::fs::create_dir_all(&root).map_err(Error::io("cannot create the state root", &root))?;
     let paths = VchPaths::new(&root, name.as_str());
     if paths.dir.exists() {
@@ -332,20 +332,17 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     }
     out.blank();
     out.info(format!("VCH ID: {}", cfg.id));
-    out.blank();
-    out.info("Docker environment variables:");
-    out.info(&env);
+    out.section("Docker environment variables:", &env);
     out.blank();
     match env_saved {
         Ok(()) => out.info(format!("Environment saved in {}", env_file.display())),
         Err(e) => out.warn(format!("environment not saved: {e}")),
     }
-    out.blank();
-    out.info("Connect to docker:");
-    out.info(connect::docker_command(&cfg));
-    out.blank();
-    out.info("Or create a docker context for it:");
-    out.info(connect::context_command(&cfg));
+    out.section("Connect to docker:", connect::docker_command(&cfg));
+    out.section(
+        "Or create a docker context for it:",
+        connect::context_command(&cfg),
+    );
     out.blank();
     out.info(format!(
         "Admin portal: https://{}:{}/",
@@ -370,17 +367,7 @@ pub(crate) fn read_only_cas(
     files: &[PathBuf],
     out: &mut Out,
 ) -> Result<Vec<vic_pki::CertificateDer<'static>>> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut cas = Vec::new();
-    for file in files {
-        cas.extend(vic_pki::check_ca_bundle(
-            &vic_pki::load_bundle(file)?,
-            now,
-            "--tls-ca-readonly",
-        )?);
-        out.info(format!("Loaded read-only CA from {}", file.display()));
-    }
-    Ok(cas)
+    certs::load_cas(files, "--tls-ca-readonly", "read-only CA", out)
 }
 
 fn allowed_hosts(ip: Option<IpAddr>, docker_host: &str, cname: &Option<String>) -> Vec<String> {
@@ -516,16 +503,7 @@ pub(crate) fn load_registry_cas(
         .iter()
         .map(|p| absolute(p))
         .collect::<Result<Vec<_>>>()?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut certs = Vec::new();
-    for file in &files {
-        certs.extend(vic_pki::check_ca_bundle(
-            &vic_pki::load_bundle(file)?,
-            now,
-            "--registry-ca",
-        )?);
-        out.info(format!("Loaded registry CA from {}", file.display()));
-    }
+    let certs = certs::load_cas(&files, "--registry-ca", "registry CA", out)?;
     Ok((files, certs))
 }
 
@@ -565,7 +543,15 @@ pub(crate) fn probe_registries(
     for (registry, insecure) in hosts {
         let kind = if insecure { "insecure" } else { "secure" };
         let probe = rt.block_on(async {
-            let get = client.get(&registry, "/v2/", &[], "", None);
+            let get = client.request(
+                &registry,
+                vic_registry::Method::GET,
+                "/v2/",
+                &[],
+                "",
+                None,
+                &vic_registry::empty_body,
+            );
             tokio::time::timeout(Duration::from_secs(5), get).await
         });
         let unconfirmed = format!(

@@ -11,8 +11,8 @@ use crate::output::Out;
 use crate::{ping, process};
 
 pub(crate) fn run(args: DeleteArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root.root)?;
-    let (cfg, paths) = load(&root, &args.name)?;
+    let root = absolute(&args.vch.root.root)?;
+    let (cfg, paths) = load(&root, &args.vch.name)?;
     if let Some(pid) = process::running_pid(&paths) {
         if !args.force && ping::ping(&cfg, &paths, Duration::from_secs(3)).is_err() {
             return Err(Error::Failed(format!(

@@ -84,25 +84,20 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
             out.info(format!("  expires: {}", expiry(Some(&paths.server_cert()))));
         }
         if cfg.tls == TlsLevel::Mutual {
-            let cas = vic_pki::load_bundle(&paths.client_cas())
-                .map(|b| b.certs)
-                .unwrap_or_default();
-            for ca in cas.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
-                out.info(format!(
-                    "Client CA: {} (expires {})",
-                    ca.subject,
-                    vic_pki::format_time(ca.not_after)
-                ));
-            }
-            let ro = vic_pki::load_bundle(&paths.client_cas_read_only())
-                .map(|b| b.certs)
-                .unwrap_or_default();
-            for ca in ro.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
-                out.info(format!(
-                    "Read-only client CA: {} (expires {})",
-                    ca.subject,
-                    vic_pki::format_time(ca.not_after)
-                ));
+            for (kind, file) in [
+                ("Client CA", paths.client_cas()),
+                ("Read-only client CA", paths.client_cas_read_only()),
+            ] {
+                let cas = vic_pki::load_bundle(&file)
+                    .map(|b| b.certs)
+                    .unwrap_or_default();
+                for ca in cas.iter().filter_map(|c| vic_pki::summarize(c).ok()) {
+                    out.info(format!(
+                        "{kind}: {} (expires {})",
+                        ca.subject,
+                        vic_pki::format_time(ca.not_after)
+                    ));
+                }
             }
         }
         if let Some(c) = &cfg.client_cert {
@@ -169,12 +164,8 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     for ca in &cfg.registry.ca_files {
         out.info(format!("Registry CA: {}", ca.display()));
     }
-    out.blank();
-    out.info("Docker environment variables:");
-    out.info(connect::env_string(&cfg));
-    out.blank();
-    out.info("Connect to docker:");
-    out.info(connect::docker_command(&cfg));
+    out.section("Docker environment variables:", connect::env_string(&cfg));
+    out.section("Connect to docker:", connect::docker_command(&cfg));
     out.info("Completed successfully");
     Ok(())
 }

@@ -9,8 +9,8 @@ use crate::output::Out;
 use crate::process;
 
 pub(crate) fn start(args: LifecycleArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root.root)?;
-    let (cfg, paths) = load(&root, &args.name)?;
+    let root = absolute(&args.vch.root.root)?;
+    let (cfg, paths) = load(&root, &args.vch.name)?;
     if let Some(pid) = process::running_pid(&paths) {
         out.info(format!(
             "VCH {:?} is already running (endpoint pid {pid})",
@@ -54,8 +54,8 @@ pub(crate) fn start_endpoint(
 }
 
 fn stop_endpoint(args: &LifecycleArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root.root)?;
-    let (cfg, paths) = load(&root, &args.name)?;
+    let root = absolute(&args.vch.root.root)?;
+    let (cfg, paths) = load(&root, &args.vch.name)?;
     stop_running(&cfg, &paths, args.timeout, args.force, out)
 }
 

@@ -57,6 +57,12 @@ fn bundle(name: &str, text: &str) -> Bundle {
     parse_bundle(Path::new(name), text.as_bytes()).unwrap()
 }
 
+/// Why the certificate file `(name, text)` and the key file are refused as a server's pair
+/// (no name required).
+fn refusal(cert: (&str, &str), key: (&str, &str)) -> PkiError {
+    check_server_identity(&bundle(cert.0, cert.1), &bundle(key.0, key.1), &[], now()).unwrap_err()
+}
+
 fn check(made: &Made, required: &[&str]) -> Result<ServerCheck, PkiError> {
     let required: Vec<_> = required.iter().map(|n| HostName::parse(n)).collect();
     check_server_identity(
@@ -77,26 +83,14 @@ fn accepts_a_good_identity_with_wildcard() {
 #[test]
 fn switched_inputs() {
     let made = server(&["a.test"], |_| {});
-    let err = check_server_identity(
-        &bundle("server-key.pem", &made.key),
-        &bundle("server-key.pem", &made.key),
-        &[],
-        now(),
-    )
-    .unwrap_err();
+    let err = refusal(("server-key.pem", &made.key), ("server-key.pem", &made.key));
     assert!(
         err.to_string()
             .contains("PEM inputs may have been switched"),
         "{err}"
     );
     assert!(err.to_string().contains("server-key.pem"));
-    let err = check_server_identity(
-        &bundle("server-cert.pem", &made.cert),
-        &bundle("ca.pem", &made.cert),
-        &[],
-        now(),
-    )
-    .unwrap_err();
+    let err = refusal(("server-cert.pem", &made.cert), ("ca.pem", &made.cert));
     assert!(
         err.to_string()
             .contains("found a certificate rather than a key in the PEM for the private key"),
@@ -152,13 +146,7 @@ fn key_and_pkcs1_sec1_forms() {
     let made = server(&["a.test"], |_| {});
     // rcgen's ECDSA key as SEC1 is covered by load tests; here a mismatching key.
     let other = server(&["a.test"], |_| {});
-    let err = check_server_identity(
-        &bundle("c.pem", &made.cert),
-        &bundle("k.pem", &other.key),
-        &[],
-        now(),
-    )
-    .unwrap_err();
+    let err = refusal(("c.pem", &made.cert), ("k.pem", &other.key));
     assert!(matches!(err, PkiError::KeyMismatch { .. }), "{err}");
     assert!(err.to_string().contains("does not match certificate c.pem"));
 }
@@ -300,7 +288,7 @@ fn client_pairs() {
     .unwrap_err();
     assert!(matches!(err, PkiError::NotSignedBy { .. }), "{err}");
     let server = crate::generate_server(
-        &signer,
+        Some(&signer),
         "a",
         &[],
         &[],
@@ -322,7 +310,7 @@ fn client_pairs() {
 fn the_leaf_is_found_wherever_it_is() {
     let ca = crate::generate_ca("v", &[], crate::CA_DAYS, crate::KeySize::EcP256).unwrap();
     let server = crate::generate_server(
-        &ca.signer().unwrap(),
+        Some(&ca.signer().unwrap()),
         "a.test",
         &[HostName::parse("a.test")],
         &[],

@@ -122,7 +122,17 @@ impl RegistryClient {
 
     /// Checks credentials against a registry (`docker login`): `GET /v2/` with them.
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
-        let resp = self.get(registry, "/v2/", &[], "", Some(creds)).await?;
+        let resp = self
+            .request(
+                registry,
+                Method::GET,
+                "/v2/",
+                &[],
+                "",
+                Some(creds),
+                &empty_body,
+            )
+            .await?;
         if resp.status().is_success() {
             Ok(())
         } else {

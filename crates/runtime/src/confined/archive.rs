@@ -8,10 +8,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, openat, statat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, openat, statat};
 use vic_core::IdMap;
 
 use super::*;
+use crate::dirfd::{entry_names, open_subdir};
 
 /// A path of a [`Root`] resolved for archiving ([`Root::source`]).
 #[derive(Debug)]
@@ -65,13 +66,7 @@ pub(super) fn add_entry<W: Write>(
         statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err("cannot stat", &shown))?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => {
-            let fd = openat(
-                dirfd,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io_err("cannot open", &shown))?;
+            let fd = open_subdir(dirfd, name).map_err(io_err("cannot open", &shown))?;
             // The kernel's own file systems (a running container's /proc, /sys) are left out:
             // the VCH reads as the host's root, which may read what the container may not; and
             // so is a folder the container's root may not list.
@@ -212,12 +207,7 @@ pub(super) fn append_raw<W: Write>(
 }
 
 pub(super) fn dir_names(fd: &OwnedFd, shown: &str) -> Result<Vec<Vec<u8>>, ConfinedError> {
-    Ok(Dir::read_from(fd)
-        .map_err(io_err("cannot list", shown))?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_bytes().to_vec())
-        .filter(|n| n != b"." && n != b"..")
-        .collect())
+    entry_names(fd).map_err(io_err("cannot list", shown))
 }
 
 pub(super) fn walk_dir(
@@ -235,13 +225,7 @@ pub(super) fn walk_dir(
         let kind = FileType::from_raw_mode(st.st_mode);
         out.push((path.clone(), kind, st.st_rdev));
         if kind == FileType::Directory {
-            let sub = openat(
-                fd,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(io_err("cannot open", &path))?;
+            let sub = open_subdir(fd, name).map_err(io_err("cannot open", &path))?;
             walk_dir(&sub, &path, out)?;
         }
     }

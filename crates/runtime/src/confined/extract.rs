@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, openat, statat};
 use rustix::io::Errno;
 
 use super::*;
+use crate::dirfd::open_subdir;
 
 /// An archive entry's path, relative and without `..`.
 pub(super) fn clean_entry(raw: &Path) -> Result<PathBuf, ConfinedError> {
@@ -183,13 +184,8 @@ impl Root {
                             .map_err(io_err("cannot create", &shown))?;
                     }
                     // By descriptor, never following: the container may swap a symlink in.
-                    let fd = openat(
-                        &parent,
-                        name.as_os_str(),
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(io_err("cannot open", &shown))?;
+                    let fd = open_subdir(&parent, name.as_os_str())
+                        .map_err(io_err("cannot open", &shown))?;
                     if let Some(fs) = pseudo_fs(&fd) {
                         return Err(ConfinedError::Refused {
                             entry: shown,
@@ -367,13 +363,7 @@ impl Root {
                         },
                     )?;
                     // The folder made, not whatever its name leads to now.
-                    let made = openat(
-                        &fd,
-                        name,
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(io_err("cannot open", &next))?;
+                    let made = open_subdir(&fd, name).map_err(io_err("cannot open", &next))?;
                     if pseudo_fs(&made).is_some() {
                         return Err(ConfinedError::Refused {
                             entry: next.clone(),
