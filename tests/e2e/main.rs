@@ -13,6 +13,7 @@ mod faults;
 mod hardening;
 mod limits;
 mod machine;
+mod many;
 mod networks;
 mod portal;
 mod registry;

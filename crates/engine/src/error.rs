@@ -223,10 +223,6 @@ pub enum NetworkError {
         vch: Option<std::net::Ipv4Addr>,
     },
     #[error(
-        "ports cannot be published on this VCH: its address {0} is a loopback address, which containers' published ports cannot use; create the VCH with --client-network-ip set to another address"
-    )]
-    LoopbackVch(std::net::Ipv4Addr),
-    #[error(
         "{0} is a container network: a container joins it at create (docker run --net {0}), and only as its first network"
     )]
     ConnectContainerNetwork(String),

@@ -12,6 +12,7 @@ mod events;
 mod images;
 mod mounts;
 mod networks;
+mod subnets;
 mod volumes;
 
 pub use containers::{
@@ -32,6 +33,7 @@ pub use networks::{
     ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
     NetworkSettings,
 };
+pub use subnets::Leasing;
 pub use vic_image::ensure_room;
 pub use vic_net::firewall::{IpRange, TrustLevel};
 pub use vic_net::ipam::mac_for;

@@ -28,6 +28,8 @@ pub struct NetworkSettings {
     pub publish_ip: Option<Ipv4Addr>,
     /// `--container-network`s.
     pub container_networks: Vec<ContainerNetworkSpec>,
+    /// Where the VCH leases its bridge subnets host-wide (`None`: it keeps to its own).
+    pub leasing: Option<crate::subnets::Leasing>,
 }
 
 /// A container network (`vic-machine create --container-network`): containers sit directly
@@ -52,6 +54,7 @@ impl Default for NetworkSettings {
             width: 16,
             publish_ip: None,
             container_networks: Vec::new(),
+            leasing: None,
         }
     }
 }
@@ -105,6 +108,8 @@ pub struct NetworkService {
     networks: Mutex<Vec<NetworkRecord>>,
     /// The kernel matches the stored networks.
     ready: std::sync::atomic::AtomicBool,
+    /// What is wrong with the networks and could not be repaired (for `docker info`).
+    warnings: Mutex<Vec<String>>,
 }
 
 impl NetworkService {
@@ -124,9 +129,23 @@ impl NetworkService {
             settings,
             networks: Mutex::new(networks),
             ready: std::sync::atomic::AtomicBool::new(false),
+            warnings: Mutex::new(Vec::new()),
         };
         if svc.get(DEFAULT_NETWORK).is_err() {
             svc.add(DEFAULT_NETWORK, false, HashMap::new())?;
+        }
+        {
+            let has_containers = std::fs::read_dir(state_dir.join("containers"))
+                .is_ok_and(|mut d| d.next().is_some());
+            let mut all = svc
+                .networks
+                .lock()
+                .map_err(|_| internal("networks", "poisoned"))?;
+            let warnings = svc.claim_subnets(&mut all, has_containers)?;
+            svc.save(&all)?;
+            if let Ok(mut w) = svc.warnings.lock() {
+                *w = warnings;
+            }
         }
         svc.sync_container_networks(&svc.settings.container_networks)?;
         Ok(svc)
@@ -199,6 +218,11 @@ impl NetworkService {
 
     pub fn settings(&self) -> &NetworkSettings {
         &self.settings
+    }
+
+    /// What is wrong with the VCH's networks and could not be repaired.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
     }
 
     /// The VCH's nftables table.
@@ -299,6 +323,7 @@ impl NetworkService {
             all.retain(|n| n.id != rec.id);
             self.save(&all)?;
         }
+        self.release(rec)?;
         forward::remove_bridge(&rec.bridge, &self.table())
             .map_err(|e| internal("cannot remove the bridge's forwarding rules", e))?;
         link::remove_link(&rec.bridge).map_err(|e| internal("cannot remove the bridge", e))
@@ -309,49 +334,8 @@ impl NetworkService {
             .networks
             .lock()
             .map_err(|_| internal("networks", "poisoned"))?;
-        let taken: Vec<Ipv4Net> = all.iter().map(|n| n.subnet).collect();
-        let subnet = match req.subnet {
-            Some(s) => {
-                if let Some(other) = all
-                    .iter()
-                    .find(|n| n.subnet.contains(&s) || s.contains(&n.subnet))
-                {
-                    return Err(EngineError::Conflict(format!(
-                        "subnet {s} overlaps network {} ({})",
-                        other.name, other.subnet
-                    )));
-                }
-                if s.prefix_len() > 30 {
-                    return Err(NetworkError::SubnetTooSmall(s.to_string()).into());
-                }
-                if !vic_net::host::private(s.trunc()) && !self.settings.range.contains(&s.trunc())
-                {
-                    return Err(EngineError::Forbidden(format!(
-                        "subnet {s} is refused: a bridge network takes the host's own traffic to its addresses, so it must lie in private address space (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10) or in the VCH's bridge range {}",
-                        self.settings.range
-                    )));
-                }
-                if let Some(h) = vic_net::host::clash(s.trunc(), &vic_net::host::networks()) {
-                    return Err(EngineError::Conflict(format!(
-                        "subnet {s} overlaps {}: a bridge network there would take the host's own traffic; choose a subnet the host does not use",
-                        h.what
-                    )));
-                }
-                s.trunc()
-            }
-            None => ipam::carve_subnet(self.settings.range, self.settings.width, &{
-                // Nor any network the host has now.
-                let mut t = taken.clone();
-                t.extend(vic_net::host::networks().into_iter().map(|h| h.net));
-                t
-            })
-                .ok_or_else(|| {
-                    EngineError::Conflict(format!(
-                        "no free /{} left in the bridge network range {}: remove a network, or create the VCH with a wider --bridge-network-range",
-                        self.settings.width, self.settings.range
-                    ))
-                })?,
-        };
+        let mut leases = self.lock_leases()?;
+        let subnet = self.choose_subnet(req.subnet, &all, leases.as_ref())?;
         let gateway = match req.gateway {
             Some(g) if subnet.contains(&g) && g != subnet.network() && g != subnet.broadcast() => g,
             Some(g) => {
@@ -368,7 +352,7 @@ impl NetworkService {
         let index = (0..)
             .find(|i| {
                 !all.iter()
-                    .any(|n| n.bridge == format!("vb{}{i}", self.settings.tag))
+                    .any(|n| n.bridge == format!("{}{}{i}", nat::BRIDGE_PREFIX, self.settings.tag))
             })
             .unwrap_or(0);
         let rec = NetworkRecord {
@@ -377,12 +361,18 @@ impl NetworkService {
             driver: "bridge".into(),
             subnet,
             gateway,
-            bridge: format!("vb{}{index}", self.settings.tag),
+            bridge: format!("{}{}{index}", nat::BRIDGE_PREFIX, self.settings.tag),
             internal: internal_only,
             labels,
             created: crate::containers::now(),
             external: None,
         };
+        // Leased before it is recorded: a crash between the two leaves a lease that the next
+        // start of the endpoint drops, never a network another VCH could also take.
+        self.hold(leases.as_mut(), &rec);
+        if let Some(l) = &leases {
+            l.save().map_err(|e| internal("bridge subnet leases", e))?;
+        }
         all.push(rec.clone());
         self.save(&all)?;
         Ok(rec)
@@ -446,7 +436,12 @@ impl NetworkService {
             })
             .collect();
         nat::apply(None, &nat::render(&self.table(), &nets, ports))
-            .map_err(|e| internal("cannot apply the VCH's firewall rules", e))
+            .map_err(|e| internal("cannot apply the VCH's firewall rules", e))?;
+        for n in &nets {
+            link::allow_loopback(&n.bridge)
+                .map_err(|e| internal(&format!("bridge {}", n.bridge), e))?;
+        }
+        Ok(())
     }
 
     /// Removes the table and bridges of the VCH whose state folder is `state_dir` (for
@@ -460,6 +455,18 @@ impl NetworkService {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        // Its bridge subnets go back to the other VCHs of the host.
+        if let Some(root) = state_dir.parent() {
+            match vic_net::leases::Leases::lock(root) {
+                Ok(mut leases) => {
+                    leases.all.retain(|l| l.tag != tag);
+                    if let Err(e) = leases.save() {
+                        problems.push(e.to_string());
+                    }
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
         // Never a container network's: that interface is the host's.
         for n in nets.into_iter().filter(NetworkRecord::is_bridge) {
             if let Err(e) = forward::remove_bridge(&n.bridge, &format!("vic_{tag}")) {

@@ -402,6 +402,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
                     .iter()
                     .map(crate::cnetworks::ContainerNetworkSetting::to_engine)
                     .collect(),
+                leasing: vic_engine::Leasing::for_vch(&paths.dir, &cfg.name),
             },
         )
         .map_err(|e| Error::Failed(format!("cannot open the networks: {e}")))?,

@@ -1,6 +1,7 @@
 //! Container networking for a VCH: address management ([`ipam`]), network namespaces pinned as
 //! files ([`netns`]), veth links into bridges ([`link`], through iproute2), and the VCH's
-//! nftables table for outbound NAT and published ports ([`nat`], rendered by a pure function).
+//! nftables table for outbound NAT and published ports ([`nat`], rendered by a pure function),
+//! and the host-wide record of bridge subnets that keeps VCHs apart ([`leases`]).
 //!
 //! Invariant: rules are always rendered whole from state and applied in one transaction;
 //! nothing edits the kernel's rules incrementally.
@@ -11,6 +12,7 @@ pub mod firewall;
 pub mod forward;
 pub mod host;
 pub mod ipam;
+pub mod leases;
 pub mod link;
 pub mod nat;
 pub mod netns;

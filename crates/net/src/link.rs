@@ -33,6 +33,15 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, subnet: Ipv4Net) -> Result<(
     ip_batch(None, &script)
 }
 
+/// Lets bridge `name` carry loopback addresses (`route_localnet`): ports published on a
+/// loopback address are reached from the host through the bridge from a loopback source.
+/// Only once the VCH's table is in place, which drops everything else a bridge sends to a
+/// loopback address (without it, a container could reach the host's loopback services).
+pub fn allow_loopback(name: &str) -> Result<(), NetError> {
+    let knob = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
+    std::fs::write(&knob, "1").map_err(|e| NetError::System(format!("cannot set {knob}: {e}")))
+}
+
 /// Removes link `name` (a bridge, or a veth and its peer); a missing one is not an error.
 pub fn remove_link(name: &str) -> Result<(), NetError> {
     if !link_exists(name) {

@@ -1,5 +1,6 @@
 //! The VCH's own nftables table in the endpoint's namespace: outbound NAT for bridge networks,
-//! published ports (DNAT on the VCH's address), isolation between bridge networks. Rendered
+//! published ports (DNAT on the VCH's address, loopback ones included), isolation between
+//! bridge networks. Rendered
 //! whole by a pure function from the current state and swapped in atomically, so it is always
 //! exactly what the running containers ask for; it stays in the kernel while the endpoint is
 //! down and is rebuilt when it comes back.
@@ -11,6 +12,9 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
 use crate::NetError;
+
+/// How every VCH's bridges are named: `vb` + the VCH's tag + a counter.
+pub const BRIDGE_PREFIX: &str = "vb";
 
 /// A bridge network as the table sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +94,11 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
     s.push_str(
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
     );
-    // Connections from this host to its own (non-loopback) addresses.
+    // Connections from this host to its own addresses, loopback ones too: those leave
+    // through a bridge from a loopback source, which the bridges allow (`route_localnet`,
+    // see `link::allow_loopback`) and which is masqueraded below.
     s.push_str(
-        "  chain output {\n    type nat hook output priority -100; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n",
+        "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump publish\n  }\n",
     );
     s.push_str(
         "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
@@ -107,11 +113,24 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
             );
         }
         // A container reaching a port published by a neighbour on its own bridge: the reply
-        // must come back through this host to be un-NATed.
+        // must come back through this host to be un-NATed. Likewise a connection of the
+        // host's to a loopback address: no container can answer a loopback source.
         let _ = writeln!(
             s,
-            "    oifname \"{br}\" ct status dnat ip saddr {sub} masquerade",
+            "    oifname \"{br}\" ct status dnat ip saddr {sub} masquerade\n    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade",
             sub = n.subnet,
+            br = n.bridge
+        );
+    }
+    s.push_str("  }\n");
+    // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies to
+    // the host's own connections may use that: a container never reaches the host's
+    // loopback services.
+    s.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
+    for n in nets {
+        let _ = writeln!(
+            s,
+            "    iifname \"{br}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop",
             br = n.bridge
         );
     }
@@ -132,6 +151,19 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
                 a.bridge, b.bridge
             );
         }
+    }
+    // Other VCHs' bridges (every VCH's are `vb…`) neither reach nor are reached from this
+    // VCH's, but through the ports they publish (a connection DNATed on the way).
+    if !nets.is_empty() {
+        let own = nets
+            .iter()
+            .map(|n| format!("\"{}\"", n.bridge))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "    iifname {{ {own} }} oifname \"{BRIDGE_PREFIX}*\" oifname != {{ {own} }} ct status & dnat == 0 drop\n    oifname {{ {own} }} iifname \"{BRIDGE_PREFIX}*\" iifname != {{ {own} }} ct status & dnat == 0 drop"
+        );
     }
     s.push_str("  }\n}\n");
     s
@@ -193,7 +225,15 @@ mod tests {
         assert!(s.contains("ip daddr 198.51.100.1 tcp dport 8080 dnat to 172.16.0.2:80"));
         assert!(s.contains("    udp dport 53 dnat to 172.16.0.3:5353"));
         assert!(s.contains("fib daddr type local jump publish"));
-        assert!(s.contains("ip daddr != 127.0.0.0/8 fib daddr type local jump publish"));
+        // The host's own connections reach loopback ports too, and leave masqueraded...
+        assert!(s.contains(
+            "chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump publish"
+        ));
+        assert!(s.contains("oifname \"vb1\" ip saddr 127.0.0.0/8 masquerade"));
+        // ...while a container's own packets to loopback addresses never reach the host.
+        assert!(s.contains(
+            "iifname \"vb1\" ip daddr 127.0.0.0/8 ct state != { established, related } drop"
+        ));
     }
 
     #[test]
@@ -204,5 +244,9 @@ mod tests {
         assert!(s.contains("iifname \"vb1\" oifname \"vb2\" drop"));
         assert!(s.contains("iifname \"vb2\" oifname \"vb1\" drop"));
         assert!(s.contains("iifname \"vb2\" oifname != \"vb2\" drop"));
+        // Other VCHs' bridges: apart, but for published ports.
+        assert!(s.contains(
+            "iifname { \"vb1\", \"vb2\" } oifname \"vb*\" oifname != { \"vb1\", \"vb2\" } ct status & dnat == 0 drop"
+        ));
     }
 }

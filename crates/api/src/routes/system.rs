@@ -258,6 +258,9 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
             ));
         }
     }
+    for w in state.networks.warnings() {
+        warnings.push(format!("WARNING: {w}"));
+    }
     let images = state.images.list().map(|l| l.len() as u64).unwrap_or(0);
     Json(SystemInfo {
         id: facts.id.clone(),

@@ -78,18 +78,15 @@ impl ContainerService {
                 }
             }
         }
+        // A VCH on one address publishes there only (its neighbours on the host have theirs);
+        // one on every address, on any of them (the port is then checked free there).
         let publish_ip = self.networks.settings().publish_ip;
         for r in &rec.port_bindings {
-            if let Some(ip) = r.host_ip.filter(|ip| Some(*ip) != publish_ip) {
-                return Err(NetworkError::PublishIp {
-                    ip,
-                    vch: publish_ip,
-                }
-                .into());
+            if let Some(vch) = publish_ip
+                && let Some(ip) = r.host_ip.filter(|ip| *ip != vch)
+            {
+                return Err(NetworkError::PublishIp { ip, vch: Some(vch) }.into());
             }
-        }
-        if let Some(ip) = publish_ip.filter(|ip| ip.is_loopback() && publishes) {
-            return Err(NetworkError::LoopbackVch(ip).into());
         }
         Ok(())
     }
