@@ -186,3 +186,84 @@ impl NetworkService {
         Ok(warnings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::networks::{DEFAULT_NETWORK, NetworkService, NetworkSettings};
+
+    use super::Leasing;
+
+    /// The networks of VCH `name` (tag `tag`) under `root`; without `leased`, as a VCH from
+    /// before leases had them.
+    fn open(root: &std::path::Path, name: &str, tag: &str, leased: bool) -> NetworkService {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = NetworkSettings {
+            tag: tag.into(),
+            leasing: leased.then(|| Leasing::for_vch(&dir, name)).flatten(),
+            ..NetworkSettings::default()
+        };
+        NetworkService::open(&dir, settings).unwrap()
+    }
+
+    fn subnet(n: &NetworkService) -> String {
+        n.get(DEFAULT_NETWORK).unwrap().subnet.to_string()
+    }
+
+    #[test]
+    fn vchs_that_lease_never_share_a_subnet() {
+        let root = tempfile::tempdir().unwrap();
+        let a = open(root.path(), "a", "ta", true);
+        let b = open(root.path(), "b", "tb", true);
+        assert_ne!(subnet(&a), subnet(&b));
+        // A subnet the other VCH holds is refused, by name.
+        let req = crate::networks::NetworkRequest {
+            name: "mine".into(),
+            subnet: Some(subnet(&a).parse().unwrap()),
+            ..Default::default()
+        };
+        let e = b.create(&req).unwrap_err().to_string();
+        assert!(
+            e.contains("overlaps network bridge") && e.contains("of VCH a"),
+            "{e}"
+        );
+        // Removed, a network's lease goes.
+        let made = b
+            .create(&crate::networks::NetworkRequest {
+                name: "more".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let leases = || std::fs::read_to_string(root.path().join("bridge-leases.json")).unwrap();
+        assert!(leases().contains(&made.subnet.to_string()));
+        b.remove(&made).unwrap();
+        assert!(!leases().contains(&made.subnet.to_string()));
+    }
+
+    #[test]
+    fn an_older_vch_that_clashes_is_moved_or_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let a = open(root.path(), "a", "ta", true);
+        // Two VCHs from before leases: they chose the same subnet as `a`.
+        let old = open(root.path(), "old", "to", false);
+        let busy = open(root.path(), "busy", "tu", false);
+        assert_eq!(subnet(&old), subnet(&a));
+        assert_eq!(subnet(&busy), subnet(&a));
+        drop((old, busy));
+        std::fs::create_dir_all(root.path().join("busy/containers/c1")).unwrap();
+        // Started again with leases: the one without containers moves...
+        let old = open(root.path(), "old", "to", true);
+        assert_ne!(subnet(&old), subnet(&a));
+        assert!(old.warnings().is_empty());
+        // ...the one with containers keeps its subnet and says why it should not.
+        let busy = open(root.path(), "busy", "tu", true);
+        assert_eq!(subnet(&busy), subnet(&a));
+        let w = busy.warnings().join("\n");
+        assert!(
+            w.contains("overlaps network bridge") && w.contains("of VCH a"),
+            "{w}"
+        );
+        // `a` itself is untouched.
+        assert_eq!(subnet(&open(root.path(), "a", "ta", true)), subnet(&a));
+    }
+}
