@@ -13,6 +13,13 @@ pub fn now_rfc3339() -> String {
     rfc3339(OffsetDateTime::now_utc())
 }
 
+/// Unix seconds in RFC 3339 (`None` for a time out of the calendar's range).
+pub fn unix_rfc3339(secs: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+}
+
 /// Now, in Unix nanoseconds.
 pub fn now_nanos() -> i128 {
     OffsetDateTime::now_utc().unix_timestamp_nanos()
@@ -35,6 +42,8 @@ mod tests {
         assert_eq!(s, "2023-11-14T22:13:20.123456789Z");
         assert_eq!(unix_nanos(&s), 1_700_000_000_123_456_789);
         assert_eq!(unix_nanos("yesterday"), 0);
+        assert_eq!(unix_rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(unix_rfc3339(i64::MAX), None);
         assert!(unix_nanos(&now_rfc3339()) > 1_700_000_000_000_000_000);
     }
 }

@@ -253,9 +253,8 @@ impl NetworkService {
     }
 
     fn save(&self, all: &[NetworkRecord]) -> Result<(), EngineError> {
-        let tmp = self.file.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(all).unwrap_or_default())
-            .and_then(|()| std::fs::rename(&tmp, &self.file))
+        let bytes = serde_json::to_vec_pretty(all).unwrap_or_default();
+        vic_core::fs::write_atomic(&self.file, &bytes, 0o644)
             .map_err(|e| internal("cannot save networks.json", e))
     }
 

@@ -349,12 +349,7 @@ impl VchConfig {
     }
 }
 
-/// Now, in RFC 3339 (UTC).
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub(crate) use vic_core::time::now_rfc3339;
 
 /// `[::1]` for IPv6 literals, the name otherwise.
 pub(crate) fn bracket(host: &str) -> String {

@@ -7,7 +7,6 @@
 //! `<root>/bridge-leases.lock`, written whole (temporary file and rename). A lease whose VCH
 //! folder is gone (the VCH was deleted) is dropped when read.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
@@ -132,18 +131,9 @@ impl Leases {
 
     /// Writes the leases whole (the lock is still held).
     pub fn save(&self) -> Result<(), LeaseError> {
-        let tmp = self.path.with_extension("json.tmp");
-        let io = |what| {
-            let path = tmp.clone();
-            move |source| LeaseError::Io { what, path, source }
-        };
         let bytes = serde_json::to_vec_pretty(&self.all).unwrap_or_default();
-        let mut f = std::fs::File::create(&tmp).map_err(io("create"))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(io("write"))?;
-        std::fs::rename(&tmp, &self.path).map_err(|source| LeaseError::Io {
-            what: "replace",
+        vic_core::fs::write_atomic(&self.path, &bytes, 0o644).map_err(|source| LeaseError::Io {
+            what: "write",
             path: self.path.clone(),
             source,
         })

@@ -55,13 +55,7 @@ pub(crate) fn sans_of(cert: &x509_parser::certificate::X509Certificate<'_>) -> V
 
 /// Formats Unix seconds as an RFC 3339 UTC date.
 pub(crate) fn fmt_time(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
+    vic_core::time::unix_rfc3339(secs).unwrap_or_else(|| secs.to_string())
 }
 
 /// How far ahead expiry is announced (`ls`, `inspect`, `docker info`, the portal, the log).

@@ -344,13 +344,9 @@ fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Writes `bytes` to `path` atomically (temp file, sync, rename).
+/// Writes `bytes` to `path` atomically (0644: the endpoint and tools read these files).
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    vic_core::fs::write_atomic(path, bytes, 0o644)
 }
 
 #[cfg(test)]

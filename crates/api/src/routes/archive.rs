@@ -45,13 +45,7 @@ fn go_mode(mode: u32) -> u32 {
 }
 
 fn stat_header(st: &PathStat) -> HeaderValue {
-    let mtime = time::OffsetDateTime::from_unix_timestamp(st.mtime)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let mtime = vic_core::time::unix_rfc3339(st.mtime).unwrap_or_default();
     let stat = vic_docker_api::PathStat {
         name: st.name.clone(),
         size: st.size,

@@ -38,12 +38,7 @@ pub(crate) struct AppState {
 
 pub(crate) type Shared = Arc<AppState>;
 
-/// Now, in RFC 3339.
-pub(crate) fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub(crate) use vic_core::time::now_rfc3339;
 
 impl AppState {
     pub(crate) fn facts(&self) -> VchFacts {

@@ -208,9 +208,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         version: CONFIG_VERSION,
         name: name.to_string(),
         id,
-        created: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        created: vic_core::time::now_rfc3339(),
         listen_ip: args.client_network_ip,
         port: level.port(),
         tls: outcome.as_ref().map_or(TlsLevel::None, |o| o.level),
