@@ -53,6 +53,12 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
         )
         .ok();
     r.says("hi /tmp 1000:1000 box /bin");
+    // A uid without a passwd entry gets group 0 (as in Docker), not a group of its number.
+    let id = |user: &str| {
+        host.docker(&env, ["run", "--rm", "-u", user, IMG, "id"])
+            .ok()
+    };
+    id("4242").says("uid=4242 gid=0").never_says("gid=4242");
     // --rm: gone afterwards.
     host.docker(&env, ["run", "--rm", "--name", "ephemeral", IMG, "true"])
         .ok();
@@ -609,4 +615,35 @@ fn add_host_and_dns_options_reach_the_container() {
     .fails()
     .says("host-gateway is not supported by this VCH");
     host.docker(&env, ["rm", "-f", "first", "second"]).ok();
+}
+
+#[test]
+fn info_counts_and_absent_families_answer_as_docker_engine() {
+    let (host, env) = vch_with_busybox();
+    run_detached(&host, &env, "up", &[IMG, "sleep", "60"]);
+    host.docker(&env, ["create", "--name", "made", IMG, "true"])
+        .ok();
+    let f = "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}";
+    host.docker(&env, ["info", "--format", f])
+        .ok()
+        .says("2 1 0 1");
+    host.docker(&env, ["info"])
+        .ok()
+        .says("Volume: local")
+        .says("Network: bridge null")
+        .says("Log: json-file")
+        .says("Storage Driver: overlay2");
+    // No plugins: a lookup finds nothing, so `inspect` says what Docker says.
+    host.docker(&env, ["inspect", "no-such-thing"])
+        .fails()
+        .says("No such object: no-such-thing");
+    host.docker(&env, ["plugin", "ls", "-q"]).ok();
+    // Not in a swarm: Docker's answers, which clients parse.
+    host.docker(&env, ["node", "ls"])
+        .fails()
+        .says("This node is not a swarm manager.");
+    host.docker(&env, ["swarm", "leave"])
+        .fails()
+        .says("This node is not part of a swarm");
+    host.docker(&env, ["rm", "-f", "up", "made"]).ok();
 }

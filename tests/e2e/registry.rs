@@ -454,6 +454,14 @@ fn save_and_load_round_trip_between_vchs() {
         host.root().join("b/layers").read_dir().unwrap().count() == 1,
         "loaded layer unpacked"
     );
+    // Names are said in Docker's familiar form (no `docker.io/`, no `library/`).
+    host.docker(&a, ["tag", BUSYBOX, "someone/box:7"]).ok();
+    host.docker(&a, ["save", "-o", "box.tar", "someone/box:7"])
+        .ok();
+    host.docker(&b, ["load", "-i", "box.tar"])
+        .ok()
+        .says("Loaded image: someone/box:7")
+        .never_says("docker.io");
     // A loaded image can be pushed again.
     configure(&host, "b", &["--insecure-registry", "127.0.0.1:5000"]).ok();
     tag_and_push(&host, &b, BUSYBOX, "127.0.0.1:5000/reloaded:1")

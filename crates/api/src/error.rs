@@ -17,6 +17,9 @@ pub enum ApiError {
         method: String,
         path: String,
     },
+    /// What a node outside swarm mode answers to swarm calls (Docker's wording).
+    #[error("{0}")]
+    Unavailable(String),
     /// A bad `/v1.xx` prefix.
     #[error(transparent)]
     Version(#[from] vic_docker_api::VersionError),
@@ -47,6 +50,7 @@ impl ApiError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Version(_) => StatusCode::BAD_REQUEST,
             Self::InvalidHost { .. } | Self::EmptyHost { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -37,8 +37,8 @@ pub use network::{
 pub use stats::{ContainerStats, CpuStats, CpuUsage, MemoryStats, PidsStats, ThrottlingData};
 pub use stream::{MULTIPLEXED_STREAM, RAW_STREAM, StdStream, frame, multiplexed_content_type};
 pub use system::{
-    AuthResponse, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, RuntimeInfo,
-    SwarmInfo, SystemDf, SystemInfo, SystemVersion,
+    AuthResponse, ComponentVersion, IndexInfo, PlatformName, PluginsInfo, RegistryServiceConfig,
+    RuntimeInfo, SwarmInfo, SystemDf, SystemInfo, SystemVersion,
 };
 pub use version::{ApiVersion, VersionError};
 pub use volume::{Volume, VolumeCreateBody, VolumeListResponse, VolumePruneResponse, VolumeUsage};

@@ -96,10 +96,21 @@ pub struct SystemInfo {
     pub default_runtime: String,
     pub runtimes: BTreeMap<String, RuntimeInfo>,
     pub swarm: SwarmInfo,
+    pub plugins: PluginsInfo,
     pub live_restore_enabled: bool,
     pub isolation: String,
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+/// `Plugins` of `GET /info`: the drivers built in (a VCH runs no plugins).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PluginsInfo {
+    pub volume: Vec<String>,
+    pub network: Vec<String>,
+    pub authorization: Option<Vec<String>>,
+    pub log: Vec<String>,
 }
 
 /// One of `Runtimes` in `GET /info`.

@@ -247,7 +247,11 @@ impl ImageService {
             for t in tags {
                 self.events()
                     .publish(crate::Event::new("image", "load", &t).with("name", &t));
-                said.push(format!("Loaded image: {t}"));
+                // In Docker's familiar form (`x/y:latest`, not `docker.io/x/y:latest`).
+                let shown = t
+                    .parse::<vic_registry::Reference>()
+                    .map_or_else(|_| t.clone(), |r| r.familiar());
+                said.push(format!("Loaded image: {shown}"));
             }
         }
         Ok(said)

@@ -96,6 +96,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/version", get(system::system_version))
         .route("/info", get(system::system_info))
+        .route("/plugins", get(unimplemented::plugin_list))
         .route("/auth", post(system::system_auth))
         .route("/containers/create", post(containers::container_create))
         .route("/containers/json", get(containers::container_list))

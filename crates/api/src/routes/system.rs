@@ -8,6 +8,7 @@ use vic_docker_api::{
     ApiVersion, ComponentVersion, IndexInfo, PlatformName, RegistryServiceConfig, SwarmInfo,
     SystemDf, SystemInfo, SystemVersion,
 };
+use vic_engine::Status;
 
 fn ping_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -262,9 +263,30 @@ pub(crate) async fn system_info(State(state): State<super::Shared>) -> Json<Syst
         warnings.push(format!("WARNING: {w}"));
     }
     let images = state.images.list().map(|l| l.len() as u64).unwrap_or(0);
+    // Counted as Docker counts them: a created container is a stopped one.
+    let all = state.containers.list(true);
+    let count = |f: fn(&Status) -> bool| all.iter().filter(|v| f(&v.status)).count() as u64;
+    let running = count(|s| matches!(s, Status::Running { .. }));
+    let paused = count(|s| matches!(s, Status::Paused { .. }));
+    let mut network_drivers = vec!["bridge".to_owned(), "null".to_owned()];
+    if state.networks.list().iter().any(|n| !n.is_bridge()) {
+        network_drivers.push("external".to_owned());
+    }
     Json(SystemInfo {
         id: facts.id.clone(),
+        containers: all.len() as u64,
+        containers_running: running,
+        containers_paused: paused,
+        containers_stopped: all.len() as u64 - running - paused,
         images,
+        driver: "overlay2".to_owned(),
+        logging_driver: "json-file".to_owned(),
+        plugins: vic_docker_api::PluginsInfo {
+            volume: vec!["local".to_owned()],
+            network: network_drivers,
+            authorization: None,
+            log: vec!["json-file".to_owned()],
+        },
         system_status,
         kernel_version: kernel_version(),
         operating_system: format!("vic virtual container host on {pretty}"),

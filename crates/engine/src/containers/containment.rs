@@ -188,8 +188,18 @@ impl ContainerService {
         } else {
             file("/etc/passwd")?
         };
+        // A numeric user takes the primary group of the entry with its uid, else group 0
+        // (Docker's rule: a uid without an entry is not given a group of the same number).
+        let by_uid = |n: u32| {
+            passwd.lines().find_map(|l| {
+                let parts: Vec<&str> = l.split(':').collect();
+                (parts.get(2).and_then(|v| v.parse::<u32>().ok()) == Some(n))
+                    .then(|| parts.get(3).and_then(|v| v.parse::<u32>().ok()))
+                    .flatten()
+            })
+        };
         let (uid, primary) = match numeric_user {
-            Some(n) => (n, lookup(&passwd, u, 3).unwrap_or(n)),
+            Some(n) => (n, by_uid(n).unwrap_or(0)),
             None => {
                 let uid = lookup(&passwd, u, 2)
                     .ok_or_else(|| EngineError::from(ContainerConfigError::NoUser(u.to_owned())))?;

@@ -367,4 +367,35 @@ mod tests {
         assert_eq!(e.kind(), crate::ErrorKind::Internal, "{e}");
         assert!(e.to_string().contains("container not running"), "{e}");
     }
+
+    #[test]
+    fn a_user_is_looked_up_as_docker_does() {
+        let svc = service();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let ids = |u: &str| svc.user_ids(u, root.path()).map_err(|e| e.to_string());
+        assert_eq!(ids(""), Ok((0, 0)));
+        assert_eq!(ids("app"), Ok((1000, 1001)));
+        // A uid takes its entry's group; one without an entry takes group 0, not its own.
+        assert_eq!(ids("1000"), Ok((1000, 1001)));
+        assert_eq!(ids("4242"), Ok((4242, 0)));
+        assert_eq!(ids("4242:staff"), Ok((4242, 50)));
+        assert_eq!(ids("app:7"), Ok((1000, 7)));
+        assert!(
+            ids("nobody-here")
+                .unwrap_err()
+                .contains("unable to find user nobody-here")
+        );
+        assert!(
+            ids("app:nogroup")
+                .unwrap_err()
+                .contains("unable to find group nogroup")
+        );
+    }
 }
