@@ -19,6 +19,11 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
+# The DHCP server of the container-network DHCP test (tests/e2e/dhcp.rs): Debian's dnsmasq.
+if ! command -v dnsmasq >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null; }
+fi
 # The alternative runtimes the tests run containers on: crun, and gVisor's runsc (Debian's).
 if ! command -v runsc >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runsc >/dev/null \

@@ -368,7 +368,7 @@ fn user_networks_resolve_names_and_are_isolated() {
     // Removal: refused while used, and for the built-in ones; prune takes the unused.
     docker(&["network", "rm", "back"])
         .fails()
-        .says("has containers: ");
+        .says("has active endpoints");
     docker(&["network", "rm", "bridge"])
         .fails()
         .says("pre-defined network");

@@ -55,6 +55,10 @@ pub struct EndpointSettings {
     pub global_ipv6_address: String,
     #[serde(rename = "GlobalIPv6PrefixLen")]
     pub global_ipv6_prefix_len: u8,
+    /// The endpoint's driver settings; on a container network addressed by DHCP, the lease
+    /// (`dhcp.server`, `dhcp.lease-obtained`, `dhcp.lease-expires`, ...). `null` without any.
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<HashMap<String, String>>,
 }
 
 /// `IPAMConfig` of an endpoint.

@@ -248,6 +248,24 @@ pub enum NetworkError {
     SubnetTooSmall(String),
     #[error("gateway {gateway} is not a host address of subnet {subnet}")]
     Gateway { gateway: String, subnet: String },
+    #[error(
+        "no DHCP server answered on {host_if} for container network {network} within {secs} s: give the network an --container-network-ip-range (vic-machine create), or serve DHCP on {host_if}"
+    )]
+    NoDhcpServer {
+        network: String,
+        host_if: String,
+        secs: u64,
+    },
+    #[error("DHCP on container network {network} (host interface {host_if}) failed: {why}")]
+    Dhcp {
+        network: String,
+        host_if: String,
+        why: String,
+    },
+    #[error(
+        "network {0} is addressed by DHCP: --ip is not available on it (a network with --container-network-ip-range takes fixed addresses)"
+    )]
+    IpOnDhcp(String),
     #[error("address {ip} is not usable on network {network} ({subnet}, gateway {gateway})")]
     Address {
         ip: String,

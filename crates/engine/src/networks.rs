@@ -39,11 +39,21 @@ pub struct ContainerNetworkSpec {
     /// The alias: the network's name for `docker run --net`.
     pub name: String,
     pub host_if: String,
-    pub gateway: Ipv4Addr,
+    /// Optional on a network addressed by DHCP (the lease's router routes then).
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
     pub prefix: u8,
+    /// Empty: the network's DHCP server addresses its containers.
     pub ranges: Vec<IpRange>,
     pub dns: Vec<Ipv4Addr>,
     pub firewall: TrustLevel,
+}
+
+impl ContainerNetworkSpec {
+    /// Whether containers get their addresses by DHCP (no `--container-network-ip-range`).
+    pub fn dhcp(&self) -> bool {
+        self.ranges.is_empty()
+    }
 }
 
 impl Default for NetworkSettings {
@@ -167,12 +177,30 @@ impl NetworkService {
                 .is_none_or(|_| specs.iter().any(|s| s.name == n.name))
         });
         for spec in specs {
-            let subnet = Ipv4Net::new(spec.gateway, spec.prefix)
-                .map_err(|e| internal("container network", e))?
-                .trunc();
+            // A DHCP network without a gateway has no subnet of its own until a lease tells
+            // it (`learn_from_lease`); what it learned is kept.
+            let learned = all
+                .iter()
+                .find(|n| {
+                    n.name == spec.name
+                        && n.external
+                            .as_ref()
+                            .is_some_and(|e| e.host_if == spec.host_if)
+                })
+                .map(|n| (n.subnet, n.gateway));
+            let (subnet, gateway) = match (spec.gateway, learned) {
+                (Some(gw), _) => (
+                    Ipv4Net::new(gw, spec.prefix)
+                        .map_err(|e| internal("container network", e))?
+                        .trunc(),
+                    gw,
+                ),
+                (None, Some(known)) => known,
+                (None, None) => (Ipv4Net::default(), Ipv4Addr::UNSPECIFIED),
+            };
             if let Some(n) = all.iter_mut().find(|n| n.name == spec.name) {
                 n.subnet = subnet;
-                n.gateway = spec.gateway;
+                n.gateway = gateway;
                 n.bridge = spec.host_if.clone();
                 n.driver = "external".into();
                 n.external = Some(spec.clone());
@@ -182,7 +210,7 @@ impl NetworkService {
                     name: spec.name.clone(),
                     driver: "external".into(),
                     subnet,
-                    gateway: spec.gateway,
+                    gateway,
                     bridge: spec.host_if.clone(),
                     internal: false,
                     labels: HashMap::new(),
@@ -191,6 +219,34 @@ impl NetworkService {
                 });
             }
         }
+        self.save(&all)
+    }
+
+    /// A DHCP-addressed container network without a configured gateway takes the subnet and
+    /// router of a lease its server gave (one server per segment: every container's lease
+    /// says the same), so `docker network inspect` and a container's inspect show them.
+    pub(crate) fn learn_from_lease(
+        &self,
+        name: &str,
+        subnet: Ipv4Net,
+        router: Option<Ipv4Addr>,
+    ) -> Result<(), EngineError> {
+        let mut all = self
+            .networks
+            .lock()
+            .map_err(|_| internal("networks", "poisoned"))?;
+        let Some(n) = all
+            .iter_mut()
+            .find(|n| n.name == name && n.external.as_ref().is_some_and(|e| e.gateway.is_none()))
+        else {
+            return Ok(());
+        };
+        let gateway = router.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        if n.subnet == subnet && n.gateway == gateway {
+            return Ok(());
+        }
+        n.subnet = subnet;
+        n.gateway = gateway;
         self.save(&all)
     }
 
@@ -437,19 +493,32 @@ impl NetworkService {
         nat::apply(None, &nat::render(&self.table(), &nets, ports))
             .map_err(|e| internal("cannot apply the VCH's firewall rules", e))?;
         for n in &nets {
-            link::allow_loopback(&n.bridge)
+            link::harden_bridge(&n.bridge)
                 .map_err(|e| internal(&format!("bridge {}", n.bridge), e))?;
         }
         Ok(())
+    }
+
+    /// Whether the VCH's table still guards its bridges. When it is gone (the host's ruleset
+    /// was flushed, as a firewall reload does), the bridges stop carrying loopback addresses
+    /// at once, before anything else: without the table a container could reach the host's
+    /// loopback services through them. The caller then renders the table again.
+    pub fn table_guards(&self) -> bool {
+        if !self.ready.load(std::sync::atomic::Ordering::Acquire)
+            || nat::table_present(&self.table())
+        {
+            return true;
+        }
+        for n in self.list().iter().filter(|n| n.is_bridge()) {
+            link::forbid_loopback(&n.bridge);
+        }
+        false
     }
 
     /// Removes the table and bridges of the VCH whose state folder is `state_dir` (for
     /// `vic-machine delete`, with the endpoint stopped).
     pub fn teardown(state_dir: &Path, tag: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(e) = nat::delete_table(&format!("vic_{tag}")) {
-            problems.push(e.to_string());
-        }
         let nets: Vec<NetworkRecord> = std::fs::read(state_dir.join("networks.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -466,14 +535,23 @@ impl NetworkService {
                 Err(e) => problems.push(e.to_string()),
             }
         }
+        // The bridges go before the table that guards them (it drops what they send to the
+        // host's loopback addresses), and stop carrying loopback addresses first of all.
         // Never a container network's: that interface is the host's.
-        for n in nets.into_iter().filter(NetworkRecord::is_bridge) {
+        let bridges: Vec<_> = nets.into_iter().filter(NetworkRecord::is_bridge).collect();
+        for n in &bridges {
+            link::forbid_loopback(&n.bridge);
+        }
+        for n in &bridges {
             if let Err(e) = forward::remove_bridge(&n.bridge, &format!("vic_{tag}")) {
                 problems.push(e.to_string());
             }
             if let Err(e) = link::remove_link(&n.bridge) {
                 problems.push(e.to_string());
             }
+        }
+        if let Err(e) = nat::delete_table(&format!("vic_{tag}")) {
+            problems.push(e.to_string());
         }
         problems
     }

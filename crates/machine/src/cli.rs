@@ -236,17 +236,19 @@ pub(crate) struct ContainerNetworkArgs {
     /// `docker run --net alias` puts a container on it
     #[arg(long, visible_alias = "cn")]
     pub(crate) container_network: Vec<String>,
-    /// Gateway of a container network, as alias:GW/PREFIX
+    /// Gateway of a container network, as NET:GW/PREFIX (NET: its alias or host interface;
+    /// optional on a network addressed by DHCP)
     #[arg(long, visible_alias = "cng")]
     pub(crate) container_network_gateway: Vec<String>,
-    /// Addresses handed to containers on a container network, as alias:CIDR,
-    /// alias:a.b.c.d-a.b.c.e or alias:a.b.c.d-N (repeatable)
+    /// Addresses handed to containers on a container network, as NET:CIDR,
+    /// NET:a.b.c.d-a.b.c.e or NET:a.b.c.d-N (repeatable); without any, containers get their
+    /// addresses by DHCP from the network
     #[arg(long, visible_alias = "cnr")]
     pub(crate) container_network_ip_range: Vec<String>,
-    /// DNS server for containers on a container network, as alias:IP (repeatable)
+    /// DNS server for containers on a container network, as NET:IP (repeatable)
     #[arg(long, visible_alias = "cnd")]
     pub(crate) container_network_dns: Vec<String>,
-    /// Firewall trust level of a container network, as alias:LEVEL (closed, outbound,
+    /// Firewall trust level of a container network, as NET:LEVEL (closed, outbound,
     /// published (default), open, peers)
     #[arg(long, visible_alias = "cnf")]
     pub(crate) container_network_firewall: Vec<String>,
@@ -306,8 +308,8 @@ pub(crate) struct ConfigureArgs {
     /// do not verify client certificates); signed-in sessions end
     #[arg(long)]
     pub(crate) reset_admin_password: bool,
-    /// New firewall trust level of a container network, as alias:LEVEL (running containers
-    /// get the new rules at once)
+    /// New firewall trust level of a container network, as NET:LEVEL, NET its alias or host
+    /// interface (running containers get the new rules at once)
     #[arg(long, visible_alias = "cnf")]
     pub(crate) container_network_firewall: Vec<String>,
     #[command(flatten)]

@@ -158,6 +158,9 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a subreaper: {e}"))?;
     let files = a.files();
+    // Keeps the container's DHCP lease from now on; dropped (released) before the exit is
+    // recorded, and on every early return (a failed create) too.
+    let lease = a.dhcp.as_ref().map(|_| LeaseKeeper::start(&files));
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -318,12 +321,46 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     }
     delete_reaping(runc(&["delete", "--force", &a.id]));
     remove_cgroups(&cgroups);
+    // Released before the exit is recorded: once `docker stop` returns, the address is back
+    // with its server.
+    drop(lease);
     files
         .write_exit(&ExitRecord {
             code,
             finished: now(),
         })
         .map_err(|e| format!("cannot record the exit status: {e}"))
+}
+
+/// The thread that keeps the container's DHCP lease (`vic_net::dhcp::socket::hold`); dropping
+/// it releases the lease and waits until that is done.
+struct LeaseKeeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaseKeeper {
+    fn start(files: &MonitorFiles) -> Self {
+        let holding = vic_net::dhcp::socket::Holding {
+            netns: files.netns(),
+            lease_file: files.dhcp_lease(),
+        };
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || vic_net::dhcp::socket::hold(&holding, &stopped));
+        Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Makes the container's cgroup (`<hierarchy>/<id>`, runsc's own path for it) in every

@@ -132,8 +132,17 @@ pub struct PortRule {
 }
 
 /// The table for a container at `level` on interface `iface`, as an `nft -f` script that
-/// replaces any previous version in one transaction.
-pub fn render(level: TrustLevel, iface: &str, ports: &[PortRule], peers: &[IpRange]) -> String {
+/// replaces any previous version in one transaction. `dhcp`: the interface is addressed by
+/// DHCP, so the client's exchanges pass at every level (as VIC let udp 67/68 through on the
+/// interface): without them a closed container would lose its address at renewal, and no
+/// conntrack entry matches a server's broadcast answer.
+pub fn render(
+    level: TrustLevel,
+    iface: &str,
+    ports: &[PortRule],
+    peers: &[IpRange],
+    dhcp: bool,
+) -> String {
     let mut s = String::from("table inet vic\ndelete table inet vic\ntable inet vic {\n");
     let redirects = !matches!(level, TrustLevel::Closed | TrustLevel::Outbound);
     let redirected: Vec<&PortRule> = ports.iter().filter(|p| p.host != p.container).collect();
@@ -153,6 +162,12 @@ pub fn render(level: TrustLevel, iface: &str, ports: &[PortRule], peers: &[IpRan
         s.push_str("  }\n");
     }
     filter_chain(&mut s, "input", level == TrustLevel::Open, "iif");
+    if dhcp && level != TrustLevel::Open {
+        let _ = writeln!(
+            s,
+            "    iifname \"{iface}\" udp sport 67 udp dport 68 accept"
+        );
+    }
     if level != TrustLevel::Closed {
         s.push_str("    ct state established,related accept\n");
     }
@@ -189,6 +204,12 @@ pub fn render(level: TrustLevel, iface: &str, ports: &[PortRule], peers: &[IpRan
     }
     s.push_str("  }\n");
     filter_chain(&mut s, "output", level != TrustLevel::Closed, "oif");
+    if dhcp && level == TrustLevel::Closed {
+        let _ = writeln!(
+            s,
+            "    oifname \"{iface}\" udp sport 68 udp dport 67 accept"
+        );
+    }
     s.push_str("  }\n");
     s.push_str("}\n");
     s
@@ -249,7 +270,7 @@ mod tests {
 
     #[test]
     fn closed_lets_nothing_but_loopback() {
-        let s = render(TrustLevel::Closed, "eth0", &ports(), &[]);
+        let s = render(TrustLevel::Closed, "eth0", &ports(), &[], false);
         assert!(s.contains("policy drop;\n    iif \"lo\" accept\n  }"));
         assert!(s.contains("output {\n    type filter hook output priority filter; policy drop;"));
         assert!(!s.contains("established") && !s.contains("redirect") && !s.contains("dport"));
@@ -257,7 +278,7 @@ mod tests {
 
     #[test]
     fn outbound_allows_egress_and_replies_only() {
-        let s = render(TrustLevel::Outbound, "eth0", &[], &[]);
+        let s = render(TrustLevel::Outbound, "eth0", &[], &[], false);
         assert!(s.contains("ct state established,related accept"));
         assert!(s.contains("hook output priority filter; policy accept;"));
         assert!(!s.contains("echo-request"));
@@ -265,7 +286,7 @@ mod tests {
 
     #[test]
     fn published_accepts_ping_and_its_ports_and_redirects() {
-        let s = render(TrustLevel::Published, "eth0", &ports(), &[]);
+        let s = render(TrustLevel::Published, "eth0", &ports(), &[], false);
         assert!(s.contains("iifname \"eth0\" icmp type echo-request accept"));
         assert!(s.contains("iifname \"eth0\" tcp dport 80 accept"));
         assert!(s.contains("iifname \"eth0\" udp dport 53 accept"));
@@ -280,17 +301,39 @@ mod tests {
             IpRange::parse("198.51.100.64/26").unwrap(),
             IpRange::parse("203.0.113.7-7").unwrap(),
         ];
-        let s = render(TrustLevel::Peers, "eth0", &[], &r);
+        let s = render(TrustLevel::Peers, "eth0", &[], &r, false);
         assert!(s.contains("ip saddr { 198.51.100.64-198.51.100.127, 203.0.113.7 } accept"));
-        let none = render(TrustLevel::Peers, "eth0", &[], &[]);
+        let none = render(TrustLevel::Peers, "eth0", &[], &[], false);
         assert!(!none.contains("saddr"));
         assert!(none.contains("hook input priority filter; policy drop;"));
     }
 
     #[test]
     fn open_accepts_everything() {
-        let s = render(TrustLevel::Open, "eth0", &ports(), &[]);
+        let s = render(TrustLevel::Open, "eth0", &ports(), &[], false);
         assert!(s.contains("hook input priority filter; policy accept;"));
         assert!(s.contains("redirect to :80"));
+    }
+
+    #[test]
+    fn dhcp_passes_at_every_level() {
+        for level in [
+            TrustLevel::Closed,
+            TrustLevel::Outbound,
+            TrustLevel::Published,
+            TrustLevel::Peers,
+        ] {
+            let s = render(level, "eth0", &[], &[], true);
+            assert!(
+                s.contains("iifname \"eth0\" udp sport 67 udp dport 68 accept"),
+                "{level}"
+            );
+            let without = render(level, "eth0", &[], &[], false);
+            assert!(!without.contains("sport 67"), "{level}");
+        }
+        let closed = render(TrustLevel::Closed, "eth0", &[], &[], true);
+        assert!(closed.contains("oifname \"eth0\" udp sport 68 udp dport 67 accept"));
+        let open = render(TrustLevel::Open, "eth0", &[], &[], true);
+        assert!(!open.contains("sport 67"));
     }
 }

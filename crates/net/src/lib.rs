@@ -1,13 +1,15 @@
 //! Container networking for a VCH: address management ([`ipam`]), network namespaces pinned as
 //! files ([`netns`]), veth links into bridges ([`link`], through iproute2), and the VCH's
 //! nftables table for outbound NAT and published ports ([`nat`], rendered by a pure function),
-//! and the host-wide record of bridge subnets that keeps VCHs apart ([`leases`]).
+//! the host-wide record of bridge subnets that keeps VCHs apart ([`leases`]), and the DHCP
+//! client of containers on a container network without ranges ([`dhcp`]).
 //!
 //! Invariant: rules are always rendered whole from state and applied in one transaction;
 //! nothing edits the kernel's rules incrementally.
 
 pub use ipnet;
 
+pub mod dhcp;
 pub mod firewall;
 pub mod forward;
 pub mod host;

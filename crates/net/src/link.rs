@@ -33,13 +33,40 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, subnet: Ipv4Net) -> Result<(
     ip_batch(None, &script)
 }
 
-/// Lets bridge `name` carry loopback addresses (`route_localnet`): ports published on a
-/// loopback address are reached from the host through the bridge from a loopback source.
-/// Only once the VCH's table is in place, which drops everything else a bridge sends to a
-/// loopback address (without it, a container could reach the host's loopback services).
-pub fn allow_loopback(name: &str) -> Result<(), NetError> {
-    let knob = format!("/proc/sys/net/ipv4/conf/{name}/route_localnet");
-    std::fs::write(&knob, "1").map_err(|e| NetError::System(format!("cannot set {knob}: {e}")))
+/// Sets bridge `name`'s kernel knobs for a VCH:
+/// - `route_localnet`: ports published on a loopback address are reached from the host
+///   through the bridge from a loopback source. Only once the VCH's table is in place,
+///   which drops everything else a bridge sends to or from a loopback address (without it, a
+///   container could reach the host's loopback services);
+/// - strict `rp_filter`: a container cannot pass for an address behind another interface
+///   (another network's, another VCH's);
+/// - no IPv6 router advertisements or autoconfiguration: a container's advertisement must
+///   never become the host's IPv6 route (CVE-2020-13401's pattern).
+pub fn harden_bridge(name: &str) -> Result<(), NetError> {
+    for (knob, value) in [
+        (format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "1"),
+        (format!("/proc/sys/net/ipv6/conf/{name}/accept_ra"), "0"),
+        (format!("/proc/sys/net/ipv6/conf/{name}/autoconf"), "0"),
+        (
+            format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+            "1",
+        ),
+    ] {
+        match std::fs::write(&knob, value) {
+            // A kernel without IPv6 has no IPv6 knobs, and needs none.
+            Err(e) if knob.contains("/ipv6/") && e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(|e| NetError::System(format!("cannot set {knob}: {e}")))?,
+        }
+    }
+    Ok(())
+}
+
+/// Turns `route_localnet` off on bridge `name` (before the table that guards it goes).
+pub fn forbid_loopback(name: &str) {
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+        "0",
+    );
 }
 
 /// Removes link `name` (a bridge, or a veth and its peer); a missing one is not an error.
@@ -68,7 +95,9 @@ pub struct Attachment<'a> {
     pub host_if: &'a str,
     /// The container's end.
     pub container_if: &'a str,
-    pub address: Ipv4Addr,
+    /// `None` on a network addressed by DHCP: the interface comes up unaddressed and the
+    /// lease addresses it ([`address`]).
+    pub address: Option<Ipv4Addr>,
     pub subnet: Ipv4Net,
     /// `None` on an internal network: no default route.
     pub gateway: Option<Ipv4Addr>,
@@ -137,19 +166,45 @@ fn configure_inside(a: &Attachment<'_>, from: Option<&str>) -> Result<(), NetErr
         inside.push_str(&format!("link set {tmp} name {}\n", a.container_if));
     }
     inside.push_str(&format!(
-        "link set {cont} address {mac}\n\
-         addr add {addr}/{prefix} dev {cont}\n\
-         link set {cont} up\n",
+        "link set {cont} address {mac}\n",
         cont = a.container_if,
         mac = a.mac,
-        addr = a.address,
-        prefix = a.subnet.prefix_len(),
     ));
-    if let Some(gw) = a.gateway {
+    if let Some(addr) = a.address {
+        inside.push_str(&format!(
+            "addr add {addr}/{prefix} dev {cont}\n",
+            cont = a.container_if,
+            prefix = a.subnet.prefix_len(),
+        ));
+    }
+    inside.push_str(&format!("link set {} up\n", a.container_if));
+    if let Some(gw) = a.gateway.filter(|_| a.address.is_some()) {
         inside.push_str(&format!(
             "route add default via {gw} dev {}\n",
             a.container_if
         ));
     }
     ip_batch(Some(a.netns), &inside)
+}
+
+/// Addresses interface `iface` in the namespace at `netns` as DHCP leased it: its address
+/// alone (`flush` first: a new lease replaces the old one) and, with a router, the default
+/// route through it.
+pub fn address(
+    netns: &Path,
+    iface: &str,
+    address: Ipv4Addr,
+    prefix: u8,
+    router: Option<Ipv4Addr>,
+) -> Result<(), NetError> {
+    let mut script = format!("addr flush dev {iface}\naddr add {address}/{prefix} dev {iface}\n");
+    if let Some(gw) = router {
+        script.push_str(&format!("route replace default via {gw} dev {iface}\n"));
+    }
+    ip_batch(Some(netns), &script)
+}
+
+/// Takes every address off `iface` in the namespace at `netns` (a released lease's).
+pub fn unaddress(netns: &Path, iface: &str) -> Result<(), NetError> {
+    ip_batch(Some(netns), &format!("addr flush dev {iface}\n"))
 }

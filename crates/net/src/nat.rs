@@ -91,12 +91,15 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
         );
     }
     s.push_str("  }\n");
+    // From the wire and from containers, never to a loopback address: a port published
+    // there is the host's own (rewritten before routing, such a packet would slip past the
+    // kernel's refusal of loopback destinations from outside).
     s.push_str(
-        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish\n  }\n",
     );
     // Connections from this host to its own addresses, loopback ones too: those leave
     // through a bridge from a loopback source, which the bridges allow (`route_localnet`,
-    // see `link::allow_loopback`) and which is masqueraded below.
+    // see `link::harden_bridge`) and which is masqueraded below.
     s.push_str(
         "  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump publish\n  }\n",
     );
@@ -123,14 +126,14 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
         );
     }
     s.push_str("  }\n");
-    // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies to
-    // the host's own connections may use that: a container never reaches the host's
-    // loopback services.
+    // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies of
+    // the host's own connections to published loopback ports (DNATed ones) may use that: a
+    // container never reaches the host's loopback services, nor passes for one of them.
     s.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
     for n in nets {
         let _ = writeln!(
             s,
-            "    iifname \"{br}\" ip daddr 127.0.0.0/8 ct state != {{ established, related }} drop",
+            "    iifname \"{br}\" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop\n    iifname \"{br}\" ip saddr 127.0.0.0/8 ct status & dnat == 0 drop",
             br = n.bridge
         );
     }
@@ -153,7 +156,8 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
         }
     }
     // Other VCHs' bridges (every VCH's are `vb…`) neither reach nor are reached from this
-    // VCH's, but through the ports they publish (a connection DNATed on the way).
+    // VCH's, but through the ports they publish (a connection DNATed on the way); and no
+    // container sends anything on from a loopback source.
     if !nets.is_empty() {
         let own = nets
             .iter()
@@ -162,7 +166,7 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
             .join(", ");
         let _ = writeln!(
             s,
-            "    iifname {{ {own} }} oifname \"{BRIDGE_PREFIX}*\" oifname != {{ {own} }} ct status & dnat == 0 drop\n    oifname {{ {own} }} iifname \"{BRIDGE_PREFIX}*\" iifname != {{ {own} }} ct status & dnat == 0 drop"
+            "    iifname {{ {own} }} oifname \"{BRIDGE_PREFIX}*\" oifname != {{ {own} }} ct status & dnat == 0 drop\n    oifname {{ {own} }} iifname \"{BRIDGE_PREFIX}*\" iifname != {{ {own} }} ct status & dnat == 0 drop\n    iifname {{ {own} }} ip saddr 127.0.0.0/8 drop"
         );
     }
     s.push_str("  }\n}\n");
@@ -173,6 +177,16 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
 /// when given.
 pub fn apply(netns: Option<&std::path::Path>, script: &str) -> Result<(), NetError> {
     crate::run_with_input(netns, "nft", &["-f", "-"], script, "nftables")
+}
+
+/// Whether table `name` is in the kernel (`false` also when nft cannot say).
+pub fn table_present(name: &str) -> bool {
+    std::process::Command::new("nft")
+        .args(["list", "table", "ip", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Removes table `name` (a missing one is not an error).
@@ -224,16 +238,18 @@ mod tests {
         assert!(s.starts_with("table ip vic_t\ndelete table ip vic_t\n"));
         assert!(s.contains("ip daddr 198.51.100.1 tcp dport 8080 dnat to 172.16.0.2:80"));
         assert!(s.contains("    udp dport 53 dnat to 172.16.0.3:5353"));
-        assert!(s.contains("fib daddr type local jump publish"));
+        // Never from outside to a loopback address (CVE-2020-8558's pattern).
+        assert!(s.contains(
+            "type nat hook prerouting priority dstnat; policy accept;\n    ip daddr != 127.0.0.0/8 fib daddr type local jump publish"
+        ));
         // The host's own connections reach loopback ports too, and leave masqueraded...
         assert!(s.contains(
             "chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump publish"
         ));
         assert!(s.contains("oifname \"vb1\" ip saddr 127.0.0.0/8 masquerade"));
         // ...while a container's own packets to loopback addresses never reach the host.
-        assert!(s.contains(
-            "iifname \"vb1\" ip daddr 127.0.0.0/8 ct state != { established, related } drop"
-        ));
+        assert!(s.contains("iifname \"vb1\" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"));
+        assert!(s.contains("iifname \"vb1\" ip saddr 127.0.0.0/8 ct status & dnat == 0 drop"));
     }
 
     #[test]

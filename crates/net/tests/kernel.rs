@@ -82,7 +82,7 @@ fn every_firewall_level_is_accepted_by_nft() {
         TrustLevel::Open,
         TrustLevel::Peers,
     ] {
-        nat::apply(Some(&p), &render(level, "eth0", &ports, &peers))
+        nat::apply(Some(&p), &render(level, "eth0", &ports, &peers, false))
             .unwrap_or_else(|e| panic!("{level}: {e}"));
     }
     let out = in_ns(&p, "nft list table inet vic");

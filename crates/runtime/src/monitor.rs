@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::ShortPath;
 
 /// How the endpoint starts a monitor: `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID]
-/// RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
+/// [--dhcp=IFACE] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     /// The container has a terminal (runc's console socket hands the master to the monitor).
@@ -25,6 +25,10 @@ pub struct MonitorConfig {
     /// [`MonitorFiles::userns`]), whose root is this host id: gVisor's runsc, which cannot be
     /// handed a user namespace.
     pub sandbox_owner: Option<u32>,
+    /// The container's interface holds a DHCP lease ([`MonitorFiles::dhcp_lease`], in the
+    /// namespace pinned at [`MonitorFiles::netns`]): the monitor renews it while the
+    /// container runs, the endpoint up or not, and releases it when the container exits.
+    pub dhcp: Option<String>,
     /// The OCI runtime binary.
     pub runtime: PathBuf,
     /// The runtime's state root (one per VCH).
@@ -37,7 +41,7 @@ pub struct MonitorConfig {
     pub state: PathBuf,
 }
 
-const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
 
 impl MonitorConfig {
     /// The monitor's command-line arguments.
@@ -51,6 +55,9 @@ impl MonitorConfig {
         }
         if let Some(owner) = self.sandbox_owner {
             args.push(format!("--sandbox-userns={owner}").into());
+        }
+        if let Some(iface) = &self.dhcp {
+            args.push(format!("--dhcp={iface}").into());
         }
         args.push(self.runtime.clone().into());
         args.push(self.runtime_root.clone().into());
@@ -70,6 +77,7 @@ impl MonitorConfig {
             tty: false,
             stdin: false,
             sandbox_owner: None,
+            dhcp: None,
             runtime: runtime.into(),
             runtime_root: runtime_root.into(),
             id,
@@ -80,14 +88,18 @@ impl MonitorConfig {
             match f.as_str() {
                 "--tty" => config.tty = true,
                 "--stdin" => config.stdin = true,
-                _ => match f.strip_prefix("--sandbox-userns=") {
-                    Some(v) => {
+                _ => {
+                    if let Some(v) = f.strip_prefix("--sandbox-userns=") {
                         config.sandbox_owner = Some(v.parse().map_err(|_| {
                             format!("{f}: expected --sandbox-userns=ID (a host user id)")
                         })?);
+                    } else if let Some(iface) = f.strip_prefix("--dhcp=").filter(|i| !i.is_empty())
+                    {
+                        config.dhcp = Some(iface.to_owned());
+                    } else {
+                        return Err(format!("unknown flag {f}; {USAGE}"));
                     }
-                    None => return Err(format!("unknown flag {f}; {USAGE}")),
-                },
+                }
             }
         }
         Ok(config)
@@ -282,6 +294,18 @@ impl MonitorFiles {
         self.dir.join("monitor.err")
     }
 
+    /// The container's pinned network namespace.
+    pub fn netns(&self) -> PathBuf {
+        self.dir.join("netns")
+    }
+
+    /// The DHCP lease of the container's interface (JSON), while it holds one: written by the
+    /// endpoint when the container's network is set up, by the monitor at each renewal, and
+    /// removed once the lease is released.
+    pub fn dhcp_lease(&self) -> PathBuf {
+        self.dir.join("dhcp-lease.json")
+    }
+
     /// The user namespace a sandboxed runtime runs in (see [`MonitorConfig::sandbox_owner`]).
     pub fn userns(&self) -> PathBuf {
         self.dir.join("userns")
@@ -359,6 +383,7 @@ mod tests {
             tty: true,
             stdin: false,
             sandbox_owner: Some(231_072),
+            dhcp: None,
             runtime: "/usr/bin/runsc".into(),
             runtime_root: "/var/lib/vic/v/runtime".into(),
             id: "abc".into(),
@@ -375,6 +400,9 @@ mod tests {
         c.tty = false;
         c.stdin = true;
         c.sandbox_owner = None;
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.dhcp = Some("eth0".into());
+        assert!(args(&c).contains(&"--dhcp=eth0".to_owned()));
         assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
         let with = |flag: &str| {
             let mut a = args(&c);

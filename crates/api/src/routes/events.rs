@@ -1,5 +1,5 @@
 //! `GET /events` (`docker events`): past events from `since`, then live ones until `until`,
-//! filtered by type, event, container, image, volume and label.
+//! filtered by type, event, container, image, volume, network and label.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -16,7 +16,15 @@ use super::Shared;
 use super::filters::{label_matches, parse_filters, timestamp};
 use crate::ApiError;
 
-const FILTERS: &[&str] = &["type", "event", "container", "image", "volume", "label"];
+const FILTERS: &[&str] = &[
+    "type",
+    "event",
+    "container",
+    "image",
+    "volume",
+    "network",
+    "label",
+];
 
 fn matches(e: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
     filters.iter().all(|(key, wanted)| {
@@ -34,6 +42,14 @@ fn matches(e: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
                         && (e.id == *w || e.attributes.get("name").is_some_and(|n| n == w)))
             }
             "volume" => e.kind == "volume" && e.id == *w,
+            // Docker's `fuzzyMatchName`: the network's ID or name, in full or a prefix of it.
+            "network" => {
+                e.kind == "network"
+                    && (e.id.starts_with(w.as_str())
+                        || e.attributes
+                            .get("name")
+                            .is_some_and(|n| n.starts_with(w.as_str())))
+            }
             "label" => label_matches(w, |k| e.attributes.get(k).map(String::as_str)),
             _ => false,
         })
@@ -132,6 +148,16 @@ mod tests {
         assert!(matches(&e, &f("event", "start")));
         assert!(!matches(&e, &f("type", "image")));
         assert!(!matches(&e, &f("event", "die")));
+        assert!(!matches(&e, &f("network", "abc")));
+        let connect = Event::new("network", "connect", "0f3e9a")
+            .with("name", "backend")
+            .with("container", "abc123");
+        assert!(matches(&connect, &f("network", "backend")));
+        assert!(matches(&connect, &f("network", "back")));
+        assert!(matches(&connect, &f("network", "0f3e")));
+        assert!(!matches(&connect, &f("network", "front")));
+        assert!(!matches(&connect, &f("network", "abc")));
+        assert!(matches(&connect, &f("type", "network")));
         let exec = Event::new("container", "exec_create: sh -c true", "abc");
         assert!(matches(&exec, &f("event", "exec_create")));
         let m = message(&e);

@@ -54,6 +54,78 @@ pub(crate) fn check_keys(
     }
 }
 
+/// How large a client's expression may grow once compiled: the filter comes from the client,
+/// and a pattern such as `a{1000}{1000}` must not take the endpoint's memory.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// The values of a filter that Docker matches as regular expressions (`name` in `ps`,
+/// `network ls` and `volume ls`, `id` in `network ls`): a string matches when it equals a
+/// value or a value's expression finds it anywhere in it, unanchored (moby's
+/// `filters.Args.Match`). `None` when the filter is not given: everything matches.
+pub(crate) struct Patterns {
+    exact: Vec<String>,
+    regexes: Vec<regex::Regex>,
+}
+
+impl Patterns {
+    /// The values of filter `key`, compiled; an expression that does not compile is refused
+    /// (Docker would silently match nothing, which hides the typo from the user).
+    pub(crate) fn of(
+        filters: &BTreeMap<String, Vec<String>>,
+        key: &str,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(values) = filters.get(key) else {
+            return Ok(None);
+        };
+        let regexes = values
+            .iter()
+            .map(|v| {
+                regex::RegexBuilder::new(v)
+                    .size_limit(PATTERN_SIZE_LIMIT)
+                    .dfa_size_limit(PATTERN_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        ApiError::BadRequest(format!(
+                            "invalid filter '{key}={v}': error parsing regexp: {}",
+                            regex_reason(&e)
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Self {
+            exact: values.clone(),
+            regexes,
+        }))
+    }
+
+    /// Whether `s` equals one of the values or one of their expressions finds it.
+    pub(crate) fn matches(&self, s: &str) -> bool {
+        self.exact.iter().any(|v| v == s) || self.regexes.iter().any(|r| r.is_match(s))
+    }
+}
+
+/// Whether `patterns` (absent: no filter) accept any of `candidates`.
+pub(crate) fn pattern_matches(patterns: Option<&Patterns>, candidates: &[&str]) -> bool {
+    patterns.is_none_or(|p| candidates.iter().any(|c| p.matches(c)))
+}
+
+/// The one line of the regex crate's error that says what is wrong (its message otherwise
+/// draws the pattern and a caret over several lines).
+fn regex_reason(e: &regex::Error) -> String {
+    match e {
+        regex::Error::CompiledTooBig(limit) => {
+            format!("expression too large (over {limit} bytes compiled)")
+        }
+        other => {
+            let text = other.to_string();
+            text.lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("error: "))
+                .map_or_else(|| text.clone(), str::to_owned)
+        }
+    }
+}
+
 /// A `label=` value against labels looked up with `get`: `key` (present) or `key=value`.
 pub(crate) fn label_matches<'a>(want: &str, get: impl Fn(&str) -> Option<&'a str>) -> bool {
     match want.split_once('=') {
@@ -181,6 +253,42 @@ mod tests {
         assert_eq!(f["dangling"], vec!["false"]);
         assert!(check_keys(&f, &["reference", "dangling"]).is_ok());
         assert!(check_keys(&f, &["reference"]).is_err());
+    }
+
+    #[test]
+    fn patterns_match_as_docker_regexps() {
+        let f = |v: &[&str]| {
+            BTreeMap::from([(
+                "name".to_owned(),
+                v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )])
+        };
+        let p = |v: &[&str]| Patterns::of(&f(v), "name").unwrap().unwrap();
+        // Unanchored: a plain value is a substring test.
+        assert!(p(&["web"]).matches("/myweb"));
+        assert!(p(&["^/web$"]).matches("/web"));
+        assert!(!p(&["^/web$"]).matches("/web2"));
+        assert!(!p(&["^/web$"]).matches("/myweb"));
+        // Any value may match.
+        assert!(p(&["^db$", "^web$"]).matches("web"));
+        assert!(p(&["(?i)^WEB"]).matches("web"));
+        // Equal to the value counts even where the expression would not find it.
+        assert!(p(&["a+b"]).matches("a+b"));
+        assert!(pattern_matches(None, &["x"]));
+        assert!(pattern_matches(Some(&p(&["^net$"])), &["other", "net"]));
+        assert!(!pattern_matches(Some(&p(&["^net$"])), &["net2"]));
+        assert!(Patterns::of(&BTreeMap::new(), "name").unwrap().is_none());
+        let Err(ApiError::BadRequest(msg)) = Patterns::of(&f(&["["]), "name") else {
+            panic!("an unclosed class compiled");
+        };
+        assert_eq!(
+            msg,
+            "invalid filter 'name=[': error parsing regexp: unclosed character class"
+        );
+        let Err(ApiError::BadRequest(msg)) = Patterns::of(&f(&["(a{1000}){1000}"]), "name") else {
+            panic!("a huge expression compiled");
+        };
+        assert!(msg.contains("too large"), "{msg}");
     }
 
     #[test]

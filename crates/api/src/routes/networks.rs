@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde_json::Value;
 use vic_docker_api::{
     ConfigReference, Ipam, IpamConfig, Network, NetworkConnectBody, NetworkContainer,
     NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
@@ -14,6 +13,7 @@ use vic_docker_api::{
 use vic_engine::{ContainerService, EngineError, NetworkRecord};
 
 use super::Shared;
+use super::filters::{Patterns, check_keys, label_matches, parse_filters, pattern_matches};
 use crate::ApiError;
 
 /// A network as `docker network ls/inspect` shows it, with the running containers on it.
@@ -111,53 +111,76 @@ fn none_network(state: &Shared) -> Network {
     }
 }
 
-/// `NetworkList`: `GET /networks` with `filters` name, id, driver, label, type.
+/// The filters `docker network ls` may use (Docker's, but for swarm's).
+const LIST_FILTERS: &[&str] = &["name", "id", "driver", "label", "scope", "type", "dangling"];
+
+/// `NetworkList`: `GET /networks` with `filters` as Docker's `FilterNetworks` reads them:
+/// `name` and `id` regular expressions, `driver` and `scope` exact, every `label`, `dangling`
+/// (unused and not built in) and `type` (`builtin` or `custom`, either matching).
 pub(crate) async fn network_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Network>>, ApiError> {
-    let filters: HashMap<String, Value> = match q.get("filters").filter(|f| !f.is_empty()) {
-        Some(f) => serde_json::from_str(f)
-            .map_err(|e| ApiError::BadRequest(format!("invalid filters: {e}")))?,
-        None => HashMap::new(),
-    };
-    let values = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Object(m) => m.keys().cloned().collect(),
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
+    let filters = parse_filters(q.get("filters"))?;
+    check_keys(&filters, LIST_FILTERS)?;
+    let names = Patterns::of(&filters, "name")?;
+    let ids = Patterns::of(&filters, "id")?;
+    let dangling = match filters.get("dangling").map(Vec::as_slice) {
+        None => None,
+        Some([v]) if v == "1" || v == "true" => Some(true),
+        Some([v]) if v == "0" || v == "false" => Some(false),
+        Some([_]) => {
+            return Err(ApiError::BadRequest(
+                r#"invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")"#
+                    .into(),
+            ));
         }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                r#"got more than one value for filter key "dangling""#.into(),
+            ));
+        }
+    };
+    if let Some(bad) = filters
+        .get("type")
+        .into_iter()
+        .flatten()
+        .find(|t| *t != "builtin" && *t != "custom")
+    {
+        return Err(ApiError::BadRequest(format!(
+            "invalid filter: 'type'='{bad}'"
+        )));
+    }
+    let wants = |key: &str, test: &dyn Fn(&String) -> bool| {
+        filters.get(key).is_none_or(|vs| vs.iter().any(test))
     };
     let records = state.networks.list();
+    // Built in: what the VCH made rather than a user (`bridge`, `none`, the container
+    // networks an administrator configured), which `docker network rm` cannot remove.
     let all = records
         .iter()
-        .map(|n| network(&state, n))
-        .chain(std::iter::once(none_network(&state)));
-    let mut out = Vec::new();
-    for n in all {
-        let mut keep = true;
-        for (key, v) in &filters {
-            let wanted = values(v);
-            keep &= match key.as_str() {
-                "name" => wanted.iter().any(|w| n.name.contains(w.as_str())),
-                "id" => wanted.iter().any(|w| n.id.starts_with(w.as_str())),
-                "driver" => wanted.contains(&n.driver),
-                "type" => wanted.iter().any(|w| w == "builtin"),
-                "label" => wanted.iter().all(|w| {
-                    super::filters::label_matches(w, |k| n.labels.get(k).map(String::as_str))
-                }),
-                other => {
-                    return Err(ApiError::BadRequest(format!("invalid filter '{other}'")));
-                }
-            };
-        }
-        if keep {
-            out.push(n);
-        }
-    }
+        .map(|n| {
+            (
+                network(&state, n),
+                n.name == vic_engine::DEFAULT_NETWORK || !n.is_bridge(),
+            )
+        })
+        .chain(std::iter::once((none_network(&state), true)));
+    let out = all
+        .filter(|(n, builtin)| {
+            pattern_matches(names.as_ref(), &[&n.name])
+                && pattern_matches(ids.as_ref(), &[&n.id])
+                && wants("driver", &|w| *w == n.driver)
+                && wants("scope", &|w| *w == n.scope)
+                && filters.get("label").is_none_or(|ls| {
+                    ls.iter()
+                        .all(|w| label_matches(w, |k| n.labels.get(k).map(String::as_str)))
+                })
+                && dangling.is_none_or(|d| d == (!builtin && n.containers.is_empty()))
+                && wants("type", &|w| (w == "builtin") == *builtin)
+        })
+        .map(|(n, _)| n)
+        .collect();
     Ok(Json(out))
 }
 
@@ -235,7 +258,7 @@ pub(crate) async fn network_create(
     state.containers.events().publish(
         vic_engine::Event::new("network", "create", &rec.id)
             .with("name", rec.name.clone())
-            .with("type", "bridge"),
+            .with("type", rec.driver.clone()),
     );
     Ok((
         StatusCode::CREATED,
@@ -263,7 +286,7 @@ pub(crate) async fn network_delete(
     state.containers.events().publish(
         vic_engine::Event::new("network", "destroy", &net.id)
             .with("name", net.name.clone())
-            .with("type", "bridge"),
+            .with("type", net.driver.clone()),
     );
     Ok(StatusCode::NO_CONTENT)
 }
@@ -338,16 +361,22 @@ async fn change_membership(
         container.clone(),
     );
     crate::error::blocking(move || change(&c, &name, &who)).await?;
-    announce(state, action, net, container);
+    // Docker names the container by its full ID, whatever the client called it.
+    let id = state
+        .containers
+        .inspect(&container)
+        .map_or(container, |v| v.record.id);
+    announce(state, action, net, id);
     Ok(StatusCode::OK)
 }
 
-/// The network event `action` about `container`.
-fn announce(state: &Shared, action: &str, net: &NetworkRecord, container: String) {
+/// The network event `action` about container `container_id`, as Docker's: the network's ID
+/// as the actor, its name and driver, the container's ID.
+fn announce(state: &Shared, action: &str, net: &NetworkRecord, container_id: String) {
     state.containers.events().publish(
         vic_engine::Event::new("network", action, &net.id)
             .with("name", net.name.clone())
-            .with("type", "bridge")
-            .with("container", container),
+            .with("type", net.driver.clone())
+            .with("container", container_id),
     );
 }

@@ -63,13 +63,15 @@ pub(crate) async fn volume_create(
     Ok((StatusCode::CREATED, Json(volume(&v))))
 }
 
-/// `VolumeList`: `GET /volumes?filters=`: dangling, name (substring), driver, label.
+/// `VolumeList`: `GET /volumes?filters=`: dangling, name (a regular expression, as Docker's
+/// volume service matches it), driver, label.
 pub(crate) async fn volume_list(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<VolumeListResponse>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     volume_filter_keys(&filters, &["dangling", "name", "driver", "label"])?;
+    let names = super::filters::Patterns::of(&filters, "name")?;
     let (c, volumes) = (state.containers.clone(), state.volumes.clone());
     let listed = blocking(move || {
         Ok(volumes
@@ -89,7 +91,7 @@ pub(crate) async fn volume_list(
                 "dangling" => vals
                     .iter()
                     .any(|val| (val == "true" || val == "1") != *used),
-                "name" => vals.iter().any(|val| v.name.contains(val.as_str())),
+                "name" => super::filters::pattern_matches(names.as_ref(), &[&v.name]),
                 "driver" => vals.iter().any(|val| val == "local"),
                 // Every label must match.
                 _ => vals.iter().all(|val| has_label(v, val)),

@@ -169,6 +169,10 @@ impl ContainerService {
     }
 
     pub(super) fn base_resolv_conf(&self, rec: &ContainerRecord) -> String {
+        // A DHCP lease's servers come first: they are the network's own.
+        if let Some(dns) = self.lease_dns(rec) {
+            return dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+        }
         match self
             .networks
             .get(&rec.network_mode)

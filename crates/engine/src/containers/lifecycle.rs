@@ -149,9 +149,29 @@ impl ContainerService {
     /// Applies restart policies for as long as the endpoint runs: a container that exited
     /// (also while the endpoint was down) and whose policy asks for it is started again, after
     /// a delay that doubles from 100 ms up to a minute with each restart, as Docker does.
+    /// Every 5 s it also checks that the VCH's table is still in the kernel, and renders it
+    /// again if not (see `NetworkService::table_guards`).
     pub async fn supervise(self: Arc<Self>) {
         let mut next_try: HashMap<String, Instant> = HashMap::new();
+        let mut table_checked = Instant::now();
         loop {
+            if table_checked.elapsed() >= Duration::from_secs(5) {
+                table_checked = Instant::now();
+                let svc = self.clone();
+                let checked = crate::blocking(move || {
+                    if svc.networks.table_guards() {
+                        return Ok(());
+                    }
+                    tracing::warn!(
+                        "the VCH's firewall table was gone from the kernel: rendered again"
+                    );
+                    svc.refresh_rules(None)
+                })
+                .await;
+                if let Err(e) = checked {
+                    tracing::error!(error = %e, "cannot render the VCH's firewall table again");
+                }
+            }
             let svc = self.clone();
             let due = crate::blocking(move || {
                 svc.announce_exits();

@@ -8,6 +8,7 @@ mod containment;
 mod control;
 mod copy;
 mod create;
+mod dhcp;
 mod exec;
 mod exec_session;
 mod hosts;

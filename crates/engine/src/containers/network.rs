@@ -46,7 +46,7 @@ fn extra_veth(id: &str, iface: &str) -> String {
 }
 
 /// The container's end of its veth.
-const CONTAINER_IF: &str = "eth0";
+pub(super) const CONTAINER_IF: &str = "eth0";
 
 impl ContainerService {
     /// Checks `--network`, `-p`, `-P` and `--ip` at create, with Docker's and VIC's messages.
@@ -70,6 +70,9 @@ impl ContainerService {
             }
             m => {
                 let net = self.networks.get(m)?;
+                if rec.requested_ip.is_some() && net.external.as_ref().is_some_and(|s| s.dhcp()) {
+                    return Err(NetworkError::IpOnDhcp(net.name.clone()).into());
+                }
                 if let Some(ip) = rec.requested_ip {
                     self.networks.address(&net, &HashSet::new(), Some(ip))?;
                 }
@@ -165,7 +168,10 @@ impl ContainerService {
             .net_lock
             .lock()
             .map_err(|_| internal("network", "poisoned"))?;
-        if rec.ip.is_none_or(|ip| !net.subnet.contains(&ip)) {
+        // A network addressed by DHCP: the address comes from its server once the interface
+        // is there (below); its ports are the container's own address's, allocated nowhere.
+        let dhcp = net.external.as_ref().filter(|s| s.dhcp());
+        if dhcp.is_none() && rec.ip.is_none_or(|ip| !net.subnet.contains(&ip)) {
             let taken = self.taken_on(&net.name, &rec.id);
             rec.ip = Some(self.networks.address(&net, &taken, rec.requested_ip)?);
         }
@@ -190,10 +196,15 @@ impl ContainerService {
                 bridge: &net.bridge,
                 host_if: &host_if,
                 container_if: CONTAINER_IF,
-                address: ip,
+                address: dhcp.is_none().then_some(ip),
                 subnet: net.subnet,
                 gateway: (!net.internal).then_some(net.gateway),
-                mac: &ipam::mac_for(ip),
+                // Stable for the container's life, not its address's: the DHCP server knows
+                // it again at every start.
+                mac: &match dhcp {
+                    Some(_) => vic_net::dhcp::mac_for_id(&rec.id),
+                    None => ipam::mac_for(ip),
+                },
             })
             .map_err(|e| {
                 let _ = netns::remove(&path);
@@ -205,6 +216,11 @@ impl ContainerService {
                     return Err(e);
                 }
             }
+        }
+        if let Some(spec) = dhcp {
+            let lease = self.acquire_lease(rec, &net, spec, &path, CONTAINER_IF)?;
+            rec.ip = Some(lease.address);
+            rec.published = external_ports(rec, lease.address);
         }
         if let Some(spec) = &net.external {
             apply_firewall(&path, spec, rec)?;
@@ -249,7 +265,7 @@ impl ContainerService {
             bridge: &net.bridge,
             host_if: &extra_veth(&rec.id, &att.iface),
             container_if: &att.iface,
-            address: ip,
+            address: Some(ip),
             subnet: net.subnet,
             gateway: None,
             mac: &ipam::mac_for(ip),
@@ -423,8 +439,10 @@ impl ContainerService {
         let net = self.networks.get(name_or_id)?;
         let users = self.network_users(&net);
         if !users.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "error while removing network: network {} id {} has containers: {}; remove them (or their --network) first",
+            // Docker Engine's words and status (403, API 1.44), which scripts match; the users'
+            // names follow in parentheses as Docker 29 gives them.
+            return Err(EngineError::Forbidden(format!(
+                "error while removing network: network {} id {} has active endpoints ({})",
                 net.name,
                 net.id,
                 users
@@ -531,7 +549,13 @@ fn apply_firewall(
         .collect();
     vic_net::nat::apply(
         Some(netns),
-        &firewall::render(spec.firewall, CONTAINER_IF, &ports, &spec.ranges),
+        &firewall::render(
+            spec.firewall,
+            CONTAINER_IF,
+            &ports,
+            &spec.ranges,
+            spec.dhcp(),
+        ),
     )
     .map_err(|e| internal("cannot apply the container network's firewall", e))
 }

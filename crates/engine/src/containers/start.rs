@@ -237,6 +237,7 @@ impl ContainerService {
             tty: rec.tty,
             stdin: rec.open_stdin,
             sandbox_owner: self.sandbox_owner(),
+            dhcp: self.dhcp_interface(&rec),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),
             id: id.clone(),

@@ -144,11 +144,16 @@ fn firewall_changes(
                 "Error parsing container network parameter {e}: expected --container-network-firewall alias:LEVEL"
             ))
         })?;
-        if !cfg.container_networks.iter().any(|n| n.alias == alias) {
+        // Keyed by alias or by host interface (VIC's port group), as at create.
+        let nets = cfg
+            .container_networks
+            .iter()
+            .map(|n| (n.alias.as_str(), n.host_if.as_str()));
+        let Some(alias) = crate::cnetworks::resolve_key(alias, nets)? else {
             return Err(Error::Usage(format!(
                 "The following container network {alias} is set, but CONTAINER-NETWORK cannot be found. Please check the --container-network and --container-network-firewall settings\nInconsistent container network configuration."
             )));
-        }
+        };
         let level = level
             .parse()
             .map_err(|err: vic_net::NetError| Error::Usage(err.to_string()))?;

@@ -142,16 +142,20 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     ));
     for n in &cfg.container_networks {
         out.info(format!(
-            "Container network {}: on {}, gateway {}/{}, addresses {}, firewall {}",
+            "Container network {}: on {}, gateway {}, addresses {}, firewall {}",
             n.alias,
             n.host_if,
-            n.gateway,
-            n.prefix,
-            n.ranges
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
+            n.gateway
+                .map_or("from DHCP".to_owned(), |g| format!("{g}/{}", n.prefix)),
+            if n.ranges.is_empty() {
+                "by DHCP".to_owned()
+            } else {
+                n.ranges
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             n.firewall
         ));
     }
@@ -282,10 +286,12 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
     for n in &cfg.container_networks {
         let a = &n.alias;
         push("--container-network", Some(format!("{}:{a}", n.host_if)));
-        push(
-            "--container-network-gateway",
-            Some(format!("{a}:{}/{}", n.gateway, n.prefix)),
-        );
+        if let Some(gw) = n.gateway {
+            push(
+                "--container-network-gateway",
+                Some(format!("{a}:{gw}/{}", n.prefix)),
+            );
+        }
         for r in &n.ranges {
             push("--container-network-ip-range", Some(format!("{a}:{r}")));
         }

@@ -93,6 +93,7 @@ pub(crate) async fn container_list(
             .transpose()
     };
     let (before, since) = (created_of("before")?, created_of("since")?);
+    let names = super::filters::Patterns::of(&filters, "name")?;
     let limit = q
         .get("limit")
         .and_then(|l| l.parse::<i64>().ok())
@@ -106,7 +107,11 @@ pub(crate) async fn container_list(
         let ok = filters.iter().all(|(k, vals)| {
             let test = |val: &String| match k.as_str() {
                 "status" => v.status.word() == val,
-                "name" => v.record.name.contains(val.trim_start_matches('/')),
+                // Docker's expressions see the name with its slash and without
+                // (`^/web$` and `^web$` both find "web").
+                "name" => names.as_ref().is_some_and(|p| {
+                    p.matches(&v.record.name) || p.matches(&format!("/{}", v.record.name))
+                }),
                 "id" => v.record.id.starts_with(val),
                 "ancestor" => {
                     ancestors.contains(&v.record.image_id)

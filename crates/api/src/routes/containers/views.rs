@@ -226,6 +226,10 @@ fn endpoints(state: &Shared, v: &ContainerView) -> Vec<(String, EndpointSettings
             let net = state.networks.get(&name).ok()?;
             let ip = ip.filter(|_| running(v));
             let first = name == v.record.network_mode;
+            // A DHCP-addressed network's lease, held by the container's monitor.
+            let lease = (first && ip.is_some())
+                .then(|| state.containers.dhcp_lease(&v.record.id))
+                .flatten();
             Some((
                 net.name.clone(),
                 EndpointSettings {
@@ -250,7 +254,14 @@ fn endpoints(state: &Shared, v: &ContainerView) -> Vec<(String, EndpointSettings
                     } else {
                         0
                     },
-                    mac_address: ip.map(vic_engine::mac_for).unwrap_or_default(),
+                    mac_address: match &lease {
+                        Some(l) => l.mac.clone(),
+                        None => ip.map(vic_engine::mac_for).unwrap_or_default(),
+                    },
+                    driver_opts: lease
+                        .is_some()
+                        .then(|| state.containers.dhcp_driver_opts(&v.record.id))
+                        .flatten(),
                     ..Default::default()
                 },
             ))
