@@ -13,7 +13,7 @@ build_release() {
     for p in "$@"; do pkgs+=(-p "$p"); done
     cargo build --release --locked "${pkgs[@]}" >/dev/null 2>&1 ||
         cargo build --release --locked "${pkgs[@]}"
-    bin="$PWD/target/release/vic-machine"
+    bin="${CARGO_TARGET_DIR:-$PWD/target}/release/vic-machine"
 }
 
 # What a script that runs containers needs: the test dependencies (with --dockerd Docker Engine

@@ -7,6 +7,7 @@
 //! `<root>/bridge-leases.lock`, written whole (temporary file and rename). A lease whose VCH
 //! folder is gone (the VCH was deleted) is dropped when read.
 
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
@@ -84,12 +85,18 @@ impl Leases {
             move |source| LeaseError::Io { what, path, source }
         };
         let lock_path = root.join(LOCK_FILE);
+        // The host root's alone: anyone who can open it can hold the lock and stall every
+        // VCH's network changes.
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(io("open", &lock_path))?;
+        // Made 0600 above, or by an older vic with the default mode.
+        std::fs::set_permissions(&lock_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("protect", &lock_path))?;
         lock.lock().map_err(io("lock", &lock_path))?;
         let path = root.join(LEASES_FILE);
         let all: Vec<Lease> = match std::fs::read(&path) {
