@@ -211,3 +211,88 @@ fn inside_mac(host: &TestHost, id: &str) -> vic_testkit::Run {
     ))
     .ok()
 }
+
+#[test]
+fn every_container_network_option_takes_the_port_group_as_its_key() {
+    let host = TestHost::new();
+    host.start_busybox_registry();
+    host.sh(
+        "ip link add pg0 type bridge && ip addr add 198.51.100.1/24 dev pg0 && ip link set pg0 up",
+    )
+    .ok();
+    // Seed 004's form: every option keyed by the port group (here the host interface), none
+    // by the alias.
+    let env = create(
+        &host,
+        "pg",
+        &[
+            "--no-tls",
+            "--client-network-ip",
+            "127.0.0.2",
+            "--insecure-registry",
+            "127.0.0.1:5000",
+            "--container-network",
+            "pg0:Internet",
+            "--container-network-gateway",
+            "pg0:198.51.100.1/24",
+            "--container-network-ip-range",
+            "pg0:198.51.100.64/28",
+            "--container-network-dns",
+            "pg0:198.51.100.53",
+            "--container-network-firewall",
+            "pg0:published",
+        ],
+    )
+    .docker_env();
+    host.vic_machine(["inspect", "--name", "pg"])
+        .ok()
+        .says("Container network Internet: on pg0, gateway 198.51.100.1/24")
+        .says("198.51.100.64")
+        .says("firewall published");
+    pull_busybox(&host, &env);
+    let r = host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "--net",
+            "Internet",
+            IMG,
+            "sh",
+            "-c",
+            "ip -4 addr show eth0; cat /etc/resolv.conf",
+        ],
+    );
+    r.ok()
+        .says("inet 198.51.100.64/24")
+        .says("nameserver 198.51.100.53");
+    // configure takes the port group too.
+    host.vic_machine([
+        "configure",
+        "--name",
+        "pg",
+        "--container-network-firewall",
+        "pg0:open",
+    ])
+    .ok();
+    host.vic_machine(["inspect", "--name", "pg"])
+        .ok()
+        .says("firewall open");
+    // A key that is neither an alias nor a port group is VIC's error.
+    let mut cmd = host.command(vic_testkit::vic_machine_bin());
+    cmd.args([
+        "create",
+        "--name",
+        "bad",
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.3",
+        "--container-network",
+        "pg0:Internet",
+        "--container-network-firewall",
+        "nowhere:open",
+    ]);
+    vic_testkit::run(cmd).fails().says(
+        "The following container network nowhere is set, but CONTAINER-NETWORK cannot be found",
+    );
+}
