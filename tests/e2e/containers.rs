@@ -647,3 +647,76 @@ fn info_counts_and_absent_families_answer_as_docker_engine() {
         .says("This node is not part of a swarm");
     host.docker(&env, ["rm", "-f", "up", "made"]).ok();
 }
+
+#[test]
+fn cpusets_swap_and_added_groups_reach_the_cgroup_and_the_process() {
+    let (host, env) = vch_with_busybox();
+    // The container's own cgroup files, on cgroup v1 or v2.
+    let read = |ctl: &str, file: &str| {
+        format!("cat /sys/fs/cgroup/{ctl}/{file} 2>/dev/null || cat /sys/fs/cgroup/{file}")
+    };
+    let script = format!(
+        "{}; {}; id -G",
+        read("cpuset", "cpuset.cpus"),
+        read("memory", "memory.swappiness"),
+    );
+    run_detached(
+        &host,
+        &env,
+        "limited",
+        &[
+            "--cpuset-cpus",
+            "0",
+            "--memory",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--memory-swappiness",
+            "10",
+            "--group-add",
+            "4321",
+            IMG,
+            "sh",
+            "-c",
+            &format!("{script}; sleep 60"),
+        ],
+    );
+    let logs = || host.docker(&env, ["logs", "limited"]).ok().stdout;
+    assert!(eventually(50, || logs().contains("4321")), "{}", logs());
+    let out = logs();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some("0"), "{out}");
+    assert!(lines.contains(&"10"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.split(' ').any(|g| g == "4321")),
+        "{out}"
+    );
+    inspect(
+        &host,
+        &env,
+        "limited",
+        "{{.HostConfig.CpusetCpus}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.GroupAdd}}",
+    )
+    .says("0 134217728 10 [4321]");
+    // docker update changes the cpuset of the running container.
+    host.docker(&env, ["update", "--cpuset-cpus", "0-1", "limited"])
+        .ok();
+    inspect(&host, &env, "limited", "{{.HostConfig.CpusetCpus}}").says("0-1");
+    // Docker's refusals.
+    host.docker(&env, ["run", "--rm", "--memory-swap", "128m", IMG, "true"])
+        .fails()
+        .says("You should always set the Memory limit when using Memoryswap limit");
+    host.docker(
+        &env,
+        ["run", "--rm", "--cpuset-cpus", "0-4095", IMG, "true"],
+    )
+    .fails()
+    .says("Requested CPUs are not available - requested 0-4095");
+    host.docker(
+        &env,
+        ["run", "--rm", "--group-add", "no-such-group", IMG, "true"],
+    )
+    .fails()
+    .says("unable to find group no-such-group");
+    host.docker(&env, ["rm", "-f", "limited"]).ok();
+}

@@ -199,3 +199,82 @@ fn a_vch_on_every_address_publishes_on_each_and_on_loopback() {
     host.sh("pkill -9 -f 'vic-machine endpoint --root .* --name every$'");
     assert!(serves(&host, "127.0.0.1", 8081, "hello-all"));
 }
+
+#[test]
+fn vchs_never_share_a_published_port_and_the_host_cannot_take_one() {
+    let host = TestHost::new();
+    host.start_busybox_registry();
+    let b = plain_vch_on(&host, "pb", "127.0.0.3", &["--insecure-registry", REGISTRY]).docker_env();
+    pull_busybox(&host, &b);
+    run_detached(
+        &host,
+        &b,
+        "web",
+        &["-p", "8080:80", IMG, "sh", "-c", &web("hello-b")],
+    );
+    assert!(serves(&host, "127.0.0.3", 8080, "hello-b"));
+    // A VCH on every address cannot share the host with B's API and portal while both run:
+    // B's endpoint stops (its container runs on, its port still published and recorded), and
+    // A, on every address with its API over TLS, comes up.
+    let machine = |verb: &str, name: &str| {
+        host.vic_machine([verb, "--name", name]).ok();
+    };
+    machine("stop", "pb");
+    let a = create(&host, "pa", &["--insecure-registry", REGISTRY]).docker_env();
+    pull_busybox(&host, &a);
+    // A cannot publish B's port, on every address nor on B's own; the message names B.
+    for publish in ["8080:80", "127.0.0.3:8080:80"] {
+        host.docker(&a, ["run", "-d", "-p", publish, IMG, "sleep", "600"])
+            .fails()
+            .says("port 8080/tcp is published by VCH pb on 127.0.0.3: choose another host port");
+    }
+    // Another port it can, and B still serves its own.
+    run_detached(
+        &host,
+        &a,
+        "web81",
+        &["-p", "8081:80", IMG, "sh", "-c", &web("hello-a")],
+    );
+    assert!(serves(&host, "127.0.0.1", 8081, "hello-a"));
+    assert!(serves(&host, "127.0.0.3", 8080, "hello-b"));
+    // No program of the host can bind a port a running container publishes, on its address or
+    // on every one.
+    let bind = |ip: &str, port: u16| {
+        host.sh(&format!(
+            "python3 -c 'import socket; s=socket.socket(); s.bind((\"{ip}\", {port}))'"
+        ))
+    };
+    bind("127.0.0.1", 8081)
+        .fails()
+        .says("Address already in use");
+    bind("127.0.0.3", 8080)
+        .fails()
+        .says("Address already in use");
+    bind("0.0.0.0", 8080).fails().says("Address already in use");
+    let record = || std::fs::read_to_string(host.root().join("published-ports.json")).unwrap();
+    assert!(record().contains("\"pb\""), "{}", record());
+    // B's container removed (its endpoint back for that, A's away meanwhile): the port is
+    // free, and A can take it. A's own port stayed recorded while A's endpoint was down.
+    machine("stop", "pa");
+    machine("start", "pb");
+    host.docker(&b, ["rm", "-f", "web"]).ok();
+    machine("stop", "pb");
+    machine("start", "pa");
+    assert!(!record().contains("\"pb\""), "{}", record());
+    assert!(record().contains("\"pa\""), "{}", record());
+    bind("127.0.0.3", 8080).ok();
+    run_detached(
+        &host,
+        &a,
+        "web80",
+        &["-p", "8080:80", IMG, "sh", "-c", &web("hello-a80")],
+    );
+    assert!(serves(&host, "127.0.0.3", 8080, "hello-a80"));
+    // Stopped, a container gives its port back to the host.
+    host.docker(&a, ["stop", "-t", "1", "web81"]).ok();
+    bind("127.0.0.1", 8081).ok();
+    // Deleted, a VCH leaves nothing in the record.
+    host.docker(&a, ["rm", "-f", "web80"]).ok();
+    host.vic_machine(["delete", "--name", "pa"]).ok();
+    assert!(!record().contains("\"pa\""), "{}", record());
+}

@@ -55,6 +55,13 @@ pub struct HostConfigBody {
     pub nano_cpus: i64,
     pub cpu_shares: i64,
     pub pids_limit: Option<i64>,
+    /// 0: not given; -1: unlimited swap.
+    pub memory_swap: i64,
+    /// `null` or -1: not given.
+    pub memory_swappiness: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub group_add: Option<Vec<String>>,
     pub mounts: Option<Vec<Value>>,
     pub tmpfs: Option<HashMap<String, String>>,
     pub init: Option<bool>,
@@ -157,6 +164,7 @@ pub struct ContainerUpdateBody {
     pub memory_swap: Option<i64>,
     pub kernel_memory: Option<i64>,
     pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
     pub blkio_weight: Option<i64>,
 }
 
@@ -303,6 +311,13 @@ pub struct HostConfig {
     pub cpu_shares: i64,
     /// `null` when unlimited.
     pub pids_limit: Option<i64>,
+    pub memory_swap: i64,
+    /// `null` when not set.
+    pub memory_swappiness: Option<i64>,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    /// `null` when none.
+    pub group_add: Option<Vec<String>>,
     pub restart_policy: RestartPolicy,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,

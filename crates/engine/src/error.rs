@@ -309,6 +309,24 @@ pub enum ContainerConfigError {
     Cpus(i64),
     #[error("limits cannot be negative (use 0 for no limit)")]
     NegativeLimit,
+    #[error("You should always set the Memory limit when using Memoryswap limit, see usage")]
+    SwapWithoutMemory,
+    #[error("Minimum memoryswap limit should be larger than memory limit, see usage")]
+    SwapBelowMemory,
+    #[error(
+        "this host does not account swap in its memory cgroups, so --memory-swap cannot be enforced: run the container without it"
+    )]
+    SwapUnaccounted,
+    #[error("Invalid value: {0}, valid memory swappiness range is 0-100")]
+    Swappiness(u64),
+    #[error("Invalid value {value} for cpuset {what}")]
+    CpusetSyntax { what: &'static str, value: String },
+    #[error("Requested {what} are not available - requested {requested}, available: {available}")]
+    CpusetUnavailable {
+        what: &'static str,
+        requested: String,
+        available: String,
+    },
     #[error("Restart policy cannot be updated because AutoRemove is enabled for the container")]
     RestartWithAutoRemove,
     #[error(

@@ -523,16 +523,16 @@ impl NetworkService {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        // Its bridge subnets go back to the other VCHs of the host.
+        // Its bridge subnets and published ports go back to the other VCHs of the host.
         if let Some(root) = state_dir.parent() {
-            match vic_net::leases::Leases::lock(root) {
-                Ok(mut leases) => {
-                    leases.all.retain(|l| l.tag != tag);
-                    if let Err(e) = leases.save() {
-                        problems.push(e.to_string());
-                    }
+            use vic_net::record::release_vch;
+            for released in [
+                release_vch::<vic_net::leases::Lease>(root, tag),
+                release_vch::<vic_net::published::PortLease>(root, tag),
+            ] {
+                if let Err(e) = released {
+                    problems.push(e.to_string());
                 }
-                Err(e) => problems.push(e.to_string()),
             }
         }
         // The bridges go before the table that guards them (it drops what they send to the

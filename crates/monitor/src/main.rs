@@ -1,4 +1,5 @@
-//! `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
+//! `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]...
+//! RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
 //! runs one container with the OCI runtime (`runc run --detach`, as its subreaper), reports on
 //! stdout whether the start worked, appends the container's output to its log in Docker's
 //! json-file format, feeds it the input that attached clients send to its control socket, and
@@ -14,7 +15,9 @@
 //! `--stdin` keeps its standard input open (a pipe) instead of `/dev/null`;
 //! `--sandbox-userns=ID` runs the runtime itself inside the container's user namespace, whose
 //! root is host id ID (gVisor's runsc, which cannot be handed a user namespace: its whole
-//! sandbox then runs as the container's root, an unprivileged host id).
+//! sandbox then runs as the container's root, an unprivileged host id);
+//! `--hold=PROTO:IP:PORT` binds a published host port before the container starts and keeps
+//! it until the container ends, so nothing else on the host can take it meanwhile.
 //!
 //! Small on purpose: std, nix, serde_json, time and the runtime crate's console helpers, so it
 //! starts fast and costs little per container.
@@ -30,7 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vic_core::time::now_rfc3339 as now;
-use vic_runtime::monitor::{Control, ExitRecord, MonitorConfig, MonitorFiles, StartReport};
+use vic_runtime::monitor::{
+    Control, ExitRecord, HeldPort, MonitorConfig, MonitorFiles, StartReport,
+};
 
 type Log = Arc<Mutex<File>>;
 /// Where input for the container goes: its stdin pipe, its terminal, or nowhere.
@@ -157,6 +162,17 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     // so we can wait for it and read its real exit status.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a subreaper: {e}"))?;
+    // The published ports first: a port something on the host took since the endpoint chose
+    // it fails the start before anything runs. This process is in the host's network
+    // namespace (the endpoint's: only the runtime's own commands enter the container's user
+    // namespace, with `--sandbox-userns`), so these are the host's ports.
+    let held = match hold_ports(&a.hold) {
+        Ok(h) => h,
+        Err(message) => {
+            report(&StartReport::Failed(message.clone()));
+            return Err(message);
+        }
+    };
     let files = a.files();
     // Keeps the container's DHCP lease from now on; dropped (released) before the exit is
     // recorded, and on every early return (a failed create) too.
@@ -322,14 +338,29 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     delete_reaping(runc(&["delete", "--force", &a.id]));
     remove_cgroups(&cgroups);
     // Released before the exit is recorded: once `docker stop` returns, the address is back
-    // with its server.
+    // with its server, and the ports can be published again (a restart binds them anew).
     drop(lease);
+    drop(held);
     files
         .write_exit(&ExitRecord {
             code,
             finished: now(),
         })
         .map_err(|e| format!("cannot record the exit status: {e}"))
+}
+
+/// Binds every port of `ports` (see `HeldPort::bind`), all or none.
+fn hold_ports(ports: &[HeldPort]) -> Result<Vec<std::os::fd::OwnedFd>, String> {
+    ports
+        .iter()
+        .map(|p| {
+            p.bind().map_err(|e| {
+                format!(
+                    "{p} is taken by something on the host ({e}): choose another host port with -p"
+                )
+            })
+        })
+        .collect()
 }
 
 /// The thread that keeps the container's DHCP lease (`vic_net::dhcp::socket::hold`); dropping

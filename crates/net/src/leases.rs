@@ -5,17 +5,17 @@
 //!
 //! `<root>/bridge-leases.json`, changed only under an exclusive lock on
 //! `<root>/bridge-leases.lock`, written whole (temporary file and rename). A lease whose VCH
-//! folder is gone (the VCH was deleted) is dropped when read.
+//! folder is gone (the VCH was deleted) is dropped when read: a [`crate::record`].
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::record::{Entry, Locked};
+
 /// The leases file, in the state root.
 pub const LEASES_FILE: &str = "bridge-leases.json";
-const LOCK_FILE: &str = "bridge-leases.lock";
 
 /// A bridge subnet one VCH holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,18 @@ impl Lease {
     }
 }
 
+impl Entry for Lease {
+    const FILE: &'static str = LEASES_FILE;
+    const LOCK: &'static str = "bridge-leases.lock";
+    const REBUILT: &'static str = "lease their subnets again";
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn lapsed(&self) -> bool {
+        !self.owner.is_dir()
+    }
+}
+
 impl std::fmt::Display for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -49,77 +61,12 @@ impl std::fmt::Display for Lease {
 }
 
 /// A failure of the leases file.
-#[derive(Debug, thiserror::Error)]
-pub enum LeaseError {
-    #[error("cannot {what} {}: {source}", .path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{} is corrupt ({source}): move it aside and restart the VCHs' endpoints, which lease their subnets again",
-        .path.display()
-    )]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-}
+pub type LeaseError = crate::record::RecordError;
 
-/// The leases of one state root, locked while held: read, change, [`Leases::save`].
-#[derive(Debug)]
-pub struct Leases {
-    path: PathBuf,
-    /// Held for as long as this value lives (the lock goes with the file).
-    _lock: std::fs::File,
-    pub all: Vec<Lease>,
-}
+/// The leases of one state root, locked while held: read, change, [`Locked::save`].
+pub type Leases = Locked<Lease>;
 
-impl Leases {
-    /// Takes the lock of the leases under `root` (waiting for another VCH's change to end)
-    /// and reads them, lapsed ones left out.
-    pub fn lock(root: &Path) -> Result<Self, LeaseError> {
-        let io = |what, path: &Path| {
-            let path = path.to_owned();
-            move |source| LeaseError::Io { what, path, source }
-        };
-        let lock_path = root.join(LOCK_FILE);
-        // The host root's alone: anyone who can open it can hold the lock and stall every
-        // VCH's network changes.
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io("open", &lock_path))?;
-        // Made 0600 above, or by an older vic with the default mode.
-        std::fs::set_permissions(&lock_path, std::fs::Permissions::from_mode(0o600))
-            .map_err(io("protect", &lock_path))?;
-        lock.lock().map_err(io("lock", &lock_path))?;
-        let path = root.join(LEASES_FILE);
-        let all: Vec<Lease> = match std::fs::read(&path) {
-            Ok(b) if b.is_empty() => Vec::new(),
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| LeaseError::Corrupt {
-                path: path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io("read", &path)(e)),
-        };
-        Ok(Self {
-            all: all.into_iter().filter(|l| l.owner.is_dir()).collect(),
-            path,
-            _lock: lock,
-        })
-    }
-
-    /// The leases of VCHs other than `tag`.
-    pub fn others(&self, tag: &str) -> impl Iterator<Item = &Lease> {
-        self.all.iter().filter(move |l| l.tag != tag)
-    }
-
+impl Locked<Lease> {
     /// The first lease of another VCH that overlaps `subnet`.
     pub fn clash(&self, tag: &str, subnet: Ipv4Net) -> Option<&Lease> {
         self.others(tag).find(|l| l.overlaps(subnet))
@@ -135,20 +82,12 @@ impl Leases {
     pub fn release(&mut self, tag: &str, network: &str) {
         self.all.retain(|l| !(l.tag == tag && l.network == network));
     }
-
-    /// Writes the leases whole (the lock is still held).
-    pub fn save(&self) -> Result<(), LeaseError> {
-        let bytes = serde_json::to_vec_pretty(&self.all).unwrap_or_default();
-        vic_core::fs::write_atomic(&self.path, &bytes, 0o644).map_err(|source| LeaseError::Io {
-            what: "write",
-            path: self.path.clone(),
-            source,
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn lease(root: &Path, tag: &str, network: &str, subnet: &str) -> Lease {

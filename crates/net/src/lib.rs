@@ -1,7 +1,8 @@
 //! Container networking for a VCH: address management ([`ipam`]), network namespaces pinned as
 //! files ([`netns`]), veth links into bridges ([`link`], through iproute2), and the VCH's
 //! nftables table for outbound NAT and published ports ([`nat`], rendered by a pure function),
-//! the host-wide record of bridge subnets that keeps VCHs apart ([`leases`]), and the DHCP
+//! the host-wide records that keep VCHs apart ([`record`]: bridge subnets in [`leases`],
+//! published host ports in [`published`]), and the DHCP
 //! client of containers on a container network without ranges ([`dhcp`]).
 //!
 //! Invariant: rules are always rendered whole from state and applied in one transaction;
@@ -18,6 +19,8 @@ pub mod leases;
 pub mod link;
 pub mod nat;
 pub mod netns;
+pub mod published;
+pub mod record;
 
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 mod confined;
 mod console;
 mod dirfd;
+mod held;
 mod hostpath;
 pub mod monitor;
 mod rootfs;

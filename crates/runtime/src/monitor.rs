@@ -12,9 +12,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ShortPath;
+pub use crate::held::HeldPort;
 
 /// How the endpoint starts a monitor: `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID]
-/// [--dhcp=IFACE] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
+/// [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     /// The container has a terminal (runc's console socket hands the master to the monitor).
@@ -29,6 +30,9 @@ pub struct MonitorConfig {
     /// namespace pinned at [`MonitorFiles::netns`]): the monitor renews it while the
     /// container runs, the endpoint up or not, and releases it when the container exits.
     pub dhcp: Option<String>,
+    /// The host ports the container publishes: the monitor binds each in the host's network
+    /// namespace before the container starts and keeps them until it ends.
+    pub hold: Vec<HeldPort>,
     /// The OCI runtime binary.
     pub runtime: PathBuf,
     /// The runtime's state root (one per VCH).
@@ -41,7 +45,7 @@ pub struct MonitorConfig {
     pub state: PathBuf,
 }
 
-const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
 
 impl MonitorConfig {
     /// The monitor's command-line arguments.
@@ -58,6 +62,9 @@ impl MonitorConfig {
         }
         if let Some(iface) = &self.dhcp {
             args.push(format!("--dhcp={iface}").into());
+        }
+        for p in &self.hold {
+            args.push(format!("--hold={}", p.to_arg()).into());
         }
         args.push(self.runtime.clone().into());
         args.push(self.runtime_root.clone().into());
@@ -78,6 +85,7 @@ impl MonitorConfig {
             stdin: false,
             sandbox_owner: None,
             dhcp: None,
+            hold: Vec::new(),
             runtime: runtime.into(),
             runtime_root: runtime_root.into(),
             id,
@@ -96,6 +104,10 @@ impl MonitorConfig {
                     } else if let Some(iface) = f.strip_prefix("--dhcp=").filter(|i| !i.is_empty())
                     {
                         config.dhcp = Some(iface.to_owned());
+                    } else if let Some(p) = f.strip_prefix("--hold=") {
+                        config.hold.push(HeldPort::parse(p).ok_or_else(|| {
+                            format!("{f}: expected --hold=PROTO:IP:PORT (tcp or udp)")
+                        })?);
                     } else {
                         return Err(format!("unknown flag {f}; {USAGE}"));
                     }
@@ -384,6 +396,7 @@ mod tests {
             stdin: false,
             sandbox_owner: Some(231_072),
             dhcp: None,
+            hold: Vec::new(),
             runtime: "/usr/bin/runsc".into(),
             runtime_root: "/var/lib/vic/v/runtime".into(),
             id: "abc".into(),
@@ -404,12 +417,25 @@ mod tests {
         c.dhcp = Some("eth0".into());
         assert!(args(&c).contains(&"--dhcp=eth0".to_owned()));
         assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.hold = vec![
+            HeldPort {
+                udp: false,
+                addr: "0.0.0.0:8080".parse().unwrap(),
+            },
+            HeldPort {
+                udp: true,
+                addr: "127.0.0.1:53".parse().unwrap(),
+            },
+        ];
+        assert!(args(&c).contains(&"--hold=udp:127.0.0.1:53".to_owned()));
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
         let with = |flag: &str| {
             let mut a = args(&c);
             a.insert(0, flag.to_owned());
             MonitorConfig::from_args(a).unwrap_err()
         };
         assert!(with("--bogus").contains("unknown flag --bogus"));
+        assert!(with("--hold=sctp:0.0.0.0:1").contains("PROTO:IP:PORT"));
         // The form of an older endpoint, which named the namespace itself.
         assert!(with("--sandbox-userns=/proc/1/ns/user:5").contains("host user id"));
         assert!(

@@ -220,6 +220,15 @@ impl Runc {
         if limits.pids != 0 {
             c.arg("--pids-limit").arg(limits.pids.to_string());
         }
+        if limits.memory_swap != 0 {
+            c.arg("--memory-swap").arg(limits.memory_swap.to_string());
+        }
+        if !limits.cpuset_cpus.is_empty() {
+            c.arg("--cpuset-cpus").arg(&limits.cpuset_cpus);
+        }
+        if !limits.cpuset_mems.is_empty() {
+            c.arg("--cpuset-mems").arg(&limits.cpuset_mems);
+        }
         c.arg(id);
         self.output("update", id, c).map(|_| ())
     }

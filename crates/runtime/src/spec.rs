@@ -64,8 +64,8 @@ pub struct UserNamespace {
     pub path: Option<PathBuf>,
 }
 
-/// cgroup limits; zero means none.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// cgroup limits; zero (or empty) means none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes.
     pub memory: i64,
@@ -75,6 +75,13 @@ pub struct Limits {
     pub cpu_shares: i64,
     /// Processes; a negative value means unlimited.
     pub pids: i64,
+    /// Memory and swap together, bytes (`--memory-swap`); -1: unlimited swap.
+    pub memory_swap: i64,
+    /// 0 to 100 (`--memory-swappiness`).
+    pub memory_swappiness: Option<u64>,
+    /// CPUs and memory nodes the container may use (`--cpuset-cpus 0-2,4`, `--cpuset-mems`).
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
 }
 
 /// The CFS period used for `--cpus` (Docker's).
@@ -395,13 +402,21 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
     let l = &spec.limits;
     if !l.is_empty() {
         let mut r = oci_spec::runtime::LinuxResources::default();
-        if l.memory > 0 {
+        if l.memory > 0 || l.memory_swap != 0 || l.memory_swappiness.is_some() {
             let mut m = oci_spec::runtime::LinuxMemory::default();
-            m.set_limit(Some(l.memory));
+            m.set_limit((l.memory > 0).then_some(l.memory));
+            m.set_swap((l.memory_swap != 0).then_some(l.memory_swap));
+            m.set_swappiness(l.memory_swappiness);
             r.set_memory(Some(m));
         }
-        if l.nano_cpus > 0 || l.cpu_shares > 0 {
+        if l.nano_cpus > 0
+            || l.cpu_shares > 0
+            || !l.cpuset_cpus.is_empty()
+            || !l.cpuset_mems.is_empty()
+        {
             let mut c = oci_spec::runtime::LinuxCpu::default();
+            c.set_cpus((!l.cpuset_cpus.is_empty()).then(|| l.cpuset_cpus.clone()));
+            c.set_mems((!l.cpuset_mems.is_empty()).then(|| l.cpuset_mems.clone()));
             if let Some(q) = l.cpu_quota_us() {
                 c.set_quota(Some(q));
                 c.set_period(Some(CPU_PERIOD_US));
@@ -604,12 +619,19 @@ mod tests {
             nano_cpus: 1_500_000_000,
             cpu_shares: 0,
             pids: 10,
+            memory_swap: 128 << 20,
+            memory_swappiness: Some(10),
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: String::new(),
         };
         let s = runtime_spec(&m, Path::new("/r")).unwrap();
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
+        let mem = r.memory().as_ref().unwrap();
+        assert_eq!((mem.swap(), mem.swappiness()), (Some(128 << 20), Some(10)));
+        assert_eq!(r.cpu().as_ref().unwrap().cpus().as_deref(), Some("0-1"));
         let mounts = s.mounts().as_ref().unwrap();
         let data = mounts
             .iter()

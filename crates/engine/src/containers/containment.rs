@@ -218,6 +218,47 @@ impl ContainerService {
         Ok((uid, gid))
     }
 
+    /// `--group-add` groups: numbers as they are, names looked up in the container's own
+    /// /etc/group (read inside its root, as for the user).
+    pub(super) fn group_ids(
+        &self,
+        groups: &[String],
+        root: &Path,
+    ) -> Result<Vec<u32>, EngineError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = groups.iter().any(|g| g.parse::<u32>().is_err());
+        let text = if names {
+            let root = vic_runtime::Root::open(root)?;
+            let bytes = root.read_small("/etc/group", USER_DB_MAX).map_err(|e| {
+                ContainerConfigError::UserDb {
+                    user: groups.join(","),
+                    file: "/etc/group".to_owned(),
+                    why: e.to_string(),
+                }
+            })?;
+            String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()
+        } else {
+            String::new()
+        };
+        groups
+            .iter()
+            .map(|g| match g.parse::<u32>() {
+                Ok(n) => Ok(n),
+                Err(_) => text
+                    .lines()
+                    .find_map(|l| {
+                        let parts: Vec<&str> = l.split(':').collect();
+                        (parts.first() == Some(&g.as_str()))
+                            .then(|| parts.get(2).and_then(|v| v.parse::<u32>().ok()))
+                            .flatten()
+                    })
+                    .ok_or_else(|| ContainerConfigError::NoGroup(g.clone()).into()),
+            })
+            .collect()
+    }
+
     /// The proven host folder behind mount `i` of `rec` (a volume's data or a permitted host
     /// folder), opened by descriptor.
     pub(super) fn open_source(

@@ -28,6 +28,8 @@ pub struct CreateRequest {
     pub mounts: Vec<MountRequest>,
     /// `-m`, `--cpus`, `--cpu-shares`, `--pids-limit`.
     pub limits: vic_runtime::Limits,
+    /// `--group-add`.
+    pub group_add: Vec<String>,
     pub restart: RestartPolicy,
     /// `--stop-signal` (default: the image's, else TERM).
     pub stop_signal: Option<String>,
@@ -183,6 +185,11 @@ impl ContainerService {
             nano_cpus: req.limits.nano_cpus,
             cpu_shares: req.limits.cpu_shares,
             pids_limit: req.limits.pids,
+            memory_swap: req.limits.memory_swap,
+            memory_swappiness: req.limits.memory_swappiness,
+            cpuset_cpus: req.limits.cpuset_cpus.clone(),
+            cpuset_mems: req.limits.cpuset_mems.clone(),
+            group_add: req.group_add.clone(),
             restart: req.restart.clone(),
             restart_count: 0,
             manually_stopped: false,

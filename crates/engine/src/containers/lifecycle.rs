@@ -74,8 +74,77 @@ pub(super) fn check_limits(l: &vic_runtime::Limits) -> Result<(), EngineError> {
     if l.nano_cpus > 0 && l.nano_cpus < 10_000_000 {
         return Err(ContainerConfigError::Cpus(cpus).into());
     }
-    if l.cpu_shares < 0 || l.memory < 0 {
+    if l.cpu_shares < 0 || l.memory < 0 || l.memory_swap < -1 {
         return Err(ContainerConfigError::NegativeLimit.into());
+    }
+    if l.memory_swap > 0 {
+        if l.memory == 0 {
+            return Err(ContainerConfigError::SwapWithoutMemory.into());
+        }
+        if l.memory_swap < l.memory {
+            return Err(ContainerConfigError::SwapBelowMemory.into());
+        }
+    }
+    if l.memory_swap != 0 && !swap_accounted() {
+        return Err(ContainerConfigError::SwapUnaccounted.into());
+    }
+    if let Some(v) = l.memory_swappiness.filter(|v| *v > 100) {
+        return Err(ContainerConfigError::Swappiness(v).into());
+    }
+    check_cpuset("CPUs", "cpus", &l.cpuset_cpus, &format!("0-{}", cpus - 1))?;
+    let nodes = std::fs::read_to_string("/sys/devices/system/node/online")
+        .map_or_else(|_| "0".to_owned(), |s| s.trim().to_owned());
+    check_cpuset("memory nodes", "mems", &l.cpuset_mems, &nodes)
+}
+
+/// Whether the host's memory cgroups account swap (cgroup v1's `memsw`, v2's `swap.max`):
+/// without it a swap limit cannot be enforced.
+fn swap_accounted() -> bool {
+    [
+        "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+        "/sys/fs/cgroup/init.scope/memory.swap.max",
+        "/sys/fs/cgroup/system.slice/memory.swap.max",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
+/// The numbers of a cpuset list (`0-2,4`), `None` if it is not one.
+fn cpuset(list: &str) -> Option<Vec<u32>> {
+    let mut all = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b) = (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?);
+        if a > b || b - a > 4096 {
+            return None;
+        }
+        all.extend(a..=b);
+    }
+    Some(all)
+}
+
+/// Checks `--cpuset-cpus`/`--cpuset-mems` against what the host has (`available`, a list).
+fn check_cpuset(
+    what: &'static str,
+    flag: &'static str,
+    value: &str,
+    available: &str,
+) -> Result<(), EngineError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let asked = cpuset(value).ok_or_else(|| ContainerConfigError::CpusetSyntax {
+        what: flag,
+        value: value.to_owned(),
+    })?;
+    let have = cpuset(available).unwrap_or_default();
+    if asked.iter().any(|c| !have.contains(c)) {
+        return Err(ContainerConfigError::CpusetUnavailable {
+            what,
+            requested: value.to_owned(),
+            available: available.to_owned(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -87,6 +156,9 @@ pub struct UpdateRequest {
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<i64>,
     pub pids_limit: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
     pub restart: Option<RestartPolicy>,
 }
 
@@ -106,6 +178,15 @@ impl ContainerService {
         }
         if let Some(v) = req.pids_limit {
             rec.pids_limit = v;
+        }
+        if let Some(v) = req.memory_swap {
+            rec.memory_swap = v;
+        }
+        if let Some(v) = req.cpuset_cpus {
+            rec.cpuset_cpus = v;
+        }
+        if let Some(v) = req.cpuset_mems {
+            rec.cpuset_mems = v;
         }
         if let Some(r) = req.restart {
             if rec.auto_remove && r.restarts() {

@@ -104,6 +104,17 @@ pub struct ContainerRecord {
     #[serde(default)]
     pub pids_limit: i64,
     #[serde(default)]
+    pub memory_swap: i64,
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    #[serde(default)]
+    pub cpuset_cpus: String,
+    #[serde(default)]
+    pub cpuset_mems: String,
+    /// `--group-add`: further groups, by name (in the image's `/etc/group`) or number.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    #[serde(default)]
     pub restart: RestartPolicy,
     /// Restarts by the restart policy since the last `docker start`.
     #[serde(default)]
@@ -186,6 +197,10 @@ impl ContainerRecord {
             nano_cpus: self.nano_cpus,
             cpu_shares: self.cpu_shares,
             pids: self.pids_limit,
+            memory_swap: self.memory_swap,
+            memory_swappiness: self.memory_swappiness,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
         }
     }
 }

@@ -474,7 +474,8 @@ impl ContainerService {
         Ok(removed)
     }
 
-    /// Rebuilds the VCH's table from the running containers (and `starting`, about to run).
+    /// Rebuilds the VCH's table from the running containers (and `starting`, about to run),
+    /// and its part of the host's record of published ports with it.
     pub(crate) fn refresh_rules(
         &self,
         starting: Option<&ContainerRecord>,
@@ -498,10 +499,20 @@ impl ContainerService {
                         Status::Running { .. } | Status::Paused { .. }
                     )
             });
+        // The record keeps what the starts still undecided chose (their stored records may
+        // still carry the ports of an earlier run); `starting` chose its ports just now.
+        let mut undecided = starting_now.clone();
+        if let Some(s) = starting {
+            undecided.remove(&s.id);
+        }
+        let mut recorded = Vec::new();
         for r in running.chain(starting.cloned()) {
             // Container networks publish on the container's own address, not the VCH's.
             if !self.on_bridge(&r) {
                 continue;
+            }
+            if !undecided.contains(&r.id) {
+                recorded.push(r.clone());
             }
             let Some(ip) = r.ip else { continue };
             for p in &r.published {
@@ -514,7 +525,8 @@ impl ContainerService {
                 });
             }
         }
-        self.networks.apply_rules(&ports)
+        self.networks.apply_rules(&ports)?;
+        self.sync_port_record(&recorded, &undecided)
     }
 
     /// Takes `id` off its network for good (at removal): the namespace, and with it the veth.

@@ -1,16 +1,20 @@
 //! Published ports: `-p`/`-P` as Docker's CLI sends them, host ports checked free and
-//! allocated from the ephemeral range, the rules that publish them.
+//! allocated from the ephemeral range, the rules that publish them, and this VCH's part of
+//! the host-wide record of published ports (`vic_net::published`), which keeps a port one VCH
+//! publishes away from every other VCH of the host.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
 use serde::{Deserialize, Serialize};
 use vic_net::firewall::TrustLevel;
 use vic_net::nat::Proto;
+use vic_net::published::{PortLease, PortLeases};
+use vic_runtime::monitor::HeldPort;
 
 use super::{ContainerRecord, ContainerService, Status};
 use crate::EngineError;
-use crate::error::PortError;
+use crate::error::{PortError, internal};
 
 /// `-p [ip:][host[-end]:]container[/proto]` as Docker's CLI sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,13 +162,100 @@ pub(super) fn bindable(ip: Option<Ipv4Addr>, port: u16, proto: Proto) -> bool {
     }
 }
 
+fn record_err(e: vic_net::record::RecordError) -> EngineError {
+    internal("the host's record of published ports", e)
+}
+
 impl ContainerService {
+    /// The host-wide record of published ports, locked, when this VCH keeps one (it does
+    /// where it leases its bridge subnets).
+    fn lock_port_record(&self) -> Result<Option<PortLeases>, EngineError> {
+        self.networks
+            .settings()
+            .leasing
+            .as_ref()
+            .map(|l| PortLeases::lock(&l.root).map_err(record_err))
+            .transpose()
+    }
+
+    /// The record's entries for `ports` of container `id`.
+    fn port_entries(&self, id: &str, ports: &[PublishedPort]) -> Vec<PortLease> {
+        let settings = self.networks.settings();
+        let Some(leasing) = &settings.leasing else {
+            return Vec::new();
+        };
+        let since = vic_net::published::now_secs();
+        ports
+            .iter()
+            .map(|p| PortLease {
+                host_ip: p.host_ip,
+                port: p.host_port,
+                proto: p.proto,
+                tag: settings.tag.clone(),
+                vch: leasing.vch.clone(),
+                container: id.to_owned(),
+                owner: self.dir(id),
+                since,
+            })
+            .collect()
+    }
+
+    /// Makes this VCH's entries in the host's record the ports of `running` (its running
+    /// containers on a bridge network), but for the containers in `starting`, whose ports
+    /// were chosen and stay as recorded until their start is decided.
+    pub(super) fn sync_port_record(
+        &self,
+        running: &[ContainerRecord],
+        starting: &HashSet<String>,
+    ) -> Result<(), EngineError> {
+        let Some(mut record) = self.lock_port_record()? else {
+            return Ok(());
+        };
+        let entries = running
+            .iter()
+            .flat_map(|r| self.port_entries(&r.id, &r.published))
+            .collect();
+        record.sync_vch(&self.networks.settings().tag, starting, entries);
+        record.save().map_err(record_err)
+    }
+
+    /// Forgets container `id`'s ports in the host's record (a start that failed).
+    pub(super) fn release_port_record(&self, id: &str) {
+        let released = self.lock_port_record().and_then(|r| {
+            let Some(mut record) = r else { return Ok(()) };
+            record.release_container(&self.networks.settings().tag, id);
+            record.save().map_err(record_err)
+        });
+        if let Err(e) = released {
+            tracing::warn!(container = %id, error = %e, "cannot release the container's published ports");
+        }
+    }
+
+    /// The host ports `rec`'s monitor holds bound while it runs: those published on a bridge
+    /// network (a container network's are the container's own address's, in its namespace).
+    pub(super) fn held_ports(&self, rec: &ContainerRecord) -> Vec<HeldPort> {
+        if !self.on_bridge(rec) {
+            return Vec::new();
+        }
+        rec.published
+            .iter()
+            .map(|p| HeldPort {
+                udp: p.proto == Proto::Udp,
+                addr: SocketAddrV4::new(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port),
+            })
+            .collect()
+    }
+
     /// Host ports for `rec`'s requests, none of them published by another running container
-    /// nor in use on the host.
+    /// of this VCH or by another VCH of the host, nor in use on the host; recorded host-wide
+    /// as `rec`'s before the record's lock is let go, so VCHs choosing at once never pick
+    /// the same port.
     pub(super) fn allocate_ports(
         &self,
         rec: &ContainerRecord,
     ) -> Result<Vec<PublishedPort>, EngineError> {
+        let mut record = self.lock_port_record()?;
+        let tag = self.networks.settings().tag.clone();
         let requests = port_requests(rec);
         let mut taken: HashSet<(u16, Proto)> = self
             .all()
@@ -184,14 +275,30 @@ impl ContainerService {
         let mut out = Vec::new();
         for r in requests {
             let host_ip = r.host_ip.or(publish_ip);
+            let other_vch = |port: u16| {
+                record
+                    .as_ref()
+                    .and_then(|l| l.clash(&tag, host_ip, port, r.proto))
+            };
+            // A port of one's own asked for by number: refused by the other VCH's name.
+            if let Some((a, b)) = r.host_ports
+                && a == b
+                && let Some(other) = other_vch(a)
+            {
+                return Err(EngineError::Conflict(format!(
+                    "{other}: choose another host port"
+                )));
+            }
             let free = |port: u16, taken: &HashSet<(u16, Proto)>| {
-                !taken.contains(&(port, r.proto)) && bindable(host_ip, port, r.proto)
+                !taken.contains(&(port, r.proto))
+                    && other_vch(port).is_none()
+                    && bindable(host_ip, port, r.proto)
             };
             let port = match r.host_ports {
                 Some((a, b)) => (a..=b).find(|p| free(*p, &taken)).ok_or_else(|| {
                     let what = if a == b { a.to_string() } else { format!("{a}-{b}") };
                     EngineError::Conflict(format!(
-                        "port {what} is not available: {} port {what} of {} is published by another container or in use on the VCH's host; choose another with -p",
+                        "port {what} is not available: {} port {what} of {} is published by another container or VCH, or in use on the VCH's host; choose another with -p",
                         r.proto.as_str(),
                         host_ip.map_or("the VCH".to_owned(), |ip| ip.to_string())
                     ))
@@ -208,6 +315,10 @@ impl ContainerService {
                 host_ip,
                 host_port: port,
             });
+        }
+        if let Some(record) = &mut record {
+            record.hold_container(&tag, &rec.id, self.port_entries(&rec.id, &out));
+            record.save().map_err(record_err)?;
         }
         Ok(out)
     }

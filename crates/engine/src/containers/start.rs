@@ -30,6 +30,22 @@ impl Drop for Starting<'_> {
     }
 }
 
+/// The host ports a start chose, given back to the host's record unless the start is kept:
+/// a failed start publishes nothing.
+struct PortsChosen<'a> {
+    svc: &'a ContainerService,
+    id: &'a str,
+    kept: bool,
+}
+
+impl Drop for PortsChosen<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.svc.release_port_record(self.id);
+        }
+    }
+}
+
 /// A container held for a start or a removal while it lives.
 pub(super) struct Busy<'a> {
     set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
@@ -135,7 +151,10 @@ impl ContainerService {
         let rootfs = dir.join("rootfs");
         vic_runtime::unmount(&rootfs).map_err(|e| internal("stale root", e))?;
         self.mount_root(&rec, &rootfs)?;
-        let (uid, gid) = match self.user_ids(&rec.user, &rootfs) {
+        let ids = self
+            .user_ids(&rec.user, &rootfs)
+            .and_then(|(uid, gid)| Ok((uid, gid, self.group_ids(&rec.group_add, &rootfs)?)));
+        let (uid, gid, additional_gids) = match ids {
             Ok(ids) => ids,
             Err(e) => {
                 let _ = vic_runtime::unmount(&rootfs);
@@ -165,6 +184,11 @@ impl ContainerService {
         let security = security::parse(&rec.security_opt)?;
         // Until this start is decided, its ports count as published for every render.
         let _starting = Starting::new(&self.starting, &id);
+        let mut chosen = PortsChosen {
+            svc: self,
+            id: &id,
+            kept: false,
+        };
         let netns = match self.connect(&mut rec) {
             Ok(n) => n,
             Err(e) => {
@@ -211,13 +235,13 @@ impl ContainerService {
             cwd: rec.working_dir.clone(),
             uid,
             gid,
+            additional_gids,
             hostname: rec.hostname.clone(),
             privileged: rec.privileged,
             cap_add: rec.cap_add.clone(),
             cap_drop: rec.cap_drop.clone(),
             readonly_rootfs: rec.readonly_rootfs,
             terminal: rec.tty,
-            ..Default::default()
         };
         let bundle = dir.join("bundle");
         std::fs::create_dir_all(&bundle).map_err(|e| internal("bundle", e))?;
@@ -238,6 +262,7 @@ impl ContainerService {
             stdin: rec.open_stdin,
             sandbox_owner: self.sandbox_owner(),
             dhcp: self.dhcp_interface(&rec),
+            hold: self.held_ports(&rec),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),
             id: id.clone(),
@@ -288,6 +313,8 @@ impl ContainerService {
                 )));
             }
         }
+        // The monitor holds the ports now: they stay recorded for as long as it runs.
+        chosen.kept = true;
         rec.started_at = Some(now());
         rec.manually_stopped = false;
         self.save(&rec)?;

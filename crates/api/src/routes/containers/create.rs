@@ -33,12 +33,9 @@ const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
     ("CpuQuota", "--cpu-quota"),
     ("CpuRealtimePeriod", "--cpu-rt-period"),
     ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
-    ("CpusetCpus", "--cpuset-cpus"),
-    ("CpusetMems", "--cpuset-mems"),
     ("DeviceCgroupRules", "--device-cgroup-rule"),
     ("DeviceRequests", "--gpus"),
     ("Devices", "--device"),
-    ("GroupAdd", "--group-add"),
     ("IOMaximumBandwidth", "--io-maxbandwidth"),
     ("IOMaximumIOps", "--io-maxiops"),
     ("IpcMode", "--ipc"),
@@ -100,12 +97,6 @@ fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
     );
     // Values that mean "as by default" although they are not zero.
     let special = [
-        ("MemorySwap", "--memory-swap", [json!(-1), json!(0)]),
-        (
-            "MemorySwappiness",
-            "--memory-swappiness",
-            [json!(-1), Value::Null],
-        ),
         ("Isolation", "--isolation", [json!("default"), json!("")]),
         ("CgroupnsMode", "--cgroupns", [json!("private"), json!("")]),
     ];
@@ -261,7 +252,23 @@ fn create_request(
             nano_cpus: h.nano_cpus,
             cpu_shares: h.cpu_shares,
             pids: h.pids_limit.unwrap_or(0),
+            memory_swap: h.memory_swap,
+            // -1 is the CLI's "not given".
+            memory_swappiness: h
+                .memory_swappiness
+                .filter(|v| *v != -1)
+                .map(|v| {
+                    u64::try_from(v).map_err(|_| {
+                        ApiError::BadRequest(format!(
+                            "Invalid value: {v}, valid memory swappiness range is 0-100"
+                        ))
+                    })
+                })
+                .transpose()?,
+            cpuset_cpus: h.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: h.cpuset_mems.clone().unwrap_or_default(),
         },
+        group_add: h.group_add.clone().unwrap_or_default(),
         restart,
         stop_signal: body.stop_signal.clone(),
         stop_timeout: body.stop_timeout,

@@ -350,14 +350,9 @@ pub(crate) async fn container_update(
             "--cpu-quota/--cpu-period (use --cpus)",
             body.cpu_quota.is_some_and(|v| v != 0) || body.cpu_period.is_some_and(|v| v != 0),
         ),
-        ("--memory-swap", body.memory_swap.is_some_and(|v| v != 0)),
         (
             "--kernel-memory",
             body.kernel_memory.is_some_and(|v| v != 0),
-        ),
-        (
-            "--cpuset-cpus",
-            body.cpuset_cpus.as_ref().is_some_and(|v| !v.is_empty()),
         ),
         ("--blkio-weight", body.blkio_weight.is_some_and(|v| v != 0)),
     ];
@@ -375,6 +370,9 @@ pub(crate) async fn container_update(
         nano_cpus: body.nano_cpus.filter(|v| *v != 0),
         cpu_shares: body.cpu_shares.filter(|v| *v != 0),
         pids_limit: body.pids_limit.filter(|v| *v != 0),
+        memory_swap: body.memory_swap.filter(|v| *v != 0),
+        cpuset_cpus: body.cpuset_cpus.filter(|v| !v.is_empty()),
+        cpuset_mems: body.cpuset_mems.filter(|v| !v.is_empty()),
         restart,
     };
     let c = state.containers.clone();

@@ -105,6 +105,11 @@ fn host_config(state: &Shared, v: &ContainerView) -> HostConfig {
         nano_cpus: r.nano_cpus,
         cpu_shares: r.cpu_shares,
         pids_limit: (r.pids_limit != 0).then_some(r.pids_limit),
+        memory_swap: r.memory_swap,
+        memory_swappiness: r.memory_swappiness.map(|v| v as i64),
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        group_add: (!r.group_add.is_empty()).then(|| r.group_add.clone()),
         restart_policy: RestartPolicy {
             name: if r.restart.name.is_empty() {
                 "no".to_owned()
