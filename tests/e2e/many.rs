@@ -228,6 +228,14 @@ fn vchs_never_share_a_published_port_and_the_host_cannot_take_one() {
             .fails()
             .says("port 8080/tcp is published by VCH pb on 127.0.0.3: choose another host port");
     }
+    // Nor where B's endpoint listens while it is down: B's clients would reach A's container.
+    for port in ["2375", "2378"] {
+        host.docker(&a, ["run", "-d", "-p", &format!("{port}:80"), IMG, "true"])
+            .fails()
+            .says(&format!(
+                "port {port}/tcp is where VCH pb's endpoint listens, on 127.0.0.3"
+            ));
+    }
     // Another port it can, and B still serves its own.
     run_detached(
         &host,
@@ -260,8 +268,16 @@ fn vchs_never_share_a_published_port_and_the_host_cannot_take_one() {
     host.docker(&b, ["rm", "-f", "web"]).ok();
     machine("stop", "pb");
     machine("start", "pa");
-    assert!(!record().contains("\"pb\""), "{}", record());
-    assert!(record().contains("\"pa\""), "{}", record());
+    // B's container port is gone from the record; where B's endpoint listens stays.
+    let holds = |vch: &str, port: u64| {
+        serde_json::from_str::<Vec<serde_json::Value>>(&record())
+            .unwrap()
+            .iter()
+            .any(|e| e["vch"] == vch && e["port"] == port)
+    };
+    assert!(!holds("pb", 8080), "{}", record());
+    assert!(holds("pb", 2375), "{}", record());
+    assert!(holds("pa", 8081), "{}", record());
     bind("127.0.0.3", 8080).ok();
     run_detached(
         &host,

@@ -151,8 +151,20 @@ impl NetworkService {
                 .networks
                 .lock()
                 .map_err(|_| internal("networks", "poisoned"))?;
-            let warnings = svc.claim_subnets(&mut all, has_containers)?;
+            let mut warnings = svc.claim_subnets(&mut all, has_containers)?;
             svc.save(&all)?;
+            // Until this endpoint has put its table in place again, the bridges a previous
+            // one left carry no loopback addresses (the table is what makes that safe).
+            for n in all.iter().filter(|n| n.is_bridge()) {
+                link::forbid_loopback(&n.bridge);
+            }
+            if std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/route_localnet")
+                .is_ok_and(|v| v.trim() == "1")
+            {
+                warnings.push(
+                    "the host sets net.ipv4.conf.all.route_localnet=1 (as kube-proxy does): every interface, the VCH's bridges too, then carries loopback addresses, and only the VCH's firewall table keeps its containers from the host's loopback services".to_owned(),
+                );
+            }
             if let Ok(mut w) = svc.warnings.lock() {
                 *w = warnings;
             }
@@ -499,14 +511,27 @@ impl NetworkService {
         Ok(())
     }
 
+    /// Records host-wide where this VCH's endpoint listens (`ports` on `ip`, every address
+    /// when `None`): no other VCH's container may publish there, even while this endpoint is
+    /// down (its port would take this VCH's clients).
+    pub fn claim_listening(&self, ip: Option<Ipv4Addr>, ports: &[u16]) -> Result<(), EngineError> {
+        let Some(l) = &self.settings.leasing else {
+            return Ok(());
+        };
+        let mut record = vic_net::published::PortLeases::lock(&l.root)
+            .map_err(|e| internal("published ports", e))?;
+        record.claim_listening(&self.settings.tag, &l.vch, &l.owner, ip, ports);
+        record.save().map_err(|e| internal("published ports", e))
+    }
+
     /// Whether the VCH's table still guards its bridges. When it is gone (the host's ruleset
     /// was flushed, as a firewall reload does), the bridges stop carrying loopback addresses
     /// at once, before anything else: without the table a container could reach the host's
     /// loopback services through them. The caller then renders the table again.
     pub fn table_guards(&self) -> bool {
-        if !self.ready.load(std::sync::atomic::Ordering::Acquire)
-            || nat::table_present(&self.table())
-        {
+        // Whether or not this endpoint made its bridges yet: a previous one may have left
+        // them, with containers on them.
+        if nat::table_present(&self.table()) {
             return true;
         }
         for n in self.list().iter().filter(|n| n.is_bridge()) {

@@ -424,6 +424,17 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+    // Where this endpoint listens is no other VCH's to publish (API and portal).
+    let listen_v4 = match cfg.listen_ip {
+        Some(std::net::IpAddr::V4(ip)) => Some(ip),
+        _ => None,
+    };
+    if let Err(e) = containers
+        .networks()
+        .claim_listening(listen_v4, &[cfg.port, PORTAL_PORT])
+    {
+        tracing::warn!(error = %e, "cannot record where the endpoint listens");
+    }
     // Bridges and published ports as the stored state says (after a crash or a reboot).
     if let Err(e) = containers.restore_network() {
         tracing::warn!(error = %e, "cannot restore the bridge networks");

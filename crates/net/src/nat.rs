@@ -181,8 +181,9 @@ pub fn apply(netns: Option<&std::path::Path>, script: &str) -> Result<(), NetErr
 
 /// Whether table `name` is in the kernel (`false` also when nft cannot say).
 pub fn table_present(name: &str) -> bool {
-    std::process::Command::new("nft")
-        .args(["list", "table", "ip", name])
+    // Bounded: the supervisor that asks also applies restart policies.
+    std::process::Command::new("timeout")
+        .args(["5", "nft", "list", "table", "ip", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()

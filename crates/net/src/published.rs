@@ -45,6 +45,11 @@ pub struct PortLease {
     pub owner: PathBuf,
     /// When the port was chosen (seconds since the epoch).
     pub since: u64,
+    /// Where the VCH's own endpoint listens (its API, its portal), not a container's port:
+    /// kept for as long as the VCH exists, so that no other VCH's container takes it while
+    /// this endpoint is down.
+    #[serde(default)]
+    pub listens: bool,
 }
 
 /// Now, in seconds since the epoch.
@@ -89,6 +94,9 @@ impl Entry for PortLease {
         &self.tag
     }
     fn lapsed(&self) -> bool {
+        if self.listens {
+            return !self.owner.is_dir();
+        }
         !self.owner.is_dir()
             || (!monitor_alive(&self.owner)
                 && now_secs().saturating_sub(self.since) > START_GRACE_SECS)
@@ -97,15 +105,18 @@ impl Entry for PortLease {
 
 impl std::fmt::Display for PortLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "port {}/{} is published by VCH {} on {}",
-            self.port,
-            self.proto.as_str(),
-            self.vch,
-            self.host_ip
-                .map_or_else(|| "every address".to_owned(), |ip| ip.to_string())
-        )
+        let on = self
+            .host_ip
+            .map_or_else(|| "every address".to_owned(), |ip| ip.to_string());
+        let (port, proto, vch) = (self.port, self.proto.as_str(), &self.vch);
+        if self.listens {
+            write!(
+                f,
+                "port {port}/{proto} is where VCH {vch}'s endpoint listens, on {on}"
+            )
+        } else {
+            write!(f, "port {port}/{proto} is published by VCH {vch} on {on}")
+        }
     }
 }
 
@@ -144,9 +155,34 @@ impl Locked<PortLease> {
         let fresh: HashSet<&str> = running.iter().map(|e| e.container.as_str()).collect();
         self.all.retain(|e| {
             e.tag != tag
+                || e.listens
                 || (starting.contains(&e.container) && !fresh.contains(e.container.as_str()))
         });
         self.all.extend(running);
+    }
+
+    /// Records where VCH `tag`'s endpoint listens (`ports` on `host_ip`, every address when
+    /// `None`), in place of what it recorded before.
+    pub fn claim_listening(
+        &mut self,
+        tag: &str,
+        vch: &str,
+        owner: &Path,
+        host_ip: Option<Ipv4Addr>,
+        ports: &[u16],
+    ) {
+        self.all.retain(|e| !(e.tag == tag && e.listens));
+        self.all.extend(ports.iter().map(|&port| PortLease {
+            host_ip,
+            port,
+            proto: Proto::Tcp,
+            tag: tag.to_owned(),
+            vch: vch.to_owned(),
+            container: String::new(),
+            owner: owner.to_owned(),
+            since: now_secs(),
+            listens: true,
+        }));
     }
 }
 
@@ -166,6 +202,7 @@ mod tests {
             container: format!("c-{port}"),
             owner,
             since: now_secs(),
+            listens: false,
         }
     }
 
@@ -195,6 +232,33 @@ mod tests {
         assert_eq!(
             every.to_string(),
             "port 8080/tcp is published by VCH vch-b on every address"
+        );
+        // Where another VCH's endpoint listens: taken, and said so, for as long as that
+        // VCH exists (its endpoint may be down), but never a clash with its own VCH.
+        let mut rec = PortLeases::lock(root.path()).unwrap();
+        let owner = root.path().join("b");
+        rec.claim_listening("b", "vch-b", &owner, ip("127.0.0.3"), &[2376, 2378]);
+        rec.sync_vch("b", &HashSet::new(), Vec::new());
+        let c = rec.clash("a", None, 2376, Proto::Tcp).unwrap();
+        assert_eq!(
+            c.to_string(),
+            "port 2376/tcp is where VCH vch-b's endpoint listens, on 127.0.0.3"
+        );
+        assert!(rec.clash("b", None, 2376, Proto::Tcp).is_none());
+        rec.save().unwrap();
+        drop(rec);
+        assert!(
+            PortLeases::lock(root.path())
+                .unwrap()
+                .clash("a", None, 2378, Proto::Tcp)
+                .is_some()
+        );
+        std::fs::remove_dir_all(&owner).unwrap();
+        assert!(
+            PortLeases::lock(root.path())
+                .unwrap()
+                .clash("a", None, 2378, Proto::Tcp)
+                .is_none()
         );
     }
 

@@ -196,6 +196,7 @@ impl ContainerService {
                 container: id.to_owned(),
                 owner: self.dir(id),
                 since,
+                listens: false,
             })
             .collect()
     }
