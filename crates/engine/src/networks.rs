@@ -391,6 +391,8 @@ impl NetworkService {
             self.save(&all)?;
         }
         self.release(rec)?;
+        // Out of the table now: it carries no loopback addresses even if it outlives this.
+        link::forbid_loopback(&rec.bridge);
         forward::remove_bridge(&rec.bridge, &self.table())
             .map_err(|e| internal("cannot remove the bridge's forwarding rules", e))?;
         link::remove_link(&rec.bridge).map_err(|e| internal("cannot remove the bridge", e))

@@ -129,6 +129,20 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
     // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies of
     // the host's own connections to published loopback ports (DNATed ones) may use that: a
     // container never reaches the host's loopback services, nor passes for one of them.
+    // Strict reverse-path filtering on the bridges, whatever the host's `rp_filter` says (a
+    // looser `all` setting wins over the bridges' own): a container never passes for an
+    // address behind another interface (another network's, another VCH's, the wire's).
+    if !nets.is_empty() {
+        let own = nets
+            .iter()
+            .map(|n| format!("\"{}\"", n.bridge))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "  chain rpf {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname {{ {own} }} fib saddr . iif oif missing drop\n  }}"
+        );
+    }
     s.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
     for n in nets {
         let _ = writeln!(
@@ -250,6 +264,7 @@ mod tests {
         assert!(s.contains("oifname \"vb1\" ip saddr 127.0.0.0/8 masquerade"));
         // ...while a container's own packets to loopback addresses never reach the host.
         assert!(s.contains("iifname \"vb1\" ip daddr 127.0.0.0/8 ct status & dnat == 0 drop"));
+        assert!(s.contains("fib saddr . iif oif missing drop"));
         assert!(s.contains("iifname \"vb1\" ip saddr 127.0.0.0/8 ct status & dnat == 0 drop"));
     }
 

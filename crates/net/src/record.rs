@@ -108,7 +108,8 @@ impl<E: Entry> Locked<E> {
     /// Writes the record whole (the lock is still held).
     pub fn save(&self) -> Result<(), RecordError> {
         let bytes = serde_json::to_vec_pretty(&self.all).unwrap_or_default();
-        vic_core::fs::write_atomic(&self.path, &bytes, 0o644).map_err(|source| RecordError::Io {
+        // The host root's alone: it names every VCH and container of the host.
+        vic_core::fs::write_atomic(&self.path, &bytes, 0o600).map_err(|source| RecordError::Io {
             what: "write",
             path: self.path.clone(),
             source,
