@@ -13,6 +13,7 @@ mod dhcp;
 mod faults;
 mod filters;
 mod hardening;
+mod health;
 mod limits;
 mod machine;
 mod many;

@@ -31,6 +31,8 @@ pub struct ContainerCreateBody {
     pub volumes: Option<HashMap<String, Value>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// `--health-*`, `--no-healthcheck`.
+    pub healthcheck: Option<HealthConfig>,
     pub host_config: HostConfigBody,
     pub networking_config: Option<NetworkingConfig>,
     /// Every other field.
@@ -287,6 +289,56 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Only for a container with a healthcheck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `Config.Healthcheck`: durations in nanoseconds, 0 for "inherited" (or Docker's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` inherit, `["NONE"]`, `["CMD", args...]` or `["CMD-SHELL", command]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_zero")]
+    pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// docker-compose sends `null` for what it was not given.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    Ok(Option::<i64>::deserialize(d)?.unwrap_or(0))
+}
+
+/// `State.Health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last results, oldest first.
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One check of `State.Health.Log`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthcheckResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i32,
+    pub output: String,
 }
 
 /// `HostConfig` of an inspected container.
@@ -362,6 +414,8 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
     pub exposed_ports: HashMap<String, Empty>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
 }
 
 /// One entry of a container's `Mounts`.
@@ -480,13 +534,18 @@ mod tests {
     #[test]
     fn create_bodies_keep_what_they_do_not_name() {
         let b: ContainerCreateBody = serde_json::from_str(
-            r#"{"Image":"busybox","Healthcheck":{"Test":["NONE"]},
+            r#"{"Image":"busybox","Domainname":"x","Healthcheck":{"Test":["NONE"]},
                 "HostConfig":{"Ulimits":[],"PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}],"53/udp":null},
                   "RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}},
                 "NetworkingConfig":{"EndpointsConfig":{"n":{"IPAMConfig":{"IPv4Address":"198.51.100.7"},"Aliases":["a"]}}}}"#,
         )
         .unwrap();
-        assert!(b.other.contains_key("Healthcheck"));
+        assert!(b.other.contains_key("Domainname"));
+        assert_eq!(
+            b.healthcheck.unwrap().test.unwrap(),
+            ["NONE"],
+            "--no-healthcheck"
+        );
         assert!(b.host_config.other.contains_key("Ulimits"));
         let ports = b.host_config.port_bindings.unwrap();
         assert_eq!(

@@ -18,10 +18,11 @@ pub use container::{
     ContainerConfig, ContainerCreateBody, ContainerCreateResponse, ContainerInspect,
     ContainerPruneResponse, ContainerState, ContainerSummary, ContainerUpdateBody,
     ContainerUpdateResponse, Empty, EndpointConfigBody, EndpointIpamBody, ExecCreateBody,
-    ExecInspect, FilesystemChange, HostConfig, HostConfigBody, IdResponse, LogConfig, MountBody,
-    MountPoint, NetworkingConfig, PathStat, PortBindingBody, ProcessConfig, RestartPolicy,
-    RestartPolicyBody, SummaryHostConfig, SummaryNetworkSettings, TmpfsOptionsBody, TopResponse,
-    VolumeOptionsBody, WaitError, WaitResponse,
+    ExecInspect, FilesystemChange, Health, HealthConfig, HealthcheckResult, HostConfig,
+    HostConfigBody, IdResponse, LogConfig, MountBody, MountPoint, NetworkingConfig, PathStat,
+    PortBindingBody, ProcessConfig, RestartPolicy, RestartPolicyBody, SummaryHostConfig,
+    SummaryNetworkSettings, TmpfsOptionsBody, TopResponse, VolumeOptionsBody, WaitError,
+    WaitResponse,
 };
 pub use error::ErrorResponse;
 pub use events::{EventActor, EventMessage};

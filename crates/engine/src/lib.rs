@@ -39,6 +39,7 @@ pub use vic_net::firewall::{IpRange, TrustLevel};
 pub use vic_net::ipam::mac_for;
 pub use vic_net::nat::Proto;
 pub use vic_registry::{Credentials, Reference};
+pub use vic_runtime::health::{Health, HealthConfig};
 /// The protocol with containers' monitors, for those who read their files or feed their input.
 pub use vic_runtime::monitor;
 pub use vic_runtime::{ExtractOptions, Limits, PathStat};

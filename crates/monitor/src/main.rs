@@ -17,12 +17,15 @@
 //! root is host id ID (gVisor's runsc, which cannot be handed a user namespace: its whole
 //! sandbox then runs as the container's root, an unprivileged host id);
 //! `--hold=PROTO:IP:PORT` binds a published host port before the container starts and keeps
-//! it until the container ends, so nothing else on the host can take it meanwhile.
+//! it until the container ends, so nothing else on the host can take it meanwhile;
+//! `--health=JSON` runs the container's healthcheck (see the `health` module).
 //!
 //! Small on purpose: std, nix, serde_json, time and the runtime crate's console helpers, so it
 //! starts fast and costs little per container.
 
 #![allow(clippy::print_stderr)]
+
+mod health;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -314,6 +317,20 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot record the monitor pid: {e}"))?;
     report(&StartReport::Started);
 
+    let reaper = Arc::new(health::Reaper::default());
+    let stop_checks = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(probe) = a.health.clone() {
+        let checker = health::Checker {
+            probe,
+            runtime: runtime.clone(),
+            id: a.id.clone(),
+            files: files.clone(),
+            sandbox_owner: a.sandbox_owner,
+            reaper: reaper.clone(),
+            stop: stop_checks.clone(),
+        };
+        std::thread::spawn(move || checker.run());
+    }
     let code = loop {
         use nix::sys::wait::{WaitStatus, waitpid};
         match waitpid(None, None) {
@@ -322,10 +339,14 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
             Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == init => {
                 break 128 + sig as i32;
             }
+            // Another child: a healthcheck's, whose thread waits for its code, or an orphan.
+            Ok(WaitStatus::Exited(pid, code)) => reaper.reaped(pid.as_raw(), code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => reaper.reaped(pid.as_raw(), 128 + sig as i32),
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("waiting for the container: {e}")),
         }
     };
+    stop_checks.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = std::fs::remove_file(control_at.path());
     *input.lock().map_err(|_| "poisoned")? = None;
     drop(terminal);

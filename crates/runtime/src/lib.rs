@@ -9,6 +9,7 @@
 mod confined;
 mod console;
 mod dirfd;
+pub mod health;
 mod held;
 mod hostpath;
 pub mod monitor;

@@ -12,10 +12,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ShortPath;
+use crate::health::{Health, HealthProbe};
 pub use crate::held::HeldPort;
 
 /// How the endpoint starts a monitor: `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID]
-/// [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`.
+/// [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE
+/// STATE_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     /// The container has a terminal (runc's console socket hands the master to the monitor).
@@ -33,6 +35,9 @@ pub struct MonitorConfig {
     /// The host ports the container publishes: the monitor binds each in the host's network
     /// namespace before the container starts and keeps them until it ends.
     pub hold: Vec<HeldPort>,
+    /// The container's healthcheck: the monitor runs it (`runc exec`) and records the health
+    /// at [`MonitorFiles::health`], the endpoint up or not.
+    pub health: Option<HealthProbe>,
     /// The OCI runtime binary.
     pub runtime: PathBuf,
     /// The runtime's state root (one per VCH).
@@ -45,7 +50,7 @@ pub struct MonitorConfig {
     pub state: PathBuf,
 }
 
-const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
 
 impl MonitorConfig {
     /// The monitor's command-line arguments.
@@ -65,6 +70,10 @@ impl MonitorConfig {
         }
         for p in &self.hold {
             args.push(format!("--hold={}", p.to_arg()).into());
+        }
+        if let Some(h) = &self.health {
+            // JSON of plain strings and numbers: it cannot fail to serialize.
+            args.push(format!("--health={}", serde_json::to_string(h).unwrap_or_default()).into());
         }
         args.push(self.runtime.clone().into());
         args.push(self.runtime_root.clone().into());
@@ -86,6 +95,7 @@ impl MonitorConfig {
             sandbox_owner: None,
             dhcp: None,
             hold: Vec::new(),
+            health: None,
             runtime: runtime.into(),
             runtime_root: runtime_root.into(),
             id,
@@ -104,6 +114,11 @@ impl MonitorConfig {
                     } else if let Some(iface) = f.strip_prefix("--dhcp=").filter(|i| !i.is_empty())
                     {
                         config.dhcp = Some(iface.to_owned());
+                    } else if let Some(h) = f.strip_prefix("--health=") {
+                        config.health = Some(
+                            serde_json::from_str(h)
+                                .map_err(|e| format!("--health: not a healthcheck: {e}"))?,
+                        );
                     } else if let Some(p) = f.strip_prefix("--hold=") {
                         config.hold.push(HeldPort::parse(p).ok_or_else(|| {
                             format!("{f}: expected --hold=PROTO:IP:PORT (tcp or udp)")
@@ -318,6 +333,23 @@ impl MonitorFiles {
         self.dir.join("dhcp-lease.json")
     }
 
+    /// The container's health (Docker's `State.Health`, JSON), while it has a healthcheck:
+    /// written by the monitor after each check.
+    pub fn health(&self) -> PathBuf {
+        self.dir.join("health.json")
+    }
+
+    /// The health the monitor recorded last, if any.
+    pub fn read_health(&self) -> Option<Health> {
+        serde_json::from_slice(&std::fs::read(self.health()).ok()?).ok()
+    }
+
+    /// Records the health (atomically: readers never see half a record).
+    pub fn write_health(&self, health: &Health) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(health).map_err(std::io::Error::other)?;
+        write_atomic(&self.health(), &bytes)
+    }
+
     /// The user namespace a sandboxed runtime runs in (see [`MonitorConfig::sandbox_owner`]).
     pub fn userns(&self) -> PathBuf {
         self.dir.join("userns")
@@ -327,6 +359,15 @@ impl MonitorFiles {
     pub fn control(&self) -> std::io::Result<ShortPath> {
         ShortPath::new(&self.dir, "control.sock")
     }
+
+    /// The marker the endpoint keeps in the container's folder while it is paused: the
+    /// monitor runs no healthcheck then (it would only hang on the frozen container).
+    pub fn paused(&self) -> PathBuf {
+        self.dir.join(Self::PAUSED)
+    }
+
+    /// The name of [`MonitorFiles::paused`].
+    pub const PAUSED: &'static str = "paused";
 
     /// The name of the socket the runtime hands a terminal to, in the container's folder.
     pub const CONSOLE_SOCKET: &'static str = "console.sock";
@@ -367,10 +408,15 @@ impl MonitorFiles {
         read_pid(&self.init_pid())
     }
 
-    /// Forgets the last run before a new one: its exit, its monitor and its init pid (which
-    /// names nothing now, or, reused, someone else).
+    /// Forgets the last run before a new one: its exit, its monitor, its init pid (which
+    /// names nothing now, or, reused, someone else) and its health (a new run starts over).
     pub fn clear_run(&self) {
-        for f in [self.exit(), self.monitor_pid(), self.init_pid()] {
+        for f in [
+            self.exit(),
+            self.monitor_pid(),
+            self.init_pid(),
+            self.health(),
+        ] {
             let _ = std::fs::remove_file(f);
         }
     }
@@ -397,6 +443,7 @@ mod tests {
             sandbox_owner: Some(231_072),
             dhcp: None,
             hold: Vec::new(),
+            health: None,
             runtime: "/usr/bin/runsc".into(),
             runtime_root: "/var/lib/vic/v/runtime".into(),
             id: "abc".into(),
@@ -428,6 +475,21 @@ mod tests {
             },
         ];
         assert!(args(&c).contains(&"--hold=udp:127.0.0.1:53".to_owned()));
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.health = Some(HealthProbe {
+            cmd: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "test -f /ok && echo 'yes'".into(),
+            ],
+            user: "1000:1000".into(),
+            cwd: "/srv".into(),
+            env: vec!["A=b c".into()],
+            interval_ms: 1000,
+            timeout_ms: 500,
+            start_period_ms: 0,
+            retries: 3,
+        });
         assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
         let with = |flag: &str| {
             let mut a = args(&c);

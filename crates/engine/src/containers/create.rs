@@ -54,6 +54,8 @@ pub struct CreateRequest {
     /// More bridge networks to join (`--network` given again).
     pub extra_networks: Vec<NetworkAttachment>,
     pub names: NameConfig,
+    /// `--health-*` / `--no-healthcheck` (`Config.Healthcheck`), merged with the image's.
+    pub healthcheck: Option<vic_runtime::health::HealthConfig>,
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -222,6 +224,18 @@ impl ContainerService {
             aliases: req.aliases.clone(),
             extra_networks: req.extra_networks.clone(),
             names: req.names.clone(),
+            healthcheck: {
+                // The image's `HEALTHCHECK` is in its config (Docker's extension of OCI's).
+                let image_check: Option<vic_runtime::health::HealthConfig> = image
+                    .config_json
+                    .get("config")
+                    .and_then(|c| c.get("Healthcheck"))
+                    .and_then(|h| serde_json::from_value(h.clone()).ok());
+                vic_runtime::health::HealthConfig::merge(
+                    image_check.as_ref(),
+                    req.healthcheck.as_ref(),
+                )
+            },
         };
         security::parse(&rec.security_opt)?;
         self.containment.check(&rec)?;

@@ -256,6 +256,7 @@ impl ContainerService {
             let svc = self.clone();
             let due = crate::blocking(move || {
                 svc.announce_exits();
+                svc.announce_health();
                 Ok(svc.restarts_due())
             })
             .await;

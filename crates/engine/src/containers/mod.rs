@@ -11,6 +11,7 @@ mod create;
 mod dhcp;
 mod exec;
 mod exec_session;
+mod health;
 mod hosts;
 mod lifecycle;
 mod logs;
@@ -53,7 +54,7 @@ pub use network::NetworkAttachment;
 pub use ports::{PortRequest, PublishedPort};
 
 /// In a container's folder while it is paused (`docker pause`).
-const PAUSED_MARKER: &str = "paused";
+const PAUSED_MARKER: &str = MonitorFiles::PAUSED;
 
 /// Where `--init` finds its init binary on the host (Debian's `tini`, static so it runs in
 /// any image).
@@ -155,6 +156,10 @@ pub struct ContainerRecord {
     /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
     #[serde(default)]
     pub names: NameConfig,
+    /// The healthcheck, the image's merged with the request's (Docker's `Config.Healthcheck`);
+    /// `Test: ["NONE"]` when turned off.
+    #[serde(default)]
+    pub healthcheck: Option<vic_runtime::health::HealthConfig>,
 }
 
 /// What a container's `/etc/hosts` and `/etc/resolv.conf` get besides the defaults.
@@ -242,6 +247,8 @@ impl Status {
 pub struct ContainerView {
     pub record: ContainerRecord,
     pub status: Status,
+    /// `State.Health`, for a container with a healthcheck that ran.
+    pub health: Option<vic_runtime::health::Health>,
 }
 
 /// Waits (blocking) for `pid`, a process re-parented to this one, and returns its exit code
@@ -266,6 +273,8 @@ pub struct ContainerService {
     attached: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     /// The exits announced as `die` events (container, finish time).
     announced: std::sync::Mutex<HashMap<String, String>>,
+    /// The health status last seen of each container with a healthcheck, to announce changes.
+    health_seen: std::sync::Mutex<HashMap<String, String>>,
     /// Exit codes of the last removed containers, for `wait?condition=removed`.
     removed: std::sync::Mutex<std::collections::VecDeque<(String, i32)>>,
     /// The terminals of running execs, for resizing.
@@ -381,6 +390,7 @@ impl ContainerService {
         let svc = Self {
             table,
             announced: std::sync::Mutex::default(),
+            health_seen: std::sync::Mutex::default(),
             attached: Arc::default(),
             execs: std::sync::Mutex::default(),
             terminals: std::sync::Mutex::default(),
@@ -534,8 +544,10 @@ impl ContainerService {
     /// One container.
     pub fn inspect(&self, name_or_id: &str) -> Result<ContainerView, EngineError> {
         let rec = self.load(&self.resolve(name_or_id)?)?;
+        let status = self.status(&rec);
         Ok(ContainerView {
-            status: self.status(&rec),
+            health: self.health(&rec, &status),
+            status,
             record: rec,
         })
     }
@@ -544,9 +556,13 @@ impl ContainerService {
     pub fn list(&self, all: bool) -> Vec<ContainerView> {
         self.all()
             .into_iter()
-            .map(|r| ContainerView {
-                status: self.status(&r),
-                record: r,
+            .map(|r| {
+                let status = self.status(&r);
+                ContainerView {
+                    health: self.health(&r, &status),
+                    status,
+                    record: r,
+                }
             })
             .filter(|v| all || matches!(v.status, Status::Running { .. } | Status::Paused { .. }))
             .collect()

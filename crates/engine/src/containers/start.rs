@@ -263,6 +263,13 @@ impl ContainerService {
             sandbox_owner: self.sandbox_owner(),
             dhcp: self.dhcp_interface(&rec),
             hold: self.held_ports(&rec),
+            health: rec.healthcheck.as_ref().and_then(|h| {
+                h.probe(
+                    format!("{uid}:{gid}"),
+                    rec.working_dir.clone(),
+                    rec.env.clone(),
+                )
+            }),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),
             id: id.clone(),

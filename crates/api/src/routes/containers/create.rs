@@ -60,7 +60,6 @@ const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
 const UNSUPPORTED_CONFIG: &[(&str, &str)] = &[
     ("Domainname", "--domainname"),
     ("MacAddress", "--mac-address"),
-    ("Healthcheck", "--health-cmd"),
 ];
 
 /// Whether `v` is what the docker CLI sends when the option is not given.
@@ -89,10 +88,6 @@ fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
         UNSUPPORTED_CONFIG
             .iter()
             .filter(|(field, _)| body.other.get(*field).is_some_and(|v| !is_unset(v)))
-            // `--no-healthcheck` is `Test: ["NONE"]`: nothing to run either way.
-            .filter(|(field, _)| {
-                *field != "Healthcheck" || body.other[*field]["Test"] != json!(["NONE"])
-            })
             .map(|(field, flag)| format!("{flag} (Config.{field})")),
     );
     // Values that mean "as by default" although they are not zero.
@@ -129,6 +124,33 @@ fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
             ),
         )))
     }
+}
+
+/// `Config.Healthcheck` as the engine keeps it, checked as Docker does (0 is "inherit").
+fn health_config(h: &vic_docker_api::HealthConfig) -> Result<vic_engine::HealthConfig, ApiError> {
+    for (name, ns) in [
+        ("Interval", h.interval),
+        ("Timeout", h.timeout),
+        ("StartPeriod", h.start_period),
+    ] {
+        if ns != 0 && ns < 1_000_000 {
+            return Err(ApiError::BadRequest(format!(
+                "{name} in Healthcheck cannot be less than 1ms"
+            )));
+        }
+    }
+    if h.retries < 0 {
+        return Err(ApiError::BadRequest(
+            "Retries in Healthcheck cannot be negative".into(),
+        ));
+    }
+    Ok(vic_engine::HealthConfig {
+        test: h.test.clone().unwrap_or_default(),
+        interval: h.interval,
+        timeout: h.timeout,
+        start_period: h.start_period,
+        retries: h.retries,
+    })
 }
 
 /// `POST /containers/create?name=`.
@@ -229,6 +251,7 @@ fn create_request(
         });
     }
     Ok(CreateRequest {
+        healthcheck: body.healthcheck.as_ref().map(health_config).transpose()?,
         name,
         image: body.image.clone(),
         cmd: body.cmd.clone(),

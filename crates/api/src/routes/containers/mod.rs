@@ -77,6 +77,16 @@ pub(crate) async fn container_list(
             STATUS_WORDS.join(", ")
         )));
     }
+    if let Some(bad) = filters
+        .get("health")
+        .into_iter()
+        .flatten()
+        .find(|v| !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Unrecognised filter value for health: {bad}"
+        )));
+    }
     // `ancestor=busybox` names an image as the CLI would: by name, tag, digest or ID.
     let ancestors: Vec<String> = filters
         .get("ancestor")
@@ -107,6 +117,7 @@ pub(crate) async fn container_list(
         let ok = filters.iter().all(|(k, vals)| {
             let test = |val: &String| match k.as_str() {
                 "status" => v.status.word() == val,
+                "health" => views::health_word(&v) == val,
                 // Docker's expressions see the name with its slash and without
                 // (`^/web$` and `^web$` both find "web").
                 "name" => names.as_ref().is_some_and(|p| {
@@ -166,6 +177,7 @@ pub(crate) async fn container_list(
 /// The filters `docker ps` may use here.
 const PS_FILTERS: &[&str] = &[
     "status", "name", "id", "ancestor", "exited", "label", "before", "since", "network", "volume",
+    "health",
 ];
 
 /// Docker's container states, as `ps --filter status=` takes them.

@@ -49,6 +49,7 @@ pub(crate) fn inspect(state: &Shared, v: &ContainerView) -> ContainerInspect {
             } else {
                 finished
             },
+            health: v.health.as_ref().map(health),
         },
         image: r.image_id.clone(),
         name: format!("/{}", r.name),
@@ -76,6 +77,16 @@ pub(crate) fn inspect(state: &Shared, v: &ContainerView) -> ContainerInspect {
                 .iter()
                 .map(|(p, proto)| (format!("{p}/{}", proto.as_str()), Empty {}))
                 .collect(),
+            healthcheck: r
+                .healthcheck
+                .as_ref()
+                .map(|h| vic_docker_api::HealthConfig {
+                    test: (!h.test.is_empty()).then(|| h.test.clone()),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    start_period: h.start_period,
+                    retries: h.retries,
+                }),
         },
         network_settings: network_settings(state, v),
         size_rw: None,
@@ -386,14 +397,42 @@ fn summary_ports(v: &ContainerView) -> Vec<Port> {
     out
 }
 
-/// `Status` of `docker ps`, in Docker's words: `Up 5 minutes`, `Exited (3) 2 hours ago`.
+/// `State.Health` on the wire.
+fn health(h: &vic_engine::Health) -> vic_docker_api::Health {
+    vic_docker_api::Health {
+        status: h.status.clone(),
+        failing_streak: h.failing_streak,
+        log: h
+            .log
+            .iter()
+            .map(|r| vic_docker_api::HealthcheckResult {
+                start: r.start.clone(),
+                end: r.end.clone(),
+                exit_code: r.exit_code,
+                output: r.output.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// What `docker ps --filter health=` matches: the health's status, `none` without one.
+pub(crate) fn health_word(v: &ContainerView) -> &str {
+    v.health.as_ref().map_or("none", |h| h.status.as_str())
+}
+
+/// `Status` of `docker ps`, in Docker's words: `Up 5 minutes`, `Exited (3) 2 hours ago`,
+/// `Up 5 seconds (healthy)`, `Up 2 seconds (health: starting)`.
 fn status_text(v: &ContainerView) -> String {
     let now = vic_core::time::now_nanos();
     let since = |ts: &str| human_duration(now - nanos(ts));
     let up = || since(v.record.started_at.as_deref().unwrap_or_default());
     match &v.status {
         Status::Created => "Created".into(),
-        Status::Running { .. } => format!("Up {}", up()),
+        Status::Running { .. } => match v.health.as_ref().map(|h| h.status.as_str()) {
+            Some("starting") => format!("Up {} (health: starting)", up()),
+            Some(s) => format!("Up {} ({s})", up()),
+            None => format!("Up {}", up()),
+        },
         Status::Paused { .. } => format!("Up {} (Paused)", up()),
         Status::Exited { code, finished } => format!("Exited ({code}) {} ago", since(finished)),
         Status::Dead => "Dead".into(),
