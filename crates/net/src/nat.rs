@@ -126,23 +126,24 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
         );
     }
     s.push_str("  }\n");
-    // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies of
-    // the host's own connections to published loopback ports (DNATed ones) may use that: a
-    // container never reaches the host's loopback services, nor passes for one of them.
+    // The VCH's bridges as an nft set (empty: no bridge, no rule names them).
+    let own = nets
+        .iter()
+        .map(|n| format!("\"{}\"", n.bridge))
+        .collect::<Vec<_>>()
+        .join(", ");
     // Strict reverse-path filtering on the bridges, whatever the host's `rp_filter` says (a
     // looser `all` setting wins over the bridges' own): a container never passes for an
     // address behind another interface (another network's, another VCH's, the wire's).
     if !nets.is_empty() {
-        let own = nets
-            .iter()
-            .map(|n| format!("\"{}\"", n.bridge))
-            .collect::<Vec<_>>()
-            .join(", ");
         let _ = writeln!(
             s,
             "  chain rpf {{\n    type filter hook prerouting priority raw; policy accept;\n    iifname {{ {own} }} fib saddr . iif oif missing drop\n  }}"
         );
     }
+    // `route_localnet` lets a bridge carry loopback addresses; nothing but the replies of
+    // the host's own connections to published loopback ports (DNATed ones) may use that: a
+    // container never reaches the host's loopback services, nor passes for one of them.
     s.push_str("  chain input {\n    type filter hook input priority filter; policy accept;\n");
     for n in nets {
         let _ = writeln!(
@@ -173,11 +174,6 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
     // VCH's, but through the ports they publish (a connection DNATed on the way); and no
     // container sends anything on from a loopback source.
     if !nets.is_empty() {
-        let own = nets
-            .iter()
-            .map(|n| format!("\"{}\"", n.bridge))
-            .collect::<Vec<_>>()
-            .join(", ");
         let _ = writeln!(
             s,
             "    iifname {{ {own} }} oifname \"{BRIDGE_PREFIX}*\" oifname != {{ {own} }} ct status & dnat == 0 drop\n    oifname {{ {own} }} iifname \"{BRIDGE_PREFIX}*\" iifname != {{ {own} }} ct status & dnat == 0 drop\n    iifname {{ {own} }} ip saddr 127.0.0.0/8 drop"
