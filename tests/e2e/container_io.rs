@@ -162,13 +162,7 @@ fn events_diff_export_and_disk_usage() {
         .says("Local Volumes   1");
     host.docker(&env, ["rm", "changer"]).ok();
     // events: the container's life, in order, with die's exit code; filters apply.
-    // One second ahead: `--until` has whole seconds.
-    let until = host
-        .sh("echo $(( $(date +%s) + 1 ))")
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let until = crate::until_next_second(&host);
     // The events of `kind` in that window, printed with `format`.
     let events_of = |kind: &str, format: &str| {
         let args = [

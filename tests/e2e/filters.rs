@@ -103,13 +103,7 @@ fn name_filters_are_regexps_events_filter_by_network_used_network_kept() {
     docker(&["network", "disconnect", "net", "web2"]).ok();
     docker(&["network", "connect", "other", "web2"]).ok();
     docker(&["network", "rm", "subnet"]).ok();
-    // One second ahead: `--until` has whole seconds.
-    let until = host
-        .sh("echo $(( $(date +%s) + 1 ))")
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let until = crate::until_next_second(&host);
     // `index`: a missing key prints nothing (a field path would print `<no value>`).
     let format = r#"{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes "container"}}"#;
     let events = |filter: &str| {

@@ -135,12 +135,7 @@ fn healthchecks_show_in_ps_inspect_and_events_and_go_on_without_the_endpoint() {
         .fails()
         .says("Unrecognised filter value for health: sick");
 
-    let until = host
-        .sh("echo $(( $(date +%s) + 1 ))")
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
+    let until = crate::until_next_second(&host);
     let events = host
         .docker(
             &env,

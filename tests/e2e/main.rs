@@ -216,3 +216,13 @@ fn eventually(tries: u32, mut probe: impl FnMut() -> bool) -> bool {
         probe()
     })
 }
+
+/// Unix seconds one second from now, as `docker events --until` takes them (whole seconds):
+/// a window that holds what happened until now.
+fn until_next_second(host: &TestHost) -> String {
+    host.sh("echo $(( $(date +%s) + 1 ))")
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
+}
