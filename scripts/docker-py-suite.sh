@@ -186,8 +186,11 @@ netns_up
 # or not at all, worth a look) and 56 tests failed for that alone. Tests that create networks use subnets of their own (172.28.0.0/16, ...), and
 # the engine's swarm its overlay pool (10.0.0.0/8), all inside the namespace, which has no link
 # but loopback.
-eng_host=127.0.0.1:2375
-vch_host=127.0.0.2:2375
+# The VCH listens on 127.0.0.1, the address the suite's tests publish ports on (-p
+# 127.0.0.1:4567:1111): a VCH publishes on its own addresses only, so on a VCH at 127.0.0.2 those
+# tests would fail for the address alone. The engine takes any address; it gets 127.0.0.2.
+eng_host=127.0.0.2:2375
+vch_host=127.0.0.1:2375
 if [[ " $sides " == *" engine "* ]]; then
     mkdir -p "$work/dd"
     in_ns dockerd --data-root "$work/dd/root" --exec-root "$work/dd/exec" --pidfile "$work/dd/pid" \
@@ -200,7 +203,7 @@ if [[ " $sides " == *" engine "* ]]; then
 fi
 if [[ " $sides " == *" vch "* ]]; then
     VIC_ROOT="$work/root" VIC_SYSTEMD=0 in_ns "$bin" create --name "$vch" --no-tls \
-        --client-network-ip 127.0.0.2 --volume-store /tmp:tmp \
+        --client-network-ip 127.0.0.1 --volume-store /tmp:tmp \
         --tls-cert-path "$work/certs" > "$work/create.log" 2>&1 || { cat "$work/create.log" >&2; exit 1; }
     in_ns "$docker" -H "tcp://$vch_host" load -q -i "$work/images.tar" >/dev/null
     vch_version="$(in_ns "$docker" -H "tcp://$vch_host" version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
@@ -211,7 +214,10 @@ fi
 run_side() {
     local name="$1" host="$2" t
     echo "docker-py: running the suite against the $name ($host), ${per_test}s a test at most"
-    mkdir -p "$work/home-$name" "$tests_tmp/$name"
+    mkdir -p "$work/home-$name/.docker" "$tests_tmp/$name"
+    # docker-py keeps contexts beside the client config it finds, or in ./contexts (the suite's
+    # folder, shared by both sides) when there is none: each side gets its own, empty, config.
+    echo '{}' > "$work/home-$name/.docker/config.json"
     t=$(date +%s)
     (cd "$work/suite" && in_ns env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH -u DOCKER_CONFIG -u DOCKER_CONTEXT \
         HOME="$work/home-$name" TMPDIR="$tests_tmp/$name" DOCKER_HOST="tcp://$host" \

@@ -126,6 +126,15 @@ fn events_diff_export_and_disk_usage() {
         assert!(diff.lines().any(|l| l == want), "{want} missing in {diff}");
     }
     assert!(!diff.contains("/proc") && !diff.contains("/data"), "{diff}");
+    // Only what the container did: not the files the VCH puts in every container (Docker
+    // keeps them in an init layer), nor their folder.
+    host.docker(&env, ["run", "--name", "toucher", IMG, "touch", "/test"])
+        .ok();
+    assert_eq!(
+        host.docker(&env, ["diff", "toucher"]).ok().stdout,
+        "A /test\n"
+    );
+    host.docker(&env, ["rm", "toucher"]).ok();
     // export: the root file system as a tar, with the change in it and no volume content.
     let tar = host.path("changer.tar");
     host.docker(&env, ["export", "-o", tar.to_str().unwrap(), "changer"])
@@ -281,6 +290,82 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     assert_eq!(tail_since.stdout, "line5\n", "{tail_since:?}");
     host.docker(&env, ["logs", "--since", "soon", "talker"])
         .fails();
+    // --log-opt: the log rotated at max-size into max-file files, read across them.
+    let count = "i=0; while [ $i -lt 300 ]; do echo line$i; i=$((i+1)); done";
+    let opts = ["--log-opt", "max-size=2k", "--log-opt", "max-file=3"];
+    let id = run_detached(
+        &host,
+        &env,
+        "rotated",
+        &[&opts[..], &[IMG, "sh", "-c", count]].concat(),
+    );
+    host.docker(&env, ["wait", "rotated"]).ok();
+    let kept = host.docker(&env, ["logs", "rotated"]).ok().stdout;
+    let kept: Vec<&str> = kept.lines().collect();
+    // About 26 entries of 78 bytes a file: the newest, in order, across the three files.
+    assert!((40..100).contains(&kept.len()), "{kept:?}");
+    let first = 300 - kept.len();
+    assert!(
+        kept.iter()
+            .enumerate()
+            .all(|(i, l)| *l == format!("line{}", first + i)),
+        "{kept:?}"
+    );
+    let tail = host.docker(&env, ["logs", "--tail", "2", "rotated"]).ok();
+    assert_eq!(tail.stdout, "line298\nline299\n", "{tail:?}");
+    host.sh(&format!(
+        "ls {}/*/containers/{id}/ | grep -c '^container.log'",
+        host.root().display()
+    ))
+    .ok()
+    .says("3");
+    inspect(
+        &host,
+        &env,
+        "rotated",
+        r#"{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "max-file"}}"#,
+    )
+    .says("json-file 3");
+    for (opts, why) in [
+        (&["--log-opt", "max-size=abc"][..], "invalid size: 'abc'"),
+        (
+            &["--log-opt", "max-file=0"][..],
+            "max-file cannot be less than 1",
+        ),
+        (
+            &["--log-opt", "colour=red"][..],
+            "unknown log opt 'colour' for json-file log driver",
+        ),
+        (
+            &["--log-driver", "asdf"][..],
+            "logger: no log driver named 'asdf' is registered",
+        ),
+    ] {
+        host.docker(&env, [&["create"][..], opts, &[IMG, "true"]].concat())
+            .fails()
+            .says(why);
+    }
+    // --log-driver none: nothing to read back, but an attached client gets the output.
+    host.docker(
+        &env,
+        [
+            "run",
+            "--name",
+            "quiet",
+            "--log-driver",
+            "none",
+            IMG,
+            "echo",
+            "hush",
+        ],
+    )
+    .ok()
+    .says("hush");
+    host.docker(&env, ["logs", "quiet"])
+        .fails()
+        .says("configured logging driver does not support reading");
+    inspect(&host, &env, "quiet", "{{.HostConfig.LogConfig.Type}}").says("none");
+    host.docker(&env, ["rm", "rotated", "quiet"]).ok();
     // ps: two running containers with labels (one with its own entrypoint), then one that
     // exits 2, created last.
     let alpha = [
@@ -373,57 +458,176 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
     .ok();
 }
 
+/// A raw client of attach, exec and the websocket attach (the docker CLI swallows detach keys
+/// itself when it reads them, and half-closes: the attach's second case covers that). Prints
+/// what each step saw; `ADDR` is the VCH, `IMG` the image.
+const STREAMS_PY: &str = r#"
+import base64, hashlib, json, os, socket, time
+ADDR, IMG = os.environ["ADDR"], os.environ["IMG"]
+HOST, PORT = ADDR.rsplit(":", 1)
+UPGRADE = "Connection: Upgrade\r\nUpgrade: tcp\r\n"
+
+def send(method, path, body=None, headers=""):
+    s = socket.create_connection((HOST, int(PORT)), timeout=20)
+    data = b"" if body is None else json.dumps(body).encode()
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {ADDR}\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(data)}\r\n{headers}\r\n".encode() + data)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, head
+        head += b
+    return s, head
+
+def rest(s, out=b""):
+    while True:
+        b = s.recv(4096)
+        if not b:
+            return out
+        out += b
+
+def until(s, want, out=b""):
+    while want not in out:
+        b = s.recv(4096)
+        assert b, out
+        out += b
+    return out
+
+def exactly(s, n):
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        assert b, out
+        out += b
+    return out
+
+def call(method, path, body=None):
+    s, head = send(method, path, body, "Connection: close\r\n")
+    body = rest(s)
+    assert head.split(b" ")[1].startswith(b"2"), (head, body)
+    return body
+
+# A terminal container: the detach keys asked for end the attach and are not passed on.
+s, head = send("POST", "/containers/cat/attach?stream=1&stdin=1&stdout=1&stderr=1"
+               "&detachKeys=ctrl-x,x", None, UPGRADE)
+assert b" 101 " in head and b"raw-stream" in head, head
+s.sendall(b"hello\n")
+out = until(s, b"hello")
+s.sendall(b"\x18x" + b"after\n")
+print("ATTACH-ENDED", rest(s, out))
+# Docker's default keys, on an attach of stdin alone with flags spelled as docker-py does.
+s, head = send("POST", "/containers/cat/attach?stream=True&stdin=True", None, UPGRADE)
+s.sendall(b"\x10")
+time.sleep(0.3)
+s.sendall(b"\x11")
+print("DEFAULT-ENDED", rest(s))
+# An exec with a terminal and detach keys of its own (docker-py's spelling): the client is
+# told, the exec goes on.
+eid = json.loads(call("POST", "/containers/cat/exec", {"Cmd": ["cat"], "AttachStdin": True,
+    "AttachStdout": True, "Tty": True, "detachKeys": "ctrl-p"}))["Id"]
+s, head = send("POST", f"/exec/{eid}/start", {"Tty": True}, UPGRADE)
+assert b"raw-stream" in head, head
+s.sendall(b"in-exec\n")
+out = until(s, b"in-exec")
+s.sendall(b"\x10")
+out = rest(s, out)
+assert out.endswith(b"read escape sequence\r\n"), out
+assert json.loads(call("GET", f"/exec/{eid}/json"))["Running"]
+print("EXEC-DETACHED")
+# An exec with a terminal started without one (docker-py's default): its output in frames,
+# from its first byte.
+eid = json.loads(call("POST", "/containers/cat/exec", {"Cmd": ["echo", "hello out"],
+    "AttachStdout": True, "Tty": True}))["Id"]
+s, head = send("POST", f"/exec/{eid}/start", {"Tty": False}, UPGRADE)
+assert b"multiplexed-stream" in head, head
+out, got = rest(s), b""
+while out:
+    assert out[:4] == b"\x01\x00\x00\x00", out
+    n = int.from_bytes(out[4:8], "big")
+    got, out = got + out[8:8 + n], out[8 + n:]
+assert got == b"hello out\r\n", got
+print("TTY-FRAMED")
+# The websocket attach, made before the start, as docker-py does (API 1.41: every stream).
+call("POST", "/containers/create?name=printer", {"Image": IMG, "Cmd": ["echo", "-n", "hi-ws"]})
+key = base64.b64encode(os.urandom(16)).decode()
+s, head = send("GET", "/v1.41/containers/printer/attach/ws?stdout=1&stream=1&logs=1", None,
+               "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+               f"Sec-WebSocket-Key: {key}\r\n")
+assert b" 101 " in head, head
+accept = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+assert base64.b64encode(accept) in head, head
+call("POST", "/containers/printer/start")
+def message():
+    b0, b1 = exactly(s, 2)
+    assert b1 < 126, b1
+    return b0, exactly(s, b1)
+assert message() == (0x82, b"hi-ws")
+assert message()[0] == 0x88
+print("WS-OK")
+"#;
+
 #[test]
-fn attach_ends_on_detach_keys_or_closed_input_and_the_container_goes_on() {
+fn attach_and_exec_streams_detach_keys_framing_and_websocket() {
     let (host, env) = vch_with_busybox();
-    run_detached(&host, &env, "cat", &["-i", IMG, "sh", "-c", "cat"]);
-    // A raw client (the docker CLI over TCP swallows the keys itself and half-closes, which
-    // the second case covers): the detach keys end the attach, are not passed on, and what
-    // came before them is.
-    // Sends `first`, waits for the container to echo it, then sends `then` (and half-closes
-    // with `half_close`), and reads until the server ends the stream.
-    let attach = |first: &str, then: &str, half_close: bool| {
-        host.sh(&format!(
-            r#"python3 - <<'PY'
+    run_detached(&host, &env, "cat", &["-it", IMG, "cat"]);
+    let r = host
+        .sh(&format!(
+            "ADDR={} IMG={IMG} python3 - <<'PY'\n{STREAMS_PY}\nPY",
+            docker_addr(&env)
+        ))
+        .ok();
+    r.says("ATTACH-ENDED").says("hello").never_says("after");
+    r.says("DEFAULT-ENDED b''").says("EXEC-DETACHED");
+    r.says("TTY-FRAMED").says("WS-OK");
+    // Input closed on a container that does not take it once (no `run -i` here): the attach
+    // ends, the container and its stdin go on.
+    host.sh(&format!(
+        r#"python3 - <<'PY'
 import socket
 host, port = "{addr}".rsplit(":", 1)
-s = socket.create_connection((host, int(port)))
-s.sendall(b"POST /containers/cat/attach?stream=1&stdin=1&stdout=1&stderr=1&detachKeys=ctrl-x,x HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+s = socket.create_connection((host, int(port)), timeout=20)
+s.sendall(b"POST /containers/cat/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
 head = b""
 while b"\r\n\r\n" not in head:
     head += s.recv(1)
-assert b" 101 " in head, head
-s.settimeout(20)
-s.sendall({first})
+s.sendall(b"second\n")
 out = b""
-while {first}.strip() not in out:
-    b = s.recv(4096)
-    assert b, out
-    out += b
-s.sendall({then})
-if {half_close}:
-    s.shutdown(socket.SHUT_WR)
+while b"second" not in out:
+    out += s.recv(4096)
+s.shutdown(socket.SHUT_WR)
+while s.recv(4096):
+    pass
+print("ENDED")
+PY"#,
+        addr = docker_addr(&env),
+    ))
+    .ok()
+    .says("ENDED");
+    inspect(&host, &env, "cat", "{{.State.Status}}").says("running");
+    let logs = host.docker(&env, ["logs", "cat"]).ok();
+    logs.says("hello").says("second").never_says("after");
+    // `logs=1&stream=0` (docker-py's `attach(stream=False, logs=True)`): the output so far, then
+    // the end, also of a container that exited.
+    host.docker(&env, ["run", "--name", "said", IMG, "echo", "said-before"])
+        .ok();
+    host.sh(&format!(
+        r#"python3 - <<'PY'
+import socket
+host, port = "{addr}".rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=20)
+s.sendall(b"POST /containers/said/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n")
+out = b""
 while True:
     b = s.recv(4096)
     if not b:
         break
     out += b
-print("ENDED", out)
+print("REPLAY", out)
 PY"#,
-            addr = docker_addr(&env),
-            half_close = if half_close { "True" } else { "False" },
-        ))
-        .ok()
-    };
-    // The keys end the attach and are not passed on; nor is what follows them.
-    let r = attach(r#"b"hello\n""#, r#"b"\x18x" + b"after\n""#, false);
-    r.says("ENDED").says("hello");
-    // Input closed on a container that does not take it once (no `run -i` here): the attach
-    // ends, the container and its stdin go on.
-    let r = attach(r#"b"second\n""#, r#"b"""#, true);
-    r.says("ENDED").says("second");
-    inspect(&host, &env, "cat", "{{.State.Status}}").says("running");
-    let logs = host.docker(&env, ["logs", "cat"]).ok().stdout;
-    assert_eq!(logs, "hello\nsecond\n", "{logs}");
-    host.docker(&env, ["rm", "-f", "cat"]).ok();
+        addr = docker_addr(&env),
+    ))
+    .ok()
+    .says("said-before");
+    host.docker(&env, ["rm", "-f", "cat", "printer", "said"])
+        .ok();
 }

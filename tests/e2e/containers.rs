@@ -128,11 +128,32 @@ fn detached_containers_logs_stop_kill_rm() {
     host.docker(&env, ["ps"]).ok().never_says("ticker");
     host.docker(&env, ["start", "ticker"]).ok();
     host.docker(&env, ["kill", "ticker"]).ok();
+    // Kill (KILL) returns once the container is stopped, as Docker's does: inspected or
+    // removed right after, it is exited with 128 + 9.
+    inspect(
+        &host,
+        &env,
+        "ticker",
+        "{{.State.Status}} {{.State.ExitCode}}",
+    )
+    .says("exited 137");
     assert_eq!(
         host.docker(&env, ["wait", "ticker"]).ok().stdout.trim(),
         "137"
     );
     host.docker(&env, ["rm", "ticker"]).ok();
+    // A container its restart policy brings back is not removed without force, also between
+    // its runs; a flag as docker-py sends it (`force=True`) is a force, as Docker reads it.
+    let again = ["--restart", "always", IMG, "sh", "-c", "sleep 0.3"];
+    run_detached(&host, &env, "again", &again);
+    host.docker(&env, ["wait", "again"]).ok();
+    host.docker(&env, ["rm", "again"])
+        .fails()
+        .says("Stop the container before attempting removal or force remove");
+    host.sh("curl -s -o /dev/null -w '%{http_code}' -X DELETE 'http://127.0.0.2:2375/v1.41/containers/again?force=True'")
+        .ok()
+        .says("204");
+    host.docker(&env, ["ps", "-a"]).ok().never_says("again");
     host.docker(&env, ["ps", "-a"]).ok().never_says("ticker");
     // create + start + wait.
     host.docker(
@@ -340,9 +361,10 @@ fn pause_top_rename_and_prune() {
         .ok()
         .says("renamed")
         .never_says("worker");
-    // A stopped container and one never started, both prunable.
+    // A stopped container (that wrote a file) and one never started, both prunable.
     let prunable = || {
-        host.docker(&env, ["run", "--name", "done1", IMG, "true"])
+        let write = "echo hello > /data.txt";
+        host.docker(&env, ["run", "--name", "done1", IMG, "sh", "-c", write])
             .ok();
         host.docker(&env, ["create", "--name", "never", IMG, "true"])
             .ok();
@@ -371,7 +393,10 @@ fn pause_top_rename_and_prune() {
     prunable();
     host.docker(&env, ["rm", "kept"]).ok();
     let pruned = host.docker(&env, ["container", "prune", "-f"]).ok();
-    pruned.says("Total reclaimed space");
+    // What their writable layers held (the files the VCH put in them at least).
+    pruned
+        .says("Total reclaimed space")
+        .never_says("Total reclaimed space: 0B");
     let all = host.docker(&env, ["ps", "-a"]).ok();
     all.says("renamed").never_says("done1").never_says("never");
     host.docker(&env, ["rm", "-f", "renamed"]).ok();

@@ -502,6 +502,41 @@ fn root_is_not_host_root(runtime: &str) {
             "{runtime}: {map}"
         );
     }
+    // `--pid container:NAME` joins that container's PID namespace in its user namespace: the
+    // same unprivileged map, never the host's (gVisor's sandboxes share no kernel).
+    host.docker(&env, ["run", "-d", "--name", "pt", IMG, "sleep", "60"])
+        .ok();
+    let joined = host.docker(
+        &env,
+        [
+            "run",
+            "--rm",
+            "--pid",
+            "container:pt",
+            IMG,
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/*/comm",
+        ],
+    );
+    if runtime == "runsc" {
+        joined.fails().says("not supported by this VCH's runtime");
+    } else {
+        let out = joined.ok().stdout;
+        assert!(out.contains("sleep"), "{runtime}: {out}");
+        let fields: Vec<u64> = out
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert!(
+            fields.len() == 3 && fields[1] >= 100_000,
+            "{runtime}: {out}"
+        );
+    }
+    host.docker(&env, ["rm", "-f", "pt"]).ok();
     offer(&host, "prv", &host.path("store/w"));
     host.docker(
         &env,

@@ -212,7 +212,35 @@ PY
 tar -cf check.tar -C img ."#,
     )
     .ok();
-    host.docker(&env, ["load", "-i", "check.tar"]).ok();
+    // The load answer is a JSON stream (chunked: docker-py reads it line by line only then),
+    // also for a broken archive, whose failure is the stream's error (docker load fails).
+    host.sh("curl -sSi -X POST --data-binary @check.tar http://127.0.0.2:2375/v1.41/images/load")
+        .ok()
+        .says("transfer-encoding: chunked")
+        .says(r#"{"stream":"Loaded image: withcheck:1\n"}"#);
+    // Saved by its ID, an image has no tags in the archive, and loads as its ID (as in
+    // Docker: docker-py's `image.save()` then `load` gets one image).
+    let id = host
+        .docker(&env, ["image", "inspect", "-f", "{{.Id}}", BUSYBOX])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    host.docker(&env, ["save", "-o", "byid.tar", &id]).ok();
+    host.sh("tar -xOf byid.tar manifest.json")
+        .ok()
+        .says(r#""RepoTags":null"#);
+    host.docker(&env, ["load", "-i", "byid.tar"])
+        .ok()
+        .says(&format!("Loaded image ID: {id}"));
+    host.sh("echo abc > broken.tar").ok();
+    host.docker(&env, ["load", "-i", "broken.tar"])
+        .fails()
+        .says("archive");
+    host.sh("curl -s -w ' %{http_code}' -X POST --data-binary @broken.tar http://127.0.0.2:2375/v1.41/images/load")
+        .ok()
+        .says(r#""errorDetail":{"message":"#)
+        .says(" 200");
     let image = ["withcheck:1", "sleep", "300"];
     let run = |name: &str, opts: &[&str]| {
         let args = [&["--network", "none"][..], opts, &image[..]].concat();

@@ -3,20 +3,25 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod build;
 mod certs;
 mod clients;
 mod container_io;
 mod containers;
 mod containment;
+mod create_options;
 mod day2;
 mod dhcp;
+mod dns;
 mod faults;
 mod filters;
 mod hardening;
 mod health;
+mod images_made;
 mod limits;
 mod machine;
 mod many;
+mod network_options;
 mod networks;
 mod portal;
 mod registry;

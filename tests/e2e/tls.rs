@@ -235,10 +235,10 @@ fn no_tls_serves_plain_http_on_2375_with_a_host_check() {
         .ok()
         .says("404 Not Found")
         .says(r#"{"message":"page not found"}"#);
-    host.sh("curl -sS -i -X POST http://127.0.0.2:2375/v1.44/commit")
+    host.sh("curl -sS -i http://127.0.0.2:2375/v1.44/images/search?term=x")
         .ok()
         .says("501 Not Implemented")
-        .says("ImageCommit");
+        .says("ImageSearch");
     host.sh("curl -sS -i http://127.0.0.2:2375/v1.12/version")
         .ok()
         .says("400 Bad Request")

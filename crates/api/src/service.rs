@@ -552,12 +552,21 @@ mod route_tests {
             call(&s, "GET", "/nothing/here", None).await,
             (404, r#"{"message":"page not found"}"#.into())
         );
-        let (status, body) = call(&s, "POST", "/v1.41/commit", None).await;
+        let (status, body) = call(&s, "GET", "/v1.41/images/search?term=x", None).await;
         assert_eq!(status, 501);
         assert_eq!(
             body,
-            r#"{"message":"vic does not implement ImageCommit (POST /commit) yet"}"#
+            r#"{"message":"vic does not implement ImageSearch (GET /images/search) yet"}"#
         );
+        answers(&s, "POST", "/v1.41/commit", 400, "the container to commit").await;
+        answers(
+            &s,
+            "POST",
+            "/commit?container=abc",
+            404,
+            "No such container: abc",
+        )
+        .await;
         answers(&s, "GET", "/v1.41/networks/none", 200, "").await;
         answers(&s, "DELETE", "/v1.41/networks/none", 403, "").await;
         let (status, body) = call(&s, "DELETE", "/images/library/busybox", None).await;
@@ -578,12 +587,13 @@ mod route_tests {
                 "{method} {path}"
             );
         }
+        // The websocket attach takes websocket handshakes only.
         answers(
             &s,
             "GET",
             "/containers/abc/attach/ws",
-            501,
-            "ContainerAttachWebsocket",
+            400,
+            "not a websocket handshake",
         )
         .await;
         answers(&s, "POST", "/containers/abc/stop", 404, no_abc).await;

@@ -105,6 +105,15 @@ pub struct EndpointConfigBody {
     pub ipam_config: Option<EndpointIpamBody>,
     #[serde(rename = "Aliases")]
     pub aliases: Option<Vec<String>>,
+    /// `--driver-opt`: the endpoint's driver options, kept and shown.
+    #[serde(rename = "DriverOpts")]
+    pub driver_opts: Option<HashMap<String, String>>,
+    /// `--mac-address` (API 1.44+ sends it here; older clients in `Config.MacAddress`).
+    #[serde(rename = "MacAddress")]
+    pub mac_address: Option<String>,
+    /// `Links`: `CONTAINER:ALIAS` names on a user-defined network.
+    #[serde(rename = "Links")]
+    pub links: Option<Vec<String>>,
 }
 
 /// `IPAMConfig` of an endpoint in a request.
@@ -113,6 +122,12 @@ pub struct EndpointConfigBody {
 pub struct EndpointIpamBody {
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: Option<String>,
+    /// `--ip6`: refused (the VCH's networks are IPv4 only).
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: Option<String>,
+    /// `--link-local-ip`.
+    #[serde(rename = "LinkLocalIPs")]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 /// `HostConfig.RestartPolicy` in a create or update request.
@@ -180,6 +195,9 @@ pub struct ExecCreateBody {
     pub working_dir: Option<String>,
     pub attach_stdin: bool,
     pub tty: bool,
+    /// `--detach-keys`; docker-py spells it `detachKeys` (Docker reads JSON names in any case).
+    #[serde(alias = "detachKeys")]
+    pub detach_keys: Option<String>,
 }
 
 /// What `docker create` answers.
@@ -376,6 +394,20 @@ pub struct HostConfig {
     pub dns_options: Vec<String>,
     pub extra_hosts: Vec<String>,
     pub tmpfs: HashMap<String, String>,
+    /// The OCI runtime the container runs on, by the name `docker info` lists.
+    pub runtime: String,
+    /// `""` or `default` as given (Linux has no other isolation).
+    pub isolation: String,
+    /// Always `private`: a container never shares the host's cgroup namespace.
+    pub cgroupns_mode: String,
+    /// `--link` as `/NAME:/CONTAINER/ALIAS`; `null` without any.
+    pub links: Option<Vec<String>>,
+    /// `--volumes-from` as given; `null` without any.
+    pub volumes_from: Option<Vec<String>>,
+    pub pid_mode: String,
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    pub volume_driver: String,
 }
 
 /// `HostConfig.LogConfig`.

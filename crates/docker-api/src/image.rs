@@ -35,6 +35,10 @@ pub struct ImageInspect {
     pub repo_digests: Vec<String>,
     pub parent: String,
     pub comment: String,
+    /// The container an image was committed from (Docker's legacy field; empty otherwise).
+    pub container: String,
+    /// That container's config (`null` for other images).
+    pub container_config: Option<Value>,
     /// RFC 3339, from the image's config.
     pub created: String,
     pub docker_version: String,
@@ -125,6 +129,9 @@ pub struct JsonMessage {
     pub error_detail: Option<ErrorDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A build's result (`{"ID": "sha256:..."}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<Value>,
 }
 
 impl JsonMessage {
@@ -132,6 +139,7 @@ impl JsonMessage {
     pub fn failure(message: String) -> Self {
         Self {
             error_detail: Some(ErrorDetail {
+                code: None,
                 message: message.clone(),
             }),
             error: Some(message),
@@ -157,6 +165,9 @@ pub struct ProgressDetail {
 /// `errorDetail` of a [`JsonMessage`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    /// A failed build step's exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
     pub message: String,
 }
 

@@ -66,6 +66,13 @@ pub struct EndpointSettings {
 pub struct EndpointIpamConfig {
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+    /// `--link-local-ip`: further link-local addresses of the endpoint (omitted without any).
+    #[serde(
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Vec::is_empty",
+        default
+    )]
+    pub link_local_ips: Vec<String>,
 }
 
 /// A host binding of a container port (`HostIp` empty: every address).
@@ -136,12 +143,18 @@ pub struct Ipam {
     pub config: Vec<IpamConfig>,
 }
 
-/// One subnet of a network's `IPAM`.
+/// One subnet of a network's `IPAM` (Docker leaves out what was not given).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IpamConfig {
     pub subnet: String,
+    /// `--ip-range`: where dynamic addresses come from.
+    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty", default)]
+    pub ip_range: String,
     pub gateway: String,
+    /// `--aux-address`: addresses never handed to a container.
+    #[serde(skip_serializing_if = "HashMap::is_empty", default)]
+    pub auxiliary_addresses: HashMap<String, String>,
 }
 
 /// `ConfigFrom` of a network.
@@ -186,6 +199,10 @@ pub struct NetworkCreateBody {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamBody {
+    /// `--ipam-driver`: `default` (or empty) only.
+    pub driver: Option<String>,
+    /// `--ipam-opt`.
+    pub options: Option<HashMap<String, String>>,
     pub config: Option<Vec<IpamConfigBody>>,
 }
 
@@ -199,6 +216,9 @@ pub struct IpamConfigBody {
     pub gateway: Option<String>,
     #[serde(rename = "IPRange")]
     pub ip_range: Option<String>,
+    /// `--aux-address NAME=IP`.
+    #[serde(rename = "AuxiliaryAddresses", alias = "AuxAddress")]
+    pub aux_addresses: Option<HashMap<String, String>>,
 }
 
 /// What `docker network create` answers.

@@ -39,6 +39,53 @@ fn read_small(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The tags an image saved as `name` carries in the archive, as Docker's save chooses them:
+/// none when named by its ID (whole or a prefix), the one tag named, or every tag of a
+/// repository named without one.
+fn saved_tags(name: &str, id: &str, tags: &[String]) -> Vec<String> {
+    let bare = name.strip_prefix("sha256:").unwrap_or(name);
+    let by_id = !bare.is_empty()
+        && bare.bytes().all(|b| b.is_ascii_hexdigit())
+        && hex(id).starts_with(bare)
+        // A repository may be named like an ID prefix: a tag of it wins, as in Docker.
+        && (name.starts_with("sha256:") || !tags.iter().any(|t| repo_of(t) == repo_of(name)));
+    if by_id {
+        return Vec::new();
+    }
+    let familiar = |t: &String| {
+        t.parse::<vic_registry::Reference>()
+            .ok()
+            .map(|r| r.familiar())
+    };
+    let Ok(wanted) = name.parse::<vic_registry::Reference>() else {
+        return tags.iter().filter_map(familiar).collect();
+    };
+    // `busybox` (no tag in what was typed, though it parses as `:latest`): the repository's
+    // tags, every one.
+    let named_tag = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains([':', '@']));
+    tags.iter()
+        .filter(|t| {
+            if named_tag {
+                **t == wanted.to_string()
+            } else {
+                repo_of(t) == repo_of(name)
+            }
+        })
+        .filter_map(familiar)
+        .collect()
+}
+
+/// The repository of a reference (`docker.io/library/busybox` of `busybox:latest`).
+fn repo_of(reference: &str) -> String {
+    reference.parse::<vic_registry::Reference>().map_or_else(
+        |_| reference.to_owned(),
+        |r| format!("{}/{}", r.registry, r.repository),
+    )
+}
+
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
@@ -71,26 +118,12 @@ impl ImageService {
                         .map_err(|e| io_err("cannot write the archive", e))?;
                 }
             }
-            let wanted = name
-                .parse::<vic_registry::Reference>()
-                .ok()
-                .map(|r| r.to_string());
-            let tags: Vec<String> = img
-                .tags
-                .iter()
-                .filter(|t| {
-                    wanted.as_ref().is_none_or(|w| w == *t)
-                        || !img.tags.iter().any(|x| Some(x) == wanted.as_ref())
-                })
-                .filter_map(|t| {
-                    t.parse::<vic_registry::Reference>()
-                        .ok()
-                        .map(|r| r.familiar())
-                })
-                .collect();
+            let tags = saved_tags(name, &img.id, &img.tags);
             entries.push(ArchiveEntry {
                 config: format!("blobs/sha256/{}", hex(&manifest.config.digest)),
-                repo_tags: Some(tags.clone()),
+                // An image saved by its ID has none (`null`, as Docker writes it): loaded, it
+                // is `Loaded image ID: ...`.
+                repo_tags: (!tags.is_empty()).then(|| tags.clone()),
                 layers: manifest
                     .layers
                     .iter()
@@ -255,5 +288,26 @@ impl ImageService {
             }
         }
         Ok(said)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::saved_tags;
+
+    #[test]
+    fn saved_tags_as_docker_chooses_them() {
+        let id = format!("sha256:{}", "ab12".repeat(16));
+        let tags = [
+            "docker.io/library/busybox:latest".to_owned(),
+            "docker.io/library/busybox:1".to_owned(),
+            "docker.io/library/alpine:3.10".to_owned(),
+        ];
+        let saved = |name: &str| saved_tags(name, &id, &tags);
+        assert!(saved(&id).is_empty());
+        assert!(saved("ab12ab").is_empty());
+        assert_eq!(saved("busybox:1"), ["busybox:1"]);
+        assert_eq!(saved("busybox"), ["busybox:latest", "busybox:1"]);
+        assert_eq!(saved("alpine:3.10"), ["alpine:3.10"]);
     }
 }

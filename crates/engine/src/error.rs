@@ -90,6 +90,8 @@ pub enum EngineError {
     /// An image that cannot be pulled, pushed or tagged as asked.
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -231,19 +233,29 @@ pub enum NetworkError {
     )]
     ConnectFromNone,
     #[error(
-        "container {container} cannot leave {network}, the network it was created on: remove and recreate it with another --network"
+        "container {container} cannot leave container network {network}: it joins one only at create, so remove and recreate it with another --network"
     )]
-    LeaveFirst { container: String, network: String },
+    LeaveContainerNetwork { container: String, network: String },
     #[error("container {container} is not connected to network {network}")]
     NotConnected { container: String, network: String },
     #[error(
         "network driver {0:?} is not supported by this VCH: use bridge (container networks are set up with vic-machine create --container-network)"
     )]
     Driver(String),
-    #[error(
-        "invalid network name {0:?}: use at least 2 letters, digits, '_', '.' or '-', starting with a letter or digit"
-    )]
+    #[error("invalid network name {0:?}: a name cannot be blank nor hold control characters")]
     Name(String),
+    #[error("invalid --ip-range {range}: it must be a network (CIDR) inside subnet {subnet}")]
+    IpRange { range: String, subnet: String },
+    #[error("invalid --aux-address {name}={ip}: it must be a host address of subnet {subnet}")]
+    AuxAddress {
+        name: String,
+        ip: String,
+        subnet: String,
+    },
+    #[error(
+        "invalid link-local IP {0:?}: use an IPv4 link-local address (169.254.0.0/16); this VCH's networks are IPv4 only"
+    )]
+    LinkLocal(String),
     #[error("subnet {0} is too small: use at most a /30")]
     SubnetTooSmall(String),
     #[error("gateway {gateway} is not a host address of subnet {subnet}")]
@@ -335,6 +347,13 @@ pub enum ContainerConfigError {
     RestartAndRemove,
     #[error("Invalid signal: {0}")]
     Signal(String),
+    #[error("logger: no log driver named '{0}' is registered")]
+    LogDriver(String),
+    #[error("unknown log opt '{opt}' for {driver} log driver")]
+    LogOpt { opt: String, driver: String },
+    /// A `--log-opt` value Docker's json-file refuses, with its message.
+    #[error("{0}")]
+    LogOptValue(String),
     #[error(
         "a container can be on one container network or on none, and then on no other network: {0} cannot be added"
     )]
@@ -370,6 +389,12 @@ pub enum ContainerConfigError {
     /// A capability name the runtime does not know.
     #[error("{0}")]
     Capability(String),
+    #[error(
+        "invalid --link {0:?}: use CONTAINER:ALIAS, with a container's name and a DNS name as alias"
+    )]
+    Link(String),
+    #[error("invalid MAC address {value:?}: {why}")]
+    MacAddress { value: String, why: String },
 }
 
 /// An image that cannot be pulled, pushed or tagged as asked.
@@ -407,6 +432,37 @@ pub enum ImageError {
         "image {0} has no stored manifest (it was pulled by an older vic): pull it again, then push"
     )]
     NoStoredManifest(String),
+    /// A `-c` change of `docker commit` or `docker import`.
+    #[error("invalid change: {0}")]
+    Change(#[from] crate::images::ChangeError),
+    #[error("{0}-compressed tarballs are not supported: import a plain or gzip-compressed tar")]
+    Compression(&'static str),
+    #[error("conflict: unable to delete {0} (cannot be forced) - image has dependent child images")]
+    HasChildren(String),
+}
+
+/// A `docker build` that cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Parse(#[from] crate::build::ParseError),
+    #[error("Dockerfile line {line}: {reason}")]
+    Instruction { line: usize, reason: String },
+    /// A `RUN` whose command failed: its exit code goes to the client too.
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    RunFailed { command: String, code: i32 },
+    #[error("failed to reach build target {0} in Dockerfile")]
+    Target(String),
+    #[error("No image was generated. Is your Dockerfile empty?")]
+    NoImage,
+    #[error(
+        "ADD and COPY from a URL ({0}) are not supported by this VCH: it fetches nothing outside its registry policy. Download the file into the build context and copy it from there"
+    )]
+    UrlSource(String),
+    #[error("{0} isn't allowed as an ONBUILD trigger")]
+    Trigger(String),
+    #[error("invalid platform {0}")]
+    Platform(String),
 }
 
 /// An exec that cannot run.
@@ -440,6 +496,7 @@ impl EngineError {
             | Self::NotFound(_)
             | Self::NotTagged(_)
             | Self::PullAccessDenied { .. } => ErrorKind::NotFound,
+            Self::Image(ImageError::HasChildren(_)) => ErrorKind::Conflict,
             Self::Reference(_)
             | Self::Invalid(_)
             | Self::Archive(_)
@@ -449,7 +506,8 @@ impl EngineError {
             | Self::Network(_)
             | Self::Volume(_)
             | Self::ContainerConfig(_)
-            | Self::Image(_) => ErrorKind::InvalidArgument,
+            | Self::Image(_)
+            | Self::Build(_) => ErrorKind::InvalidArgument,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::NotImplemented(_) => ErrorKind::NotImplemented,
             Self::Registry(R::Denied(_)) | Self::Forbidden(_) => ErrorKind::Forbidden,

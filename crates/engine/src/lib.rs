@@ -6,29 +6,39 @@
 //! it with an [`ErrorKind`] that the API maps, and progress leaves it as [`PullEvent`]s.
 
 mod archive;
+mod build;
 mod containers;
 mod error;
 mod events;
 mod images;
 mod mounts;
+mod network_config;
 mod networks;
+mod room;
 mod subnets;
 mod volumes;
 
+pub use build::{BuildMessage, BuildRequest, ParseError, build};
+pub use containers::CommitRequest;
+pub use containers::Endpoint;
 pub use containers::{
     AttachGuard, AttachInput, AttachRequest, Attachment, ContainerRecord, ContainerService,
     ContainerView, Containment, CreateRequest, ExecOutput, ExecRecord, ExecRequest, ExecSession,
-    LogLine, NameConfig, NetworkAttachment, Output, OutputFilter, PortRequest, PublishedPort,
-    RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket, disk_usage,
-    reown_containers, tear_down,
+    LogConfig, LogLine, NameConfig, NetworkAttachment, Output, OutputFilter, PortRequest,
+    PublishedPort, RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket,
+    disk_usage, reown_containers, tear_down,
 };
+pub use containers::{EndpointOptions, Link, Sharing, check_mac};
 pub use error::{
-    ArchiveError, ContainerConfigError, EngineError, ErrorKind, ExecError, MountError,
+    ArchiveError, BuildError, ContainerConfigError, EngineError, ErrorKind, ExecError, MountError,
     NetworkError, PortError, VolumeError,
 };
 pub use events::{Event, EventBus};
-pub use images::{HistoryEntry, ImageService, ImageSummary, PullEvent, Removed};
+pub use images::{
+    ChangeError, HistoryEntry, ImageRecipe, ImageService, ImageSummary, PullEvent, Removed,
+};
 pub use mounts::{MountRecord, MountRequest, MountType};
+pub use network_config::BridgeOptions;
 pub use networks::{
     ContainerNetworkSpec, DEFAULT_NETWORK, NetworkRecord, NetworkRequest, NetworkService,
     NetworkSettings,

@@ -2,7 +2,7 @@
 //! Linux bridge with a subnet carved from the VCH's bridge range, stored in
 //! `networks.json`; and the VCH's nftables table that NATs them and publishes ports.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -87,12 +87,30 @@ pub struct NetworkRecord {
     /// Set for a container network (driver `external`); `bridge` is then the host interface.
     #[serde(default)]
     pub external: Option<ContainerNetworkSpec>,
+    /// `--ip-range`: where dynamic addresses come from (`None`: the whole subnet); a fixed
+    /// address (`--ip`) may still be any of the subnet's, as with Docker.
+    #[serde(default)]
+    pub ip_range: Option<Ipv4Net>,
+    /// `--aux-address`: by name, addresses never given to a container.
+    #[serde(default)]
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// The driver options as given (`-o`), checked by `network_config::bridge_options`.
+    #[serde(default)]
+    pub options: HashMap<String, String>,
+    /// `--ipam-opt` as given (`None`: not given, shown as `null` as Docker does).
+    #[serde(default)]
+    pub ipam_options: Option<HashMap<String, String>>,
 }
 
 impl NetworkRecord {
     /// A VCH bridge network (its bridge is the VCH's own).
     pub fn is_bridge(&self) -> bool {
         self.external.is_none()
+    }
+
+    /// What its driver options make of its bridge (MTU, containers isolated).
+    pub fn bridge_options(&self) -> crate::network_config::BridgeOptions {
+        crate::network_config::stored_bridge_options(&self.options)
     }
 }
 
@@ -105,6 +123,14 @@ pub struct NetworkRequest {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub labels: HashMap<String, String>,
+    /// `--ip-range` (needs `subnet`).
+    pub ip_range: Option<Ipv4Net>,
+    /// `--aux-address`.
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// `-o`: driver options.
+    pub options: HashMap<String, String>,
+    /// `--ipam-opt`.
+    pub ipam_options: Option<HashMap<String, String>>,
 }
 
 /// The name of the default network.
@@ -228,6 +254,10 @@ impl NetworkService {
                     labels: HashMap::new(),
                     created: crate::containers::now(),
                     external: Some(spec.clone()),
+                    ip_range: None,
+                    aux_addresses: BTreeMap::new(),
+                    options: HashMap::new(),
+                    ipam_options: None,
                 });
             }
         }
@@ -350,9 +380,13 @@ impl NetworkService {
         {
             return Err(NetworkError::Driver(d.to_string()).into());
         }
-        if !crate::valid_volume_name(&req.name) {
+        // Docker's rule (libnetwork's `IsValidName`): any name that is not blank. Control
+        // characters are refused too: names end up in logs and terminals. A name never names
+        // anything on the host (bridges are `vb<tag><n>`).
+        if req.name.trim().is_empty() || req.name.chars().any(char::is_control) {
             return Err(NetworkError::Name(req.name.clone()).into());
         }
+        crate::network_config::bridge_options(&req.options)?;
         if ["none", "host", "default"].contains(&req.name.as_str()) || self.get(&req.name).is_ok() {
             return Err(EngineError::Conflict(format!(
                 "network with name {} already exists",
@@ -416,6 +450,7 @@ impl NetworkService {
             }
             None => ipam::gateway(subnet),
         };
+        crate::network_config::check_pool(subnet, gateway, req.ip_range, &req.aux_addresses)?;
         let (name, internal_only, labels) = (req.name.as_str(), req.internal, req.labels.clone());
         // Bridge names must be unique and at most 15 bytes: the tag and a counter.
         let index = (0..)
@@ -435,6 +470,10 @@ impl NetworkService {
             labels,
             created: crate::containers::now(),
             external: None,
+            ip_range: req.ip_range,
+            aux_addresses: req.aux_addresses.clone(),
+            options: req.options.clone(),
+            ipam_options: req.ipam_options.clone(),
         };
         // Leased before it is recorded: a crash between the two leaves a lease that the next
         // start of the endpoint drops, never a network another VCH could also take.
@@ -447,50 +486,6 @@ impl NetworkService {
         Ok(rec)
     }
 
-    /// An address for a container on `net`: `requested` if free, else the lowest free one
-    /// (of the ranges, on a container network).
-    pub fn address(
-        &self,
-        net: &NetworkRecord,
-        taken: &HashSet<Ipv4Addr>,
-        requested: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, EngineError> {
-        if let Some(ip) = requested {
-            if !net.subnet.contains(&ip)
-                || ip == net.gateway
-                || ip == net.subnet.network()
-                || ip == net.subnet.broadcast()
-            {
-                return Err(NetworkError::Address {
-                    ip: ip.to_string(),
-                    network: net.name.clone(),
-                    subnet: net.subnet.to_string(),
-                    gateway: net.gateway.to_string(),
-                }
-                .into());
-            }
-            if taken.contains(&ip) {
-                return Err(EngineError::Conflict(format!(
-                    "address {ip} is already in use on network {}",
-                    net.name
-                )));
-            }
-            return Ok(ip);
-        }
-        // A container network hands out its ranges only; a bridge network its whole subnet.
-        let free = match &net.external {
-            Some(spec) => spec
-                .ranges
-                .iter()
-                .flat_map(|r| r.addresses())
-                .find(|a| *a != net.gateway && !taken.contains(a)),
-            None => ipam::free_address(net.subnet, net.gateway, taken),
-        };
-        free.ok_or_else(|| {
-            EngineError::Conflict(format!("no free address left on network {}", net.name))
-        })
-    }
-
     /// Replaces the VCH's table with one that publishes `ports`.
     pub fn apply_rules(&self, ports: &[nat::Published]) -> Result<(), EngineError> {
         self.ensure_ready()?;
@@ -499,6 +494,7 @@ impl NetworkService {
             .into_iter()
             .filter(NetworkRecord::is_bridge)
             .map(|n| nat::BridgeNet {
+                isolated: !n.bridge_options().icc,
                 bridge: n.bridge,
                 subnet: n.subnet,
                 internal: n.internal,

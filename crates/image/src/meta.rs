@@ -53,6 +53,16 @@ CREATE TABLE IF NOT EXISTS repo_digests (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS parents (
+    image_id TEXT PRIMARY KEY REFERENCES images(id),
+    parent TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS build_cache (
+    parent TEXT NOT NULL,
+    key TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    PRIMARY KEY (parent, key)
+);
 ";
 
 impl ImageStore {
@@ -210,6 +220,84 @@ impl ImageStore {
         })
     }
 
+    /// Records that image `id` was made on this VCH from image `parent` (`docker commit`):
+    /// Docker's `Parent`, and what keeps the parent from being removed while `id` exists.
+    pub fn set_parent(&self, id: &str, parent: &str) -> Result<(), MetaError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT OR REPLACE INTO parents (image_id, parent) VALUES (?1, ?2)",
+                params![id, parent],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The image `id` was made from on this VCH, if any.
+    pub fn parent(&self, id: &str) -> Result<Option<String>, MetaError> {
+        self.with(|db| {
+            Ok(db
+                .query_row(
+                    "SELECT parent FROM parents WHERE image_id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// Records that the build step `key` on image `parent` (empty: on nothing) made image
+    /// `id`: the builder's cache.
+    pub fn cache_put(&self, parent: &str, key: &str, id: &str) -> Result<(), MetaError> {
+        self.with(|db| {
+            db.execute(
+                "INSERT OR REPLACE INTO build_cache (parent, key, image_id) VALUES (?1, ?2, ?3)",
+                params![parent, key, id],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The image build step `key` made on image `parent` before, if it is still there.
+    pub fn cache_get(&self, parent: &str, key: &str) -> Result<Option<String>, MetaError> {
+        self.with(|db| {
+            Ok(db
+                .query_row(
+                    "SELECT c.image_id FROM build_cache c JOIN images i ON i.id = c.image_id \
+                     WHERE c.parent = ?1 AND c.key = ?2",
+                    params![parent, key],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// The images build steps made (the cache's), and the cache forgotten: `docker builder
+    /// prune`.
+    pub fn cache_take(&self) -> Result<Vec<String>, MetaError> {
+        self.with(|db| {
+            let tx = db.transaction()?;
+            let ids: Vec<String> = {
+                let mut st = tx.prepare("SELECT DISTINCT image_id FROM build_cache")?;
+                st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            tx.execute("DELETE FROM build_cache", [])?;
+            tx.commit()?;
+            Ok(ids)
+        })
+    }
+
+    /// How many images were made from image `id`.
+    pub fn children(&self, id: &str) -> Result<u64, MetaError> {
+        self.with(|db| {
+            let n: i64 = db.query_row(
+                "SELECT count(*) FROM parents WHERE parent = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
+            Ok(n as u64)
+        })
+    }
+
     /// Removes a tag or repo digest name; returns whether it existed.
     pub fn untag(&self, name: &str) -> Result<bool, MetaError> {
         self.with(|db| {
@@ -228,6 +316,11 @@ impl ImageStore {
             let tx = db.transaction()?;
             tx.execute("DELETE FROM tags WHERE image_id = ?1", params![id])?;
             tx.execute("DELETE FROM repo_digests WHERE image_id = ?1", params![id])?;
+            tx.execute("DELETE FROM parents WHERE image_id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM build_cache WHERE image_id = ?1 OR parent = ?1",
+                params![id],
+            )?;
             tx.execute("DELETE FROM images WHERE id = ?1", params![id])?;
             let mut unused = Vec::new();
             {
@@ -300,11 +393,34 @@ mod tests {
                 .len(),
             2
         );
+        s.set_parent(&b, &a).unwrap();
+        s.cache_put(&a, "RUN x", &b).unwrap();
+        assert_eq!(
+            s.cache_get(&a, "RUN x").unwrap().as_deref(),
+            Some(b.as_str())
+        );
+        assert_eq!(s.cache_get("", "RUN x").unwrap(), None);
+        assert_eq!(s.cache_take().unwrap(), vec![b.clone()]);
+        assert_eq!(
+            s.cache_get(&a, "RUN x").unwrap(),
+            None,
+            "the cache is forgotten"
+        );
+        s.cache_put(&a, "RUN x", &b).unwrap();
+        assert_eq!(s.parent(&b).unwrap().as_deref(), Some(a.as_str()));
+        assert_eq!((s.children(&a).unwrap(), s.children(&b).unwrap()), (1, 0));
         assert_eq!(s.delete(&a).unwrap(), vec!["l1"]);
         assert_eq!(s.list().unwrap().len(), 1);
         // Reopening sees the same state.
         drop(s);
         let s = ImageStore::open(&dir.path().join("db")).unwrap();
         assert_eq!(s.list().unwrap()[0].id, b);
+        s.delete(&b).unwrap();
+        assert_eq!(s.parent(&b).unwrap(), None, "a child's parent goes with it");
+        assert_eq!(
+            s.cache_get(&a, "RUN x").unwrap(),
+            None,
+            "and its cache entry"
+        );
     }
 }

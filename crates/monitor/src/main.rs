@@ -1,5 +1,5 @@
 //! `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]...
-//! RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
+//! [--health=JSON] [--log=JSON] [--dns=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR`:
 //! runs one container with the OCI runtime (`runc run --detach`, as its subreaper), reports on
 //! stdout whether the start worked, appends the container's output to its log in Docker's
 //! json-file format, feeds it the input that attached clients send to its control socket, and
@@ -18,7 +18,11 @@
 //! sandbox then runs as the container's root, an unprivileged host id);
 //! `--hold=PROTO:IP:PORT` binds a published host port before the container starts and keeps
 //! it until the container ends, so nothing else on the host can take it meanwhile;
-//! `--health=JSON` runs the container's healthcheck (see the `health` module).
+//! `--health=JSON` runs the container's healthcheck (see the `health` module);
+//! `--log=JSON` bounds the log (`--log-opt max-size`/`max-file`: rotated as Docker's
+//! json-file rotates, see the `log` module);
+//! `--dns=JSON` serves the container's embedded name server at 127.0.0.11:53 in its network
+//! namespace, forwarding to the upstream servers listed (`vic_net::dns::server`).
 //!
 //! Small on purpose: std, nix, serde_json, time and the runtime crate's console helpers, so it
 //! starts fast and costs little per container.
@@ -26,94 +30,24 @@
 #![allow(clippy::print_stderr)]
 
 mod health;
+mod log;
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use log::{Log, pump_chunks, pump_lines};
 use vic_core::time::now_rfc3339 as now;
 use vic_runtime::monitor::{
     Control, ExitRecord, HeldPort, MonitorConfig, MonitorFiles, StartReport,
 };
 
-type Log = Arc<Mutex<File>>;
 /// Where input for the container goes: its stdin pipe, its terminal, or nowhere.
 type Input = Arc<Mutex<Option<File>>>;
-
-fn append(log: &Log, stream: &str, text: &str) {
-    let entry = serde_json::json!({"log": text, "stream": stream, "time": now()});
-    if let Ok(mut f) = log.lock() {
-        let mut bytes = serde_json::to_vec(&entry).unwrap_or_default();
-        bytes.push(b'\n');
-        let _ = f.write_all(&bytes);
-    }
-}
-
-/// The longest log entry: a longer line is written in parts of this size (as Docker's
-/// json-file does), so output without newlines cannot grow the monitor's memory.
-const MAX_ENTRY: usize = 16 * 1024;
-
-/// Copies one stream into the shared log, a JSON object per line, as Docker's json-file does.
-fn pump_lines(reader: impl Read, stream: &'static str, log: Log) {
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    loop {
-        let room = (MAX_ENTRY - line.len()) as u64;
-        match (&mut reader).take(room).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) if line.ends_with(b"\n") => {
-                append(&log, stream, &String::from_utf8_lossy(&line));
-                line.clear();
-            }
-            Ok(_) if line.len() >= MAX_ENTRY => {
-                // A part of a long line: up to a whole character; the rest starts the next.
-                let keep = incomplete_tail(&line);
-                let rest = line.split_off(line.len() - keep);
-                append(&log, stream, &String::from_utf8_lossy(&line));
-                line = rest;
-            }
-            Ok(_) => {}
-        }
-    }
-    if !line.is_empty() {
-        append(&log, stream, &String::from_utf8_lossy(&line));
-    }
-}
-
-/// How many bytes at the end of `bytes` begin a UTF-8 character that is not complete yet.
-fn incomplete_tail(bytes: &[u8]) -> usize {
-    match std::str::from_utf8(bytes) {
-        Err(e) if e.error_len().is_none() => bytes.len() - e.valid_up_to(),
-        _ => 0,
-    }
-}
-
-/// Copies a terminal into the log as it comes (a prompt has no newline), one entry per read;
-/// a character split between two reads waits for its end.
-fn pump_chunks(mut reader: impl Read, log: Log) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        // A terminal whose other side is closed reads as an error (EIO): the end.
-        let n = match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buf[..n]);
-        let keep = incomplete_tail(&pending);
-        let ready: Vec<u8> = pending.drain(..pending.len() - keep).collect();
-        if !ready.is_empty() {
-            append(&log, "stdout", &String::from_utf8_lossy(&ready));
-        }
-    }
-    if !pending.is_empty() {
-        append(&log, "stdout", &String::from_utf8_lossy(&pending));
-    }
-}
 
 /// Serves one control connection until it closes.
 fn control(mut conn: UnixStream, input: Input, terminal: Option<Arc<File>>) {
@@ -180,10 +114,21 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     // Keeps the container's DHCP lease from now on; dropped (released) before the exit is
     // recorded, and on every early return (a failed create) too.
     let lease = a.dhcp.as_ref().map(|_| LeaseKeeper::start(&files));
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(files.log())
+    // The name server listens before the container's first process exists, so nothing in the
+    // container can take its address; it serves until this process ends (the container's).
+    if let Some(upstream) = &a.dns {
+        let resolver = vic_net::dns::server::Resolver {
+            netns: files.netns(),
+            record: files.dns_record(),
+            upstream: upstream.clone(),
+        };
+        if let Err(e) = vic_net::dns::server::start(resolver) {
+            let message = format!("cannot serve the container's names at 127.0.0.11: {e}");
+            report(&StartReport::Failed(message.clone()));
+            return Err(message);
+        }
+    }
+    let log = vic_runtime::logfile::LogWriter::open(&files.log(), a.log)
         .map_err(|e| format!("cannot open the container log: {e}"))?;
     let log: Log = Arc::new(Mutex::new(log));
     let runc_log = files.runtime_log();
@@ -354,7 +299,7 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
         let _ = t.join();
     }
     if let Ok(f) = log.lock() {
-        let _ = f.sync_all();
+        let _ = f.sync();
     }
     delete_reaping(runc(&["delete", "--force", &a.id]));
     remove_cgroups(&cgroups);
@@ -521,10 +466,21 @@ fn delete_reaping(mut delete: Command) {
 /// id map and pin both (`vic_net::netns::create_owned`). A process of its own: a thread of the
 /// endpoint cannot make a user namespace (the kernel allows it to single-threaded processes
 /// only, which the monitor is at this point).
-fn hold_namespaces() -> Result<(), String> {
-    use nix::sched::{CloneFlags, unshare};
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("cannot make the container's namespaces: {e}"))?;
+///
+/// With `--join-user PATH` it enters that user namespace (another container's, mapped
+/// already) and makes only the network namespace, owned by it.
+fn hold_namespaces(join_user: Option<&str>) -> Result<(), String> {
+    use nix::sched::{CloneFlags, setns, unshare};
+    let flags = match join_user {
+        Some(path) => {
+            let ns = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+            setns(&ns, CloneFlags::CLONE_NEWUSER)
+                .map_err(|e| format!("cannot enter the user namespace {path}: {e}"))?;
+            CloneFlags::CLONE_NEWNET
+        }
+        None => CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET,
+    };
+    unshare(flags).map_err(|e| format!("cannot make the container's namespaces: {e}"))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())?;
@@ -536,7 +492,14 @@ fn hold_namespaces() -> Result<(), String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().is_some_and(|a| a == "--namespaces") {
-        hold_namespaces()
+        match (args.get(1).map(String::as_str), args.get(2)) {
+            (None, _) => hold_namespaces(None),
+            (Some("--join-user"), Some(path)) => hold_namespaces(Some(path)),
+            _ => Err(format!(
+                "unexpected arguments after --namespaces: {:?}",
+                &args[1..]
+            )),
+        }
     } else {
         MonitorConfig::from_args(args).and_then(|a| run(&a))
     };
@@ -546,48 +509,5 @@ fn main() -> ExitCode {
             eprintln!("vic-monitor: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The log entries `pump_lines` writes for `input`.
-    fn entries(input: &[u8]) -> Vec<String> {
-        let path = std::env::temp_dir().join(format!(
-            "vic-monitor-test-{}-{}",
-            std::process::id(),
-            input.len()
-        ));
-        let file = File::create(&path).unwrap();
-        pump_lines(input, "stdout", Arc::new(Mutex::new(file)));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        text.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["log"].as_str().unwrap().to_owned()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn long_lines_are_written_in_parts_and_characters_stay_whole() {
-        assert_eq!(entries(b"one\ntwo\nlast"), ["one\n", "two\n", "last"]);
-        let mut long = vec![b'a'; 40_000];
-        long.push(b'\n');
-        let parts = entries(&long);
-        assert_eq!(
-            parts.iter().map(String::len).collect::<Vec<_>>(),
-            [MAX_ENTRY, MAX_ENTRY, 40_000 - 2 * MAX_ENTRY + 1]
-        );
-        // A two-byte character across the limit goes whole into the next part.
-        let mut split = vec![b'a'; MAX_ENTRY - 1];
-        split.extend_from_slice("é\n".as_bytes());
-        let parts = entries(&split);
-        assert_eq!(parts.len(), 2, "{parts:?}");
-        assert_eq!(parts[0].len(), MAX_ENTRY - 1);
-        assert_eq!(parts[1], "é\n");
     }
 }

@@ -31,6 +31,30 @@ pub fn free_address(
     subnet.hosts().find(|a| *a != gateway && !taken.contains(a))
 }
 
+/// The lowest address of `pool` (a range inside `subnet`, or `subnet` itself) that is a host
+/// address of `subnet`, neither `gateway` nor in `taken`. A range hands out all its addresses,
+/// its own first and last too: only the subnet's network and broadcast addresses are never
+/// a container's (as with Docker's default IPAM driver).
+pub fn free_address_in(
+    pool: Ipv4Net,
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    taken: &HashSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    if pool == subnet || !subnet.contains(&pool) {
+        return free_address(subnet, gateway, taken);
+    }
+    (u32::from(pool.network())..=u32::from(pool.broadcast()))
+        .map(Ipv4Addr::from)
+        .find(|a| {
+            subnet.contains(a)
+                && *a != subnet.network()
+                && *a != subnet.broadcast()
+                && *a != gateway
+                && !taken.contains(a)
+        })
+}
+
 /// A MAC address made from `ip` as Docker does (`02:42:` then the four bytes): stable for an
 /// address, locally administered, never multicast.
 pub fn mac_for(ip: Ipv4Addr) -> String {
@@ -70,6 +94,24 @@ mod tests {
         );
         let taken = HashSet::from([Ipv4Addr::new(172, 16, 0, 2)]);
         assert_eq!(free_address(s, gw, &taken), None);
+    }
+
+    #[test]
+    fn a_range_hands_out_its_own_addresses_only() {
+        let (s, r) = (net("172.28.0.0/16"), net("172.28.5.0/30"));
+        let gw = Ipv4Addr::new(172, 28, 5, 1);
+        let mut taken = HashSet::new();
+        let mut got = Vec::new();
+        while let Some(a) = free_address_in(r, s, gw, &taken) {
+            taken.insert(a);
+            got.push(a.to_string());
+        }
+        assert_eq!(got, ["172.28.5.0", "172.28.5.2", "172.28.5.3"]);
+        // The whole subnet as the pool: its host addresses.
+        assert_eq!(
+            free_address_in(s, s, Ipv4Addr::new(172, 28, 0, 1), &HashSet::new()),
+            Some(Ipv4Addr::new(172, 28, 0, 2))
+        );
     }
 
     #[test]

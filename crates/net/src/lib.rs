@@ -2,8 +2,9 @@
 //! files ([`netns`]), veth links into bridges ([`link`], through iproute2), and the VCH's
 //! nftables table for outbound NAT and published ports ([`nat`], rendered by a pure function),
 //! the host-wide records that keep VCHs apart ([`record`]: bridge subnets in [`leases`],
-//! published host ports in [`published`]), and the DHCP
-//! client of containers on a container network without ranges ([`dhcp`]).
+//! published host ports in [`published`]), the DHCP
+//! client of containers on a container network without ranges ([`dhcp`]), and the embedded
+//! name server of containers on user-defined networks ([`dns`]).
 //!
 //! Invariant: rules are always rendered whole from state and applied in one transaction;
 //! nothing edits the kernel's rules incrementally.
@@ -11,6 +12,7 @@
 pub use ipnet;
 
 pub mod dhcp;
+pub mod dns;
 pub mod firewall;
 pub mod forward;
 pub mod host;

@@ -102,24 +102,36 @@ pub struct Attachment<'a> {
     /// `None` on an internal network: no default route.
     pub gateway: Option<Ipv4Addr>,
     pub mac: &'a str,
+    /// The MTU of both ends (`None`: the kernel's default).
+    pub mtu: Option<u32>,
+    /// The bridge port is isolated: it reaches the bridge (the gateway) but no other isolated
+    /// port, so containers of the network cannot reach each other (`enable_icc=false`).
+    pub isolated: bool,
+    /// Further link-local addresses of the container's end (`--link-local-ip`), as /16s.
+    pub link_local: &'a [Ipv4Addr],
 }
 
 /// Makes a veth pair with one end in the bridge and the other, addressed, in the container's
 /// namespace (with loopback up and a default route via the gateway).
 pub fn attach(a: &Attachment<'_>) -> Result<(), NetError> {
     remove_link(a.host_if)?;
-    ip_batch(
-        None,
-        &format!(
-            "link add {host} type veth peer name {cont} netns {ns}\n\
-             link set {host} master {bridge}\n\
-             link set {host} up\n",
-            host = a.host_if,
-            cont = a.container_if,
-            ns = a.netns.display(),
-            bridge = a.bridge,
-        ),
-    )?;
+    let mtu = a.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+    let mut script = format!(
+        "link add {host}{mtu} type veth peer name {cont}{mtu} netns {ns}\n\
+         link set {host} master {bridge}\n",
+        host = a.host_if,
+        cont = a.container_if,
+        ns = a.netns.display(),
+        bridge = a.bridge,
+    );
+    if a.isolated {
+        script.push_str(&format!(
+            "link set {} type bridge_slave isolated on\n",
+            a.host_if
+        ));
+    }
+    script.push_str(&format!("link set {} up\n", a.host_if));
+    ip_batch(None, &script)?;
     configure_inside(a, None)
 }
 
@@ -176,6 +188,9 @@ fn configure_inside(a: &Attachment<'_>, from: Option<&str>) -> Result<(), NetErr
             cont = a.container_if,
             prefix = a.subnet.prefix_len(),
         ));
+    }
+    for ll in a.link_local {
+        inside.push_str(&format!("addr add {ll}/16 dev {}\n", a.container_if));
     }
     inside.push_str(&format!("link set {} up\n", a.container_if));
     if let Some(gw) = a.gateway.filter(|_| a.address.is_some()) {

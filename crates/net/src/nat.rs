@@ -23,6 +23,9 @@ pub struct BridgeNet {
     pub subnet: Ipv4Net,
     /// `--internal`: no traffic in or out of the bridge.
     pub internal: bool,
+    /// `enable_icc=false`: its containers do not reach each other, also not through the host
+    /// (a frame to the gateway's MAC, routed back out of the same bridge).
+    pub isolated: bool,
 }
 
 /// tcp or udp.
@@ -161,6 +164,15 @@ pub fn render(name: &str, nets: &[BridgeNet], ports: &[Published]) -> String {
             br = n.bridge
         );
     }
+    // Isolated ports stop frames between containers; this stops what they send routed back
+    // through the host, but the host's own published-port hairpin (DNATed).
+    for n in nets.iter().filter(|n| n.isolated) {
+        let _ = writeln!(
+            s,
+            "    iifname \"{br}\" oifname \"{br}\" ct status & dnat == 0 drop",
+            br = n.bridge
+        );
+    }
     for a in nets {
         for b in nets.iter().filter(|b| b.bridge != a.bridge) {
             let _ = writeln!(
@@ -215,11 +227,13 @@ mod tests {
                 bridge: "vb1".into(),
                 subnet: "172.16.0.0/16".parse().unwrap(),
                 internal: false,
+                isolated: true,
             },
             BridgeNet {
                 bridge: "vb2".into(),
                 subnet: "172.17.0.0/16".parse().unwrap(),
                 internal: true,
+                isolated: false,
             },
         ]
     }
@@ -272,6 +286,9 @@ mod tests {
         assert!(s.contains("iifname \"vb1\" oifname \"vb2\" drop"));
         assert!(s.contains("iifname \"vb2\" oifname \"vb1\" drop"));
         assert!(s.contains("iifname \"vb2\" oifname != \"vb2\" drop"));
+        // icc=false: nothing routed back into its own bridge but the hairpin of a published port.
+        assert!(s.contains("iifname \"vb1\" oifname \"vb1\" ct status & dnat == 0 drop"));
+        assert!(!s.contains("iifname \"vb2\" oifname \"vb2\""));
         // Other VCHs' bridges: apart, but for published ports.
         assert!(s.contains(
             "iifname { \"vb1\", \"vb2\" } oifname \"vb*\" oifname != { \"vb1\", \"vb2\" } ct status & dnat == 0 drop"

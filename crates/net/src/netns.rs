@@ -50,6 +50,24 @@ pub fn create(path: &Path) -> Result<(), NetError> {
     .map_err(|_| io("network namespace thread failed for", path, "panic"))?
 }
 
+/// Pins the namespace `source` (a `/proc/PID/ns/...` file) at `pin`, replacing what was
+/// pinned there.
+pub fn pin(source: &Path, pin: &Path) -> Result<(), NetError> {
+    remove(pin)?;
+    std::fs::File::create(pin).map_err(|e| io("cannot create", pin, e))?;
+    mount(
+        Some(source),
+        pin,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = std::fs::remove_file(pin);
+        io("cannot pin a namespace at", pin, e)
+    })
+}
+
 /// Unpins and removes the namespace at `path`; its interfaces go with it (a veth's other end
 /// too). A missing one is not an error.
 pub fn remove(path: &Path) -> Result<(), NetError> {
@@ -70,11 +88,16 @@ pub fn remove(path: &Path) -> Result<(), NetError> {
 /// A thread cannot make a user namespace (the kernel allows that to single-threaded processes
 /// only), so `helper` (`vic-monitor --namespaces`) makes both and holds them while the map is
 /// written and the pins are made.
+///
+/// With `owner` (a user namespace of the same VCH, already mapped: another container's, whose
+/// PID namespace this one joins), the network namespace is made inside it and `userns` pins
+/// that one: a container's namespaces must all belong to its user namespace to be joined.
 pub fn create_owned(
     netns: &Path,
     userns: &Path,
     ids: vic_core::IdMap,
     helper: &Path,
+    owner: Option<&Path>,
 ) -> Result<(), NetError> {
     use std::io::{BufRead as _, BufReader};
     use std::process::{Command, Stdio};
@@ -86,6 +109,12 @@ pub fn create_owned(
     remove(userns)?;
     let mut child = Command::new(helper)
         .arg("--namespaces")
+        .args(
+            owner
+                .map(|o| [std::ffi::OsStr::new("--join-user"), o.as_os_str()])
+                .into_iter()
+                .flatten(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,10 +137,13 @@ pub fn create_owned(
             )));
         }
         let proc = Path::new("/proc").join(child.id().to_string());
-        let map = format!("0 {} {}\n", ids.base(), ids.size());
-        for file in ["uid_map", "gid_map"] {
-            let p = proc.join(file);
-            std::fs::write(&p, &map).map_err(|e| io("cannot write", &p, e))?;
+        // A joined user namespace is mapped already (a map is written once).
+        if owner.is_none() {
+            let map = format!("0 {} {}\n", ids.base(), ids.size());
+            for file in ["uid_map", "gid_map"] {
+                let p = proc.join(file);
+                std::fs::write(&p, &map).map_err(|e| io("cannot write", &p, e))?;
+            }
         }
         for (pin, ns) in [(userns, "ns/user"), (netns, "ns/net")] {
             std::fs::File::create(pin).map_err(|e| io("cannot create", pin, e))?;

@@ -46,6 +46,7 @@ fn the_rendered_table_is_accepted_by_nft() {
         bridge: "vbtest0".into(),
         subnet: "172.16.0.0/16".parse().unwrap(),
         internal: false,
+        isolated: true,
     }];
     let ports = vec![nat::Published {
         host_ip: Some("198.51.100.1".parse().unwrap()),

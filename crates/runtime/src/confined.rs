@@ -14,6 +14,7 @@ use vic_core::IdMap;
 
 mod archive;
 mod extract;
+mod layer;
 
 pub use archive::{Source, copy_into_volume};
 

@@ -12,6 +12,7 @@ mod dirfd;
 pub mod health;
 mod held;
 mod hostpath;
+pub mod logfile;
 pub mod monitor;
 mod rootfs;
 mod runc;

@@ -9,15 +9,18 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::ShortPath;
-use crate::health::{Health, HealthProbe};
+use crate::health::HealthProbe;
 pub use crate::held::HeldPort;
+use crate::logfile::LogLimits;
+
+mod files;
+pub use files::{ExitRecord, MonitorFiles};
 
 /// How the endpoint starts a monitor: `vic-monitor [--tty] [--stdin] [--sandbox-userns=ID]
-/// [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE
-/// STATE_DIR`.
+/// [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] [--log=JSON] [--dns=JSON] RUNTIME
+/// RUNTIME_ROOT ID BUNDLE STATE_DIR`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     /// The container has a terminal (runc's console socket hands the master to the monitor).
@@ -38,6 +41,12 @@ pub struct MonitorConfig {
     /// The container's healthcheck: the monitor runs it (`runc exec`) and records the health
     /// at [`MonitorFiles::health`], the endpoint up or not.
     pub health: Option<HealthProbe>,
+    /// How big the container's log may grow (`--log-opt max-size`/`max-file`).
+    pub log: LogLimits,
+    /// The container's embedded name server (on a user-defined network): the monitor serves
+    /// 127.0.0.11:53 in the namespace pinned at [`MonitorFiles::netns`] from the names in
+    /// [`MonitorFiles::dns_record`], and forwards other questions to these upstream servers.
+    pub dns: Option<Vec<std::net::IpAddr>>,
     /// The OCI runtime binary.
     pub runtime: PathBuf,
     /// The runtime's state root (one per VCH).
@@ -50,7 +59,7 @@ pub struct MonitorConfig {
     pub state: PathBuf,
 }
 
-const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] [--log=JSON] [--dns=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
 
 impl MonitorConfig {
     /// The monitor's command-line arguments.
@@ -75,6 +84,26 @@ impl MonitorConfig {
             // JSON of plain strings and numbers: it cannot fail to serialize.
             args.push(format!("--health={}", serde_json::to_string(h).unwrap_or_default()).into());
         }
+        if self.log != LogLimits::default() {
+            // Numbers only: it cannot fail to serialize.
+            args.push(
+                format!(
+                    "--log={}",
+                    serde_json::to_string(&self.log).unwrap_or_default()
+                )
+                .into(),
+            );
+        }
+        if let Some(upstream) = &self.dns {
+            // Addresses only: it cannot fail to serialize.
+            args.push(
+                format!(
+                    "--dns={}",
+                    serde_json::to_string(upstream).unwrap_or_default()
+                )
+                .into(),
+            );
+        }
         args.push(self.runtime.clone().into());
         args.push(self.runtime_root.clone().into());
         args.push(self.id.clone().into());
@@ -96,6 +125,8 @@ impl MonitorConfig {
             dhcp: None,
             hold: Vec::new(),
             health: None,
+            log: LogLimits::default(),
+            dns: None,
             runtime: runtime.into(),
             runtime_root: runtime_root.into(),
             id,
@@ -119,6 +150,14 @@ impl MonitorConfig {
                             serde_json::from_str(h)
                                 .map_err(|e| format!("--health: not a healthcheck: {e}"))?,
                         );
+                    } else if let Some(d) = f.strip_prefix("--dns=") {
+                        config.dns =
+                            Some(serde_json::from_str(d).map_err(|e| {
+                                format!("--dns: not a list of upstream servers: {e}")
+                            })?);
+                    } else if let Some(l) = f.strip_prefix("--log=") {
+                        config.log = serde_json::from_str(l)
+                            .map_err(|e| format!("--log: not log limits: {e}"))?;
                     } else if let Some(p) = f.strip_prefix("--hold=") {
                         config.hold.push(HeldPort::parse(p).ok_or_else(|| {
                             format!("{f}: expected --hold=PROTO:IP:PORT (tcp or udp)")
@@ -266,171 +305,6 @@ fn end_or<T>(e: std::io::Error) -> std::io::Result<Option<T>> {
     }
 }
 
-/// How a container's last run ended, as its monitor recorded it in `exit.json`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ExitRecord {
-    /// The exit code; 128 + the signal for a container killed by one.
-    pub code: i32,
-    /// When, RFC 3339.
-    pub finished: String,
-}
-
-/// The files a monitor keeps in a container's folder. Only the host's root may change that
-/// folder; the container never sees it.
-#[derive(Debug, Clone)]
-pub struct MonitorFiles {
-    dir: PathBuf,
-}
-
-impl MonitorFiles {
-    /// The files in container folder `dir`.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// The container's output, one JSON object per line (Docker's json-file format).
-    pub fn log(&self) -> PathBuf {
-        self.dir.join("container.log")
-    }
-
-    /// The [`ExitRecord`] of the last run; absent while it runs.
-    pub fn exit(&self) -> PathBuf {
-        self.dir.join("exit.json")
-    }
-
-    /// The monitor's pid, written once the container runs: a live monitor means a running
-    /// container.
-    pub fn monitor_pid(&self) -> PathBuf {
-        self.dir.join("monitor.pid")
-    }
-
-    /// The container's init pid, as the runtime recorded it.
-    pub fn init_pid(&self) -> PathBuf {
-        self.dir.join("init.pid")
-    }
-
-    /// The runtime's own log (JSON lines), where its error on a failed start is read.
-    pub fn runtime_log(&self) -> PathBuf {
-        self.dir.join("runc.log")
-    }
-
-    /// The monitor's standard error, for when it ends without a [`StartReport`].
-    pub fn monitor_errors(&self) -> PathBuf {
-        self.dir.join("monitor.err")
-    }
-
-    /// The container's pinned network namespace.
-    pub fn netns(&self) -> PathBuf {
-        self.dir.join("netns")
-    }
-
-    /// The DHCP lease of the container's interface (JSON), while it holds one: written by the
-    /// endpoint when the container's network is set up, by the monitor at each renewal, and
-    /// removed once the lease is released.
-    pub fn dhcp_lease(&self) -> PathBuf {
-        self.dir.join("dhcp-lease.json")
-    }
-
-    /// The container's health (Docker's `State.Health`, JSON), while it has a healthcheck:
-    /// written by the monitor after each check.
-    pub fn health(&self) -> PathBuf {
-        self.dir.join("health.json")
-    }
-
-    /// The health the monitor recorded last, if any.
-    pub fn read_health(&self) -> Option<Health> {
-        serde_json::from_slice(&std::fs::read(self.health()).ok()?).ok()
-    }
-
-    /// Records the health (atomically: readers never see half a record).
-    pub fn write_health(&self, health: &Health) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(health).map_err(std::io::Error::other)?;
-        write_atomic(&self.health(), &bytes)
-    }
-
-    /// The user namespace a sandboxed runtime runs in (see [`MonitorConfig::sandbox_owner`]).
-    pub fn userns(&self) -> PathBuf {
-        self.dir.join("userns")
-    }
-
-    /// The control socket (see [`Control`]), through a path short enough to bind.
-    pub fn control(&self) -> std::io::Result<ShortPath> {
-        ShortPath::new(&self.dir, "control.sock")
-    }
-
-    /// The marker the endpoint keeps in the container's folder while it is paused: the
-    /// monitor runs no healthcheck then (it would only hang on the frozen container).
-    pub fn paused(&self) -> PathBuf {
-        self.dir.join(Self::PAUSED)
-    }
-
-    /// The name of [`MonitorFiles::paused`].
-    pub const PAUSED: &'static str = "paused";
-
-    /// The name of the socket the runtime hands a terminal to, in the container's folder.
-    pub const CONSOLE_SOCKET: &'static str = "console.sock";
-
-    /// The exit of the last run, if the monitor recorded one. A record that does not parse
-    /// (a write cut short by a crash) reads as code -1.
-    pub fn read_exit(&self) -> Option<ExitRecord> {
-        let bytes = std::fs::read(self.exit()).ok()?;
-        Some(
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| ExitRecord {
-                code: -1,
-                finished: String::new(),
-            }),
-        )
-    }
-
-    /// Records the exit of this run (atomically: temp file, sync, rename).
-    pub fn write_exit(&self, exit: &ExitRecord) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(exit).map_err(std::io::Error::other)?;
-        write_atomic(&self.exit(), &bytes)
-    }
-
-    /// The monitor's pid, if it recorded one.
-    pub fn read_monitor_pid(&self) -> Option<i32> {
-        read_pid(&self.monitor_pid())
-    }
-
-    /// Records the monitor's own pid (atomically).
-    pub fn write_monitor_pid(&self) -> std::io::Result<()> {
-        write_atomic(
-            &self.monitor_pid(),
-            format!("{}\n", std::process::id()).as_bytes(),
-        )
-    }
-
-    /// The container's init pid, if the runtime recorded one.
-    pub fn read_init_pid(&self) -> Option<i32> {
-        read_pid(&self.init_pid())
-    }
-
-    /// Forgets the last run before a new one: its exit, its monitor, its init pid (which
-    /// names nothing now, or, reused, someone else) and its health (a new run starts over).
-    pub fn clear_run(&self) {
-        for f in [
-            self.exit(),
-            self.monitor_pid(),
-            self.init_pid(),
-            self.health(),
-        ] {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Writes `bytes` to `path` atomically (0644: the endpoint and tools read these files).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    vic_core::fs::write_atomic(path, bytes, 0o644)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +318,11 @@ mod tests {
             dhcp: None,
             hold: Vec::new(),
             health: None,
+            log: LogLimits {
+                max_size: Some(10_000_000),
+                max_file: 3,
+            },
+            dns: None,
             runtime: "/usr/bin/runsc".into(),
             runtime_root: "/var/lib/vic/v/runtime".into(),
             id: "abc".into(),
@@ -475,6 +354,14 @@ mod tests {
             },
         ];
         assert!(args(&c).contains(&"--hold=udp:127.0.0.1:53".to_owned()));
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.dns = Some(vec![
+            "192.0.2.53".parse().unwrap(),
+            "2001:db8::53".parse().unwrap(),
+        ]);
+        assert!(args(&c).contains(&r#"--dns=["192.0.2.53","2001:db8::53"]"#.to_owned()));
+        assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
+        c.dns = Some(Vec::new());
         assert_eq!(MonitorConfig::from_args(args(&c)).unwrap(), c);
         c.health = Some(HealthProbe {
             cmd: vec![

@@ -26,6 +26,9 @@ pub struct ContainerSpec {
     pub readonly_rootfs: bool,
     /// Join this network namespace; `None` gives the container a new, empty one (loopback).
     pub netns: Option<PathBuf>,
+    /// Join this PID namespace (`--pid container:NAME`: the other container's
+    /// `/proc/PID/ns/pid`); `None` gives the container one of its own.
+    pub pidns: Option<PathBuf>,
     /// `--privileged`: every capability, no masked paths, no seccomp filter.
     pub privileged: bool,
     /// `--security-opt seccomp=unconfined`: no seccomp filter.
@@ -359,11 +362,15 @@ pub fn runtime_spec(spec: &ContainerSpec, rootfs: &Path) -> Result<Spec, SpecErr
         .build()
         .map_err(invalid)?;
     let mut namespaces: Vec<LinuxNamespace> = get_default_namespaces();
-    if let Some(path) = &spec.netns {
+    for (typ, joined) in [
+        (LinuxNamespaceType::Network, &spec.netns),
+        (LinuxNamespaceType::Pid, &spec.pidns),
+    ] {
+        let Some(path) = joined else { continue };
         for ns in namespaces.iter_mut() {
-            if ns.typ() == LinuxNamespaceType::Network {
+            if ns.typ() == typ {
                 *ns = LinuxNamespaceBuilder::default()
-                    .typ(LinuxNamespaceType::Network)
+                    .typ(typ)
                     .path(path.clone())
                     .build()
                     .map_err(invalid)?;
@@ -592,11 +599,22 @@ mod tests {
         );
         let mut n = base();
         n.netns = Some("/run/netns/x".into());
+        n.pidns = Some("/proc/42/ns/pid".into());
         let s = runtime_spec(&n, Path::new("/r")).unwrap();
         let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
         assert!(
             ns.iter()
                 .any(|x| x.typ() == LinuxNamespaceType::Network && x.path().is_some())
+        );
+        // `--pid container:NAME`: the other container's PID namespace, once.
+        let pids: Vec<_> = ns
+            .iter()
+            .filter(|x| x.typ() == LinuxNamespaceType::Pid)
+            .collect();
+        assert_eq!(pids.len(), 1);
+        assert_eq!(
+            pids[0].path().as_deref(),
+            Some(Path::new("/proc/42/ns/pid"))
         );
         let mut m = base();
         m.mounts = vec![

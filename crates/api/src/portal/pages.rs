@@ -34,11 +34,19 @@ pub(super) fn tail(path: &Path) -> String {
 
 /// The last `LOG_LINES` lines of a container's log as plain text, read by the engine.
 pub(super) fn container_log_text(containers: &vic_engine::ContainerService, id: &str) -> String {
-    let lines = containers
-        .log_tail_offset(id, LOG_LINES)
-        .and_then(|from| containers.read_log(id, from))
-        .map(|(lines, _)| lines)
-        .unwrap_or_default();
+    let mut lines = Vec::new();
+    if containers
+        .inspect(id)
+        .is_ok_and(|v| !v.record.log_config.readable())
+    {
+        return "configured logging driver does not support reading".into();
+    }
+    if let Ok(mut cursor) = containers.log_tail(id, LOG_LINES) {
+        // The tail may begin in a rotated file: read on to the end of the log.
+        while let Ok((more, true)) = containers.read_log(id, &mut cursor) {
+            lines.extend(more);
+        }
+    }
     lines
         .iter()
         .map(|l| format!("{} {} {}", l.time, l.stream, l.log.trim_end()))

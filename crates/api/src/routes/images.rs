@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -65,18 +65,16 @@ fn progress_line(ev: &PullEvent) -> Vec<u8> {
 }
 
 /// `ImageCreate`: `POST /images/create?fromImage=...&tag=...&platform=...`: streams pull
-/// progress.
+/// progress; with `fromSrc` instead, `docker import`.
 pub(crate) async fn image_create(
     State(state): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let Some(from) = q.get("fromImage").filter(|s| !s.is_empty()) else {
-        return Err(ApiError::NotImplemented {
-            op: "ImageCreate from a source (docker import)",
-            method: "POST".into(),
-            path: "/images/create".into(),
-        });
+        return super::image_make::image_import(&state, raw.as_deref(), body).await;
     };
     let name = match q.get("tag").map(String::as_str).filter(|t| !t.is_empty()) {
         Some(t) if t.contains(':') => format!("{from}@{t}"),
@@ -177,8 +175,15 @@ pub(crate) async fn image_list(
 ) -> Result<Json<Vec<vic_docker_api::ImageSummary>>, ApiError> {
     let filters = parse_filters(q.get("filters"))?;
     check_keys(&filters, &["reference", "dangling", "label"])?;
+    // Untagged images something was built on are a build's steps: listed with `-a` only.
+    let all = super::containers::flag(&q, "all");
     let mut out = Vec::new();
     for s in state.images.list()? {
+        let intermediate =
+            s.tags.is_empty() && s.digests.is_empty() && state.images.has_children(&s.id);
+        if intermediate && !all {
+            continue;
+        }
         if let Some(refs) = filters.get("reference") {
             let ok = refs.iter().any(|r| {
                 s.tags.iter().any(|t| {
@@ -191,7 +196,7 @@ pub(crate) async fn image_list(
             }
         }
         if let Some(d) = filters.get("dangling") {
-            let dangling = s.tags.is_empty();
+            let dangling = s.tags.is_empty() && !intermediate;
             if d.iter().any(|v| v == "true") != dangling {
                 continue;
             }
@@ -229,8 +234,10 @@ fn image_inspect(state: &Shared, name: &str) -> Result<Json<ImageInspect>, ApiEr
         id: s.id.clone(),
         repo_tags: s.tags.clone(),
         repo_digests: s.digests.clone(),
-        parent: String::new(),
+        parent: s.parent.clone(),
         comment: text("comment"),
+        container: text("container"),
+        container_config: s.config_json.get("container_config").cloned(),
         created: text("created"),
         docker_version: text("docker_version"),
         author: text("author"),
@@ -359,7 +366,7 @@ pub(crate) async fn image_delete(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<ImageDeleteItem>>, ApiError> {
-    let force = q.get("force").is_some_and(|v| v == "1" || v == "true");
+    let force = super::containers::flag(&q, "force");
     let image = state.images.inspect(&name)?;
     // Removing one name of several never affects containers; removing the image does.
     let only_a_name = image.tags.len() > 1
@@ -370,7 +377,26 @@ pub(crate) async fn image_delete(
     if !only_a_name {
         state.containers.check_image_unused(&image.id, force)?;
     }
-    let removed = state.images.remove(&name, force)?;
+    let parent = state.images.parent_of(&image.id);
+    let mut removed = state.images.remove(&name, force)?;
+    // The image's untagged ancestors (a build's steps) go with it once nothing else needs
+    // them, as in Docker (`noprune` keeps them).
+    let deleted = removed.contains(&Removed::Deleted(image.id.clone()));
+    let mut next = parent.filter(|_| deleted && !super::containers::flag(&q, "noprune"));
+    while let Some(p) = next {
+        let Ok(ps) = state.images.inspect(&p) else {
+            break;
+        };
+        let needed = !ps.tags.is_empty()
+            || !ps.digests.is_empty()
+            || state.images.has_children(&p)
+            || state.containers.check_image_unused(&p, false).is_err();
+        if needed {
+            break;
+        }
+        next = state.images.parent_of(&p);
+        removed.extend(state.images.remove(&p, false)?);
+    }
     Ok(Json(deleted_items(removed)))
 }
 
@@ -450,11 +476,38 @@ pub(crate) async fn image_get_all(
     save_response(&state, names).await
 }
 
-/// `ImageLoad`: `POST /images/load` (`docker load`): the body is a docker-archive.
-pub(crate) async fn image_load(
-    State(state): State<Shared>,
-    body: Body,
-) -> Result<Response, ApiError> {
+/// `ImageLoad`: `POST /images/load` (`docker load`): the body is a docker-archive. As in
+/// Docker, the answer is always 200 with a JSON stream (chunked: docker-py reads it line by
+/// line only then): `Loaded image: ...` lines, or the failure as the stream's error message.
+pub(crate) async fn image_load(State(state): State<Shared>, body: Body) -> Response {
+    let lines: Vec<u8> = match load_archive(&state, body).await {
+        Ok(loaded) => loaded
+            .iter()
+            .flat_map(|l| {
+                JsonMessage {
+                    stream: Some(format!("{l}\n")),
+                    ..Default::default()
+                }
+                .line()
+            })
+            .collect(),
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::warn!(error = %msg, "load failed");
+            JsonMessage::failure(msg).line()
+        }
+    };
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(lines) });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Buffers a `docker load` body to the scratch folder and loads it: the lines to report.
+async fn load_archive(state: &Shared, body: Body) -> Result<Vec<String>, ApiError> {
     use futures_util::StreamExt;
     use tokio::io::AsyncWriteExt;
     let images = state.images.clone();
@@ -480,34 +533,22 @@ pub(crate) async fn image_load(
                 .await
                 .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
         }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         Ok::<(), ApiError>(())
     }
     .await;
+    drop(file);
     if let Err(e) = buffered {
-        drop(file);
         let _ = tokio::fs::remove_file(&archive).await;
         return Err(e);
     }
-    file.flush()
-        .await
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    drop(file);
     let (a, sc) = (archive.clone(), scratch.clone());
     let loaded = blocking(move || images.load(&a, &sc)).await;
     let _ = tokio::fs::remove_file(&archive).await;
     let _ = tokio::fs::remove_dir_all(&scratch).await;
-    let lines = loaded?;
-    let body: Vec<u8> = lines
-        .iter()
-        .flat_map(|l| {
-            JsonMessage {
-                stream: Some(format!("{l}\n")),
-                ..Default::default()
-            }
-            .line()
-        })
-        .collect();
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    loaded
 }
 
 #[cfg(test)]

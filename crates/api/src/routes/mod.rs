@@ -1,9 +1,11 @@
 //! The Docker API route table. Handlers are named after Docker's operation ids.
 
 mod archive;
+mod build;
 mod containers;
 mod events;
 mod filters;
+mod image_make;
 mod images;
 mod networks;
 mod stats;
@@ -102,6 +104,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/containers/json", get(containers::container_list))
         .route("/containers/prune", post(containers::container_prune))
         .route("/containers/{id}", delete(containers::container_delete))
+        .route(
+            "/containers/{id}/{alias}",
+            delete(containers::container_delete_link),
+        )
         .route("/containers/{id}/json", get(containers::container_inspect))
         .route("/containers/{id}/top", get(containers::container_top))
         .route("/containers/{id}/logs", get(containers::container_logs))
@@ -136,6 +142,10 @@ pub(crate) fn router(state: Shared) -> Router {
             post(containers::container_unpause),
         )
         .route("/containers/{id}/attach", post(stdio::container_attach))
+        .route(
+            "/containers/{id}/attach/ws",
+            get(stdio::container_attach_ws),
+        )
         .route("/containers/{id}/wait", post(containers::container_wait))
         .route(
             "/containers/{id}/archive",
@@ -158,6 +168,9 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/exec/{id}/json", get(containers::exec_inspect))
         .route("/images/json", get(images::image_list))
         .route("/images/create", post(images::image_create))
+        .route("/commit", post(image_make::image_commit))
+        .route("/build", post(build::image_build))
+        .route("/build/prune", post(build::build_prune))
         .route("/images/prune", post(images::image_prune))
         .route("/images/get", get(images::image_get_all))
         .route("/images/load", post(images::image_load))

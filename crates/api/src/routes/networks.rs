@@ -16,6 +16,9 @@ use super::Shared;
 use super::filters::{Patterns, check_keys, label_matches, parse_filters, pattern_matches};
 use crate::ApiError;
 
+/// Why IPv6 is refused: policy, not an oversight.
+const IPV6_REFUSED: &str = "IPv6 networks are not supported by this VCH: its bridge networks and firewall tables are IPv4 only";
+
 /// A network as `docker network ls/inspect` shows it, with the running containers on it.
 fn network(state: &Shared, n: &NetworkRecord) -> Network {
     let containers = state
@@ -42,11 +45,16 @@ fn network(state: &Shared, n: &NetworkRecord) -> Network {
         })
         .collect();
     let options = match &n.external {
-        None => [(
-            "com.docker.network.bridge.name".to_owned(),
-            n.bridge.clone(),
-        )]
-        .into(),
+        // The options given, and the bridge the VCH named (never a client's choice).
+        None => n
+            .options
+            .clone()
+            .into_iter()
+            .chain([(
+                "com.docker.network.bridge.name".to_owned(),
+                n.bridge.clone(),
+            )])
+            .collect(),
         Some(spec) => [
             ("vic.container-network.interface", spec.host_if.clone()),
             (
@@ -74,10 +82,16 @@ fn network(state: &Shared, n: &NetworkRecord) -> Network {
         driver: n.driver.clone(),
         ipam: Ipam {
             driver: "default".to_owned(),
-            options: Some(HashMap::new()),
+            options: n.ipam_options.clone(),
             config: vec![IpamConfig {
                 subnet: n.subnet.to_string(),
+                ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                 gateway: n.gateway.to_string(),
+                auxiliary_addresses: n
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
             }],
         },
         internal: n.internal,
@@ -202,16 +216,19 @@ pub(crate) async fn network_create(
     Json(body): Json<NetworkCreateBody>,
 ) -> Result<(StatusCode, Json<NetworkCreateResponse>), ApiError> {
     if body.enable_ipv6 == Some(true) {
-        return Err(ApiError::BadRequest(
-            "IPv6 networks are not supported by this VCH".into(),
-        ));
+        return Err(ApiError::BadRequest(IPV6_REFUSED.into()));
     }
-    if let Some(k) = body.options.iter().flat_map(|o| o.keys()).next() {
-        return Err(ApiError::BadRequest(format!(
-            "network option {k:?} is not supported by this VCH"
-        )));
+    let ipam = body.ipam.unwrap_or_default();
+    if let Some(d) = ipam
+        .driver
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != "default")
+    {
+        return Err(ApiError::Engine(EngineError::NotImplemented(format!(
+            "IPAM driver {d:?} is not supported by this VCH: use the default one"
+        ))));
     }
-    let configs = body.ipam.and_then(|i| i.config).unwrap_or_default();
+    let configs = ipam.config.unwrap_or_default();
     if configs.len() > 1 {
         return Err(ApiError::BadRequest(
             "one subnet per network: give --subnet once".into(),
@@ -219,20 +236,38 @@ pub(crate) async fn network_create(
     }
     let config = configs.into_iter().next().unwrap_or_default();
     let given = |v: Option<String>| v.filter(|s| !s.is_empty());
-    if given(config.ip_range).is_some() {
+    let cidr = |what: &'static str| {
+        move |s: String| {
+            s.parse().map_err(|_| {
+                ApiError::BadRequest(
+                    if s.split('/')
+                        .next()
+                        .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+                    {
+                        format!("invalid {what} {s:?}: {IPV6_REFUSED}")
+                    } else {
+                        format!("invalid {what} {s:?}: use an IPv4 CIDR such as 10.10.0.0/24")
+                    },
+                )
+            })
+        }
+    };
+    let subnet = given(config.subnet).map(cidr("subnet")).transpose()?;
+    let ip_range = given(config.ip_range).map(cidr("--ip-range")).transpose()?;
+    if ip_range.is_some() && subnet.is_none() {
         return Err(ApiError::BadRequest(
-            "--ip-range is not supported by this VCH: addresses come from the whole subnet".into(),
+            "an --ip-range needs a subnet: give --subnet too".into(),
         ));
     }
-    let subnet = given(config.subnet)
-        .map(|s| {
-            s.parse().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "invalid subnet {s:?}: use an IPv4 CIDR such as 10.10.0.0/24"
-                ))
-            })
-        })
-        .transpose()?;
+    let mut aux_addresses = std::collections::BTreeMap::new();
+    for (name, ip) in config.aux_addresses.unwrap_or_default() {
+        let ip = ip.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "invalid --aux-address {name}={ip}: use an IPv4 address"
+            ))
+        })?;
+        aux_addresses.insert(name, ip);
+    }
     let gateway = given(config.gateway)
         .map(|s| {
             s.parse().map_err(|_| {
@@ -252,6 +287,10 @@ pub(crate) async fn network_create(
         subnet,
         gateway,
         labels: body.labels.unwrap_or_default(),
+        ip_range,
+        aux_addresses,
+        options: body.options.unwrap_or_default(),
+        ipam_options: ipam.options,
     };
     let networks = state.networks.clone();
     let rec = crate::error::blocking(move || networks.create(&req)).await?;
@@ -302,6 +341,29 @@ pub(crate) async fn network_prune(
     }))
 }
 
+/// An endpoint's `--link-local-ip`s: IPv4 link-local addresses only (the VCH's networks are
+/// IPv4 only); an `--ip6` is refused for the same reason.
+pub(crate) fn link_local_ips(
+    e: &vic_docker_api::EndpointConfigBody,
+) -> Result<Vec<std::net::Ipv4Addr>, ApiError> {
+    let ipam = e.ipam_config.clone().unwrap_or_default();
+    if let Some(v6) = ipam.ipv6_address.filter(|s| !s.is_empty()) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid IPv6 address {v6:?} for --ip6: {IPV6_REFUSED}"
+        )));
+    }
+    ipam.link_local_ips
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| match s.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if ip.is_link_local() => Ok(ip),
+            _ => Err(ApiError::Engine(EngineError::Network(
+                vic_engine::NetworkError::LinkLocal(s),
+            ))),
+        })
+        .collect()
+}
+
 /// `NetworkConnect`: `POST /networks/{id}/connect` (`--ip`, `--alias` in the endpoint config).
 pub(crate) async fn network_connect(
     State(state): State<Shared>,
@@ -310,6 +372,7 @@ pub(crate) async fn network_connect(
 ) -> Result<StatusCode, ApiError> {
     let net = state.networks.get(&id)?;
     let e = body.endpoint_config.unwrap_or_default();
+    let endpoint = super::containers::endpoint_options(&e)?;
     let ip = e
         .ipam_config
         .and_then(|c| c.ipv4_address)
@@ -325,7 +388,7 @@ pub(crate) async fn network_connect(
         &net,
         "connect",
         body.container,
-        move |c, name, container| c.network_connect(name, container, ip, aliases),
+        move |c, name, container| c.network_connect(name, container, ip, aliases, endpoint),
     )
     .await
 }

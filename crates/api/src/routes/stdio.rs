@@ -1,4 +1,5 @@
-//! Hijacked streams: `POST /containers/{id}/attach` and `POST /exec/{id}/start`.
+//! Hijacked streams: `POST /containers/{id}/attach` and `POST /exec/{id}/start` (and the
+//! websocket attach, `ws`).
 //!
 //! After `101 UPGRADED` the connection carries the process's output one way (multiplexed
 //! frames, or raw bytes when there is a terminal) and its input the other. A container's output
@@ -6,27 +7,36 @@
 //! the start misses nothing); its input goes to the monitor's control socket. An exec's input
 //! and output are its own pipes or terminal.
 
+mod detach;
+mod ws;
+
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use vic_docker_api::{ApiVersion, StdStream, frame};
+use tokio::sync::Notify;
+use vic_docker_api::{ApiVersion, RAW_STREAM, StdStream, frame};
 use vic_engine::ExecOutput;
 
+pub(crate) use detach::DetachKeys;
+pub(crate) use ws::container_attach_ws;
+
 use super::Shared;
-use super::containers::output_bytes;
+use super::containers::{flag, output_bytes};
 use crate::ApiError;
 use crate::error::blocking;
 
 type Client = TokioIo<hyper::upgrade::Upgraded>;
 
-/// The `101 UPGRADED` answer to a hijack request.
-fn upgraded(version: ApiVersion) -> Response {
+/// The `101 UPGRADED` answer to a hijack request, its body of `content_type`.
+fn upgraded(content_type: &'static str) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -37,11 +47,20 @@ fn upgraded(version: ApiVersion) -> Response {
     h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
     h.insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(vic_docker_api::multiplexed_content_type(version)),
+        header::HeaderValue::from_static(content_type),
     );
     resp.extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"));
     resp
+}
+
+/// What a hijacked stream carries, as Docker names it: a terminal's raw bytes, or frames.
+fn stream_type(raw: bool, version: ApiVersion) -> &'static str {
+    if raw {
+        RAW_STREAM
+    } else {
+        vic_docker_api::multiplexed_content_type(version)
+    }
 }
 
 fn version_of(req: &Request) -> ApiVersion {
@@ -51,64 +70,76 @@ fn version_of(req: &Request) -> ApiVersion {
         .unwrap_or(ApiVersion::CURRENT)
 }
 
-/// Docker's detach keys (`--detach-keys`, default `ctrl-p,ctrl-q`): the sequence ends the attach
-/// and is not passed on; a partial match is held back until it is decided.
-#[derive(Debug, Clone)]
-pub(crate) struct DetachKeys {
-    keys: Vec<u8>,
-    matched: usize,
+/// An attach's client input: its chunks as they come, until the client closes it.
+fn client_chunks(from: impl AsyncRead + Unpin + Send) -> impl Stream<Item = Vec<u8>> + Unpin {
+    Box::pin(futures_util::stream::unfold(from, |mut from| async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((buf, from))
+            }
+        }
+    }))
 }
 
-impl DetachKeys {
-    /// Parses `ctrl-p,ctrl-q` style specs (Docker's grammar: `ctrl-<a-z@[\]^_>` or one
-    /// character per comma-separated item).
-    pub(crate) fn parse(spec: &str) -> Result<Self, String> {
-        let mut keys = Vec::new();
-        for item in spec.split(',') {
-            let key = match item.strip_prefix("ctrl-") {
-                Some(c) if c.len() == 1 => {
-                    let c = c.as_bytes()[0].to_ascii_lowercase();
-                    match c {
-                        b'a'..=b'z' => c - b'a' + 1,
-                        b'@' => 0,
-                        b'[' => 27,
-                        b'\\' => 28,
-                        b']' => 29,
-                        b'^' => 30,
-                        b'_' => 31,
-                        _ => return Err(format!("Unknown character: '{}'", c as char)),
-                    }
-                }
-                None if item.len() == 1 => item.as_bytes()[0],
-                _ => return Err(format!("Unknown character: '{item}'")),
-            };
-            keys.push(key);
-        }
-        Ok(Self { keys, matched: 0 })
-    }
+/// How an attach's input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputEnd {
+    /// The client typed its detach keys: the attach ends, the container goes on.
+    Detached,
+    /// The client's input ended, or the container's input went away.
+    Closed,
+}
 
-    /// Feeds input; returns what to pass on, and whether the sequence was typed.
-    pub(crate) fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(input.len());
-        for &b in input {
-            if self.keys.get(self.matched) == Some(&b) {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    self.matched = 0;
-                    return (out, true);
-                }
-                continue;
-            }
-            // A broken partial match: what was held back was ordinary input after all.
-            out.extend_from_slice(&self.keys[..self.matched]);
-            self.matched = 0;
-            if self.keys.first() == Some(&b) {
-                self.matched = 1;
-            } else {
-                out.push(b);
-            }
+/// Moves an attached client's input to the container until it ends; `ended` is told when the
+/// attach must end with it. Detach keys are watched only when the container has a terminal,
+/// as Docker does (without one, every byte is the program's input).
+async fn attach_input(
+    mut input: vic_engine::AttachInput,
+    mut client: impl Stream<Item = Vec<u8>> + Unpin,
+    mut detach: DetachKeys,
+    tty: bool,
+    stdin_once: bool,
+    ended: Arc<Notify>,
+) -> InputEnd {
+    if !input.ready().await {
+        return InputEnd::Closed;
+    }
+    while let Some(chunk) = client.next().await {
+        let (data, done) = if tty {
+            detach.feed(&chunk)
+        } else {
+            (chunk, false)
+        };
+        if !data.is_empty() && input.send(&data).await.is_err() {
+            return InputEnd::Closed;
         }
-        (out, false)
+        if done {
+            ended.notify_one();
+            return InputEnd::Detached;
+        }
+    }
+    // Docker's rule: the client's input ending closes the container's stdin when it takes
+    // input once and has no terminal (`run -i`: its output goes on to the end); otherwise it
+    // ends this attach, output too, and the container goes on (the docker CLI half-closes
+    // this way when it reads the detach keys itself).
+    if stdin_once && !tty {
+        let _ = input.close().await;
+    } else {
+        ended.notify_one();
+    }
+    InputEnd::Closed
+}
+
+/// The detach keys of an attach: `detachKeys` (docker-py sends the client configuration's), or
+/// Docker's default.
+fn attach_detach_keys(q: &HashMap<String, String>) -> Result<DetachKeys, ApiError> {
+    match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(keys) => DetachKeys::parse(keys)
+            .map_err(|_| ApiError::BadRequest(format!("Invalid detach keys ({keys}) provided"))),
+        None => Ok(DetachKeys::default()),
     }
 }
 
@@ -121,68 +152,71 @@ pub(crate) async fn container_attach(
     Query(q): Query<HashMap<String, String>>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
-    let flag = |k: &str| q.get(k).is_some_and(|v| v == "1" || v == "true");
-    let mut detach = DetachKeys::parse(
-        q.get("detachKeys")
-            .map(String::as_str)
-            .filter(|k| !k.is_empty())
-            .unwrap_or("ctrl-p,ctrl-q"),
-    )
-    .map_err(ApiError::BadRequest)?;
+    let detach = attach_detach_keys(&q)?;
     let attachment = state.containers.attach(
         &id,
         vic_engine::AttachRequest {
-            stdin: flag("stdin"),
-            stdout: flag("stdout"),
-            stderr: flag("stderr"),
+            stdin: flag(&q, "stdin"),
+            stdout: flag(&q, "stdout"),
+            stderr: flag(&q, "stderr"),
         },
     )?;
+    // `logs=1`: what the container wrote so far first; `stream=0`: nothing after it (the
+    // stream is on unless a client says otherwise).
+    let replay = if flag(&q, "logs") {
+        let filter = vic_engine::OutputFilter {
+            stdout: flag(&q, "stdout"),
+            stderr: flag(&q, "stderr"),
+            ..Default::default()
+        };
+        Some(state.containers.logs(&id, filter, None, false)?)
+    } else {
+        None
+    };
+    let live = q.get("stream").is_none_or(|_| flag(&q, "stream"));
     let version = version_of(&req);
+    let content_type = stream_type(attachment.tty, version);
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let vic_engine::Attachment {
+            id,
             mut output,
             input,
             tty,
             stdin_once,
         } = attachment;
         let Ok(upgraded) = upgrade.await else { return };
-        let (mut from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
-        let detached = std::sync::Arc::new(tokio::sync::Notify::new());
-        if let Some(mut input) = input {
-            let detached = detached.clone();
-            tokio::spawn(async move {
-                if !input.ready().await {
+        let (from_client, mut to_client) = tokio::io::split(TokioIo::new(upgraded));
+        if let Some(mut replay) = replay {
+            // Clients that read the `101` through a buffered reader (Python's http.client:
+            // docker-py) lose bytes that arrive with it; output of a live run comes later by
+            // itself, a replay at once. A moment between them, as Docker's own takes.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            while let Some(lines) = replay.next().await {
+                if to_client
+                    .write_all(&output_bytes(&lines, tty, false))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    let n = match from_client.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            // Docker's rule: the client's input ending closes the
-                            // container's stdin when it takes input once and has no
-                            // terminal (`run -i`: its output goes on to the end); otherwise it
-                            // ends this attach, output too, and the container goes on (the
-                            // docker CLI half-closes this way when it reads the detach keys
-                            // itself).
-                            if stdin_once && !tty {
-                                let _ = input.close().await;
-                            } else {
-                                detached.notify_one();
-                            }
-                            return;
-                        }
-                        Ok(n) => n,
-                    };
-                    let (data, done) = detach.feed(&buf[..n]);
-                    if !data.is_empty() && input.send(&data).await.is_err() {
-                        return;
-                    }
-                    if done {
-                        tracing::info!(container = %id, "client detached");
-                        detached.notify_one();
-                        return;
-                    }
+            }
+        }
+        if !live {
+            let _ = to_client.flush().await;
+            let _ = to_client.shutdown().await;
+            return;
+        }
+        let ended = Arc::new(Notify::new());
+        if let Some(input) = input {
+            let ended = ended.clone();
+            let containers = state.containers.clone();
+            tokio::spawn(async move {
+                let chunks = client_chunks(from_client);
+                let end = attach_input(input, chunks, detach, tty, stdin_once, ended).await;
+                if end == InputEnd::Detached {
+                    tracing::info!(container = %id, "client detached");
+                    containers.detached(&id);
                 }
             });
         }
@@ -190,7 +224,7 @@ pub(crate) async fn container_attach(
             let lines = tokio::select! {
                 // A detach ends the attach before output that is already there.
                 biased;
-                () = detached.notified() => break,
+                () = ended.notified() => break,
                 lines = output.next() => match lines {
                     Some(lines) => lines,
                     None => break,
@@ -207,14 +241,23 @@ pub(crate) async fn container_attach(
         let _ = to_client.flush().await;
         let _ = to_client.shutdown().await;
     });
-    Ok(upgraded(version))
+    Ok(upgraded(content_type))
 }
 
+/// The body of `POST /exec/{id}/start`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 struct ExecStartBody {
     detach: bool,
+    /// The client reads the stream raw (it asked for a terminal); otherwise it reads frames,
+    /// whether or not the exec has a terminal: Docker decides the framing by this, not by the
+    /// exec's own `Tty` (docker-py sends `Tty: false` unless told otherwise).
+    tty: bool,
 }
+
+/// What Docker writes to an exec's stream when its client detaches (`read escape sequence`,
+/// the attach's error).
+const EXEC_DETACHED: &[u8] = b"exec attach failed: error on attach stdin: read escape sequence\r\n";
 
 /// `POST /exec/{id}/start`.
 pub(crate) async fn exec_start(
@@ -233,62 +276,95 @@ pub(crate) async fn exec_start(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("invalid exec start: {e}")))?
     };
+    let rec = state.containers.exec_inspect(&id)?;
+    if rec.running || rec.exit_code.is_some() {
+        return Err(vic_engine::EngineError::Conflict(format!("exec {id} has already run")).into());
+    }
+    let content_type = stream_type(body.tty, version);
     let containers = state.containers.clone();
-    let eid = id.clone();
-    let session = match blocking(move || containers.exec_start(&eid)).await {
-        Ok(p) => p,
-        // The process could not start (not found, not executable, no such user): as Docker
-        // does, the stream says why (the engine recorded its exit, 126).
-        Err(ApiError::Engine(vic_engine::EngineError::Exec(why))) if !body.detach => {
-            let tty = state.containers.exec_inspect(&id).is_ok_and(|e| e.tty);
-            tokio::spawn(async move {
-                let Ok(upgraded) = upgrade.await else { return };
-                let mut client = TokioIo::new(upgraded);
-                let text = format!("{why}\r\n");
-                let bytes = if tty {
-                    text.into_bytes()
-                } else {
-                    frame(StdStream::Stderr, text.as_bytes())
-                };
-                let _ = client.write_all(&bytes).await;
-                let _ = client.shutdown().await;
-            });
-            return Ok(upgraded(version));
-        }
-        Err(e) => return Err(e),
-    };
+    let start = move || blocking(move || containers.exec_start(&id));
     if body.detach {
-        tokio::spawn(run_exec(session, None));
+        tokio::spawn(run_exec(start().await?, None, true, None));
         return Ok(StatusCode::OK.into_response());
     }
-    tokio::spawn(async move {
-        let client = upgrade.await.ok().map(TokioIo::new);
-        run_exec(session, client).await;
+    // Detach keys, as Docker, only when the exec has a terminal.
+    let detach = rec.tty.then(|| match rec.detach_keys.as_deref() {
+        // Checked when the exec was created.
+        Some(keys) => DetachKeys::parse(keys).unwrap_or_default(),
+        None => DetachKeys::default(),
     });
-    Ok(upgraded(version))
+    // As Docker does, the process starts once the client has the `101` answer: what it writes
+    // at once would otherwise reach the client with that answer, where a client reading the
+    // answer through a buffer (docker-py) loses it.
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = TokioIo::new(upgraded);
+        match start().await {
+            Ok(session) => run_exec(session, Some(client), body.tty, detach).await,
+            // The process could not start (not found, not executable, no such user; the
+            // engine recorded its exit, 126): as Docker does, the stream says why.
+            Err(why) => {
+                let text = format!("{why}\r\n");
+                let _ = client
+                    .write_all(&pack(body.tty, StdStream::Stderr, text.as_bytes()))
+                    .await;
+                let _ = client.shutdown().await;
+            }
+        }
+    });
+    Ok(upgraded(content_type))
+}
+
+/// Bytes for an exec's client: as they are when it reads raw, else a frame of `stream`.
+fn pack(raw: bool, stream: StdStream, data: &[u8]) -> Vec<u8> {
+    if raw {
+        data.to_vec()
+    } else {
+        frame(stream, data)
+    }
 }
 
 /// Moves an exec's input and output until it ends, then closes the client's stream once the
-/// engine has its exit code (the CLI asks for the code once the stream ends).
-async fn run_exec(mut session: vic_engine::ExecSession, client: Option<Client>) {
+/// engine has its exit code (the CLI asks for the code once the stream ends). A client that
+/// types its detach keys is told so and let go; the process goes on, its output drained, and
+/// its end is recorded all the same.
+async fn run_exec(
+    mut session: vic_engine::ExecSession,
+    client: Option<Client>,
+    raw: bool,
+    detach: Option<DetachKeys>,
+) {
+    let detached = Arc::new(Notify::new());
     let mut to_client = match client {
         Some(c) => {
             let (from_client, to_client) = tokio::io::split(c);
             if let Some(input) = session.take_input() {
-                tokio::spawn(copy_input(from_client, input));
+                tokio::spawn(exec_input(from_client, input, detach, detached.clone()));
             }
             Some(to_client)
         }
         None => None,
     };
-    while let Some((which, data)) = session.next().await {
-        let bytes = match which {
-            ExecOutput::Terminal => data,
-            ExecOutput::Stdout => frame(StdStream::Stdout, &data),
-            ExecOutput::Stderr => frame(StdStream::Stderr, &data),
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = detached.notified(), if to_client.is_some() => {
+                if let Some(mut w) = to_client.take() {
+                    let _ = w.write_all(&pack(raw, StdStream::Stdout, EXEC_DETACHED)).await;
+                    let _ = w.flush().await;
+                    let _ = w.shutdown().await;
+                }
+                continue;
+            }
+            next = session.next() => next,
+        };
+        let Some((which, data)) = next else { break };
+        let stream = match which {
+            ExecOutput::Stderr => StdStream::Stderr,
+            ExecOutput::Stdout | ExecOutput::Terminal => StdStream::Stdout,
         };
         if let Some(w) = to_client.as_mut()
-            && w.write_all(&bytes).await.is_err()
+            && w.write_all(&pack(raw, stream, &data)).await.is_err()
         {
             to_client = None;
         }
@@ -300,9 +376,33 @@ async fn run_exec(mut session: vic_engine::ExecSession, client: Option<Client>) 
     }
 }
 
-/// Client input to a process; its end closes the process's input.
-async fn copy_input(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
+/// Client input to an exec; its end closes the process's input. With detach keys (a
+/// terminal), typing them stops the input (left open: the process goes on) and tells
+/// `detached`.
+async fn exec_input(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut detach: Option<DetachKeys>,
+    detached: Arc<Notify>,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (data, done) = match detach.as_mut() {
+            Some(d) => d.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        if !data.is_empty() && (to.write_all(&data).await.is_err() || to.flush().await.is_err()) {
+            return;
+        }
+        if done {
+            detached.notify_one();
+            return;
+        }
+    }
     let _ = to.shutdown().await;
 }
 
@@ -328,27 +428,4 @@ pub(crate) async fn exec_resize(
     let (h, w) = size(&q)?;
     state.containers.exec_resize(&id, h, w)?;
     Ok(StatusCode::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_keys() {
-        let mut d = DetachKeys::parse("ctrl-p,ctrl-q").unwrap();
-        assert_eq!(d.feed(b"ab"), (b"ab".to_vec(), false));
-        // A partial match waits, then turns out to be input.
-        assert_eq!(d.feed(&[16]), (vec![], false));
-        assert_eq!(d.feed(b"x"), (vec![16, b'x'], false));
-        // Split across reads.
-        assert_eq!(d.feed(&[b'1', 16]), (b"1".to_vec(), false));
-        assert_eq!(d.feed(&[17, b'z']), (vec![], true));
-        // ctrl-p ctrl-p ctrl-q: the first ctrl-p is input.
-        let mut d = DetachKeys::parse("ctrl-p,ctrl-q").unwrap();
-        assert_eq!(d.feed(&[16, 16, 17]), (vec![16], true));
-        assert_eq!(DetachKeys::parse("a,ctrl-[").unwrap().keys, vec![b'a', 27]);
-        assert!(DetachKeys::parse("ctrl-1").is_err());
-        assert!(DetachKeys::parse("shift-a").is_err());
-    }
 }

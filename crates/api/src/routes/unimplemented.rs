@@ -26,15 +26,7 @@ const fn op(method: &'static str, path: &'static str, operation: &'static str) -
 /// success.
 pub const UNIMPLEMENTED: &[UnimplementedOp] = &[
     op("GET", "/images/search", "ImageSearch"),
-    op("POST", "/build", "ImageBuild"),
-    op("POST", "/build/prune", "BuildPrune"),
-    op("POST", "/commit", "ImageCommit"),
     op("PUT", "/volumes/{name}", "VolumeUpdate"),
-    op(
-        "GET",
-        "/containers/{id}/attach/ws",
-        "ContainerAttachWebsocket",
-    ),
     op("POST", "/session", "Session"),
     op("POST", "/grpc", "Grpc"),
 ];

@@ -19,6 +19,8 @@ pub struct AttachRequest {
 /// A client attached to a container's run.
 #[derive(Debug)]
 pub struct Attachment {
+    /// The container's full ID.
+    pub id: String,
     /// The output asked for, until the run ends.
     pub output: Output,
     /// The way to the container's input, when it was asked for and the container keeps its
@@ -103,15 +105,24 @@ impl ContainerService {
         // ended, and a removal must not wait for it.
         let input = (req.stdin && rec.open_stdin).then(|| AttachInput {
             service: self.clone(),
-            id,
+            id: id.clone(),
             ticket,
             socket: None,
         });
         Ok(Attachment {
+            id,
             output,
             input,
             tty: rec.tty,
             stdin_once: rec.stdin_once,
         })
+    }
+
+    /// A client detached from container `id` with its detach keys (the container goes on):
+    /// Docker's `detach` event.
+    pub fn detached(&self, id: &str) {
+        if let Ok(rec) = self.load(id) {
+            self.emit("detach", &rec, &[]);
+        }
     }
 }

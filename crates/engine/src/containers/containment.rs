@@ -127,7 +127,7 @@ impl ContainerService {
     }
 
     /// The id map of the VCH's files.
-    pub(super) fn ids(&self) -> IdMap {
+    pub(crate) fn ids(&self) -> IdMap {
         self.containment.ids()
     }
 

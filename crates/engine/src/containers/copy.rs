@@ -125,7 +125,7 @@ impl ContainerService {
     }
 
     /// The root file system of a stopped container, mounted if it is not.
-    fn mounted_rootfs(&self, rec: &ContainerRecord) -> Result<PathBuf, EngineError> {
+    pub(super) fn mounted_rootfs(&self, rec: &ContainerRecord) -> Result<PathBuf, EngineError> {
         let dir = self.dir(&rec.id);
         let rootfs = dir.join("rootfs");
         let mounted = match (std::fs::metadata(&rootfs), std::fs::metadata(&dir)) {
@@ -172,7 +172,7 @@ impl ContainerService {
                 || path == "/sbin/docker-init"
                 || rec.mounts.iter().any(|m| m.destination == path)
         };
-        Ok(Root::open(&upper)?
+        let changes: Vec<(String, u8)> = Root::open(&upper)?
             .walk()?
             .into_iter()
             .filter(|(path, _, _)| !mount_point(path))
@@ -186,7 +186,8 @@ impl ContainerService {
                 };
                 (path, change)
             })
-            .collect())
+            .collect();
+        Ok(without_init_layer(changes))
     }
 
     /// Bytes the container wrote (its upper layer).
@@ -237,5 +238,59 @@ impl ContainerService {
         let n = root.extract(&inner, input, opts)?;
         tracing::info!(container = %id, path, entries = n, "files copied into container");
         Ok(n)
+    }
+}
+
+/// The files the VCH itself puts in every container's root (the bind targets of
+/// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`): Docker keeps them in an init layer
+/// below the container's own, so `docker diff` never shows them.
+pub(super) const INIT_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/.dockerenv",
+];
+
+/// `changes` without the init files and without the folders that are in the upper layer
+/// only to hold them (a folder below which nothing else changed).
+fn without_init_layer(changes: Vec<(String, u8)>) -> Vec<(String, u8)> {
+    let below = |dir: &str, path: &str| {
+        path.len() > dir.len() + 1
+            && path.starts_with(dir)
+            && (dir == "/" || path.as_bytes()[dir.len()] == b'/')
+    };
+    let own: Vec<&(String, u8)> = changes
+        .iter()
+        .filter(|(p, _)| !INIT_FILES.contains(&p.as_str()))
+        .collect();
+    own.iter()
+        .filter(|(path, _)| {
+            !INIT_FILES.iter().any(|f| below(path, f)) || own.iter().any(|(p, _)| below(path, p))
+        })
+        .map(|c| (*c).clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_init_files_and_their_folders_are_not_changes() {
+        let c = |v: &[(&str, u8)]| -> Vec<(String, u8)> {
+            v.iter().map(|(p, k)| ((*p).to_owned(), *k)).collect()
+        };
+        let only_init = c(&[
+            ("/etc", 0),
+            ("/etc/hostname", 1),
+            ("/etc/hosts", 1),
+            ("/etc/resolv.conf", 1),
+            ("/test", 1),
+        ]);
+        assert_eq!(super::without_init_layer(only_init), c(&[("/test", 1)]));
+        // A folder with a change of the container's own stays.
+        let own = c(&[("/etc", 0), ("/etc/hosts", 1), ("/etc/motd", 1)]);
+        assert_eq!(
+            super::without_init_layer(own),
+            c(&[("/etc", 0), ("/etc/motd", 1)])
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `docker create`: a container record from the image's defaults merged with the request,
 //! checked whole before anything is made.
 
+use super::EndpointOptions as NetworkEndpointOptions;
 use super::*;
 
 /// What `docker create` asks for (already parsed from Docker's JSON by the API).
@@ -31,6 +32,8 @@ pub struct CreateRequest {
     /// `--group-add`.
     pub group_add: Vec<String>,
     pub restart: RestartPolicy,
+    /// `--log-driver`, `--log-opt` (checked by [`LogConfig::new`]).
+    pub log_config: LogConfig,
     /// `--stop-signal` (default: the image's, else TERM).
     pub stop_signal: Option<String>,
     /// `--stop-timeout` in seconds (default 10).
@@ -56,6 +59,13 @@ pub struct CreateRequest {
     pub names: NameConfig,
     /// `--health-*` / `--no-healthcheck` (`Config.Healthcheck`), merged with the image's.
     pub healthcheck: Option<vic_runtime::health::HealthConfig>,
+    /// `--link`, endpoint links, `--volumes-from`, `--pid`, `--uts`, `--volume-driver`.
+    pub sharing: Sharing,
+    /// The first network's endpoint options (`--mac-address` and the endpoint's
+    /// `MacAddress`, its `Links`, `--driver-opt`, `--link-local-ip`).
+    pub endpoint: NetworkEndpointOptions,
+    /// `--isolation` as given (`""` or `default`).
+    pub isolation: String,
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -193,6 +203,7 @@ impl ContainerService {
             cpuset_mems: req.limits.cpuset_mems.clone(),
             group_add: req.group_add.clone(),
             restart: req.restart.clone(),
+            log_config: req.log_config.clone(),
             restart_count: 0,
             manually_stopped: false,
             stop_signal: req
@@ -236,7 +247,42 @@ impl ContainerService {
                     req.healthcheck.as_ref(),
                 )
             },
+            sharing: req.sharing.clone(),
+            endpoint: NetworkEndpointOptions {
+                mac_address: req
+                    .endpoint
+                    .mac_address
+                    .as_deref()
+                    .map(check_mac)
+                    .transpose()?,
+                ..req.endpoint.clone()
+            },
+            left_first: false,
+            isolation: req.isolation.clone(),
         };
+        sharing::check_uts_mode(&rec.sharing.uts_mode)?;
+        if let Some(name) = sharing::check_pid_mode(&rec.sharing.pid_mode)? {
+            // gVisor runs each container in a sandbox of its own, with its own kernel.
+            if vic_runtime::is_runsc(&self.runtime) {
+                return Err(EngineError::NotImplemented(format!(
+                    "--pid container:{name} is not supported by this VCH's runtime (gVisor runs each container in a sandbox of its own): run the container without it"
+                )));
+            }
+            if self.resolve(name)? == rec.id {
+                return Err(EngineError::Invalid(
+                    "cannot join the PID namespace of itself".into(),
+                ));
+            }
+        }
+        for e in &mut rec.extra_networks {
+            e.endpoint.mac_address = e
+                .endpoint
+                .mac_address
+                .as_deref()
+                .map(check_mac)
+                .transpose()?;
+        }
+        self.check_links(&mut rec)?;
         security::parse(&rec.security_opt)?;
         self.containment.check(&rec)?;
         names::check(&rec)?;
@@ -245,6 +291,16 @@ impl ContainerService {
             rec.network_mode = n.name;
         }
         self.check_network(&rec)?;
+        // A DHCP server knows the container by the address its lease was made for.
+        if rec.endpoint.mac_address.is_some()
+            && let Ok(n) = self.networks.get(&rec.network_mode)
+            && n.external.as_ref().is_some_and(|s| s.dhcp())
+        {
+            return Err(EngineError::Invalid(format!(
+                "--mac-address cannot be set on {}: its addresses come from a DHCP server, which knows each container by a MAC address of the VCH's",
+                n.name
+            )));
+        }
         self.check_firewall_held(&rec)?;
         for (i, e) in rec.extra_networks.iter_mut().enumerate() {
             let n = self.networks.get(&e.network)?;
@@ -265,15 +321,28 @@ impl ContainerService {
         // Capability names are checked now, not at start.
         vic_runtime::check_capabilities(&rec.cap_add, &rec.cap_drop)
             .map_err(|e| ContainerConfigError::Capability(e.to_string()))?;
+        // `--volumes-from` first: the container's own mounts replace them, and the image's
+        // volumes are made only where neither mounts something.
+        let inherited = self.volumes_from(&rec.sharing.volumes_from)?;
         let image_volumes: Vec<String> = cfg
             .volumes
             .clone()
             .unwrap_or_default()
             .into_keys()
+            .filter(|t| {
+                let t = t.trim_end_matches('/');
+                !inherited.iter().any(|m| m.destination == t)
+            })
             .collect();
         let before: std::collections::HashSet<String> =
             self.volumes.list().into_iter().map(|v| v.name).collect();
+        self.check_volume_driver(&rec.sharing.volume_driver, &req.mounts, &image_volumes)?;
         rec.mounts = crate::mounts::resolve(&self.volumes, &req.mounts, &image_volumes)?;
+        for m in inherited.into_iter().rev() {
+            if !rec.mounts.iter().any(|o| o.destination == m.destination) {
+                rec.mounts.insert(0, m);
+            }
+        }
         for m in &rec.mounts {
             if let Some(n) = m.name.as_ref().filter(|n| !before.contains(*n)) {
                 self.emit_volume("create", n, &[]);

@@ -20,6 +20,9 @@ pub struct ExecRecord {
     pub tty: bool,
     /// `docker exec -i`: the process reads what the client sends.
     pub open_stdin: bool,
+    /// `--detach-keys` of the exec (checked by the API when it was created); none: Docker's
+    /// default.
+    pub detach_keys: Option<String>,
 }
 
 /// What `docker exec` asks for.
@@ -31,6 +34,7 @@ pub struct ExecRequest {
     pub working_dir: Option<String>,
     pub tty: bool,
     pub open_stdin: bool,
+    pub detach_keys: Option<String>,
 }
 
 impl ContainerService {
@@ -43,6 +47,7 @@ impl ContainerService {
             working_dir,
             tty,
             open_stdin,
+            detach_keys,
         } = req;
         let id = self.resolve(name_or_id)?;
         let rec = self.load(&id)?;
@@ -79,6 +84,7 @@ impl ContainerService {
             pid: 0,
             tty,
             open_stdin,
+            detach_keys: detach_keys.filter(|k| !k.is_empty()),
         };
         let action = format!("exec_create: {}", record.cmd.join(" "));
         self.execs

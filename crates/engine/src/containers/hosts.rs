@@ -1,5 +1,7 @@
 //! The files that make names resolve in a container: `/etc/hosts` (rewritten in place for
-//! every running container on the networks it shares), `/etc/resolv.conf`, `/etc/hostname`.
+//! every running container on the networks it shares), `/etc/resolv.conf`, `/etc/hostname`,
+//! and on user-defined networks the record its embedded name server answers from
+//! (`vic_net::dns`, served by its monitor at 127.0.0.11, as Docker's is).
 
 use super::{ContainerRecord, ContainerService, Status, internal};
 use crate::EngineError;
@@ -50,6 +52,42 @@ pub(super) fn with_names(base: &str, names: &crate::NameConfig) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
+/// The name servers `conf` (a resolv.conf) names.
+fn nameservers(conf: &str) -> Vec<std::net::IpAddr> {
+    conf.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver"))
+                .then(|| w.next().and_then(|a| a.parse().ok()))
+                .flatten()
+        })
+        .collect()
+}
+
+/// `conf` as a container with the embedded name server has it, as Docker writes it: that
+/// server alone (the others are its upstream), the same search domains and options, and
+/// `ndots:0` unless an `ndots` is given (so a container's name is asked as it is first).
+fn internal_resolv_conf(conf: &str) -> String {
+    let kind = |l: &str| l.split_whitespace().next().unwrap_or_default().to_owned();
+    let mut lines = vec![format!("nameserver {}", vic_net::dns::ADDRESS)];
+    lines.extend(
+        conf.lines()
+            .filter(|l| kind(l) != "nameserver")
+            .map(str::to_owned),
+    );
+    let options = lines.iter().rposition(|l| kind(l) == "options");
+    if !lines
+        .iter()
+        .any(|l| kind(l) == "options" && l.contains("ndots:"))
+    {
+        match options {
+            Some(i) => lines[i].push_str(" ndots:0"),
+            None => lines.push("options ndots:0".to_owned()),
+        }
+    }
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// The host's name servers as a container should see them: loopback ones (a resolver on the
 /// host itself) cannot be reached from a container's namespace, so a host that runs
 /// systemd-resolved (127.0.0.53) gives its upstream servers instead, as Docker does.
@@ -86,7 +124,7 @@ impl ContainerService {
     /// are rewritten in place (the same inode stays bound in the container), and need no
     /// service: names keep resolving while the endpoint is down.
     pub(crate) fn refresh_names(&self, starting: Option<&ContainerRecord>) {
-        let members: Vec<ContainerRecord> = self
+        let (members, unattached): (Vec<ContainerRecord>, Vec<ContainerRecord>) = self
             .all()
             .into_iter()
             .filter(|r| starting.is_none_or(|s| s.id != r.id))
@@ -97,23 +135,49 @@ impl ContainerService {
                 )
             })
             .chain(starting.cloned())
-            .filter(|r| !r.attachments().is_empty())
-            .collect();
+            .partition(|r| !r.attachments().is_empty());
+        // One that left every network knows no names any more.
+        for r in &unattached {
+            self.write_dns_record(r, &vic_net::dns::DnsRecord::default(), false);
+        }
+        // The user-defined networks among theirs, by the names containers record them under:
+        // only those have the embedded name server (the default bridge has /etc/hosts alone).
+        let mut user_networks = std::collections::HashMap::new();
+        for m in &members {
+            for (net, _, _) in m.attachments() {
+                if let std::collections::hash_map::Entry::Vacant(e) = user_networks.entry(net) {
+                    let user = self.user_network(e.key());
+                    e.insert(user);
+                }
+            }
+        }
         for m in &members {
             let mine: Vec<String> = m.attachments().into_iter().map(|a| a.0).collect();
             let mut table = String::new();
+            let mut record = vic_net::dns::DnsRecord::default();
             for other in &members {
                 for (net, ip, aliases) in other.attachments() {
                     let Some(ip) = ip.filter(|_| mine.contains(&net)) else {
                         continue;
                     };
-                    let mut names = vec![other.name.clone()];
+                    // The names its links give it first, as Docker's legacy links put them.
+                    let mut names = super::links::link_aliases(m, other, &net);
+                    names.push(other.name.clone());
                     names.extend(aliases);
                     names.push(other.id[..12].to_owned());
-                    if other.hostname != other.id[..12] {
+                    names.dedup();
+                    // Docker's name server knows no hostnames; its /etc/hosts does.
+                    if let Some(Some(network)) = user_networks.get(&net) {
+                        record.entries.push(vic_net::dns::DnsEntry {
+                            network: network.clone(),
+                            ip,
+                            name: other.name.clone(),
+                            names: names.clone(),
+                        });
+                    }
+                    if other.hostname != other.id[..12] && !names.contains(&other.hostname) {
                         names.push(other.hostname.clone());
                     }
-                    names.dedup();
                     table.push_str(&format!("{ip}\t{}\n", names.join(" ")));
                 }
             }
@@ -121,6 +185,24 @@ impl ContainerService {
             if let Err(e) = std::fs::write(&path, format!("{}{table}", hosts_head(m))) {
                 tracing::warn!(container = %m.id, error = %e, "cannot update /etc/hosts");
             }
+            let on_user_network = m
+                .attachments()
+                .iter()
+                .any(|a| matches!(user_networks.get(&a.0), Some(Some(_))));
+            self.write_dns_record(m, &record, on_user_network);
+        }
+    }
+
+    /// Replaces `rec`'s name server record (its monitor reads it at its next question): when
+    /// it is on a user-defined network, or has a record already (it left those networks but
+    /// its server still runs, and must forget their names).
+    fn write_dns_record(&self, rec: &ContainerRecord, record: &vic_net::dns::DnsRecord, on: bool) {
+        let path = vic_runtime::monitor::MonitorFiles::new(&self.dir(&rec.id)).dns_record();
+        if !on && !path.exists() {
+            return;
+        }
+        if let Err(e) = record.write(&path) {
+            tracing::warn!(container = %rec.id, error = %e, "cannot update the name server's record");
         }
     }
 
@@ -163,9 +245,37 @@ impl ContainerService {
     }
 
     /// The container network's DNS servers when it has some, else the host's; then what the
-    /// container asked for (`--dns`, `--dns-search`, `--dns-option`) in place of each part.
+    /// container asked for (`--dns`, `--dns-search`, `--dns-option`) in place of each part. On
+    /// a user-defined network the one name server is the embedded one, which asks those.
     pub(super) fn resolv_conf_for(&self, rec: &ContainerRecord) -> String {
-        with_names(&self.base_resolv_conf(rec), &rec.names)
+        let conf = with_names(&self.base_resolv_conf(rec), &rec.names);
+        match self.embedded_dns(rec) {
+            true => internal_resolv_conf(&conf),
+            false => conf,
+        }
+    }
+
+    /// The upstream servers of `rec`'s embedded name server, when it has one (it is on a
+    /// user-defined network): those its `resolv.conf` would name without it.
+    pub(super) fn dns_upstream(&self, rec: &ContainerRecord) -> Option<Vec<std::net::IpAddr>> {
+        self.embedded_dns(rec)
+            .then(|| nameservers(&with_names(&self.base_resolv_conf(rec), &rec.names)))
+    }
+
+    /// Whether `rec` is on a user-defined bridge network, where Docker runs its name server.
+    fn embedded_dns(&self, rec: &ContainerRecord) -> bool {
+        rec.attachments()
+            .iter()
+            .any(|a| self.user_network(&a.0).is_some())
+    }
+
+    /// The name of network `name_or_id` when it is a user-defined bridge network.
+    fn user_network(&self, name_or_id: &str) -> Option<String> {
+        self.networks
+            .get(name_or_id)
+            .ok()
+            .filter(|n| n.is_bridge() && n.name != crate::DEFAULT_NETWORK)
+            .map(|n| n.name)
     }
 
     pub(super) fn base_resolv_conf(&self, rec: &ContainerRecord) -> String {
@@ -218,6 +328,31 @@ mod tests {
         assert_eq!(
             with_names(base, &all),
             "nameserver 198.51.100.53\nsearch a.example b.example\noptions ndots:5 timeout:1\n"
+        );
+    }
+
+    #[test]
+    fn user_networks_name_the_embedded_server_and_keep_the_rest() {
+        let host = "nameserver 198.51.100.53\nnameserver 198.51.100.54\nsearch corp.example\noptions timeout:2\n";
+        assert_eq!(
+            nameservers(host),
+            [
+                "198.51.100.53".parse::<std::net::IpAddr>().unwrap(),
+                "198.51.100.54".parse().unwrap()
+            ]
+        );
+        assert_eq!(
+            internal_resolv_conf(host),
+            "nameserver 127.0.0.11\nsearch corp.example\noptions timeout:2 ndots:0\n"
+        );
+        assert_eq!(
+            internal_resolv_conf("nameserver 198.51.100.53\n"),
+            "nameserver 127.0.0.11\noptions ndots:0\n"
+        );
+        // An ndots of the container's own stays.
+        assert_eq!(
+            internal_resolv_conf("nameserver 198.51.100.53\noptions ndots:3\n"),
+            "nameserver 127.0.0.11\noptions ndots:3\n"
         );
     }
 }

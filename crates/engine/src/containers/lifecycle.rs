@@ -233,6 +233,7 @@ impl ContainerService {
     /// Every 5 s it also checks that the VCH's table is still in the kernel, and renders it
     /// again if not (see `NetworkService::table_guards`).
     pub async fn supervise(self: Arc<Self>) {
+        self.remove_orphan_build_steps().await;
         let mut next_try: HashMap<String, Instant> = HashMap::new();
         let mut table_checked = Instant::now();
         loop {
@@ -327,6 +328,15 @@ impl ContainerService {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether `rec` exited and its policy is about to start it again: Docker's
+    /// "restarting" container, which only a forced removal takes away.
+    pub(super) fn restart_pending(&self, rec: &super::ContainerRecord) -> bool {
+        rec.restart.restarts()
+            && rec.started_at.is_some()
+            && matches!(self.status(rec), Status::Exited { code, .. }
+                if rec.restart.wants(code, rec.restart_count, rec.manually_stopped))
     }
 
     fn restart_by_policy(&self, id: &str) -> Result<(), EngineError> {

@@ -1,7 +1,9 @@
-//! Container logs: Docker's json-file lines read in parts, the tail found from the end, and
-//! [`Output`]: a container's output as its readers (`docker logs`, `docker attach`) take it.
+//! Container logs: Docker's json-file lines read in parts across the rotated files
+//! (`vic_runtime::logfile`), and [`Output`]: a container's output as its readers (`docker
+//! logs`, `docker attach`) take it.
 
 use super::*;
+use vic_runtime::logfile::{self, LogCursor};
 
 /// A line of a container's log.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,62 +15,6 @@ pub struct LogLine {
 
 /// About how much of a container's log one read takes.
 const LOG_CHUNK: u64 = 1 << 20;
-
-/// Reads whole log lines from `offset`, about `chunk` bytes of them, and the offset after
-/// the last one.
-fn read_lines(
-    f: &mut std::fs::File,
-    offset: u64,
-    chunk: u64,
-) -> std::io::Result<(Vec<LogLine>, u64)> {
-    use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    loop {
-        let before = buf.len();
-        (&mut *f).take(chunk).read_to_end(&mut buf)?;
-        // A line longer than a chunk (only in a log from before entries were capped) is read
-        // on to its end.
-        if buf.len() == before || buf[before..].contains(&b'\n') {
-            break;
-        }
-    }
-    // Only whole lines: the monitor may be in the middle of one.
-    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let lines = buf[..end]
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| serde_json::from_slice::<LogLine>(l).ok())
-        .collect();
-    Ok((lines, offset + end as u64))
-}
-
-/// Where the last `n` whole lines of `f` begin (`n = 0`: the end of its last whole line),
-/// scanning back from its end.
-fn tail_offset(f: &mut std::fs::File, n: usize) -> std::io::Result<u64> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut pos = f.metadata()?.len();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut found = 0;
-    while pos > 0 {
-        let start = pos.saturating_sub(buf.len() as u64);
-        let size = (pos - start) as usize;
-        f.seek(SeekFrom::Start(start))?;
-        f.read_exact(&mut buf[..size])?;
-        for i in (0..size).rev() {
-            if buf[i] == b'\n' {
-                found += 1;
-                // The first newline found ends the last whole line; the (n + 1)th comes just
-                // before the first of the last n.
-                if found == n + 1 {
-                    return Ok(start + i as u64 + 1);
-                }
-            }
-        }
-        pos = start;
-    }
-    Ok(0)
-}
 
 /// Which of a container's output lines a reader wants.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,7 +57,7 @@ enum OutputEnd {
 pub struct Output {
     service: Arc<ContainerService>,
     id: String,
-    offset: u64,
+    cursor: LogCursor,
     filter: OutputFilter,
     end: OutputEnd,
     /// How often a followed log is looked at for lines (the monitor does not say when it
@@ -139,9 +85,7 @@ impl Output {
                 OutputEnd::Finished => self.service.finished(&self.id),
                 OutputEnd::RunOver(t) => self.service.run_over(t).is_some(),
             };
-            let (mut lines, next) = self.service.read_log(&self.id, self.offset).ok()?;
-            let moved = next != self.offset;
-            self.offset = next;
+            let (mut lines, moved) = self.service.read_log(&self.id, &mut self.cursor).ok()?;
             if let Some(u) = self.filter.until
                 && let Some(end) = lines
                     .iter()
@@ -184,16 +128,22 @@ impl ContainerService {
         follow: bool,
     ) -> Result<Output, EngineError> {
         let id = self.resolve(name_or_id)?;
-        let offset = match tail {
-            Some(n) => self.log_tail_offset(&id, n)?,
-            None => 0,
+        if !self.load(&id)?.log_config.readable() {
+            // Docker's `ErrReadLogsNotSupported`: the output was never kept.
+            return Err(EngineError::NotImplemented(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
+        let cursor = match tail {
+            Some(n) => self.log_tail(&id, n)?,
+            None => LogCursor::start(&self.files(&id).log()),
         };
         let end = if follow {
             OutputEnd::Finished
         } else {
             OutputEnd::Now
         };
-        Ok(self.output(id, offset, filter, end, Duration::from_millis(50)))
+        Ok(self.output(id, cursor, filter, end, Duration::from_millis(50)))
     }
 
     /// What an attach reads: output from now on, until the run `ticket` names ends; the
@@ -205,11 +155,11 @@ impl ContainerService {
         ticket: WaitTicket,
         attached: AttachGuard,
     ) -> Result<Output, EngineError> {
-        let offset = self.log_tail_offset(id, 0)?;
+        let cursor = self.log_tail(id, 0)?;
         // Polled often: an attached terminal's echo waits on it.
         let mut output = self.output(
             id.to_owned(),
-            offset,
+            cursor,
             filter,
             OutputEnd::RunOver(ticket),
             Duration::from_millis(10),
@@ -221,7 +171,7 @@ impl ContainerService {
     fn output(
         self: &Arc<Self>,
         id: String,
-        offset: u64,
+        cursor: LogCursor,
         filter: OutputFilter,
         end: OutputEnd,
         poll: Duration,
@@ -229,7 +179,7 @@ impl ContainerService {
         Output {
             service: self.clone(),
             id,
-            offset,
+            cursor,
             filter,
             end,
             poll,
@@ -241,93 +191,42 @@ impl ContainerService {
 }
 
 impl ContainerService {
-    /// The next log lines from byte `offset`, about 1 MiB of them at most (a big log is read
-    /// in parts: call again from the returned offset until it stops moving).
-    pub fn read_log(&self, id: &str, offset: u64) -> Result<(Vec<LogLine>, u64), EngineError> {
-        let Ok(mut f) = std::fs::File::open(self.files(id).log()) else {
-            return Ok((Vec::new(), offset));
-        };
-        read_lines(&mut f, offset, LOG_CHUNK).map_err(|e| internal("log", e))
+    /// The next log lines from `cursor`, about 1 MiB of them at most (a big log is read in
+    /// parts: call again until nothing moved), and whether the cursor moved (lines may have
+    /// been read that did not parse).
+    pub fn read_log(
+        &self,
+        id: &str,
+        cursor: &mut LogCursor,
+    ) -> Result<(Vec<LogLine>, bool), EngineError> {
+        let bytes = cursor
+            .read(&self.files(id).log(), LOG_CHUNK)
+            .map_err(|e| internal("log", e))?;
+        let lines = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_slice::<LogLine>(l).ok())
+            .collect();
+        Ok((lines, !bytes.is_empty()))
     }
 
-    /// Container `id`'s log as the monitor wrote it (Docker's json-file lines), for the
-    /// support bundle; empty when it has none yet.
+    /// Container `id`'s log as the monitor wrote it (Docker's json-file lines, the rotated
+    /// files oldest first), for the support bundle; empty when it has none yet, or none to
+    /// read (`--log-driver none`: what is there is only for attached clients).
     pub fn raw_log(&self, id: &str) -> Vec<u8> {
-        std::fs::read(self.files(id).log()).unwrap_or_default()
-    }
-
-    /// Where the last `n` whole lines of the log begin (`n = 0`: the end of its last whole
-    /// line), found from the end of the file: `logs --tail` and an attach start there without
-    /// reading what comes before.
-    pub fn log_tail_offset(&self, id: &str, n: usize) -> Result<u64, EngineError> {
-        let Ok(mut f) = std::fs::File::open(self.files(id).log()) else {
-            return Ok(0);
-        };
-        tail_offset(&mut f, n).map_err(|e| internal("log", e))
-    }
-}
-
-#[cfg(test)]
-mod log_tests {
-    use std::io::Write;
-
-    use super::{read_lines, tail_offset};
-
-    /// A log of `n` entries (`line0`...) and, with `partial`, half an entry being written.
-    fn log(n: usize, partial: bool) -> std::fs::File {
-        let mut f = tempfile::tempfile().unwrap();
-        for i in 0..n {
-            writeln!(f, r#"{{"log":"line{i}\n","stream":"stdout","time":"t"}}"#).unwrap();
+        if !self.load(id).is_ok_and(|r| r.log_config.readable()) {
+            return Vec::new();
         }
-        if partial {
-            write!(f, r#"{{"log":"half"#).unwrap();
-        }
-        f
+        logfile::log_files(&self.files(id).log())
+            .iter()
+            .flat_map(|p| std::fs::read(p).unwrap_or_default())
+            .collect()
     }
 
-    fn texts(lines: &[super::LogLine]) -> Vec<String> {
-        lines.iter().map(|l| l.log.trim_end().to_owned()).collect()
-    }
-
-    #[test]
-    fn a_log_is_read_in_parts_of_whole_lines() {
-        let mut f = log(10, true);
-        let (mut all, mut offset) = (Vec::new(), 0);
-        loop {
-            // A chunk smaller than two entries: several reads, none with half an entry.
-            let (lines, next) = read_lines(&mut f, offset, 80).unwrap();
-            if next == offset {
-                break;
-            }
-            assert!(lines.len() <= 2, "{}", lines.len());
-            all.extend(lines);
-            offset = next;
-        }
-        assert_eq!(
-            texts(&all),
-            (0..10).map(|i| format!("line{i}")).collect::<Vec<_>>()
-        );
-        // An entry longer than a chunk is read whole.
-        let (lines, _) = read_lines(&mut f, 0, 5).unwrap();
-        assert_eq!(texts(&lines), ["line0"]);
-    }
-
-    #[test]
-    fn the_tail_is_found_from_the_end() {
-        let mut f = log(5, true);
-        let at = |f: &mut std::fs::File, n| {
-            let o = tail_offset(f, n).unwrap();
-            texts(&read_lines(f, o, 1 << 20).unwrap().0)
-        };
-        assert_eq!(at(&mut f, 2), ["line3", "line4"]);
-        assert!(at(&mut f, 0).is_empty());
-        assert_eq!(at(&mut f, 5).len(), 5);
-        assert_eq!(at(&mut f, 50).len(), 5);
-        let mut empty = log(0, false);
-        assert_eq!(tail_offset(&mut empty, 3).unwrap(), 0);
-        // Longer than the scan's block: the offsets still land on entry starts.
-        let mut big = log(5000, false);
-        assert_eq!(at(&mut big, 1), ["line4999"]);
-        assert_eq!(at(&mut big, 3000)[0], "line2000");
+    /// A cursor at the last `n` whole lines of the log (`n = 0`: the end of its last whole
+    /// line), found from the end: `logs --tail` and an attach start there without reading
+    /// what comes before.
+    pub fn log_tail(&self, id: &str, n: usize) -> Result<LogCursor, EngineError> {
+        LogCursor::tail(&self.files(id).log(), n).map_err(|e| internal("log", e))
     }
 }

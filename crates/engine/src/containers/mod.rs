@@ -4,6 +4,7 @@
 //! bundle, and the files its monitor keeps (`vic_runtime::monitor::MonitorFiles`).
 
 mod attach;
+mod commit;
 mod containment;
 mod control;
 mod copy;
@@ -14,26 +15,34 @@ mod exec_session;
 mod health;
 mod hosts;
 mod lifecycle;
+mod links;
+mod log_config;
 mod logs;
+mod membership;
 mod names;
 mod network;
 mod offline;
 mod operate;
 mod ports;
 mod security;
+mod sharing;
 mod start;
 mod table;
 mod volume_use;
 mod waiting;
 
 pub use attach::{AttachInput, AttachRequest, Attachment};
+pub use commit::CommitRequest;
 pub use containment::Containment;
 pub use create::CreateRequest;
 pub use exec::{ExecRecord, ExecRequest};
 pub use exec_session::{ExecOutput, ExecSession};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
+pub use links::Link;
+pub use log_config::LogConfig;
 pub use logs::{LogLine, Output, OutputFilter};
 pub use offline::{TornDown, reown_containers, tear_down};
+pub use sharing::{Sharing, check_mac};
 pub use waiting::{AttachGuard, WaitCondition, WaitTicket};
 
 use std::collections::HashMap;
@@ -50,7 +59,7 @@ use vic_runtime::{ContainerSpec, Runc};
 use crate::error::{ContainerConfigError, internal};
 use crate::mounts::{MountRecord, MountRequest, MountType};
 use crate::{EngineError, ImageService, NetworkService, VolumeService};
-pub use network::NetworkAttachment;
+pub use network::{Endpoint, EndpointOptions, NetworkAttachment};
 pub use ports::{PortRequest, PublishedPort};
 
 /// In a container's folder while it is paused (`docker pause`).
@@ -117,6 +126,9 @@ pub struct ContainerRecord {
     pub group_add: Vec<String>,
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(default)]
+    pub log_config: LogConfig,
     /// Restarts by the restart policy since the last `docker start`.
     #[serde(default)]
     pub restart_count: u32,
@@ -153,6 +165,16 @@ pub struct ContainerRecord {
     /// Bridge networks joined besides the first (`docker network connect`).
     #[serde(default)]
     pub extra_networks: Vec<NetworkAttachment>,
+    /// Disconnected from its first network (`network_mode`, kept as Docker keeps
+    /// `HostConfig.NetworkMode`) and not connected to it again: it has no address there.
+    #[serde(default)]
+    pub left_first: bool,
+    /// The first network's endpoint options (`--driver-opt`, `--link-local-ip`).
+    #[serde(default)]
+    pub endpoint: EndpointOptions,
+    /// `--isolation` as given: `""` or `default` (Linux has no other).
+    #[serde(default)]
+    pub isolation: String,
     /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
     #[serde(default)]
     pub names: NameConfig,
@@ -160,6 +182,9 @@ pub struct ContainerRecord {
     /// `Test: ["NONE"]` when turned off.
     #[serde(default)]
     pub healthcheck: Option<vic_runtime::health::HealthConfig>,
+    /// `--link`, `--volumes-from`, `--pid`, `--uts`, `--volume-driver`.
+    #[serde(default)]
+    pub sharing: Sharing,
 }
 
 /// What a container's `/etc/hosts` and `/etc/resolv.conf` get besides the defaults.
@@ -179,12 +204,34 @@ impl ContainerRecord {
     /// Every network the container is on, with its address there (once it has one) and its
     /// aliases.
     pub fn attachments(&self) -> Vec<(String, Option<std::net::Ipv4Addr>, Vec<String>)> {
+        self.endpoints()
+            .into_iter()
+            .map(|e| (e.network.to_owned(), e.ip, e.aliases.to_vec()))
+            .collect()
+    }
+
+    /// Every network the container is on, first network first (unless it left it).
+    pub fn endpoints(&self) -> Vec<Endpoint<'_>> {
         let mut out = Vec::new();
-        if self.network_mode != "none" {
-            out.push((self.network_mode.clone(), self.ip, self.aliases.clone()));
+        if self.network_mode != "none" && !self.left_first {
+            out.push(Endpoint {
+                network: &self.network_mode,
+                first: true,
+                ip: self.ip,
+                requested_ip: self.requested_ip,
+                aliases: &self.aliases,
+                options: &self.endpoint,
+            });
         }
         for e in &self.extra_networks {
-            out.push((e.network.clone(), e.ip, e.aliases.clone()));
+            out.push(Endpoint {
+                network: &e.network,
+                first: false,
+                ip: e.ip,
+                requested_ip: e.requested_ip,
+                aliases: &e.aliases,
+                options: &e.endpoint,
+            });
         }
         out
     }

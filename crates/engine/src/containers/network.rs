@@ -19,7 +19,7 @@ use crate::error::NetworkError;
 use crate::{EngineError, NetworkService};
 
 /// A bridge network a container joined besides its first one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkAttachment {
     /// The network's name.
     pub network: String,
@@ -28,10 +28,43 @@ pub struct NetworkAttachment {
     pub ip: Option<Ipv4Addr>,
     pub requested_ip: Option<Ipv4Addr>,
     pub aliases: Vec<String>,
+    /// `--driver-opt`, `--link-local-ip`, `--mac-address`, `--link`.
+    #[serde(default)]
+    pub endpoint: EndpointOptions,
+}
+
+/// What an endpoint keeps besides its address and aliases.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointOptions {
+    /// `--driver-opt` (`DriverOpts`): kept and shown; the bridge driver has none of its own.
+    #[serde(default)]
+    pub driver_opts: std::collections::BTreeMap<String, String>,
+    /// `--link-local-ip`: further addresses of the container's interface (169.254.0.0/16).
+    #[serde(default)]
+    pub link_local_ips: Vec<Ipv4Addr>,
+    /// `MacAddress` (`--mac-address`), checked by `check_mac`; else one made from the
+    /// address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
+    /// `Links`: names of other containers on this network, known by an alias here.
+    #[serde(default)]
+    pub links: Vec<super::Link>,
+}
+
+/// One network of a container as `inspect` shows it (see `ContainerRecord::endpoints`).
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    pub network: &'a str,
+    /// The network it was created on (`HostConfig.NetworkMode`).
+    pub first: bool,
+    pub ip: Option<Ipv4Addr>,
+    pub requested_ip: Option<Ipv4Addr>,
+    pub aliases: &'a [String],
+    pub options: &'a EndpointOptions,
 }
 
 /// The host end of container `id`'s veth (at most 15 bytes).
-fn host_veth(id: &str) -> String {
+pub(super) fn host_veth(id: &str) -> String {
     format!("vv{}", &id[..11.min(id.len())])
 }
 
@@ -112,10 +145,20 @@ impl ContainerService {
     /// Makes container `id`'s network namespace; with the VCH's user namespace on, owned by a
     /// user namespace of its own (so the container's root can mount a sysfs for it), which the
     /// runtime then joins.
-    fn make_netns(&self, id: &str) -> Result<(), EngineError> {
+    pub(super) fn make_netns(&self, id: &str) -> Result<(), EngineError> {
         let path = self.netns_path(id);
         match self.containment.userns {
-            Some(ids) => netns::create_owned(&path, &self.userns_path(id), ids, &self.monitor),
+            Some(ids) => {
+                // `--pid container:NAME`: in that container's user namespace instead.
+                let owner = self.namespace_owner(id)?;
+                netns::create_owned(
+                    &path,
+                    &self.userns_path(id),
+                    ids,
+                    &self.monitor,
+                    owner.as_deref(),
+                )
+            }
             None => netns::create(&path),
         }
         .map_err(|e| internal("network namespace", e))
@@ -146,6 +189,7 @@ impl ContainerService {
         &self,
         rec: &mut ContainerRecord,
     ) -> Result<Option<PathBuf>, EngineError> {
+        self.drop_stale_namespaces(rec)?;
         if rec.network_mode == "none" {
             if !vic_runtime::needs_own_netns(&self.runtime) {
                 return Ok(None);
@@ -160,6 +204,9 @@ impl ContainerService {
                 }
             }
             return Ok(Some(path));
+        }
+        if rec.left_first {
+            return self.connect_without_first(rec).map(Some);
         }
         let net = self.networks.get(&rec.network_mode)?;
         self.networks.ensure_ready()?;
@@ -185,31 +232,10 @@ impl ContainerService {
         // A namespace that survived (endpoint restart, container restart) keeps its link.
         if !netns::exists(&path) {
             self.make_netns(&rec.id)?;
-            let host_if = host_veth(&rec.id);
-            let attach = if net.is_bridge() {
-                link::attach
-            } else {
-                link::attach_external
-            };
-            attach(&link::Attachment {
-                netns: &path,
-                bridge: &net.bridge,
-                host_if: &host_if,
-                container_if: CONTAINER_IF,
-                address: dhcp.is_none().then_some(ip),
-                subnet: net.subnet,
-                gateway: (!net.internal).then_some(net.gateway),
-                // Stable for the container's life, not its address's: the DHCP server knows
-                // it again at every start.
-                mac: &match dhcp {
-                    Some(_) => vic_net::dhcp::mac_for_id(&rec.id),
-                    None => ipam::mac_for(ip),
-                },
-            })
-            .map_err(|e| {
+            if let Err(e) = self.attach_first(rec, &net, &path, dhcp.is_none().then_some(ip)) {
                 let _ = netns::remove(&path);
-                internal(&format!("cannot attach to network {}", net.name), e)
-            })?;
+                return Err(e);
+            }
             for i in 0..rec.extra_networks.len() {
                 if let Err(e) = self.attach_extra(rec, i, &path) {
                     let _ = netns::remove(&path);
@@ -232,7 +258,7 @@ impl ContainerService {
 
     /// The addresses in use on network `name` (first or further network of any container),
     /// but `except`'s own there.
-    fn taken_on(&self, name: &str, except: &str) -> HashSet<Ipv4Addr> {
+    pub(super) fn taken_on(&self, name: &str, except: &str) -> HashSet<Ipv4Addr> {
         self.all()
             .into_iter()
             .filter(|r| r.id != except)
@@ -244,7 +270,7 @@ impl ContainerService {
 
     /// Attaches `rec`'s further network `i` in its namespace at `path` (no default route: that
     /// stays with the first network).
-    fn attach_extra(
+    pub(super) fn attach_extra(
         &self,
         rec: &mut ContainerRecord,
         i: usize,
@@ -260,6 +286,7 @@ impl ContainerService {
             }
         };
         rec.extra_networks[i].ip = Some(ip);
+        let opts = net.bridge_options();
         link::attach(&link::Attachment {
             netns: path,
             bridge: &net.bridge,
@@ -268,7 +295,14 @@ impl ContainerService {
             address: Some(ip),
             subnet: net.subnet,
             gateway: None,
-            mac: &ipam::mac_for(ip),
+            mac: &att
+                .endpoint
+                .mac_address
+                .clone()
+                .unwrap_or_else(|| ipam::mac_for(ip)),
+            mtu: opts.mtu,
+            isolated: !opts.icc,
+            link_local: &att.endpoint.link_local_ips,
         })
         .map_err(|e| internal(&format!("cannot attach to network {}", net.name), e))
     }
@@ -304,16 +338,31 @@ impl ContainerService {
         container: &str,
         requested_ip: Option<Ipv4Addr>,
         aliases: Vec<String>,
+        mut endpoint: EndpointOptions,
     ) -> Result<(), EngineError> {
         for a in &aliases {
             super::names::check_alias(a)?;
         }
+        endpoint.mac_address = endpoint
+            .mac_address
+            .as_deref()
+            .map(super::check_mac)
+            .transpose()?;
         let (net, mut rec, _guard) = self.network_change(network, container)?;
         if !net.is_bridge() {
             return Err(NetworkError::ConnectContainerNetwork(net.name.clone()).into());
         }
+        if net.name == crate::DEFAULT_NETWORK && !endpoint.links.is_empty() {
+            return Err(super::links::links_on_default());
+        }
         if rec.network_mode == "none" {
             return Err(NetworkError::ConnectFromNone.into());
+        }
+        if rec.left_first && net.name == rec.network_mode {
+            self.rejoin_first(&net, &mut rec, requested_ip, aliases, endpoint)?;
+            drop(_guard);
+            self.refresh_names(None);
+            return Ok(());
         }
         if rec.attachments().iter().any(|a| a.0 == net.name) {
             return Err(EngineError::Forbidden(format!(
@@ -335,13 +384,12 @@ impl ContainerService {
             ip: None,
             requested_ip,
             aliases,
+            endpoint,
         });
+        // Attached now whenever its namespace is there, running or not: a stopped container
+        // keeps its namespace, which its next start does not make again.
         let path = self.netns_path(&rec.id);
-        let running = matches!(
-            self.status(&rec),
-            Status::Running { .. } | Status::Paused { .. }
-        );
-        if running && netns::exists(&path) {
+        if netns::exists(&path) {
             self.networks.ensure_ready()?;
             let i = rec.extra_networks.len() - 1;
             self.attach_extra(&mut rec, i, &path)?;
@@ -352,16 +400,15 @@ impl ContainerService {
         Ok(())
     }
 
-    /// `docker network disconnect`: leaves a further network (the first one stays for the
-    /// container's life).
+    /// `docker network disconnect`: leaves a further network, or the first one (until
+    /// connected to it again).
     pub fn network_disconnect(&self, network: &str, container: &str) -> Result<(), EngineError> {
         let (net, mut rec, _guard) = self.network_change(network, container)?;
-        if rec.network_mode == net.name {
-            return Err(NetworkError::LeaveFirst {
-                container: rec.name.clone(),
-                network: net.name.clone(),
-            }
-            .into());
+        if rec.network_mode == net.name && !rec.left_first {
+            self.leave_first(&net, &mut rec)?;
+            drop(_guard);
+            self.refresh_names(None);
+            return Ok(());
         }
         let Some(i) = rec
             .extra_networks
@@ -424,54 +471,6 @@ impl ContainerService {
     /// The VCH's networks.
     pub fn networks(&self) -> &Arc<NetworkService> {
         &self.networks
-    }
-
-    /// The containers on network `net` (by name or ID), in any state.
-    fn network_users(&self, net: &crate::NetworkRecord) -> Vec<ContainerRecord> {
-        self.all()
-            .into_iter()
-            .filter(|r| r.network_mode == net.id || r.attachments().iter().any(|a| a.0 == net.name))
-            .collect()
-    }
-
-    /// `docker network rm`: refused while containers use it; the VCH's table loses it.
-    pub fn network_remove(&self, name_or_id: &str) -> Result<(), EngineError> {
-        let net = self.networks.get(name_or_id)?;
-        let users = self.network_users(&net);
-        if !users.is_empty() {
-            // Docker Engine's words and status (403, API 1.44), which scripts match; the users'
-            // names follow in parentheses as Docker 29 gives them.
-            return Err(EngineError::Forbidden(format!(
-                "error while removing network: network {} id {} has active endpoints ({})",
-                net.name,
-                net.id,
-                users
-                    .iter()
-                    .map(|u| u.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        self.networks.remove(&net)?;
-        self.refresh_rules(None)
-    }
-
-    /// `docker network prune`: every user network no container uses. Returns their names.
-    pub fn network_prune(&self) -> Result<Vec<String>, EngineError> {
-        let mut removed = Vec::new();
-        for net in self.networks.list() {
-            if net.name != crate::DEFAULT_NETWORK
-                && net.is_bridge()
-                && self.network_users(&net).is_empty()
-            {
-                self.networks.remove(&net)?;
-                removed.push(net.name);
-            }
-        }
-        if !removed.is_empty() {
-            self.refresh_rules(None)?;
-        }
-        Ok(removed)
     }
 
     /// Rebuilds the VCH's table from the running containers (and `starting`, about to run),
@@ -576,5 +575,6 @@ fn apply_firewall(
 /// `vic-machine delete`).
 pub(super) fn remove_namespaces(dir: &Path) -> Result<(), EngineError> {
     netns::remove(&dir.join("netns")).map_err(|e| internal("network namespace", e))?;
-    netns::remove(&dir.join("userns")).map_err(|e| internal("user namespace", e))
+    netns::remove(&dir.join("userns")).map_err(|e| internal("user namespace", e))?;
+    super::sharing::unpin_joined(dir)
 }

@@ -3,11 +3,20 @@
 use super::start::{BUSY_WAIT, Busy};
 use super::*;
 
+/// How many 20 ms looks a kill with KILL takes for the container's end (10 s at most: the
+/// monitor records the exit once the output is read to its end).
+const KILL_WAIT_POLLS: u32 = 500;
+
 impl ContainerService {
     /// A runtime call about container `id` failed. The state was checked before the call, so
     /// a container that is not running now ended in between: a conflict (409), as Docker
     /// answers, not the runtime's failure.
-    fn runtime_failed(&self, id: &str, op: &'static str, e: vic_runtime::RuncError) -> EngineError {
+    pub(super) fn runtime_failed(
+        &self,
+        id: &str,
+        op: &'static str,
+        e: vic_runtime::RuncError,
+    ) -> EngineError {
         let live = self.load(id).is_ok_and(|r| {
             matches!(
                 self.status(&r),
@@ -97,28 +106,35 @@ impl ContainerService {
         let mut rec = self.load(&id)?;
         let old = std::mem::replace(&mut rec.name, new.to_owned());
         self.save(&rec)?;
+        self.follow_rename(&old, new)?;
         self.emit("rename", &rec, &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
     /// `docker container prune`: removes stopped containers but those `keep` keeps (the
-    /// filters); returns their IDs.
+    /// filters); returns their IDs and the bytes their writable layers held (Docker's
+    /// `SpaceReclaimed`).
     pub async fn prune(
         &self,
         keep: &(dyn Fn(&ContainerRecord) -> bool + Sync),
-    ) -> Result<Vec<String>, EngineError> {
-        let mut gone = Vec::new();
+    ) -> Result<(Vec<String>, u64), EngineError> {
+        let (mut gone, mut freed) = (Vec::new(), 0);
         for rec in self.all() {
             if matches!(
                 self.status(&rec),
                 Status::Exited { .. } | Status::Dead | Status::Created
             ) && !keep(&rec)
+                && !self.restart_pending(&rec)
             {
+                // Measured before it goes (a walk of the upper folder, off the async workers).
+                let dir = self.dir(&rec.id).join("upper");
+                let size = crate::blocking(move || Ok(disk_usage(&dir))).await?;
                 self.remove(&rec.id, false, false).await?;
+                freed += size;
                 gone.push(rec.id);
             }
         }
-        Ok(gone)
+        Ok((gone, freed))
     }
 
     /// `docker kill`.
@@ -142,10 +158,21 @@ impl ContainerService {
             .kill(&id, &sig)
             .map_err(|e| self.runtime_failed(&id, "kill", e))?;
         self.emit("kill", &rec, &[("signal", sig.clone())]);
+        let kill = sig == "KILL" || sig == "9";
         // A signal that ends the container reaches a paused one once it is thawed (Docker's
         // rule: KILL, or the container's own stop signal).
-        if sig == "KILL" || sig == lifecycle::stop_signal(&rec) {
+        if kill || sig == lifecycle::stop_signal(&rec) {
             self.thaw(&id);
+        }
+        // Docker's kill with KILL returns once the container is stopped (its exit code,
+        // 137, recorded): a client inspects or removes it right after.
+        if kill {
+            for _ in 0..KILL_WAIT_POLLS {
+                if self.finished(&id) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(())
     }
@@ -222,6 +249,16 @@ impl ContainerService {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let mut rec = self.load(&id)?;
+        if self.restart_pending(&rec) {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a restarting container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            // The supervisor starts it only after holding it: marked now, it never does.
+            rec.manually_stopped = true;
+            self.save(&rec)?;
+        }
         if matches!(
             self.status(&rec),
             Status::Running { .. } | Status::Paused { .. }

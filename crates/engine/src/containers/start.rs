@@ -182,6 +182,21 @@ impl ContainerService {
             }
         };
         let security = security::parse(&rec.security_opt)?;
+        // `--pid container:NAME`: checked before anything is made for the network.
+        let pid_source = match self.pid_source(&rec) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
+        let links_env = match self.links_env(&rec) {
+            Ok(env) => env,
+            Err(e) => {
+                let _ = vic_runtime::unmount(&rootfs);
+                return Err(e);
+            }
+        };
         // Until this start is decided, its ports count as published for every render.
         let _starting = Starting::new(&self.starting, &id);
         let mut chosen = PortsChosen {
@@ -214,8 +229,17 @@ impl ContainerService {
         };
         // Its neighbours learn its name, and it theirs.
         self.refresh_names(Some(&rec));
+        let mut userns = self.spec_userns(&rec, netns.is_some());
+        // Joining another container's PID namespace takes its user namespace too (the one
+        // pinned with the network namespace made in it, else that container's own).
+        if let (Some(u), Some(joined)) = (userns.as_mut(), &pid_source)
+            && u.path.is_none()
+        {
+            u.path = Some(joined.userns.clone());
+        }
         let spec = ContainerSpec {
-            userns: self.spec_userns(&rec, netns.is_some()),
+            userns,
+            pidns: pid_source.map(|j| j.pidns),
             max_capability: vic_runtime::max_capability(&self.runtime),
             netns,
             seccomp_unconfined: security.seccomp_unconfined,
@@ -231,7 +255,18 @@ impl ContainerService {
                 .chain(std::iter::once(rec.path.clone()))
                 .chain(rec.args.iter().cloned())
                 .collect(),
-            env: rec.env.clone(),
+            env: {
+                // Docker's order: the links' variables, then the container's own, which win.
+                let mut env: Vec<String> = links_env
+                    .into_iter()
+                    .filter(|l| {
+                        let key = l.split('=').next().unwrap_or_default();
+                        !rec.env.iter().any(|e| e.split('=').next() == Some(key))
+                    })
+                    .collect();
+                env.extend(rec.env.iter().cloned());
+                env
+            },
             cwd: rec.working_dir.clone(),
             uid,
             gid,
@@ -270,6 +305,8 @@ impl ContainerService {
                     rec.env.clone(),
                 )
             }),
+            log: rec.log_config.limits(),
+            dns: self.dns_upstream(&rec),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),
             id: id.clone(),
@@ -298,6 +335,11 @@ impl ContainerService {
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
             let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        // The runtime has joined the namespaces of `--pid container:NAME` (or failed to): they
+        // are pinned again at the next start.
+        if let Err(e) = sharing::unpin_joined(&dir) {
+            tracing::warn!(container = %id, error = %e, "cannot unpin joined namespaces");
         }
         // Reap it when it ends (it records the exit itself); no zombie stays behind.
         let changed = self.changed.clone();

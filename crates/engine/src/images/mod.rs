@@ -13,9 +13,15 @@ use vic_registry::{ClientSettings, Credentials, Reference, RegistryClient};
 
 use crate::EngineError;
 
+mod changes;
+mod make;
 mod pull;
 mod push;
 mod store;
+
+pub use changes::ChangeError;
+pub use make::ImageRecipe;
+pub(crate) use make::{apply_change, set_label};
 
 /// Progress of a pull, in the order it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +52,8 @@ pub struct ImageSummary {
     pub config: ImageConfig,
     /// The raw config JSON.
     pub config_json: serde_json::Value,
+    /// The image it was committed from on this VCH (`sha256:...`), or empty.
+    pub parent: String,
 }
 
 /// One line of `docker history`, newest first.
@@ -165,6 +173,13 @@ impl ImageService {
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch)
             .map_err(|e| EngineError::Internal(format!("{}: {e}", scratch.display())))?;
+        // Build contexts, commits and uploads pass through here: the host's root's alone, as
+        // the content store is.
+        std::fs::set_permissions(
+            &scratch,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .map_err(|e| EngineError::Internal(format!("{}: {e}", scratch.display())))?;
         let auth_file = state_dir.join("auths.json");
         let auths = std::fs::read(&auth_file)
             .ok()
@@ -234,6 +249,7 @@ impl ImageService {
             created: unix(config.created.as_deref()),
             tags: rec.tags.iter().map(|t| familiar(t)).collect(),
             digests: rec.digests.iter().map(|d| familiar(d)).collect(),
+            parent: self.meta.parent(&rec.id).ok().flatten().unwrap_or_default(),
             id: rec.id,
             size: rec.size,
             config,
@@ -299,6 +315,9 @@ impl ImageService {
                 "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                 short(&image.id)
             )));
+        }
+        if self.meta.children(&image.id)? > 0 {
+            return Err(crate::error::ImageError::HasChildren(short(&image.id)).into());
         }
         for t in image.tags.iter().chain(&image.digests) {
             out.push(Removed::Untagged(familiar(t)));

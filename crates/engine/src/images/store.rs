@@ -15,7 +15,17 @@ impl ImageService {
             }
             out.push(self.layers.path(diff_id)?);
         }
-        Ok((summary, out))
+        // A layer an image holds twice (two build steps that changed the same way) is one
+        // folder: overlayfs refuses a lower folder twice (ELOOP). The upper copy alone
+        // resolves every path as both did, so the lower ones go.
+        let mut seen = std::collections::HashSet::new();
+        let mut top_down: Vec<PathBuf> = out
+            .into_iter()
+            .rev()
+            .filter(|p| seen.insert(p.clone()))
+            .collect();
+        top_down.reverse();
+        Ok((summary, top_down))
     }
 
     /// A fresh path in the scratch folder (nothing is created).

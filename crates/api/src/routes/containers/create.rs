@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use vic_docker_api::{
     ContainerCreateBody, ContainerCreateResponse, EndpointConfigBody, HostConfigBody, MountBody,
     RestartPolicyBody,
@@ -33,7 +33,6 @@ const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
     ("CpuQuota", "--cpu-quota"),
     ("CpuRealtimePeriod", "--cpu-rt-period"),
     ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
-    ("DeviceCgroupRules", "--device-cgroup-rule"),
     ("DeviceRequests", "--gpus"),
     ("Devices", "--device"),
     ("IOMaximumBandwidth", "--io-maxbandwidth"),
@@ -41,26 +40,17 @@ const UNSUPPORTED_HOST_CONFIG: &[(&str, &str)] = &[
     ("IpcMode", "--ipc"),
     ("KernelMemory", "--kernel-memory"),
     ("KernelMemoryTCP", "--kernel-memory-tcp"),
-    ("Links", "--link"),
     ("MemoryReservation", "--memory-reservation"),
     ("OomKillDisable", "--oom-kill-disable"),
     ("OomScoreAdj", "--oom-score-adj"),
-    ("PidMode", "--pid"),
-    ("Runtime", "--runtime"),
     ("StorageOpt", "--storage-opt"),
     ("Sysctls", "--sysctl"),
-    ("UTSMode", "--uts"),
     ("Ulimits", "--ulimit"),
     ("UsernsMode", "--userns"),
-    ("VolumeDriver", "--volume-driver"),
-    ("VolumesFrom", "--volumes-from"),
 ];
 
 /// Config (top-level) options this VCH does not implement.
-const UNSUPPORTED_CONFIG: &[(&str, &str)] = &[
-    ("Domainname", "--domainname"),
-    ("MacAddress", "--mac-address"),
-];
+const UNSUPPORTED_CONFIG: &[(&str, &str)] = &[("Domainname", "--domainname")];
 
 /// Whether `v` is what the docker CLI sends when the option is not given.
 fn is_unset(v: &Value) -> bool {
@@ -79,6 +69,13 @@ fn is_unset(v: &Value) -> bool {
 /// ignoring them.
 fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
     let h = &body.host_config.other;
+    // Policy, not a missing feature: a rule would open host devices (a disk, memory) to any
+    // device node the container has, and an image's layers may carry device nodes.
+    if h.get("DeviceCgroupRules").is_some_and(|v| !is_unset(v)) {
+        return Err(ApiError::Engine(vic_engine::EngineError::Forbidden(
+            "--device-cgroup-rule (HostConfig.DeviceCgroupRules) is refused by this VCH's policy: device access rules could open the host's devices to the container; run the container without it".into(),
+        )));
+    }
     let mut asked: Vec<String> = UNSUPPORTED_HOST_CONFIG
         .iter()
         .filter(|(field, _)| h.get(*field).is_some_and(|v| !is_unset(v)))
@@ -90,29 +87,6 @@ fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
             .filter(|(field, _)| body.other.get(*field).is_some_and(|v| !is_unset(v)))
             .map(|(field, flag)| format!("{flag} (Config.{field})")),
     );
-    // Values that mean "as by default" although they are not zero.
-    let special = [
-        ("Isolation", "--isolation", [json!("default"), json!("")]),
-        ("CgroupnsMode", "--cgroupns", [json!("private"), json!("")]),
-    ];
-    for (field, flag, defaults) in special {
-        if let Some(v) = h.get(field)
-            && !v.is_null()
-            && !defaults.contains(v)
-        {
-            asked.push(format!("{flag} (HostConfig.{field})"));
-        }
-    }
-    if let Some(log) = h.get("LogConfig") {
-        let driver = log["Type"].as_str().unwrap_or("");
-        if !["", "json-file"].contains(&driver) {
-            asked.push(format!(
-                "--log-driver {driver} (only json-file is supported)"
-            ));
-        } else if !is_unset(&log["Config"]) {
-            asked.push("--log-opt (HostConfig.LogConfig.Config)".into());
-        }
-    }
     if asked.is_empty() {
         Ok(())
     } else {
@@ -124,6 +98,22 @@ fn refuse_unsupported(body: &ContainerCreateBody) -> Result<(), ApiError> {
             ),
         )))
     }
+}
+
+/// `HostConfig.LogConfig` (`--log-driver`, `--log-opt`), checked by the engine's rules.
+fn log_config(v: Option<&Value>) -> Result<vic_engine::LogConfig, ApiError> {
+    let v = v.unwrap_or(&Value::Null);
+    let driver = v["Type"].as_str().unwrap_or_default();
+    let mut options = std::collections::BTreeMap::new();
+    for (k, o) in v["Config"].as_object().into_iter().flatten() {
+        let o = o.as_str().ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid JSON: HostConfig.LogConfig.Config.{k} must be a string"
+            ))
+        })?;
+        options.insert(k.clone(), o.to_owned());
+    }
+    Ok(vic_engine::LogConfig::new(driver, options)?)
 }
 
 /// `Config.Healthcheck` as the engine keeps it, checked as Docker does (0 is "inherit").
@@ -159,6 +149,19 @@ pub(crate) async fn container_create(
     Query(q): Query<HashMap<String, String>>,
     Json(body): Json<ContainerCreateBody>,
 ) -> Result<(StatusCode, Json<ContainerCreateResponse>), ApiError> {
+    // The VCH runs one runtime, the one `docker info` lists.
+    if let Some(rt) = body
+        .host_config
+        .other
+        .get("Runtime")
+        .and_then(Value::as_str)
+        && !rt.is_empty()
+        && state.facts.read().map_or(true, |f| f.runtime.0 != rt)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "unknown or invalid runtime name: {rt}"
+        )));
+    }
     let req = create_request(&body, q.get("name").filter(|n| !n.is_empty()).cloned())?;
     let c = state.containers.clone();
     let id = crate::error::blocking(move || c.create(req)).await?;
@@ -187,6 +190,7 @@ fn create_request(
 ) -> Result<CreateRequest, ApiError> {
     refuse_unsupported(body)?;
     let h = &body.host_config;
+    let isolation = isolation_and_cgroupns(h)?;
     let mounts = mount_requests(body)?;
     let restart = restart_policy(h.restart_policy.as_ref())?;
     let network_mode = match h.network_mode.as_deref().unwrap_or("default") {
@@ -236,10 +240,16 @@ fn create_request(
             .transpose()
     };
     let aliases_of = |e: &EndpointConfigBody| e.aliases.clone().unwrap_or_default();
-    let (ip, aliases) = match endpoints.iter().find(|(n, _)| first(n)) {
-        Some((_, e)) => (ip_of(e)?, aliases_of(e)),
-        None => (None, Vec::new()),
+    let (ip, aliases, mut endpoint) = match endpoints.iter().find(|(n, _)| first(n)) {
+        Some((_, e)) => (ip_of(e)?, aliases_of(e), endpoint_options(e)?),
+        None => (None, Vec::new(), Default::default()),
     };
+    // `Config.MacAddress`, as clients before API 1.44 send `--mac-address`.
+    if let Some(mac) = body.other.get("MacAddress").and_then(Value::as_str)
+        && !mac.is_empty()
+    {
+        endpoint.mac_address = Some(mac.to_owned());
+    }
     let mut extra_networks = Vec::new();
     for (name, e) in endpoints.iter().filter(|(n, _)| !first(n)) {
         extra_networks.push(vic_engine::NetworkAttachment {
@@ -248,9 +258,12 @@ fn create_request(
             ip: None,
             requested_ip: ip_of(e)?,
             aliases: aliases_of(e),
+            endpoint: endpoint_options(e)?,
         });
     }
+    let log_config = log_config(h.other.get("LogConfig"))?;
     Ok(CreateRequest {
+        log_config,
         healthcheck: body.healthcheck.as_ref().map(health_config).transpose()?,
         name,
         image: body.image.clone(),
@@ -305,7 +318,98 @@ fn create_request(
         aliases,
         extra_networks,
         names: name_config(h)?,
+        isolation,
+        sharing: sharing(h)?,
+        endpoint,
     })
+}
+
+/// An endpoint's `MacAddress` (checked by the engine) and `Links`.
+pub(crate) fn endpoint_options(
+    e: &EndpointConfigBody,
+) -> Result<vic_engine::EndpointOptions, ApiError> {
+    Ok(vic_engine::EndpointOptions {
+        mac_address: e.mac_address.clone().filter(|m| !m.is_empty()),
+        links: e
+            .links
+            .iter()
+            .flatten()
+            .map(|l| vic_engine::Link::parse(l))
+            .collect::<Result<_, _>>()?,
+        driver_opts: e
+            .driver_opts
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        link_local_ips: crate::routes::networks::link_local_ips(e)?,
+    })
+}
+
+/// `--link`, `--volumes-from`, `--pid`, `--uts` and `--volume-driver` (read from the fields
+/// the body does not name).
+fn sharing(h: &HostConfigBody) -> Result<vic_engine::Sharing, ApiError> {
+    let strings = |field: &str| -> Result<Vec<String>, ApiError> {
+        match h.other.get(field) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+                ApiError::BadRequest(format!("invalid HostConfig.{field}: use a list of strings"))
+            }),
+        }
+    };
+    let string = |field: &str| -> Result<String, ApiError> {
+        match h.other.get(field) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "invalid HostConfig.{field}: use a string"
+            ))),
+        }
+    };
+    Ok(vic_engine::Sharing {
+        links: strings("Links")?
+            .iter()
+            .map(|l| vic_engine::Link::parse(l))
+            .collect::<Result<_, _>>()?,
+        volumes_from: strings("VolumesFrom")?,
+        pid_mode: string("PidMode")?,
+        uts_mode: string("UTSMode")?,
+        volume_driver: string("VolumeDriver")?,
+    })
+}
+
+/// `--isolation` (Linux has `default` only; kept as given for inspect) and `--cgroupns`
+/// (`private` only: sharing the host's cgroup namespace is refused by policy).
+fn isolation_and_cgroupns(h: &HostConfigBody) -> Result<String, ApiError> {
+    let field = |name: &str| -> Result<String, ApiError> {
+        match h.other.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "invalid HostConfig.{name}: use a string"
+            ))),
+        }
+    };
+    match field("CgroupnsMode")?.as_str() {
+        "" | "private" => {}
+        "host" => {
+            return Err(ApiError::Engine(vic_engine::EngineError::Forbidden(
+                "--cgroupns host is refused: a VCH's containers never share the host's cgroup namespace".into(),
+            )));
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid cgroup namespace mode: {other}"
+            )));
+        }
+    }
+    let isolation = field("Isolation")?;
+    if !["", "default"].contains(&isolation.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid isolation: {isolation:?} - linux only supports 'default'"
+        )));
+    }
+    Ok(isolation)
 }
 
 /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`, checked.

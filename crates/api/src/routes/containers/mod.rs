@@ -21,7 +21,7 @@ use vic_docker_api::{
 };
 use vic_engine::{Status, WaitCondition};
 
-pub(crate) use create::{check_create_body, container_create};
+pub(crate) use create::{check_create_body, container_create, endpoint_options};
 pub(crate) use logs::{container_logs, output_bytes};
 use vic_core::time::unix_nanos as nanos;
 
@@ -31,9 +31,13 @@ use crate::error::blocking;
 
 type Query_ = Query<HashMap<String, String>>;
 
-/// A query flag (`1` or `true`).
+/// A query flag, read as Docker reads one (`httputils.BoolValue`): anything but empty, `0`,
+/// `no`, `false` or `none` (any case) is true. docker-py sends Python's `True`/`False`.
 pub(crate) fn flag(q: &HashMap<String, String>, key: &str) -> bool {
-    q.get(key).is_some_and(|v| v == "1" || v == "true")
+    q.get(key).is_some_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !["", "0", "no", "false", "none"].contains(&v.as_str())
+    })
 }
 
 /// `t=` of stop and restart (none: the container's own stop timeout).
@@ -451,10 +455,32 @@ pub(crate) async fn container_delete(
     Path(id): Path<String>,
     Query(q): Query_,
 ) -> Result<StatusCode, ApiError> {
+    if flag(&q, "link") {
+        // A link is named CONTAINER/ALIAS: a plain name is a container's own.
+        let c = state.containers.clone();
+        crate::error::blocking(move || c.remove_link(&id)).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     state
         .containers
         .remove(&id, flag(&q, "force"), flag(&q, "v"))
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `docker rm --link CONTAINER/ALIAS`: `DELETE /containers/CONTAINER/ALIAS?link=1` removes
+/// the link, not a container; without `link` no container has such a name.
+pub(crate) async fn container_delete_link(
+    State(state): State<Shared>,
+    Path((parent, alias)): Path<(String, String)>,
+    Query(q): Query_,
+) -> Result<StatusCode, ApiError> {
+    let name = format!("{parent}/{alias}");
+    if !flag(&q, "link") {
+        return Err(vic_engine::EngineError::NoSuchContainer(name).into());
+    }
+    let c = state.containers.clone();
+    crate::error::blocking(move || c.remove_link(&name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -475,10 +501,10 @@ pub(crate) async fn container_prune(
         until.is_some_and(|u| nanos(&r.created) >= u)
             || !filters::prune_labels_match(&filters, |k| r.labels.get(k).map(String::as_str))
     };
-    let gone = state.containers.prune(&keep).await?;
+    let (gone, freed) = state.containers.prune(&keep).await?;
     Ok(Json(ContainerPruneResponse {
         containers_deleted: gone,
-        space_reclaimed: 0,
+        space_reclaimed: freed,
     }))
 }
 
@@ -488,6 +514,10 @@ pub(crate) async fn container_exec(
     Path(id): Path<String>,
     Json(body): Json<ExecCreateBody>,
 ) -> Result<(StatusCode, Json<IdResponse>), ApiError> {
+    if let Some(keys) = body.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        super::stdio::DetachKeys::parse(keys)
+            .map_err(|_| ApiError::BadRequest(format!("Invalid escape keys ({keys}) provided")))?;
+    }
     let req = vic_engine::ExecRequest {
         cmd: body.cmd,
         env: body.env.unwrap_or_default(),
@@ -495,6 +525,7 @@ pub(crate) async fn container_exec(
         working_dir: body.working_dir,
         tty: body.tty,
         open_stdin: body.attach_stdin,
+        detach_keys: body.detach_keys,
     };
     let c = state.containers.clone();
     let exec_id = blocking(move || c.exec_create(&id, req)).await?;
@@ -524,4 +555,19 @@ pub(crate) async fn exec_inspect(
             privileged: false,
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_flags_read_as_docker_reads_them() {
+        let q = |v: &str| std::collections::HashMap::from([("force".to_owned(), v.to_owned())]);
+        for yes in ["1", "true", "True", "yes", "on"] {
+            assert!(super::flag(&q(yes), "force"), "{yes}");
+        }
+        for no in ["", "0", "false", "False", "no", "none", " NO "] {
+            assert!(!super::flag(&q(no), "force"), "{no}");
+        }
+        assert!(!super::flag(&q("1"), "v"));
+    }
 }

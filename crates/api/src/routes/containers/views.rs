@@ -98,6 +98,15 @@ fn host_config(state: &Shared, v: &ContainerView) -> HostConfig {
     let r = &v.record;
     HostConfig {
         network_mode: r.network_mode.clone(),
+        // The VCH's one runtime (named as `docker info` lists it), which every start uses.
+        runtime: state
+            .facts
+            .read()
+            .map(|f| f.runtime.0.clone())
+            .unwrap_or_default(),
+        isolation: r.isolation.clone(),
+        // Every container has a cgroup namespace of its own (the runtime spec's default).
+        cgroupns_mode: "private".to_owned(),
         port_bindings: port_bindings(v),
         publish_all_ports: r.publish_all,
         privileged: r.privileged,
@@ -108,8 +117,8 @@ fn host_config(state: &Shared, v: &ContainerView) -> HostConfig {
         security_opt: (!r.security_opt.is_empty()).then(|| r.security_opt.clone()),
         binds: binds(state, v),
         log_config: LogConfig {
-            typ: "json-file".to_owned(),
-            config: HashMap::new(),
+            typ: r.log_config.driver().to_owned(),
+            config: r.log_config.options.clone().into_iter().collect(),
         },
         init: r.init,
         memory: r.memory,
@@ -144,6 +153,17 @@ fn host_config(state: &Shared, v: &ContainerView) -> HostConfig {
             .filter(|m| m.kind == MountType::Tmpfs)
             .map(|m| (m.destination.clone(), m.options.join(",")))
             .collect(),
+        links: (!r.sharing.links.is_empty()).then(|| {
+            r.sharing
+                .links
+                .iter()
+                .map(|l| format!("/{}:/{}/{}", l.name, r.name, l.alias))
+                .collect()
+        }),
+        volumes_from: (!r.sharing.volumes_from.is_empty()).then(|| r.sharing.volumes_from.clone()),
+        pid_mode: r.sharing.pid_mode.clone(),
+        uts_mode: r.sharing.uts_mode.clone(),
+        volume_driver: r.sharing.volume_driver.clone(),
     }
 }
 
@@ -232,27 +252,43 @@ fn binds(state: &Shared, v: &ContainerView) -> Vec<String> {
 
 /// The container's endpoints (first network first), in Docker's `EndpointSettings` shape.
 fn endpoints(state: &Shared, v: &ContainerView) -> Vec<(String, EndpointSettings)> {
-    let mut requested = vec![v.record.requested_ip];
-    requested.extend(v.record.extra_networks.iter().map(|e| e.requested_ip));
     v.record
-        .attachments()
+        .endpoints()
         .into_iter()
-        .zip(requested)
-        .filter_map(|((name, ip, aliases), requested)| {
-            let net = state.networks.get(&name).ok()?;
-            let ip = ip.filter(|_| running(v));
-            let first = name == v.record.network_mode;
+        .filter_map(|e| {
+            let (name, aliases, requested) = (e.network, e.aliases.to_vec(), e.requested_ip);
+            let net = state.networks.get(name).ok()?;
+            let ip = e.ip.filter(|_| running(v));
+            let first = e.first;
             // A DHCP-addressed network's lease, held by the container's monitor.
             let lease = (first && ip.is_some())
                 .then(|| state.containers.dhcp_lease(&v.record.id))
                 .flatten();
+            let options = e.options.clone();
+            // On a user-defined network `--link` gives names only, as an endpoint's links do.
+            let legacy = (first && name != vic_engine::DEFAULT_NETWORK)
+                .then_some(&v.record.sharing.links)
+                .into_iter()
+                .flatten();
+            let links: Vec<String> = legacy
+                .chain(&options.links)
+                .map(|l| format!("{}:{}", l.name, l.alias))
+                .collect();
             Some((
                 net.name.clone(),
                 EndpointSettings {
-                    ipam_config: requested.map(|ip| EndpointIpamConfig {
-                        ipv4_address: ip.to_string(),
-                    }),
-                    links: None,
+                    // What was asked for: `--ip`, `--link-local-ip`.
+                    ipam_config: (requested.is_some() || !options.link_local_ips.is_empty()).then(
+                        || EndpointIpamConfig {
+                            ipv4_address: requested.map(|ip| ip.to_string()).unwrap_or_default(),
+                            link_local_ips: options
+                                .link_local_ips
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect(),
+                        },
+                    ),
+                    links: (!links.is_empty()).then_some(links),
                     aliases: (!aliases.is_empty()).then_some(aliases),
                     network_id: net.id.clone(),
                     endpoint_id: match ip {
@@ -270,14 +306,18 @@ fn endpoints(state: &Shared, v: &ContainerView) -> Vec<(String, EndpointSettings
                     } else {
                         0
                     },
-                    mac_address: match &lease {
-                        Some(l) => l.mac.clone(),
-                        None => ip.map(vic_engine::mac_for).unwrap_or_default(),
+                    // One asked for is shown whether or not the container runs, as Docker does.
+                    mac_address: match (&lease, &options.mac_address) {
+                        (Some(l), _) => l.mac.clone(),
+                        (None, Some(m)) => m.clone(),
+                        (None, None) => ip.map(vic_engine::mac_for).unwrap_or_default(),
                     },
-                    driver_opts: lease
-                        .is_some()
-                        .then(|| state.containers.dhcp_driver_opts(&v.record.id))
-                        .flatten(),
+                    // A DHCP network's lease, else the `--driver-opt`s given.
+                    driver_opts: match lease {
+                        Some(_) => state.containers.dhcp_driver_opts(&v.record.id),
+                        None => (!options.driver_opts.is_empty())
+                            .then(|| options.driver_opts.clone().into_iter().collect()),
+                    },
                     ..Default::default()
                 },
             ))
