@@ -63,19 +63,20 @@ RUN ls -l /app > /app/listing
 CMD ["cat", "/app/stamp"]
 EOF
 
-build() { # server args... -> ms
-    local t
+build() { # "--no-cache"|"" server args... -> ms
+    local flags="$1" t
+    shift
     t=$(date +%s%N)
-    in_ns env DOCKER_BUILDKIT=0 "$docker" "$@" build -q --network none -t bench-img "$ctx" >/dev/null 2>&1
+    in_ns env DOCKER_BUILDKIT=0 "$docker" "$@" build $flags -q --network none -t bench-img "$ctx" >/dev/null
     ms "$t"
 }
 # Warm both (the base image's layers unpacked, the builders' code paged in).
-build "${vch[@]}" --no-cache >/dev/null
-build "${eng[@]}" --no-cache >/dev/null
+build --no-cache "${vch[@]}" >/dev/null
+build --no-cache "${eng[@]}" >/dev/null
 fresh_v=(); fresh_e=(); cached_v=(); cached_e=()
 for _ in $(seq "$runs"); do
-    fresh_v+=("$(build "${vch[@]}" --no-cache)"); fresh_e+=("$(build "${eng[@]}" --no-cache)")
-    cached_v+=("$(build "${vch[@]}")"); cached_e+=("$(build "${eng[@]}")")
+    fresh_v+=("$(build --no-cache "${vch[@]}")"); fresh_e+=("$(build --no-cache "${eng[@]}")")
+    cached_v+=("$(build "" "${vch[@]}")"); cached_e+=("$(build "" "${eng[@]}")")
 done
 in_ns "$docker" "${vch[@]}" run --rm bench-img | grep -q built
 in_ns "$docker" "${eng[@]}" run --rm bench-img | grep -q built

@@ -276,3 +276,111 @@ t.close()
     host.docker(&env, ["version"]).ok();
     assert_eq!(host.docker(&env, ["ps", "-q"]).ok().stdout.trim(), "");
 }
+
+#[test]
+fn docker_compose_builds_its_services() {
+    const PYTHON: &str = "/opt/vic-test-python/bin";
+    let host = TestHost::new();
+    vic_testkit::require_bin(&format!("{PYTHON}/docker-compose"));
+    let env = crate::vch_with_registry(&host, "composed", &[], &[]).docker_env();
+    crate::pull_busybox(&host, &env);
+    let app = host.path("app");
+    write(&app, "web/greeting.txt", "built by compose\n");
+    write(
+        &app,
+        "web/Dockerfile",
+        &format!(
+            "FROM {IMG}\nARG WHO\nCOPY greeting.txt /\nRUN echo \"for $WHO\" >> /greeting.txt\nCMD [\"cat\", \"/greeting.txt\"]\n"
+        ),
+    );
+    write(
+        &app,
+        "docker-compose.yml",
+        "version: \"2.4\"\nservices:\n  web:\n    build:\n      context: ./web\n      args:\n        WHO: compose\n    image: app-web:1\n    network_mode: none\n",
+    );
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'; "))
+        .collect();
+    let compose = |args: &str| {
+        host.sh(&format!(
+            "unset REQUESTS_CA_BUNDLE CURL_CA_BUNDLE; {exports}cd {} && {PYTHON}/docker-compose --no-ansi {args}",
+            app.display()
+        ))
+    };
+    compose("build").ok().says("Successfully tagged app-web:1");
+    compose("run --rm web")
+        .ok()
+        .says("built by compose")
+        .says("for compose");
+    compose("down").ok();
+}
+
+#[test]
+fn builds_run_side_by_side_and_obey_the_registry_policy() {
+    let (host, env) = crate::containers::vch_with_busybox();
+    // Two builds at once, each with its own steps: both finish, each with its own image.
+    for n in ["one", "two"] {
+        write(
+            &host.path(n),
+            "Dockerfile",
+            &format!("FROM {IMG}\nRUN sleep 1 && echo {n} > /which\nCMD [\"cat\", \"/which\"]\n"),
+        );
+    }
+    host.sh(&format!(
+        "export DOCKER_BUILDKIT=0; \
+         docker -H tcp://127.0.0.2:2375 build -t side:one {} > one.log 2>&1 & \
+         docker -H tcp://127.0.0.2:2375 build -t side:two {} > two.log 2>&1 & \
+         wait",
+        host.path("one").display(),
+        host.path("two").display()
+    ))
+    .ok();
+    for n in ["one", "two"] {
+        host.docker(&env, ["run", "--rm", &format!("side:{n}")])
+            .ok()
+            .says(n);
+    }
+    // A client that goes away cancels its build: the step's container goes at once.
+    write(
+        &host.path("long"),
+        "Dockerfile",
+        &format!("FROM {IMG}\nRUN sleep 300\n"),
+    );
+    host.sh(&format!(
+        "tar -C {} -cf long.tar Dockerfile; curl -sS --max-time 3 -X POST -H 'Content-Type: application/x-tar' \
+         --data-binary @long.tar http://127.0.0.2:2375/v1.41/build || true",
+        host.path("long").display()
+    ))
+    .ok()
+    .says("Running in");
+    assert!(
+        crate::eventually(100, || host
+            .docker(&env, ["ps", "-aq"])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()),
+        "the cancelled build's container stayed"
+    );
+    // `docker history` shows the steps.
+    host.docker(&env, ["history", "--no-trunc", "side:one"])
+        .ok()
+        .says("sleep 1 && echo one > /which")
+        .says("#(nop)");
+
+    // FROM and --pull go through the registry policy as `docker pull` does, with its words.
+    let wl = crate::plain_vch_on(
+        &host,
+        "wl",
+        "127.0.0.3",
+        &["--whitelist-registry", "10.0.0.0/8"],
+    )
+    .docker_env();
+    let denied =
+        "Access denied to unauthorized registry (127.0.0.1:5000) while VCH is in whitelist mode";
+    host.docker(&wl, ["pull", IMG]).fails().says(denied);
+    build(&host, &wl, &host.path("one"), &[])
+        .fails()
+        .says(denied);
+}

@@ -20,6 +20,7 @@ mod health;
 mod images_made;
 mod limits;
 mod machine;
+mod machine_ops;
 mod many;
 mod network_options;
 mod networks;

@@ -252,28 +252,8 @@ impl ImageService {
                     platform: None,
                 });
             }
-            let manifest = ImageManifest {
-                schema_version: 2,
-                media_type: Some(OCI_MANIFEST.to_owned()),
-                config: Descriptor {
-                    media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
-                    digest: config_digest.clone(),
-                    size: config_bytes.len() as u64,
-                    platform: None,
-                },
-                layers,
-            };
-            let manifest_bytes =
-                serde_json::to_vec(&manifest).map_err(|e| io_err("manifest", e))?;
-            let manifest_digest = self.content_put(&manifest_bytes)?;
             let tags: Vec<String> = entry.repo_tags.unwrap_or_default();
-            self.record_loaded(
-                &config_digest,
-                config_bytes,
-                manifest_digest,
-                &manifest,
-                &tags,
-            )?;
+            self.record_with_manifest(&config_digest, config_bytes, layers, &tags)?;
             if tags.is_empty() {
                 said.push(format!("Loaded image ID: {config_digest}"));
             }

@@ -463,6 +463,9 @@ pub enum BuildError {
     Trigger(String),
     #[error("invalid platform {0}")]
     Platform(String),
+    /// The client went away: Docker cancels the build then, and so does a VCH.
+    #[error("the build was cancelled: its client went away")]
+    Cancelled,
 }
 
 /// An exec that cannot run.

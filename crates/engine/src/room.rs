@@ -18,6 +18,15 @@ struct Budget {
 }
 
 impl Budget {
+    fn new(dir: PathBuf, what: &'static str) -> Self {
+        Self {
+            dir,
+            what,
+            done: 0,
+            next_check: 0,
+        }
+    }
+
     fn take(&mut self, n: usize) -> std::io::Result<()> {
         self.done += n as u64;
         if self.done >= self.next_check {
@@ -39,12 +48,7 @@ impl<W> RoomWriter<W> {
     pub(crate) fn new(inner: W, dir: impl Into<PathBuf>, what: &'static str) -> Self {
         Self {
             inner,
-            budget: Budget {
-                dir: dir.into(),
-                what,
-                done: 0,
-                next_check: 0,
-            },
+            budget: Budget::new(dir.into(), what),
         }
     }
 }
@@ -71,12 +75,7 @@ impl<R> RoomReader<R> {
     pub(crate) fn new(inner: R, dir: impl Into<PathBuf>, what: &'static str) -> Self {
         Self {
             inner,
-            budget: Budget {
-                dir: dir.into(),
-                what,
-                done: 0,
-                next_check: 0,
-            },
+            budget: Budget::new(dir.into(), what),
         }
     }
 }

@@ -22,7 +22,7 @@ pub(crate) enum Command {
     /// Deploy VCH
     Create(Box<CreateArgs>),
     /// List VCHs
-    Ls(RootArgs),
+    Ls(LsArgs),
     /// Show a VCH's configuration and how to connect to it
     Inspect(InspectArgs),
     /// Update VCH configuration (certificates, registry policy, firewalls) while it runs
@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Delete(DeleteArgs),
     /// Show VIC version information
     Version,
+    /// Print a shell completion script (bash: `source <(vic-machine completion bash)`)
+    Completion(CompletionArgs),
     /// Run a VCH's endpoint in the foreground (started by `create`)
     #[command(hide = true)]
     Endpoint(EndpointArgs),
@@ -50,7 +52,7 @@ pub(crate) enum CertCommand {
     /// Issue a client certificate from the VCH's CA for a named user
     Issue(CertIssueArgs),
     /// List the client certificates of a VCH
-    Ls(VchArgs),
+    Ls(CertLsArgs),
     /// Revoke a client certificate: refused at the handshake from now on
     Revoke(CertRevokeArgs),
 }
@@ -63,6 +65,40 @@ pub(crate) struct VchArgs {
     pub(crate) name: String,
     #[command(flatten)]
     pub(crate) root: RootArgs,
+}
+
+/// How `ls`, `inspect` and `cert ls` print: text for people, or one JSON document for scripts
+/// (its shape is in README.md and `commands/json.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    pub(crate) root: RootArgs,
+    /// Output format: text or json (an array, one object per VCH)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertLsArgs {
+    #[command(flatten)]
+    pub(crate) vch: VchArgs,
+    /// Output format: text or json (an array, one object per certificate)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +227,9 @@ pub(crate) struct CreateArgs {
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
+    /// VIC's vSphere-only flags, answered with what replaces them here.
+    #[command(flatten)]
+    pub(crate) vsphere: crate::vsphere_flags::VsphereOnlyArgs,
 }
 
 /// `PATH:LABEL` of `--volume-store`.
@@ -403,6 +442,9 @@ pub(crate) struct InspectArgs {
     /// The path to check for client certificates. Defaults to the VCH's certificate folder
     #[arg(long, global = true)]
     pub(crate) tls_cert_path: Option<PathBuf>,
+    /// Output format: text or json (one object)
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub(crate) format: Format,
     #[command(subcommand)]
     pub(crate) what: Option<InspectWhat>,
 }

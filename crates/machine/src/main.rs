@@ -16,10 +16,11 @@ mod process;
 mod rotate;
 mod subids;
 mod systemd;
+mod vsphere_flags;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::{CertCommand, Cli, Command};
 use crate::output::Out;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             out.info(format!("vic-machine version {}", vic_core::short_version()));
             ("version", Ok(()))
         }
+        Command::Completion(args) => ("completion", completion(args.shell)),
         Command::Endpoint(args) => ("endpoint", endpoint::run(args)),
     };
     match result {
@@ -57,4 +59,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Prints the completion script. Generated into memory first: clap_complete panics on a
+/// failed write (a closed pipe), where this reports it.
+fn completion(shell: clap_complete::Shell) -> error::Result<()> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "vic-machine", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&script)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| error::Error::Failed(format!("cannot write the completion script: {e}")))
 }

@@ -53,6 +53,15 @@ impl Out {
         }
     }
 
+    /// One JSON document (`--format json`), the only thing such a command prints on stdout.
+    pub(crate) fn json<T: serde::Serialize>(&mut self, value: &T) -> crate::error::Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| {
+            crate::error::Error::Failed(format!("cannot encode the JSON output: {e}"))
+        })?;
+        self.info(text);
+        Ok(())
+    }
+
     /// An empty line.
     pub(crate) fn blank(&mut self) {
         self.info("");

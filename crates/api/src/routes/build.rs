@@ -151,7 +151,9 @@ pub(crate) async fn image_build(
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let (req, quiet) = request(&q, &headers)?;
     let context = buffer_body(&state, body, "build-context.tar").await?;
-    let (tx, mut rx) = mpsc::channel::<BuildMessage>(256);
+    // One message at a time: the builder goes at the pace its client reads, so a client that
+    // went away is noticed (the stream dropped) before the next step starts anything.
+    let (tx, mut rx) = mpsc::channel::<BuildMessage>(1);
     let (containers, images) = (state.containers.clone(), state.images.clone());
     let ctx = context.clone();
     let mut task = tokio::spawn(async move {

@@ -508,42 +508,9 @@ pub(crate) async fn image_load(State(state): State<Shared>, body: Body) -> Respo
 
 /// Buffers a `docker load` body to the scratch folder and loads it: the lines to report.
 async fn load_archive(state: &Shared, body: Body) -> Result<Vec<String>, ApiError> {
-    use futures_util::StreamExt;
-    use tokio::io::AsyncWriteExt;
     let images = state.images.clone();
-    let archive = images.scratch_path("load.tar");
+    let archive = super::image_make::buffer_body(state, body, "load.tar").await?;
     let scratch = images.scratch_path("load");
-    let mut file = tokio::fs::File::create(&archive)
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
-    let mut stream = body.into_data_stream();
-    let (mut written, mut next_check) = (0u64, 0u64);
-    let buffered = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::BadRequest(format!("archive upload broke off: {e}")))?;
-            written += chunk.len() as u64;
-            // The body is as long as the client likes: it stops before the disk is full.
-            if written >= next_check {
-                next_check = written + (1 << 20);
-                vic_engine::ensure_room(&archive, "the archive", written, 1 << 20)
-                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            }
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("cannot buffer the archive: {e}")))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        Ok::<(), ApiError>(())
-    }
-    .await;
-    drop(file);
-    if let Err(e) = buffered {
-        let _ = tokio::fs::remove_file(&archive).await;
-        return Err(e);
-    }
     let (a, sc) = (archive.clone(), scratch.clone());
     let loaded = blocking(move || images.load(&a, &sc)).await;
     let _ = tokio::fs::remove_file(&archive).await;

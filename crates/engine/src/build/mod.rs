@@ -308,6 +308,15 @@ impl Builder {
         }
     }
 
+    /// Whoever asked for the build stopped listening (its connection closed): nothing more
+    /// is built for it.
+    pub(super) fn cancelled(&self) -> Result<(), EngineError> {
+        if self.out.is_closed() {
+            return Err(BuildError::Cancelled.into());
+        }
+        Ok(())
+    }
+
     /// Announces the next step.
     async fn announce(&mut self, i: &Instruction) {
         self.step += 1;
@@ -324,6 +333,7 @@ impl Builder {
         meta: &BTreeMap<String, Option<String>>,
     ) -> Result<Stage, EngineError> {
         let from = &instructions[0];
+        self.cancelled()?;
         self.announce(from).await;
         let mut stage = self.from(from, meta).await?;
         // The base image's ONBUILD triggers run first, then leave the config.
@@ -344,6 +354,7 @@ impl Builder {
             }
         }
         for i in &instructions[1..] {
+            self.cancelled()?;
             self.announce(i).await;
             self.instruction(&mut stage, i, meta).await?;
         }
@@ -557,13 +568,8 @@ fn stage_name(from: &Instruction) -> Option<String> {
 
 /// The config of an image made from nothing, for this host.
 fn scratch_config() -> Map<String, Value> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
     let mut c = Map::new();
-    c.insert("architecture".into(), json!(arch));
+    c.insert("architecture".into(), json!(crate::images::host_arch()));
     c.insert("os".into(), json!("linux"));
     c.insert(
         "config".into(),

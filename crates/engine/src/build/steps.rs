@@ -167,6 +167,7 @@ impl Builder {
             labels: [(BUILD_LABEL.to_owned(), "RUN".to_owned())].into(),
             ..Default::default()
         };
+        self.cancelled()?;
         let containers = self.containers.clone();
         let cid = crate::blocking(move || containers.create(req)).await?;
         self.say(format!(" ---> Running in {}\n", short(&cid)))
@@ -218,7 +219,17 @@ impl Builder {
         let containers = self.containers.clone();
         let id = cid.to_owned();
         crate::blocking(move || containers.start(&id)).await?;
-        while let Some(lines) = attached.output.next().await {
+        loop {
+            let lines = tokio::select! {
+                lines = attached.output.next() => lines,
+                // The client went away: the step stops at once (its container is removed by
+                // the caller, as a failed step's).
+                () = self.out.closed() => {
+                    let _ = self.containers.kill(cid, "KILL");
+                    return Err(BuildError::Cancelled.into());
+                }
+            };
+            let Some(lines) = lines else { break };
             for l in lines {
                 // Docker shows a step's error output in red.
                 if l.stream == "stderr" {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 use vic_registry::Reference;
-use vic_registry::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+use vic_registry::manifest::{Descriptor, ImageManifest};
 
 use super::{ImageService, changes};
 use crate::EngineError;
@@ -140,22 +140,8 @@ impl ImageService {
                     platform: None,
                 });
             }
-            let manifest = ImageManifest {
-                schema_version: 2,
-                media_type: Some(OCI_MANIFEST.to_owned()),
-                config: Descriptor {
-                    media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
-                    digest: id.clone(),
-                    size: config_bytes.len() as u64,
-                    platform: None,
-                },
-                layers,
-            };
-            let manifest_bytes =
-                serde_json::to_vec(&manifest).map_err(|e| internal("image manifest", e))?;
-            let manifest_digest = self.content_put(&manifest_bytes)?;
             let tags: Vec<String> = tag.iter().map(ToString::to_string).collect();
-            self.record_loaded(&id, config_bytes, manifest_digest, &manifest, &tags)?;
+            self.record_with_manifest(&id, config_bytes, layers, &tags)?;
             if let Some(p) = &recipe.parent {
                 self.meta.set_parent(&id, p)?;
             }
@@ -275,16 +261,20 @@ pub(crate) fn set_label(config: &mut Map<String, Value>, k: &str, v: &str) {
     }
 }
 
-/// An image config for a tarball: this host's platform, an empty runtime config (`base`'s
-/// `config` if the caller gave one).
-fn new_config(base: Map<String, Value>) -> Map<String, Value> {
-    let arch = match std::env::consts::ARCH {
+/// This host's architecture as OCI names it.
+pub(crate) fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
-    };
+    }
+}
+
+/// An image config for a tarball: this host's platform, an empty runtime config (`base`'s
+/// `config` if the caller gave one).
+fn new_config(base: Map<String, Value>) -> Map<String, Value> {
     let mut c = Map::new();
-    c.insert("architecture".into(), json!(arch));
+    c.insert("architecture".into(), json!(host_arch()));
     c.insert("os".into(), json!("linux"));
     c.insert(
         "config".into(),

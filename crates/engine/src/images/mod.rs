@@ -21,7 +21,7 @@ mod store;
 
 pub use changes::ChangeError;
 pub use make::ImageRecipe;
-pub(crate) use make::{apply_change, set_label};
+pub(crate) use make::{apply_change, host_arch, set_label};
 
 /// Progress of a pull, in the order it happens.
 #[derive(Debug, Clone, PartialEq, Eq)]

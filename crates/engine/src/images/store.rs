@@ -90,6 +90,33 @@ impl ImageService {
         Ok(())
     }
 
+    /// Records image `id` (its config `config_bytes`, already stored) made of `layers`: an
+    /// OCI manifest for it stored too (what `push` and `save` send), then the image, tagged.
+    pub(crate) fn record_with_manifest(
+        &self,
+        id: &str,
+        config_bytes: Vec<u8>,
+        layers: Vec<vic_registry::manifest::Descriptor>,
+        tags: &[String],
+    ) -> Result<(), EngineError> {
+        use vic_registry::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.to_owned()),
+            config: Descriptor {
+                media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
+                digest: id.to_owned(),
+                size: config_bytes.len() as u64,
+                platform: None,
+            },
+            layers,
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| crate::error::internal("image manifest", e))?;
+        let manifest_digest = self.content_put(&manifest_bytes)?;
+        self.record_loaded(id, config_bytes, manifest_digest, &manifest, tags)
+    }
+
     pub(crate) fn record_loaded(
         &self,
         id: &str,

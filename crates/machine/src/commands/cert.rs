@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CertIssueArgs, CertRevokeArgs, VchArgs};
+use crate::cli::{CertIssueArgs, CertLsArgs, CertRevokeArgs, Format};
 use crate::clients::{ClientEntry, ClientList};
 use crate::commands::absolute;
 use crate::commands::inspect::load;
@@ -155,11 +155,19 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn ls(args: VchArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root.root)?;
-    let (_, paths) = load(&root, &args.name)?;
+pub(crate) fn ls(args: CertLsArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.vch.root.root)?;
+    let (_, paths) = load(&root, &args.vch.name)?;
     let list = ClientList::load(&paths)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if args.format == Format::Json {
+        let items: Vec<_> = list
+            .clients
+            .iter()
+            .map(|c| crate::commands::json::ClientCertItem::new(c, now))
+            .collect();
+        return out.json(&items);
+    }
     let rows: Vec<[String; 6]> = list
         .clients
         .iter()

@@ -42,6 +42,9 @@ impl Drop for StateGuard {
 
 pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     let started = Instant::now();
+    if let Some(refusal) = args.vsphere.refusal() {
+        return Err(Error::Usage(refusal));
+    }
     let name = VchName::new(&args.vch.name)?;
     let key_size = KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
         Error::Usage(format!(

@@ -1,7 +1,7 @@
 //! `vic-machine inspect` (configuration, health, how to connect) and `inspect config` (the
 //! create command that reproduces the VCH).
 
-use crate::cli::{InspectArgs, InspectWhat};
+use crate::cli::{Format, InspectArgs, InspectWhat};
 use crate::commands::absolute;
 use crate::commands::ls::{expiry, status};
 use crate::config::{TlsLevel, VchConfig, VchPaths};
@@ -25,16 +25,32 @@ pub(crate) fn load(root: &std::path::Path, name: &str) -> Result<(VchConfig, Vch
 pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
     let root = absolute(&args.root.root)?;
     let (mut cfg, paths) = load(&root, &args.name)?;
+    let json = args.format == Format::Json;
     if let Some(InspectWhat::Config) = args.what {
-        out.info(create_command(&cfg, &root));
+        let argv = create_args(&cfg, &root);
+        let command = argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if json {
+            return out.json(&crate::commands::json::InspectConfig {
+                name: cfg.name.clone(),
+                command,
+                args: argv,
+            });
+        }
+        out.info(command);
         return Ok(());
     }
     if let Some(dir) = &args.tls_cert_path {
         let dir = absolute(dir)?;
-        out.info(format!(
-            "--tls-cert-path supplied - only checking for certs in {}/",
-            dir.display()
-        ));
+        if !json {
+            out.info(format!(
+                "--tls-cert-path supplied - only checking for certs in {}/",
+                dir.display()
+            ));
+        }
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         if cert.is_file() && key.is_file() {
             cfg.client_cert = Some(cert);
@@ -51,6 +67,12 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
             cfg.client_cert = None;
             cfg.client_key = None;
         }
+    }
+    if json {
+        let status = status(&cfg, &paths);
+        return out.json(&crate::commands::json::VchInspect::new(
+            &cfg, &paths, status,
+        )?);
     }
     out.info(format!("VCH: {}", cfg.name));
     out.info(format!("VCH ID: {}", cfg.id));
@@ -185,25 +207,22 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// The `vic-machine create` command line that reproduces this VCH.
-fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
+/// The `vic-machine create` arguments (unquoted) that reproduce this VCH.
+fn create_args(cfg: &VchConfig, root: &std::path::Path) -> Vec<String> {
     let o = &cfg.options;
     let mut args = vec![
         "vic-machine".to_owned(),
         "create".to_owned(),
         "--name".to_owned(),
-        shell_quote(&cfg.name),
+        cfg.name.clone(),
     ];
     if root != std::path::Path::new(crate::config::DEFAULT_ROOT) {
-        args.extend([
-            "--root".to_owned(),
-            shell_quote(&root.display().to_string()),
-        ]);
+        args.extend(["--root".to_owned(), root.display().to_string()]);
     }
     let mut push = |flag: &str, value: Option<String>| {
         args.push(flag.to_owned());
         if let Some(v) = value {
-            args.push(shell_quote(&v));
+            args.push(v);
         }
     };
     if let Some(ip) = o.client_network_ip {
@@ -306,5 +325,5 @@ fn create_command(cfg: &VchConfig, root: &std::path::Path) -> String {
     if cfg.container_runtime != "runc" {
         push("--container-runtime", Some(cfg.container_runtime.clone()));
     }
-    args.join(" ")
+    args
 }

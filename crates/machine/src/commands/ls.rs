@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::RootArgs;
+use crate::cli::{Format, LsArgs};
 use crate::commands::absolute;
+use crate::commands::json::{VchListItem, cert_expiry};
 use crate::config::{self, TlsLevel, VchConfig, VchPaths};
 use crate::error::Result;
 use crate::output::Out;
@@ -34,8 +35,47 @@ pub(crate) fn expiry(file: Option<&Path>) -> String {
         .unwrap_or_else(|| "unreadable".to_owned())
 }
 
-pub(crate) fn run(args: RootArgs, out: &mut Out) -> Result<()> {
-    let root = absolute(&args.root)?;
+/// `ls --format json`: the same facts as the table, one object per VCH.
+fn run_json(root: &Path, out: &mut Out) -> Result<()> {
+    let mut items = Vec::new();
+    for name in config::list_names(root)? {
+        let paths = VchPaths::new(root, &name);
+        items.push(match VchConfig::load(&paths) {
+            Ok(cfg) => VchListItem {
+                docker_host: Some(format!("tcp://{}", cfg.docker_host_port())),
+                tls: Some(cfg.tls.into()),
+                status: status(&cfg, &paths).to_owned(),
+                error: None,
+                server_cert_expires: (cfg.tls != TlsLevel::None)
+                    .then(|| cert_expiry(&paths.server_cert()))
+                    .flatten(),
+                client_cert_expires: cfg.client_cert.as_deref().and_then(cert_expiry),
+                warnings: crate::clients::expiry_notices(&cfg, &paths)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                name,
+            },
+            Err(e) => VchListItem {
+                name,
+                docker_host: None,
+                tls: None,
+                status: "broken".to_owned(),
+                error: Some(e.to_string()),
+                server_cert_expires: None,
+                client_cert_expires: None,
+                warnings: Vec::new(),
+            },
+        });
+    }
+    out.json(&items)
+}
+
+pub(crate) fn run(args: LsArgs, out: &mut Out) -> Result<()> {
+    let root = absolute(&args.root.root)?;
+    if args.format == Format::Json {
+        return run_json(&root, out);
+    }
     let mut rows = vec![[
         "NAME".to_owned(),
         "ADDRESS".to_owned(),

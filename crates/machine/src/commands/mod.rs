@@ -4,6 +4,7 @@ pub(crate) mod containment;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod inspect;
+pub(crate) mod json;
 pub(crate) mod lifecycle;
 pub(crate) mod ls;
 
