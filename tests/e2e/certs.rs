@@ -114,6 +114,59 @@ fn custom_server_certificate_and_client_ca_from_openssl() {
 }
 
 #[test]
+fn custom_server_certificate_with_a_generated_client_ca_connects_as_printed() {
+    let host = TestHost::new();
+    openssl_pki(&host, "corp", "DNS:vch.test,IP:127.0.0.2", GOOD_EXT);
+    // Given alone, nothing says what issued it: clients could not verify it, so it is refused.
+    host.vic_machine([
+        "create",
+        "--name",
+        "lone",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--tls-server-cert",
+        "corp/server-cert.pem",
+        "--tls-server-key",
+        "corp/server-key.pem",
+    ])
+    .fails()
+    .says("the issuer of the server certificate")
+    .says("is unknown");
+    // With its chain: ca.pem holds the issuer, the generated client CA sits beside it, and the
+    // printed env works as printed.
+    host.sh("cat corp/server-cert.pem corp/ca.pem > corp/chain.pem")
+        .ok();
+    let run = create_on(
+        &host,
+        "chained",
+        "127.0.0.2",
+        &[
+            "--tls-server-cert",
+            "corp/chain.pem",
+            "--tls-server-key",
+            "corp/server-key.pem",
+        ],
+    );
+    run.says("issuing chain");
+    docker_name(&host, &run.docker_env()).ok().says("chained");
+    host.sh("openssl x509 -in chained/ca.pem -noout -subject; openssl x509 -in chained/client-ca.pem -noout -subject")
+        .ok()
+        .says("Stark Enterprises Global CA")
+        .says("CN = chained");
+    // Certificates issued later come from the generated client CA, with the same ca.pem.
+    crate::cert(&host, "issue", "chained", &["--user", "bob"]).ok();
+    let bob = [
+        ("DOCKER_TLS_VERIFY".to_owned(), "1".to_owned()),
+        (
+            "DOCKER_CERT_PATH".to_owned(),
+            host.path("chained-bob").display().to_string(),
+        ),
+        ("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2376".to_owned()),
+    ];
+    docker_name(&host, &bob).ok().says("chained");
+}
+
+#[test]
 fn custom_certificates_in_other_formats() {
     let host = TestHost::new();
     openssl_pki(&host, "corp", "IP:127.0.0.2", GOOD_EXT);

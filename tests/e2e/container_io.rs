@@ -326,6 +326,14 @@ fn logs_since_until_tail_follow_and_ps_limits_and_filters() {
         r#"{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config "max-file"}}"#,
     )
     .says("json-file 3");
+    // The built-in default (10m x 5) bounds the log unshown, as Docker's engine shows `{}`.
+    inspect(
+        &host,
+        &env,
+        "talker",
+        "{{json .HostConfig.LogConfig.Config}}",
+    )
+    .says("{}");
     for (opts, why) in [
         (&["--log-opt", "max-size=abc"][..], "invalid size: 'abc'"),
         (

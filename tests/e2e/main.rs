@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod bounded_logs;
 mod build;
 mod certs;
 mod clients;

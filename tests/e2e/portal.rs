@@ -199,7 +199,32 @@ fn portal_signs_in_with_the_client_certificate() {
         .says("200 OK")
         .says("certificate CN=")
         .says("client CA:")
-        .says("expires in");
+        .says("expires in")
+        .says("href=\"/certificates/ca.pem\"");
+    // The CA and server certificate to download: the files the certificate folder holds, and
+    // never a key; without signing in, the login page instead.
+    for file in ["ca.pem", "server-cert.pem"] {
+        let got = host
+            .sh(&format!(
+                "curl -s -i {with_cert} {PORTAL}/certificates/{file}"
+            ))
+            .ok()
+            .says("200 OK")
+            .says("application/x-pem-file")
+            .says(&format!("filename=\"{file}\""))
+            .never_says("PRIVATE KEY")
+            .stdout
+            .replace('\r', "");
+        let want = std::fs::read_to_string(certs.join(file)).unwrap();
+        assert!(got.ends_with(&want.replace('\r', "")), "{file}: {got}");
+    }
+    host.sh(&format!(
+        "curl -s -i --cacert {}/ca.pem {PORTAL}/certificates/ca.pem",
+        certs.display()
+    ))
+    .ok()
+    .says("303 See Other")
+    .never_says("BEGIN CERTIFICATE");
     // Without one: the login page, which says how to get in (there is no password).
     host.sh(&format!(
         "curl -s -i --cacert {}/ca.pem {PORTAL}/login",

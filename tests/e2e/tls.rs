@@ -292,6 +292,20 @@ fn tls_cname_names_the_server_certificate() {
     )
     .ok()
     .says("named");
+    // The name does not resolve here: create says so, and its docker command by address
+    // works as printed.
+    run.says("--tls-cname vch.example.test does not resolve on this machine");
+    let by_address = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Or by address"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no by-address command: {run:?}"));
+    assert!(
+        by_address.starts_with("docker -H 127.0.0.2:2376 --tlsverify"),
+        "{by_address}"
+    );
+    host.sh(by_address).ok().says("Name: named");
     // A wildcard cname gives a wildcard certificate (RFC 6125: one label).
     create_on(
         &host,

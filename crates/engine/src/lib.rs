@@ -28,6 +28,7 @@ pub use containers::{
     PublishedPort, RestartPolicy, Status, TornDown, UpdateRequest, WaitCondition, WaitTicket,
     disk_usage, reown_containers, tear_down,
 };
+pub use containers::{DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE};
 pub use containers::{EndpointOptions, Link, Sharing, check_mac};
 pub use error::{
     ArchiveError, BuildError, ContainerConfigError, EngineError, ErrorKind, ExecError, MountError,

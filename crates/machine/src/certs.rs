@@ -42,6 +42,9 @@ pub(crate) struct CertOutcome {
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
     pub(crate) docker_host: String,
+    /// When `--tls-cname` does not resolve here: an address the certificate covers, to
+    /// connect by as well.
+    pub(crate) by_address: Option<IpAddr>,
 }
 
 /// Writes a client pair into `dir`: `cert.pem`, `key.pem` (0600), and `cert.pfx` with its
@@ -125,6 +128,19 @@ fn folder_is_empty(dir: &Path, name: &str) -> bool {
         Ok(entries) => entries
             .flatten()
             .all(|e| e.file_name().to_string_lossy() == format!("{name}.env")),
+    }
+}
+
+/// The certificate and key files of the CA vic-machine generated in a certificate folder.
+/// `ca.pem` is what clients verify the server with (docker reads it from `DOCKER_CERT_PATH`);
+/// when the server certificate comes from another CA, `ca.pem` holds that CA's chain and the
+/// generated client CA lives in `client-ca.pem`.
+pub(crate) fn own_ca_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let (ca, key) = (dir.join("client-ca.pem"), dir.join("client-ca-key.pem"));
+    if ca.is_file() {
+        (ca, key)
+    } else {
+        (dir.join("ca.pem"), dir.join("ca-key.pem"))
     }
 }
 
@@ -247,11 +263,12 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
     let server = load_server(req, &names, out, now)?;
 
     let ca_file = cert_path.join("ca.pem");
+    let (own_ca_file, _) = own_ca_files(cert_path);
     let (cert_file, key_file) = (cert_path.join("cert.pem"), cert_path.join("key.pem"));
     let mut ca_loaded: Option<Bundle> = None;
     let mut client_ok = false;
-    if custom_cas.is_empty() && ca_file.is_file() {
-        let ca = load_bundle(&ca_file)?;
+    if custom_cas.is_empty() && own_ca_file.is_file() {
+        let ca = load_bundle(&own_ca_file)?;
         check_ca_bundle(&ca, now, "--tls-cert-path")?;
         out.info(format!(
             "Loaded CA with default name from certificate path {}",
@@ -300,6 +317,24 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
             cert_path.display().to_string()
         )));
     }
+    // A custom server certificate with a generated client CA: clients verify the server with
+    // what issued its certificate, which is then `ca.pem`, and the client CA goes beside it.
+    let server_issuers = match &server {
+        Some(s) if gen_ca && req.server_cert.is_some() => {
+            let issuers = vic_pki::issuing_chain(&s.chain, &[]);
+            if issuers.is_none() && level == TlsLevel::Mutual {
+                return Err(Error::Usage(format!(
+                    "the issuer of the server certificate {} is unknown: clients could not verify the VCH with the generated CA. Put the chain that issued it after it in the same file (leaf first, e.g. cat server-cert.pem issuing-ca.pem > chain.pem), or give the server certificate's file as a PKCS#12 bundle with its CA chain",
+                    req.server_cert
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                )));
+            }
+            issuers
+        }
+        _ => None,
+    };
     if gen_server || gen_ca {
         vic_pki::create_private_dir(cert_path)?;
     }
@@ -315,7 +350,20 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
             .map_or(vic_pki::NewKey::Size(req.key_size), |k| k)
     };
     let generated_ca = if gen_ca {
-        let ca_key = cert_path.join("ca-key.pem");
+        let (ca_file, ca_key) = match &server_issuers {
+            Some(issuers) => {
+                vic_pki::write_public(&ca_file, chain_pem(issuers).as_bytes())?;
+                out.info(format!(
+                    "Wrote the server certificate's issuing chain to {} (what clients verify the VCH with)",
+                    ca_file.display()
+                ));
+                (
+                    cert_path.join("client-ca.pem"),
+                    cert_path.join("client-ca-key.pem"),
+                )
+            }
+            None => (ca_file.clone(), cert_path.join("ca-key.pem")),
+        };
         out.info(format!(
             "Generating CA certificate/key pair - private key in {}",
             ca_key.display()
@@ -400,7 +448,9 @@ pub(crate) fn process(req: &CertRequest, out: &mut Out) -> Result<CertOutcome> {
         None
     };
     let docker_host = docker_host(req, &names, &sans, out);
+    let by_address = unresolved_cname_fallback(req, &sans, out);
     Ok(CertOutcome {
+        by_address,
         level,
         chain,
         key,
@@ -502,4 +552,45 @@ fn docker_host(req: &CertRequest, names: &Names, sans: &[HostName], out: &mut Ou
         .find(|n| !n.is_wildcard())
         .map(ToString::to_string)
         .unwrap_or_else(|| names.cname.clone())
+}
+
+/// When `--tls-cname` names a host this machine cannot resolve, says so and returns an
+/// address of the VCH that the server certificate covers, for connect commands that work
+/// from here (and wherever the name is not in DNS yet).
+fn unresolved_cname_fallback(
+    req: &CertRequest,
+    sans: &[HostName],
+    out: &mut Out,
+) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let cname = req.cname.as_deref()?;
+    if cname.starts_with("*.")
+        || cname.parse::<IpAddr>().is_ok()
+        || (cname, 0u16)
+            .to_socket_addrs()
+            .is_ok_and(|mut a| a.next().is_some())
+    {
+        return None;
+    }
+    let candidates: Vec<IpAddr> = match req.listen_ip {
+        Some(ip) => vec![ip],
+        None => {
+            let mut all: Vec<IpAddr> = host::addresses().into_iter().collect();
+            // Addresses others can reach first, IPv4 before IPv6.
+            all.sort_by_key(|a| (a.is_loopback(), a.is_ipv6()));
+            all
+        }
+    };
+    let pick = candidates
+        .into_iter()
+        .find(|ip| vic_pki::covers(sans, &HostName::Ip(*ip)));
+    match pick {
+        Some(ip) => out.warn(format!(
+            "--tls-cname {cname} does not resolve on this machine: clients must resolve it to this VCH (DNS or /etc/hosts) to connect by name; the commands below also connect by address ({ip}, which the server certificate covers)"
+        )),
+        None => out.warn(format!(
+            "--tls-cname {cname} does not resolve on this machine, and the server certificate covers none of the VCH's addresses: clients must resolve {cname} to this VCH (DNS or /etc/hosts) to connect"
+        )),
+    }
+    pick
 }

@@ -224,6 +224,15 @@ pub(crate) struct CreateArgs {
     /// seccomp/apparmor/systempaths=unconfined, which hand this host to the VCH's clients
     #[arg(long, requires = "no_user_namespace")]
     pub(crate) allow_privileged: bool,
+    /// The size at which a container's log is rotated, for containers created without
+    /// --log-opt max-size/max-file (Docker's units: 500k, 10m, 1g); with
+    /// --container-log-max-file this bounds every container's log by default
+    #[arg(long, default_value = vic_engine::DEFAULT_LOG_MAX_SIZE)]
+    pub(crate) container_log_max_size: String,
+    /// The log files kept per container (the one written included), for containers created
+    /// without --log-opt max-size/max-file
+    #[arg(long, default_value_t = vic_engine::DEFAULT_LOG_MAX_FILE)]
+    pub(crate) container_log_max_file: u32,
     /// Time allowed for the endpoint to come up, e.g. 30s, 3m
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,
@@ -368,6 +377,13 @@ pub(crate) struct ConfigureArgs {
     /// Refuse them again (the default)
     #[arg(long)]
     pub(crate) forbid_privileged: bool,
+    /// New default size at which a container's log is rotated (containers created from now
+    /// on without --log-opt max-size/max-file; existing ones keep theirs)
+    #[arg(long)]
+    pub(crate) container_log_max_size: Option<String>,
+    /// New default number of log files kept per container (as --container-log-max-size)
+    #[arg(long)]
+    pub(crate) container_log_max_file: Option<u32>,
     /// Time allowed for the endpoint to apply the change
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) timeout: std::time::Duration,

@@ -74,6 +74,42 @@ pub(crate) struct CreateOptions {
     pub(crate) allow_privileged: bool,
 }
 
+/// The VCH-wide default rotation of containers' logs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContainerLogSetting {
+    /// As Docker's `max-size` reads it (`10m`, `500k`, ...).
+    pub(crate) max_size: String,
+    pub(crate) max_file: u32,
+}
+
+impl Default for ContainerLogSetting {
+    fn default() -> Self {
+        Self {
+            max_size: vic_engine::DEFAULT_LOG_MAX_SIZE.to_owned(),
+            max_file: vic_engine::DEFAULT_LOG_MAX_FILE,
+        }
+    }
+}
+
+impl ContainerLogSetting {
+    /// The engine's default, checked as a client's `--log-opt max-size/max-file` is.
+    pub(crate) fn to_engine(&self) -> Result<vic_engine::LogConfig> {
+        vic_engine::LogConfig::vch_default(&self.max_size, self.max_file).map_err(|e| {
+            crate::error::Error::Usage(format!(
+                "--container-log-max-size {} --container-log-max-file {}: {e}",
+                self.max_size, self.max_file
+            ))
+        })
+    }
+}
+
+impl fmt::Display for ContainerLogSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "max-size={} max-file={}", self.max_size, self.max_file)
+    }
+}
+
 /// The registry policy as configured (entries in their canonical text form).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +193,10 @@ pub(crate) struct VchConfig {
     /// security options are allowed (`--allow-privileged`).
     #[serde(default)]
     pub(crate) allow_privileged: bool,
+    /// `--container-log-max-size`, `--container-log-max-file`: the json-file rotation of
+    /// containers created without their own (a VCH from before it has the built-in default).
+    #[serde(default)]
+    pub(crate) container_log: ContainerLogSetting,
 }
 
 pub(crate) fn default_bridge_range() -> vic_net::ipnet::Ipv4Net {

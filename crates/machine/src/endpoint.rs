@@ -1,5 +1,6 @@
 //! `vic-machine endpoint` (hidden): the long-lived process that serves one VCH's Docker API.
-//! `create` starts it detached, with stdout and stderr appended to `endpoint.log`.
+//! `create` starts it detached, with stdout and stderr appended to `endpoint.log` (rotated by
+//! size: [`crate::endpoint_log`]).
 
 use std::os::fd::AsFd as _;
 use std::sync::Arc;
@@ -12,20 +13,24 @@ use crate::commands::absolute;
 use crate::config::{TlsLevel, VchConfig, VchPaths};
 use crate::error::{Error, Result};
 
-fn init_tracing() {
+fn init_tracing(log: &std::path::Path) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);
-    // Each line is one write(2) on a copy of stderr (endpoint.log, opened for appending), with
-    // no lock: std's stderr puts every writer behind one mutex, and the request log writes a
-    // line per API request. One write appends a whole line; lines never interleave.
-    let _ = match std::io::stderr().as_fd().try_clone_to_owned() {
-        Ok(fd) => fmt
-            .with_writer(Arc::new(std::fs::File::from(fd)))
-            .try_init(),
-        Err(_) => fmt.with_writer(std::io::stderr).try_init(),
+    // Each line is one write(2) on stderr (endpoint.log, opened for appending), with no lock:
+    // std's stderr puts every writer behind one mutex, and the request log writes a line per
+    // API request. One write appends a whole line; lines never interleave. When stderr is
+    // endpoint.log, the writer also rotates it by size.
+    let _ = match crate::endpoint_log::RotatingLog::for_stderr(log) {
+        Some(rotating) => fmt.with_writer(Arc::new(rotating)).try_init(),
+        None => match std::io::stderr().as_fd().try_clone_to_owned() {
+            Ok(fd) => fmt
+                .with_writer(Arc::new(std::fs::File::from(fd)))
+                .try_init(),
+            Err(_) => fmt.with_writer(std::io::stderr).try_init(),
+        },
     };
 }
 
@@ -280,6 +285,7 @@ struct Reload {
     facts: VchFacts,
     security: Security,
     portal_tls: Arc<rustls::ServerConfig>,
+    log_default: vic_engine::LogConfig,
 }
 
 fn prepare_reload(paths: &VchPaths) -> Result<Reload> {
@@ -289,13 +295,14 @@ fn prepare_reload(paths: &VchPaths) -> Result<Reload> {
         facts: facts(&cfg, paths)?,
         security: security(&cfg, paths)?,
         portal_tls: portal_tls(&cfg, paths)?,
+        log_default: cfg.container_log.to_engine()?,
         cfg,
     })
 }
 
 /// Re-reads the configuration on SIGHUP and applies what can change while serving: the
 /// registry policy and trust, the server certificate, client CAs and deny list, client
-/// verification on or off, container network firewalls. Nothing is applied unless all of it
+/// verification on or off, container network firewalls, new containers' log rotation. Nothing is applied unless all of it
 /// loads; open connections and containers are left alone.
 async fn reload_on_hangup(
     paths: VchPaths,
@@ -316,6 +323,7 @@ async fn reload_on_hangup(
                 facts,
                 security,
                 portal_tls,
+                log_default,
             }) => {
                 if let Security::Tls { config, trust } = security {
                     let (full, read_only) = trust.as_ref().map_or((0, 0), |t| t.counts());
@@ -334,6 +342,8 @@ async fn reload_on_hangup(
                 portal.set_tls(portal_tls);
                 tracing::info!(policy = %settings.policy, "configuration reloaded");
                 images.set_registry(settings);
+                tracing::info!(default = %cfg.container_log, "containers' log rotation");
+                containers.set_log_default(log_default);
                 handle.set_facts(facts);
                 log_expiry(&cfg, &paths);
                 let specs: Vec<_> = cfg
@@ -355,9 +365,9 @@ async fn reload_on_hangup(
 }
 
 pub(crate) fn run(args: EndpointArgs) -> Result<()> {
-    init_tracing();
     let root = absolute(&args.root.root)?;
     let paths = VchPaths::new(&root, &args.name);
+    init_tracing(&paths.log());
     let cfg = VchConfig::load(&paths)?;
     vic_pki::install_crypto_provider();
     let containment = cfg.containment()?;
@@ -419,6 +429,7 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
         )
         .map_err(|e| Error::Failed(format!("cannot open the container store: {e}")))?,
     );
+    containers.set_log_default(cfg.container_log.to_engine()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

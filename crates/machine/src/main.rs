@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod connect;
 mod endpoint;
+mod endpoint_log;
 mod error;
 mod host;
 mod output;

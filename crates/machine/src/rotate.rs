@@ -88,8 +88,8 @@ pub(crate) fn plan(
     let mut cas_changed = false;
     if level == TlsLevel::Mutual && full.is_empty() && read_only.is_empty() {
         // A server-only VCH going back to mutual TLS: its own CA, when it has one.
-        let own = cfg.cert_path.join("ca.pem");
-        if own.is_file() && cfg.cert_path.join("ca-key.pem").is_file() {
+        let (own, own_key) = certs::own_ca_files(&cfg.cert_path);
+        if own.is_file() && own_key.is_file() {
             full = vic_pki::load_bundle(&own)?.certs;
             out.info(format!(
                 "Loaded CA with default name from certificate path {}",
@@ -139,12 +139,12 @@ pub(crate) fn plan(
     let (own_signer, own_der) = crate::commands::cert::vch_ca(cfg).ok().unzip();
     let renewed_ca = match (&own_der, args.renew_certificates) {
         (Some(der), true) => {
-            let key_file = cfg.cert_path.join("ca-key.pem");
+            let (ca_file, key_file) = certs::own_ca_files(&cfg.cert_path);
             let key_pem =
                 std::fs::read_to_string(&key_file).map_err(Error::io("cannot read", &key_file))?;
             out.info(format!(
                 "Renewing CA certificate (same key and name: certificates it issued stay valid) - certificate in {}",
-                cfg.cert_path.join("ca.pem").display()
+                ca_file.display()
             ));
             Some(vic_pki::renew_ca(
                 der,
@@ -266,7 +266,7 @@ impl TlsPlan {
             cfg.options.certificate_validity_days = d;
         }
         if let Some(ca) = &self.renewed_ca {
-            vic_pki::write_public(&cert_path.join("ca.pem"), ca.cert_pem.as_bytes())?;
+            vic_pki::write_public(&certs::own_ca_files(&cert_path).0, ca.cert_pem.as_bytes())?;
         }
         match &self.server {
             Some(server) => {

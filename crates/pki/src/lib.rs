@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod generate;
 mod inspect;
+mod issuer;
 mod load;
 mod name;
 mod password;
@@ -26,6 +27,7 @@ pub use inspect::{
     CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, days_left, expiring, expiry_notice,
     format_time, summarize,
 };
+pub use issuer::{issuing_chain, signed_by};
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
 pub use password::{generate_password, hash_password, verify_password};

@@ -1,8 +1,8 @@
 //! The admin portal on port 2378: HTTPS always, for a person in a browser. A client
 //! certificate signed by one of the VCH's client CAs signs in by itself; anyone else gets a
 //! login page and needs the admin password (kept only as an argon2 hash). Pages: a dashboard,
-//! logs (the endpoint's and each container's, refreshing), and a support bundle (tar.gz of the
-//! logs, never a key or the password hash).
+//! logs (the endpoint's and each container's, refreshing), a support bundle (tar.gz of the
+//! logs, never a key or the password hash), and the CA and server certificate to download.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -349,6 +349,8 @@ async fn handle(
         (Method::GET, "/logs") => logs_page(state, None),
         (Method::GET, p) if p.starts_with("/logs/") => logs_page(state, Some(&p["/logs/".len()..])),
         (Method::GET, "/bundle.tar.gz") => bundle(state),
+        (Method::GET, "/certificates/ca.pem") => certificate_download(state, true),
+        (Method::GET, "/certificates/server-cert.pem") => certificate_download(state, false),
         _ => html(
             StatusCode::NOT_FOUND,
             "Not found",

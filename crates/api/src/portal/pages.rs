@@ -11,25 +11,43 @@ use hyper::{Response, StatusCode};
 
 use super::*;
 
-/// The last `LOG_TAIL` bytes of `path`, from a line start.
+/// The last `LOG_TAIL` bytes of log `path`, from a line start: when the log was just rotated
+/// (the endpoint's, by size, to `path.1`), the rest from the file before it.
 pub(super) fn tail(path: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(LOG_TAIL);
-    let _ = f.seek(SeekFrom::Start(start));
-    let mut buf = Vec::new();
-    let _ = f.take(LOG_TAIL).read_to_end(&mut buf);
+    let (mut buf, mut cut) = tail_bytes(path, LOG_TAIL);
+    let wanted = LOG_TAIL.saturating_sub(buf.len() as u64);
+    if !cut && wanted > 0 {
+        let mut older = path.as_os_str().to_owned();
+        older.push(".1");
+        let (mut before, older_cut) = tail_bytes(Path::new(&older), wanted);
+        if !before.is_empty() {
+            before.append(&mut buf);
+            buf = before;
+            cut = older_cut;
+        }
+    }
     let text = String::from_utf8_lossy(&buf).into_owned();
-    if start > 0 {
+    if cut {
         text.split_once('\n')
             .map(|(_, rest)| rest.to_owned())
             .unwrap_or(text)
     } else {
         text
     }
+}
+
+/// The last `n` bytes of `path`, and whether that is less than the whole file.
+fn tail_bytes(path: &Path, n: u64) -> (Vec<u8>, bool) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (Vec::new(), false);
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(n);
+    let _ = f.seek(SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.take(n).read_to_end(&mut buf);
+    (buf, start > 0)
 }
 
 /// The last `LOG_LINES` lines of a container's log as plain text, read by the engine.
@@ -103,6 +121,69 @@ pub(super) fn certificate_line(role: &str, path: &Path) -> Option<(String, i64)>
         time::OffsetDateTime::now_utc().unix_timestamp(),
     );
     Some((format!("{role}: {}", s.subject), days))
+}
+
+/// PEM text of certificates (public material only: this never sees a key).
+fn certificates_pem(certs: &[vic_pki::CertificateDer<'_>]) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for der in certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+/// `GET /certificates/ca.pem` (what verifies the server: the chain that issued its certificate)
+/// and `/certificates/server-cert.pem` (the server's certificate), as files to save. Only the
+/// certificates of the files are sent, never a key.
+pub(super) fn certificate_download(state: &PortalState, ca: bool) -> Response<Body> {
+    let facts = state.app.facts();
+    let certs_of = |role: &str| {
+        facts
+            .certificates
+            .iter()
+            .find(|(r, _)| r == role)
+            .and_then(|(_, p)| vic_pki::load_bundle(p).ok())
+            .map(|b| b.certs)
+            .unwrap_or_default()
+    };
+    let server = certs_of("server");
+    let Some(leaf) = server.first() else {
+        return html(
+            StatusCode::NOT_FOUND,
+            "Certificates",
+            "<p>This VCH serves without TLS: it has no certificate.</p>",
+        );
+    };
+    let (certs, name) = if ca {
+        match vic_pki::issuing_chain(&server, &certs_of("client CA")) {
+            Some(chain) => (chain, "ca.pem"),
+            None => {
+                return html(
+                    StatusCode::NOT_FOUND,
+                    "Certificates",
+                    "<p>This VCH does not know what issued its server certificate (it was given without its chain): ask its administrator for that CA.</p>",
+                );
+            }
+        }
+    } else {
+        (vec![leaf.clone()], "server-cert.pem")
+    };
+    let mut r = response(
+        StatusCode::OK,
+        "application/x-pem-file",
+        certificates_pem(&certs),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 /// Whether each registry named in the policy (insecure and whitelisted hosts; not CIDRs or
@@ -179,6 +260,12 @@ pub(super) fn dashboard(
             );
         }
     }
+    // Links only: the files hold no secret, but like every page they need a signed-in client.
+    let downloads = if facts.certificates.iter().any(|(r, _)| r == "server") {
+        "<p>Download: <a href=\"/certificates/ca.pem\" download>CA (ca.pem)</a> · <a href=\"/certificates/server-cert.pem\" download>server certificate (server-cert.pem)</a></p>"
+    } else {
+        ""
+    };
     let mut nets = String::new();
     for n in state.app.networks.list() {
         let level = n
@@ -243,7 +330,7 @@ pub(super) fn dashboard(
          <dt>Containers</dt><dd>{running} running, {stopped} stopped</dd><dt>Images</dt><dd>{images}</dd>\
          <dt>State folder</dt><dd>{disk:.1} MiB</dd><dt>Endpoint memory</dt><dd>{rss}</dd></dl></section>\
          <section class=\"card\"><h2>Health</h2><ul class=\"list\"><li>API answering: {api}</li><li>Runtime {runtime}: {rt}</li>{regs}</ul>\
-         <h2>Certificates</h2><ul class=\"list\">{certs}</ul></section>\
+         <h2>Certificates</h2><ul class=\"list\">{certs}</ul>{downloads}</section>\
          <section class=\"card\"><h2>Registries</h2><dl><dt>Policy</dt><dd>{policy}</dd><dt>Insecure</dt><dd>{insecure}</dd></dl>\
          <h2>Networks</h2><ul class=\"list\">{nets}</ul></section>\
          <section class=\"card\"><h2>Refused lately</h2><ul class=\"list\">{refusals}</ul></section></div>",
@@ -265,6 +352,7 @@ pub(super) fn dashboard(
             .collect::<String>(),
         policy = esc(&policy),
         insecure = esc(&insecure),
+        downloads = downloads,
     );
     html(StatusCode::OK, "Dashboard", &body)
 }
@@ -288,6 +376,15 @@ pub(super) fn bundle(state: &PortalState) -> Response<Body> {
         "endpoint.log",
         &std::fs::read(&state.settings.log).unwrap_or_default(),
     );
+    // The endpoint's older lines, rotated by size (a bounded number of files).
+    for n in 1..=100 {
+        let mut rotated = state.settings.log.as_os_str().to_owned();
+        rotated.push(format!(".{n}"));
+        let Ok(data) = std::fs::read(&rotated) else {
+            break;
+        };
+        add(&format!("endpoint.log.{n}"), &data);
+    }
     for v in state.app.containers.list(true) {
         let short = &v.record.id[..12];
         add(
@@ -336,3 +433,26 @@ form label{display:block;margin:.6rem 0}input[type=password]{width:100%;padding:
 button[type=submit]{background:#16324f;color:#fff;border:0;border-radius:4px;padding:.5rem 1rem;cursor:pointer}\
 code{background:#eef1f4;padding:0 .2rem;border-radius:3px}\
 @media (max-width:640px){.wide{grid-column:span 1}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Just after the endpoint's log was rotated, the page still shows its last lines.
+    #[test]
+    fn the_log_tail_reads_across_a_rotation() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let log = dir.path().join("endpoint.log");
+        assert_eq!(tail(&log), "");
+        std::fs::write(dir.path().join("endpoint.log.1"), "a\nb\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&log, "c\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tail(&log), "a\nb\nc\n");
+        // A full current file is read alone, from a line start.
+        let long = "x".repeat(100) + "\n";
+        std::fs::write(&log, long.repeat(LOG_TAIL as usize / 100))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = tail(&log);
+        assert!(!t.contains('a') && t.starts_with('x') && t.len() <= LOG_TAIL as usize);
+    }
+}

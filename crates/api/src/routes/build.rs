@@ -273,7 +273,11 @@ pub(crate) async fn build_prune(
                     .parent_of(&id)
                     .and_then(|p| images.inspect(&p).ok())
                     .map_or(0, |p| p.size);
-                images.remove(&id, false)?;
+                // One that cannot go now (a build took it in between) stays, with the rest.
+                if let Err(e) = images.remove(&id, false) {
+                    tracing::warn!(image = %id, error = %e, "builder prune: image kept");
+                    continue;
+                }
                 reclaimed += s.size.saturating_sub(parent_size);
                 deleted.push(id);
             }

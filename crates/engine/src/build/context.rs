@@ -171,6 +171,11 @@ fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// The longest pattern matched (`.dockerignore` lines, `COPY` wildcards), in bytes.
+const MAX_PATTERN: usize = 4096;
+/// The most components a pattern may have.
+const MAX_PATTERN_DEPTH: usize = 256;
+
 /// Whether `.dockerignore` patterns leave out `file` (the last matching pattern decides; `!`
 /// keeps).
 fn ignored(patterns: &[String], file: &str) -> bool {
@@ -190,6 +195,12 @@ fn ignored(patterns: &[String], file: &str) -> bool {
 /// A path matched component by component; `**` matches any number of components. Memoised:
 /// each (pattern, path) position is decided once, however many `**` there are.
 fn glob_path(pattern: &str, path: &str) -> bool {
+    // The match recurses by component: a pattern deeper than any path a context holds is
+    // refused whole rather than walked (a line of `**/` a million times would exhaust the
+    // stack), and so is a longer one (a component's match takes length × length steps).
+    if pattern.len() > MAX_PATTERN || pattern.split('/').count() > MAX_PATTERN_DEPTH {
+        return false;
+    }
     let p: Vec<&str> = pattern
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -220,6 +231,9 @@ fn glob_path(pattern: &str, path: &str) -> bool {
 /// One name against a pattern of `*`, `?`, `[...]`, `\x` (Go's `filepath.Match` within a
 /// component). Greedy with one backtracking point, so at most length × length steps.
 fn glob(pattern: &str, name: &str) -> bool {
+    if pattern.len() > MAX_PATTERN {
+        return false;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let s: Vec<char> = name.chars().collect();
     let (mut pi, mut si) = (0, 0);
@@ -435,6 +449,9 @@ mod tests {
         assert!(!glob(&stars, &name));
         let deep = "**/".repeat(40) + "x";
         assert!(!glob_path(&deep, &"d/".repeat(60)));
+        // Too deep or too long a pattern matches nothing, at once, without recursing.
+        assert!(!glob_path(&("**/".repeat(200_000) + "x"), "a/x"));
+        assert!(!glob(&"*".repeat(5000), "x"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum ParseError {
 
 /// The most instructions a Dockerfile may hold: each makes an image whose config repeats the
 /// history of all before it.
-const MAX_INSTRUCTIONS: usize = 1000;
+pub(super) const MAX_INSTRUCTIONS: usize = 1000;
 
 /// The longest an instruction may grow once its variables are substituted.
 pub(super) const MAX_SUBSTITUTED: usize = 1 << 20;
@@ -271,9 +271,10 @@ fn substitute_unbounded(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Str
         }
         if chars.get(i + 1) == Some(&'{') {
             let Some(end) = chars[i + 2..].iter().position(|&c| c == '}') else {
-                out.push(c);
-                i += 1;
-                continue;
+                // No `}` on the rest of the line: no name follows any `$` from here either
+                // (searching again from each one would take length × length steps).
+                out.extend(&chars[i..]);
+                break;
             };
             let inner: String = chars[i + 2..i + 2 + end].iter().collect();
             let value = match inner.split_once(":-") {

@@ -9,7 +9,6 @@ mod dockerfile;
 mod steps;
 
 pub use dockerfile::ParseError;
-pub(crate) use steps::BUILD_LABEL;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -96,7 +95,17 @@ pub async fn build(
     let name = req.dockerfile.clone();
     let ids = containers.ids();
     let (ctx, text) = crate::blocking(move || Context::open(&context, &dir, &name, ids)).await?;
-    let instructions = dockerfile::parse(&text).map_err(BuildError::Parse)?;
+    let instructions = match dockerfile::parse(&text) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = crate::blocking(move || {
+                drop(ctx);
+                Ok(())
+            })
+            .await;
+            return Err(BuildError::Parse(e).into());
+        }
+    };
     let cache_ok = if req.cache_from.is_empty() {
         None
     } else {
@@ -115,7 +124,16 @@ pub async fn build(
         cache_ok,
         used_args: HashSet::new(),
     };
-    b.run(instructions).await
+    let built = b.run(instructions).await;
+    // The context's folder goes on a blocking thread: it may hold a great many files.
+    let ctx = b.ctx.clone();
+    drop(b);
+    crate::blocking(move || {
+        drop(ctx);
+        Ok(())
+    })
+    .await?;
+    built
 }
 
 /// `os/arch[/variant]` of Linux.
@@ -184,13 +202,19 @@ impl Stage {
     /// `s` with its `$NAME`s replaced from the stage's environment, then its arguments (line
     /// `line`'s, for the error when it grows too long).
     fn substitute(&self, s: &str, line: usize) -> Result<String, EngineError> {
+        // One map per instruction: a name is then found at once, however many there are.
         let env = self.env();
-        let lookup = |name: &str| {
-            env.iter()
-                .find_map(|e| e.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-                .map(str::to_owned)
-                .or_else(|| self.args.get(name).cloned().flatten())
-        };
+        let mut names: std::collections::HashMap<&str, &str> = self
+            .args
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_deref()?)))
+            .collect();
+        for e in &env {
+            if let Some((k, v)) = e.split_once('=') {
+                names.insert(k, v);
+            }
+        }
+        let lookup = |name: &str| names.get(name).map(|v| (*v).to_owned());
         dockerfile::substitute(s, &lookup).ok_or_else(|| too_long(line))
     }
 }
@@ -343,9 +367,24 @@ impl Builder {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default();
         if !triggers.is_empty() {
+            // An image's triggers are its author's: they count against the same bound as the
+            // Dockerfile's own instructions.
+            self.total += triggers.len();
+            if self.total > dockerfile::MAX_INSTRUCTIONS {
+                return Err(BuildError::Instruction {
+                    line: from.line,
+                    reason: format!(
+                        "the base image's {} ONBUILD triggers take the build past {} instructions",
+                        triggers.len(),
+                        dockerfile::MAX_INSTRUCTIONS
+                    ),
+                }
+                .into());
+            }
             self.say(format!("# Executing {} build trigger(s)\n", triggers.len()))
                 .await;
             for t in triggers {
+                self.cancelled()?;
                 let i = dockerfile::instruction(from.line, &t).map_err(BuildError::Parse)?;
                 if matches!(i.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
                     return Err(BuildError::Trigger(i.keyword).into());

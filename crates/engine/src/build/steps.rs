@@ -164,7 +164,7 @@ impl Builder {
                 ..Default::default()
             },
             mounts,
-            labels: [(BUILD_LABEL.to_owned(), "RUN".to_owned())].into(),
+            build_step: true,
             ..Default::default()
         };
         self.cancelled()?;
@@ -418,7 +418,14 @@ impl Builder {
                         keep_owner: true,
                         no_overwrite_dir_non_dir: false,
                     };
-                    containers.archive_put(&t2, "/", std::io::BufReader::new(file), opts)
+                    // Stopped before the disk's reserve, as the stream itself was.
+                    let dir = path.parent().unwrap_or(&path).to_owned();
+                    let input = crate::room::RoomReader::new(
+                        std::io::BufReader::new(file),
+                        dir,
+                        "the copied files",
+                    );
+                    containers.archive_put(&t2, "/", input, opts)
                 })
                 .await;
                 let _ = std::fs::remove_file(&tar_path);
@@ -442,7 +449,7 @@ impl Builder {
             cmd: Some(vec!["#(nop)".into()]),
             entrypoint: Some(Vec::new()),
             network_mode: "none".into(),
-            labels: [(BUILD_LABEL.to_owned(), "COPY".to_owned())].into(),
+            build_step: true,
             ..Default::default()
         };
         let containers = self.containers.clone();
@@ -618,9 +625,6 @@ impl CopyJob {
         Ok(Some(tar::Archive::new(reader)))
     }
 }
-
-/// The label marking the containers a build makes (removed if a build is cut short).
-pub(crate) const BUILD_LABEL: &str = "org.vic.build-step";
 
 /// `uid[:gid]` in numbers.
 fn numeric_owner(s: &str) -> Option<(u32, u32)> {

@@ -113,7 +113,7 @@ impl ContainerService {
         let orphans: Vec<String> = self
             .all()
             .into_iter()
-            .filter(|r| r.labels.contains_key(crate::build::BUILD_LABEL))
+            .filter(|r| r.build_step)
             .map(|r| r.id)
             .collect();
         for id in orphans {
@@ -131,7 +131,7 @@ impl ContainerService {
     /// A failed build step's container stays (without `--force-rm`): no longer the build's.
     pub(crate) fn keep_build_step(&self, id: &str) -> Result<(), EngineError> {
         let mut rec = self.load(id)?;
-        rec.labels.remove(crate::build::BUILD_LABEL);
+        rec.build_step = false;
         self.save(&rec)
     }
 

@@ -66,6 +66,8 @@ pub struct CreateRequest {
     pub endpoint: NetworkEndpointOptions,
     /// `--isolation` as given (`""` or `default`).
     pub isolation: String,
+    /// A build step's (the builder's own requests only: the API never sets it).
+    pub build_step: bool,
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -203,7 +205,7 @@ impl ContainerService {
             cpuset_mems: req.limits.cpuset_mems.clone(),
             group_add: req.group_add.clone(),
             restart: req.restart.clone(),
-            log_config: req.log_config.clone(),
+            log_config: self.with_log_default(&req.log_config),
             restart_count: 0,
             manually_stopped: false,
             stop_signal: req
@@ -259,6 +261,7 @@ impl ContainerService {
             },
             left_first: false,
             isolation: req.isolation.clone(),
+            build_step: req.build_step,
         };
         sharing::check_uts_mode(&rec.sharing.uts_mode)?;
         if let Some(name) = sharing::check_pid_mode(&rec.sharing.pid_mode)? {

@@ -16,6 +16,16 @@ const MAX_FILES: i64 = 100;
 /// The smallest `max-size` a log that rotates into several files may have.
 const MIN_ROTATED_SIZE: u64 = 1024;
 
+/// The VCH-wide default rotation when the administrator sets none at create: five files of
+/// 10 MB, 50 MB a container at most. Docker's own default (json-file, no rotation) lets one
+/// chatty container fill the host's disk; Docker's `local` driver keeps 5 x 20 MB, and Docker
+/// recommends `max-size=10m max-file=3` in daemon.json. 10 MB files keep `docker logs --tail`
+/// and the portal's tail cheap (one file read), and five of them keep a day of a busy
+/// service's output without any administrator action.
+pub const DEFAULT_MAX_SIZE: &str = "10m";
+/// See [`DEFAULT_MAX_SIZE`].
+pub const DEFAULT_MAX_FILE: u32 = 5;
+
 /// The log size kept for attached clients of a container without a log (`--log-driver
 /// none`): the monitor still writes the output, for `docker attach` and `run` to read
 /// (attach reads the log), in two files of 1 MB at most; `docker logs` never reads it.
@@ -29,8 +39,18 @@ const ATTACH_BUFFER: LogLimits = LogLimits {
 pub struct LogConfig {
     /// `json-file` or `none` (empty in records made before drivers were kept: json-file).
     pub driver: String,
-    /// The options as given (`--log-opt`).
+    /// The options as given (`--log-opt`), or the VCH's default rotation when none of them
+    /// bounds the log (as Docker's daemon `log-opts` show in `docker inspect`).
     pub options: BTreeMap<String, String>,
+    /// The VCH's default `max-size` when the client gave `max-file` without one (Docker would
+    /// keep such a log in one file without end; this VCH rotates it at the default size), or
+    /// the built-in default's when nothing was given. Not shown in `docker inspect`, which
+    /// shows the options as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implied_max_size: Option<u64>,
+    /// The built-in default's `max-file` when nothing was given, unshown as above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implied_max_file: Option<u32>,
 }
 
 impl LogConfig {
@@ -44,6 +64,8 @@ impl LogConfig {
         let config = Self {
             driver: driver.to_owned(),
             options,
+            implied_max_size: None,
+            implied_max_file: None,
         };
         if driver == "none" {
             // Docker takes any options with no log at all.
@@ -97,6 +119,62 @@ impl LogConfig {
         Ok(config)
     }
 
+    /// The VCH-wide default (`--container-log-max-size`, `--container-log-max-file`), checked
+    /// as a client's `--log-opt max-size/max-file` is.
+    pub fn vch_default(max_size: &str, max_file: u32) -> Result<Self, EngineError> {
+        let options = BTreeMap::from([
+            ("max-size".to_owned(), max_size.to_owned()),
+            ("max-file".to_owned(), max_file.to_string()),
+        ]);
+        Self::new("json-file", options)
+    }
+
+    /// The built-in default, [`DEFAULT_MAX_SIZE`] x [`DEFAULT_MAX_FILE`].
+    pub fn builtin_default() -> Self {
+        Self {
+            driver: "json-file".to_owned(),
+            options: BTreeMap::from([
+                ("max-size".to_owned(), DEFAULT_MAX_SIZE.to_owned()),
+                ("max-file".to_owned(), DEFAULT_MAX_FILE.to_string()),
+            ]),
+            implied_max_size: None,
+            implied_max_file: None,
+        }
+    }
+
+    /// This configuration with the VCH's default (`default`, made by [`Self::vch_default`])
+    /// where the client bounded nothing, as Docker's daemon `log-opts` fill in a container's
+    /// options: a client's own `max-size`/`max-file` win (within this VCH's bounds).
+    ///
+    /// A default the administrator chose is shown in the options, as Docker shows its daemon's
+    /// `log-opts`; the built-in one bounds the log unshown, so that a VCH nobody configured
+    /// answers `docker inspect` as Docker's engine without `log-opts` does (`Config: {}`).
+    pub(super) fn with_default(mut self, default: &LogConfig) -> Self {
+        if self.driver() != "json-file" {
+            return self;
+        }
+        let has = |k: &str| self.options.contains_key(k);
+        match (has("max-size"), has("max-file")) {
+            (false, false) if *default == Self::builtin_default() => {
+                let limits = default.limits();
+                self.implied_max_size = limits.max_size;
+                self.implied_max_file = Some(limits.max_file);
+            }
+            (false, false) => {
+                for (k, v) in &default.options {
+                    self.options.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            (false, true) => {
+                // Several files need a size worth rotating at.
+                let size = default.limits().max_size.unwrap_or(MIN_ROTATED_SIZE);
+                self.implied_max_size = Some(size.max(MIN_ROTATED_SIZE));
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The driver's name (`json-file` for a record from before drivers were kept).
     pub fn driver(&self) -> &str {
         if self.driver.is_empty() {
@@ -123,7 +201,10 @@ impl LogConfig {
     /// `max-size` and `max-file`, read as Docker's json-file reads them (within this VCH's
     /// bounds, [`MAX_FILES`] and [`MIN_ROTATED_SIZE`]).
     fn json_file_limits(&self) -> Result<LogLimits, EngineError> {
-        let mut limits = LogLimits::default();
+        let mut limits = LogLimits {
+            max_size: self.implied_max_size,
+            max_file: self.implied_max_file.unwrap_or(1),
+        };
         if let Some(s) = self.options.get("max-size") {
             let size = human_size(s).ok_or_else(|| bad(format!("invalid size: '{s}'")))?;
             if size <= 0.0 {
@@ -203,6 +284,24 @@ fn human_size(s: &str) -> Option<f64> {
     unit.is_empty().then_some(value * factor)
 }
 
+impl super::ContainerService {
+    /// Sets the VCH's default log rotation (made by [`LogConfig::vch_default`]) for the
+    /// containers created from now on; those created before keep theirs.
+    pub fn set_log_default(&self, default: LogConfig) {
+        if let Ok(mut d) = self.log_default.write() {
+            *d = default;
+        }
+    }
+
+    /// A container's log configuration with the VCH's default filled in.
+    pub(super) fn with_log_default(&self, config: &LogConfig) -> LogConfig {
+        match self.log_default.read() {
+            Ok(d) => config.clone().with_default(&d),
+            Err(_) => config.clone().with_default(&LogConfig::builtin_default()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +372,88 @@ mod tests {
                 .contains("does not support")
         );
         assert!(config("", &[("compress", "false"), ("tag", "x")]).is_ok());
+    }
+
+    #[test]
+    fn the_vch_default_bounds_what_the_client_left_unbounded() {
+        let default = LogConfig::vch_default("2k", 3).unwrap();
+        let opts = |c: &LogConfig| {
+            c.options
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        // Nothing given: an administrator's default, shown as options.
+        let c = config("", &[]).unwrap().with_default(&default);
+        assert_eq!(opts(&c), "max-file=3,max-size=2k");
+        assert_eq!(
+            c.limits(),
+            LogLimits {
+                max_size: Some(2000),
+                max_file: 3
+            }
+        );
+        let c = config("", &[("tag", "x")]).unwrap().with_default(&default);
+        assert_eq!(opts(&c), "max-file=3,max-size=2k,tag=x");
+        // The client's size wins; its file count alone keeps the default size, unshown.
+        let c = config("", &[("max-size", "5k")])
+            .unwrap()
+            .with_default(&default);
+        assert_eq!(
+            c.limits(),
+            LogLimits {
+                max_size: Some(5000),
+                max_file: 1
+            }
+        );
+        let c = config("", &[("max-file", "7")])
+            .unwrap()
+            .with_default(&default);
+        assert_eq!(opts(&c), "max-file=7");
+        assert_eq!(
+            c.limits(),
+            LogLimits {
+                max_size: Some(2000),
+                max_file: 7
+            }
+        );
+        // A small single-file default still rotates several files at a sane size.
+        let tiny = LogConfig::vch_default("100", 1).unwrap();
+        let c = config("", &[("max-file", "2")])
+            .unwrap()
+            .with_default(&tiny);
+        assert_eq!(c.limits().max_size, Some(MIN_ROTATED_SIZE));
+        // The built-in default bounds the log unshown (inspect shows `{}`, as Docker's engine).
+        let c = config("json-file", &[])
+            .unwrap()
+            .with_default(&LogConfig::builtin_default());
+        assert!(c.options.is_empty());
+        assert_eq!(
+            c.limits(),
+            LogLimits {
+                max_size: Some(10_000_000),
+                max_file: 5
+            }
+        );
+        // No log, no default.
+        let c = config("none", &[]).unwrap().with_default(&default);
+        assert!(c.options.is_empty());
+        // The built-in default is bounded and passes the client's checks.
+        let b = LogConfig::builtin_default();
+        assert_eq!(
+            b,
+            LogConfig::vch_default(DEFAULT_MAX_SIZE, DEFAULT_MAX_FILE).unwrap()
+        );
+        assert_eq!(
+            b.limits(),
+            LogLimits {
+                max_size: Some(10_000_000),
+                max_file: 5
+            }
+        );
+        assert!(LogConfig::vch_default("1x", 3).is_err());
+        assert!(LogConfig::vch_default("1m", 0).is_err());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub use exec_session::{ExecOutput, ExecSession};
 pub use lifecycle::{RestartPolicy, UpdateRequest};
 pub use links::Link;
 pub use log_config::LogConfig;
+pub use log_config::{
+    DEFAULT_MAX_FILE as DEFAULT_LOG_MAX_FILE, DEFAULT_MAX_SIZE as DEFAULT_LOG_MAX_SIZE,
+};
 pub use logs::{LogLine, Output, OutputFilter};
 pub use offline::{TornDown, reown_containers, tear_down};
 pub use sharing::{Sharing, check_mac};
@@ -175,6 +178,10 @@ pub struct ContainerRecord {
     /// `--isolation` as given: `""` or `default` (Linux has no other).
     #[serde(default)]
     pub isolation: String,
+    /// A build step's container (removed at start if a build left it): set by the builder
+    /// alone, never by a label a client or an image could carry.
+    #[serde(default)]
+    pub build_step: bool,
     /// `--add-host`, `--dns`, `--dns-search`, `--dns-option`.
     #[serde(default)]
     pub names: NameConfig,
@@ -348,6 +355,8 @@ pub struct ContainerService {
     monitor: PathBuf,
     /// The user namespace and what is allowed without one.
     containment: Containment,
+    /// The VCH's default log rotation for new containers (`--container-log-max-*`).
+    log_default: std::sync::RwLock<LogConfig>,
     events: crate::EventBus,
     /// Bumped when a monitor of this endpoint ends (its exit is recorded), when a container
     /// is removed and when an attached client leaves: waiters wake at once instead of at
@@ -457,6 +466,7 @@ impl ContainerService {
             runtime_root,
             monitor,
             containment,
+            log_default: std::sync::RwLock::new(LogConfig::builtin_default()),
         };
 
         // A start cut short by a killed endpoint: the monitor runs the container, the record

@@ -62,6 +62,10 @@ impl ImageService {
         let (digest, size, magic) = hash_file(path)
             .map_err(|e| EngineError::Internal(format!("{}: {e}", path.display())))?;
         if !self.content.has(&digest) {
+            // A layer made here (a commit, an import, a build step) is as large as its
+            // maker chose: it is copied into the store only while the disk keeps its reserve.
+            vic_image::ensure_room(&self.scratch, "the layer", 0, size)
+                .map_err(crate::error::ArchiveError::NoRoom)?;
             let mut ingest = self.content.ingest(&digest, Some(size))?;
             let mut f = std::fs::File::open(path)
                 .map_err(|e| EngineError::Internal(format!("{}: {e}", path.display())))?;

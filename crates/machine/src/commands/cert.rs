@@ -16,10 +16,7 @@ use crate::{certs, connect};
 pub(crate) fn vch_ca(
     cfg: &VchConfig,
 ) -> Result<(vic_pki::CaSigner, vic_pki::CertificateDer<'static>)> {
-    let (ca, key) = (
-        cfg.cert_path.join("ca.pem"),
-        cfg.cert_path.join("ca-key.pem"),
-    );
+    let (ca, key) = certs::own_ca_files(&cfg.cert_path);
     if !(ca.is_file() && key.is_file()) {
         return Err(Error::Failed(format!(
             "this VCH's CA key is not available ({} is missing): certificates can only be made from a CA vic-machine generated. With your own CA (--tls-ca), issue certificates with it; mark read-only ones with the organizational unit {} or trust their CA with --tls-ca-readonly",

@@ -1,5 +1,5 @@
 //! `vic-machine configure`: change a running VCH's certificates, client trust, registry
-//! policy and container network firewalls. Everything is validated first; the new
+//! policy, container network firewalls and the default rotation of containers' logs. Everything is validated first; the new
 //! configuration is then written atomically, the endpoint is told with SIGHUP, and the command
 //! waits until the endpoint says it applies it.
 
@@ -41,6 +41,7 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         ));
     }
     let firewall_changes = firewall_changes(&args.container_network_firewall, &cfg)?;
+    let log_change = container_log_change(&args, &cfg.container_log)?;
     let tls_plan = if args.tls.any() {
         Some(crate::rotate::plan(&args.tls, &cfg, &paths, out)?)
     } else {
@@ -48,12 +49,12 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
     };
     if let Some(change) = crate::commands::containment::Change::of(&args) {
         crate::commands::containment::apply(change, &mut cfg, &paths, &root, args.timeout, out)?;
-        if !wants && firewall_changes.is_empty() && tls_plan.is_none() {
+        if !wants && firewall_changes.is_empty() && log_change.is_none() && tls_plan.is_none() {
             out.info("Completed successfully");
             return Ok(());
         }
     }
-    if !wants && firewall_changes.is_empty() && tls_plan.is_none() {
+    if !wants && firewall_changes.is_empty() && log_change.is_none() && tls_plan.is_none() {
         if !args.reset_admin_password {
             out.info(
                 "No certificate regeneration requested. No new certificates provided. Certificates left unchanged.",
@@ -77,6 +78,13 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
             ));
             n.firewall = *level;
         }
+    }
+    if let Some(l) = log_change {
+        out.info(format!(
+            "Container log default (new containers): {} -> {l}",
+            cfg.container_log
+        ));
+        cfg.container_log = l;
     }
     if !wants {
         if let Some(plan) = tls_plan {
@@ -130,6 +138,26 @@ pub(crate) fn run(args: ConfigureArgs, out: &mut Out) -> Result<()> {
         None => {}
     }
     apply(&mut cfg, &paths, args.timeout, out)
+}
+
+/// The new default log rotation of `--container-log-max-size`/`--container-log-max-file`
+/// (either alone keeps the other), checked before anything changes; `None`: no change.
+fn container_log_change(
+    args: &ConfigureArgs,
+    current: &crate::config::ContainerLogSetting,
+) -> Result<Option<crate::config::ContainerLogSetting>> {
+    if args.container_log_max_size.is_none() && args.container_log_max_file.is_none() {
+        return Ok(None);
+    }
+    let new = crate::config::ContainerLogSetting {
+        max_size: args
+            .container_log_max_size
+            .clone()
+            .unwrap_or_else(|| current.max_size.clone()),
+        max_file: args.container_log_max_file.unwrap_or(current.max_file),
+    };
+    new.to_engine()?;
+    Ok((&new != current).then_some(new))
 }
 
 /// `--container-network-firewall alias:LEVEL` entries, each naming an existing network.

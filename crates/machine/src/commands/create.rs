@@ -46,6 +46,11 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         return Err(Error::Usage(refusal));
     }
     let name = VchName::new(&args.vch.name)?;
+    let container_log = crate::config::ContainerLogSetting {
+        max_size: args.container_log_max_size.clone(),
+        max_file: args.container_log_max_file,
+    };
+    container_log.to_engine()?;
     let key_size = KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
         Error::Usage(format!(
             "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
@@ -231,6 +236,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         generation: 0,
         user_namespace,
         allow_privileged: args.allow_privileged,
+        container_log,
         options: CreateOptions {
             tls_cname: args.tls_cname.clone(),
             tls_cert_path: cert_path.clone(),
@@ -344,6 +350,20 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         "Or create a docker context for it:",
         connect::context_command(&cfg),
     );
+    if let Some(ip) = outcome.as_ref().and_then(|o| o.by_address) {
+        let by_ip = VchConfig {
+            docker_host: ip.to_string(),
+            ..cfg.clone()
+        };
+        out.section(
+            format!(
+                "Or by address, while {} does not resolve here:",
+                cfg.docker_host
+            )
+            .as_str(),
+            connect::docker_command(&by_ip),
+        );
+    }
     out.blank();
     out.info(format!(
         "Admin portal: https://{}:{}/",

@@ -162,6 +162,16 @@ pub(crate) fn run(args: InspectArgs, out: &mut Out) -> Result<()> {
         "Bridge networks: /{} from {}",
         cfg.bridge_network_width, cfg.bridge_network_range
     ));
+    out.info(format!(
+        "Container logs (default, without --log-opt): {}",
+        cfg.container_log
+    ));
+    out.info(format!(
+        "Endpoint log: {} (rotated at {} MiB, {} files kept)",
+        paths.log().display(),
+        crate::endpoint_log::MAX_SIZE / (1024 * 1024),
+        crate::endpoint_log::MAX_FILES
+    ));
     for n in &cfg.container_networks {
         out.info(format!(
             "Container network {}: on {}, gateway {}, addresses {}, firewall {}",
@@ -324,6 +334,19 @@ fn create_args(cfg: &VchConfig, root: &std::path::Path) -> Vec<String> {
     }
     if cfg.container_runtime != "runc" {
         push("--container-runtime", Some(cfg.container_runtime.clone()));
+    }
+    let log_default = crate::config::ContainerLogSetting::default();
+    if cfg.container_log.max_size != log_default.max_size {
+        push(
+            "--container-log-max-size",
+            Some(cfg.container_log.max_size.clone()),
+        );
+    }
+    if cfg.container_log.max_file != log_default.max_file {
+        push(
+            "--container-log-max-file",
+            Some(cfg.container_log.max_file.to_string()),
+        );
     }
     args
 }

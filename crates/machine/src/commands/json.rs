@@ -94,6 +94,13 @@ pub(crate) struct RegistryInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ContainerLogInfo {
+    /// As Docker's `max-size` (`10m`).
+    pub(crate) max_size: String,
+    pub(crate) max_file: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct UserNamespaceInfo {
     /// The first host id container id 0 maps to.
     pub(crate) host_id_base: u32,
@@ -147,6 +154,10 @@ pub(crate) struct VchInspect {
     pub(crate) bridge_network_range: String,
     pub(crate) bridge_network_width: u8,
     pub(crate) container_networks: Vec<ContainerNetworkInfo>,
+    /// The log rotation of containers created without their own `--log-opt max-size/max-file`.
+    pub(crate) container_log: ContainerLogInfo,
+    /// The endpoint's own log (rotated to `.1`, `.2`, ... by size).
+    pub(crate) endpoint_log: String,
     pub(crate) systemd_unit: Option<String>,
     pub(crate) volume_stores: Vec<VolumeStoreInfo>,
     /// The environment line (`KEY=VALUE ...`) and docker command clients connect with.
@@ -332,6 +343,11 @@ impl VchInspect {
                     firewall: n.firewall.to_string(),
                 })
                 .collect(),
+            container_log: ContainerLogInfo {
+                max_size: cfg.container_log.max_size.clone(),
+                max_file: cfg.container_log.max_file,
+            },
+            endpoint_log: path(&paths.log()),
             systemd_unit: cfg.systemd_unit.clone(),
             volume_stores: cfg
                 .volume_stores
@@ -471,6 +487,11 @@ mod tests {
                 dns: vec![],
                 firewall: "published".into(),
             }],
+            container_log: ContainerLogInfo {
+                max_size: "10m".into(),
+                max_file: 5,
+            },
+            endpoint_log: "/var/lib/vic/v/endpoint.log".into(),
             systemd_unit: None,
             volume_stores: vec![VolumeStoreInfo {
                 label: "default".into(),

@@ -319,6 +319,8 @@ fn create_request(
         extra_networks,
         names: name_config(h)?,
         isolation,
+        // The builder's own mark: never a client's.
+        build_step: false,
         sharing: sharing(h)?,
         endpoint,
     })
