@@ -384,3 +384,57 @@ fn builds_run_side_by_side_and_obey_the_registry_policy() {
         .fails()
         .says(denied);
 }
+
+#[test]
+fn a_build_client_that_stops_reading_loses_its_build() {
+    let host = TestHost::new();
+    let env = crate::vch_with_registry(
+        &host,
+        "stall",
+        &["--no-tls"],
+        &[("VIC_WRITE_STALL_SECS", "2")],
+    )
+    .docker_env();
+    crate::pull_busybox(&host, &env);
+    // A step that writes far more than the connection holds, for a client that never reads.
+    write(
+        &host.path("chatty"),
+        "Dockerfile",
+        &format!(
+            "FROM {IMG}\nRUN while true; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done\n"
+        ),
+    );
+    host.sh(&format!(
+        "tar -C {} -cf chatty.tar Dockerfile && (python3 - > reader.log 2>&1 <<'PY' &\n\
+import socket, time\n\
+body = open('chatty.tar', 'rb').read()\n\
+s = socket.create_connection(('127.0.0.2', 2375))\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n\
+s.sendall(b'POST /v1.41/build HTTP/1.1\\r\\nHost: 127.0.0.2:2375\\r\\nContent-Type: application/x-tar\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body)\n\
+time.sleep(40)\n\
+PY\n\
+)",
+        host.path("chatty").display()
+    ))
+    .ok();
+    // The step starts, then goes once the client has taken nothing for the stall time.
+    assert!(
+        crate::eventually(100, || !host
+            .docker(&env, ["ps", "-q"])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()),
+        "the step never started: {}",
+        host.sh("cat reader.log; grep -v containers/json root/stall/endpoint.log | grep -v _ping | tail -8").all()
+    );
+    assert!(
+        crate::eventually(200, || host
+            .docker(&env, ["ps", "-aq"])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()),
+        "the build of a client that reads nothing went on"
+    );
+}

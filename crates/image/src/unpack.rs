@@ -27,8 +27,12 @@ pub enum UnpackError {
     /// The uncompressed layer does not hash to its diff ID.
     #[error("layer content hashes to {actual}, but the image config says {expected}: refused")]
     DiffId { expected: String, actual: String },
-    /// Reading the archive or writing the tree failed.
-    #[error("unpacking {}: {source}", path.display())]
+    /// Reading the archive or writing the tree failed. Said with the file's name only: the
+    /// message reaches API clients, who have no business with the host's paths.
+    #[error(
+        "unpacking {}: {source}",
+        path.file_name().map_or_else(|| "a layer".into(), |n| n.to_string_lossy())
+    )]
     Io {
         path: PathBuf,
         source: std::io::Error,

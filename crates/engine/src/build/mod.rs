@@ -123,6 +123,7 @@ pub async fn build(
         stages: Vec::new(),
         cache_ok,
         used_args: HashSet::new(),
+        stalled: std::sync::atomic::AtomicBool::new(false),
     };
     let built = b.run(instructions).await;
     // The context's folder goes on a blocking thread: it may hold a great many files.
@@ -235,11 +236,26 @@ struct Builder {
     cache_ok: Option<HashSet<String>>,
     /// Build arguments some `ARG` declared (the rest are reported unused).
     used_args: HashSet<String>,
+    /// The client stopped reading ([`Builder::say`]).
+    stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Builder {
+    /// Tells the client; one that takes nothing for [`client_stall`] counts as gone (it must
+    /// not hold a build, its containers and its context for ever).
     async fn say(&self, text: impl Into<String>) {
-        let _ = self.out.send(BuildMessage::Stream(text.into())).await;
+        if self.stalled.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let sent = tokio::time::timeout(
+            client_stall(),
+            self.out.send(BuildMessage::Stream(text.into())),
+        )
+        .await;
+        if sent.is_err() {
+            self.stalled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     async fn run(&mut self, instructions: Vec<Instruction>) -> Result<String, EngineError> {
@@ -335,7 +351,7 @@ impl Builder {
     /// Whoever asked for the build stopped listening (its connection closed): nothing more
     /// is built for it.
     pub(super) fn cancelled(&self) -> Result<(), EngineError> {
-        if self.out.is_closed() {
+        if self.out.is_closed() || self.stalled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(BuildError::Cancelled.into());
         }
         Ok(())
@@ -616,6 +632,21 @@ fn scratch_config() -> Map<String, Value> {
     );
     c.insert("rootfs".into(), json!({"type": "layers", "diff_ids": []}));
     c
+}
+
+/// How long a build waits for its client to take the next message: `VIC_WRITE_STALL_SECS`
+/// (as for archive downloads; shortened by tests), else 60 s.
+fn client_stall() -> std::time::Duration {
+    static STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
+        std::env::var("VIC_WRITE_STALL_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs,
+            )
+    });
+    *STALL
 }
 
 fn too_long(line: usize) -> EngineError {

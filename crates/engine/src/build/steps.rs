@@ -238,6 +238,11 @@ impl Builder {
                     self.say(l.log).await;
                 }
             }
+            // A client that stopped reading ends the step as one that went away does.
+            if self.cancelled().is_err() {
+                let _ = self.containers.kill(cid, "KILL");
+                return Err(BuildError::Cancelled.into());
+            }
         }
         self.containers.wait(ticket).await
     }

@@ -254,3 +254,15 @@ fn a_layer_is_named_by_a_content_id_only() {
     let good = format!("sha256:{}", "ab".repeat(32));
     assert!(store.path(&good).unwrap().ends_with("ab".repeat(32)));
 }
+
+#[test]
+fn io_errors_name_no_host_path() {
+    let e = UnpackError::Io {
+        path: "/var/lib/vic/vch1/content/blobs/sha256/abc123".into(),
+        source: std::io::Error::other("failed to read entire block"),
+    };
+    assert_eq!(
+        e.to_string(),
+        "unpacking abc123: failed to read entire block"
+    );
+}
