@@ -31,6 +31,38 @@ pub fn unix_nanos(ts: &str) -> i128 {
     OffsetDateTime::parse(ts, &Rfc3339).map_or(0, OffsetDateTime::unix_timestamp_nanos)
 }
 
+/// A Go duration (`1h30m`, `1.5h`, `300ms`, `-2h` is refused) in nanoseconds: Docker's
+/// filters and Dockerfile `HEALTHCHECK` options write them so.
+pub fn go_duration(raw: &str) -> Option<i128> {
+    let mut rest = raw;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += value * scale;
+    }
+    Some(total as i128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

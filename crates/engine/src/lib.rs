@@ -58,6 +58,22 @@ pub use volumes::{
     DEFAULT_STORE, Volume, VolumeRequest, VolumeService, VolumeStore, valid_volume_name,
 };
 
+/// How long a stream waits for its client to take the next piece (an archive download, a
+/// build's messages) before it gives up: a client that stops reading must not hold a thread,
+/// a build or what it streams for ever. `VIC_WRITE_STALL_SECS` shortens it for tests.
+pub fn client_stall() -> std::time::Duration {
+    static STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
+        std::env::var("VIC_WRITE_STALL_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(
+                std::time::Duration::from_secs(60),
+                std::time::Duration::from_secs,
+            )
+    });
+    *STALL
+}
+
 /// Runs blocking engine work (runtime calls, file trees, archives, layer unpacking) on the
 /// runtime's blocking threads, off the async workers: the one way the engine and its callers
 /// do it.

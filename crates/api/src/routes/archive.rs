@@ -150,22 +150,6 @@ pub(super) fn stream_from(
 
 const CHUNK: usize = 64 * 1024;
 
-/// How long a stream waits for its client to take the next chunk before it gives up: a client
-/// that stops reading must not hold a thread (and what it streams) for ever.
-/// `VIC_WRITE_STALL_SECS` shortens it for tests.
-fn write_stall() -> std::time::Duration {
-    static STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
-        std::env::var("VIC_WRITE_STALL_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map_or(
-                std::time::Duration::from_secs(60),
-                std::time::Duration::from_secs,
-            )
-    });
-    *STALL
-}
-
 /// Sends what is written as body chunks of up to 64 KiB (flushed on drop).
 pub(super) struct ChannelWriter {
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
@@ -187,9 +171,10 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        let sent = self
-            .handle
-            .block_on(tokio::time::timeout(write_stall(), self.tx.send(Ok(chunk))));
+        let sent = self.handle.block_on(tokio::time::timeout(
+            vic_engine::client_stall(),
+            self.tx.send(Ok(chunk)),
+        ));
         match sent {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(std::io::Error::new(
@@ -200,7 +185,7 @@ impl Write for ChannelWriter {
                 std::io::ErrorKind::TimedOut,
                 format!(
                     "the client took nothing for {}s: stream abandoned",
-                    write_stall().as_secs()
+                    vic_engine::client_stall().as_secs()
                 ),
             )),
         }

@@ -181,7 +181,7 @@ pub(crate) fn until(raw: &str, now: OffsetDateTime) -> Result<i128, ApiError> {
         ))
     };
     if raw != "0"
-        && let Some(d) = go_duration(raw)
+        && let Some(d) = vic_core::time::go_duration(raw)
     {
         return Ok(now.unix_timestamp_nanos() - d);
     }
@@ -206,37 +206,6 @@ pub(crate) fn until(raw: &str, now: OffsetDateTime) -> Result<i128, ApiError> {
         return Ok(d.midnight().assume_utc().unix_timestamp_nanos());
     }
     Err(bad())
-}
-
-/// A Go duration (`1h30m`, `1.5h`, `300ms`, `-2h` is refused) in nanoseconds.
-fn go_duration(raw: &str) -> Option<i128> {
-    let mut rest = raw;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += value * scale;
-    }
-    Some(total as i128)
 }
 
 #[cfg(test)]

@@ -241,14 +241,14 @@ struct Builder {
 }
 
 impl Builder {
-    /// Tells the client; one that takes nothing for [`client_stall`] counts as gone (it must
+    /// Tells the client; one that takes nothing for [`crate::client_stall`] counts as gone (it must
     /// not hold a build, its containers and its context for ever).
     async fn say(&self, text: impl Into<String>) {
         if self.stalled.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let sent = tokio::time::timeout(
-            client_stall(),
+            crate::client_stall(),
             self.out.send(BuildMessage::Stream(text.into())),
         )
         .await;
@@ -632,21 +632,6 @@ fn scratch_config() -> Map<String, Value> {
     );
     c.insert("rootfs".into(), json!({"type": "layers", "diff_ids": []}));
     c
-}
-
-/// How long a build waits for its client to take the next message: `VIC_WRITE_STALL_SECS`
-/// (as for archive downloads; shortened by tests), else 60 s.
-fn client_stall() -> std::time::Duration {
-    static STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
-        std::env::var("VIC_WRITE_STALL_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map_or(
-                std::time::Duration::from_secs(60),
-                std::time::Duration::from_secs,
-            )
-    });
-    *STALL
 }
 
 fn too_long(line: usize) -> EngineError {

@@ -411,31 +411,7 @@ fn healthcheck(rest: &str) -> Result<Value, ChangeError> {
 
 /// A duration as Go writes it (`90s`, `1m30s`, `1.5s`, `250ms`), in nanoseconds.
 fn go_duration(s: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    (total <= i64::MAX as f64).then_some(total as i64)
+    vic_core::time::go_duration(s).and_then(|n| i64::try_from(n).ok())
 }
 
 #[cfg(test)]
