@@ -320,10 +320,15 @@ fn containers_run_on_gvisor_with_runsc() {
     let ip = crate::container_ip(&host, &env, "web");
     assert!(ip.starts_with("172."), "a bridge address: {ip:?}");
     // Container to container over the VCH's bridge.
+    // The server in gVisor may not listen yet when `run -d` returns: asked again until it does.
     let get = crate::networks::fetch(&ip, 80);
-    host.docker(&env, ["run", "--rm", img, "sh", "-c", &get])
-        .ok()
-        .says("served-by-gvisor");
+    assert!(
+        crate::eventually(30, || host
+            .docker(&env, ["run", "--rm", img, "sh", "-c", &get])
+            .stdout
+            .contains("served-by-gvisor")),
+        "the gVisor container's server never answered over the bridge"
+    );
     // Without a network: loopback only, in a namespace of its own.
     host.docker(
         &env,
