@@ -11,6 +11,8 @@ runs="${1:-10}"
 
 build_release vic-machine vic-monitor
 new_run bench
+# The VCH's containers run as an unprivileged id that must pass through the state root.
+chmod o+x "$work"
 cleanup() {
     netns_down
     rm -rf "$work"
@@ -34,6 +36,6 @@ for i in $(seq "$runs"); do
     reuse+=("$(ms "$t")")
     run delete --name "b$i" >/dev/null
 done
-echo "create, generated RSA-2048 PKI: $(printf '%s\n' "${gen[@]}" | stats)"
+echo "create, generated PKI:         $(printf '%s\n' "${gen[@]}" | stats)"
 echo "create, reused certificates:    $(printf '%s\n' "${reuse[@]}" | stats)"
 echo "endpoint RSS after create:      $(printf '%s\n' "${rss[@]}" | sort -n | awk '{a[NR]=$1} END {printf "median %d KiB\n", a[int((NR+1)/2)]}')"

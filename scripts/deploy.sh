@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 name="${1:-vch1}"
 [ $# -gt 0 ] && shift
 
-./scripts/install-deps.sh
+./scripts/install-deps.sh --vch
 cargo build --release --locked -p vic-machine -p vic-monitor
 install -m 0755 target/release/vic-machine target/release/vic-monitor /usr/local/bin/
 

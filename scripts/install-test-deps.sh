@@ -24,6 +24,28 @@ if ! command -v dnsmasq >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null \
         || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null; }
 fi
+# The remote host of the `--target ssh://` tests (crates/testkit/src/remote.rs): Debian's sshd,
+# which the tests run themselves in namespaces of their own. Installed without starting it
+# (policy-rc.d) and left disabled: no machine-wide sshd comes of it.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keyscan >/dev/null 2>&1; then
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    install_ssh() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            openssh-server openssh-client >/dev/null
+    }
+    install_ssh || { apt-get update -qq && install_ssh; }
+    if command -v systemctl >/dev/null 2>&1; then
+        systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
+        if [ -d /run/systemd/system ]; then
+            systemctl stop ssh.service ssh.socket >/dev/null 2>&1 || true
+        fi
+    fi
+fi
 # The alternative runtimes the tests run containers on: crun, and gVisor's runsc (Debian's).
 if ! command -v runsc >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runsc >/dev/null \

@@ -18,3 +18,6 @@ else
 fi
 # A short fuzzing run of every parser at a trust boundary (RELIABILITY.md has the long one).
 ./scripts/fuzz.sh "${VIC_FUZZ_SECONDS:-15}"
+# The README's first command on a fresh Debian 12 system (booted with systemd-nspawn): deploy.sh
+# installs what it needs, builds from scratch and deploys, and docker uses the VCH.
+./scripts/fresh-machine-check.sh

@@ -164,6 +164,51 @@ fn custom_server_certificate_with_a_generated_client_ca_connects_as_printed() {
         ("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2376".to_owned()),
     ];
     docker_name(&host, &bob).ok().says("chained");
+
+    // The same change made later, by configure, to a VCH with the generated PKI: ca.pem
+    // follows the new server certificate, and the client CA moves beside it.
+    host.vic_machine(["delete", "--name", "chained"]).ok();
+    let made = create_on(&host, "moved", "127.0.0.2", &[]);
+    let env = made.docker_env();
+    host.vic_machine([
+        "configure",
+        "--name",
+        "moved",
+        "--tls-server-cert",
+        "corp/server-cert.pem",
+        "--tls-server-key",
+        "corp/server-key.pem",
+    ])
+    .ok()
+    .says("is unknown here, and the printed environment verifies the VCH with");
+    // (the printed environment no longer verifies the VCH: the chain fixes that below)
+    host.vic_machine([
+        "configure",
+        "--name",
+        "moved",
+        "--tls-server-cert",
+        "corp/chain.pem",
+        "--tls-server-key",
+        "corp/server-key.pem",
+    ])
+    .ok()
+    .says("Moved the generated client CA")
+    .says("issuing chain");
+    docker_name(&host, &env).ok().says("moved");
+    host.sh("openssl x509 -in moved/ca.pem -noout -subject; openssl x509 -in moved/client-ca.pem -noout -subject; test -f moved/client-ca-key.pem && test ! -e moved/ca-key.pem")
+        .ok()
+        .says("Stark Enterprises Global CA")
+        .says("CN = moved");
+    crate::cert(&host, "issue", "moved", &["--user", "carol"]).ok();
+    let carol = [
+        ("DOCKER_TLS_VERIFY".to_owned(), "1".to_owned()),
+        (
+            "DOCKER_CERT_PATH".to_owned(),
+            host.path("moved-carol").display().to_string(),
+        ),
+        ("DOCKER_HOST".to_owned(), "tcp://127.0.0.2:2376".to_owned()),
+    ];
+    docker_name(&host, &carol).ok().says("moved");
 }
 
 #[test]
@@ -325,4 +370,119 @@ fn custom_certificates_are_validated_before_anything_starts() {
     // None of them deployed anything.
     assert!(!host.root().join("bad").exists());
     host.sh("curl -sk https://127.0.0.2:2376/_ping").fails();
+}
+
+/// The key type of the PEM key file `path` in the work folder, as OpenSSL names it.
+fn key_type(host: &TestHost, path: &str) -> String {
+    let text = host
+        .sh(&format!("openssl pkey -in {path} -noout -text"))
+        .ok()
+        .stdout;
+    if text.contains("ASN1 OID: prime256v1") {
+        "P-256".into()
+    } else if let Some(bits) = text.lines().find_map(|l| l.strip_prefix("Private-Key: (")) {
+        format!("RSA {}", bits.split(" bit").next().unwrap_or(bits))
+    } else {
+        panic!("{path}: neither P-256 nor RSA: {text}")
+    }
+}
+
+/// ECDSA P-256 is the default; `--certificate-key-size` alone keeps VIC's RSA keys, with
+/// VIC's key usages, and whatever is generated for that VCH later (issued client
+/// certificates, renewals) stays RSA unless asked otherwise. Clients work with either.
+#[test]
+fn rsa_keys_on_request_and_later_certificates_keep_the_type() {
+    let host = TestHost::new();
+    host.vic_machine([
+        "create",
+        "--name",
+        "both",
+        "--certificate-key-type",
+        "ecdsa-p256",
+        "--certificate-key-size",
+        "2048",
+    ])
+    .fails()
+    .says("drop --certificate-key-size, or pass --certificate-key-type rsa");
+    let run = create_on(&host, "r", "127.0.0.2", &["--certificate-key-size", "3072"]);
+    let env = run.docker_env();
+    docker_name(&host, &env).ok().says("r");
+    for key in ["r/ca-key.pem", "r/server-key.pem", "r/key.pem"] {
+        assert_eq!(key_type(&host, key), "RSA 3072", "{key}");
+    }
+    host.sh("openssl x509 -in r/server-cert.pem -noout -text")
+        .ok()
+        .says("Digital Signature, Key Encipherment, Key Agreement");
+    host.vic_machine(["inspect", "config", "--name", "r"])
+        .ok()
+        .says("--certificate-key-size 3072");
+
+    // Issued client certificates: the VCH's type, or the one asked for; the CLI uses both.
+    let issue = |user: &str, more: &[&str]| {
+        let mut args = vec!["--user", user];
+        args.extend_from_slice(more);
+        crate::cert(&host, "issue", "r", &args).ok();
+    };
+    issue("bob", &[]);
+    assert_eq!(key_type(&host, "r-bob/key.pem"), "RSA 3072");
+    issue("eve", &["--certificate-key-type", "ecdsa-p256"]);
+    assert_eq!(key_type(&host, "r-eve/key.pem"), "P-256");
+    issue("mal", &["--ksz", "2048"]);
+    assert_eq!(key_type(&host, "r-mal/key.pem"), "RSA 2048");
+    for user in ["bob", "eve", "mal"] {
+        let dir = format!("r-{user}");
+        docker_tls(
+            &host,
+            "127.0.0.2:2376",
+            &format!("{dir}/ca.pem"),
+            (&format!("{dir}/cert.pem"), &format!("{dir}/key.pem")),
+            &["info", "--format", "{{.Name}}"],
+        )
+        .ok()
+        .says("r");
+    }
+
+    // A renewal keeps RSA: the CA keeps its very key, the server and client get new RSA keys.
+    let ca_key = std::fs::read(host.path("r/ca-key.pem")).unwrap();
+    let server_key = std::fs::read(host.path("r/server-key.pem")).unwrap();
+    crate::configure(&host, "r", &["--renew-certificates"])
+        .ok()
+        .says("Renewing CA certificate");
+    assert_eq!(std::fs::read(host.path("r/ca-key.pem")).unwrap(), ca_key);
+    assert_ne!(
+        std::fs::read(host.path("r/server-key.pem")).unwrap(),
+        server_key
+    );
+    for key in ["r/server-key.pem", "r/key.pem"] {
+        assert_eq!(key_type(&host, key), "RSA 3072", "{key}");
+    }
+    assert!(
+        crate::eventually(50, || docker_name(&host, &env).code == 0),
+        "the renewed RSA pair serves the docker CLI"
+    );
+
+    // Redeployed without a key flag, reusing the folder: the RSA pairs are served as they
+    // are, and a renewal still keeps RSA (the key it replaces decides).
+    host.vic_machine(["delete", "--name", "r"]).ok();
+    let again = create_on(&host, "r", "127.0.0.2", &[]);
+    again.says("Loaded server certificate");
+    crate::configure(&host, "r", &["--renew-certificates"]).ok();
+    for key in ["r/server-key.pem", "r/key.pem"] {
+        assert_eq!(key_type(&host, key), "RSA 3072", "{key}");
+    }
+    assert!(crate::eventually(50, || docker_name(
+        &host,
+        &again.docker_env()
+    )
+    .code
+        == 0));
+
+    // The default, for comparison: P-256 everywhere, and no key flag to reproduce it.
+    create_on(&host, "e", "127.0.0.3", &[]);
+    for key in ["e/ca-key.pem", "e/server-key.pem", "e/key.pem"] {
+        assert_eq!(key_type(&host, key), "P-256", "{key}");
+    }
+    host.vic_machine(["inspect", "config", "--name", "e"])
+        .ok()
+        .never_says("--certificate-key");
 }

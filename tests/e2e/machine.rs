@@ -13,6 +13,19 @@ fn assert_no_vch(host: &TestHost, verb: &str, name: &str) {
         .says(&format!("VCH \"{name}\" not found"));
 }
 
+/// Whether this host's cgroups are in the hybrid layout crun refuses (v1, with a controller on
+/// the v2 hierarchy too).
+fn hybrid_cgroups() -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// What `create` chooses without `--container-runtime`: crun (installed with the test
+/// dependencies) where it can run containers, else runc.
+fn host_default_runtime() -> &'static str {
+    if hybrid_cgroups() { "runc" } else { "crun" }
+}
+
 /// `docker info -f {{.DefaultRuntime}}`, asserting success.
 fn default_runtime(host: &TestHost, env: &[(String, String)]) -> vic_testkit::Run {
     host.docker(env, ["info", "-f", "{{.DefaultRuntime}}"]).ok()
@@ -106,7 +119,7 @@ fn inspect_and_inspect_config_reproduce_the_vch() {
         .says("Status: running")
         .says("Security: server-only TLS")
         .says("O=Acme")
-        .says("Container runtime: runc")
+        .says(&format!("Container runtime: {}", host_default_runtime()))
         .says(&format!("Volume store shared: {}", store.display()))
         .says("Completed successfully");
     inspect.says(
@@ -276,10 +289,8 @@ fn the_container_runtime_is_chosen_at_create() {
         .fails()
         .says("possible values: runc, crun, runsc");
     // crun: either it runs containers, or create refuses with the host's reason.
-    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
-        .is_ok_and(|c| !c.trim().is_empty());
     let crun = ["--no-tls", "--container-runtime", "crun"];
-    if hybrid {
+    if hybrid_cgroups() {
         let create_args = ["create", "--name", "cr", "--client-network-ip", "127.0.0.2"];
         host.vic_machine([&create_args[..], &crun].concat())
             .fails()
@@ -292,6 +303,40 @@ fn the_container_runtime_is_chosen_at_create() {
     host.docker(&env, ["run", "--rm", BUSYBOX, "echo", "from crun"])
         .ok()
         .says("from crun");
+    host.vic_machine(["delete", "--name", "cr", "--force"]).ok();
+
+    // Without the flag: crun, said at create, shown by inspect and reproduced by `inspect
+    // config` without the flag; `--container-runtime runc` keeps runc, and says so there.
+    let made = create_on(&host, "dflt", "127.0.0.2", &["--no-tls"]);
+    made.says("Container runtime: crun (the default where it can run");
+    default_runtime(&host, &made.docker_env()).says("crun");
+    host.vic_machine(["inspect", "config", "--name", "dflt"])
+        .ok()
+        .never_says("--container-runtime");
+    host.vic_machine(["delete", "--name", "dflt", "--force"])
+        .ok();
+    let kept = create_on(
+        &host,
+        "old",
+        "127.0.0.2",
+        &["--no-tls", "--container-runtime", "runc"],
+    );
+    default_runtime(&host, &kept.docker_env()).says("runc");
+    host.vic_machine(["inspect", "config", "--name", "old"])
+        .ok()
+        .says("--container-runtime runc");
+    // A config.json from before the flag (no such field) means runc, not today's default.
+    let config = host.root().join("old/config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    json.as_object_mut()
+        .unwrap()
+        .remove("container_runtime")
+        .unwrap();
+    std::fs::write(&config, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    host.vic_machine(["inspect", "--name", "old"])
+        .ok()
+        .says("Container runtime: runc");
 }
 
 #[test]

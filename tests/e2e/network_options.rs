@@ -154,7 +154,14 @@ fn network_options_ranges_and_rejoining_the_first_network() {
     docker(&["network", "rm", net]).ok();
 
     // Endpoint driver options and link-local addresses, kept, shown and applied; the
-    // runtime, isolation and cgroup namespace as inspect shows them.
+    // runtime (the VCH's own: crun or runc, as the host allows), isolation and cgroup
+    // namespace as inspect shows them.
+    let runtime = docker(&["info", "-f", "{{.DefaultRuntime}}"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(runtime == "crun" || runtime == "runc", "{runtime}");
     docker(&[
         "create",
         "--name",
@@ -164,7 +171,7 @@ fn network_options_ranges_and_rejoining_the_first_network() {
         "--link-local-ip",
         "169.254.8.8",
         "--runtime",
-        "runc",
+        &runtime,
         "--isolation",
         "default",
         "--cgroupns",
@@ -181,7 +188,9 @@ fn network_options_ranges_and_rejoining_the_first_network() {
         "ep",
     ])
     .ok()
-    .says(r#"{"com.example.x":"on"} ["169.254.8.8"] runc default private"#);
+    .says(&format!(
+        r#"{{"com.example.x":"on"}} ["169.254.8.8"] {runtime} default private"#
+    ));
     docker(&["start", "-a", "ep"]).ok().says("169.254.8.8");
     docker(&["create", "--runtime", "nvidia", IMG, "true"])
         .fails()

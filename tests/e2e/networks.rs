@@ -474,7 +474,12 @@ fn container_networks_enforce_their_trust_levels() {
         .says("must specify a mapping (firewall configured for \"peers\"");
     // A container that could remove its network's firewall is not let on it (but on an open
     // one, which has none).
-    for caps in [&["--cap-add", "NET_ADMIN"][..], &["--privileged"][..]] {
+    // (`--cap-drop ALL` does not take back an added NET_ADMIN: Docker adds after dropping.)
+    for caps in [
+        &["--cap-add", "NET_ADMIN"][..],
+        &["--privileged"][..],
+        &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"][..],
+    ] {
         let mut a = vec!["run", "--rm", "--net", "closed"];
         a.extend_from_slice(caps);
         a.extend([IMG, "true"]);

@@ -60,7 +60,8 @@ fn mutual_tls_is_the_default_and_writes_the_pki() {
         .ok()
         .says("1.44");
 
-    // The certificate profile, read by OpenSSL.
+    // The certificate profile, read by OpenSSL: ECDSA P-256 keys (the default), so the key
+    // only signs: digitalSignature, and no keyEncipherment (RFC 5480).
     let text = host
         .sh("openssl x509 -in vch-a/server-cert.pem -noout -text")
         .ok();
@@ -69,15 +70,41 @@ fn mutual_tls_is_the_default_and_writes_the_pki() {
         "IP Address:127.0.0.2",
         "DNS:localhost",
         "IP Address:127.0.0.1",
-        "Digital Signature, Key Encipherment, Key Agreement",
+        "Public Key Algorithm: id-ecPublicKey",
+        "ASN1 OID: prime256v1",
+        "Signature Algorithm: ecdsa-with-SHA256",
+        "X509v3 Key Usage: critical\n                Digital Signature\n",
         "TLS Web Server Authentication",
     ] {
         text.says(needle);
     }
-    host.sh("openssl x509 -in vch-a/cert.pem -noout -text")
-        .ok()
+    let client = host.sh("openssl x509 -in vch-a/cert.pem -noout -text").ok();
+    client
         .says("TLS Web Client Authentication")
-        .says("CN = vch-a client");
+        .says("CN = vch-a client")
+        .says("ASN1 OID: prime256v1");
+    for pem in ["server-cert.pem", "cert.pem", "ca.pem"] {
+        assert!(
+            !host
+                .sh(&format!("openssl x509 -in vch-a/{pem} -noout -text"))
+                .ok()
+                .stdout
+                .contains("Key Encipherment"),
+            "{pem}"
+        );
+    }
+    host.sh("openssl pkey -in vch-a/key.pem -noout -text")
+        .ok()
+        .says("ASN1 OID: prime256v1");
+    // OpenSSL as a client (what docker-py and curl use) with the same pair: a handshake with
+    // an ECDSA certificate on each side, then a request.
+    host.sh("echo | openssl s_client -connect 127.0.0.2:2376 -CAfile vch-a/ca.pem -cert vch-a/cert.pem -key vch-a/key.pem -verify_return_error -brief 2>&1")
+        .ok()
+        .says("Verification: OK")
+        .says("Signature type: ECDSA");
+    host.sh("curl -sS --cacert vch-a/ca.pem --cert vch-a/cert.pem --key vch-a/key.pem https://127.0.0.2:2376/_ping")
+        .ok()
+        .says("OK");
     host.sh("openssl verify -CAfile vch-a/ca.pem -purpose sslserver vch-a/server-cert.pem")
         .ok();
     host.sh("openssl verify -CAfile vch-a/ca.pem -purpose sslclient vch-a/cert.pem")
@@ -97,6 +124,37 @@ fn mutual_tls_is_the_default_and_writes_the_pki() {
         2,
         "{pfx:?}"
     );
+    // The key bag holds the client's EC key as PKCS#8, in the 3DES/SHA-1 form that OpenSSL
+    // also reads with -legacy (what older importers need) ...
+    for legacy in ["", "-legacy"] {
+        host.sh(&format!(
+            "openssl pkcs12 {legacy} -in vch-a/cert.pfx -passin pass:{} -nodes -nocerts | openssl pkey -noout -text",
+            password.trim()
+        ))
+        .ok()
+        .says("ASN1 OID: prime256v1");
+        host.sh(&format!(
+            "openssl pkcs12 {legacy} -in vch-a/cert.pfx -passin pass:{} -info -noout",
+            password.trim()
+        ))
+        .ok()
+        .says("Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC")
+        .says("MAC: sha1");
+    }
+    // ... and that NSS (Chromium's and Firefox's certificate store) imports, key and all.
+    let nss = host.path("nssdb");
+    std::fs::create_dir_all(&nss).unwrap();
+    host.sh(&format!(
+        "certutil -N --empty-password -d sql:{nss} && pk12util -i vch-a/cert.pfx -d sql:{nss} -W {}",
+        password.trim(),
+        nss = nss.display()
+    ))
+    .ok()
+    .says("PKCS12 IMPORT SUCCESSFUL");
+    host.sh(&format!("certutil -K -d sql:{}", nss.display()))
+        .ok()
+        .says("ec ")
+        .says("vch-a client");
 
     // Every request is logged once with the client certificate subject.
     let log = std::fs::read_to_string(host.root().join("vch-a/endpoint.log")).unwrap();

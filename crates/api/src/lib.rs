@@ -9,6 +9,8 @@ mod error;
 mod facts;
 mod host_check;
 mod listener;
+mod metrics;
+pub mod metrics_tokens;
 mod portal;
 mod routes;
 mod service;

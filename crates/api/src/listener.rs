@@ -9,6 +9,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::metrics::Refusal;
 use crate::service::{ConnInfo, State};
 use crate::{AllowedHosts, VchFacts};
 
@@ -134,13 +135,25 @@ impl Endpoint {
     /// Serves until `shutdown` completes. Connections in flight are left to finish on their
     /// own tasks; the process exiting ends them.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        // Accepting runs on a worker of the runtime, not on the thread that awaits `run`
+        // (`block_on`'s): a connection's task then starts on the worker that accepted it
+        // rather than being handed to another thread and woken there (futex calls and a
+        // context switch per connection).
+        let mut accepting = tokio::spawn(self.accept_loop());
+        tokio::select! {
+            _ = shutdown => {}
+            _ = &mut accepting => {}
+        }
+        accepting.abort();
+        // Cancelled: the listener is closed once this returns.
+        let _ = accepting.await;
+        tracing::info!("endpoint stopped accepting connections");
+    }
+
+    async fn accept_loop(self) {
         let failures = Arc::new(HandshakeLog::default());
-        tokio::pin!(shutdown);
         loop {
-            let accepted = tokio::select! {
-                _ = &mut shutdown => break,
-                a = accept(&self.listener, "api") => a,
-            };
+            let accepted = accept(&self.listener, "api").await;
             let Some((stream, remote)) = accepted else {
                 continue;
             };
@@ -153,8 +166,8 @@ impl Endpoint {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             let failures = failures.clone();
+            let metrics = self.state.app.metrics.clone();
             tokio::spawn(async move {
-                let mut stream = stream;
                 let _ = stream.set_nodelay(true);
                 match tls {
                     None => {
@@ -167,31 +180,34 @@ impl Endpoint {
                         serve(stream, state, info).await;
                     }
                     Some(live) => {
-                        if plain_http_on_tls(&mut stream).await {
-                            failures.record(remote, "plain HTTP request on the TLS port");
-                            return;
-                        }
-                        let accepted =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, live.acceptor.accept(stream))
-                                .await;
+                        // Plain HTTP is told apart by the first byte rustls reads, not by a
+                        // peek before the handshake: a system call less per connection.
+                        let accept = live.acceptor.accept(Sniff::new(stream)).into_fallible();
+                        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await;
                         match accepted {
                             Ok(Ok(tls)) => {
                                 let info = client_identity(&tls, remote, live.trust.as_deref());
                                 tracing::debug!(%remote, client = %info.client, role = %info.role, "tls handshake complete");
                                 serve(tls, state, info).await;
                             }
-                            Ok(Err(e)) => {
+                            Ok(Err((_, sniff))) if sniff.plain_http() => {
+                                answer_plain_http(sniff.into_inner()).await;
+                                failures.record(remote, "plain HTTP request on the TLS port");
+                                metrics.handshake_refused("api", Refusal::PlainHttp);
+                            }
+                            Ok(Err((e, _))) => {
                                 failures.record(remote, &e.to_string());
+                                metrics.handshake_refused("api", Refusal::of(&e));
                             }
                             Err(_) => {
                                 failures.record(remote, "handshake timed out");
+                                metrics.handshake_refused("api", Refusal::Timeout);
                             }
                         }
                     }
                 }
             });
         }
-        tracing::info!("endpoint stopped accepting connections");
     }
 }
 
@@ -213,17 +229,125 @@ pub(crate) async fn accept(listener: &TcpListener, what: &str) -> Option<(TcpStr
 pub(crate) async fn plain_http_on_tls(stream: &mut TcpStream) -> bool {
     let mut first = [0u8; 1];
     let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await;
-    // A TLS record starts with 0x16 (handshake); an HTTP request with an upper-case method.
-    if !matches!(peeked, Ok(Ok(1))) || !first[0].is_ascii_uppercase() {
+    if !matches!(peeked, Ok(Ok(1))) || !looks_like_http(first[0]) {
         return false;
     }
+    answer_plain_http(stream).await;
+    true
+}
+
+/// A TLS record starts with its content type (0x14 to 0x18; 0x16 for the ClientHello's
+/// handshake record); an HTTP request with an upper-case method.
+fn looks_like_http(first: u8) -> bool {
+    first.is_ascii_uppercase()
+}
+
+/// Go's answer to plain HTTP on a TLS port, which the docker CLI prints.
+async fn answer_plain_http(mut stream: impl tokio::io::AsyncWrite + Unpin) {
     use tokio::io::AsyncWriteExt as _;
     let _ = stream
         .write_all(
             b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
         )
         .await;
-    true
+}
+
+/// The connection as rustls sees it, noting whether its first byte was an HTTP request's. If
+/// it was, the handshake fails (no TLS record starts so) and what rustls writes (its alert) is
+/// dropped, so that the client reads the plain-HTTP answer alone, as from Go servers.
+struct Sniff<S> {
+    inner: S,
+    /// `None` until the first byte arrives.
+    plain_http: Option<bool>,
+    /// The peer closed its side (a read found the end of the stream).
+    peer_closed: bool,
+}
+
+impl<S> Sniff<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            plain_http: None,
+            peer_closed: false,
+        }
+    }
+
+    fn plain_http(&self) -> bool {
+        self.plain_http == Some(true)
+    }
+
+    fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Sniff<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let room = buf.remaining() > 0;
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        match buf.filled().get(before) {
+            Some(&first) if self.plain_http.is_none() => {
+                self.plain_http = Some(looks_like_http(first));
+            }
+            None if room && matches!(polled, std::task::Poll::Ready(Ok(()))) => {
+                self.peer_closed = true;
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Sniff<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if self.plain_http() {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        if self.plain_http() {
+            return std::task::Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        // A peer that has closed (the docker CLI's last act) makes shutdown(2) fail with
+        // ENOTCONN; closing the socket, which follows, sends the FIN anyway.
+        if self.peer_closed {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 async fn serve<S>(io: S, state: Arc<State>, info: ConnInfo)
@@ -248,8 +372,8 @@ where
 
 /// Who the client is: the subject of its verified certificate (`anonymous` when it
 /// presented none, as server-only TLS allows) and the role its certificate grants.
-fn client_identity(
-    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+fn client_identity<S>(
+    tls: &tokio_rustls::server::TlsStream<S>,
     remote: SocketAddr,
     trust: Option<&vic_pki::ClientTrust>,
 ) -> ConnInfo {
@@ -323,6 +447,43 @@ impl HandshakeLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sniff_tells_plain_http_from_tls_and_drops_what_rustls_answers_to_it() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // Plain HTTP: noted, and writes (rustls' alert) go nowhere.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut sniff = Sniff::new(server);
+        client.write_all(b"GET /_ping HTTP/1.1\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = sniff.read(&mut buf).await.unwrap();
+        assert!(n > 0 && sniff.plain_http());
+        sniff
+            .write_all(b"\x15\x03\x03\x00\x02\x02\x32")
+            .await
+            .unwrap();
+        answer_plain_http(sniff.into_inner()).await;
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.0 400 Bad Request"),
+            "{:?}",
+            &buf[..n]
+        );
+
+        // A TLS record: written through; the peer's close is noted.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut sniff = Sniff::new(server);
+        client.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        let n = sniff.read(&mut buf).await.unwrap();
+        assert!(n == 3 && !sniff.plain_http() && !sniff.peer_closed);
+        sniff.write_all(b"record").await.unwrap();
+        let n = client.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"record");
+        drop(client);
+        assert_eq!(sniff.read(&mut buf).await.unwrap(), 0);
+        assert!(sniff.peer_closed);
+        sniff.shutdown().await.unwrap();
+    }
 
     #[test]
     fn handshake_failures_are_rate_limited() {

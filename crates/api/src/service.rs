@@ -77,7 +77,13 @@ impl State {
         allowed_hosts: Option<AllowedHosts>,
         tls: Option<crate::listener::LiveTls>,
     ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let counted = metrics.clone();
+        images.observe_pulls(Arc::new(move |registry, outcome| {
+            counted.pull(registry, outcome);
+        }));
         let app = Arc::new(crate::routes::AppState {
+            metrics,
             facts: std::sync::RwLock::new(facts),
             images,
             volumes: containers.volumes().clone(),
@@ -316,11 +322,20 @@ pub(crate) async fn handle(
     h.insert(OSTYPE_HEADER, HeaderValue::from_static("linux"));
     h.insert(EXPERIMENTAL_HEADER, HeaderValue::from_static("false"));
     h.insert(header::SERVER, SERVER.clone());
+    let elapsed = start.elapsed();
+    let operation = match resp.extensions().get::<axum::extract::MatchedPath>() {
+        Some(m) => crate::metrics::operation(method.as_str(), m.as_str(), &path),
+        None => crate::metrics::NO_OPERATION.to_owned(),
+    };
+    state
+        .app
+        .metrics
+        .request(&operation, resp.status().as_u16(), elapsed);
     tracing::info!(
         %method,
         path,
         status = resp.status().as_u16(),
-        duration_us = start.elapsed().as_micros() as u64,
+        duration_us = elapsed.as_micros() as u64,
         client = %info.client,
         role = %info.role,
         remote = %info.remote,

@@ -36,7 +36,8 @@ pub use error::{
 };
 pub use events::{Event, EventBus};
 pub use images::{
-    ChangeError, HistoryEntry, ImageRecipe, ImageService, ImageSummary, PullEvent, Removed,
+    ChangeError, HistoryEntry, ImageRecipe, ImageService, ImageSummary, PullEvent, PullObserver,
+    PullOutcome, Removed,
 };
 pub use mounts::{MountRecord, MountRequest, MountType};
 pub use network_config::BridgeOptions;

@@ -13,6 +13,8 @@ use vic_registry::RegistryPattern;
     about = "Deploy and manage virtual container hosts (VCHs): secured Docker API endpoints"
 )]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) remote: crate::remote::RemoteArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -38,6 +40,11 @@ pub(crate) enum Command {
     Restart(LifecycleArgs),
     /// Delete VCH and associated resources (the certificate folder is kept)
     Delete(DeleteArgs),
+    /// Show a VCH endpoint's own log (across its rotated files)
+    Logs(crate::commands::logs::LogsArgs),
+    /// A VCH's metrics (https://VCH:2378/metrics): bearer tokens for scrapers
+    #[command(subcommand)]
+    Metrics(crate::commands::metrics::MetricsCommand),
     /// Show VIC version information
     Version,
     /// Print a shell completion script (bash: `source <(vic-machine completion bash)`)
@@ -55,6 +62,24 @@ pub(crate) enum CertCommand {
     Ls(CertLsArgs),
     /// Revoke a client certificate: refused at the handshake from now on
     Revoke(CertRevokeArgs),
+    /// Record a client certificate signed elsewhere by the VCH's CA (`cert issue --target`)
+    #[command(hide = true)]
+    Record(CertRecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertRecordArgs {
+    #[command(flatten)]
+    pub(crate) vch: VchArgs,
+    /// Whose certificate it is
+    #[arg(long)]
+    pub(crate) user: String,
+    /// The certificate (PEM or DER)
+    #[arg(long)]
+    pub(crate) cert: PathBuf,
+    /// It was issued read-only
+    #[arg(long)]
+    pub(crate) read_only: bool,
 }
 
 /// Which VCH a command is about: its name and the state root that holds it.
@@ -117,9 +142,13 @@ pub(crate) struct CertIssueArgs {
     /// Lifetime in days
     #[arg(long, default_value_t = vic_pki::LEAF_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub(crate) certificate_validity_days: u32,
-    /// Size of the RSA key: 2048, 3072 or 4096
-    #[arg(long, visible_alias = "ksz", default_value_t = 2048)]
-    pub(crate) certificate_key_size: u32,
+    /// Key type: ecdsa-p256 or rsa. Default: the type the VCH's certificates were
+    /// generated with
+    #[arg(long, value_parser = ["ecdsa-p256", "rsa"])]
+    pub(crate) certificate_key_type: Option<String>,
+    /// Size of an RSA key: 2048, 3072 or 4096; given alone it means an RSA key
+    #[arg(long, visible_alias = "ksz")]
+    pub(crate) certificate_key_size: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -168,9 +197,10 @@ pub(crate) struct CreateArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(8..=30))]
     pub(crate) bridge_network_width: u8,
     /// The OCI runtime that runs this VCH's containers: runc, crun, or runsc (gVisor: each
-    /// container behind its own user-space kernel, nearest to VIC's containerVMs)
-    #[arg(long, default_value = "runc", value_parser = ["runc", "crun", "runsc"])]
-    pub(crate) container_runtime: String,
+    /// container behind its own user-space kernel, nearest to VIC's containerVMs). Default:
+    /// crun where it is installed and can run containers on this host, else runc
+    #[arg(long, value_parser = ["runc", "crun", "runsc"])]
+    pub(crate) container_runtime: Option<String>,
     /// Common Name of the generated server certificate; clients connect with this name
     #[arg(long)]
     pub(crate) tls_cname: Option<String>,
@@ -197,9 +227,15 @@ pub(crate) struct CreateArgs {
     /// events (GET and HEAD requests); anything else gets 403 (repeatable)
     #[arg(long)]
     pub(crate) tls_ca_readonly: Vec<PathBuf>,
-    /// Size of the RSA keys of generated certificates: 2048, 3072 or 4096
-    #[arg(long, visible_alias = "ksz", default_value_t = 2048)]
-    pub(crate) certificate_key_size: u32,
+    /// Key type of generated certificates: ecdsa-p256 (the default; a new TLS connection
+    /// costs the VCH a fraction of what RSA costs) or rsa (VIC's: RSA-2048 unless
+    /// --certificate-key-size says otherwise)
+    #[arg(long, value_parser = ["ecdsa-p256", "rsa"])]
+    pub(crate) certificate_key_type: Option<String>,
+    /// Size of the RSA keys of generated certificates: 2048, 3072 or 4096. Given alone it
+    /// means RSA keys, as with VIC (without it: ECDSA P-256)
+    #[arg(long, visible_alias = "ksz")]
+    pub(crate) certificate_key_size: Option<u32>,
     /// Lifetime in days of the generated server and client certificates (the CA lives ten
     /// years, or longer if this is longer)
     #[arg(long, default_value_t = vic_pki::LEAF_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
@@ -577,7 +613,8 @@ mod tests {
         };
         assert!(c.no_tlsverify);
         assert_eq!(c.tls_ca.len(), 2);
-        assert_eq!(c.certificate_key_size, 4096);
+        assert_eq!(c.certificate_key_size, Some(4096));
+        assert_eq!(c.certificate_key_type, None);
         assert!(
             Cli::try_parse_from(["vic-machine", "create", "--no-tls", "--tls-cname", "x"]).is_err()
         );

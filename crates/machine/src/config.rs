@@ -63,7 +63,12 @@ pub(crate) struct CreateOptions {
     pub(crate) tls_ca: Vec<PathBuf>,
     #[serde(default)]
     pub(crate) tls_ca_readonly: Vec<PathBuf>,
+    /// The bits of the generated keys (256 for ECDSA P-256).
     pub(crate) certificate_key_size: u32,
+    /// The type of the generated keys: `ecdsa-p256` or `rsa`. VCHs made before there was a
+    /// choice have RSA keys and no such field.
+    #[serde(default = "rsa_key_type")]
+    pub(crate) certificate_key_type: String,
     #[serde(default = "default_validity_days")]
     pub(crate) certificate_validity_days: u32,
     pub(crate) organization: Vec<String>,
@@ -72,6 +77,23 @@ pub(crate) struct CreateOptions {
     pub(crate) no_user_namespace: bool,
     #[serde(default)]
     pub(crate) allow_privileged: bool,
+}
+
+fn rsa_key_type() -> String {
+    vic_pki::KEY_TYPE_RSA.to_owned()
+}
+
+impl CreateOptions {
+    /// The key type and size the VCH's certificates were generated with: what renewals and
+    /// `cert issue` keep making.
+    pub(crate) fn key_size(&self) -> vic_pki::KeySize {
+        if self.certificate_key_type == vic_pki::KEY_TYPE_ECDSA {
+            vic_pki::KeySize::EcP256
+        } else {
+            vic_pki::KeySize::from_bits(self.certificate_key_size)
+                .unwrap_or(vic_pki::KeySize::Rsa2048)
+        }
+    }
 }
 
 /// The VCH-wide default rotation of containers' logs.
@@ -211,6 +233,8 @@ fn default_validity_days() -> u32 {
     vic_pki::LEAF_DAYS
 }
 
+/// A config.json without the field comes from before `--container-runtime`, when every VCH
+/// ran runc: it keeps runc, whatever `create` would choose today.
 fn default_runtime() -> String {
     "runc".to_owned()
 }
@@ -434,5 +458,22 @@ mod tests {
         );
         drop(first);
         assert!(paths.lock_for_change().is_ok());
+    }
+
+    #[test]
+    fn vchs_made_before_the_key_type_keep_rsa() {
+        let old = r#"{"tls_cname":null,"tls_cert_path":"/c","no_tlsverify":false,"no_tls":false,
+            "tls_server_cert":null,"tls_server_key":null,"tls_ca":[],
+            "certificate_key_size":4096,"organization":[],"client_network_ip":null}"#;
+        let o: CreateOptions = serde_json::from_str(old).unwrap();
+        assert_eq!(o.key_size(), vic_pki::KeySize::Rsa4096);
+        let new = CreateOptions {
+            certificate_key_size: 256,
+            certificate_key_type: vic_pki::KEY_TYPE_ECDSA.into(),
+            ..o
+        };
+        let back: CreateOptions =
+            serde_json::from_str(&serde_json::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back.key_size(), vic_pki::KeySize::EcP256);
     }
 }

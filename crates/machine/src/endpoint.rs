@@ -13,25 +13,31 @@ use crate::commands::absolute;
 use crate::config::{TlsLevel, VchConfig, VchPaths};
 use crate::error::{Error, Result};
 
-fn init_tracing(log: &std::path::Path) {
+/// Sets up the log; the guard returned writes its waiting lines when dropped (keep it until
+/// the endpoint stops).
+fn init_tracing(log: &std::path::Path) -> Option<crate::endpoint_log::Flush> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);
-    // Each line is one write(2) on stderr (endpoint.log, opened for appending), with no lock:
-    // std's stderr puts every writer behind one mutex, and the request log writes a line per
-    // API request. One write appends a whole line; lines never interleave. When stderr is
-    // endpoint.log, the writer also rotates it by size.
-    let _ = match crate::endpoint_log::RotatingLog::for_stderr(log) {
-        Some(rotating) => fmt.with_writer(Arc::new(rotating)).try_init(),
-        None => match std::io::stderr().as_fd().try_clone_to_owned() {
-            Ok(fd) => fmt
-                .with_writer(Arc::new(std::fs::File::from(fd)))
-                .try_init(),
-            Err(_) => fmt.with_writer(std::io::stderr).try_init(),
-        },
+    // When stderr is endpoint.log, lines are batched (a write(2) per request was a good part
+    // of a request's CPU) and the file rotated by size: crate::endpoint_log. Otherwise each
+    // line is one write(2) on stderr with no lock: std's stderr puts every writer behind one
+    // mutex. One write appends whole lines; lines never interleave.
+    if let Some(batched) =
+        crate::endpoint_log::RotatingLog::for_stderr(log).and_then(|rotating| rotating.start().ok())
+    {
+        let guard = batched.flush_guard();
+        return fmt.with_writer(batched).try_init().is_ok().then_some(guard);
+    }
+    let _ = match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => fmt
+            .with_writer(Arc::new(std::fs::File::from(fd)))
+            .try_init(),
+        Err(_) => fmt.with_writer(std::io::stderr).try_init(),
     };
+    None
 }
 
 /// The VCH's server certificate chain and key, as the endpoint and the portal serve them.
@@ -169,6 +175,26 @@ fn cgroup_refusal(name: &str, v2_controllers: &str) -> Option<String> {
                 .join("; ")
         )
     })
+}
+
+/// The runtime a new VCH gets without `--container-runtime`: crun where it is installed and
+/// can run containers on this host (its start and delete cost a third of runc's, whose Go
+/// start dominates a `docker run`: BENCHMARKS.md, issue 22), else runc; with why crun was
+/// passed over, for `create` to say.
+pub(crate) fn default_runtime() -> (&'static str, Option<String>) {
+    let found = runtime_binary("crun").is_ok();
+    pick_default(found, found.then(|| runtime_unusable("crun")).flatten())
+}
+
+fn pick_default(crun_found: bool, crun_refusal: Option<String>) -> (&'static str, Option<String>) {
+    match (crun_found, crun_refusal) {
+        (false, _) => (
+            "runc",
+            Some("crun is not installed on this host".to_owned()),
+        ),
+        (true, Some(why)) => ("runc", Some(why)),
+        (true, None) => ("crun", None),
+    }
 }
 
 /// Where the OCI runtime `name` (runc, crun, runsc) is installed.
@@ -367,7 +393,7 @@ async fn reload_on_hangup(
 pub(crate) fn run(args: EndpointArgs) -> Result<()> {
     let root = absolute(&args.root.root)?;
     let paths = VchPaths::new(&root, &args.name);
-    init_tracing(&paths.log());
+    let _log = init_tracing(&paths.log());
     let cfg = VchConfig::load(&paths)?;
     vic_pki::install_crypto_provider();
     let containment = cfg.containment()?;
@@ -528,6 +554,16 @@ pub(crate) fn run(args: EndpointArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crun_is_the_default_only_where_it_can_run() {
+        assert_eq!(pick_default(true, None), ("crun", None));
+        let (name, why) = pick_default(false, None);
+        assert_eq!(name, "runc");
+        assert!(why.unwrap_or_default().contains("not installed"));
+        let hybrid = cgroup_refusal("crun", "hugetlb");
+        assert_eq!(pick_default(true, hybrid.clone()), ("runc", hybrid));
+    }
 
     #[test]
     fn crun_on_a_hybrid_host_is_refused_with_the_fix() {

@@ -14,6 +14,7 @@ mod host;
 mod output;
 mod ping;
 mod process;
+mod remote;
 mod rotate;
 mod subids;
 mod systemd;
@@ -30,6 +31,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = Out::new();
     vic_pki::install_crypto_provider();
+    if cli.remote.target.is_some() {
+        return remote::run(cli, &mut out);
+    }
     let (name, result) = match cli.command {
         Command::Create(args) => ("create", commands::create::run(*args, &mut out)),
         Command::Ls(args) => ("ls", commands::ls::run(args, &mut out)),
@@ -42,6 +46,9 @@ fn main() -> ExitCode {
         Command::Cert(CertCommand::Revoke(args)) => {
             ("cert revoke", commands::cert::revoke(args, &mut out))
         }
+        Command::Cert(CertCommand::Record(args)) => {
+            ("cert record", commands::cert::record(args, &mut out))
+        }
         Command::Start(args) => ("start", commands::lifecycle::start(args, &mut out)),
         Command::Stop(args) => ("stop", commands::lifecycle::stop(args, &mut out)),
         Command::Restart(args) => ("restart", commands::lifecycle::restart(args, &mut out)),
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
             ("version", Ok(()))
         }
         Command::Completion(args) => ("completion", completion(args.shell)),
+        Command::Logs(args) => ("logs", commands::logs::run(args)),
+        Command::Metrics(cmd) => commands::metrics::run(cmd, &mut out),
         Command::Endpoint(args) => ("endpoint", endpoint::run(args)),
     };
     match result {

@@ -62,6 +62,29 @@ impl Out {
         Ok(())
     }
 
+    /// Rows under a header, in columns as wide as their widest cell.
+    pub(crate) fn table<const N: usize>(&mut self, header: &[&str; N], rows: &[[String; N]]) {
+        let mut widths = header.map(str::len);
+        for r in rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: &mut dyn Iterator<Item = &str>| {
+            cells
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_owned()
+        };
+        self.info(line(&mut header.iter().copied()));
+        for r in rows {
+            self.info(line(&mut r.iter().map(String::as_str)));
+        }
+    }
+
     /// An empty line.
     pub(crate) fn blank(&mut self) {
         self.info("");

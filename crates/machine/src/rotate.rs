@@ -22,6 +22,81 @@ struct NewServer {
     self_signed: bool,
     /// `None`: generated, and written into the cert folder too.
     custom_files: Option<(PathBuf, Option<PathBuf>)>,
+    /// The cert folder's `ca.pem` to replace, when it did not issue a custom certificate.
+    ca_file: Option<CaFileUpdate>,
+}
+
+/// A custom server certificate from a CA that the cert folder's `ca.pem` (what the printed
+/// environment verifies the VCH with) is not: `ca.pem` becomes the certificate's issuing
+/// chain, as at create, and a generated client CA there moves to `client-ca.pem`.
+struct CaFileUpdate {
+    issuers_pem: String,
+    /// `ca.pem` is the generated CA (its key is beside it): kept as `client-ca.pem`.
+    move_own_ca: bool,
+}
+
+/// What `ca.pem` in `cert_path` must become for clients to verify `chain` (leaf first), if
+/// anything. When the chain does not say what issued it, `ca.pem` is left and the
+/// administrator warned: clients may trust that issuer by other means (a corporate CA in the
+/// system's store), which is theirs to know.
+fn ca_file_update(
+    cert_path: &std::path::Path,
+    chain: &[CertificateDer<'static>],
+    given: &std::path::Path,
+    out: &mut Out,
+) -> Result<Option<CaFileUpdate>> {
+    let ca_file = cert_path.join("ca.pem");
+    if !ca_file.is_file() {
+        // Nothing printed points at it: the clients' trust is the administrator's own.
+        return Ok(None);
+    }
+    let current = load_cas(&ca_file)?;
+    let verified_now = vic_pki::issuing_chain(&chain[..chain.len().min(1)], &current)
+        .is_some_and(|issuers| issuers.iter().all(|c| current.contains(c)));
+    if verified_now {
+        return Ok(None);
+    }
+    let Some(issuers) = vic_pki::issuing_chain(chain, &[]) else {
+        out.warn(format!(
+            "the issuer of the server certificate {} is unknown here, and the printed environment verifies the VCH with {}, which did not issue it: clients need the CA that did (to have {} hold it, give the chain after the certificate in the same file, leaf first, e.g. cat server-cert.pem issuing-ca.pem > chain.pem)",
+            given.display(),
+            ca_file.display(),
+            ca_file.display()
+        ));
+        return Ok(None);
+    };
+    let own_key = cert_path.join("ca-key.pem").is_file();
+    let taken = ["client-ca.pem", "client-ca-key.pem"]
+        .iter()
+        .find(|f| cert_path.join(f).exists());
+    if let (true, Some(f)) = (own_key, taken) {
+        return Err(Error::Failed(format!(
+            "{} would be replaced by the server certificate's issuing chain, and the CA it holds (with ca-key.pem) cannot move to {} which exists already: move one of them away first",
+            ca_file.display(),
+            cert_path.join(f).display()
+        )));
+    }
+    Ok(Some(CaFileUpdate {
+        issuers_pem: certs::chain_pem(&issuers),
+        move_own_ca: own_key,
+    }))
+}
+
+/// Renames the generated CA in `cert_path` (`ca.pem`, `ca-key.pem`) to `client-ca.pem` and
+/// `client-ca-key.pem`: the key first, put back if the certificate cannot follow, so that the
+/// folder always holds the key beside its certificate under one pair of names.
+fn move_own_ca(cert_path: &std::path::Path) -> Result<()> {
+    let (key, new_key) = (
+        cert_path.join("ca-key.pem"),
+        cert_path.join("client-ca-key.pem"),
+    );
+    let (cert, new_cert) = (cert_path.join("ca.pem"), cert_path.join("client-ca.pem"));
+    std::fs::rename(&key, &new_key).map_err(Error::io("cannot move", &key))?;
+    if let Err(e) = std::fs::rename(&cert, &new_cert) {
+        let _ = std::fs::rename(&new_key, &key);
+        return Err(Error::io("cannot move", &cert)(e));
+    }
+    Ok(())
 }
 
 /// What `configure` will change, fully validated.
@@ -57,6 +132,16 @@ fn now() -> i64 {
 }
 
 /// Checks every requested certificate change against the VCH as it is.
+/// The type of the key in `path` when it is one vic-machine makes, else `fallback`: a renewed
+/// pair keeps its key's type (a certificate folder that a later `create` reused may hold RSA
+/// keys while that VCH's recorded choice is the default).
+fn kept_key_type(path: &std::path::Path, fallback: vic_pki::KeySize) -> vic_pki::KeySize {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|pem| vic_pki::KeySize::of_key_pem(&pem))
+        .unwrap_or(fallback)
+}
+
 pub(crate) fn plan(
     args: &ConfigureTlsArgs,
     cfg: &VchConfig,
@@ -75,8 +160,9 @@ pub(crate) fn plan(
     } else {
         cfg.tls
     };
-    let key_size = vic_pki::KeySize::from_bits(cfg.options.certificate_key_size)
-        .unwrap_or(vic_pki::KeySize::Rsa2048);
+    // Regenerated keys keep the type of the key they replace, else the one the VCH was made
+    // with (RSA for VCHs made before ECDSA became the default); a renewed CA keeps its key.
+    let key_size = cfg.options.key_size();
     let days = args
         .certificate_validity_days
         .unwrap_or(cfg.options.certificate_validity_days);
@@ -181,6 +267,7 @@ pub(crate) fn plan(
                 key_pem: certs::key_pem(&checked.key),
                 self_signed: false,
                 custom_files: Some((cert.clone(), key.clone())),
+                ca_file: ca_file_update(&cfg.cert_path, &checked.chain, cert, out)?,
             })
         }
         (None, Some(_)) => {
@@ -202,7 +289,7 @@ pub(crate) fn plan(
                 &names,
                 orgs,
                 days,
-                key_size,
+                kept_key_type(&paths.server_key(), key_size),
                 &key_path,
                 out,
             )?;
@@ -211,6 +298,7 @@ pub(crate) fn plan(
                 key_pem: pair.key_pem,
                 self_signed,
                 custom_files: None,
+                ca_file: None,
             })
         }
         (None, None) => None,
@@ -226,7 +314,7 @@ pub(crate) fn plan(
             Some(vic_pki::generate_client(
                 signer,
                 &certs::default_client_profile(&cfg.name, &cfg.orgs(), days),
-                key_size,
+                kept_key_type(&cfg.cert_path.join("key.pem"), key_size),
             )?)
         }
         _ => None,
@@ -270,6 +358,24 @@ impl TlsPlan {
         }
         match &self.server {
             Some(server) => {
+                // The folder's CA files first: a failure here leaves the VCH as it was.
+                if let Some(update) = &server.ca_file {
+                    let ca_file = cert_path.join("ca.pem");
+                    if update.move_own_ca {
+                        move_own_ca(&cert_path)?;
+                        out.info(format!(
+                            "Moved the generated client CA to {} (its key to {})",
+                            cert_path.join("client-ca.pem").display(),
+                            cert_path.join("client-ca-key.pem").display()
+                        ));
+                    }
+                    vic_pki::write_public(&ca_file, update.issuers_pem.as_bytes())?;
+                    out.info(format!(
+                        "Wrote the server certificate's issuing chain to {} (what clients verify the VCH with)",
+                        ca_file.display()
+                    ));
+                    cfg.client_ca = Some(ca_file);
+                }
                 if server.custom_files.is_none() {
                     vic_pki::create_private_dir(&cert_path)?;
                     vic_pki::write_public(

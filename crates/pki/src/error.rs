@@ -88,16 +88,23 @@ pub enum PkiError {
         name: String,
         covered: String,
     },
-    /// The certificate restricts key usage and leaves out usages a VCH server needs.
+    /// The certificate restricts key usage and leaves out usages a VCH server needs (they
+    /// depend on its key: `key` is "an RSA" or "an EC").
     #[error(
-        "server certificate {} lacks key usage {missing} (it allows: {present}); a VCH server certificate needs DigitalSignature, KeyEncipherment and KeyAgreement: reissue it with keyUsage = digitalSignature, keyEncipherment, keyAgreement",
+        "server certificate {} lacks key usage {missing} (it allows: {present}); a VCH server certificate with {key} key needs {needs}: reissue it with keyUsage = {fix}",
         path.display()
     )]
     MissingKeyUsage {
         path: PathBuf,
         missing: String,
         present: String,
+        key: &'static str,
+        needs: &'static str,
+        fix: &'static str,
     },
+    /// `--certificate-key-type` and `--certificate-key-size` ask for no key vic-machine makes.
+    #[error("{reason}")]
+    KeyChoice { reason: String },
     /// The certificate's extended key usage does not include the one needed.
     #[error(
         "certificate {} is not valid for {purpose}: its extended key usage lacks {eku} (it allows: {present}); reissue it with extendedKeyUsage = {eku}",

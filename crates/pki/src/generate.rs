@@ -5,7 +5,8 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
-use crate::{HostName, PkiError};
+use crate::key::leaf_key_usages;
+use crate::{HostName, NewKey, PkiError};
 
 /// How long generated certificates live by default (`--certificate-validity-days` changes
 /// it): the CA ten years, leaves 825 days (the longest that Apple platforms accept for TLS
@@ -14,98 +15,6 @@ pub const CA_DAYS: u32 = 3650;
 pub const LEAF_DAYS: u32 = 825;
 /// Backdating absorbs clock drift between the admin's machine and clients (VIC: one day).
 const BACKDATE: Duration = Duration::days(1);
-
-/// The key algorithm of generated certificates (`--certificate-key-size`: RSA bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySize {
-    /// RSA 2048 (VIC's default).
-    Rsa2048,
-    /// RSA 3072.
-    Rsa3072,
-    /// RSA 4096.
-    Rsa4096,
-    /// ECDSA P-256 (fast; used by tests).
-    EcP256,
-}
-
-impl KeySize {
-    /// Maps `--certificate-key-size` bits to a key size.
-    pub fn from_bits(bits: u32) -> Option<Self> {
-        match bits {
-            2048 => Some(Self::Rsa2048),
-            3072 => Some(Self::Rsa3072),
-            4096 => Some(Self::Rsa4096),
-            _ => None,
-        }
-    }
-
-    fn generate(self) -> Result<KeyPair, PkiError> {
-        use rcgen::RsaKeySize;
-        let gen_err = |e: rcgen::Error| PkiError::Generate {
-            what: "key",
-            reason: e.to_string(),
-        };
-        let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size).map_err(gen_err);
-        match self {
-            Self::Rsa2048 => rsa(RsaKeySize::_2048),
-            Self::Rsa3072 => rsa(RsaKeySize::_3072),
-            Self::Rsa4096 => rsa(RsaKeySize::_4096),
-            Self::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err),
-        }
-    }
-}
-
-/// The key of a certificate about to be generated: made on demand from a [`KeySize`], or
-/// made ahead of time (see [`NewKey::generate_many`]).
-pub enum NewKey {
-    /// Generate when needed.
-    Size(KeySize),
-    /// Already generated.
-    Ready(KeyPair),
-}
-
-impl std::fmt::Debug for NewKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Size(s) => write!(f, "NewKey::Size({s:?})"),
-            Self::Ready(_) => f.write_str("NewKey::Ready(..)"),
-        }
-    }
-}
-
-impl From<KeySize> for NewKey {
-    fn from(size: KeySize) -> Self {
-        Self::Size(size)
-    }
-}
-
-impl NewKey {
-    /// Generates `n` keys on parallel threads: RSA key generation is most of `create`'s time.
-    pub fn generate_many(size: KeySize, n: usize) -> Result<Vec<NewKey>, PkiError> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..n)
-                .map(|_| scope.spawn(move || size.generate()))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
-                    Ok(key) => key.map(NewKey::Ready),
-                    Err(_) => Err(PkiError::Generate {
-                        what: "key",
-                        reason: "key generation thread panicked".into(),
-                    }),
-                })
-                .collect()
-        })
-    }
-
-    fn into_key(self) -> Result<KeyPair, PkiError> {
-        match self {
-            Self::Size(size) => size.generate(),
-            Self::Ready(key) => Ok(key),
-        }
-    }
-}
 
 /// A generated certificate and its private key.
 pub struct GeneratedPair {
@@ -338,11 +247,6 @@ fn server_params(
         }
     }
     params.subject_alt_names = sans;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyAgreement,
-    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     Ok(params)
 }
@@ -362,12 +266,10 @@ pub fn generate_server(
         Some(_) => "server certificate",
         None => "self-signed server certificate",
     };
-    finish(
-        what,
-        server_params(cname, names, orgs, days)?,
-        key.into().into_key()?,
-        ca,
-    )
+    let key = key.into().into_key()?;
+    let mut params = server_params(cname, names, orgs, days)?;
+    params.key_usages = leaf_key_usages(&key);
+    finish(what, params, key, ca)
 }
 
 /// Who a client certificate is for.
@@ -412,18 +314,10 @@ pub fn generate_client(
             .distinguished_name
             .push(DnType::OrganizationalUnitName, crate::READ_ONLY_OU);
     }
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-        KeyUsagePurpose::KeyAgreement,
-    ];
+    let key = key.into().into_key()?;
+    params.key_usages = leaf_key_usages(&key);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    finish(
-        "client certificate",
-        params,
-        key.into().into_key()?,
-        Some(ca),
-    )
+    finish("client certificate", params, key, Some(ca))
 }
 
 /// Builds `cert.pfx`: the client key, its certificate and the CA, encrypted with 3DES and a
@@ -468,6 +362,7 @@ fn nix_free_hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::KeySize;
 
     #[test]
     fn ca_subjects_are_unique() {
@@ -505,8 +400,9 @@ mod tests {
         )
         .unwrap();
         let (_, c) = x509_parser::parse_x509_certificate(s.cert_der.as_ref()).unwrap();
+        // An EC key only signs: digitalSignature, never keyEncipherment (RFC 5480).
         let ku = c.key_usage().unwrap().unwrap().value;
-        assert!(ku.digital_signature() && ku.key_encipherment() && ku.key_agreement());
+        assert!(ku.digital_signature() && !ku.key_encipherment() && !ku.key_agreement());
         let eku = c.extended_key_usage().unwrap().unwrap().value;
         assert!(eku.server_auth && !eku.client_auth);
         assert_eq!(
@@ -571,5 +467,28 @@ mod tests {
         assert_eq!(KeySize::from_bits(1024), None);
         let ca = generate_ca("v", &[], CA_DAYS, KeySize::Rsa2048).unwrap();
         assert!(ca.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        // RSA leaves keep VIC's key usages, whatever key signed them.
+        let ec_ca = generate_ca("v", &[], CA_DAYS, KeySize::EcP256).unwrap();
+        for signer in [ca.signer().unwrap(), ec_ca.signer().unwrap()] {
+            let client =
+                generate_client(&signer, &ClientProfile::new("a"), KeySize::Rsa2048).unwrap();
+            let (_, c) = x509_parser::parse_x509_certificate(client.cert_der.as_ref()).unwrap();
+            let ku = c.key_usage().unwrap().unwrap().value;
+            assert!(ku.digital_signature() && ku.key_encipherment() && ku.key_agreement());
+        }
+    }
+
+    #[test]
+    fn renewing_keeps_the_key_and_its_type() {
+        for size in [KeySize::Rsa2048, KeySize::EcP256] {
+            let ca = generate_ca("v", &[], 2, size).unwrap();
+            let renewed = renew_ca(&ca.cert_der, &ca.key_pem, CA_DAYS).unwrap();
+            assert_eq!(renewed.key_pem, ca.key_pem, "{size}");
+            let spki = |d: &CertificateDer<'_>| {
+                let (_, c) = x509_parser::parse_x509_certificate(d.as_ref()).unwrap();
+                c.public_key().raw.to_vec()
+            };
+            assert_eq!(spki(&renewed.cert_der), spki(&ca.cert_der), "{size}");
+        }
     }
 }

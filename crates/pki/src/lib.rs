@@ -10,6 +10,7 @@ mod files;
 mod generate;
 mod inspect;
 mod issuer;
+mod key;
 mod load;
 mod name;
 mod password;
@@ -20,14 +21,15 @@ mod validate;
 pub use error::PkiError;
 pub use files::{create_private_dir, write_atomic, write_private, write_public};
 pub use generate::{
-    CA_DAYS, CaSigner, ClientProfile, GeneratedPair, KeySize, LEAF_DAYS, NewKey, generate_ca,
-    generate_client, generate_server, pfx_bundle, random_hex, renew_ca,
+    CA_DAYS, CaSigner, ClientProfile, GeneratedPair, LEAF_DAYS, generate_ca, generate_client,
+    generate_server, pfx_bundle, random_hex, renew_ca,
 };
 pub use inspect::{
     CertSummary, EXPIRY_WARNING_DAYS, ExpiryNotice, days_left, expiring, expiry_notice,
     format_time, summarize,
 };
 pub use issuer::{issuing_chain, signed_by};
+pub use key::{KEY_TYPE_ECDSA, KEY_TYPE_RSA, KeySize, NewKey};
 pub use load::{Bundle, load_bundle, parse_bundle};
 pub use name::{HostName, covers};
 pub use password::{generate_password, hash_password, verify_password};

@@ -163,6 +163,20 @@ pub struct ClientTrust {
     /// chain verification and two certificate parses. A new trust (any change of CAs or of
     /// the deny list) starts empty.
     known: std::sync::Mutex<HashMap<String, Known>>,
+    /// Leaves (sent without intermediates) whose chain to a trusted CA verified, by SHA-256 of
+    /// their DER, with their validity window: a new connection of the same client is checked
+    /// for its time and revocation again, not for its CA's signature, which cannot have
+    /// changed (the same bytes under the same, immutable set of CAs). That signature check
+    /// is one of the two ECDSA verifications of each full handshake of a docker CLI; the
+    /// other, the client's CertificateVerify (possession of the key), is made every time.
+    verified: std::sync::Mutex<HashMap<[u8; 32], Window>>,
+}
+
+/// A certificate's validity, Unix seconds.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    not_before: i64,
+    not_after: i64,
 }
 
 /// A verified client, as a connection carries it.
@@ -231,6 +245,7 @@ impl ClientTrust {
             read_only_count: read_only.len(),
             read_only_cas: read_only.to_vec(),
             known: std::sync::Mutex::default(),
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -302,6 +317,43 @@ impl ClientTrust {
 }
 
 impl ClientTrust {
+    /// webpki's verification of the client's chain, remembered for a leaf sent alone (see
+    /// `verified`); a leaf with intermediates is verified every time.
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if !intermediates.is_empty() {
+            return self.any.verify_client_cert(end_entity, intermediates, now);
+        }
+        let key: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        let secs = now.as_secs() as i64;
+        let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = cache.get(&key)
+            && w.not_before <= secs
+            && secs <= w.not_after
+        {
+            return Ok(ClientCertVerified::assertion());
+        }
+        // Outside its window (or unknown): webpki decides, and says why it refuses.
+        drop(cache);
+        let verified = self.any.verify_client_cert(end_entity, &[], now)?;
+        if let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity.as_ref()) {
+            let window = Window {
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
+            };
+            let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= KNOWN_MAX {
+                cache.clear();
+            }
+            cache.insert(key, window);
+        }
+        Ok(verified)
+    }
+
     /// Whether a read-only CA signed `leaf`, or any certificate of `rest` that leads from it
     /// upwards (each found by issuer name and checked by signature, so that a certificate
     /// slipped into the chain cannot hide the read-only step).
@@ -368,9 +420,7 @@ impl ClientCertVerifier for ClientTrust {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
-            .any
-            .verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self.verify_chain(end_entity, intermediates, now)?;
         if self.revoked.is_revoked(end_entity.as_ref()) {
             let subject = crate::summarize(end_entity)
                 .map(|s| s.subject)
@@ -411,154 +461,4 @@ impl ClientCertVerifier for ClientTrust {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{KeySize, generate_ca, generate_client};
-
-    fn der(p: &crate::GeneratedPair) -> CertificateDer<'static> {
-        p.cert_der.clone()
-    }
-
-    #[test]
-    fn roles_follow_the_ca_and_the_marker() {
-        let full_ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        let ro_ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        let trust = ClientTrust::new(
-            &[der(&full_ca)],
-            &[der(&ro_ca)],
-            Revocations::default(),
-            false,
-        )
-        .unwrap();
-        let admin = generate_client(
-            &full_ca.signer().unwrap(),
-            &crate::ClientProfile::new("admin"),
-            KeySize::EcP256,
-        )
-        .unwrap();
-        let viewer = generate_client(
-            &ro_ca.signer().unwrap(),
-            &crate::ClientProfile::new("viewer"),
-            KeySize::EcP256,
-        )
-        .unwrap();
-        let mut marked = crate::ClientProfile::new("auditor");
-        marked.read_only = true;
-        let auditor =
-            generate_client(&full_ca.signer().unwrap(), &marked, KeySize::EcP256).unwrap();
-        assert_eq!(trust.role(&[der(&admin)]), Role::Full);
-        assert_eq!(trust.role(&[der(&viewer)]), Role::ReadOnly);
-        assert_eq!(trust.role(&[der(&auditor)]), Role::ReadOnly);
-        assert_eq!(trust.role(&[]), Role::ReadOnly);
-        // Identified once, then remembered: the same answer, with the subject and identity.
-        for _ in 0..2 {
-            let who = trust.identify(&[der(&viewer)]).expect("a certificate");
-            assert_eq!(who.role, Role::ReadOnly);
-            assert!(who.subject.contains("CN="), "{}", who.subject);
-            assert_eq!(*who.id, CertId::of(der(&viewer).as_ref()));
-            let admin_who = trust.identify(&[der(&admin)]).expect("a certificate");
-            assert_eq!(admin_who.role, Role::Full);
-        }
-        assert!(trust.identify(&[]).is_none());
-    }
-
-    #[test]
-    fn a_read_only_ca_issued_by_a_full_one_stays_read_only() {
-        let root = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        // The read-only CA is an intermediate of the full-access root.
-        let ro = crate::generate::generate_intermediate_ca(
-            &root.signer().unwrap(),
-            "viewers",
-            KeySize::EcP256,
-        )
-        .unwrap();
-        let trust =
-            ClientTrust::new(&[der(&root)], &[der(&ro)], Revocations::default(), false).unwrap();
-        let viewer = generate_client(
-            &ro.signer().unwrap(),
-            &crate::ClientProfile::new("viewer"),
-            KeySize::EcP256,
-        )
-        .unwrap();
-        // With its CA in the chain it reaches the full-access root too: still read-only.
-        let now = UnixTime::now();
-        assert!(
-            trust
-                .verify_client_cert(&viewer.cert_der, &[der(&ro)], now)
-                .is_ok()
-        );
-        assert_eq!(trust.role(&[der(&viewer), der(&ro)]), Role::ReadOnly);
-        assert_eq!(trust.role(&[der(&viewer)]), Role::ReadOnly);
-        // A certificate the root signed directly keeps full access.
-        let admin = generate_client(
-            &root.signer().unwrap(),
-            &crate::ClientProfile::new("admin"),
-            KeySize::EcP256,
-        )
-        .unwrap();
-        assert_eq!(trust.role(&[der(&admin), der(&ro)]), Role::Full);
-    }
-
-    #[test]
-    fn revocation_by_serial_or_fingerprint_in_any_spelling() {
-        let ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        let signer = ca.signer().unwrap();
-        let a = generate_client(&signer, &crate::ClientProfile::new("a"), KeySize::EcP256).unwrap();
-        let b = generate_client(&signer, &crate::ClientProfile::new("b"), KeySize::EcP256).unwrap();
-        let serial = serial_hex(a.cert_der.as_ref()).unwrap();
-        let colons: Vec<String> = serial
-            .as_bytes()
-            .chunks(2)
-            .map(|c| String::from_utf8_lossy(c).to_uppercase())
-            .collect();
-        let mut r = Revocations::default();
-        r.add_serial(&colons.join(":"));
-        assert!(r.is_revoked(a.cert_der.as_ref()));
-        assert!(!r.is_revoked(b.cert_der.as_ref()));
-        let mut r = Revocations::default();
-        r.add_fingerprint(&fingerprint(b.cert_der.as_ref()).to_uppercase());
-        assert!(r.is_revoked(b.cert_der.as_ref()));
-        assert!(!r.is_revoked(a.cert_der.as_ref()));
-
-        let trust = ClientTrust::new(&[der(&ca)], &[], r, false).unwrap();
-        let now = UnixTime::now();
-        assert!(trust.verify_client_cert(&a.cert_der, &[], now).is_ok());
-        assert!(matches!(
-            trust.verify_client_cert(&b.cert_der, &[], now),
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Revoked
-            ))
-        ));
-    }
-
-    #[test]
-    fn other_cas_are_refused_and_no_ca_is_an_error() {
-        let ca = generate_ca("v", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        let other = generate_ca("w", &[], crate::CA_DAYS, KeySize::EcP256).unwrap();
-        let stranger = generate_client(
-            &other.signer().unwrap(),
-            &crate::ClientProfile::new("x"),
-            KeySize::EcP256,
-        )
-        .unwrap();
-        let trust = ClientTrust::new(&[der(&ca)], &[], Revocations::default(), false).unwrap();
-        assert!(
-            trust
-                .verify_client_cert(&stranger.cert_der, &[], UnixTime::now())
-                .is_err()
-        );
-        assert!(ClientTrust::new(&[], &[], Revocations::default(), false).is_err());
-    }
-
-    #[test]
-    fn hex_normalization() {
-        assert_eq!(normalize_serial("0x00AB:cd"), "abcd");
-        assert_eq!(normalize_serial(" 00 "), "00");
-        // A fingerprint keeps its leading zeros: all 64 digits name it.
-        let fp = format!("00{}", "ab".repeat(31));
-        assert_eq!(normalize_hex(&fp.to_uppercase()), fp);
-        let mut r = Revocations::default();
-        r.add_fingerprint(&fp);
-        assert_eq!(r.fingerprints.iter().next().unwrap().len(), 64);
-    }
-}
+mod tests;

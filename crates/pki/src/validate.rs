@@ -123,22 +123,7 @@ pub fn check_server_identity(
     let chain = order_chain(&cert.certs, leaf_index);
     let leaf = parse(&cert_path, 1, &chain[0])?;
     check_validity(&cert_path, &leaf, now)?;
-    if let Ok(Some(ku)) = leaf.key_usage() {
-        let ku = ku.value;
-        let have = [
-            ("DigitalSignature", ku.digital_signature()),
-            ("KeyEncipherment", ku.key_encipherment()),
-            ("KeyAgreement", ku.key_agreement()),
-        ];
-        let missing: Vec<_> = have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
-        if !missing.is_empty() {
-            return Err(PkiError::MissingKeyUsage {
-                path: cert_path,
-                missing: missing.join(", "),
-                present: ku.to_string(),
-            });
-        }
-    }
+    check_key_usage(&cert_path, &leaf)?;
     check_eku(&cert_path, &leaf, "TLS servers", "serverAuth", |e| {
         e.server_auth
     })?;
@@ -172,6 +157,52 @@ pub fn check_server_identity(
         key: key_der,
         sans,
         common_name,
+    })
+}
+
+/// When the leaf restricts its key usages, it must allow what TLS uses its key for: with an
+/// RSA key VIC's set (digitalSignature; keyEncipherment and keyAgreement for TLS 1.2's
+/// RSA and static key exchanges); with an EC key, which only ever signs in TLS (ECDHE),
+/// digitalSignature (RFC 5480 forbids keyEncipherment for it).
+fn check_key_usage(path: &Path, leaf: &X509Certificate<'_>) -> Result<(), PkiError> {
+    let Ok(Some(ku)) = leaf.key_usage() else {
+        return Ok(());
+    };
+    let ku = ku.value;
+    let rsa = matches!(
+        leaf.public_key().parsed(),
+        Ok(x509_parser::public_key::PublicKey::RSA(_))
+    );
+    let (key, needs, fix, have): (_, _, _, &[_]) = if rsa {
+        (
+            "an RSA",
+            "DigitalSignature, KeyEncipherment and KeyAgreement",
+            "digitalSignature, keyEncipherment, keyAgreement",
+            &[
+                ("DigitalSignature", ku.digital_signature()),
+                ("KeyEncipherment", ku.key_encipherment()),
+                ("KeyAgreement", ku.key_agreement()),
+            ],
+        )
+    } else {
+        (
+            "an EC",
+            "DigitalSignature",
+            "digitalSignature",
+            &[("DigitalSignature", ku.digital_signature())],
+        )
+    };
+    let missing: Vec<_> = have.iter().filter(|(_, ok)| !ok).map(|(n, _)| *n).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(PkiError::MissingKeyUsage {
+        path: path.to_owned(),
+        missing: missing.join(", "),
+        present: ku.to_string(),
+        key,
+        needs,
+        fix,
     })
 }
 

@@ -6,6 +6,7 @@
 //! Invariant: the runtime is driven as a binary, never linked; specs are made by a pure
 //! function ([`runtime_spec`]) and applied by the thin [`Runc`] driver.
 
+mod cgroup_stats;
 mod confined;
 mod console;
 mod dirfd;
@@ -27,11 +28,12 @@ pub use hostpath::{
 };
 pub use rootfs::{RootfsError, mount_overlay, unmount};
 pub use runc::{
-    ContainerState, Runc, RuncError, global_args, is_runsc, last_logged_error, needs_own_netns,
-    runtime_message,
+    ContainerState, Runc, RuncError, global_args, is_crun, is_runsc, last_logged_error,
+    needs_own_netns, runtime_message,
 };
 pub use rustix::fs::{FileType, OFlags};
 pub use spec::{
     CPU_PERIOD_US, ContainerSpec, Limits, MountKind, MountSpec, SpecError, UserNamespace,
-    beyond_default_capabilities, check_capabilities, max_capability, runtime_spec, write_bundle,
+    beyond_default_capabilities, check_capabilities, grants_capability, max_capability,
+    runtime_spec, write_bundle,
 };

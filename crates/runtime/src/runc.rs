@@ -236,6 +236,17 @@ impl Runc {
     /// One sample of the container's cgroup statistics (`runc events --stats`), as runc's
     /// JSON `data` object (cpu, memory, pids, blkio).
     pub fn stats(&self, id: &str) -> Result<serde_json::Value, RuncError> {
+        if is_crun(&self.binary) {
+            // crun has no `events`: its container's cgroup files, read as runc reports them.
+            let pid = self.state(id)?.pid;
+            return crate::cgroup_stats::sample(pid, Path::new("/sys/fs/cgroup")).map_err(|e| {
+                RuncError::Failed {
+                    op: "stats",
+                    id: id.to_owned(),
+                    message: e.to_string(),
+                }
+            });
+        }
         let mut c = self.command_for(id);
         c.args(["events", "--stats", id]);
         let out = self.output("events", id, c)?;
@@ -278,6 +289,8 @@ impl Runc {
                 });
             }
             c.args(["ps", id]);
+        } else if is_crun(&self.binary) {
+            return self.ps_crun(c, id, ps_args);
         } else if ps_args.is_empty() {
             c.args(["ps", id, "-ef"]);
         } else {
@@ -291,31 +304,60 @@ impl Runc {
             }
         }
         let out = self.output("ps", id, c)?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut lines = text.lines();
-        let titles: Vec<String> = lines
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let n = titles.len().max(1);
-        let rows = lines
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                // The last column (CMD) keeps its spaces.
-                let mut row: Vec<String> = l
-                    .split_whitespace()
-                    .take(n - 1)
-                    .map(str::to_owned)
-                    .collect();
-                row.push(
-                    l.split_whitespace()
-                        .skip(n - 1)
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                );
-                row
+        Ok(ps_table(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// `ps` as runc does it, for crun (whose `ps` lists only the container's pids): the host's
+    /// ps with `ps_args` (`-ef` when none; every process selected when they select none, as
+    /// the container's run as other host ids), the rows whose PID is one of the container's.
+    fn ps_crun(
+        &self,
+        mut c: Command,
+        id: &str,
+        ps_args: &[String],
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), RuncError> {
+        c.args(["ps", "--format", "json", id]);
+        let out = self.output("ps", id, c)?;
+        let pids: Vec<i64> =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuncError::Failed {
+                op: "ps",
+                id: id.to_owned(),
+                message: format!("unreadable process list: {e}"),
+            })?;
+        let mut host_ps = Command::new("ps");
+        if ps_args.is_empty() {
+            host_ps.arg("-ef");
+        } else {
+            host_ps.args(ps_args);
+            if !selects_any(ps_args) {
+                host_ps.arg("-e");
+            }
+        }
+        let out = host_ps.output().map_err(|source| RuncError::Spawn {
+            binary: "ps".into(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(RuncError::Failed {
+                op: "ps",
+                id: id.to_owned(),
+                message: runtime_message(&out.stderr),
+            });
+        }
+        let (titles, rows) = ps_table(&String::from_utf8_lossy(&out.stdout));
+        let Some(col) = titles.iter().position(|t| t == "PID") else {
+            return Err(RuncError::Failed {
+                op: "ps",
+                id: id.to_owned(),
+                message: "couldn't find PID field in ps output".into(),
+            });
+        };
+        let rows = rows
+            .into_iter()
+            .filter(|r| {
+                r.get(col)
+                    .and_then(|p| p.parse::<i64>().ok())
+                    .is_some_and(|p| pids.contains(&p))
             })
             .collect();
         Ok((titles, rows))
@@ -412,6 +454,27 @@ pub fn is_runsc(binary: &Path) -> bool {
     binary.file_name().is_some_and(|n| n == "runsc")
 }
 
+/// Whether `binary` is crun.
+pub fn is_crun(binary: &Path) -> bool {
+    binary.file_name().is_some_and(|n| n == "crun")
+}
+
+/// A runtime's message in runc's words where the docker CLI reads them: it exits 127 for
+/// "executable file not found" and 126 for "permission denied", by the text. crun says
+/// "executable file `X` not found in $PATH: No such file or directory" and "open executable:
+/// Permission denied".
+fn in_runc_words(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("executable file `")
+        && let Some((name, _)) = rest.split_once("` not found in $PATH")
+    {
+        return format!("exec: \"{name}\": executable file not found in $PATH");
+    }
+    if message.starts_with("open executable: Permission denied") {
+        return "exec: permission denied".to_owned();
+    }
+    message.to_owned()
+}
+
 /// The runtime's last error from its JSON log (see [`Runc::logging_to`]): the message of the
 /// last error- or fatal-level line.
 pub fn last_logged_error(log: &Path) -> Option<String> {
@@ -420,7 +483,7 @@ pub fn last_logged_error(log: &Path) -> Option<String> {
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["level"] == "error" || v["level"] == "fatal")
-        .and_then(|v| v["msg"].as_str().map(str::to_owned))
+        .and_then(|v| v["msg"].as_str().map(in_runc_words))
 }
 
 /// runc logs JSON-ish lines (`level=error msg="..."`); keep the message.
@@ -432,10 +495,41 @@ pub fn runtime_message(stderr: &[u8]) -> String {
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or_default();
-    match line.split_once("msg=") {
+    in_runc_words(&match line.split_once("msg=") {
         Some((_, m)) => m.trim().trim_matches('"').replace("\\\"", "\""),
         None => line.trim().to_owned(),
-    }
+    })
+}
+
+/// A `ps` table: (titles, rows), the last column (CMD) keeping its spaces.
+fn ps_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let n = titles.len().max(1);
+    let rows = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            // The last column (CMD) keeps its spaces.
+            let mut row: Vec<String> = l
+                .split_whitespace()
+                .take(n - 1)
+                .map(str::to_owned)
+                .collect();
+            row.push(
+                l.split_whitespace()
+                    .skip(n - 1)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+            row
+        })
+        .collect();
+    (titles, rows)
 }
 
 #[cfg(test)]
@@ -463,6 +557,28 @@ mod tests {
         assert!(!selects_any(&args(&["-o", "pid,comm"])));
         assert!(selects_any(&args(&["-e", "-o", "pid"])));
         assert!(selects_any(&args(&["aux"])));
+    }
+
+    #[test]
+    fn cruns_exec_failures_read_as_runcs() {
+        assert_eq!(
+            runtime_message(
+                b"executable file `no-such-command` not found in $PATH: No such file or directory\n"
+            ),
+            "exec: \"no-such-command\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            runtime_message(b"open executable: Permission denied\n"),
+            "exec: permission denied"
+        );
+        assert_eq!(runtime_message(b"other trouble\n"), "other trouble");
+    }
+
+    #[test]
+    fn crun_ps_rows_keep_their_command_spaces() {
+        let (titles, rows) = ps_table("UID PID CMD\nroot 7 sleep 30\n\n");
+        assert_eq!(titles, ["UID", "PID", "CMD"]);
+        assert_eq!(rows, [["root", "7", "sleep 30"]]);
     }
 
     #[test]

@@ -265,32 +265,67 @@ fn capabilities(spec: &ContainerSpec) -> Result<HashSet<Capability>, SpecError> 
     if spec.privileged {
         return Ok(all());
     }
-    let mut caps: HashSet<Capability> = DEFAULT_CAPS
+    // Every name is checked, whichever rule below uses it.
+    let mut added = HashSet::new();
+    for add in spec
+        .cap_add
         .iter()
-        .filter(|c| available(c))
-        .map(|c| capability(c))
-        .collect::<Result<_, _>>()?;
-    for add in &spec.cap_add {
-        if add.eq_ignore_ascii_case("ALL") {
-            caps = all();
-        } else if available(add) {
-            let cap = capability(add)?;
-            if !known(&cap) {
-                return Err(SpecError::UnknownToRuntime(add.to_owned()));
-            }
-            caps.insert(cap);
-        } else {
+        .filter(|a| !a.eq_ignore_ascii_case("ALL"))
+    {
+        if !available(add) {
             return Err(SpecError::UnavailableCapability(add.to_owned()));
         }
-    }
-    for drop in &spec.cap_drop {
-        if drop.eq_ignore_ascii_case("ALL") {
-            caps.clear();
-        } else {
-            caps.remove(&capability(drop)?);
+        let cap = capability(add)?;
+        if !known(&cap) {
+            return Err(SpecError::UnknownToRuntime(add.to_owned()));
         }
+        added.insert(cap);
     }
+    let mut dropped = HashSet::new();
+    for drop in spec
+        .cap_drop
+        .iter()
+        .filter(|d| !d.eq_ignore_ascii_case("ALL"))
+    {
+        dropped.insert(capability(drop)?);
+    }
+    let has_all = |list: &[String]| list.iter().any(|c| c.eq_ignore_ascii_case("ALL"));
+    // Docker's rule (moby's TweakCapabilities), which [`grants_capability`] restates by name.
+    let caps = if has_all(&spec.cap_add) {
+        all().into_iter().filter(|c| !dropped.contains(c)).collect()
+    } else if has_all(&spec.cap_drop) {
+        added
+    } else {
+        let mut caps: HashSet<Capability> = DEFAULT_CAPS
+            .iter()
+            .filter(|c| available(c))
+            .map(|c| capability(c))
+            .collect::<Result<_, _>>()?;
+        caps.retain(|c| !dropped.contains(c));
+        caps.extend(added);
+        caps
+    };
     Ok(caps)
+}
+
+/// Whether a container given `add` and `drop` (not privileged) holds capability `name`, by
+/// Docker's rule: `--cap-add ALL` gives every capability but those dropped by name; else
+/// `--cap-drop ALL` leaves only the added ones; else the default set less the dropped, plus
+/// the added (an add wins over a drop of the same name).
+pub fn grants_capability(add: &[String], drop: &[String], name: &str) -> bool {
+    let norm = |c: &String| {
+        let upper = c.to_ascii_uppercase();
+        upper.strip_prefix("CAP_").unwrap_or(&upper).to_owned()
+    };
+    let bare = norm(&name.to_owned());
+    let names = |list: &[String], n: &str| list.iter().any(|c| norm(c) == n);
+    if names(add, "ALL") {
+        !names(drop, &bare)
+    } else if names(add, &bare) {
+        true
+    } else {
+        !names(drop, "ALL") && !names(drop, &bare) && DEFAULT_CAPS.contains(&bare.as_str())
+    }
 }
 
 /// The `--cap-add` names that Docker's default set lacks (`ALL` included), as given.
@@ -545,6 +580,33 @@ mod tests {
         let caps = caps_of(&runtime_spec(&o, Path::new("/r")).unwrap());
         assert!(caps.contains(&capability("NET_ADMIN").unwrap()));
         assert!(!caps.contains(&capability("NET_RAW").unwrap()));
+        // Docker's order: an add wins over a drop of the same name; `--cap-drop ALL` keeps
+        // what is added; `--cap-add ALL` loses what is dropped by name.
+        for (add, drop, cap, held) in [
+            (&["NET_RAW"][..], &["NET_RAW"][..], "NET_RAW", true),
+            (&["NET_BIND_SERVICE"], &["ALL"], "NET_BIND_SERVICE", true),
+            (&["NET_BIND_SERVICE"], &["ALL"], "CHOWN", false),
+            (&["ALL"], &["NET_ADMIN"], "NET_ADMIN", false),
+            (&["ALL"], &["ALL"], "NET_ADMIN", true),
+            (&["NET_ADMIN"], &["ALL"], "NET_ADMIN", true),
+            (&[], &["chown"], "CHOWN", false),
+            (&[], &[], "SYS_ADMIN", false),
+        ] {
+            let mut c = base();
+            c.cap_add = add.iter().map(|s| (*s).to_owned()).collect();
+            c.cap_drop = drop.iter().map(|s| (*s).to_owned()).collect();
+            let caps = caps_of(&runtime_spec(&c, Path::new("/r")).unwrap());
+            assert_eq!(
+                caps.contains(&capability(cap).unwrap()),
+                held,
+                "add {add:?} drop {drop:?}: {cap}"
+            );
+            assert_eq!(
+                grants_capability(&c.cap_add, &c.cap_drop, cap),
+                held,
+                "grants_capability, add {add:?} drop {drop:?}: {cap}"
+            );
+        }
         o.privileged = true;
         let s = runtime_spec(&o, Path::new("/r")).unwrap();
         assert!(caps_of(&s).contains(&capability("SYS_ADMIN").unwrap()));

@@ -13,8 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 mod peer;
 mod registry;
+mod remote;
 
 pub use peer::Peer;
+pub use remote::SshHost;
 
 /// The docker CLI the tests drive: `/usr/local/bin/docker`, else Debian's `/usr/bin/docker`.
 pub fn docker_bin() -> &'static str {

@@ -86,7 +86,8 @@ impl TestHost {
 /// A host made by [`TestHost::add_peer`]; its namespace goes when it is dropped.
 #[derive(Debug)]
 pub struct Peer {
-    ns: String,
+    /// Its network namespace (`/var/run/netns/<ns>`).
+    pub(crate) ns: String,
     /// Its address.
     pub ip: String,
     children: std::sync::Mutex<Vec<std::process::Child>>,

@@ -20,7 +20,10 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::metrics::Refusal;
+
 mod pages;
+mod scrape;
 mod signin;
 
 use pages::*;
@@ -208,6 +211,10 @@ impl Portal {
             tokio::spawn(async move {
                 let mut stream = stream;
                 if crate::listener::plain_http_on_tls(&mut stream).await {
+                    state
+                        .app
+                        .metrics
+                        .handshake_refused("portal", Refusal::PlainHttp);
                     return;
                 }
                 let tls =
@@ -219,10 +226,20 @@ impl Portal {
                         // connection, a port check) is not a refusal.
                         Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return,
                         Ok(Err(e)) => {
+                            state
+                                .app
+                                .metrics
+                                .handshake_refused("portal", Refusal::of(&e));
                             state.refuse(format!("TLS handshake from {remote} refused: {e}"));
                             return;
                         }
-                        Err(_) => return,
+                        Err(_) => {
+                            state
+                                .app
+                                .metrics
+                                .handshake_refused("portal", Refusal::Timeout);
+                            return;
+                        }
                     };
                 // A certificate here was verified against the client CAs by rustls.
                 let certified = tls
@@ -320,10 +337,26 @@ async fn handle(
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let who = match certified {
+    let mut who = match certified {
         Some(subject) => Some(format!("certificate {subject}")),
         None => session_user(state, &req, remote.ip()),
     };
+    // A metrics token opens `/metrics` and nothing else.
+    let mut bad_token = false;
+    if who.is_none()
+        && path == "/metrics"
+        && let Some(presented) = scrape::bearer(&req)
+    {
+        match scrape::token_name(state, presented).await {
+            Some(name) => who = Some(format!("metrics token {name}")),
+            None => {
+                bad_token = true;
+                state.refuse(format!(
+                    "metrics scrape from {remote} with a token that is not this VCH's"
+                ));
+            }
+        }
+    }
     tracing::info!(target: "portal", %remote, %method, %path, client = who.as_deref().unwrap_or("anonymous"), "portal request");
     match (method, path.as_str()) {
         (Method::GET, "/login") => login_page(state, remote.ip(), None, StatusCode::OK),
@@ -341,6 +374,7 @@ async fn handle(
             );
             r
         }
+        (Method::GET, "/metrics") if who.is_none() => scrape::unauthorized(bad_token),
         _ if who.is_none() => redirect("/login"),
         (Method::GET, "/") => {
             let registries = registry_checks(&state.app.facts()).await;
@@ -349,6 +383,7 @@ async fn handle(
         (Method::GET, "/logs") => logs_page(state, None),
         (Method::GET, p) if p.starts_with("/logs/") => logs_page(state, Some(&p["/logs/".len()..])),
         (Method::GET, "/bundle.tar.gz") => bundle(state),
+        (Method::GET, "/metrics") => scrape::scrape(state).await,
         (Method::GET, "/certificates/ca.pem") => certificate_download(state, true),
         (Method::GET, "/certificates/server-cert.pem") => certificate_download(state, false),
         _ => html(

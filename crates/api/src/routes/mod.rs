@@ -36,6 +36,8 @@ pub(crate) struct AppState {
     /// The same services the containers use, reached directly for their own operations.
     pub(crate) volumes: Arc<vic_engine::VolumeService>,
     pub(crate) networks: Arc<vic_engine::NetworkService>,
+    /// The endpoint's metrics (`/metrics` on the portal).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -188,5 +190,6 @@ pub(crate) fn router(state: Shared) -> Router {
     router
         .fallback(unimplemented::fallback)
         .method_not_allowed_fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn(crate::metrics::tag_operation))
         .with_state(state)
 }

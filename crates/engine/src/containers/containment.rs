@@ -101,16 +101,10 @@ impl ContainerService {
         else {
             return Ok(());
         };
-        let net_admin = rec.cap_add.iter().any(|c| {
-            let c = c.to_ascii_uppercase();
-            c == "ALL" || c.strip_prefix("CAP_").unwrap_or(&c) == "NET_ADMIN"
-        });
-        let dropped = rec.cap_drop.iter().any(|c| {
-            let c = c.to_ascii_uppercase();
-            c == "ALL" || c.strip_prefix("CAP_").unwrap_or(&c) == "NET_ADMIN"
-        });
-        // `--privileged` gets every capability whatever is dropped.
-        if rec.privileged || (net_admin && !dropped) {
+        // The very rule the runtime spec is made by; `--privileged` gets every capability
+        // whatever is dropped.
+        let net_admin = vic_runtime::grants_capability(&rec.cap_add, &rec.cap_drop, "NET_ADMIN");
+        if rec.privileged || net_admin {
             return Err(EngineError::Forbidden(format!(
                 "{} with NET_ADMIN is refused on container network {}: its firewall (trust level {}) lives in the container's network namespace, where NET_ADMIN could remove it; the administrator can open the network (vic-machine configure --container-network-firewall {}:open)",
                 if rec.privileged {

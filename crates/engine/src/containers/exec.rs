@@ -131,14 +131,27 @@ impl ContainerService {
                 EngineError::ContainerConfig(e) => EngineError::Exec(ExecError::User(e)),
                 e => e,
             })?;
-        let mut cmd = tokio::process::Command::from(self.runc.command_for(&rec.container));
+        // With a terminal, crun reports a process that cannot start only in its log (its
+        // standard error is the terminal by then): the exec gets a log of its own.
+        let log = self
+            .dir(&rec.container)
+            .join(format!("exec-{}.log", &exec_id[..12]));
+        let runtime = if rec.tty {
+            self.runtime_file(&log)?;
+            self.runc.clone().logging_to(&log)
+        } else {
+            self.runc.clone()
+        };
+        let mut cmd = tokio::process::Command::from(runtime.command_for(&rec.container));
         cmd.arg("exec");
         cmd.args(["--user", &format!("{uid}:{gid}"), "--cwd", &rec.working_dir]);
         for e in &rec.env {
             cmd.args(["--env", e]);
         }
         if rec.tty {
-            return self.exec_start_terminal(exec_id, &rec, cmd);
+            let started = self.exec_start_terminal(exec_id, &rec, cmd, &log);
+            let _ = std::fs::remove_file(&log);
+            return started;
         }
         let pid_file = self
             .dir(&rec.container)
@@ -174,6 +187,7 @@ impl ContainerService {
         exec_id: &str,
         rec: &ExecRecord,
         mut cmd: tokio::process::Command,
+        log: &std::path::Path,
     ) -> Result<ExecSession, EngineError> {
         let dir = self.dir(&rec.container);
         let name = &exec_id[..12];
@@ -208,7 +222,11 @@ impl ContainerService {
             // Wake the receiving thread so it ends.
             let _ = vic_runtime::ShortPath::new(&dir, &format!("exec-{name}.sock"))
                 .and_then(|p| p.connect());
-            return Err(ExecError::Launch(vic_runtime::runtime_message(&out.stderr)).into());
+            let mut why = vic_runtime::runtime_message(&out.stderr);
+            if why.is_empty() {
+                why = vic_runtime::last_logged_error(log).unwrap_or_default();
+            }
+            return Err(ExecError::Launch(why).into());
         }
         let master = rx
             .recv_timeout(Duration::from_secs(10))

@@ -469,6 +469,7 @@ impl ContainerService {
             log_default: std::sync::RwLock::new(LogConfig::builtin_default()),
         };
 
+        svc.delete_removed_leftovers()?;
         // A start cut short by a killed endpoint: the monitor runs the container, the record
         // does not say so yet.
         for mut rec in svc.all() {

@@ -90,7 +90,35 @@ pub struct ImageService {
     scratch: PathBuf,
     /// The VCH's event stream (shared with the container service).
     events: crate::EventBus,
+    /// The content store's and the layer store's folders (their size is reported).
+    store_dirs: [PathBuf; 2],
+    /// Told of every pull's end (the endpoint's metrics).
+    pull_observer: ObserverSlot,
 }
+
+/// Where the pull observer is kept (a closure has no `Debug`).
+#[derive(Default)]
+struct ObserverSlot(std::sync::RwLock<Option<PullObserver>>);
+
+impl std::fmt::Debug for ObserverSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObserverSlot")
+    }
+}
+
+/// What a pull came to, for whoever counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullOutcome {
+    /// The image is in the store.
+    Complete,
+    /// Allowed by the registry policy, then failed (unknown image, network, a bad blob, ...).
+    Failed,
+    /// Refused by the registry policy.
+    Denied,
+}
+
+/// Called with the registry (`host[:port]`) and the outcome of each pull.
+pub type PullObserver = Arc<dyn Fn(&str, PullOutcome) + Send + Sync>;
 
 fn familiar(canonical: &str) -> String {
     canonical
@@ -197,6 +225,8 @@ impl ImageService {
             auths: Mutex::new(auths),
             scratch,
             events: crate::EventBus::default(),
+            pull_observer: ObserverSlot::default(),
+            store_dirs: [state_dir.join("content"), state_dir.join("layers")],
         })
     }
 
@@ -255,6 +285,15 @@ impl ImageService {
             config,
             config_json,
         }
+    }
+
+    /// Bytes on disk in the image store: blobs as pulled, and the layers unpacked from them.
+    /// Walks every file: call it off the async workers, and not often.
+    pub fn store_bytes(&self) -> u64 {
+        self.store_dirs
+            .iter()
+            .map(|d| crate::containers::disk_usage(d))
+            .sum()
     }
 
     /// Every image.

@@ -14,6 +14,42 @@ impl ImageService {
         creds: Option<Credentials>,
         events: &mpsc::Sender<PullEvent>,
     ) -> Result<(), EngineError> {
+        let result = self.pull_image(reference, platform, creds, events).await;
+        let observer = self
+            .pull_observer
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(observe) = observer {
+            let outcome = match &result {
+                Ok(()) => PullOutcome::Complete,
+                Err(EngineError::Registry(vic_registry::RegistryError::Denied(_))) => {
+                    PullOutcome::Denied
+                }
+                Err(_) => PullOutcome::Failed,
+            };
+            observe(&reference.registry, outcome);
+        }
+        result
+    }
+
+    /// Tells `observer` of every pull's end from now on.
+    pub fn observe_pulls(&self, observer: PullObserver) {
+        *self
+            .pull_observer
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
+    }
+
+    async fn pull_image(
+        &self,
+        reference: &Reference,
+        platform: Option<&str>,
+        creds: Option<Credentials>,
+        events: &mpsc::Sender<PullEvent>,
+    ) -> Result<(), EngineError> {
         let creds = creds.or_else(|| self.stored_creds(&reference.registry));
         let creds = creds.as_ref();
         let (os, arch, variant) = parse_platform(platform.unwrap_or("linux/amd64"))?;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{CertIssueArgs, CertLsArgs, CertRevokeArgs, Format};
+use crate::cli::{CertIssueArgs, CertLsArgs, CertRecordArgs, CertRevokeArgs, Format};
 use crate::clients::{ClientEntry, ClientList};
 use crate::commands::absolute;
 use crate::commands::inspect::load;
@@ -53,12 +53,6 @@ fn check_user(user: &str) -> Result<()> {
 
 pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
     check_user(&args.user)?;
-    let key_size = vic_pki::KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
-        Error::Usage(format!(
-            "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
-            args.certificate_key_size
-        ))
-    })?;
     let root = absolute(&args.vch.root.root)?;
     let (_, paths) = load(&root, &args.vch.name)?;
     let _lock = paths.lock_for_change()?;
@@ -74,7 +68,44 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
             args.user, live.serial, cfg.name, args.user
         )));
     }
-    let (signer, ca_der) = vch_ca(&cfg)?;
+    let issued = sign_for_user(&cfg, &args, out)?;
+    list.record(issued.entry);
+    list.save(&paths)?;
+    say_how_to_connect(&cfg, &args.user, &issued.dir, out);
+    Ok(())
+}
+
+/// A client certificate made by [`sign_for_user`].
+pub(crate) struct Issued {
+    pub(crate) entry: ClientEntry,
+    /// The certificate (PEM): what the VCH records.
+    pub(crate) cert_pem: String,
+    /// The folder holding it with its key.
+    pub(crate) dir: PathBuf,
+}
+
+/// Signs a certificate for `args.user` with the VCH's CA (in `cfg.cert_path`, on this machine)
+/// and writes it with its key, `cert.pfx` and the CA clients verify the VCH with into a new
+/// folder; says what it issued.
+pub(crate) fn sign_for_user(
+    cfg: &VchConfig,
+    args: &CertIssueArgs,
+    out: &mut Out,
+) -> Result<Issued> {
+    check_user(&args.user)?;
+    let asked = (args.certificate_key_type.is_some() || args.certificate_key_size.is_some())
+        .then(|| {
+            vic_pki::KeySize::from_flags(
+                args.certificate_key_type.as_deref(),
+                args.certificate_key_size,
+            )
+            .map_err(|e| Error::Usage(e.to_string()))
+        })
+        .transpose()?;
+    // Without a choice, the key type the VCH's own certificates have (RSA for VCHs made
+    // before ECDSA became the default).
+    let key_size = asked.unwrap_or_else(|| cfg.options.key_size());
+    let (signer, ca_der) = vch_ca(cfg)?;
     let dir = absolute(
         &args
             .tls_cert_path
@@ -131,12 +162,18 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
         entry.fingerprint,
         vic_pki::format_time(entry.not_after)
     ));
-    list.record(entry);
-    list.save(&paths)?;
+    Ok(Issued {
+        entry,
+        cert_pem: client.cert_pem.clone(),
+        dir,
+    })
+}
 
+/// The environment and docker context of a user's certificate folder `dir`.
+pub(crate) fn say_how_to_connect(cfg: &VchConfig, user: &str, dir: &Path, out: &mut Out) {
     let mut user_cfg = cfg.clone();
-    user_cfg.name = format!("{}-{}", cfg.name, args.user);
-    user_cfg.cert_path = dir.clone();
+    user_cfg.name = format!("{}-{user}", cfg.name);
+    user_cfg.cert_path = dir.to_owned();
     user_cfg.client_ca = Some(dir.join("ca.pem"));
     user_cfg.client_cert = Some(dir.join("cert.pem"));
     user_cfg.client_key = Some(dir.join("key.pem"));
@@ -149,6 +186,58 @@ pub(crate) fn issue(args: CertIssueArgs, out: &mut Out) -> Result<()> {
         connect::context_command(&user_cfg),
     );
     out.info("Completed successfully");
+}
+
+/// `cert record` (used by `cert issue --target`): records a certificate signed elsewhere with
+/// the VCH's CA, so that `cert ls` lists it and `cert revoke --user` finds it.
+pub(crate) fn record(args: CertRecordArgs, out: &mut Out) -> Result<()> {
+    // `default`: the pair of create, renewed by `configure --target --renew-certificates`.
+    if args.user != "default" {
+        check_user(&args.user)?;
+    }
+    let root = absolute(&args.vch.root.root)?;
+    let (_, paths) = load(&root, &args.vch.name)?;
+    let _lock = paths.lock_for_change()?;
+    let (cfg, paths) = load(&root, &args.vch.name)?;
+    let der = vic_pki::load_bundle(&args.cert)?
+        .certs
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Failed(format!("no certificate in {}", args.cert.display())))?;
+    // Only what the VCH trusts is recorded as a user's: a certificate its clients CAs did not
+    // issue would be listed as access that does not exist.
+    let trusted: Vec<_> = [paths.client_cas(), paths.client_cas_read_only()]
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| vic_pki::load_bundle(p).map(|b| b.certs))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .concat();
+    if cfg.tls == TlsLevel::Mutual
+        && vic_pki::issuing_chain(std::slice::from_ref(&der), &trusted)
+            .is_none_or(|c| !c.iter().all(|x| trusted.contains(x)))
+    {
+        return Err(Error::Failed(format!(
+            "{} was not issued by a client CA of VCH {}",
+            args.cert.display(),
+            cfg.name
+        )));
+    }
+    // The role the certificate itself carries wins over what the caller says.
+    let marked = vic_pki::summarize(&der)
+        .is_ok_and(|s| s.subject.contains(&format!("OU={}", vic_pki::READ_ONLY_OU)));
+    let role = if args.read_only || marked {
+        vic_pki::Role::ReadOnly
+    } else {
+        vic_pki::Role::Full
+    };
+    let mut list = ClientList::load(&paths)?;
+    let entry = ClientEntry::issued(&args.user, &der, role, None)?;
+    out.info(format!(
+        "Recorded the {role}-access certificate of {} (serial {})",
+        args.user, entry.serial
+    ));
+    list.record(entry);
+    list.save(&paths)?;
     Ok(())
 }
 

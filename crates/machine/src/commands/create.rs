@@ -51,12 +51,11 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         max_file: args.container_log_max_file,
     };
     container_log.to_engine()?;
-    let key_size = KeySize::from_bits(args.certificate_key_size).ok_or_else(|| {
-        Error::Usage(format!(
-            "--certificate-key-size {} is not supported: use 2048, 3072 or 4096",
-            args.certificate_key_size
-        ))
-    })?;
+    let key_size = KeySize::from_flags(
+        args.certificate_key_type.as_deref(),
+        args.certificate_key_size,
+    )
+    .map_err(|e| Error::Usage(e.to_string()))?;
     let root = absolute(&args.vch.root.root)?;
     std::fs::create_dir_all(&root).map_err(Error::io("cannot create the state root", &root))?;
     let paths = VchPaths::new(&root, name.as_str());
@@ -96,7 +95,20 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
     };
 
     let volume_stores = volume_stores(&args.volume_store, &root, out)?;
-    crate::endpoint::runtime_binary(&args.container_runtime)?;
+    let container_runtime = match &args.container_runtime {
+        Some(name) => name.clone(),
+        None => {
+            let (name, passed_over) = crate::endpoint::default_runtime();
+            match passed_over {
+                None => out.info(format!(
+                    "Container runtime: {name} (the default where it can run; --container-runtime runc for runc)"
+                )),
+                Some(why) => out.info(format!("Container runtime: {name} ({why})")),
+            }
+            name.to_owned()
+        }
+    };
+    crate::endpoint::runtime_binary(&container_runtime)?;
     let container_networks =
         crate::cnetworks::parse(&args.container_networks, vic_net::link::link_exists)?;
     if args.bridge_network_width < args.bridge_network_range.prefix_len() {
@@ -105,7 +117,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             args.bridge_network_width
         )));
     }
-    if let Some(why) = crate::endpoint::runtime_unusable(&args.container_runtime) {
+    if let Some(why) = crate::endpoint::runtime_unusable(&container_runtime) {
         return Err(Error::Failed(why));
     }
     let (registry_ca_files, registry_cas) = load_registry_cas(&args.registry.registry_ca, out)?;
@@ -228,7 +240,7 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
         client_key: outcome.as_ref().and_then(|o| o.client_key.clone()),
         registry,
         volume_stores,
-        container_runtime: args.container_runtime.clone(),
+        container_runtime,
         systemd_unit: None,
         bridge_network_range: args.bridge_network_range,
         container_networks,
@@ -246,7 +258,8 @@ pub(crate) fn run(args: CreateArgs, out: &mut Out) -> Result<()> {
             tls_server_key: server_key,
             tls_ca,
             tls_ca_readonly,
-            certificate_key_size: args.certificate_key_size,
+            certificate_key_size: key_size.bits(),
+            certificate_key_type: key_size.kind().to_owned(),
             certificate_validity_days: args.certificate_validity_days,
             organization: args.organization.clone(),
             client_network_ip: args.client_network_ip,

@@ -275,11 +275,10 @@ fn create_args(cfg: &VchConfig, root: &std::path::Path) -> Vec<String> {
                 Some(o.certificate_validity_days.to_string()),
             );
         }
-        if o.certificate_key_size != 2048 {
-            push(
-                "--certificate-key-size",
-                Some(o.certificate_key_size.to_string()),
-            );
+        // The size alone means RSA; ECDSA P-256 is the default and needs no flag.
+        let key = o.key_size();
+        if key.is_rsa() {
+            push("--certificate-key-size", Some(key.bits().to_string()));
         }
         for org in &o.organization {
             push("--organization", Some(org.clone()));
@@ -332,7 +331,8 @@ fn create_args(cfg: &VchConfig, root: &std::path::Path) -> Vec<String> {
             Some(format!("{a}:{}", n.firewall)),
         );
     }
-    if cfg.container_runtime != "runc" {
+    // Said whenever it is not what `create` would choose on this host today.
+    if cfg.container_runtime != crate::endpoint::default_runtime().0 {
         push("--container-runtime", Some(cfg.container_runtime.clone()));
     }
     let log_default = crate::config::ContainerLogSetting::default();

@@ -6,7 +6,9 @@ pub(crate) mod delete;
 pub(crate) mod inspect;
 pub(crate) mod json;
 pub(crate) mod lifecycle;
+pub(crate) mod logs;
 pub(crate) mod ls;
+pub(crate) mod metrics;
 
 use std::path::{Path, PathBuf};
 

@@ -33,8 +33,12 @@ fn ca() -> (CertificateParams, KeyPair, String) {
 }
 
 fn server(names: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> Made {
+    server_with(KeyPair::generate().unwrap(), names, edit)
+}
+
+/// A server certificate for `key` (what [`server`] makes with an EC key).
+fn server_with(key: KeyPair, names: &[&str], edit: impl FnOnce(&mut CertificateParams)) -> Made {
     let (ca_params, ca_key, _) = ca();
-    let key = KeyPair::generate().unwrap();
     let mut p =
         CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.key_usages = vec![
@@ -166,13 +170,32 @@ fn names_must_be_covered() {
 
 #[test]
 fn key_usage_and_eku() {
-    let made = server(&["a.test"], |p| {
+    // RSA: VIC's set.
+    let rsa = crate::KeySize::Rsa2048.generate().unwrap();
+    let made = server_with(rsa, &["a.test"], |p| {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature]
     });
     let err = check(&made, &[]).unwrap_err();
     assert!(matches!(err, PkiError::MissingKeyUsage { .. }), "{err}");
     assert!(
-        err.to_string().contains("KeyEncipherment, KeyAgreement"),
+        err.to_string().contains(
+            "lacks key usage KeyEncipherment, KeyAgreement (it allows: Digital Signature); a VCH server certificate with an RSA key needs"
+        ),
+        "{err}"
+    );
+    // EC: an EC key only signs, so digitalSignature alone is enough, and needed.
+    let made = server(&["a.test"], |p| {
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature]
+    });
+    check(&made, &[]).unwrap();
+    let made = server(&["a.test"], |p| {
+        p.key_usages = vec![KeyUsagePurpose::KeyAgreement]
+    });
+    let err = check(&made, &[]).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "lacks key usage DigitalSignature (it allows: Key Agreement); a VCH server certificate with an EC key needs DigitalSignature: reissue it with keyUsage = digitalSignature"
+        ),
         "{err}"
     );
     let made = server(&["a.test"], |p| {

@@ -4,6 +4,13 @@
 //! docker CLI process does, as it keeps no session cache).
 //!
 //!     vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new|full
+//!
+//! `serve` runs the floor the benchmark compares servers with: a mutual-TLS server that only
+//! reads and writes the TLS records (rustls on blocking sockets, a thread per connection, one
+//! read and one write per request, no HTTP parsing beyond the end of the headers, no log),
+//! with the VCH's certificates in CERT_DIR (`server-cert.pem`, `server-key.pem`, `ca.pem`):
+//!
+//!     vic-ping-bench serve HOST:PORT CERT_DIR
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -69,15 +76,71 @@ fn ping(tls: &mut impl std::io::Read, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// The floor server's answer to every request: what a Docker server answers to `_ping`.
+const PONG: &[u8] = b"HTTP/1.1 200 OK\r\nApi-Version: 1.44\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\nOK";
+
+fn serve(addr: &str, dir: &str) -> ! {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(format!("{dir}/server-cert.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/server-key.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(format!("{dir}/ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    for sock in listener.incoming() {
+        let Ok(sock) = sock else { continue };
+        let config = config.clone();
+        std::thread::spawn(move || {
+            sock.set_nodelay(true).ok();
+            let conn = rustls::ServerConnection::new(config).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match std::io::Read::read(&mut tls, &mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.drain(..end + 4);
+                    if tls.write_all(PONG).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    std::process::exit(1)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, addr, dir, secs, workers, mode] = args.as_slice() else {
-        eprintln!("usage: vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new|full");
-        std::process::exit(2);
-    };
     rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
         .ok();
+    if let [_, serve_cmd, addr, dir] = args.as_slice()
+        && serve_cmd == "serve"
+    {
+        serve(addr, dir);
+    }
+    let [_, addr, dir, secs, workers, mode] = args.as_slice() else {
+        eprintln!(
+            "usage: vic-ping-bench HOST:PORT CERT_DIR SECONDS WORKERS keepalive|new|full\n       vic-ping-bench serve HOST:PORT CERT_DIR"
+        );
+        std::process::exit(2);
+    };
     if !["keepalive", "new", "full"].contains(&mode.as_str()) {
         eprintln!("unknown mode {mode}: keepalive, new or full");
         std::process::exit(2);
