@@ -97,6 +97,10 @@ ps_run() {
     ms "$t"
 }
 rss_kib() { for p in "$@"; do awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
+# Proportional set size: shared pages (one binary mapped by 20 monitors) counted once in all.
+pss_kib() { for p in "$@"; do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null; done | awk '{s+=$1} END {print s+0}'; }
+max_pss_kib() { for p in "$@"; do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null; done | sort -n | tail -1; }
+monitor_procs() { pgrep -f "vic-monitor.*$work/root" || true; }
 vch_procs() { echo "$vch_pid" $(pgrep -f "vic-monitor.*$work/root" || true); }
 eng_procs() { echo "$(cat "$work/dd/pid")" $(pgrep -x containerd | while read -r p; do tr '\0' ' ' < "/proc/$p/cmdline" | grep -q "$work/dd" && echo "$p"; done) $(pgrep -f "containerd-shim.*-namespace moby" || true); }
 
@@ -104,6 +108,8 @@ eng_procs() { echo "$(cat "$work/dd/pid")" $(pgrep -x containerd | while read -r
 in_ns "$docker" "${vch[@]}" run --rm --network none busybox true >/dev/null
 in_ns "$docker" "${eng[@]}" run --rm --network none busybox true >/dev/null
 
+# BENCH_MEMORY_ONLY=1: only the memory rows (they do not depend on the machine's load).
+if [ -z "${BENCH_MEMORY_ONLY:-}" ]; then
 read -r v_seq e_seq < <(seq_runs)
 v_par=$(par_run "${vch[@]}"); e_par=$(par_run "${eng[@]}")
 v_ps=$(ps_run "${vch[@]}"); e_ps=$(ps_run "${eng[@]}")
@@ -132,17 +138,22 @@ read -r v_new v_new_cpu v_new_sys v_new_cli < <(ping_run "$vch_pid" 127.0.0.2:23
 read -r e_new e_new_cpu e_new_sys e_new_cli < <(ping_run "$dd_pid" 127.0.0.1:12376 new)
 read -r v_full v_full_cpu v_full_sys v_full_cli < <(ping_run "$vch_pid" 127.0.0.2:2376 full)
 read -r e_full e_full_cpu e_full_sys e_full_cli < <(ping_run "$dd_pid" 127.0.0.1:12376 full)
+fi
 v_idle=$(rss_kib $(vch_procs)); e_idle=$(rss_kib $(eng_procs))
+v_idle_pss=$(pss_kib $(vch_procs)); e_idle_pss=$(pss_kib $(eng_procs))
 for _ in $(seq 20); do
     in_ns "$docker" "${vch[@]}" run -d --network none busybox sleep 600 >/dev/null
     in_ns "$docker" "${eng[@]}" run -d --network none busybox sleep 600 >/dev/null
 done
 sleep 1
 v_busy=$(rss_kib $(vch_procs)); e_busy=$(rss_kib $(eng_procs))
+v_busy_pss=$(pss_kib $(vch_procs)); e_busy_pss=$(pss_kib $(eng_procs))
+monitor_pss_max=$(max_pss_kib $(monitor_procs))
 v_n=$(vch_procs | wc -w); e_n=$(eng_procs | wc -w)
 
 echo
 row "" "VCH" "Engine" "ratio"
+if [ -z "${BENCH_MEMORY_ONLY:-}" ]; then
 row "$rt run (floor), median ms" "$(printf '%s\n' "${floor[@]}" | median)" "" ""
 row "run --rm busybox true, median ms (goal 0.20)" "$v_seq" "$e_seq" "$(ratio "$v_seq" "$e_seq")"
 row "$runs concurrent runs, wall ms (goal 0.25)" "$v_par" "$e_par" "$(ratio "$v_par" "$e_par")"
@@ -156,6 +167,10 @@ row "_ping server CPU us/req (kernel), new conn." "$v_new_cpu $v_new_sys" "$e_ne
 row "_ping client CPU us/req, new connection" "$v_new_cli" "$e_new_cli" ""
 row "_ping server CPU us/req (kernel), full hs." "$v_full_cpu $v_full_sys" "$e_full_cpu $e_full_sys" "$(ratio "$v_full_cpu" "$e_full_cpu")"
 row "_ping client CPU us/req, full handshakes" "$v_full_cli" "$e_full_cli" ""
+fi
 row "RSS idle, KiB (goal 0.2)" "$v_idle" "$e_idle" "$(ratio "$v_idle" "$e_idle")"
 row "RSS with 20 running, KiB (goal 0.2)" "$v_busy" "$e_busy" "$(ratio "$v_busy" "$e_busy")"
+row "PSS idle, KiB (goal 0.10)" "$v_idle_pss" "$e_idle_pss" "$(ratio "$v_idle_pss" "$e_idle_pss")"
+row "PSS with 20 running, KiB (goal 0.10)" "$v_busy_pss" "$e_busy_pss" "$(ratio "$v_busy_pss" "$e_busy_pss")"
+row "PSS of the largest monitor, KiB (goal 1024)" "$monitor_pss_max" "" ""
 echo "processes counted with 20 running: VCH $v_n (endpoint + monitors), Engine $e_n (dockerd + containerd + shims)"
