@@ -10,7 +10,8 @@ use crate::{busybox_vch, insecure_registry_vch};
 
 /// A front for the registry on 127.0.0.1:5000 that passes everything through except blob
 /// downloads, which it cuts after half the bytes (`cut`) or serves with one byte changed
-/// (`corrupt`).
+/// (`corrupt`), or, for gzip layers, with the gzip header's time changed (`retime`): a blob
+/// that still unpacks to its diff ID but fails its digest.
 const BAD_REGISTRY: &str = r#"
 import http.client, http.server, socketserver, sys
 mode, port = sys.argv[1], int(sys.argv[2])
@@ -36,6 +37,11 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+        elif mode == "retime" and body[:2] == b"\x1f\x8b":
+            b = bytearray(body); b[4] ^= 0xFF
+            self.wfile.write(bytes(b))
+        elif mode == "retime":
+            self.wfile.write(body)
         else:
             b = bytearray(body); b[len(b) // 2] ^= 0xFF
             self.wfile.write(bytes(b))
@@ -55,16 +61,21 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     std::fs::write(host.path("bad.py"), BAD_REGISTRY).unwrap();
     let mut cmd = host.command("python3");
     cmd.args(["bad.py", "cut", "5001"]);
-    let mut cut = cmd.spawn().unwrap();
+    let cut = cmd.spawn().unwrap();
     let mut cmd = host.command("python3");
     cmd.args(["bad.py", "corrupt", "5002"]);
-    let mut corrupt = cmd.spawn().unwrap();
+    let corrupt = cmd.spawn().unwrap();
+    let mut cmd = host.command("python3");
+    cmd.args(["bad.py", "retime", "5003"]);
+    let retime = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let bad = [
         "--insecure-registry",
         "127.0.0.1:5001",
         "--insecure-registry",
         "127.0.0.1:5002",
+        "--insecure-registry",
+        "127.0.0.1:5003",
     ];
     insecure_registry_vch(&host, "faults", &bad);
     let env = env();
@@ -78,6 +89,11 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         "no clear reason for a cut blob: {r:?}"
     );
     host.docker(&env, ["pull", "127.0.0.1:5002/busybox"])
+        .fails()
+        .says("sha256");
+    // Unpacked (while downloading) to the right diff ID, but not the blob the manifest names:
+    // refused all the same.
+    host.docker(&env, ["pull", "127.0.0.1:5003/busybox"])
         .fails()
         .says("sha256");
     // Nothing of either is visible or half-stored.
@@ -100,10 +116,10 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         .ok();
     host.docker(&env, ["run", "--rm", "127.0.0.1:5000/busybox", "true"])
         .ok();
-    let _ = cut.kill();
-    let _ = corrupt.kill();
-    let _ = cut.wait();
-    let _ = corrupt.wait();
+    for mut bad in [cut, corrupt, retime] {
+        let _ = bad.kill();
+        let _ = bad.wait();
+    }
 }
 
 #[test]

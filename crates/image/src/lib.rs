@@ -12,5 +12,6 @@ mod unpack;
 pub use content::{ContentError, ContentStore, Ingest};
 pub use meta::{ImageRecord, ImageStore, MetaError};
 pub use unpack::{
-    LayerStore, UnpackError, UnpackStats, clean_entry_path, ensure_room, unpack_layer,
+    Feed, FeedReader, LayerStore, StagedLayer, UnpackError, UnpackStats, clean_entry_path,
+    ensure_room, unpack_layer, unpack_stream,
 };

@@ -156,13 +156,14 @@ pub fn ensure_room(dest: &Path, what: &str, written: u64, coming: u64) -> std::i
     Ok(())
 }
 
-/// Opens a layer blob, detecting gzip, zstd or plain tar by its first bytes.
-fn decompress(blob: &Path) -> Result<Box<dyn Read>, UnpackError> {
-    let mut file = BufReader::new(std::fs::File::open(blob).map_err(io(blob))?);
+/// Reads a layer stream (`label` names it in errors), detecting gzip, zstd or plain tar by its
+/// first bytes.
+fn decompress<'a, R: Read + 'a>(raw: R, label: &Path) -> Result<Box<dyn Read + 'a>, UnpackError> {
+    let mut file = BufReader::new(raw);
     let mut magic = [0u8; 4];
     let n = {
         use std::io::BufRead;
-        let buf = file.fill_buf().map_err(io(blob))?;
+        let buf = file.fill_buf().map_err(io(label))?;
         let n = buf.len().min(4);
         magic[..n].copy_from_slice(&buf[..n]);
         n
@@ -170,7 +171,7 @@ fn decompress(blob: &Path) -> Result<Box<dyn Read>, UnpackError> {
     Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::GzDecoder::new(file))
     } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io(blob))?)
+        Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io(label))?)
     } else {
         Box::new(file)
     })
@@ -336,8 +337,36 @@ pub fn unpack_layer(
     diff_id: Option<&str>,
     ids: IdMap,
 ) -> Result<UnpackStats, UnpackError> {
+    let file = std::fs::File::open(blob).map_err(io(blob))?;
+    unpack_stream(file, blob, dest, diff_id, ids)
+}
+
+/// [`unpack_layer`] from a stream of the layer blob's bytes (a download as it arrives); `blob`
+/// names the layer in errors. Every check is the same: the stream is refused whole.
+pub fn unpack_stream(
+    raw: impl Read,
+    blob: &Path,
+    dest: &Path,
+    diff_id: Option<&str>,
+    ids: IdMap,
+) -> Result<UnpackStats, UnpackError> {
+    let mut raw = raw;
+    let stats = unpack_tar(&mut raw, blob, dest, diff_id, ids)?;
+    // A decompressor stops at its stream's end: read the blob to its own (a download's end
+    // is where its digest is checked), whatever follows being the blob digest's to judge.
+    std::io::copy(&mut raw, &mut std::io::sink()).map_err(io(blob))?;
+    Ok(stats)
+}
+
+fn unpack_tar(
+    raw: &mut dyn Read,
+    blob: &Path,
+    dest: &Path,
+    diff_id: Option<&str>,
+    ids: IdMap,
+) -> Result<UnpackStats, UnpackError> {
     let reader = HashingReader {
-        inner: decompress(blob)?,
+        inner: decompress(raw, blob)?,
         hasher: Sha256::new(),
         dest: dest.to_owned(),
         read: 0,
@@ -499,8 +528,11 @@ fn mknod_char(path: &Path, major: u32, minor: u32) -> Result<(), UnpackError> {
     })
 }
 
+mod stream;
 #[cfg(test)]
 mod tests;
+
+pub use stream::{Feed, FeedReader, StagedLayer};
 
 /// Unpacked layers under `<root>/<diff-id hex>/`, each unpacked once, owned by the VCH's
 /// user namespace ids (`ids`). A diff ID must be `sha256:` and 64 hex digits before it names a
@@ -552,26 +584,8 @@ impl LayerStore {
         if target.is_dir() {
             return Ok(target);
         }
-        let tmp = self.root.join(format!(
-            "{}.tmp-{}",
-            target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&tmp);
-        make_root_dir(&tmp, self.ids)?;
-        match unpack_layer(blob, &tmp, Some(diff_id), self.ids) {
-            Ok(_) => {
-                std::fs::rename(&tmp, &target).map_err(io(&target))?;
-                Ok(target)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                Err(e)
-            }
-        }
+        let file = std::fs::File::open(blob).map_err(io(blob))?;
+        self.stage(file, blob, diff_id)?.commit()
     }
 
     /// Removes an unpacked layer.
