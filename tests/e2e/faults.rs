@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use vic_testkit::TestHost;
 
-use crate::{busybox_vch, insecure_registry_vch};
+use crate::busybox_vch;
 
 /// A front for the registry on 127.0.0.1:5000 that passes everything through except blob
 /// downloads, which it cuts after half the bytes (`cut`) or serves with one byte changed
 /// (`corrupt`), or, for gzip layers, with the gzip header's time changed (`retime`): a blob
 /// that still unpacks to its diff ID but fails its digest.
 const BAD_REGISTRY: &str = r#"
-import http.client, http.server, socketserver, sys
+import http.client, http.server, socketserver, sys, time
 mode, port = sys.argv[1], int(sys.argv[2])
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -37,6 +37,10 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+        elif mode == "stall":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(60)
         elif mode == "retime" and body[:2] == b"\x1f\x8b":
             b = bytearray(body); b[4] ^= 0xFF
             self.wfile.write(bytes(b))
@@ -68,6 +72,9 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     let mut cmd = host.command("python3");
     cmd.args(["bad.py", "retime", "5003"]);
     let retime = cmd.spawn().unwrap();
+    let mut cmd = host.command("python3");
+    cmd.args(["bad.py", "stall", "5004"]);
+    let stall = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let bad = [
         "--insecure-registry",
@@ -76,8 +83,24 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         "127.0.0.1:5002",
         "--insecure-registry",
         "127.0.0.1:5003",
+        "--insecure-registry",
+        "127.0.0.1:5004",
     ];
-    insecure_registry_vch(&host, "faults", &bad);
+    // A registry that stops sending mid-blob loses the pull after a while (60 s; 2 here).
+    let mut args = vec![
+        "--no-tls",
+        "--client-network-ip",
+        "127.0.0.2",
+        "--insecure-registry",
+        crate::REGISTRY,
+    ];
+    args.extend(bad);
+    crate::create_with_env(
+        &host,
+        "faults",
+        &args,
+        &[("VIC_TEST_REGISTRY_STALL_SECS", "2")],
+    );
     let env = env();
     let state = host.root().join("faults");
     let r = host
@@ -96,7 +119,15 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     host.docker(&env, ["pull", "127.0.0.1:5003/busybox"])
         .fails()
         .says("sha256");
-    // Nothing of either is visible or half-stored.
+    let started = std::time::Instant::now();
+    host.docker(&env, ["pull", "127.0.0.1:5004/busybox"])
+        .fails()
+        .says("stalled");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the stall held the pull"
+    );
+    // Nothing of any is visible or half-stored.
     assert_eq!(host.docker(&env, ["images", "-q"]).ok().stdout.trim(), "");
     assert_eq!(
         std::fs::read_dir(state.join("content/ingest"))
@@ -116,7 +147,7 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         .ok();
     host.docker(&env, ["run", "--rm", "127.0.0.1:5000/busybox", "true"])
         .ok();
-    for mut bad in [cut, corrupt, retime] {
+    for mut bad in [cut, corrupt, retime, stall] {
         let _ = bad.kill();
         let _ = bad.wait();
     }

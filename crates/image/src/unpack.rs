@@ -159,15 +159,20 @@ pub fn ensure_room(dest: &Path, what: &str, written: u64, coming: u64) -> std::i
 /// Reads a layer stream (`label` names it in errors), detecting gzip, zstd or plain tar by its
 /// first bytes.
 fn decompress<'a, R: Read + 'a>(raw: R, label: &Path) -> Result<Box<dyn Read + 'a>, UnpackError> {
-    let mut file = BufReader::new(raw);
+    let mut raw = raw;
+    // The first four bytes, however the stream comes in pieces (a download's first frame may
+    // be shorter): read until there are four or the stream ends.
     let mut magic = [0u8; 4];
-    let n = {
-        use std::io::BufRead;
-        let buf = file.fill_buf().map_err(io(label))?;
-        let n = buf.len().min(4);
-        magic[..n].copy_from_slice(&buf[..n]);
-        n
-    };
+    let mut n = 0;
+    while n < magic.len() {
+        match raw.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(label)(e)),
+        }
+    }
+    let file = BufReader::new(std::io::Cursor::new(magic[..n].to_vec()).chain(raw));
     Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::GzDecoder::new(file))
     } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {

@@ -287,6 +287,11 @@ impl ImageService {
         }
     }
 
+    /// The content store's folder (blobs and their ingests).
+    pub(crate) fn content_dir(&self) -> PathBuf {
+        self.store_dirs[0].clone()
+    }
+
     /// Bytes on disk in the image store: blobs as pulled, and the layers unpacked from them.
     /// Walks every file: call it off the async workers, and not often.
     pub fn store_bytes(&self) -> u64 {

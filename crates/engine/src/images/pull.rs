@@ -302,6 +302,7 @@ impl ImageService {
         creds: Option<&Credentials>,
         progress: (&str, &mpsc::Sender<PullEvent>),
     ) -> Result<(), EngineError> {
+        self.room_for_blob(size).await?;
         let resp = self.registry().blob(reference, digest, creds).await?;
         let mut ingest = self.content.ingest(digest, Some(size))?;
         let (feed, rx) = mpsc::channel(FEED_CHUNKS);
@@ -340,8 +341,20 @@ impl ImageService {
         let staged = unpack
             .await
             .map_err(|e| crate::error::internal("layer unpack failed", e))?;
-        // The staged folder drops, so is removed, on every path out of here but the commit.
-        if !verified? {
+        // The staged folder is removed on every path out of here but the commit: dropped on
+        // a blocking thread (a layer's tree may hold very many files).
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                crate::blocking(move || {
+                    drop(staged);
+                    Ok(())
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+        if !verified {
             staged?;
             // An unpack reads its feed to the end before it succeeds: never reached.
             return Err(crate::error::internal(
@@ -360,6 +373,17 @@ impl ImageService {
         Ok(())
     }
 
+    /// Refuses a blob its manifest says will not fit above the disk's reserve (the ingest
+    /// file's size is checked against the manifest's as it grows).
+    async fn room_for_blob(&self, size: u64) -> Result<(), EngineError> {
+        let dir = self.content_dir();
+        crate::blocking(move || {
+            vic_image::ensure_room(&dir, "the image's layer", 0, size)
+                .map_err(|e| crate::error::ArchiveError::NoRoom(e).into())
+        })
+        .await
+    }
+
     async fn download(
         &self,
         reference: &Reference,
@@ -368,6 +392,7 @@ impl ImageService {
         creds: Option<&Credentials>,
         progress: Option<(&str, &mpsc::Sender<PullEvent>)>,
     ) -> Result<(), EngineError> {
+        self.room_for_blob(size).await?;
         let resp = self.registry().blob(reference, digest, creds).await?;
         let mut ingest = self.content.ingest(digest, Some(size))?;
         self.receive(reference, digest, size, resp, &mut ingest, None, progress)
@@ -391,7 +416,21 @@ impl ImageService {
     ) -> Result<bool, EngineError> {
         let mut body = resp.into_body();
         let mut last_report = 0u64;
-        while let Some(frame) = body.frame().await {
+        loop {
+            // A registry that sends nothing for a minute loses the pull: it would otherwise
+            // hold this download, and its unpack's blocking thread, for ever.
+            let Ok(next) = tokio::time::timeout(*REGISTRY_STALL, body.frame()).await else {
+                return Err(EngineError::Registry(
+                    vic_registry::RegistryError::Protocol {
+                        registry: reference.registry.clone(),
+                        reason: format!(
+                            "download of {digest} stalled: nothing for {} s",
+                            REGISTRY_STALL.as_secs()
+                        ),
+                    },
+                ));
+            };
+            let Some(frame) = next else { break };
             let frame = frame.map_err(|e| {
                 EngineError::Registry(vic_registry::RegistryError::Protocol {
                     registry: reference.registry.clone(),
@@ -435,6 +474,17 @@ const PARALLEL_LAYERS: usize = 3;
 /// buffer) a download may be ahead of its unpack: memory per layer bounded whatever its size.
 /// (16 cost ~8 MiB more peak memory in a 1 GB pull than 4, and no time: BENCHMARKS.md.)
 const FEED_CHUNKS: usize = 4;
+
+/// How long a registry may send nothing in the middle of a blob before the pull fails
+/// (`VIC_TEST_REGISTRY_STALL_SECS` shortens it for tests).
+static REGISTRY_STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
+    std::time::Duration::from_secs(
+        std::env::var("VIC_TEST_REGISTRY_STALL_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60),
+    )
+});
 
 pub(super) fn parse_platform(p: &str) -> Result<(String, String, Option<String>), EngineError> {
     let parts: Vec<&str> = p.split('/').collect();

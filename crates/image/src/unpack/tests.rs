@@ -266,3 +266,33 @@ fn io_errors_name_no_host_path() {
         "unpacking abc123: failed to read entire block"
     );
 }
+
+#[test]
+fn compression_is_told_from_a_stream_that_comes_a_byte_at_a_time() {
+    // A download's first frame may be a single byte: the magic is read across frames.
+    struct Trickle(Vec<u8>, usize);
+    impl Read for Trickle {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            if self.1 >= self.0.len() || b.is_empty() {
+                return Ok(0);
+            }
+            b[0] = self.0[self.1];
+            self.1 += 1;
+            Ok(1)
+        }
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"hello").unwrap();
+    let mut out = String::new();
+    decompress(Trickle(gz.finish().unwrap(), 0), Path::new("t"))
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "hello");
+    let mut out = String::new();
+    decompress(Trickle(b"ab".to_vec(), 0), Path::new("t"))
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "ab");
+}
