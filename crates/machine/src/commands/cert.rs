@@ -284,27 +284,10 @@ pub(crate) fn ls(args: CertLsArgs, out: &mut Out) -> Result<()> {
             ]
         })
         .collect();
-    let header = ["USER", "ROLE", "SERIAL", "EXPIRES", "STATUS", "SUBJECT"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    out.info(line(&header.map(str::to_owned)));
-    for r in &rows {
-        out.info(line(r));
-    }
+    out.table(
+        &["USER", "ROLE", "SERIAL", "EXPIRES", "STATUS", "SUBJECT"],
+        &rows,
+    );
     Ok(())
 }
 

@@ -4,8 +4,6 @@
 //! certificate and CA files named on the command line are sent as they are. Everything else
 //! (registry policy, firewalls, verification on or off, ...) runs on the target as given.
 
-use std::net::{IpAddr, ToSocketAddrs as _};
-
 use super::flow::{Staging, remote_config, sub_spellings, without};
 use super::ssh::Session;
 use crate::certs;
@@ -90,13 +88,7 @@ pub(crate) fn run(
             .tls_cname
             .clone()
             .unwrap_or_else(|| cfg.docker_host.clone());
-        let listen_ip = cname.parse::<IpAddr>().ok().or_else(|| {
-            (target.host.as_str(), target.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .map(|a| a.ip())
-        });
+        let listen_ip = super::flow::address_of(&cname, &target);
         let names = certs::server_names(Some(&cname), listen_ip, out);
         let key_path = cert_path.join("server-key.pem");
         let (pair, _) = certs::generate_server(

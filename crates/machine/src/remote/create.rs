@@ -3,7 +3,6 @@
 //! server certificate with its key and the client CAs, and creates the VCH with them as custom
 //! certificates. The CA key never leaves this machine.
 
-use std::net::{IpAddr, ToSocketAddrs as _};
 use std::path::Path;
 
 use vic_core::VchName;
@@ -91,13 +90,7 @@ pub(crate) fn run(
         armed: !cert_path.exists(),
     };
     if !args.no_tls {
-        let listen_ip = cname.parse::<IpAddr>().ok().or_else(|| {
-            (target.host.as_str(), target.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next())
-                .map(|a| a.ip())
-        });
+        let listen_ip = super::flow::address_of(&cname, &target);
         let req = CertRequest {
             name: name.to_string(),
             cert_path: cert_path.clone(),

@@ -321,6 +321,19 @@ pub(crate) fn remote_config(
     Ok(cfg)
 }
 
+/// The address certificates name beside `cname`: `cname` itself when it is one, else where
+/// the target's host resolves from here.
+pub(crate) fn address_of(cname: &str, target: &Target) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    cname.parse().ok().or_else(|| {
+        (target.host.as_str(), target.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+    })
+}
+
 /// A host name or address and nothing else (no space, quote, `$` or the like).
 fn plain_host(h: &str) -> bool {
     !h.is_empty()
