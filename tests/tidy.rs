@@ -201,3 +201,22 @@ fn root_holds_no_strays() {
         );
     }
 }
+
+/// The tar crate reads a long name or a PAX header whole into memory, however large the
+/// archive says it is: every tar stream is opened through `vic_core::untar::archive`, which
+/// bounds them (tests, which read archives they made, excepted).
+#[test]
+fn tar_streams_are_opened_bounded() {
+    for (path, text) in sources() {
+        if path.ends_with("core/src/untar.rs") || path.file_name().is_some_and(|n| n == "tests.rs")
+        {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        assert!(
+            !code.contains("Archive::new("),
+            "{}: opens a tar stream with tar::Archive::new; use vic_core::untar::archive",
+            path.display()
+        );
+    }
+}

@@ -119,10 +119,21 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     host.docker(&env, ["pull", "127.0.0.1:5003/busybox"])
         .fails()
         .says("sha256");
+    // Four pulls at once: three layers download (Docker's `max-concurrent-downloads`, VCH-wide),
+    // the fourth waits for a slot.
     let started = std::time::Instant::now();
-    host.docker(&env, ["pull", "127.0.0.1:5004/busybox"])
-        .fails()
-        .says("stalled");
+    let vars: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let docker = vic_testkit::docker_bin();
+    let pulls = host
+        .sh(&format!(
+            "for i in 1 2 3 4; do {vars}{docker} pull 127.0.0.1:5004/busybox >pull$i.log 2>&1 & done; wait; cat pull*.log"
+        ))
+        .ok();
+    assert_eq!(pulls.stdout.matches("stalled").count(), 4, "{pulls:?}");
+    assert!(
+        pulls.stdout.contains(": Waiting"),
+        "no layer waited: {pulls:?}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the stall held the pull"

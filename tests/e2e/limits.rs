@@ -268,3 +268,73 @@ fn browsers_read_only_clients_and_slow_readers_get_their_limits() {
     // The slots are free again.
     host.docker(&env, ["export", "-o", "app.tar", "app"]).ok();
 }
+
+/// A tar whose first entry is a PAX header claiming 4 GiB (1 MiB of it present: enough to
+/// tell a refusal from a short read), then an ordinary file.
+fn pax_bomb() -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path("PaxHeaders/bomb").unwrap();
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_size(4 << 30);
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.resize(512 + (1 << 20), b'a');
+    bytes
+}
+
+/// The tar crate reads a PAX header or a GNU long name whole before the entry it describes:
+/// a layer, an import or a `docker cp` upload declaring gigabytes of them is refused before
+/// they are read, whichever way it comes in, and the VCH carries on.
+#[test]
+fn archives_cannot_size_the_endpoints_memory() {
+    let host = TestHost::new();
+    let env = vch(&host, "bomb", &[]);
+    let bomb = pax_bomb();
+    std::fs::write(host.path("bomb.tar"), &bomb).unwrap();
+    let says = "PAX header entry is 4294967296 bytes, more than the 1024 KiB allowed";
+    // As an image's layer (`docker load`).
+    let manifest = r#"[{"Config":"config.json","RepoTags":["bomb:1"],"Layers":["layer.tar"]}]"#;
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
+        <sha2::Sha256 as sha2::Digest>::digest(&bomb)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let mut image = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("config.json", config.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+        ("layer.tar", bomb.as_slice()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        image.append_data(&mut h, name, data).unwrap();
+    }
+    std::fs::write(host.path("image.tar"), image.into_inner().unwrap()).unwrap();
+    host.docker(&env, ["load", "-i", "image.tar"])
+        .fails()
+        .says(says);
+    // As a whole `docker load` archive, and as a `docker import`.
+    host.docker(&env, ["load", "-i", "bomb.tar"])
+        .fails()
+        .says(says);
+    host.docker(&env, ["import", "bomb.tar", "bomb:2"])
+        .fails()
+        .says(says);
+    // As a `docker cp` upload into a container.
+    host.docker(&env, ["create", "--name", "cpbomb", IMG, "true"])
+        .ok();
+    let vars: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    host.sh(&format!(
+        "{vars}{} cp - cpbomb:/tmp < bomb.tar",
+        vic_testkit::docker_bin()
+    ))
+    .fails()
+    .says(says);
+    host.docker(&env, ["images", "-q", "bomb"])
+        .ok()
+        .never_says("sha256");
+    host.docker(&env, ["run", "--rm", IMG, "true"]).ok();
+}

@@ -183,7 +183,7 @@ impl ImageService {
             Box::new(file)
         };
         std::fs::create_dir_all(scratch).map_err(|e| io_err("scratch", e))?;
-        let mut tar = tar::Archive::new(reader);
+        let mut tar = vic_core::untar::archive(reader);
         for entry in tar.entries().map_err(ArchiveError::NotTar)? {
             let mut entry = entry.map_err(ArchiveError::Broken)?;
             if !entry.header().entry_type().is_file() {

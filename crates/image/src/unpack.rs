@@ -176,7 +176,11 @@ fn decompress<'a, R: Read + 'a>(raw: R, label: &Path) -> Result<Box<dyn Read + '
     Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
         Box::new(flate2::read::GzDecoder::new(file))
     } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(io(label))?)
+        let mut zstd = zstd::stream::read::Decoder::with_buffer(file).map_err(io(label))?;
+        // A frame may ask for a window of up to 2^31 bytes, which the decoder would allocate:
+        // at most 128 MiB (libzstd's own default, said here so that no upgrade moves it).
+        zstd.window_log_max(27).map_err(io(label))?;
+        Box::new(zstd)
     } else {
         Box::new(file)
     })
@@ -377,7 +381,7 @@ fn unpack_tar(
         read: 0,
         next_check: 0,
     };
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = vic_core::untar::archive(reader);
     archive.set_preserve_permissions(true);
     // Shifted owners are set after each entry (below); the identity keeps the header's.
     archive.set_preserve_ownerships(ids.is_identity());
@@ -498,7 +502,7 @@ fn unpack_tar(
         }
     }
     // Drain what tar did not read (padding), so the hash covers the whole stream.
-    let mut reader = archive.into_inner();
+    let mut reader = archive.into_inner().into_inner();
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(io(blob))?;
     if let Some(expected) = diff_id {
         let mut actual = String::from("sha256:");

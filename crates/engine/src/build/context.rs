@@ -322,7 +322,7 @@ pub(super) fn append_renamed<W: Write>(
         let file = std::fs::File::open(&spool).map_err(|e| internal("build scratch", e))?;
         rename_entries(
             out,
-            tar::Archive::new(BufReader::new(file)),
+            vic_core::untar::archive(BufReader::new(file)),
             dest,
             own,
             true,

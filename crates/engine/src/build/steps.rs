@@ -611,7 +611,7 @@ impl CopyJob {
     fn local_archive(
         &self,
         src: &str,
-    ) -> Result<Option<tar::Archive<Box<dyn std::io::Read>>>, EngineError> {
+    ) -> Result<Option<vic_core::untar::Archive<Box<dyn std::io::Read>>>, EngineError> {
         let mut file = self.ctx.root.open_file(src)?;
         let mut head = [0u8; 512];
         let n =
@@ -627,7 +627,7 @@ impl CopyJob {
         } else {
             Box::new(file)
         };
-        Ok(Some(tar::Archive::new(reader)))
+        Ok(Some(vic_core::untar::archive(reader)))
     }
 }
 

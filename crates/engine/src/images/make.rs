@@ -287,7 +287,7 @@ fn new_config(base: Map<String, Value>) -> Map<String, Value> {
 fn check_tar(path: &Path) -> Result<(), crate::error::ArchiveError> {
     use crate::error::ArchiveError;
     let file = std::fs::File::open(path).map_err(ArchiveError::Broken)?;
-    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut archive = vic_core::untar::archive(std::io::BufReader::new(file));
     for entry in archive.entries().map_err(ArchiveError::NotTar)? {
         entry.map_err(ArchiveError::Broken)?;
     }

@@ -190,6 +190,19 @@ impl ImageService {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {
                     return Ok(());
                 }
+                let _slot = match self.downloads.try_acquire() {
+                    Ok(slot) => slot,
+                    Err(_) => {
+                        say(events, Some(short(&layer.digest)), "Waiting".into()).await;
+                        self.downloads
+                            .acquire()
+                            .await
+                            .expect("the download semaphore is never closed")
+                    }
+                };
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(());
+                }
                 let r = self
                     .fetch_layer(reference, &layer.digest, layer.size, diff_id, creds, events)
                     .await;
@@ -469,6 +482,9 @@ impl ImageService {
 
 /// Layers of one image fetched at once (Docker's default too).
 const PARALLEL_LAYERS: usize = 3;
+
+/// Layers downloading at once in the whole VCH (Docker's `max-concurrent-downloads` default).
+pub(super) const CONCURRENT_DOWNLOADS: usize = 3;
 
 /// Chunks (HTTP body frames, up to a few hundred KiB each: slices of the connection's read
 /// buffer) a download may be ahead of its unpack: memory per layer bounded whatever its size.

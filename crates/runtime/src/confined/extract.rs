@@ -102,7 +102,7 @@ impl Root {
     ) -> Result<u64, ConfinedError> {
         // The extraction point must be an existing folder.
         drop(self.resolve(dir, OFlags::PATH | OFlags::DIRECTORY)?);
-        let mut archive = tar::Archive::new(input);
+        let mut archive = vic_core::untar::archive(input);
         let mut count = 0;
         for entry in archive
             .entries()
