@@ -10,7 +10,7 @@ use crate::busybox_vch;
 
 /// A front for the registry on 127.0.0.1:5000 that passes everything through except blob
 /// downloads, which it cuts after half the bytes (`cut`) or serves with one byte changed
-/// (`corrupt`), or, for gzip layers, with the gzip header's time changed (`retime`): a blob
+/// (`corrupt`), a byte every half second (`trickle`), or, for gzip layers, with the gzip header's time changed (`retime`): a blob
 /// that still unpacks to its diff ID but fails its digest.
 const BAD_REGISTRY: &str = r#"
 import http.client, http.server, socketserver, sys, time
@@ -41,6 +41,11 @@ class H(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             time.sleep(60)
+        elif mode == "trickle":
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.5)
         elif mode == "retime" and body[:2] == b"\x1f\x8b":
             b = bytearray(body); b[4] ^= 0xFF
             self.wfile.write(bytes(b))
@@ -75,6 +80,9 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     let mut cmd = host.command("python3");
     cmd.args(["bad.py", "stall", "5004"]);
     let stall = cmd.spawn().unwrap();
+    let mut cmd = host.command("python3");
+    cmd.args(["bad.py", "trickle", "5005"]);
+    let trickle = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let bad = [
         "--insecure-registry",
@@ -85,8 +93,11 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         "127.0.0.1:5003",
         "--insecure-registry",
         "127.0.0.1:5004",
+        "--insecure-registry",
+        "127.0.0.1:5005",
     ];
-    // A registry that stops sending mid-blob loses the pull after a while (60 s; 2 here).
+    // A registry that stops sending mid-blob, or sends less than 1 KiB a minute, loses the pull
+    // after a while (60 s; 2 here).
     let mut args = vec![
         "--no-tls",
         "--client-network-ip",
@@ -134,6 +145,9 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         pulls.stdout.contains(": Waiting"),
         "no layer waited: {pulls:?}"
     );
+    host.docker(&env, ["pull", "127.0.0.1:5005/busybox"])
+        .fails()
+        .says("stalled: less than 1024 bytes in 2 s");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the stall held the pull"
@@ -158,7 +172,7 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         .ok();
     host.docker(&env, ["run", "--rm", "127.0.0.1:5000/busybox", "true"])
         .ok();
-    for mut bad in [cut, corrupt, retime, stall] {
+    for mut bad in [cut, corrupt, retime, stall, trickle] {
         let _ = bad.kill();
         let _ = bad.wait();
     }

@@ -9,7 +9,11 @@
 //! the archive's framing exactly as the tar crate does (512-byte headers, a PAX `size` record
 //! overriding the next entry's size, GNU sparse extension blocks, the end at the first zero
 //! block) and refuses any extension entry larger than [`EXTENSION_MAX`] before its body is
-//! read: 1 MiB, the limit of Go's `archive/tar` and so of Docker Engine.
+//! read: 1 MiB, the limit of Go's `archive/tar` and so of Docker Engine. The sparse map of a
+//! GNU sparse entry, which the tar crate also keeps whole, is bounded alike.
+//!
+//! The guard stops following at the first zero block, where the tar crate stops reading
+//! headers: no caller may set `ignore_zeros` or read raw entries (the tidy test checks).
 
 use std::io::{self, Read};
 
@@ -17,6 +21,9 @@ use std::io::{self, Read};
 pub const EXTENSION_MAX: u64 = 1 << 20;
 
 const BLOCK: usize = 512;
+
+/// The most GNU sparse extension blocks an entry may have: as many bytes as an extension entry.
+pub const SPARSE_BLOCKS_MAX: u64 = EXTENSION_MAX / BLOCK as u64;
 
 /// A tar archive read through [`BoundedTar`].
 pub type Archive<R> = tar::Archive<BoundedTar<R>>;
@@ -54,8 +61,9 @@ impl<R> std::fmt::Debug for BoundedTar<R> {
 enum State {
     /// Collecting a header block.
     Header,
-    /// Collecting a GNU sparse extension block; `data` bytes (padded) follow the last one.
-    SparseExt { data: u64 },
+    /// Collecting the `seen`+1st GNU sparse extension block; `data` bytes (padded) follow the
+    /// last one.
+    SparseExt { data: u64, seen: u64 },
     /// Inside an entry's data: `left` bytes with padding, of which `body` are the entry's own.
     Data { left: u64, body: u64 },
     /// After the end-of-archive block: the tar crate reads no further headers.
@@ -113,11 +121,24 @@ impl<R> BoundedTar<R> {
     }
 
     fn block_complete(&mut self) -> io::Result<()> {
-        if let State::SparseExt { data } = self.state {
+        if let State::SparseExt { data, seen } = self.state {
             let mut ext = tar::GnuExtSparseHeader::new();
             ext.as_mut_bytes().copy_from_slice(&self.block[..]);
             if !ext.is_extended() {
                 self.start_data(data, data);
+            } else if seen + 1 >= SPARSE_BLOCKS_MAX {
+                // The tar crate keeps a list entry per region of every block, empty ones too.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the archive's sparse entry has more than {SPARSE_BLOCKS_MAX} extension blocks: refused"
+                    ),
+                ));
+            } else {
+                self.state = State::SparseExt {
+                    data,
+                    seen: seen + 1,
+                };
             }
             return Ok(());
         }
@@ -167,7 +188,10 @@ impl<R> BoundedTar<R> {
             header.as_gnu().map(|g| g.is_extended())
         };
         if sparse == Some(true) {
-            self.state = State::SparseExt { data: padded };
+            self.state = State::SparseExt {
+                data: padded,
+                seen: 0,
+            };
         } else {
             self.start_data(padded, size);
         }

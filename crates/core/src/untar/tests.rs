@@ -200,3 +200,42 @@ fn sparse_extension_blocks_are_followed() {
     let err = listing(&bytes[..]).unwrap_err();
     assert!(err.to_string().contains("PAX header"), "{err}");
 }
+
+#[test]
+fn sparse_maps_are_bounded() {
+    // A GNU sparse entry of no data whose extension blocks go on and on (each region empty):
+    // the tar crate would keep an entry per region.
+    let zero = *b"00000000000\0";
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_size(0);
+    let gnu = h.as_gnu_mut().unwrap();
+    gnu.realsize = zero;
+    gnu.isextended = [1];
+    for s in &mut gnu.sparse {
+        s.offset = zero;
+        s.numbytes = zero;
+    }
+    h.set_cksum();
+    let mut ext = tar::GnuExtSparseHeader::new();
+    for s in &mut ext.sparse {
+        s.offset = zero;
+        s.numbytes = zero;
+    }
+    let mut build = |blocks: u64| {
+        let mut bytes = h.as_bytes().to_vec();
+        for i in 0..blocks {
+            ext.isextended = [u8::from(i + 1 < blocks)];
+            bytes.extend_from_slice(ext.as_bytes());
+        }
+        bytes.extend([0; 1024]);
+        bytes
+    };
+    assert_eq!(listing(&build(3)[..]).unwrap().len(), 1);
+    assert_eq!(listing(&build(SPARSE_BLOCKS_MAX)[..]).unwrap().len(), 1);
+    let err = listing(&build(SPARSE_BLOCKS_MAX + 1)[..]).unwrap_err();
+    assert!(
+        err.to_string().contains("more than 2048 extension blocks"),
+        "{err}"
+    );
+}

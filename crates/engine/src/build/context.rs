@@ -338,7 +338,7 @@ pub(super) fn append_renamed<W: Write>(
 /// are put below `dest` (`ADD` of a tarball).
 pub(super) fn rename_entries<W: Write, R: Read>(
     out: &mut tar::Builder<W>,
-    mut archive: tar::Archive<R>,
+    mut archive: vic_core::untar::Archive<R>,
     dest: &str,
     own: Ownership,
     top_is_dest: bool,
@@ -492,7 +492,7 @@ mod tests {
         let mut key = sha2::Sha256::new();
         rename_entries(
             &mut out,
-            tar::Archive::new(&bytes[..]),
+            vic_core::untar::archive(&bytes[..]),
             "/srv/app",
             own,
             true,

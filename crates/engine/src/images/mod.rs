@@ -145,6 +145,12 @@ async fn say(events: &mpsc::Sender<PullEvent>, id: Option<String>, status: Strin
     let _ = events.send(PullEvent::Status { id, status }).await;
 }
 
+/// [`say`] without waiting: dropped when the client is behind. For what a download says while
+/// it holds one of the VCH's download slots, which no client that stops reading may keep.
+fn tell(events: &mpsc::Sender<PullEvent>, id: Option<String>, status: String) {
+    let _ = events.try_send(PullEvent::Status { id, status });
+}
+
 /// Unix seconds of an RFC 3339 timestamp (0 when absent or unreadable).
 fn unix(created: Option<&str>) -> i64 {
     let Some(s) = created else { return 0 };

@@ -287,16 +287,16 @@ impl ImageService {
         if !have_blob {
             self.download(reference, digest, size, creds, Some((&id, events)))
                 .await?;
-            say(events, Some(id.clone()), "Verifying Checksum".into()).await;
-            say(events, Some(id.clone()), "Download complete".into()).await;
+            tell(events, Some(id.clone()), "Verifying Checksum".into());
+            tell(events, Some(id.clone()), "Download complete".into());
         }
         if !have_layer {
-            say(events, Some(id.clone()), "Extracting".into()).await;
+            tell(events, Some(id.clone()), "Extracting".into());
             let blob = self.content.path(digest)?;
             let store = self.layers.clone();
             let diff = diff_id.to_owned();
             crate::blocking(move || Ok(store.ensure(&blob, &diff)?)).await?;
-            say(events, Some(id), "Pull complete".into()).await;
+            tell(events, Some(id), "Pull complete".into());
         }
         Ok(())
     }
@@ -378,11 +378,11 @@ impl ImageService {
         // The blob verified: a failed unpack is this layer's error.
         let staged = staged?;
         let (id, events) = progress;
-        say(events, Some(id.to_owned()), "Verifying Checksum".into()).await;
-        say(events, Some(id.to_owned()), "Download complete".into()).await;
-        say(events, Some(id.to_owned()), "Extracting".into()).await;
+        tell(events, Some(id.to_owned()), "Verifying Checksum".into());
+        tell(events, Some(id.to_owned()), "Download complete".into());
+        tell(events, Some(id.to_owned()), "Extracting".into());
         crate::blocking(move || Ok(staged.commit()?)).await?;
-        say(events, Some(id.to_owned()), "Pull complete".into()).await;
+        tell(events, Some(id.to_owned()), "Pull complete".into());
         Ok(())
     }
 
@@ -429,15 +429,18 @@ impl ImageService {
     ) -> Result<bool, EngineError> {
         let mut body = resp.into_body();
         let mut last_report = 0u64;
+        // A registry that sends less than STALL_BYTES in a minute loses the pull: it would
+        // otherwise hold this download, its slot and its unpack's blocking thread for ever
+        // (a byte every 59 s included).
+        let mut deadline = tokio::time::Instant::now() + *REGISTRY_STALL;
+        let mut since = 0usize;
         loop {
-            // A registry that sends nothing for a minute loses the pull: it would otherwise
-            // hold this download, and its unpack's blocking thread, for ever.
-            let Ok(next) = tokio::time::timeout(*REGISTRY_STALL, body.frame()).await else {
+            let Ok(next) = tokio::time::timeout_at(deadline, body.frame()).await else {
                 return Err(EngineError::Registry(
                     vic_registry::RegistryError::Protocol {
                         registry: reference.registry.clone(),
                         reason: format!(
-                            "download of {digest} stalled: nothing for {} s",
+                            "download of {digest} stalled: less than {STALL_BYTES} bytes in {} s",
                             REGISTRY_STALL.as_secs()
                         ),
                     },
@@ -453,6 +456,11 @@ impl ImageService {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
+            since += data.len();
+            if since >= STALL_BYTES {
+                since = 0;
+                deadline = tokio::time::Instant::now() + *REGISTRY_STALL;
+            }
             ingest.write(&data)?;
             if let Some(feed) = feed
                 && !data.is_empty()
@@ -465,14 +473,17 @@ impl ImageService {
                 // About a hundred updates per layer at most.
                 if written - last_report >= (size / 100).max(64 * 1024) || written == size {
                     last_report = written;
-                    let _ = tx
-                        .send(PullEvent::Progress {
+                    // Dropped when the client is behind (half the channel waiting, the rest
+                    // kept for the layers' statuses): a download holds one of the VCH's
+                    // download slots and must not wait on a client that does not read.
+                    if tx.capacity() > tx.max_capacity() / 2 {
+                        let _ = tx.try_send(PullEvent::Progress {
                             id: id.to_owned(),
                             action: "Downloading",
                             current: written,
                             total: size,
-                        })
-                        .await;
+                        });
+                    }
                 }
             }
         }
@@ -483,6 +494,9 @@ impl ImageService {
 /// Layers of one image fetched at once (Docker's default too).
 const PARALLEL_LAYERS: usize = 3;
 
+/// What a registry must send of a blob in each [`REGISTRY_STALL`].
+const STALL_BYTES: usize = 1024;
+
 /// Layers downloading at once in the whole VCH (Docker's `max-concurrent-downloads` default).
 pub(super) const CONCURRENT_DOWNLOADS: usize = 3;
 
@@ -491,8 +505,8 @@ pub(super) const CONCURRENT_DOWNLOADS: usize = 3;
 /// (16 cost ~8 MiB more peak memory in a 1 GB pull than 4, and no time: BENCHMARKS.md.)
 const FEED_CHUNKS: usize = 4;
 
-/// How long a registry may send nothing in the middle of a blob before the pull fails
-/// (`VIC_TEST_REGISTRY_STALL_SECS` shortens it for tests).
+/// How long a registry may send less than [`STALL_BYTES`] in the middle of a blob before the
+/// pull fails (`VIC_TEST_REGISTRY_STALL_SECS` shortens it for tests).
 static REGISTRY_STALL: std::sync::LazyLock<std::time::Duration> = std::sync::LazyLock::new(|| {
     std::time::Duration::from_secs(
         std::env::var("VIC_TEST_REGISTRY_STALL_SECS")
