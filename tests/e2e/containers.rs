@@ -65,6 +65,34 @@ fn run_in_the_foreground_prints_output_and_exit_codes() {
     let listed = || host.docker(&env, ["ps", "-a"]).ok().stdout;
     let gone = eventually(100, || !listed().contains("ephemeral"));
     assert!(gone, "--rm left the container behind");
+    // A --rm container's root is mounted volatile (nothing of it is kept past its exit, so
+    // nothing is synced); any other's is not.
+    let root_mount = |name: &str| {
+        let id = inspect(&host, &env, name, "{{.Id}}")
+            .stdout
+            .trim()
+            .to_owned();
+        let pid = std::fs::read_to_string(host.root().join("ctr/endpoint.pid")).unwrap();
+        std::fs::read_to_string(format!("/proc/{}/mountinfo", pid.trim()))
+            .unwrap()
+            .lines()
+            .find(|l| l.contains(&format!("{id}/rootfs")))
+            .unwrap_or_else(|| panic!("no root mount for {name}"))
+            .to_owned()
+    };
+    run_detached(&host, &env, "eph", &["--rm", IMG, "sleep", "30"]);
+    run_detached(&host, &env, "kept", &[IMG, "sleep", "30"]);
+    assert!(
+        root_mount("eph").contains("volatile"),
+        "{}",
+        root_mount("eph")
+    );
+    assert!(
+        !root_mount("kept").contains("volatile"),
+        "{}",
+        root_mount("kept")
+    );
+    host.docker(&env, ["rm", "-f", "eph", "kept"]).ok();
     // Refusals are clear and create nothing.
     host.docker(&env, ["run", "nothing:here", "true"])
         .fails()

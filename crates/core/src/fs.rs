@@ -8,6 +8,17 @@ use std::path::Path;
 /// Writes `bytes` to a temporary file beside `path` (created with `mode`, whatever the umask),
 /// syncs it, renames it over `path` and syncs the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_whole(path, bytes, mode, true)
+}
+
+/// [`write_atomic`] without the syncs: readers still see the old file or the new one, but a
+/// crash of the host may leave either, or an empty file. For what means nothing after a crash
+/// (the pid of a process, a container that goes at its exit).
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    write_whole(path, bytes, mode, false)
+}
+
+fn write_whole(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -27,9 +38,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
             .open(&tmp)?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
+        if sync && let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
@@ -50,6 +63,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("x.json");
         super::write_atomic(&f, b"one", 0o600).unwrap();
+        super::write_atomic(&f, b"two", 0o640).unwrap();
+        super::replace(&f, b"three", 0o600).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"three");
         super::write_atomic(&f, b"two", 0o640).unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"two");
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;

@@ -298,7 +298,9 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     for t in pumps {
         let _ = t.join();
     }
-    if let Ok(f) = log.lock() {
+    if !a.ephemeral
+        && let Ok(f) = log.lock()
+    {
         let _ = f.sync();
     }
     delete_reaping(runc(&["delete", "--force", &a.id]));
@@ -308,10 +310,13 @@ fn run(a: &MonitorConfig) -> Result<(), String> {
     drop(lease);
     drop(held);
     files
-        .write_exit(&ExitRecord {
-            code,
-            finished: now(),
-        })
+        .write_exit(
+            &ExitRecord {
+                code,
+                finished: now(),
+            },
+            !a.ephemeral,
+        )
         .map_err(|e| format!("cannot record the exit status: {e}"))
 }
 

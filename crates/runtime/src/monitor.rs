@@ -43,6 +43,9 @@ pub struct MonitorConfig {
     pub health: Option<HealthProbe>,
     /// How big the container's log may grow (`--log-opt max-size`/`max-file`).
     pub log: LogLimits,
+    /// The container is removed at its exit (`--rm`): its log and exit record are not synced
+    /// to disk, as nothing of it is kept past the exit.
+    pub ephemeral: bool,
     /// The container's embedded name server (on a user-defined network): the monitor serves
     /// 127.0.0.11:53 in the namespace pinned at [`MonitorFiles::netns`] from the names in
     /// [`MonitorFiles::dns_record`], and forwards other questions to these upstream servers.
@@ -59,7 +62,7 @@ pub struct MonitorConfig {
     pub state: PathBuf,
 }
 
-const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] [--log=JSON] [--dns=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
+const USAGE: &str = "usage: vic-monitor [--tty] [--stdin] [--ephemeral] [--sandbox-userns=ID] [--dhcp=IFACE] [--hold=PROTO:IP:PORT]... [--health=JSON] [--log=JSON] [--dns=JSON] RUNTIME RUNTIME_ROOT ID BUNDLE STATE_DIR";
 
 impl MonitorConfig {
     /// The monitor's command-line arguments.
@@ -70,6 +73,9 @@ impl MonitorConfig {
         }
         if self.stdin {
             args.push("--stdin".into());
+        }
+        if self.ephemeral {
+            args.push("--ephemeral".into());
         }
         if let Some(owner) = self.sandbox_owner {
             args.push(format!("--sandbox-userns={owner}").into());
@@ -126,6 +132,7 @@ impl MonitorConfig {
             hold: Vec::new(),
             health: None,
             log: LogLimits::default(),
+            ephemeral: false,
             dns: None,
             runtime: runtime.into(),
             runtime_root: runtime_root.into(),
@@ -137,6 +144,7 @@ impl MonitorConfig {
             match f.as_str() {
                 "--tty" => config.tty = true,
                 "--stdin" => config.stdin = true,
+                "--ephemeral" => config.ephemeral = true,
                 _ => {
                     if let Some(v) = f.strip_prefix("--sandbox-userns=") {
                         config.sandbox_owner = Some(v.parse().map_err(|_| {
@@ -322,6 +330,7 @@ mod tests {
                 max_size: Some(10_000_000),
                 max_file: 3,
             },
+            ephemeral: true,
             dns: None,
             runtime: "/usr/bin/runsc".into(),
             runtime_root: "/var/lib/vic/v/runtime".into(),
@@ -464,7 +473,9 @@ mod tests {
             code: 137,
             finished: "2026-12-05T20:00:00Z".into(),
         };
-        files.write_exit(&exit).unwrap();
+        files.write_exit(&exit, true).unwrap();
+        assert_eq!(files.read_exit(), Some(exit.clone()));
+        files.write_exit(&exit, false).unwrap();
         assert_eq!(files.read_exit(), Some(exit));
         // The format an older monitor wrote by hand.
         std::fs::write(files.exit(), r#"{"code":3,"finished":"x"}"#).unwrap();

@@ -13,11 +13,17 @@ pub struct RootfsError {
 
 /// Mounts an overlayfs at `target`: `layers` bottom first (as an image lists them), with
 /// `upper` and `work` (same filesystem) for the container's changes.
+///
+/// A `volatile` mount (a container removed at its exit) never syncs its upper folder: its
+/// unmount does not sync the whole file system the upper folder is on, which on a busy host is
+/// most of a `docker run --rm`'s removal. After a crash of the host its changes may be lost,
+/// as they are at its exit anyway. Kernels before 5.10 get an ordinary mount.
 pub fn mount_overlay(
     layers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
+    volatile: bool,
 ) -> Result<(), RootfsError> {
     for dir in [upper, work, target] {
         std::fs::create_dir_all(dir).map_err(|source| RootfsError {
@@ -38,14 +44,28 @@ pub fn mount_overlay(
         upper.display(),
         work.display()
     );
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| RootfsError {
+    let overlay = |data: &str| {
+        mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data),
+        )
+    };
+    let mounted = if volatile {
+        // overlayfs leaves this mark after a volatile mount and refuses the folders while it is
+        // there. A container mounted again (a restart) is one whose changes matter no more
+        // after a crash than at its exit: the mark goes.
+        let _ = std::fs::remove_dir_all(work.join("work/incompat/volatile"));
+        match overlay(&format!("{data},volatile")) {
+            Err(nix::errno::Errno::EINVAL) => overlay(&data),
+            other => other,
+        }
+    } else {
+        overlay(&data)
+    };
+    mounted.map_err(|e| RootfsError {
         what: "cannot mount overlayfs at",
         path: target.to_owned(),
         source: e.into(),

@@ -142,7 +142,7 @@ impl ContainerService {
             std::os::unix::fs::lchown(&upper, Some(root), Some(root))
                 .map_err(|e| internal("cannot hand the root to the container", e))?;
         }
-        vic_runtime::mount_overlay(&layers, &upper, &dir.join("work"), rootfs)
+        vic_runtime::mount_overlay(&layers, &upper, &dir.join("work"), rootfs, rec.auto_remove)
             .map_err(|e| internal("cannot mount the root", e))
     }
 

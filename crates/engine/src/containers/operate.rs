@@ -466,10 +466,13 @@ mod tests {
         // Ended (an exit recorded): the race is the client's to hear about as a 409.
         let files = svc.files("c0ffee");
         files
-            .write_exit(&vic_runtime::monitor::ExitRecord {
-                code: 0,
-                finished: "2026-12-05T00:00:02Z".into(),
-            })
+            .write_exit(
+                &vic_runtime::monitor::ExitRecord {
+                    code: 0,
+                    finished: "2026-12-05T00:00:02Z".into(),
+                },
+                true,
+            )
             .unwrap();
         let e = svc.runtime_failed("c0ffee", "kill", failed());
         assert_eq!(e.kind(), crate::ErrorKind::Conflict, "{e}");

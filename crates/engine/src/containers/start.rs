@@ -306,6 +306,7 @@ impl ContainerService {
                 )
             }),
             log: rec.log_config.limits(),
+            ephemeral: rec.auto_remove,
             dns: self.dns_upstream(&rec),
             runtime: self.runtime.clone(),
             runtime_root: self.runtime_root.clone(),

@@ -91,10 +91,11 @@ impl MonitorFiles {
         serde_json::from_slice(&std::fs::read(self.health()).ok()?).ok()
     }
 
-    /// Records the health (atomically: readers never see half a record).
+    /// Records the health (atomically: readers never see half a record; not synced: a
+    /// health is about a running container, which no crash of the host leaves running).
     pub fn write_health(&self, health: &Health) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(health).map_err(std::io::Error::other)?;
-        write_atomic(&self.health(), &bytes)
+        vic_core::fs::replace(&self.health(), &bytes, 0o644)
     }
 
     /// The user namespace a sandboxed runtime runs in (see [`MonitorConfig::sandbox_owner`]).
@@ -131,10 +132,15 @@ impl MonitorFiles {
         )
     }
 
-    /// Records the exit of this run (atomically: temp file, sync, rename).
-    pub fn write_exit(&self, exit: &ExitRecord) -> std::io::Result<()> {
+    /// Records the exit of this run (atomically: temp file, sync, rename), synced when it is
+    /// `durable`: a container removed at its exit (`--rm`) has no exit to show after a crash.
+    pub fn write_exit(&self, exit: &ExitRecord, durable: bool) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(exit).map_err(std::io::Error::other)?;
-        write_atomic(&self.exit(), &bytes)
+        if durable {
+            write_atomic(&self.exit(), &bytes)
+        } else {
+            vic_core::fs::replace(&self.exit(), &bytes, 0o644)
+        }
     }
 
     /// The monitor's pid, if it recorded one.
@@ -142,11 +148,13 @@ impl MonitorFiles {
         read_pid(&self.monitor_pid())
     }
 
-    /// Records the monitor's own pid (atomically).
+    /// Records the monitor's own pid (atomically; not synced: no monitor outlives a crash of
+    /// the host, so its pid means nothing after one).
     pub fn write_monitor_pid(&self) -> std::io::Result<()> {
-        write_atomic(
+        vic_core::fs::replace(
             &self.monitor_pid(),
             format!("{}\n", std::process::id()).as_bytes(),
+            0o644,
         )
     }
 

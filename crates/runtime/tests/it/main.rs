@@ -50,7 +50,14 @@ impl Drop for Mounted {
 fn bundle(dir: &Path, spec: &ContainerSpec) -> (PathBuf, Mounted) {
     let bundle = dir.join("bundle");
     let rootfs = bundle.join("rootfs");
-    mount_overlay(&layers(dir), &dir.join("upper"), &dir.join("work"), &rootfs).unwrap();
+    mount_overlay(
+        &layers(dir),
+        &dir.join("upper"),
+        &dir.join("work"),
+        &rootfs,
+        false,
+    )
+    .unwrap();
     write_bundle(spec, &bundle, &rootfs).unwrap();
     (bundle, Mounted(rootfs))
 }
@@ -126,4 +133,37 @@ fn create_start_state_kill_delete() {
     runc.delete("vic-it-life", false).unwrap();
     let err = runc.state("vic-it-life").unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
+}
+
+/// A root mounted `volatile` (a `--rm` container's) is mounted so, and mounts again after its
+/// unmount (a restart) with what was written, although overlayfs marks its work folder.
+#[test]
+fn a_volatile_root_mounts_again_after_its_unmount() {
+    let dir = std::env::temp_dir().join(format!("vic-rt-volatile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let layers = layers(&dir);
+    let (upper, work, root) = (dir.join("upper"), dir.join("work"), dir.join("root"));
+    let options = |root: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(root.to_str().unwrap()))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    mount_overlay(&layers, &upper, &work, &root, true).unwrap();
+    let m = Mounted(root.clone());
+    assert!(options(&root).contains("volatile"), "{}", options(&root));
+    std::fs::write(root.join("changed"), "kept\n").unwrap();
+    drop(m);
+    assert!(work.join("work/incompat/volatile").exists());
+    mount_overlay(&layers, &upper, &work, &root, true).unwrap();
+    let m = Mounted(root.clone());
+    assert_eq!(
+        std::fs::read_to_string(root.join("changed")).unwrap(),
+        "kept\n"
+    );
+    drop(m);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
