@@ -53,13 +53,35 @@ pub fn mount_overlay(
             Some(data),
         )
     };
+    // The boot a volatile mount was made in, beside the work folder (overlayfs wants that one
+    // to itself).
+    let boot_file = work.with_extension("boot");
     let mounted = if volatile {
         // overlayfs leaves this mark after a volatile mount and refuses the folders while it is
-        // there. A container mounted again (a restart) is one whose changes matter no more
-        // after a crash than at its exit: the mark goes.
-        let _ = std::fs::remove_dir_all(work.join("work/incompat/volatile"));
+        // there: their changes were never synced. Mounted again in the same boot (a restart
+        // of the container), they are whole and the mark goes; after the host restarted they
+        // may not be, and the container is refused as the kernel would.
+        let mark = work.join("work/incompat/volatile");
+        if mark.exists() {
+            let then = std::fs::read_to_string(&boot_file).unwrap_or_default();
+            if then.trim().is_empty() || then.trim() != boot_id() {
+                return Err(RootfsError {
+                    what: "cannot mount",
+                    path: target.to_owned(),
+                    source: std::io::Error::other(
+                        "the host restarted since this container (removed at its exit, so its root is never synced) last ran, and its changes may be incomplete: remove it",
+                    ),
+                });
+            }
+            let _ = std::fs::remove_dir_all(&mark);
+        }
         match overlay(&format!("{data},volatile")) {
             Err(nix::errno::Errno::EINVAL) => overlay(&data),
+            Ok(()) => {
+                // Not synced either: a file lost in a crash refuses the container, as it should.
+                let _ = std::fs::write(&boot_file, boot_id());
+                Ok(())
+            }
             other => other,
         }
     } else {
@@ -70,6 +92,13 @@ pub fn mount_overlay(
         path: target.to_owned(),
         source: e.into(),
     })
+}
+
+/// This boot of the host, as the kernel names it (empty if unreadable).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Unmounts `target` (lazily if busy); absent mounts are fine.

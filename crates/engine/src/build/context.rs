@@ -430,6 +430,7 @@ impl<R: Read> Read for KeyedReader<'_, R> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // reads back archives the tests made
 mod tests {
     use super::*;
 

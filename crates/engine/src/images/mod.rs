@@ -17,6 +17,7 @@ mod changes;
 mod make;
 mod pull;
 mod push;
+mod slots;
 mod store;
 
 pub use changes::ChangeError;
@@ -94,10 +95,10 @@ pub struct ImageService {
     store_dirs: [PathBuf; 2],
     /// Told of every pull's end (the endpoint's metrics).
     pull_observer: ObserverSlot,
-    /// Layers downloading at once, across all pulls (Docker's `max-concurrent-downloads`,
-    /// daemon-wide too): what many simultaneous pulls can hold (connections, decompressors'
-    /// windows, unpacking threads) is bounded whatever clients ask.
-    downloads: tokio::sync::Semaphore,
+    /// Layers downloading at once, across all pulls and per registry: what many simultaneous
+    /// pulls can hold (connections, decompressors' windows, unpacking threads) is bounded
+    /// whatever clients ask, and no one registry holds every slot.
+    downloads: slots::DownloadSlots,
 }
 
 /// Where the pull observer is kept (a closure has no `Debug`).
@@ -236,7 +237,7 @@ impl ImageService {
             scratch,
             events: crate::EventBus::default(),
             pull_observer: ObserverSlot::default(),
-            downloads: tokio::sync::Semaphore::new(pull::CONCURRENT_DOWNLOADS),
+            downloads: slots::DownloadSlots::default(),
             store_dirs: [state_dir.join("content"), state_dir.join("layers")],
         })
     }

@@ -190,14 +190,12 @@ impl ImageService {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {
                     return Ok(());
                 }
-                let _slot = match self.downloads.try_acquire() {
-                    Ok(slot) => slot,
-                    Err(_) => {
-                        say(events, Some(short(&layer.digest)), "Waiting".into()).await;
-                        self.downloads
-                            .acquire()
-                            .await
-                            .expect("the download semaphore is never closed")
+                let id = short(&layer.digest);
+                let slot = match self.downloads.try_acquire(&reference.registry) {
+                    Some(slot) => slot,
+                    None => {
+                        say(events, Some(id.clone()), "Waiting".into()).await;
+                        self.downloads.acquire(&reference.registry).await
                     }
                 };
                 if failed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -206,10 +204,14 @@ impl ImageService {
                 let r = self
                     .fetch_layer(reference, &layer.digest, layer.size, diff_id, creds, events)
                     .await;
-                if r.is_err() {
-                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                drop(slot);
+                match r {
+                    // Said once the slot is free: waiting on the client is no one else's loss.
+                    Ok(true) => say(events, Some(id), "Pull complete".into()).await,
+                    Ok(false) => {}
+                    Err(_) => failed.store(true, std::sync::atomic::Ordering::Relaxed),
                 }
-                r
+                r.map(|_| ())
             });
         }
         let mut fetches = futures_util::stream::iter(pending).buffer_unordered(PARALLEL_LAYERS);
@@ -267,7 +269,8 @@ impl ImageService {
     }
 
     /// One layer, blob and unpacked tree: when neither is there yet, unpacked while it
-    /// downloads ([`Self::download_and_unpack`]); otherwise whichever is missing.
+    /// downloads ([`Self::download_and_unpack`]); otherwise whichever is missing. True when
+    /// anything was fetched or unpacked.
     async fn fetch_layer(
         &self,
         reference: &Reference,
@@ -276,13 +279,13 @@ impl ImageService {
         diff_id: &str,
         creds: Option<&Credentials>,
         events: &mpsc::Sender<PullEvent>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let id = short(digest);
         let (have_blob, have_layer) = (self.content.has(digest), self.layers.has(diff_id));
         if !have_blob && !have_layer {
-            return self
-                .download_and_unpack(reference, digest, size, diff_id, creds, (&id, events))
-                .await;
+            self.download_and_unpack(reference, digest, size, diff_id, creds, (&id, events))
+                .await?;
+            return Ok(true);
         }
         if !have_blob {
             self.download(reference, digest, size, creds, Some((&id, events)))
@@ -296,9 +299,8 @@ impl ImageService {
             let store = self.layers.clone();
             let diff = diff_id.to_owned();
             crate::blocking(move || Ok(store.ensure(&blob, &diff)?)).await?;
-            tell(events, Some(id), "Pull complete".into());
         }
-        Ok(())
+        Ok(!have_blob || !have_layer)
     }
 
     /// Downloads blob `digest` into the content store while a blocking thread unpacks the
@@ -316,7 +318,7 @@ impl ImageService {
         progress: (&str, &mpsc::Sender<PullEvent>),
     ) -> Result<(), EngineError> {
         self.room_for_blob(size).await?;
-        let resp = self.registry().blob(reference, digest, creds).await?;
+        let resp = self.blob_response(reference, digest, creds).await?;
         let mut ingest = self.content.ingest(digest, Some(size))?;
         let (feed, rx) = mpsc::channel(FEED_CHUNKS);
         let store = self.layers.clone();
@@ -382,8 +384,31 @@ impl ImageService {
         tell(events, Some(id.to_owned()), "Download complete".into());
         tell(events, Some(id.to_owned()), "Extracting".into());
         crate::blocking(move || Ok(staged.commit()?)).await?;
-        tell(events, Some(id.to_owned()), "Pull complete".into());
         Ok(())
+    }
+
+    /// The registry's answer to a blob request (redirects, token and all), within
+    /// [`REGISTRY_STALL`]: a registry that accepts the connection and says nothing would hold
+    /// the download's slot for ever.
+    async fn blob_response(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        creds: Option<&Credentials>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, EngineError> {
+        let registry = self.registry();
+        match tokio::time::timeout(*REGISTRY_STALL, registry.blob(reference, digest, creds)).await {
+            Ok(answer) => Ok(answer?),
+            Err(_) => Err(EngineError::Registry(
+                vic_registry::RegistryError::Protocol {
+                    registry: reference.registry.clone(),
+                    reason: format!(
+                        "no answer to the request for {digest} in {} s",
+                        REGISTRY_STALL.as_secs()
+                    ),
+                },
+            )),
+        }
     }
 
     /// Refuses a blob its manifest says will not fit above the disk's reserve (the ingest
@@ -406,7 +431,7 @@ impl ImageService {
         progress: Option<(&str, &mpsc::Sender<PullEvent>)>,
     ) -> Result<(), EngineError> {
         self.room_for_blob(size).await?;
-        let resp = self.registry().blob(reference, digest, creds).await?;
+        let resp = self.blob_response(reference, digest, creds).await?;
         let mut ingest = self.content.ingest(digest, Some(size))?;
         self.receive(reference, digest, size, resp, &mut ingest, None, progress)
             .await?;
@@ -494,11 +519,8 @@ impl ImageService {
 /// Layers of one image fetched at once (Docker's default too).
 const PARALLEL_LAYERS: usize = 3;
 
-/// What a registry must send of a blob in each [`REGISTRY_STALL`].
-const STALL_BYTES: usize = 1024;
-
-/// Layers downloading at once in the whole VCH (Docker's `max-concurrent-downloads` default).
-pub(super) const CONCURRENT_DOWNLOADS: usize = 3;
+/// What a registry must send of a blob in each [`REGISTRY_STALL`] (~1 KiB/s).
+const STALL_BYTES: usize = 64 << 10;
 
 /// Chunks (HTTP body frames, up to a few hundred KiB each: slices of the connection's read
 /// buffer) a download may be ahead of its unpack: memory per layer bounded whatever its size.

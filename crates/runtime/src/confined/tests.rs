@@ -1,3 +1,5 @@
+#![allow(clippy::disallowed_methods)] // reads back archives the tests made
+
 use std::path::PathBuf;
 
 use super::*;

@@ -148,13 +148,12 @@ impl MonitorFiles {
         read_pid(&self.monitor_pid())
     }
 
-    /// Records the monitor's own pid (atomically; not synced: no monitor outlives a crash of
-    /// the host, so its pid means nothing after one).
+    /// Records the monitor's own pid (atomically, synced: after a crash of the host a pid
+    /// file left empty would read as a monitor still starting, and its container as running).
     pub fn write_monitor_pid(&self) -> std::io::Result<()> {
-        vic_core::fs::replace(
+        write_atomic(
             &self.monitor_pid(),
             format!("{}\n", std::process::id()).as_bytes(),
-            0o644,
         )
     }
 
