@@ -430,8 +430,9 @@ impl<R: Read> Read for KeyedReader<'_, R> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // reads back archives the tests made
 mod tests {
+    #![allow(clippy::disallowed_methods)] // reads back archives the tests made
+
     use super::*;
 
     #[test]
