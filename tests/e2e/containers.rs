@@ -240,6 +240,12 @@ fn containers_survive_an_endpoint_killed_with_sigkill() {
         "short",
         &[IMG, "sh", "-c", "sleep 1; echo done; exit 5"],
     );
+    // --rm: one that ends while the endpoint is down, one that outlives its restart, one made
+    // and never started.
+    run_detached(&host, &env, "rm-short", &["--rm", IMG, "sleep", "1"]);
+    run_detached(&host, &env, "rm-long", &["--rm", IMG, "sleep", "60"]);
+    host.docker(&env, ["create", "--rm", "--name", "rm-made", IMG, "true"])
+        .ok();
     let pid = std::fs::read_to_string(host.root().join("ctr/endpoint.pid")).unwrap();
     std::process::Command::new("kill")
         .args(["-9", pid.trim()])
@@ -262,8 +268,32 @@ fn containers_survive_an_endpoint_killed_with_sigkill() {
         ticks >= 10,
         "output kept flowing while the endpoint was down: {ticks} lines"
     );
+    // The next endpoint removes the --rm container that ended (as Docker Engine does at its
+    // start), and the running one once it ends; the one never started stays.
+    let names = || {
+        host.docker(&env, ["ps", "-a", "--format", "{{.Names}}"])
+            .ok()
+            .stdout
+    };
+    assert!(
+        eventually(100, || !names().contains("rm-short")),
+        "an ended --rm container outlived the endpoint's restart: {}",
+        names()
+    );
+    assert!(
+        names().contains("rm-long") && names().contains("rm-made"),
+        "{}",
+        names()
+    );
+    host.docker(&env, ["kill", "rm-long"]).ok();
+    assert!(
+        eventually(100, || !names().contains("rm-long")),
+        "a --rm container that ended after the restart stayed: {}",
+        names()
+    );
     host.docker(&env, ["stop", "-t", "1", "survivor"]).ok();
-    host.docker(&env, ["rm", "survivor", "short"]).ok();
+    host.docker(&env, ["rm", "survivor", "short", "rm-made"])
+        .ok();
 }
 
 #[test]

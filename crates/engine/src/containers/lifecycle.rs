@@ -234,6 +234,7 @@ impl ContainerService {
     /// again if not (see `NetworkService::table_guards`).
     pub async fn supervise(self: Arc<Self>) {
         self.remove_orphan_build_steps().await;
+        self.remove_ended_auto_removes().await;
         let mut next_try: HashMap<String, Instant> = HashMap::new();
         let mut table_checked = Instant::now();
         loop {
@@ -283,6 +284,29 @@ impl ContainerService {
     }
 
     /// Publishes a `die` event for each exit not announced yet.
+    /// `--rm` containers as Docker Engine treats them when it starts: those that ended while no
+    /// endpoint ran (or whose removal failed) are removed, and those still running are removed
+    /// when they end, as the endpoint that started them would have. A `--rm` container made but
+    /// never started stays.
+    async fn remove_ended_auto_removes(self: &Arc<Self>) {
+        for rec in self.all().into_iter().filter(|r| r.auto_remove) {
+            let removal = match self.status(&rec) {
+                Status::Created => continue,
+                Status::Running { .. } | Status::Paused { .. } => self.remove_at_exit(&rec.id),
+                Status::Exited { .. } | Status::Dead => {
+                    let removed = self.remove(&rec.id, true, true).await;
+                    if removed.is_ok() {
+                        tracing::info!(container = %rec.id, "removed (--rm): it ended while no endpoint ran");
+                    }
+                    removed
+                }
+            };
+            if let Err(e) = removal {
+                tracing::warn!(container = %rec.id, error = %e, "auto-remove failed");
+            }
+        }
+    }
+
     fn announce_exits(&self) {
         for rec in self.all() {
             self.announce_exit(&rec);

@@ -114,19 +114,28 @@ impl ContainerService {
             Ok(started) => started,
         };
         if started {
-            let ticket = self.wait_ticket(&id, WaitCondition::NotRunning)?;
-            let svc = self.clone();
-            tokio::spawn(async move {
-                if svc.wait(ticket).await.is_ok() {
-                    // Attached clients get the last output before the log goes.
-                    svc.wait_detached(&id, Duration::from_secs(2)).await;
-                    if let Err(e) = svc.remove(&id, true, true).await {
-                        tracing::warn!(container = %id, error = %e, "auto-remove failed");
-                    }
-                }
-            });
+            self.remove_at_exit(&id)?;
         }
         Ok(started)
+    }
+
+    /// Removes `--rm` container `id` once it is no longer running (its attached clients given
+    /// up to 2 s to read the last of its output): by the endpoint that started it, or by the
+    /// next one ([`Self::remove_ended_auto_removes`]).
+    pub(super) fn remove_at_exit(self: &Arc<Self>, id: &str) -> Result<(), EngineError> {
+        let ticket = self.wait_ticket(id, WaitCondition::NotRunning)?;
+        let svc = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            if svc.wait(ticket).await.is_ok() {
+                // Attached clients get the last output before the log goes.
+                svc.wait_detached(&id, Duration::from_secs(2)).await;
+                if let Err(e) = svc.remove(&id, true, true).await {
+                    tracing::warn!(container = %id, error = %e, "auto-remove failed");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// `docker start`: mounts the root, writes the bundle, hands the container to a monitor.
