@@ -127,6 +127,12 @@ fn image_parts(entries: &[E<'_>], diff_ids: Option<&[&str]>) -> (Vec<u8>, String
 /// A docker-archive of image `tag` made of [`image_parts`].
 fn image_archive(dir: &Path, tag: &str, entries: &[E<'_>], diff_ids: Option<&[&str]>) -> PathBuf {
     let (layer, config) = image_parts(entries, diff_ids);
+    docker_archive(dir, tag, &layer, &config)
+}
+
+/// A docker-archive (`docker save`'s format) in `dir` of image `tag`: one `layer` as is, and
+/// `config`.
+pub(crate) fn docker_archive(dir: &Path, tag: &str, layer: &[u8], config: &str) -> PathBuf {
     let manifest = serde_json::json!([
         {"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}
     ])
@@ -136,7 +142,7 @@ fn image_archive(dir: &Path, tag: &str, entries: &[E<'_>], diff_ids: Option<&[&s
     for (name, data) in [
         ("config.json", config.as_bytes()),
         ("manifest.json", manifest.as_bytes()),
-        ("layer.tar", layer.as_slice()),
+        ("layer.tar", layer),
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);

@@ -68,34 +68,17 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
     let host = TestHost::new();
     host.start_busybox_registry();
     std::fs::write(host.path("bad.py"), BAD_REGISTRY).unwrap();
-    let mut cmd = host.command("python3");
-    cmd.args(["bad.py", "cut", "5001"]);
-    let cut = cmd.spawn().unwrap();
-    let mut cmd = host.command("python3");
-    cmd.args(["bad.py", "corrupt", "5002"]);
-    let corrupt = cmd.spawn().unwrap();
-    let mut cmd = host.command("python3");
-    cmd.args(["bad.py", "retime", "5003"]);
-    let retime = cmd.spawn().unwrap();
-    let mut cmd = host.command("python3");
-    cmd.args(["bad.py", "stall", "5004"]);
-    let stall = cmd.spawn().unwrap();
-    let mut cmd = host.command("python3");
-    cmd.args(["bad.py", "trickle", "5005"]);
-    let trickle = cmd.spawn().unwrap();
+    // One front per mode, on ports 5001 (cut) to 5005 (trickle).
+    let modes = ["cut", "corrupt", "retime", "stall", "trickle"];
+    let mut fronts = Vec::new();
+    let mut insecure = Vec::new();
+    for (port, mode) in (5001..).zip(modes) {
+        let mut cmd = host.command("python3");
+        cmd.args(["bad.py", mode, &port.to_string()]);
+        fronts.push(cmd.spawn().unwrap());
+        insecure.push(format!("127.0.0.1:{port}"));
+    }
     std::thread::sleep(Duration::from_millis(500));
-    let bad = [
-        "--insecure-registry",
-        "127.0.0.1:5001",
-        "--insecure-registry",
-        "127.0.0.1:5002",
-        "--insecure-registry",
-        "127.0.0.1:5003",
-        "--insecure-registry",
-        "127.0.0.1:5004",
-        "--insecure-registry",
-        "127.0.0.1:5005",
-    ];
     // A registry that stops sending mid-blob, or sends less than 64 KiB a minute, loses the pull
     // after a while (60 s; 2 here).
     let mut args = vec![
@@ -105,7 +88,9 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         "--insecure-registry",
         crate::REGISTRY,
     ];
-    args.extend(bad);
+    for registry in &insecure {
+        args.extend(["--insecure-registry", registry.as_str()]);
+    }
     crate::create_with_env(
         &host,
         "faults",
@@ -172,7 +157,7 @@ fn a_registry_that_cuts_or_corrupts_a_blob_leaves_no_image() {
         .ok();
     host.docker(&env, ["run", "--rm", "127.0.0.1:5000/busybox", "true"])
         .ok();
-    for mut bad in [cut, corrupt, retime, stall, trickle] {
+    for mut bad in fronts {
         let _ = bad.kill();
         let _ = bad.wait();
     }

@@ -293,7 +293,6 @@ fn archives_cannot_size_the_endpoints_memory() {
     std::fs::write(host.path("bomb.tar"), &bomb).unwrap();
     let says = "PAX header entry is 4294967296 bytes, more than the 1024 KiB allowed";
     // As an image's layer (`docker load`).
-    let manifest = r#"[{"Config":"config.json","RepoTags":["bomb:1"],"Layers":["layer.tar"]}]"#;
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{}"]}}}}"#,
         <sha2::Sha256 as sha2::Digest>::digest(&bomb)
@@ -301,19 +300,8 @@ fn archives_cannot_size_the_endpoints_memory() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let mut image = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        ("config.json", config.as_bytes()),
-        ("manifest.json", manifest.as_bytes()),
-        ("layer.tar", bomb.as_slice()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        image.append_data(&mut h, name, data).unwrap();
-    }
-    std::fs::write(host.path("image.tar"), image.into_inner().unwrap()).unwrap();
-    host.docker(&env, ["load", "-i", "image.tar"])
+    let image = crate::containment::docker_archive(host.dir(), "bomb:1", &bomb, &config);
+    host.docker(&env, ["load", "-i", image.to_str().unwrap()])
         .fails()
         .says(says);
     // As a whole `docker load` archive, and as a `docker import`.

@@ -13,7 +13,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
 
 /// [`write_atomic`] without the syncs: readers still see the old file or the new one, but a
 /// crash of the host may leave either, or an empty file. For what means nothing after a crash
-/// (the pid of a process, a container that goes at its exit).
+/// (a health record, the records of a container that goes at its exit).
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     write_whole(path, bytes, mode, false)
 }
